@@ -1,0 +1,105 @@
+# tern — build, test, bench.   make | make test | make test SANITIZE=1 | make bench | make demo
+#
+# Layout: src/*.c -> libtern.a (training library: HDF5, OpenBLAS, OpenMP)
+#         RT_SRC + infer/ non-program files -> libtern_rt.a (runtime: libc, libm, OpenMP only)
+#         every train/ data/ infer/ file with 'int main(' is a program -> $(BUILD)/tern-<name>
+#         tests/test_*.c -> $(BUILD)/tests/test_*  (cmocka)
+
+CC      := gcc
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+  BUILD ?= build-san
+  OPT   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else
+  BUILD ?= build
+  OPT   := -O3 -g
+endif
+# Baseline x86-64-v2 so binaries run on any x86-64 of the last decade; AVX2/AVX-512 kernels
+# are compiled per function (target attributes) and picked at run time.
+ARCH    := -march=x86-64-v2 -mtune=generic
+CFLAGS  := -std=gnu11 $(OPT) $(ARCH) -fopenmp -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -Iinfer -MMD -MP
+HDF5_CFLAGS = $(shell pkg-config --cflags hdf5 2>/dev/null)
+HDF5_LIBS   = $(shell pkg-config --libs hdf5 2>/dev/null)
+LDFLAGS := $(OPT) -fopenmp
+LIBS     = $(HDF5_LIBS) -lopenblas -lm
+RT_LIBS := -lm
+
+# src/ files the standalone runtime also uses (must include only libc/libm/OpenMP headers)
+RT_SRC_ALL := src/util.c src/quant.c src/tokenizer.c src/gguf.c src/tqpack.c src/kernels.c
+RT_SRC     := $(wildcard $(RT_SRC_ALL))
+LIB_SRC    := $(filter-out $(RT_SRC),$(wildcard src/*.c))
+is_prog     = $(shell grep -l '^int main(' $(1) 2>/dev/null)
+INFER_ALL  := $(wildcard infer/*.c)
+INFER_PROG := $(call is_prog,$(INFER_ALL))
+INFER_LIB  := $(filter-out $(INFER_PROG),$(INFER_ALL))
+TOOL_PROG  := $(call is_prog,$(wildcard train/*.c data/*.c))
+TEST_SRC   := $(wildcard tests/test_*.c)
+TEST_HELP  := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIBTERN    := $(BUILD)/libtern.a
+LIBTERN_RT := $(BUILD)/libtern_rt.a
+PROGS      := $(foreach p,$(INFER_PROG) $(TOOL_PROG),$(BUILD)/tern-$(basename $(notdir $(p))))
+TESTS      := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+DEPS_STAMP := $(BUILD)/.deps-installed
+
+OPENMP_ON := $(shell echo | $(CC) -fopenmp -dM -E - 2>/dev/null | grep -c _OPENMP)
+$(info tern: OpenMP $(if $(filter 1,$(OPENMP_ON)),on,OFF) ($(shell nproc) CPUs here; threads from OMP_NUM_THREADS), build dir $(BUILD))
+
+.PHONY: all test bench demo interop deps clean
+all: $(LIBTERN) $(LIBTERN_RT) $(PROGS)
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/install-deps.sh
+	@mkdir -p $(@D)
+	@scripts/install-deps.sh
+	@touch $@
+
+$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(HDF5_CFLAGS) -c $< -o $@
+
+$(LIBTERN): $(call obj,$(LIB_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+$(LIBTERN_RT): $(call obj,$(RT_SRC) $(INFER_LIB))
+	@rm -f $@
+	ar rcs $@ $^
+
+# runtime programs: libc, libm, OpenMP only
+$(BUILD)/tern-%: $(BUILD)/obj/infer/%.o $(LIBTERN_RT)
+	$(CC) $(LDFLAGS) $< $(LIBTERN_RT) $(RT_LIBS) -o $@
+$(BUILD)/tern-%: $(BUILD)/obj/train/%.o $(LIBTERN) $(LIBTERN_RT)
+	$(CC) $(LDFLAGS) $< $(LIBTERN) $(LIBTERN_RT) $(LIBS) -o $@
+$(BUILD)/tern-%: $(BUILD)/obj/data/%.o $(LIBTERN) $(LIBTERN_RT)
+	$(CC) $(LDFLAGS) $< $(LIBTERN) $(LIBTERN_RT) $(LIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call obj,$(TEST_HELP)) $(LIBTERN) $(LIBTERN_RT)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $< $(call obj,$(TEST_HELP)) $(LIBTERN) $(LIBTERN_RT) $(LIBS) -lcmocka -o $@
+
+# Run every test binary from the repo root; print one summary line; fail if any failed.
+test: all $(TESTS)
+	@pass=0; fail=0; failed=""; \
+	for t in $(TESTS); do \
+	  echo "== $$t"; \
+	  if OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
+	done; \
+	echo "test binaries: $$pass passed, $$fail failed"; \
+	[ $$fail -eq 0 ] || { echo "FAILED:$$failed"; exit 1; }
+
+bench: all
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} scripts/bench.sh $(BUILD)
+
+demo: all
+	@scripts/install-deps.sh demo
+	@scripts/demo.sh $(BUILD)
+
+interop: all
+	@scripts/install-deps.sh interop
+	@scripts/interop.sh $(BUILD)
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,25 @@
+// quant.h — the BitNet b1.58 quantizers as plain functions, shared by training (ops.c),
+// export and the runtime so all three produce identical integers and scales.
+// libc/libm/OpenMP only (part of the standalone runtime).
+//
+// Rounding rule, everywhere in tern: round half to even (rintf under the default rounding mode),
+// the same as torch.round. So 0.5 -> 0, 1.5 -> 2, -2.5 -> -2.
+//
+//   weights (per tensor):  s_w = max(mean|W|, 1e-5);   Wq = clip(rint(W / s_w), -1, 1)
+//   activations (per row): s_x = 127 / max(max|x|, 1e-5); xq = clip(rint(x * s_x), -128, 127)
+//   BitLinear:             y = (xq . Wq^T) * (s_w / s_x)
+#ifndef TERN_QUANT_H
+#define TERN_QUANT_H
+#include <stdint.h>
+
+#define TERN_QUANT_EPS 1e-5f
+
+// mean|w| summed in double over fixed 64Ki-element chunks (thread-count independent), max with eps
+float tern_weight_scale(const float *w, long n);
+void tern_weight_quantize(const float *w, long n, float s, float *wq);    // wq in {-1,0,1} as float
+void tern_weight_quantize_i8(const float *w, long n, float s, int8_t *wq);
+// per-row activation quantizer; returns s_x. xq holds integers in [-128,127]
+float tern_act_quantize_row(const float *x, int n, float *xq);
+float tern_act_quantize_row_i8(const float *x, int n, int8_t *xq);
+
+#endif
