@@ -1,0 +1,64 @@
+// kernels.h — int8 activations x ternary weights matrix kernels. libc/libm/OpenMP only (runtime).
+//
+// Kinds: plain C reference, AVX2 (target avx2,fma), AVX-512 VNNI (avx512f/bw/vl/vnni). All kinds
+// compute exactly the same int32 sums (integer arithmetic, no saturation), so results are
+// bit-identical across kinds; the float output is (float)acc * (scale / sx[n]).
+//
+// Weight layout (private, kernel's own): codes c = w + 1 in {0,1,2}, 2 bits each, per row
+// cols_pad/4 bytes (cols_pad = cols rounded up to 256); within each 256-column block the 64 bytes
+// hold: byte m (0..63), bits 2l..2l+1 = column 64l + m (l = 0..3). A 64-byte load therefore
+// unpacks with shift+mask into 4 vectors of 64 consecutive columns (AVX2: two 32-byte halves).
+// The kernels compute sum_k x_k * c_k - sum_k x_k (vpdpbusd u8 x s8 / vpmaddubsw).
+//
+// cols: any cols >= 1 is supported (the row is zero-padded to a multiple of 256; when cols is not
+// a multiple of 256 tern_tmat_mul copies the activations into a zero-padded buffer per call).
+// tern_tmat_from_tq2/tq1 need cols % 256 == 0 (the block formats require it).
+#ifndef TERN_KERNELS_H
+#define TERN_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { TERN_KERNEL_AUTO = 0, TERN_KERNEL_PLAIN, TERN_KERNEL_AVX2, TERN_KERNEL_AVX512VNNI } tern_kernel_kind;
+#define TERN_KERNEL_NKINDS 4
+
+// The kind AUTO resolves to: the one forced with tern_kernel_force(), else env TERN_KERNEL
+// (plain|avx2|avx512; an unknown or unavailable value prints one warning to stderr and is ignored),
+// else the best the CPU supports (avx512 > avx2 > plain). Never returns AUTO.
+tern_kernel_kind tern_kernel_best(void);
+const char *tern_kernel_name(tern_kernel_kind k);          // "auto", "plain", "avx2", "avx512"
+int tern_kernel_available(tern_kernel_kind k);              // 1 if this CPU can run it (AUTO: 1)
+int tern_kernel_parse(const char *s, tern_kernel_kind *k);  // "plain|avx2|avx512|auto" → 0, else -1
+// Force a kind for AUTO (process-wide; TERN_KERNEL_AUTO clears). -1 + tern_error if unavailable.
+int tern_kernel_force(tern_kernel_kind k);
+
+// A ternary weight matrix W [rows, cols] (PyTorch [out,in]) repacked into the kernel's layout.
+typedef struct {
+    int rows, cols;      // logical shape
+    float scale;         // s_w; output multiplier (caller may overwrite, e.g. with a .scale tensor)
+    int cols_pad;        // cols rounded up to 256
+    size_t row_bytes;    // cols_pad / 4
+    uint8_t *w;          // [rows, row_bytes], 64-byte aligned, layout above
+} tern_tmat;
+
+// All constructors: 0, or -1 + tern_error (rows/cols < 1, bad values, ...); on failure *m is
+// zeroed (tern_tmat_free on it is safe).
+int  tern_tmat_from_i8(tern_tmat *m, const int8_t *wq, int rows, int cols, float scale); // wq [rows,cols] in {-1,0,1}
+// TQ2_0/TQ1_0 blocks of a [rows, cols] matrix (cols % 256 == 0). scale = the blocks' common d
+// (fp16 → fp32); blocks that hold only zeros may have any d; differing d among non-zero blocks,
+// or a TQ2_0 code 3, → -1 + error.
+int  tern_tmat_from_tq2(tern_tmat *m, const void *tq2, int rows, int cols);
+int  tern_tmat_from_tq1(tern_tmat *m, const void *tq1, int rows, int cols);
+void tern_tmat_free(tern_tmat *m);
+size_t tern_tmat_weight_bytes(const tern_tmat *m);          // rows * row_bytes
+void tern_tmat_get_row_i8(const tern_tmat *m, int r, int8_t *out);   // out[cols] in {-1,0,1}
+
+// xq [N, cols] int8 (any values -128..127), sx [N] > 0; out [N, rows]:
+// out[n*rows + r] = (float)(sum_k xq[n*cols+k] * W[r,k]) * (m->scale / sx[n]).
+// Integer accumulation (int32), exact; all kinds give bit-identical results. OpenMP inside
+// (parallel over rows; threads write disjoint memory). k = AUTO → tern_kernel_best(); a kind the
+// CPU lacks also falls back to tern_kernel_best().
+void tern_tmat_mul(const tern_tmat *m, const int8_t *xq, const float *sx, int N, float *out, tern_kernel_kind k);
+// out [N, rows]: the exact int32 sums.
+void tern_tmat_mul_i32(const tern_tmat *m, const int8_t *xq, int N, int32_t *out, tern_kernel_kind k);
+
+#endif
