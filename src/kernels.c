@@ -19,6 +19,9 @@
 #define ROW_BLOCK 64
 #define TILE_R 4
 #define ACC_T 8           // row stride of the tile accumulator output acc[TILE_R][ACC_T]
+#ifndef PF_AHEAD
+#define PF_AHEAD 4          // decode: weight prefetch distance in 256-column blocks of a row tile (1 KiB each)
+#endif
 #define MAX_COLS (1 << 22) // keeps |sum x*c| < 2^31
 
 // ------------------------------------------------------------------ kind selection
@@ -93,12 +96,16 @@ static tern_kernel_kind resolve(tern_kernel_kind k) {
 // ------------------------------------------------------------------ matrix construction
 static int pad256(int cols) { return (cols + 255) / 256 * 256; }
 
-// pack one row of codes: w[cols] in {-1,0,1} → dst[cols_pad/4]; padding gets code 1 (w = 0)
-static void pack_row(const int8_t *w, int cols, int cols_pad, uint8_t *dst) {
-    memset(dst, 0x55, (size_t)cols_pad / 4);
-    for (int k = 0; k < cols; k++) {
+// byte address of (row r, 256-column block b, byte m) in the tiled layout (see kernels.h)
+static inline size_t waddr(const tern_tmat *m, int r, int b, int mm) {
+    return (size_t)(r / TILE_R) * TILE_R * m->row_bytes + 256 * (size_t)b + 64 * (size_t)(r % TILE_R) + (size_t)mm;
+}
+
+// pack row r of codes: w[cols] in {-1,0,1} (padding keeps code 1, i.e. w = 0, from the 0x55 fill)
+static void pack_row(tern_tmat *m, int r, const int8_t *w) {
+    for (int k = 0; k < m->cols; k++) {
         int b = k / 256, j = k % 256, l = j / 64, mm = j % 64;
-        uint8_t *p = dst + 64 * b + mm;
+        uint8_t *p = m->w + waddr(m, r, b, mm);
         *p = (uint8_t)((*p & ~(3u << (2 * l))) | ((unsigned)(w[k] + 1) << (2 * l)));
     }
 }
@@ -113,8 +120,10 @@ static int alloc_tmat(tern_tmat *m, int rows, int cols, float scale, const char 
     m->cols = cols;
     m->scale = scale;
     m->cols_pad = pad256(cols);
+    m->rows_pad = (rows + TILE_R - 1) / TILE_R * TILE_R;
     m->row_bytes = (size_t)m->cols_pad / 4;
-    m->w = tern_aligned_alloc((size_t)rows * m->row_bytes);
+    m->w = tern_aligned_alloc((size_t)m->rows_pad * m->row_bytes);
+    memset(m->w, 0x55, (size_t)m->rows_pad * m->row_bytes);
     return 0;
 }
 
@@ -126,7 +135,7 @@ int tern_tmat_from_i8(tern_tmat *m, const int8_t *wq, int rows, int cols, float 
             tern_tmat_free(m);
             return -1;
         }
-    for (int r = 0; r < rows; r++) pack_row(wq + (size_t)r * cols, cols, m->cols_pad, m->w + (size_t)r * m->row_bytes);
+    for (int r = 0; r < rows; r++) pack_row(m, r, wq + (size_t)r * cols);
     return 0;
 }
 
@@ -164,7 +173,7 @@ static int from_tq(tern_tmat *m, const void *src, int rows, int cols, int is_tq2
                 goto fail;
             }
         }
-        pack_row(w, cols, m->cols_pad, m->w + (size_t)r * m->row_bytes);
+        pack_row(m, r, w);
     }
     if (!have_scale) m->scale = first_d;
     free(w);
@@ -186,32 +195,32 @@ void tern_tmat_free(tern_tmat *m) {
     memset(m, 0, sizeof *m);
 }
 
-size_t tern_tmat_weight_bytes(const tern_tmat *m) { return (size_t)m->rows * m->row_bytes; }
+size_t tern_tmat_weight_bytes(const tern_tmat *m) { return (size_t)m->rows_pad * m->row_bytes; }
 
 void tern_tmat_get_row_i8(const tern_tmat *m, int r, int8_t *out) {
-    const uint8_t *p = m->w + (size_t)r * m->row_bytes;
     for (int k = 0; k < m->cols; k++) {
         int b = k / 256, j = k % 256, l = j / 64, mm = j % 64;
-        out[k] = (int8_t)(((p[64 * b + mm] >> (2 * l)) & 3) - 1);
+        out[k] = (int8_t)(((m->w[waddr(m, r, b, mm)] >> (2 * l)) & 3) - 1);
     }
 }
 
 // ------------------------------------------------------------------ micro-kernels
-// Signature of a tile kernel: R rows of packed weights starting at w (row stride ws bytes),
-// T token rows of activations starting at x (row stride xs bytes, zero-padded to nblk*256),
+// Signature of a tile kernel: R rows of the row tile starting at w (block b of row r at
+// w + 256*b + 64*r), T token rows of activations starting at x (row stride xs bytes, zero-padded
+// to nblk*256),
 // acc[r*ACC_T + t] = sum_k x[t][k] * c[r][k] (codes, i.e. before subtracting sum x).
-typedef void (*tile_fn)(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk, int32_t *acc);
+typedef void (*tile_fn)(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *acc);
 
-static void tile_plain(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk, int32_t *acc, int R, int T) {
+static void tile_plain(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *acc, int R, int T) {
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) {
-            const uint8_t *wr = w + (size_t)r * ws;
+            const uint8_t *wr = w + 64 * (size_t)r;
             const int8_t *xt = x + (size_t)t * xs;
             int32_t s = 0;
             for (int b = 0; b < nblk; b++)
                 for (int l = 0; l < 4; l++)
                     for (int mm = 0; mm < 64; mm++)
-                        s += (int32_t)xt[256 * b + 64 * l + mm] * ((wr[64 * b + mm] >> (2 * l)) & 3);
+                        s += (int32_t)xt[256 * b + 64 * l + mm] * ((wr[256 * (size_t)b + mm] >> (2 * l)) & 3);
             acc[r * ACC_T + t] = s;
         }
 }
@@ -219,7 +228,7 @@ static void tile_plain(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #define T256 __attribute__((target("avx2,fma")))
 
-static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk,
+static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w, const int8_t *x, size_t xs, int nblk,
                                                                 int32_t *out, const int R, const int T) {
     __m512i acc[TILE_R][6];
     const __m512i mask = _mm512_set1_epi8(3);
@@ -228,12 +237,16 @@ static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w,
 #pragma GCC unroll 6
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_si512();
     for (int b = 0; b < nblk; b++) {
+        if (T <= 2) {   // decode: memory-bound; prefetch the weight stream ahead
+#pragma GCC unroll 4
+            for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), _MM_HINT_T0);
+        }
 #pragma GCC unroll 4
         for (int l = 0; l < 4; l++) {
             __m512i c[TILE_R];
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
-                __m512i v = _mm512_loadu_si512((const void *)(w + (size_t)r * ws + 64 * (size_t)b));
+                __m512i v = _mm512_load_si512((const void *)(w + 256 * (size_t)b + 64 * r));
                 c[r] = _mm512_and_si512(_mm512_srli_epi16(v, 2 * l), mask);
             }
 #pragma GCC unroll 6
@@ -250,7 +263,7 @@ static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w,
         for (int t = 0; t < T; t++) out[r * ACC_T + t] = _mm512_reduce_add_epi32(acc[r][t]);
 }
 
-static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk,
+static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w, const int8_t *x, size_t xs, int nblk,
                                                                 int32_t *out, const int R, const int T) {
     __m256i acc[TILE_R][2];
     const __m256i mask = _mm256_set1_epi8(3);
@@ -267,7 +280,7 @@ static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w,
                 __m256i c[TILE_R];
 #pragma GCC unroll 4
                 for (int r = 0; r < R; r++) {
-                    __m256i v = _mm256_loadu_si256((const __m256i *)(w + (size_t)r * ws + 64 * (size_t)b + 32 * h));
+                    __m256i v = _mm256_load_si256((const __m256i *)(w + 256 * (size_t)b + 64 * r + 32 * h));
                     c[r] = _mm256_and_si256(_mm256_srli_epi16(v, 2 * l), mask);
                 }
 #pragma GCC unroll 2
@@ -293,14 +306,14 @@ static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w,
 
 // instantiate every (R, T) tile shape
 #define DEF512(R, T)                                                                                               \
-    static T512 void t512_##R##_##T(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
-        tile512(w, ws, x, xs, nblk, a, R, T);                                                                      \
+    static T512 void t512_##R##_##T(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
+        tile512(w, x, xs, nblk, a, R, T);                                                                      \
     }
 #define DEF512_R(R) DEF512(R, 1) DEF512(R, 2) DEF512(R, 3) DEF512(R, 4) DEF512(R, 5) DEF512(R, 6)
 DEF512_R(1) DEF512_R(2) DEF512_R(3) DEF512_R(4)
 #define DEF256(R, T)                                                                                               \
-    static T256 void t256_##R##_##T(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
-        tile256(w, ws, x, xs, nblk, a, R, T);                                                                      \
+    static T256 void t256_##R##_##T(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
+        tile256(w, x, xs, nblk, a, R, T);                                                                      \
     }
 DEF256(1, 1) DEF256(1, 2) DEF256(2, 1) DEF256(2, 2) DEF256(3, 1) DEF256(3, 2) DEF256(4, 1) DEF256(4, 2)
 
@@ -341,10 +354,10 @@ static void run(const tern_tmat *m, const int8_t *xq, int N, const float *sx, fl
             const int8_t *xt = x + (size_t)t0 * cp;
             for (int r0 = rb * ROW_BLOCK; r0 < r_end; r0 += TILE_R) {
                 const int R = r_end - r0 < TILE_R ? r_end - r0 : TILE_R;
-                const uint8_t *wr = m->w + (size_t)r0 * m->row_bytes;
-                if (k == TERN_KERNEL_AVX512VNNI) tiles512[R - 1][T - 1](wr, m->row_bytes, xt, (size_t)cp, nblk, acc);
-                else if (k == TERN_KERNEL_AVX2) tiles256[R - 1][T - 1](wr, m->row_bytes, xt, (size_t)cp, nblk, acc);
-                else tile_plain(wr, m->row_bytes, xt, (size_t)cp, nblk, acc, R, T);
+                const uint8_t *wr = m->w + (size_t)r0 * m->row_bytes;   // r0 % TILE_R == 0: a tile start
+                if (k == TERN_KERNEL_AVX512VNNI) tiles512[R - 1][T - 1](wr, xt, (size_t)cp, nblk, acc);
+                else if (k == TERN_KERNEL_AVX2) tiles256[R - 1][T - 1](wr, xt, (size_t)cp, nblk, acc);
+                else tile_plain(wr, xt, (size_t)cp, nblk, acc, R, T);
                 for (int t = 0; t < T; t++) {
                     const int n = t0 + t;
                     if (outf) {
