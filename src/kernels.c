@@ -20,7 +20,7 @@
 #define TILE_R 4
 #define ACC_T 8           // row stride of the tile accumulator output acc[TILE_R][ACC_T]
 #ifndef PF_AHEAD
-#define PF_AHEAD 4          // decode: weight prefetch distance in 256-column blocks of a row tile (1 KiB each)
+#define PF_AHEAD 16         // decode: weight prefetch distance in 256-column blocks of a row tile (1 KiB each)
 #endif
 #define MAX_COLS (1 << 22) // keeps |sum x*c| < 2^31
 
@@ -273,6 +273,10 @@ static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w,
 #pragma GCC unroll 2
         for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_si256();
     for (int b = 0; b < nblk; b++) {
+        if (T == 1) {   // decode: memory-bound; prefetch the weight stream ahead
+#pragma GCC unroll 4
+            for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), _MM_HINT_T0);
+        }
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
 #pragma GCC unroll 4
