@@ -51,7 +51,7 @@ int tern_kernel_parse(const char *s, tern_kernel_kind *k) {
 }
 
 static int g_forced = TERN_KERNEL_AUTO;
-static int g_cached = -1;
+static int g_warned = 0;
 
 int tern_kernel_force(tern_kernel_kind k) {
     if ((unsigned)k >= TERN_KERNEL_NKINDS || !tern_kernel_available(k)) {
@@ -68,23 +68,21 @@ static tern_kernel_kind cpu_best(void) {
     return TERN_KERNEL_PLAIN;
 }
 
+// Cheap enough to run per call (a getenv and cached cpuid bits), so TERN_KERNEL changes made with
+// setenv() take effect; the warning for a bad value is printed once per process.
 tern_kernel_kind tern_kernel_best(void) {
     int f = __atomic_load_n(&g_forced, __ATOMIC_SEQ_CST);
     if (f != TERN_KERNEL_AUTO) return (tern_kernel_kind)f;
-    int c = __atomic_load_n(&g_cached, __ATOMIC_SEQ_CST);
-    if (c >= 0) return (tern_kernel_kind)c;
     tern_kernel_kind k = cpu_best();
     const char *env = getenv("TERN_KERNEL");
     if (env && *env) {
         tern_kernel_kind e;
-        if (tern_kernel_parse(env, &e) != 0)
-            fprintf(stderr, "tern: warning: TERN_KERNEL=%s is not one of plain|avx2|avx512; using %s\n", env, kind_names[k]);
-        else if (!tern_kernel_available(e))
-            fprintf(stderr, "tern: warning: TERN_KERNEL=%s is not available on this CPU; using %s\n", env, kind_names[k]);
-        else if (e != TERN_KERNEL_AUTO)
-            k = e;
+        int bad = tern_kernel_parse(env, &e) != 0, unavail = !bad && !tern_kernel_available(e);
+        if ((bad || unavail) && !__atomic_exchange_n(&g_warned, 1, __ATOMIC_SEQ_CST))
+            fprintf(stderr, "tern: warning: TERN_KERNEL=%s is %s; using %s\n", env,
+                    bad ? "not one of plain|avx2|avx512" : "not available on this CPU", kind_names[k]);
+        if (!bad && !unavail && e != TERN_KERNEL_AUTO) k = e;
     }
-    __atomic_store_n(&g_cached, (int)k, __ATOMIC_SEQ_CST);
     return k;
 }
 

@@ -65,6 +65,7 @@ static int check_shape(int rows, int cols, int N, uint64_t seed) {
 static void test_kinds(void **st) {
     (void)st;
     tern_kernel_kind k;
+    unsetenv("TERN_KERNEL");
     assert_int_equal(tern_kernel_parse("plain", &k), 0); assert_int_equal(k, TERN_KERNEL_PLAIN);
     assert_int_equal(tern_kernel_parse("avx2", &k), 0); assert_int_equal(k, TERN_KERNEL_AVX2);
     assert_int_equal(tern_kernel_parse("avx512", &k), 0); assert_int_equal(k, TERN_KERNEL_AVX512VNNI);
@@ -76,6 +77,21 @@ static void test_kinds(void **st) {
     assert_int_equal(tern_kernel_best(), TERN_KERNEL_PLAIN);
     assert_int_equal(tern_kernel_force(TERN_KERNEL_AUTO), 0);
     assert_int_equal(tern_kernel_force((tern_kernel_kind)9), -1);
+    // TERN_KERNEL overrides the CPU choice; a bad value is ignored (one warning); force() beats env
+    tern_kernel_kind cpu = tern_kernel_best();
+    setenv("TERN_KERNEL", "plain", 1);
+    assert_int_equal(tern_kernel_best(), TERN_KERNEL_PLAIN);
+    if (tern_kernel_available(TERN_KERNEL_AVX2)) {
+        setenv("TERN_KERNEL", "avx2", 1);
+        assert_int_equal(tern_kernel_best(), TERN_KERNEL_AVX2);
+        assert_int_equal(tern_kernel_force(TERN_KERNEL_PLAIN), 0);
+        assert_int_equal(tern_kernel_best(), TERN_KERNEL_PLAIN);
+        assert_int_equal(tern_kernel_force(TERN_KERNEL_AUTO), 0);
+    }
+    setenv("TERN_KERNEL", "bogus", 1);
+    assert_int_equal(tern_kernel_best(), cpu);
+    unsetenv("TERN_KERNEL");
+    assert_int_equal(tern_kernel_best(), cpu);
     print_message("kernel kinds available here:%s%s%s; best: %s\n", " plain",
                   tern_kernel_available(TERN_KERNEL_AVX2) ? " avx2" : "",
                   tern_kernel_available(TERN_KERNEL_AVX512VNNI) ? " avx512" : "", tern_kernel_name(tern_kernel_best()));
