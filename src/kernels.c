@@ -6,7 +6,8 @@
 //   AVX-512: vpdpbusd (u8 codes x s8 activations, 4 products into each int32 lane, no saturation)
 //   AVX2:    vpmaddubsw (u8 x s8 → int16 pair sums, |.| <= 2*2*128 = 512: never saturates),
 //            vpmaddwd with ones → int32
-// Work split: OpenMP over blocks of ROW_BLOCK rows (threads write disjoint out rows); inside a
+// Work split: OpenMP over blocks of ROW_BLOCK rows, dynamic schedule (a thread that the OS
+// deschedules on a busy machine does not hold the others up; threads write disjoint out rows); inside a
 // block, tiles of up to TILE_R rows x TILE_T tokens are held in registers across all columns.
 #include "kernels.h"
 #include "tqpack.h"
@@ -187,6 +188,32 @@ fail:
 int tern_tmat_from_tq2(tern_tmat *m, const void *tq2, int rows, int cols) { return from_tq(m, tq2, rows, cols, 1); }
 int tern_tmat_from_tq1(tern_tmat *m, const void *tq1, int rows, int cols) { return from_tq(m, tq1, rows, cols, 0); }
 
+int tern_tmat_from_gguf(tern_tmat *m, const tern_gguf_tensor *t, const char *path) {
+    memset(m, 0, sizeof *m);
+    if (t->type != TERN_GGML_TQ2_0 && t->type != TERN_GGML_TQ1_0) {
+        tern_error("%s: tensor %s: type %s is not ternary (expected tq2_0 or tq1_0)", path, t->name, tern_ggml_type_name(t->type));
+        return -1;
+    }
+    if (t->n_dims < 2 || t->ne[2] != 1 || t->ne[3] != 1 || t->ne[0] > MAX_COLS || t->ne[1] > (1 << 30)) {
+        tern_error("%s: tensor %s: shape {%lld, %lld, %lld, %lld} is not a matrix tern can use", path, t->name, (long long)t->ne[0],
+                   (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3]);
+        return -1;
+    }
+    const size_t need = (size_t)t->ne[1] * tern_ggml_row_bytes(t->type, t->ne[0]);
+    if (t->nbytes < need) {
+        tern_error("%s: tensor %s: %zu data bytes, shape needs %zu", path, t->name, t->nbytes, need);
+        return -1;
+    }
+    int rc = t->type == TERN_GGML_TQ2_0 ? tern_tmat_from_tq2(m, t->data, (int)t->ne[1], (int)t->ne[0])
+                                        : tern_tmat_from_tq1(m, t->data, (int)t->ne[1], (int)t->ne[0]);
+    if (rc) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", tern_last_error());
+        tern_error("%s: tensor %s: %s", path, t->name, msg);
+    }
+    return rc;
+}
+
 void tern_tmat_free(tern_tmat *m) {
     if (!m) return;
     free(m->w);
@@ -347,7 +374,7 @@ static void run(const tern_tmat *m, const int8_t *xq, int N, const float *sx, fl
     }
     const int TT = k == TERN_KERNEL_AVX512VNNI ? 6 : k == TERN_KERNEL_AVX2 ? 2 : 4;
     const int nrb = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
     for (int rb = 0; rb < nrb; rb++) {
         const int r_end = rows < (rb + 1) * ROW_BLOCK ? rows : (rb + 1) * ROW_BLOCK;
         int32_t acc[TILE_R * ACC_T];

@@ -20,6 +20,7 @@
 #define TERN_KERNELS_H
 #include <stddef.h>
 #include <stdint.h>
+#include "gguf.h"
 
 typedef enum { TERN_KERNEL_AUTO = 0, TERN_KERNEL_PLAIN, TERN_KERNEL_AVX2, TERN_KERNEL_AVX512VNNI } tern_kernel_kind;
 #define TERN_KERNEL_NKINDS 4
@@ -52,6 +53,9 @@ int  tern_tmat_from_i8(tern_tmat *m, const int8_t *wq, int rows, int cols, float
 // or a TQ2_0 code 3, → -1 + error.
 int  tern_tmat_from_tq2(tern_tmat *m, const void *tq2, int rows, int cols);
 int  tern_tmat_from_tq1(tern_tmat *m, const void *tq1, int rows, int cols);
+// A GGUF tensor of type TQ2_0 or TQ1_0 with ne = {cols, rows} (n_dims 2, or trailing dims 1).
+// Errors name the file and tensor: "path: tensor NAME: type f32 is not ternary (tq2_0/tq1_0)".
+int  tern_tmat_from_gguf(tern_tmat *m, const tern_gguf_tensor *t, const char *path);
 void tern_tmat_free(tern_tmat *m);
 size_t tern_tmat_weight_bytes(const tern_tmat *m);          // rows_pad * row_bytes (bytes a matvec reads)
 void tern_tmat_get_row_i8(const tern_tmat *m, int r, int8_t *out);   // out[cols] in {-1,0,1}
