@@ -288,11 +288,12 @@ static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w,
         for (int t = 0; t < T; t++) out[r * ACC_T + t] = _mm512_reduce_add_epi32(acc[r][t]);
 }
 
+// AVX2: per 256-column block the 8 vpmaddubsw results of each (row, token) are summed in int16
+// (|sum| <= 8 * 512 = 4096, exact), then widened once per block with vpmaddwd into int32.
 static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w, const int8_t *x, size_t xs, int nblk,
                                                                 int32_t *out, const int R, const int T) {
     __m256i acc[TILE_R][2];
     const __m256i mask = _mm256_set1_epi8(3);
-    const __m256i ones = _mm256_set1_epi16(1);
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 2
@@ -302,6 +303,11 @@ static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w,
 #pragma GCC unroll 4
             for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), _MM_HINT_T0);
         }
+        __m256i s16[TILE_R][2];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+            for (int t = 0; t < T; t++) s16[r][t] = _mm256_setzero_si256();
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
 #pragma GCC unroll 4
@@ -316,11 +322,15 @@ static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w,
                 for (int t = 0; t < T; t++) {
                     __m256i xv = _mm256_loadu_si256((const __m256i *)(x + (size_t)t * xs + 256 * (size_t)b + 64 * l + 32 * h));
 #pragma GCC unroll 4
-                    for (int r = 0; r < R; r++)
-                        acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(c[r], xv), ones));
+                    for (int r = 0; r < R; r++) s16[r][t] = _mm256_add_epi16(s16[r][t], _mm256_maddubs_epi16(c[r], xv));
                 }
             }
         }
+        const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+            for (int t = 0; t < T; t++) acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(s16[r][t], ones));
     }
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
