@@ -13,7 +13,7 @@
 // Threads: kernels run with OMP_NUM_THREADS threads; percentages compare the kernel's median with
 // the best repeat of the limit measured at the same thread count (conservative on a busy machine).
 //
-// usage: tern-bench_kernels [--reps N] [--quick] [--kind plain|avx2|avx512]
+// usage: tern-bench_kernels [--reps N] [--quick] [--decode-only] [--kind plain|avx2|avx512]
 #include "kernels.h"
 #include "util.h"
 #include <immintrin.h>
@@ -138,14 +138,15 @@ static int8_t *rand_x(int N, int cols, float **sx) {
 }
 
 int main(int argc, char **argv) {
-    int reps = 7, quick = 0;
+    int reps = 7, quick = 0, decode_only = 0;
     tern_kernel_kind only = TERN_KERNEL_AUTO;
     for (int i = 1; i < argc; i++) {
         long v;
         if (!strcmp(argv[i], "--reps") && i + 1 < argc && tern_parse_long(argv[i + 1], &v) == 0 && v >= 1 && v <= 31) { reps = (int)v; i++; }
         else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--decode-only")) decode_only = 1;
         else if (!strcmp(argv[i], "--kind") && i + 1 < argc && tern_kernel_parse(argv[i + 1], &only) == 0) i++;
-        else { fprintf(stderr, "tern-bench_kernels: bad argument '%s' (usage: [--reps N] [--quick] [--kind plain|avx2|avx512])\n", argv[i]); return 1; }
+        else { fprintf(stderr, "tern-bench_kernels: bad argument '%s' (usage: [--reps N] [--quick] [--decode-only] [--kind plain|avx2|avx512])\n", argv[i]); return 1; }
     }
     const int T = omp_get_max_threads();
     printf("tern kernel benchmark: %d thread(s) for the kernels (OMP_NUM_THREADS), medians of %d repeats, auto kind = %s\n", T, reps,
@@ -193,7 +194,7 @@ int main(int argc, char **argv) {
             tern_tmat *cp = tern_xmalloc((size_t)ncopy * sizeof *cp);
             cp[0] = base;
             for (int c = 1; c < ncopy; c++) clone_tmat(&cp[c], &base);
-            for (int ni = 0; ni < 3; ni++) {
+            for (int ni = 0; ni < (decode_only ? 1 : 3); ni++) {
                 const int N = Ns[ni];
                 float *sx;
                 int8_t *x = rand_x(N, cols, &sx);

@@ -288,6 +288,43 @@ static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w,
         for (int t = 0; t < T; t++) out[r * ACC_T + t] = _mm512_reduce_add_epi32(acc[r][t]);
 }
 
+// Decode (T = 1) variant: memory-bound, so the 4 shift/mask sub-vectors of a block go to
+// DEC_SPLIT independent accumulators per row (more chains in flight than vpdpbusd latency allows
+// with one), and the weight stream is prefetched PF_AHEAD blocks ahead.
+#ifndef DEC_SPLIT
+#define DEC_SPLIT 4
+#endif
+static inline __attribute__((always_inline)) T512 void tile512_dec(const uint8_t *w, const int8_t *x, int nblk, int32_t *out,
+                                                                    const int R) {
+    __m512i acc[TILE_R][DEC_SPLIT];
+    const __m512i mask = _mm512_set1_epi8(3);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < DEC_SPLIT; j++) acc[r][j] = _mm512_setzero_si512();
+    for (int b = 0; b < nblk; b++) {
+#pragma GCC unroll 4
+        for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), _MM_HINT_T0);
+        __m512i xv[4];
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++) xv[l] = _mm512_loadu_si512((const void *)(x + 256 * (size_t)b + 64 * l));
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512i v = _mm512_load_si512((const void *)(w + 256 * (size_t)b + 64 * r));
+#pragma GCC unroll 4
+            for (int l = 0; l < 4; l++)
+                acc[r][l % DEC_SPLIT] = _mm512_dpbusd_epi32(acc[r][l % DEC_SPLIT], _mm512_and_si512(_mm512_srli_epi16(v, 2 * l), mask), xv[l]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        __m512i s = acc[r][0];
+#pragma GCC unroll 4
+        for (int j = 1; j < DEC_SPLIT; j++) s = _mm512_add_epi32(s, acc[r][j]);
+        out[r * ACC_T] = _mm512_reduce_add_epi32(s);
+    }
+}
+
 // AVX2: per 256-column block the 8 vpmaddubsw results of each (row, token) are summed in int16
 // (|sum| <= 8 * 512 = 4096, exact), then widened once per block with vpmaddwd into int32.
 static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w, const int8_t *x, size_t xs, int nblk,
@@ -346,7 +383,8 @@ static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w,
 // instantiate every (R, T) tile shape
 #define DEF512(R, T)                                                                                               \
     static T512 void t512_##R##_##T(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
-        tile512(w, x, xs, nblk, a, R, T);                                                                      \
+        if (T == 1) tile512_dec(w, x, nblk, a, R);                                                             \
+        else tile512(w, x, xs, nblk, a, R, T);                                                                 \
     }
 #define DEF512_R(R) DEF512(R, 1) DEF512(R, 2) DEF512(R, 3) DEF512(R, 4) DEF512(R, 5) DEF512(R, 6)
 DEF512_R(1) DEF512_R(2) DEF512_R(3) DEF512_R(4)
