@@ -6,8 +6,8 @@
 //   AVX-512: vpdpbusd (u8 codes x s8 activations, 4 products into each int32 lane, no saturation)
 //   AVX2:    vpmaddubsw (u8 x s8 → int16 pair sums, |.| <= 2*2*128 = 512: never saturates),
 //            vpmaddwd with ones → int32
-// Work split: OpenMP over blocks of ROW_BLOCK rows, dynamic schedule (a thread that the OS
-// deschedules on a busy machine does not hold the others up; threads write disjoint out rows); inside a
+// Work split: OpenMP over blocks of ROW_BLOCK rows (static for decode: one sequential weight
+// stream per thread; dynamic for prefill; threads write disjoint out rows); inside a
 // block, tiles of up to TILE_R rows x TILE_T tokens are held in registers across all columns.
 #include "kernels.h"
 #include "tqpack.h"
@@ -292,7 +292,7 @@ static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w,
 // DEC_SPLIT independent accumulators per row (more chains in flight than vpdpbusd latency allows
 // with one), and the weight stream is prefetched PF_AHEAD blocks ahead.
 #ifndef DEC_SPLIT
-#define DEC_SPLIT 4
+#define DEC_SPLIT 2
 #endif
 static inline __attribute__((always_inline)) T512 void tile512_dec(const uint8_t *w, const int8_t *x, int nblk, int32_t *out,
                                                                     const int R) {
@@ -399,31 +399,10 @@ static const tile_fn tiles512[TILE_R][6] = {ROW512(1), ROW512(2), ROW512(3), ROW
 static const tile_fn tiles256[TILE_R][2] = {{t256_1_1, t256_1_2}, {t256_2_1, t256_2_2}, {t256_3_1, t256_3_2}, {t256_4_1, t256_4_2}};
 
 // ------------------------------------------------------------------ driver
-static void run(const tern_tmat *m, const int8_t *xq, int N, const float *sx, float *outf, int32_t *outi, tern_kernel_kind k) {
-    if (N <= 0) return;
-    k = resolve(k);
+// one block of ROW_BLOCK rows, all N tokens (see run)
+static void run_block(const tern_tmat *m, const int8_t *x, int N, const float *sx, float *outf, int32_t *outi,
+                      tern_kernel_kind k, const int32_t *sumx, int TT, int rb) {
     const int cp = m->cols_pad, rows = m->rows, nblk = cp / 256;
-    // activations with row stride cols_pad, zero-padded (copy only when cols is not a multiple of 256)
-    int8_t *xbuf = NULL;
-    const int8_t *x = xq;
-    if (cp != m->cols) {
-        xbuf = tern_aligned_alloc((size_t)N * cp);
-        memset(xbuf, 0, (size_t)N * cp);
-        for (int n = 0; n < N; n++) memcpy(xbuf + (size_t)n * cp, xq + (size_t)n * m->cols, (size_t)m->cols);
-        x = xbuf;
-    }
-    int32_t sxs_stack[64];
-    int32_t *sumx = N <= 64 ? sxs_stack : tern_xmalloc((size_t)N * sizeof(int32_t));
-    for (int n = 0; n < N; n++) {
-        int32_t s = 0;
-        const int8_t *xr = x + (size_t)n * cp;
-        for (int j = 0; j < cp; j++) s += xr[j];
-        sumx[n] = s;
-    }
-    const int TT = k == TERN_KERNEL_AVX512VNNI ? 6 : k == TERN_KERNEL_AVX2 ? 2 : 4;
-    const int nrb = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int rb = 0; rb < nrb; rb++) {
         const int r_end = rows < (rb + 1) * ROW_BLOCK ? rows : (rb + 1) * ROW_BLOCK;
         int32_t acc[TILE_R * ACC_T];
         for (int t0 = 0; t0 < N; t0 += TT) {
@@ -446,6 +425,39 @@ static void run(const tern_tmat *m, const int8_t *xq, int N, const float *sx, fl
                 }
             }
         }
+}
+
+static void run(const tern_tmat *m, const int8_t *xq, int N, const float *sx, float *outf, int32_t *outi, tern_kernel_kind k) {
+    if (N <= 0) return;
+    k = resolve(k);
+    const int cp = m->cols_pad, rows = m->rows;
+    // activations with row stride cols_pad, zero-padded (copy only when cols is not a multiple of 256)
+    int8_t *xbuf = NULL;
+    const int8_t *x = xq;
+    if (cp != m->cols) {
+        xbuf = tern_aligned_alloc((size_t)N * cp);
+        memset(xbuf, 0, (size_t)N * cp);
+        for (int n = 0; n < N; n++) memcpy(xbuf + (size_t)n * cp, xq + (size_t)n * m->cols, (size_t)m->cols);
+        x = xbuf;
+    }
+    int32_t sxs_stack[64];
+    int32_t *sumx = N <= 64 ? sxs_stack : tern_xmalloc((size_t)N * sizeof(int32_t));
+    for (int n = 0; n < N; n++) {
+        int32_t s = 0;
+        const int8_t *xr = x + (size_t)n * cp;
+        for (int j = 0; j < cp; j++) s += xr[j];
+        sumx[n] = s;
+    }
+    const int TT = k == TERN_KERNEL_AVX512VNNI ? 6 : k == TERN_KERNEL_AVX2 ? 2 : 4;
+    const int nrb = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
+    // decode (N <= 2, memory-bound): static split, one contiguous weight stream per thread (best
+    // for the hardware prefetchers); prefill (compute-bound): dynamic, for load balance
+    if (N <= 2) {
+#pragma omp parallel for schedule(static)
+        for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, sx, outf, outi, k, sumx, TT, rb);
+    } else {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, sx, outf, outi, k, sumx, TT, rb);
     }
     if (sumx != sxs_stack) free(sumx);
     free(xbuf);
