@@ -21,6 +21,18 @@ static const uint8_t LEAD_LEN[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3
 
 static inline int is_mark(const uint8_t *s) { return s[0] == 0xE2 && s[1] == 0x96 && s[2] == 0x81; }
 
+// Length of the character starting at e[i] (of m bytes): llama.cpp's lead-byte rule, clipped at
+// the end and — tern's one addition, for losslessness — clipped before an escaped space (▁), so
+// that invalid UTF-8 right before a space cannot swallow part of its ▁ (llama.cpp would, and then
+// decode the space as the bytes of "▁"). Valid UTF-8 is never clipped.
+static inline size_t sym_len(const uint8_t *e, size_t i, size_t m) {
+    size_t L = LEAD_LEN[e[i] >> 4];
+    if (L > m - i) L = m - i;
+    for (size_t k = 1; k < L; k++)
+        if (e[i + k] == 0xE2 && i + k + 2 < m && e[i + k + 1] == 0x96 && e[i + k + 2] == 0x81) return k;
+    return L;
+}
+
 uint64_t tern_fnv1a64(const void *buf, size_t n) {
     const uint8_t *p = buf;
     uint64_t h = 0xcbf29ce484222325ull;
@@ -435,8 +447,7 @@ static void encode_exact(const tern_tokenizer *t, enc_ctx *c, const uint8_t *s, 
     }
     int ns = 0;
     for (size_t off = 0; off < m;) {
-        size_t L = LEAD_LEN[s[off] >> 4];
-        if (L > m - off) L = m - off;
+        size_t L = sym_len(s, off, m);
         c->start[ns] = (int)off;
         c->len[ns] = (int)L;
         c->prev[ns] = ns - 1;
@@ -575,8 +586,7 @@ static void encode_part(const tern_tokenizer *t, enc_ctx *c, const uint8_t *raw,
     size_t seg = 0, i = 0;
     while (i < m) {
         uint8_t ch = e[i];
-        size_t L = LEAD_LEN[ch >> 4];
-        if (L > m - i) L = m - i;
+        size_t L = sym_len(e, i, m);
         if (L == 3 && is_mark(e + i)) {
             if (i > seg) encode_word(t, c, e + seg, i - seg, out);
             seg = i;
@@ -1186,8 +1196,7 @@ int tern_tokenizer_train(tern_tokenizer *t, const char *const *texts, const size
         if (lens[ti] == 0) continue;
         size_t m = escape_text((const uint8_t *)texts[ti], lens[ti], esc);
         for (size_t i = 0; i < m;) {
-            size_t L = LEAD_LEN[esc[i] >> 4];
-            if (L > m - i) L = m - i;
+            size_t L = sym_len(esc, i, m);
             if (valid_char(esc + i, (int)L) && esc[i] != 0) (*um_slot(&chars, char_key(esc + i, (int)L), 1))++;
             i += L;
         }
@@ -1249,8 +1258,7 @@ int tern_tokenizer_train(tern_tokenizer *t, const char *const *texts, const size
             size_t L = 0;
             int mergeable = 0, mark = 0;
             if (i < m) {
-                L = LEAD_LEN[esc[i] >> 4];
-                if (L > m - i) L = m - i;
+                L = sym_len(esc, i, m);
                 int64_t *id = valid_char(esc + i, (int)L) ? um_slot(&char_id, char_key(esc + i, (int)L), 0) : NULL;
                 mergeable = id && *id && !(L == 1 && (esc[i] < 0x20 || esc[i] == 0x7f));
                 mark = L == 3 && is_mark(esc + i);
