@@ -85,6 +85,9 @@ static void test_train_and_resume(void **st) {
     tern_model a;
     tern_model_build(&a, &c.model);
     tern_model_init_weights(&a, c.run.seed);
+    long nel = 0;
+    for (int i = 0; i < a.params.n; i++) nel += a.params.t[i]->n;
+    assert_int_equal(nel, tern_model_config_nparams(&c.model));   // config.c's count matches model.c
     tern_adamw oa;
     tern_adamw_init_run(&oa, &a.params, &c.run);
     tern_trainlog log;
