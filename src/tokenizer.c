@@ -776,6 +776,7 @@ int tern_tokenizer_decode(const tern_tokenizer *t, const int *ids, size_t n, cha
     for (size_t i = 0; i < n; i++) {
         int m = tern_tokenizer_decode_piece(t, ids[i], first, b + k, cap - k);
         if (t->types[ids[i]] == TERN_PIECE_NORMAL || t->types[ids[i]] == TERN_PIECE_BYTE) first = 0;
+        else if (ids[i] == t->bos_id) first = 1; // a new text starts: its prefix space goes too
         k += (size_t)m;
     }
     b[k] = 0;
