@@ -18,10 +18,11 @@ Modes:
   check     CKPT EXPECTED
             Loads a tern checkpoint and an *_expected.h5 file, recomputes logits/loss/grads on its batch,
             prints the loss and the max differences against the stored values (exit 1 if over tolerance).
-  eval      --ckpt CKPT --tokens FILE [--seq T] [--batch B] [--max-windows N] [--header-bytes H]
+  eval      --ckpt CKPT --tokens FILE [--seq T] [--batch B] [--max-windows N] [--header-bytes H] [--dtype D]
             Mean cross-entropy of a checkpoint over token windows. FILE is a .npy of int32/int64
             (1-D: a token stream cut into windows of seq+1 tokens with stride seq; 2-D [N, seq+1]: one
-            window per row) or a raw little-endian int32 stream (after --header-bytes bytes).
+            window per row) or a raw little-endian stream of --dtype int32|uint32|uint16 tokens
+            (after --header-bytes bytes).
   bench     [--threads 2] [--steps 10] [--warmup 3] [--which both|ternary|fp]
             Training steps (forward + backward + AdamW) of the `small` config (dim 256, 6 layers,
             4 heads, 4 kv heads, ffn 768, vocab 4096, seq 256, batch 8, tied head); prints the median
@@ -490,7 +491,7 @@ TOL = {"fp": dict(loss_abs=1e-5, logits_abs=1e-4, grad_rel_max=1e-4, act_rel_max
 # ----------------------------------------------------------------------------------------------
 # eval
 
-def load_tokens(path, header_bytes):
+def load_tokens(path, header_bytes, dtype="int32"):
     if not os.path.exists(path):
         die(f"{path}: no such file")
     if path.endswith(".npy"):
@@ -501,15 +502,16 @@ def load_tokens(path, header_bytes):
         if a.dtype.kind not in "iu":
             die(f"{path}: .npy dtype {a.dtype} is not an integer type")
         return a.astype(np.int64)
+    dt = np.dtype({"int32": "<i4", "uint32": "<u4", "uint16": "<u2"}[dtype])
     n = os.path.getsize(path) - header_bytes
-    if n < 0 or n % 4:
-        die(f"{path}: size {os.path.getsize(path)} minus header {header_bytes} is not a multiple of 4 (int32)")
-    return np.fromfile(path, dtype="<i4", offset=header_bytes).astype(np.int64)
+    if n < 0 or n % dt.itemsize:
+        die(f"{path}: size {os.path.getsize(path)} minus header {header_bytes} is not a multiple of {dt.itemsize} ({dtype})")
+    return np.fromfile(path, dtype=dt, offset=header_bytes).astype(np.int64)
 
 
 def cmd_eval(args):
     cfg, P = load_checkpoint(args.ckpt)
-    toks = load_tokens(args.tokens, args.header_bytes)
+    toks = load_tokens(args.tokens, args.header_bytes, args.dtype)
     T = args.seq or cfg["seq_len"]
     if toks.ndim == 1:
         n = (len(toks) - 1) // T
@@ -597,6 +599,60 @@ def cmd_bench(args):
 # ----------------------------------------------------------------------------------------------
 # selfcheck
 
+def naive_forward(P, cfg, inputs):
+    """A deliberately literal float64 numpy version of the spec (loops over tokens, heads and pairs),
+    to cross-check the vectorised torch forward (head layout, GQA mapping, RoPE pairing, causal mask).
+    inputs int [B, T] -> logits [B*T, V]."""
+    P = {k: v.detach().double().numpy() for k, v in P.items()}
+    B, T = inputs.shape
+    d, H, KV, eps = cfg["dim"], cfg["n_heads"], cfg["n_kv_heads"], cfg["norm_eps"]
+    hd = d // H
+
+    def norm(x, w):
+        return np.stack([r / math.sqrt(float(np.mean(r * r)) + eps) * w for r in x])
+
+    def lin(x, w):
+        if not cfg["ternary"]:
+            return x @ w.T
+        sw = max(float(np.mean(np.abs(w))), EPS_Q)
+        wq = np.clip(np.round(w / sw), -1, 1)  # np.round is half-to-even
+        out = np.zeros((x.shape[0], w.shape[0]))
+        for n, r in enumerate(x):
+            sx = 127.0 / max(float(np.max(np.abs(r))), EPS_Q)
+            xq = np.clip(np.round(r * sx), -128, 127)
+            out[n] = (wq @ xq) * (sw / sx)
+        return out
+
+    def rot(vec, t):
+        o = vec.copy()
+        for j in range(hd // 2):
+            a = t * cfg["rope_theta"] ** (-2.0 * j / hd)
+            o[j] = vec[j] * math.cos(a) - vec[j + hd // 2] * math.sin(a)
+            o[j + hd // 2] = vec[j + hd // 2] * math.cos(a) + vec[j] * math.sin(a)
+        return o
+
+    x = P["token_embd.weight"][np.asarray(inputs).reshape(-1)]
+    for i in range(cfg["n_layers"]):
+        p = f"blk.{i}."
+        h = norm(x, P[p + "attn_norm.weight"])
+        q, k, v = lin(h, P[p + "attn_q.weight"]), lin(h, P[p + "attn_k.weight"]), lin(h, P[p + "attn_v.weight"])
+        a = np.zeros((B * T, H * hd))
+        for b in range(B):
+            for hh in range(H):
+                g = hh // (H // KV)
+                for t in range(T):
+                    qv = rot(q[b * T + t, hh * hd:(hh + 1) * hd], t)
+                    sc = np.array([qv @ rot(k[b * T + u, g * hd:(g + 1) * hd], u) / math.sqrt(hd) for u in range(t + 1)])
+                    pr = np.exp(sc - sc.max()); pr /= pr.sum()
+                    a[b * T + t, hh * hd:(hh + 1) * hd] = sum(pr[u] * v[b * T + u, g * hd:(g + 1) * hd] for u in range(t + 1))
+        x = x + lin(norm(a, P[p + "attn_sub_norm.weight"]), P[p + "attn_output.weight"])
+        h = norm(x, P[p + "ffn_norm.weight"])
+        gt = lin(h, P[p + "ffn_gate.weight"])
+        f = gt / (1.0 + np.exp(-gt)) * lin(h, P[p + "ffn_up.weight"])
+        x = x + lin(norm(f, P[p + "ffn_sub_norm.weight"]), P[p + "ffn_down.weight"])
+    x = norm(x, P["output_norm.weight"])
+    return x @ (P["token_embd.weight"] if cfg["tied_head"] else P["output.weight"]).T
+
 def cmd_selfcheck(args):
     torch.manual_seed(0)
     ok = True
@@ -678,6 +734,14 @@ def cmd_selfcheck(args):
     e1 = xr[0, 0, t, j] * math.cos(ang) - xr[0, 0, t, j + hd // 2] * math.sin(ang)
     e2 = xr[0, 0, t, j + hd // 2] * math.cos(ang) + xr[0, 0, t, j] * math.sin(ang)
     report("rope pair (j, j+hd/2)", max(abs(yr[0, 0, t, j] - e1).item(), abs(yr[0, 0, t, j + hd // 2] - e2).item()), 1e-12)
+    print("5. vectorised torch forward vs a literal float64 numpy loop version of the spec (fixtures)")
+    for variant, over, _ in FIXTURE_VARIANTS:
+        cfg = make_config(**FIXTURE_CFG, **over)
+        P = random_params(cfg, 5)
+        inp, _ = random_batch(cfg, 2, 5)
+        with torch.no_grad():
+            lt, _ = forward({k: v.double() for k, v in P.items()}, cfg, torch.from_numpy(inp).long())
+        report(f"{variant} logits max|d|", float(np.abs(lt.numpy() - naive_forward(P, cfg, inp)).max()), 1e-9)
     print("selfcheck: " + ("OK" if ok else "FAILED"))
     return 0 if ok else 1
 
@@ -698,7 +762,8 @@ def main():
     p.add_argument("--seq", type=int, default=0, help="window length (default: the checkpoint's seq_len)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--max-windows", type=int, default=0)
-    p.add_argument("--header-bytes", type=int, default=0, help="bytes to skip in a raw int32 file")
+    p.add_argument("--header-bytes", type=int, default=0, help="bytes to skip in a raw token file")
+    p.add_argument("--dtype", choices=["int32", "uint32", "uint16"], default="int32", help="raw token file element type")
     p.add_argument("--threads", type=int, default=2)
     p = sub.add_parser("bench", help="time training steps of the small config")
     p.add_argument("--threads", type=int, default=2)
