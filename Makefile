@@ -28,7 +28,8 @@ RT_LIBS := -lm
 RT_SRC_ALL := src/util.c src/quant.c src/tokenizer.c src/gguf.c src/tqpack.c src/kernels.c
 RT_SRC     := $(wildcard $(RT_SRC_ALL))
 LIB_SRC    := $(filter-out $(RT_SRC),$(wildcard src/*.c))
-is_prog     = $(shell grep -l '^int main(' $(1) 2>/dev/null)
+LPAREN     := (
+is_prog     = $(shell grep -l '^int main$(LPAREN)' $(1) 2>/dev/null)
 INFER_ALL  := $(wildcard infer/*.c)
 INFER_PROG := $(call is_prog,$(INFER_ALL))
 INFER_LIB  := $(filter-out $(INFER_PROG),$(INFER_ALL))
@@ -47,6 +48,7 @@ OPENMP_ON := $(shell echo | $(CC) -fopenmp -dM -E - 2>/dev/null | grep -c _OPENM
 $(info tern: OpenMP $(if $(filter 1,$(OPENMP_ON)),on,OFF) ($(shell nproc) CPUs here; threads from OMP_NUM_THREADS), build dir $(BUILD))
 
 .PHONY: all test bench demo interop deps clean
+.SECONDARY:
 all: $(LIBTERN) $(LIBTERN_RT) $(PROGS)
 
 deps: $(DEPS_STAMP)
