@@ -19,10 +19,11 @@ Modes:
             Loads a tern checkpoint and an *_expected.h5 file, recomputes logits/loss/grads on its batch,
             prints the loss and the max differences against the stored values (exit 1 if over tolerance).
   eval      --ckpt CKPT --tokens FILE [--seq T] [--batch B] [--max-windows N] [--header-bytes H] [--dtype D]
-            Mean cross-entropy of a checkpoint over token windows. FILE is a .npy of int32/int64
-            (1-D: a token stream cut into windows of seq+1 tokens with stride seq; 2-D [N, seq+1]: one
-            window per row) or a raw little-endian stream of --dtype int32|uint32|uint16 tokens
-            (after --header-bytes bytes).
+            Mean cross-entropy of a checkpoint over token windows, windows as tern's eval (src/eval.h):
+            a 1-D stream is cut into non-overlapping windows of seq predictions (window w = tokens
+            [w*seq, w*seq + seq]; a final partial window is scored too). FILE: a tern token file
+            (magic TERNTOK, src/tokfile.h), a .npy of ints (1-D stream, or 2-D [N, T+1]: one window
+            per row), or a raw little-endian --dtype int32|uint32|uint16 stream after --header-bytes.
   bench     [--threads 2] [--steps 10] [--warmup 3] [--which both|ternary|fp]
             Training steps (forward + backward + AdamW) of the `small` config (dim 256, 6 layers,
             4 heads, 4 kv heads, ffn 768, vocab 4096, seq 256, batch 8, tied head); prints the median
@@ -492,6 +493,7 @@ TOL = {"fp": dict(loss_abs=1e-5, logits_abs=1e-4, grad_rel_max=1e-4, act_rel_max
 # eval
 
 def load_tokens(path, header_bytes, dtype="int32"):
+    """-> int64 array: 1-D stream or 2-D windows. Reads .npy, tern token files (magic TERNTOK) and raw streams."""
     if not os.path.exists(path):
         die(f"{path}: no such file")
     if path.endswith(".npy"):
@@ -502,42 +504,63 @@ def load_tokens(path, header_bytes, dtype="int32"):
         if a.dtype.kind not in "iu":
             die(f"{path}: .npy dtype {a.dtype} is not an integer type")
         return a.astype(np.int64)
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head[:8] == b"TERNTOK\0":  # tern token file, version 1 (src/tokfile.h)
+        if len(head) < 64:
+            die(f"{path}: truncated tern token file header")
+        ver, hsize, vocab, width = np.frombuffer(head[8:24], dtype="<u4")
+        n = int(np.frombuffer(head[24:32], dtype="<u8")[0])
+        if ver != 1 or hsize != 64 or width not in (2, 4):
+            die(f"{path}: unsupported tern token file (version {ver}, header {hsize}, width {width})")
+        if size != 64 + n * int(width):
+            die(f"{path}: size {size} does not match header ({n} tokens of {width} bytes + 64)")
+        return np.fromfile(path, dtype="<u2" if width == 2 else "<u4", offset=64).astype(np.int64)
     dt = np.dtype({"int32": "<i4", "uint32": "<u4", "uint16": "<u2"}[dtype])
-    n = os.path.getsize(path) - header_bytes
+    n = size - header_bytes
     if n < 0 or n % dt.itemsize:
-        die(f"{path}: size {os.path.getsize(path)} minus header {header_bytes} is not a multiple of {dt.itemsize} ({dtype})")
+        die(f"{path}: size {size} minus header {header_bytes} is not a multiple of {dt.itemsize} ({dtype})")
     return np.fromfile(path, dtype=dt, offset=header_bytes).astype(np.int64)
 
 
 def cmd_eval(args):
+    """Windows as tern's eval.c: non-overlapping windows of T predictions, window w = tokens
+    [w*T, w*T + T]; a final partial window (>= 2 ids left) is scored too; --max-windows caps the count."""
     cfg, P = load_checkpoint(args.ckpt)
     toks = load_tokens(args.tokens, args.header_bytes, args.dtype)
     T = args.seq or cfg["seq_len"]
     if toks.ndim == 1:
-        n = (len(toks) - 1) // T
-        if n <= 0:
-            die(f"{args.tokens}: {len(toks)} tokens, need at least seq+1 = {T + 1}")
-        win = np.stack([toks[i * T:i * T + T + 1] for i in range(n)])
+        if len(toks) < 2:
+            die(f"{args.tokens}: {len(toks)} tokens, need at least 2")
+        nfull, rem = (len(toks) - 1) // T, (len(toks) - 1) % T
+        wins = [toks[i * T:i * T + T + 1] for i in range(nfull)]
+        if rem:
+            wins.append(toks[nfull * T:])
     elif toks.ndim == 2:
-        win = toks
-        T = win.shape[1] - 1
+        wins = list(toks)
     else:
         die(f"{args.tokens}: expected a 1-D or 2-D token array, got {toks.ndim}-D")
     if args.max_windows:
-        win = win[:args.max_windows]
-    if win.min() < 0 or win.max() >= cfg["vocab_size"]:
+        wins = wins[:args.max_windows]
+    lo, hi = min(w.min() for w in wins), max(w.max() for w in wins)
+    if lo < 0 or hi >= cfg["vocab_size"]:
         die(f"{args.tokens}: token ids outside [0, {cfg['vocab_size']})")
     torch.set_num_threads(args.threads)
-    tot, cnt = 0.0, 0
+    tot, cnt, i = 0.0, 0, 0
     with torch.no_grad():
-        for i in range(0, len(win), args.batch):
-            w = torch.from_numpy(win[i:i + args.batch])
+        while i < len(wins):
+            j = i
+            while j < len(wins) and j - i < args.batch and len(wins[j]) == len(wins[i]):
+                j += 1
+            w = torch.from_numpy(np.stack(wins[i:j]))
             _, loss = forward(P, cfg, w[:, :-1], w[:, 1:])
             k = w[:, 1:].numel()
             tot += loss.item() * k
             cnt += k
+            i = j
     mean = tot / cnt
-    print(f"torch_ref eval: {len(win)} windows x {T} tokens, mean loss = {mean:.6f}, ppl = {math.exp(mean):.4f}")
+    print(f"torch_ref eval: {len(wins)} windows, {cnt} tokens scored, mean loss = {mean:.6f}, ppl = {math.exp(mean):.4f}")
     return 0
 
 
