@@ -26,12 +26,16 @@ Modes:
             per row), or a raw little-endian --dtype int32|uint32|uint16 stream after --header-bytes.
   bench     [--threads 2] [--steps 10] [--warmup 3] [--which both|ternary|fp]
             Training steps (forward + backward + AdamW) of the `small` config (dim 256, 6 layers,
-            4 heads, 4 kv heads, ffn 768, vocab 4096, seq 256, batch 8, tied head); prints the median
-            tokens/s as `torch_ref bench: ternary tokens/s = X` / `torch_ref bench: fp tokens/s = Y`
-            and the peak RSS.
+            4 heads, 4 kv heads, ffn 768, vocab 4096, seq 256, batch 8, tied head), each variant in its
+            own process; prints the median tokens/s as `torch_ref bench: ternary tokens/s = X` /
+            `torch_ref bench: fp tokens/s = Y`, the fastest step, and each variant's peak RSS.
+            Idiomatic eager PyTorch: Debian's torch 1.13 has no F.scaled_dot_product_attention, so
+            attention is matmul + causal mask + softmax (GQA by repeat_interleave); AdamW from torch.optim.
+            scripts/bench_torch_ref.sh wraps it for `make bench` (threads from OMP_NUM_THREADS).
   selfcheck Checks the straight-through gradients (custom autograd.Function vs the detach trick vs
-            finite differences of the quantizer-frozen surrogates) and runs torch.autograd.gradcheck
-            on a small fp (ternary = 0) model in float64.
+            finite differences of the quantizer-frozen surrogates), runs torch.autograd.gradcheck
+            on a small fp (ternary = 0) model in float64, and compares the vectorised forward with a
+            literal loop-by-loop numpy version of the spec (a few minutes on 2 busy cores).
 """
 import argparse
 import math
