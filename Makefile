@@ -17,7 +17,7 @@ endif
 # Baseline x86-64-v2 so binaries run on any x86-64 of the last decade; AVX2/AVX-512 kernels
 # are compiled per function (target attributes) and picked at run time.
 ARCH    := -march=x86-64-v2 -mtune=generic
-CFLAGS  := -std=gnu11 $(OPT) $(ARCH) -fopenmp -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -Iinfer -MMD -MP
+CFLAGS  := -std=gnu11 $(OPT) $(ARCH) -fno-math-errno -fopenmp -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -Iinfer -MMD -MP
 HDF5_CFLAGS = $(shell pkg-config --cflags hdf5 2>/dev/null)
 HDF5_LIBS   = $(shell pkg-config --libs hdf5 2>/dev/null)
 LDFLAGS := $(OPT) -fopenmp
@@ -28,7 +28,8 @@ RT_LIBS := -lm
 RT_SRC_ALL := src/util.c src/quant.c src/tokenizer.c src/gguf.c src/tqpack.c src/kernels.c
 RT_SRC     := $(wildcard $(RT_SRC_ALL))
 LIB_SRC    := $(filter-out $(RT_SRC),$(wildcard src/*.c))
-is_prog     = $(shell grep -l '^int main' $(1) 2>/dev/null)
+LPAREN     := (
+is_prog     = $(shell grep -l '^int main$(LPAREN)' $(1) 2>/dev/null)
 INFER_ALL  := $(wildcard infer/*.c)
 INFER_PROG := $(call is_prog,$(INFER_ALL))
 INFER_LIB  := $(filter-out $(INFER_PROG),$(INFER_ALL))
