@@ -82,11 +82,30 @@ tern_node *tern_graph_record(tern_graph *g, tern_op op, tern_tensor *out, tern_t
     return nd;
 }
 
+void tern_prof_end(tern_graph *g, tern_op op, double t0) {
+    if (!g->profile) return;
+    g->prof_fwd[op] += tern_time() - t0;
+    g->prof_calls[op]++;
+}
+
+static void backward_walk(tern_graph *g);
+
 void tern_backward(tern_graph *g, tern_tensor *loss, float seed) {
     if (loss->n != 1) tern_fatal("tern_backward: loss '%s' has %ld elements, expected a scalar", loss->name, loss->n);
     if (!loss->requires_grad) tern_fatal("tern_backward: loss '%s' does not depend on any parameter", loss->name);
     float *dl = tern_grad_of(g, loss);
     dl[0] += seed;
+    backward_walk(g);
+}
+
+void tern_backward_vec(tern_graph *g, tern_tensor *t, const float *seed) {
+    if (!t->requires_grad) tern_fatal("tern_backward_vec: '%s' does not depend on any parameter", t->name);
+    float *d = tern_grad_of(g, t);
+    for (long i = 0; i < t->n; i++) d[i] += seed[i];
+    backward_walk(g);
+}
+
+static void backward_walk(tern_graph *g) {
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         tern_node *nd = &g->nodes[i];
         if (!nd->out->grad) continue; // nothing flowed into this node

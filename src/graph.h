@@ -9,6 +9,7 @@
 #ifndef TERN_GRAPH_H
 #define TERN_GRAPH_H
 #include "tensor.h"
+#include "util.h"
 #include <stdio.h>
 
 typedef enum {
@@ -77,6 +78,14 @@ tern_node *tern_graph_record(tern_graph *g, tern_op op, tern_tensor *out, tern_t
 // Reverse-mode pass from a scalar 'loss': seeds d(loss) = 1 (times 'seed') and runs every
 // recorded node's backward in reverse order.
 void tern_backward(tern_graph *g, tern_tensor *loss, float seed);
+// Same, seeding d(t) with an arbitrary vector (t->n values): backward of sum(t * seed).
+void tern_backward_vec(tern_graph *g, tern_tensor *t, const float *seed);
+
+// Profiling helpers used by the ops (no-ops unless g->profile).
+static inline double tern_prof_begin(const tern_graph *g) {
+    return g->profile ? tern_time() : 0.0;
+}
+void tern_prof_end(tern_graph *g, tern_op op, double t0);
 
 void tern_graph_print_profile(const tern_graph *g, FILE *f); // per-op forward/backward seconds
 
