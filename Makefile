@@ -47,6 +47,7 @@ OPENMP_ON := $(shell echo | $(CC) -fopenmp -dM -E - 2>/dev/null | grep -c _OPENM
 $(info tern: OpenMP $(if $(filter 1,$(OPENMP_ON)),on,OFF) ($(shell nproc) CPUs here; threads from OMP_NUM_THREADS), build dir $(BUILD))
 
 .PHONY: all test bench demo interop deps clean
+.SECONDARY:
 all: $(LIBTERN) $(LIBTERN_RT) $(PROGS)
 
 deps: $(DEPS_STAMP)

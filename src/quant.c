@@ -26,7 +26,7 @@ float tern_weight_scale(const float *w, long n) {
 }
 
 static inline float ternary_of(float w, float s) {
-    float q = rintf(w / s);
+    float q = rintf(w / s) + 0.0f; // + 0.0f turns -0 into +0
     return q > 1.0f ? 1.0f : (q < -1.0f ? -1.0f : q);
 }
 
@@ -47,7 +47,7 @@ static inline float act_scale(const float *x, int n) {
 }
 
 static inline float int8_of(float x, float s) {
-    float q = rintf(x * s);
+    float q = rintf(x * s) + 0.0f; // + 0.0f turns -0 into +0
     return q > 127.0f ? 127.0f : (q < -128.0f ? -128.0f : q);
 }
 

@@ -1,0 +1,268 @@
+// test_grad.c — finite-difference gradient checks for every differentiable op, on odd shapes.
+// Each check perturbs input elements by ±h, recomputes L = sum(out * R) and compares with the
+// analytic backward; it fails when any element exceeds atol + rtol * |numeric|.
+#include "testutil.h"
+#include "quant.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define H 1e-2
+#define ATOL 2e-3
+#define RTOL 2e-2
+#define MAXE 48
+
+typedef struct { tern_params p; tern_tensor *t[4]; int n; } inputs;
+
+static void in_init(inputs *in) { tern_params_init(&in->p); in->n = 0; }
+static void in_add(inputs *in, const char *name, int ndim, int d0, int d1) {
+    int shape[2] = {d0, d1};
+    in->t[in->n++] = tern_params_add(&in->p, name, ndim, shape, 0);
+}
+static void in_alloc(inputs *in, uint64_t seed) {
+    tern_params_alloc(&in->p);
+    for (int i = 0; i < in->n; i++) tu_fill_normal(in->t[i]->data, in->t[i]->n, seed + (uint64_t)i, 1.0f);
+}
+
+static void expect_ok(tu_gc_result r) { assert_true(r.worst_ratio <= 1.0); assert_true(r.n_checked > 0); }
+
+// ---- matmul, all four transpose combinations --------------------------------------------------
+typedef struct { int ta, tb; } mm_ctx;
+static tern_tensor *b_matmul(tern_graph *g, tern_tensor **in, void *c) {
+    mm_ctx *m = c;
+    return tern_matmul(g, in[0], in[1], m->ta, m->tb);
+}
+static void test_matmul(void **st) {
+    (void)st;
+    int shapes[][3] = {{3, 5, 7}, {1, 17, 2}, {13, 8, 19}};
+    for (int s = 0; s < 3; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+                inputs in;
+                in_init(&in);
+                in_add(&in, "a", 2, ta ? K : M, ta ? M : K);
+                in_add(&in, "b", 2, tb ? N : K, tb ? K : N);
+                in_alloc(&in, 10 + s);
+                mm_ctx c = {ta, tb};
+                char name[64];
+                snprintf(name, sizeof name, "matmul %dx%dx%d %s%s", M, K, N, ta ? "T" : "N", tb ? "T" : "N");
+                expect_ok(tu_gradcheck(name, b_matmul, &c, in.t, 2, H, ATOL, RTOL, MAXE));
+                tern_params_free(&in.p);
+            }
+}
+
+// ---- elementwise and reductions ---------------------------------------------------------------
+static tern_tensor *b_add(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_add(g, in[0], in[1]); }
+static tern_tensor *b_mul(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_mul(g, in[0], in[1]); }
+static tern_tensor *b_square(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_mul(g, in[0], in[0]); }
+static tern_tensor *b_scale(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_scale(g, in[0], -1.7f); }
+static tern_tensor *b_sum(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_sum(g, in[0]); }
+static tern_tensor *b_mean(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_mean(g, in[0]); }
+static tern_tensor *b_silu(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_silu(g, in[0]); }
+static tern_tensor *b_swiglu(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_swiglu(g, in[0], in[1]); }
+
+static void check_unary_binary(const char *name, tu_build_fn f, int n_in, int rows, int cols) {
+    inputs in;
+    in_init(&in);
+    for (int i = 0; i < n_in; i++) in_add(&in, i ? "b" : "a", 2, rows, cols);
+    in_alloc(&in, 77);
+    expect_ok(tu_gradcheck(name, f, NULL, in.t, n_in, H, ATOL, RTOL, MAXE));
+    tern_params_free(&in.p);
+}
+
+static void test_elementwise(void **st) {
+    (void)st;
+    check_unary_binary("add 5x9", b_add, 2, 5, 9);
+    check_unary_binary("mul 7x3", b_mul, 2, 7, 3);
+    check_unary_binary("mul same tensor (a*a) 4x5", b_square, 1, 4, 5);
+    check_unary_binary("scale 3x17", b_scale, 1, 3, 17);
+    check_unary_binary("sum 6x7", b_sum, 1, 6, 7);
+    check_unary_binary("mean 11x5", b_mean, 1, 11, 5);
+    check_unary_binary("silu 9x13", b_silu, 1, 9, 13);
+    check_unary_binary("swiglu 5x31", b_swiglu, 2, 5, 31);
+}
+
+// ---- embedding (repeated ids) -----------------------------------------------------------------
+static const int emb_ids[9] = {3, 0, 10, 3, 3, 7, 0, 1, 9};
+static tern_tensor *b_embedding(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_embedding(g, in[0], emb_ids, 9); }
+static void test_embedding(void **st) {
+    (void)st;
+    inputs in;
+    in_init(&in);
+    in_add(&in, "w", 2, 11, 7);
+    in_alloc(&in, 5);
+    expect_ok(tu_gradcheck("embedding 11x7, 9 ids", b_embedding, NULL, in.t, 1, H, ATOL, RTOL, 100));
+    tern_params_free(&in.p);
+}
+
+// ---- RMSNorm -----------------------------------------------------------------------------------
+static tern_tensor *b_rmsnorm(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_rmsnorm(g, in[0], in[1], 1e-5f); }
+static void test_rmsnorm(void **st) {
+    (void)st;
+    int shapes[][2] = {{5, 19}, {1, 3}, {33, 16}};
+    for (int s = 0; s < 3; s++) {
+        inputs in;
+        in_init(&in);
+        in_add(&in, "x", 2, shapes[s][0], shapes[s][1]);
+        in_add(&in, "w", 1, shapes[s][1], 0);
+        in_alloc(&in, 40 + s);
+        char name[64];
+        snprintf(name, sizeof name, "rmsnorm %dx%d", shapes[s][0], shapes[s][1]);
+        expect_ok(tu_gradcheck(name, b_rmsnorm, NULL, in.t, 2, H, ATOL, RTOL, MAXE));
+        tern_params_free(&in.p);
+    }
+}
+
+// ---- RoPE --------------------------------------------------------------------------------------
+typedef struct { int B, T, Hh, D, pos0; } rope_ctx;
+static tern_tensor *b_rope(tern_graph *g, tern_tensor **in, void *c) {
+    rope_ctx *r = c;
+    return tern_rope(g, in[0], r->B, r->T, r->Hh, r->D, r->pos0, 10000.0f);
+}
+static void test_rope(void **st) {
+    (void)st;
+    rope_ctx cs[] = {{2, 5, 3, 6, 0}, {1, 7, 2, 10, 3}, {3, 1, 1, 2, 11}};
+    for (int s = 0; s < 3; s++) {
+        rope_ctx *r = &cs[s];
+        inputs in;
+        in_init(&in);
+        in_add(&in, "x", 2, r->B * r->T, r->Hh * r->D);
+        in_alloc(&in, 60 + s);
+        char name[64];
+        snprintf(name, sizeof name, "rope B%d T%d H%d D%d pos0 %d", r->B, r->T, r->Hh, r->D, r->pos0);
+        expect_ok(tu_gradcheck(name, b_rope, r, in.t, 1, H, ATOL, RTOL, MAXE));
+        tern_params_free(&in.p);
+    }
+}
+
+// ---- attention ---------------------------------------------------------------------------------
+typedef struct { int B, T, Hq, Hkv, D; } att_ctx;
+static tern_tensor *b_attention(tern_graph *g, tern_tensor **in, void *c) {
+    att_ctx *a = c;
+    return tern_attention(g, in[0], in[1], in[2], a->B, a->T, a->Hq, a->Hkv);
+}
+static void test_attention(void **st) {
+    (void)st;
+    att_ctx cs[] = {{2, 7, 4, 2, 5}, {1, 1, 3, 3, 8}, {1, 13, 2, 1, 3}, {2, 4, 3, 3, 4}};
+    for (int s = 0; s < 4; s++) {
+        att_ctx *a = &cs[s];
+        inputs in;
+        in_init(&in);
+        in_add(&in, "q", 2, a->B * a->T, a->Hq * a->D);
+        in_add(&in, "k", 2, a->B * a->T, a->Hkv * a->D);
+        in_add(&in, "v", 2, a->B * a->T, a->Hkv * a->D);
+        in_alloc(&in, 80 + s);
+        char name[64];
+        snprintf(name, sizeof name, "attention B%d T%d H%d/%d D%d", a->B, a->T, a->Hq, a->Hkv, a->D);
+        expect_ok(tu_gradcheck(name, b_attention, a, in.t, 3, H, ATOL, RTOL, MAXE));
+        tern_params_free(&in.p);
+    }
+}
+
+// ---- cross-entropy (with an ignored row) ------------------------------------------------------
+static const int ce_targets[6] = {3, 0, TERN_IGNORE_INDEX, 10, 7, 7};
+static tern_tensor *b_ce(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_cross_entropy(g, in[0], ce_targets, TERN_IGNORE_INDEX); }
+static void test_cross_entropy(void **st) {
+    (void)st;
+    inputs in;
+    in_init(&in);
+    in_add(&in, "logits", 2, 6, 11);
+    in_alloc(&in, 3);
+    tu_gc_result r = tu_gradcheck("cross_entropy 6x11 (1 ignored)", b_ce, NULL, in.t, 1, H, ATOL, RTOL, 100);
+    expect_ok(r);
+    // the ignored row gets exactly zero gradient
+    tern_graph g;
+    tern_graph_init(&g, 16, 0, 0);
+    memset(in.p.grad, 0, sizeof(float) * (size_t)in.p.total);
+    tern_backward(&g, b_ce(&g, in.t, NULL), 1.0f);
+    for (int j = 0; j < 11; j++) assert_true(in.t[0]->grad[2 * 11 + j] == 0.0f);
+    tern_graph_free(&g);
+    tern_params_free(&in.p);
+}
+
+// ---- BitLinear in full precision (lambda = 0) is smooth: finite differences apply -------------
+static tern_tensor *b_bitlinear_fp(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_bitlinear(g, in[0], in[1], 0.0f); }
+static void test_bitlinear_fp(void **st) {
+    (void)st;
+    inputs in;
+    in_init(&in);
+    in_add(&in, "x", 2, 7, 13);
+    in_add(&in, "w", 2, 5, 13);
+    in_alloc(&in, 21);
+    expect_ok(tu_gradcheck("bitlinear fp 7x13 -> 5", b_bitlinear_fp, NULL, in.t, 2, H, ATOL, RTOL, MAXE));
+    tern_params_free(&in.p);
+}
+
+// ---- composite graphs: tied weights, residual branches ------------------------------------------
+static const int tie_ids[5] = {1, 4, 4, 0, 2}, tie_tg[5] = {4, 4, 0, 2, 1};
+static tern_tensor *b_tied(tern_graph *g, tern_tensor **in, void *c) {
+    (void)c; // logits = rmsnorm(embedding(E)) E^T; E used twice
+    tern_tensor *x = tern_embedding(g, in[0], tie_ids, 5);
+    x = tern_rmsnorm(g, x, in[1], 1e-5f);
+    return tern_cross_entropy(g, tern_matmul(g, x, in[0], 0, 1), tie_tg, TERN_IGNORE_INDEX);
+}
+static tern_tensor *b_residual(tern_graph *g, tern_tensor **in, void *c) {
+    (void)c; // y = x + silu(x W^T) ; x feeds both branches
+    tern_tensor *h = tern_bitlinear(g, in[0], in[1], 0.0f);
+    return tern_add(g, in[0], tern_silu(g, h));
+}
+static void test_graph_reuse(void **st) {
+    (void)st;
+    inputs in;
+    in_init(&in);
+    in_add(&in, "E", 2, 6, 8);
+    in_add(&in, "norm", 1, 8, 0);
+    in_alloc(&in, 8);
+    expect_ok(tu_gradcheck("tied embedding+head", b_tied, NULL, in.t, 2, H, ATOL, RTOL, 100));
+    tern_params_free(&in.p);
+    in_init(&in);
+    in_add(&in, "x", 2, 4, 6);
+    in_add(&in, "w", 2, 6, 6);
+    in_alloc(&in, 9);
+    expect_ok(tu_gradcheck("residual x + silu(xW)", b_residual, NULL, in.t, 2, H, ATOL, RTOL, 100));
+    tern_params_free(&in.p);
+}
+
+// Two backward passes: with zeroing between they agree bit for bit; without, grads double.
+static void test_two_backward(void **st) {
+    (void)st;
+    inputs in;
+    in_init(&in);
+    in_add(&in, "E", 2, 6, 8);
+    in_add(&in, "norm", 1, 8, 0);
+    in_alloc(&in, 8);
+    tern_graph g;
+    tern_graph_init(&g, 64, 0, 0);
+    float first[64], second[64];
+    tern_params_zero_grad(&in.p);
+    tern_backward(&g, b_tied(&g, in.t, NULL), 1.0f);
+    memcpy(first, in.t[0]->grad, sizeof(float) * 48);
+    tern_graph_reset(&g);
+    tern_params_zero_grad(&in.p);
+    tern_backward(&g, b_tied(&g, in.t, NULL), 1.0f);
+    memcpy(second, in.t[0]->grad, sizeof(float) * 48);
+    assert_memory_equal(first, second, sizeof(float) * 48);
+    tern_graph_reset(&g);
+    tern_backward(&g, b_tied(&g, in.t, NULL), 1.0f); // no zeroing: accumulates
+    int nonzero = 0;
+    for (int i = 0; i < 48; i++) {
+        assert_float_equal(in.t[0]->grad[i], 2.0f * first[i], 1e-6f * (1.0f + fabsf(first[i])));
+        nonzero += first[i] != 0.0f;
+    }
+    assert_true(nonzero > 10);
+    tern_graph_free(&g);
+    tern_params_free(&in.p);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmul),        cmocka_unit_test(test_elementwise), cmocka_unit_test(test_embedding),
+        cmocka_unit_test(test_rmsnorm),       cmocka_unit_test(test_rope),        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_cross_entropy), cmocka_unit_test(test_bitlinear_fp), cmocka_unit_test(test_graph_reuse),
+        cmocka_unit_test(test_two_backward),
+    };
+    int rc = cmocka_run_group_tests_name("grad", tests, NULL, NULL);
+    tu_gradcheck_summary();
+    return rc;
+}

@@ -1,0 +1,327 @@
+// test_ops.c — forward values of fused ops against plain reference code, the BitNet quantizers
+// on hand-computed cases (ties, zeros, clipping, eps), their straight-through gradients, the
+// integer-exact BitLinear, and clear errors for shape mismatches and exhausted capacity.
+#include "testutil.h"
+#include "quant.h"
+#include "util.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static tern_tensor *leaf(tern_graph *g, const char *name, int r, int c, uint64_t seed) {
+    tern_tensor *t = tern_new_2d(g, name, r, c);
+    tu_fill_normal(t->data, t->n, seed, 1.0f);
+    return t;
+}
+
+static void test_matmul_forward(void **st) {
+    (void)st;
+    tern_graph g;
+    tern_graph_init(&g, 16, 0, 0);
+    int M = 17, K = 33, N = 5;
+    tern_tensor *a = leaf(&g, "a", M, K, 1), *b = leaf(&g, "b", N, K, 2);
+    tern_tensor *c = tern_matmul(&g, a, b, 0, 1);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++) s += (double)a->data[i * K + k] * b->data[j * K + k];
+            assert_float_equal(c->data[i * N + j], s, 1e-4);
+        }
+    tern_graph_free(&g);
+}
+
+// naive softmax(Q K^T / sqrt(D) + causal mask) V in double
+static void test_attention_forward(void **st) {
+    (void)st;
+    int cases[][4] = {{2, 9, 4, 2}, {1, 16, 3, 1}, {3, 5, 2, 2}}; // B T H Hkv
+    for (int cs = 0; cs < 3; cs++) {
+        int B = cases[cs][0], T = cases[cs][1], Hq = cases[cs][2], Hkv = cases[cs][3], D = 7;
+        tern_graph g;
+        tern_graph_init(&g, 16, 0, 0);
+        tern_tensor *q = leaf(&g, "q", B * T, Hq * D, 3), *k = leaf(&g, "k", B * T, Hkv * D, 4), *v = leaf(&g, "v", B * T, Hkv * D, 5);
+        tern_tensor *o = tern_attention(&g, q, k, v, B, T, Hq, Hkv);
+        double worst = 0;
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < Hq; h++) {
+                int kh = h / (Hq / Hkv);
+                for (int i = 0; i < T; i++) {
+                    double s[64], m = -1e300, z = 0;
+                    for (int j = 0; j <= i; j++) {
+                        double d = 0;
+                        for (int e = 0; e < D; e++)
+                            d += (double)q->data[(b * T + i) * Hq * D + h * D + e] * k->data[(b * T + j) * Hkv * D + kh * D + e];
+                        s[j] = d / sqrt((double)D);
+                        m = s[j] > m ? s[j] : m;
+                    }
+                    for (int j = 0; j <= i; j++) z += exp(s[j] - m);
+                    for (int e = 0; e < D; e++) {
+                        double acc = 0;
+                        for (int j = 0; j <= i; j++) acc += exp(s[j] - m) / z * v->data[(b * T + j) * Hkv * D + kh * D + e];
+                        double err = fabs(acc - o->data[(b * T + i) * Hq * D + h * D + e]);
+                        worst = err > worst ? err : worst;
+                    }
+                }
+            }
+        printf("attention B%d T%d H%d/%d: worst |fused - naive| = %.2e\n", B, T, Hq, Hkv, worst);
+        assert_true(worst < 1e-5);
+        tern_graph_free(&g);
+    }
+}
+
+static void test_cross_entropy_forward(void **st) {
+    (void)st;
+    tern_graph g;
+    tern_graph_init(&g, 16, 0, 0);
+    int N = 7, V = 301;
+    tern_tensor *x = leaf(&g, "logits", N, V, 6);
+    for (int j = 0; j < V; j++) x->data[j] *= 30.0f; // row 0 with large logits (overflow without max-shift)
+    int tg[7] = {0, 300, 5, TERN_IGNORE_INDEX, 17, 17, 150};
+    tern_tensor *l = tern_cross_entropy(&g, x, tg, TERN_IGNORE_INDEX);
+    double tot = 0;
+    int cnt = 0;
+    for (int i = 0; i < N; i++) {
+        if (tg[i] == TERN_IGNORE_INDEX) continue;
+        double m = -1e300, z = 0;
+        for (int j = 0; j < V; j++) m = x->data[i * V + j] > m ? x->data[i * V + j] : m;
+        for (int j = 0; j < V; j++) z += exp(x->data[i * V + j] - m);
+        tot += m + log(z) - x->data[i * V + tg[i]];
+        cnt++;
+    }
+    assert_true(isfinite(l->data[0]));
+    assert_float_equal(l->data[0], tot / cnt, 1e-4 * fabs(tot / cnt));
+    // all rows ignored: loss 0, no NaN
+    int none[2] = {TERN_IGNORE_INDEX, TERN_IGNORE_INDEX};
+    tern_tensor *x2 = leaf(&g, "l2", 2, 3, 7);
+    assert_true(tern_cross_entropy(&g, x2, none, TERN_IGNORE_INDEX)->data[0] == 0.0f);
+    tern_graph_free(&g);
+}
+
+// ---- quantizers on hand-computed cases --------------------------------------------------------
+static void test_weight_quant_cases(void **st) {
+    (void)st;
+    // mean|W| = 6/6 = 1: W/s = W. Ties .5 round half to even: 0.5 -> 0, -0.5 -> 0, 1.5 -> 2 -> clip 1
+    float w[6] = {0.5f, -0.5f, 1.5f, -1.5f, 1.0f, 1.0f}, q[6];
+    float s = tern_weight_scale(w, 6);
+    assert_true(s == 1.0f);
+    tern_weight_quantize(w, 6, s, q);
+    float want[6] = {0, 0, 1, -1, 1, 1};
+    assert_memory_equal(q, want, sizeof want);
+    // 2.5 / s with s = 1: 2 (even) then clip 1; -2.5 -> -2 -> -1; clipping of large values
+    float w2[4] = {2.5f, -2.5f, 0.0f, -1.0f}, q2[4]; // mean = 1.5
+    s = tern_weight_scale(w2, 4);
+    assert_true(s == 1.5f);
+    tern_weight_quantize(w2, 4, s, q2); // 1.667->1 (clip of 2), -1.667->-1, 0, -0.667->-1
+    float want2[4] = {1, -1, 0, -1};
+    assert_memory_equal(q2, want2, sizeof want2);
+    // W/s exactly 0.5 with s = 2: half to even gives 0 (roundf would give 1)
+    float w3[4] = {1.0f, 3.0f, 2.0f, 2.0f}, q3[4]; // mean 2: 0.5 -> 0, 1.5 -> 2 -> 1, 1, 1
+    s = tern_weight_scale(w3, 4);
+    tern_weight_quantize(w3, 4, s, q3);
+    float want3[4] = {0, 1, 1, 1};
+    assert_memory_equal(q3, want3, sizeof want3);
+    // all-zero matrix: eps scale, all zeros, no NaN
+    float z[5] = {0}, qz[5];
+    s = tern_weight_scale(z, 5);
+    assert_true(s == TERN_QUANT_EPS);
+    tern_weight_quantize(z, 5, s, qz);
+    for (int i = 0; i < 5; i++) assert_true(qz[i] == 0.0f && !signbit(qz[i] + 0.0f));
+    // eps path with values: mean 4e-6 < eps -> s = 1e-5; 1.5e-5 / 1e-5 = 1.5 -> 2 -> clip 1; 5e-6 -> 0.5 -> 0
+    float e[4] = {1.5e-5f, -5e-6f, 0.0f, -0.0f}, qe[4];
+    s = tern_weight_scale(e, 4);
+    assert_true(s == TERN_QUANT_EPS);
+    tern_weight_quantize(e, 4, s, qe);
+    assert_true(qe[0] == 1.0f && qe[1] == 0.0f && qe[2] == 0.0f && qe[3] == 0.0f);
+    int8_t qi[6];
+    tern_weight_quantize_i8(w, 6, 1.0f, qi);
+    int8_t wanti[6] = {0, 0, 1, -1, 1, 1};
+    assert_memory_equal(qi, wanti, 6);
+}
+
+static void test_act_quant_cases(void **st) {
+    (void)st;
+    // absmax 127 -> s = 1: 63.5 -> 64 (even), -64.5 -> -64 (even), 0.5 -> 0, -0.5 -> 0, extremes stay +-127
+    float x[6] = {127.0f, 63.5f, -64.5f, 0.5f, -0.5f, -127.0f}, q[6];
+    float s = tern_act_quantize_row(x, 6, q);
+    assert_true(s == 1.0f);
+    float want[6] = {127, 64, -64, 0, 0, -127};
+    assert_memory_equal(q, want, sizeof want);
+    // the scale maps the row's absmax exactly onto 127: never outside [-128, 127]
+    float y[5] = {-3.3f, 1e-3f, 2.9f, -1.1f, 3.3f}, qy[5];
+    s = tern_act_quantize_row(y, 5, qy);
+    assert_true(qy[0] == -127.0f && qy[4] == 127.0f);
+    for (int i = 0; i < 5; i++) assert_true(qy[i] >= -128.0f && qy[i] <= 127.0f && qy[i] == rintf(qy[i]));
+    // all-zero row: eps scale 127/1e-5, zeros, finite
+    float z[4] = {0}, qz[4];
+    s = tern_act_quantize_row(z, 4, qz);
+    assert_true(isfinite(s) && s == 127.0f / TERN_QUANT_EPS);
+    for (int i = 0; i < 4; i++) assert_true(qz[i] == 0.0f);
+    // eps path: absmax 5e-6 < eps: s = 1.27e7; 5e-6 * s = 63.5 -> 64 (even); -2e-6 * s = -25.4 -> -25
+    float e[2] = {5e-6f, -2e-6f}, qe[2];
+    s = tern_act_quantize_row(e, 2, qe);
+    assert_true(s == 127.0f / TERN_QUANT_EPS);
+    assert_true(qe[0] == rintf(5e-6f * s) && qe[1] == -25.0f);
+    int8_t qi[6];
+    tern_act_quantize_row_i8(x, 6, qi);
+    int8_t wanti[6] = {127, 64, -64, 0, 0, -127};
+    assert_memory_equal(qi, wanti, 6);
+}
+
+// ---- straight-through gradients -------------------------------------------------------------
+static void test_quant_ste(void **st) {
+    (void)st;
+    tern_params p;
+    tern_params_init(&p);
+    int sh[2] = {5, 9};
+    tern_tensor *w = tern_params_add(&p, "w", 2, sh, 0);
+    tern_params_alloc(&p);
+    tu_fill_normal(w->data, w->n, 11, 1.0f);
+    tern_graph g;
+    tern_graph_init(&g, 16, 0, 0);
+    float R[45];
+    tu_fill_uniform(R, 45, 12, -1, 1);
+    tern_tensor *qw = tern_quant_weight(&g, w);
+    float s = tern_weight_scale(w->data, w->n);
+    for (int i = 0; i < 45; i++) {
+        float v = qw->data[i] / s;
+        assert_true(v == -1.0f || v == 0.0f || v == 1.0f);
+    }
+    tern_backward_vec(&g, qw, R);
+    assert_memory_equal(w->grad, R, sizeof R); // identity gradient
+    tern_params_zero_grad(&p);
+    tern_graph_reset(&g);
+    tern_tensor *qa = tern_quant_act(&g, w);
+    for (int r = 0; r < 5; r++) { // values are xq/s_x with integer xq
+        float sx = 127.0f, m = 0;
+        for (int c = 0; c < 9; c++) m = fmaxf(m, fabsf(w->data[r * 9 + c]));
+        sx = 127.0f / m;
+        for (int c = 0; c < 9; c++) assert_float_equal(qa->data[r * 9 + c] * sx, rintf(qa->data[r * 9 + c] * sx), 1e-4);
+    }
+    tern_backward_vec(&g, qa, R);
+    assert_memory_equal(w->grad, R, sizeof R);
+    tern_graph_free(&g);
+    tern_params_free(&p);
+}
+
+// ---- BitLinear: integer-exact forward and STE backward against plain loops ----------------------
+static void test_bitlinear_exact(void **st) {
+    (void)st;
+    int N = 7, K = 67, M = 13;
+    tern_params p;
+    tern_params_init(&p);
+    int sx_[2] = {N, K}, sw_[2] = {M, K};
+    tern_tensor *x = tern_params_add(&p, "x", 2, sx_, 0), *w = tern_params_add(&p, "w", 2, sw_, 0);
+    tern_params_alloc(&p);
+    tu_fill_normal(x->data, x->n, 31, 2.0f);
+    tu_fill_normal(w->data, w->n, 32, 0.02f);
+    tern_graph g;
+    tern_graph_init(&g, 16, 0, 0);
+    tern_tensor *y = tern_bitlinear(&g, x, w, 1.0f);
+    float sw = tern_weight_scale(w->data, w->n);
+    int8_t wq[13 * 67], xq[7 * 67];
+    float sxs[7];
+    tern_weight_quantize_i8(w->data, w->n, sw, wq);
+    for (int n = 0; n < N; n++) sxs[n] = tern_act_quantize_row_i8(x->data + n * K, K, xq + n * K);
+    for (int n = 0; n < N; n++)
+        for (int m = 0; m < M; m++) {
+            int32_t acc = 0;
+            for (int k = 0; k < K; k++) acc += (int32_t)xq[n * K + k] * wq[m * K + k];
+            float want = (float)acc * (sw / sxs[n]); // the runtime's exact formula
+            assert_true(y->data[n * M + m] == want);
+        }
+    float R[7 * 13];
+    tu_fill_uniform(R, N * M, 33, -1, 1);
+    tern_backward_vec(&g, y, R);
+    for (int n = 0; n < N; n++) // dx = dy . (Wq s_w)
+        for (int k = 0; k < K; k++) {
+            double s = 0;
+            for (int m = 0; m < M; m++) s += (double)R[n * M + m] * wq[m * K + k] * sw;
+            assert_float_equal(x->grad[n * K + k], s, 1e-5 + 1e-4 * fabs(s));
+        }
+    for (int m = 0; m < M; m++) // dW = dy^T . (xq / s_x)
+        for (int k = 0; k < K; k++) {
+            double s = 0;
+            for (int n = 0; n < N; n++) s += (double)R[n * M + m] * xq[n * K + k] / sxs[n];
+            assert_float_equal(w->grad[m * K + k], s, 1e-5 + 1e-4 * fabs(s));
+        }
+    // ramp lambda = 0.5: forward equals the mixed product
+    tern_graph_reset(&g);
+    tern_tensor *y2 = tern_bitlinear(&g, x, w, 0.5f);
+    for (int n = 0; n < N; n++)
+        for (int m = 0; m < M; m++) {
+            double s = 0;
+            for (int k = 0; k < K; k++) {
+                double xm = 0.5 * xq[n * K + k] / sxs[n] + 0.5 * x->data[n * K + k];
+                double wm = 0.5 * wq[m * K + k] * sw + 0.5 * w->data[m * K + k];
+                s += xm * wm;
+            }
+            assert_float_equal(y2->data[n * M + m], s, 1e-5 + 1e-4 * fabs(s));
+        }
+    tern_graph_free(&g);
+    tern_params_free(&p);
+}
+
+// ---- clear fatal errors ------------------------------------------------------------------------
+static void child_shape_mismatch(void *a) {
+    (void)a;
+    tern_graph g;
+    tern_graph_init(&g, 16, 0, 0);
+    tern_matmul(&g, tern_new_2d(&g, "a", 3, 4), tern_new_2d(&g, "b", 5, 6), 0, 0);
+}
+static void child_arena_limit(void *a) {
+    (void)a;
+    tern_graph g;
+    tern_graph_init(&g, 16, 4096, 1 << 16);
+    tern_new_2d(&g, "big", 256, 256);
+}
+static void child_graph_full(void *a) {
+    (void)a;
+    tern_params p;
+    tern_params_init(&p);
+    int sh[1] = {4};
+    tern_tensor *w = tern_params_add(&p, "w", 1, sh, 0);
+    tern_params_alloc(&p);
+    tern_graph g;
+    tern_graph_init(&g, 3, 0, 0);
+    tern_tensor *x = w;
+    for (int i = 0; i < 5; i++) x = tern_scale(&g, x, 2.0f);
+}
+static void test_fatal_errors(void **st) {
+    (void)st;
+    char err[512];
+    assert_int_equal(tu_run_child(child_shape_mismatch, NULL, err, sizeof err), 1);
+    assert_non_null(strstr(err, "inner dimensions differ"));
+    assert_int_equal(tu_run_child(child_arena_limit, NULL, err, sizeof err), 1);
+    assert_non_null(strstr(err, "arena exhausted"));
+    assert_int_equal(tu_run_child(child_graph_full, NULL, err, sizeof err), 1);
+    assert_non_null(strstr(err, "graph is full"));
+}
+
+// arena: after the first step it holds one block of the high-water size and stops growing
+static void test_arena_sizing(void **st) {
+    (void)st;
+    tern_arena a;
+    tern_arena_init(&a, "test", 1024, 0);
+    for (int i = 0; i < 10; i++) tern_arena_alloc(&a, 1000);
+    size_t high = a.high;
+    tern_arena_reset(&a);
+    assert_null(a.head->next);
+    assert_true(tern_arena_capacity(&a) >= high);
+    void *first = tern_arena_alloc(&a, 1000);
+    for (int i = 1; i < 10; i++) tern_arena_alloc(&a, 1000);
+    assert_null(a.head->next); // no new block in the second step
+    tern_arena_reset(&a);
+    assert_ptr_equal(tern_arena_alloc(&a, 1000), first);
+    tern_arena_free(&a);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmul_forward),    cmocka_unit_test(test_attention_forward),
+        cmocka_unit_test(test_cross_entropy_forward), cmocka_unit_test(test_weight_quant_cases),
+        cmocka_unit_test(test_act_quant_cases),   cmocka_unit_test(test_quant_ste),
+        cmocka_unit_test(test_bitlinear_exact),   cmocka_unit_test(test_fatal_errors),
+        cmocka_unit_test(test_arena_sizing),
+    };
+    return cmocka_run_group_tests_name("ops", tests, NULL, NULL);
+}

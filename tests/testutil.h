@@ -1,0 +1,34 @@
+// testutil.h — shared helpers for tern's cmocka tests: random fills, finite-difference gradient
+// checks, and running a function in a child process to test fatal errors.
+#ifndef TERN_TESTUTIL_H
+#define TERN_TESTUTIL_H
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include "ops.h"
+
+void tu_fill_normal(float *x, long n, uint64_t seed, float std);
+void tu_fill_uniform(float *x, long n, uint64_t seed, float lo, float hi);
+
+// Finite-difference gradient check of L = sum(out * R) (R fixed random) w.r.t. every input.
+// build() runs the op(s) on the inputs (leaves in a tern_params store) and returns 'out'.
+typedef tern_tensor *(*tu_build_fn)(tern_graph *g, tern_tensor **in, void *ctx);
+typedef struct {
+    double worst_abs;   // largest |analytic - numeric|
+    double worst_ratio; // largest |analytic - numeric| / (atol + rtol * |numeric|); pass iff <= 1
+    int worst_in;       // input index of the worst element
+    long worst_idx;     // element index of the worst element
+    long n_checked;
+} tu_gc_result;
+
+// Checks up to max_elems elements per input (all when the input is small). h: FD step.
+tu_gc_result tu_gradcheck(const char *name, tu_build_fn build, void *ctx, tern_tensor **in, int n_in, double h,
+                          double atol, double rtol, int max_elems);
+// Prints the table of worst errors per op gathered so far (for the closing report).
+void tu_gradcheck_summary(void);
+
+// Run fn(arg) in a forked child; returns its exit status and captures up to n-1 bytes of stderr.
+int tu_run_child(void (*fn)(void *), void *arg, char *err, size_t n);
+
+#endif
