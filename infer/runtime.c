@@ -557,3 +557,18 @@ double logprob_of(const float *logits, int vocab, int target) {
     for (int i = 0; i < vocab; i++) sum += exp((double)logits[i] - mx);
     return (double)logits[target] - mx - log(sum);
 }
+
+int rt_require_vocab(const tern_rt_model *m) {
+    if (m->has_vocab) return 0;
+    tern_error("%s: no tokenizer in the file (tokenizer.ggml.tokens missing); re-export with a tokenizer", m->path);
+    return -1;
+}
+
+int rt_check_prompt(const tern_rt_model *m, int n, int ctx) {
+    if (ctx <= 0 || ctx > m->config.seq_len) ctx = m->config.seq_len;
+    if (n >= ctx) {
+        tern_error("%s: prompt is %d tokens, longer than the context allows (%d tokens, at most %d for the prompt)", m->path, n, ctx, ctx - 1);
+        return -1;
+    }
+    return 0;
+}

@@ -136,6 +136,10 @@ int sample(tern_sampler *s, const float *logits);   // logits [vocab] (not modif
 int sample_argmax(const float *logits, int n);      // first index of the maximum
 
 // ---- helpers for programs ----
+// -1 + tern_error("path: no tokenizer in the file ...") when the GGUF has no tokenizer.ggml.tokens
+int rt_require_vocab(const tern_rt_model *m);
+// -1 + error when a prompt of n tokens leaves no room to generate in a context of ctx (0: model's)
+int rt_check_prompt(const tern_rt_model *m, int n, int ctx);
 // log-softmax of logits [vocab] at index target, computed in double
 double logprob_of(const float *logits, int vocab, int target);
 #endif
