@@ -1,0 +1,370 @@
+// kernels.c — int8 x ternary matrix kernels: plain C reference, AVX2, AVX-512 VNNI, runtime dispatch.
+// libc/libm/OpenMP only. Layout and contract: see kernels.h.
+//
+// All kinds compute acc = sum_k x_k * c_k (c = w + 1 in {0,1,2}) with exact integer arithmetic and
+// then acc - sum_k x_k = sum_k x_k * w_k:
+//   AVX-512: vpdpbusd (u8 codes x s8 activations, 4 products into each int32 lane, no saturation)
+//   AVX2:    vpmaddubsw (u8 x s8 → int16 pair sums, |.| <= 2*2*128 = 512: never saturates),
+//            vpmaddwd with ones → int32
+// Work split: OpenMP over blocks of ROW_BLOCK rows (threads write disjoint out rows); inside a
+// block, tiles of up to TILE_R rows x TILE_T tokens are held in registers across all columns.
+#include "kernels.h"
+#include "tqpack.h"
+#include "util.h"
+#include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ROW_BLOCK 64
+#define TILE_R 4
+#define ACC_T 8           // row stride of the tile accumulator output acc[TILE_R][ACC_T]
+#define MAX_COLS (1 << 22) // keeps |sum x*c| < 2^31
+
+// ------------------------------------------------------------------ kind selection
+static const char *kind_names[TERN_KERNEL_NKINDS] = {"auto", "plain", "avx2", "avx512"};
+
+const char *tern_kernel_name(tern_kernel_kind k) {
+    return ((unsigned)k < TERN_KERNEL_NKINDS) ? kind_names[k] : "?";
+}
+
+int tern_kernel_available(tern_kernel_kind k) {
+    switch (k) {
+    case TERN_KERNEL_AUTO: case TERN_KERNEL_PLAIN: return 1;
+    case TERN_KERNEL_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case TERN_KERNEL_AVX512VNNI:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    default: return 0;
+    }
+}
+
+int tern_kernel_parse(const char *s, tern_kernel_kind *k) {
+    if (!s) return -1;
+    for (int i = 0; i < TERN_KERNEL_NKINDS; i++)
+        if (strcmp(s, kind_names[i]) == 0) { *k = (tern_kernel_kind)i; return 0; }
+    if (strcmp(s, "avx512vnni") == 0) { *k = TERN_KERNEL_AVX512VNNI; return 0; }
+    return -1;
+}
+
+static int g_forced = TERN_KERNEL_AUTO;
+static int g_cached = -1;
+
+int tern_kernel_force(tern_kernel_kind k) {
+    if ((unsigned)k >= TERN_KERNEL_NKINDS || !tern_kernel_available(k)) {
+        tern_error("kernel %s is not available on this CPU", tern_kernel_name(k));
+        return -1;
+    }
+    __atomic_store_n(&g_forced, (int)k, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static tern_kernel_kind cpu_best(void) {
+    if (tern_kernel_available(TERN_KERNEL_AVX512VNNI)) return TERN_KERNEL_AVX512VNNI;
+    if (tern_kernel_available(TERN_KERNEL_AVX2)) return TERN_KERNEL_AVX2;
+    return TERN_KERNEL_PLAIN;
+}
+
+tern_kernel_kind tern_kernel_best(void) {
+    int f = __atomic_load_n(&g_forced, __ATOMIC_SEQ_CST);
+    if (f != TERN_KERNEL_AUTO) return (tern_kernel_kind)f;
+    int c = __atomic_load_n(&g_cached, __ATOMIC_SEQ_CST);
+    if (c >= 0) return (tern_kernel_kind)c;
+    tern_kernel_kind k = cpu_best();
+    const char *env = getenv("TERN_KERNEL");
+    if (env && *env) {
+        tern_kernel_kind e;
+        if (tern_kernel_parse(env, &e) != 0)
+            fprintf(stderr, "tern: warning: TERN_KERNEL=%s is not one of plain|avx2|avx512; using %s\n", env, kind_names[k]);
+        else if (!tern_kernel_available(e))
+            fprintf(stderr, "tern: warning: TERN_KERNEL=%s is not available on this CPU; using %s\n", env, kind_names[k]);
+        else if (e != TERN_KERNEL_AUTO)
+            k = e;
+    }
+    __atomic_store_n(&g_cached, (int)k, __ATOMIC_SEQ_CST);
+    return k;
+}
+
+static tern_kernel_kind resolve(tern_kernel_kind k) {
+    if (k == TERN_KERNEL_AUTO || (unsigned)k >= TERN_KERNEL_NKINDS || !tern_kernel_available(k)) return tern_kernel_best();
+    return k;
+}
+
+// ------------------------------------------------------------------ matrix construction
+static int pad256(int cols) { return (cols + 255) / 256 * 256; }
+
+// pack one row of codes: w[cols] in {-1,0,1} → dst[cols_pad/4]; padding gets code 1 (w = 0)
+static void pack_row(const int8_t *w, int cols, int cols_pad, uint8_t *dst) {
+    memset(dst, 0x55, (size_t)cols_pad / 4);
+    for (int k = 0; k < cols; k++) {
+        int b = k / 256, j = k % 256, l = j / 64, mm = j % 64;
+        uint8_t *p = dst + 64 * b + mm;
+        *p = (uint8_t)((*p & ~(3u << (2 * l))) | ((unsigned)(w[k] + 1) << (2 * l)));
+    }
+}
+
+static int alloc_tmat(tern_tmat *m, int rows, int cols, float scale, const char *what) {
+    memset(m, 0, sizeof *m);
+    if (rows < 1 || cols < 1 || cols > MAX_COLS) {
+        tern_error("%s: bad matrix shape [%d, %d] (rows >= 1, 1 <= cols <= %d)", what, rows, cols, MAX_COLS);
+        return -1;
+    }
+    m->rows = rows;
+    m->cols = cols;
+    m->scale = scale;
+    m->cols_pad = pad256(cols);
+    m->row_bytes = (size_t)m->cols_pad / 4;
+    m->w = tern_aligned_alloc((size_t)rows * m->row_bytes);
+    return 0;
+}
+
+int tern_tmat_from_i8(tern_tmat *m, const int8_t *wq, int rows, int cols, float scale) {
+    if (alloc_tmat(m, rows, cols, scale, "tern_tmat_from_i8")) return -1;
+    for (long i = 0; i < (long)rows * cols; i++)
+        if (wq[i] < -1 || wq[i] > 1) {
+            tern_error("tern_tmat_from_i8: weight [%ld, %ld] is %d, not in {-1,0,1}", i / cols, i % cols, wq[i]);
+            tern_tmat_free(m);
+            return -1;
+        }
+    for (int r = 0; r < rows; r++) pack_row(wq + (size_t)r * cols, cols, m->cols_pad, m->w + (size_t)r * m->row_bytes);
+    return 0;
+}
+
+static int from_tq(tern_tmat *m, const void *src, int rows, int cols, int is_tq2) {
+    const char *what = is_tq2 ? "tern_tmat_from_tq2" : "tern_tmat_from_tq1";
+    if (cols % 256 != 0) {
+        memset(m, 0, sizeof *m);
+        tern_error("%s: cols %d is not a multiple of 256 (required by the %s block format)", what, cols, is_tq2 ? "TQ2_0" : "TQ1_0");
+        return -1;
+    }
+    if (alloc_tmat(m, rows, cols, 1.0f, what)) return -1;
+    size_t row_src = (size_t)(cols / 256) * (is_tq2 ? TERN_TQ2_BLOCK_BYTES : TERN_TQ1_BLOCK_BYTES);
+    int8_t *w = tern_xmalloc((size_t)cols);
+    float *d = tern_xmalloc((size_t)(cols / 256) * sizeof(float));
+    int have_scale = 0;
+    float first_d = 0;
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *p = (const uint8_t *)src + (size_t)r * row_src;
+        int rc = is_tq2 ? tern_tq2_unpack(p, cols, w, d) : tern_tq1_unpack(p, cols, w, d);
+        if (rc) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", tern_last_error());
+            tern_error("%s: row %d: %s", what, r, msg);
+            goto fail;
+        }
+        if (r == 0) first_d = d[0];
+        for (int b = 0; b < cols / 256; b++) {
+            int nz = 0;
+            for (int j = 0; j < 256; j++) nz |= w[256 * b + j];
+            if (!nz) continue;
+            if (!have_scale) { m->scale = d[b]; have_scale = 1; }
+            else if (memcmp(&d[b], &m->scale, sizeof(float)) != 0) {
+                tern_error("%s: row %d block %d has scale d = %g, others %g (not a per-tensor ternary matrix)", what, r, b,
+                           (double)d[b], (double)m->scale);
+                goto fail;
+            }
+        }
+        pack_row(w, cols, m->cols_pad, m->w + (size_t)r * m->row_bytes);
+    }
+    if (!have_scale) m->scale = first_d;
+    free(w);
+    free(d);
+    return 0;
+fail:
+    free(w);
+    free(d);
+    tern_tmat_free(m);
+    return -1;
+}
+
+int tern_tmat_from_tq2(tern_tmat *m, const void *tq2, int rows, int cols) { return from_tq(m, tq2, rows, cols, 1); }
+int tern_tmat_from_tq1(tern_tmat *m, const void *tq1, int rows, int cols) { return from_tq(m, tq1, rows, cols, 0); }
+
+void tern_tmat_free(tern_tmat *m) {
+    if (!m) return;
+    free(m->w);
+    memset(m, 0, sizeof *m);
+}
+
+size_t tern_tmat_weight_bytes(const tern_tmat *m) { return (size_t)m->rows * m->row_bytes; }
+
+void tern_tmat_get_row_i8(const tern_tmat *m, int r, int8_t *out) {
+    const uint8_t *p = m->w + (size_t)r * m->row_bytes;
+    for (int k = 0; k < m->cols; k++) {
+        int b = k / 256, j = k % 256, l = j / 64, mm = j % 64;
+        out[k] = (int8_t)(((p[64 * b + mm] >> (2 * l)) & 3) - 1);
+    }
+}
+
+// ------------------------------------------------------------------ micro-kernels
+// Signature of a tile kernel: R rows of packed weights starting at w (row stride ws bytes),
+// T token rows of activations starting at x (row stride xs bytes, zero-padded to nblk*256),
+// acc[r*ACC_T + t] = sum_k x[t][k] * c[r][k] (codes, i.e. before subtracting sum x).
+typedef void (*tile_fn)(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk, int32_t *acc);
+
+static void tile_plain(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk, int32_t *acc, int R, int T) {
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) {
+            const uint8_t *wr = w + (size_t)r * ws;
+            const int8_t *xt = x + (size_t)t * xs;
+            int32_t s = 0;
+            for (int b = 0; b < nblk; b++)
+                for (int l = 0; l < 4; l++)
+                    for (int mm = 0; mm < 64; mm++)
+                        s += (int32_t)xt[256 * b + 64 * l + mm] * ((wr[64 * b + mm] >> (2 * l)) & 3);
+            acc[r * ACC_T + t] = s;
+        }
+}
+
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define T256 __attribute__((target("avx2,fma")))
+
+static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk,
+                                                                int32_t *out, const int R, const int T) {
+    __m512i acc[TILE_R][6];
+    const __m512i mask = _mm512_set1_epi8(3);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_si512();
+    for (int b = 0; b < nblk; b++) {
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++) {
+            __m512i c[TILE_R];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                __m512i v = _mm512_loadu_si512((const void *)(w + (size_t)r * ws + 64 * (size_t)b));
+                c[r] = _mm512_and_si512(_mm512_srli_epi16(v, 2 * l), mask);
+            }
+#pragma GCC unroll 6
+            for (int t = 0; t < T; t++) {
+                __m512i xv = _mm512_loadu_si512((const void *)(x + (size_t)t * xs + 256 * (size_t)b + 64 * l));
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], c[r], xv);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) out[r * ACC_T + t] = _mm512_reduce_add_epi32(acc[r][t]);
+}
+
+static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk,
+                                                                int32_t *out, const int R, const int T) {
+    __m256i acc[TILE_R][2];
+    const __m256i mask = _mm256_set1_epi8(3);
+    const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_si256();
+    for (int b = 0; b < nblk; b++) {
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+#pragma GCC unroll 4
+            for (int l = 0; l < 4; l++) {
+                __m256i c[TILE_R];
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) {
+                    __m256i v = _mm256_loadu_si256((const __m256i *)(w + (size_t)r * ws + 64 * (size_t)b + 32 * h));
+                    c[r] = _mm256_and_si256(_mm256_srli_epi16(v, 2 * l), mask);
+                }
+#pragma GCC unroll 2
+                for (int t = 0; t < T; t++) {
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)(x + (size_t)t * xs + 256 * (size_t)b + 64 * l + 32 * h));
+#pragma GCC unroll 4
+                    for (int r = 0; r < R; r++)
+                        acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(c[r], xv), ones));
+                }
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int t = 0; t < T; t++) {
+            __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc[r][t]), _mm256_extracti128_si256(acc[r][t], 1));
+            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+            out[r * ACC_T + t] = _mm_cvtsi128_si32(s);
+        }
+}
+
+// instantiate every (R, T) tile shape
+#define DEF512(R, T)                                                                                               \
+    static T512 void t512_##R##_##T(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
+        tile512(w, ws, x, xs, nblk, a, R, T);                                                                      \
+    }
+#define DEF512_R(R) DEF512(R, 1) DEF512(R, 2) DEF512(R, 3) DEF512(R, 4) DEF512(R, 5) DEF512(R, 6)
+DEF512_R(1) DEF512_R(2) DEF512_R(3) DEF512_R(4)
+#define DEF256(R, T)                                                                                               \
+    static T256 void t256_##R##_##T(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
+        tile256(w, ws, x, xs, nblk, a, R, T);                                                                      \
+    }
+DEF256(1, 1) DEF256(1, 2) DEF256(2, 1) DEF256(2, 2) DEF256(3, 1) DEF256(3, 2) DEF256(4, 1) DEF256(4, 2)
+
+#define ROW512(R) {t512_##R##_1, t512_##R##_2, t512_##R##_3, t512_##R##_4, t512_##R##_5, t512_##R##_6}
+static const tile_fn tiles512[TILE_R][6] = {ROW512(1), ROW512(2), ROW512(3), ROW512(4)};
+static const tile_fn tiles256[TILE_R][2] = {{t256_1_1, t256_1_2}, {t256_2_1, t256_2_2}, {t256_3_1, t256_3_2}, {t256_4_1, t256_4_2}};
+
+// ------------------------------------------------------------------ driver
+static void run(const tern_tmat *m, const int8_t *xq, int N, const float *sx, float *outf, int32_t *outi, tern_kernel_kind k) {
+    if (N <= 0) return;
+    k = resolve(k);
+    const int cp = m->cols_pad, rows = m->rows, nblk = cp / 256;
+    // activations with row stride cols_pad, zero-padded (copy only when cols is not a multiple of 256)
+    int8_t *xbuf = NULL;
+    const int8_t *x = xq;
+    if (cp != m->cols) {
+        xbuf = tern_aligned_alloc((size_t)N * cp);
+        memset(xbuf, 0, (size_t)N * cp);
+        for (int n = 0; n < N; n++) memcpy(xbuf + (size_t)n * cp, xq + (size_t)n * m->cols, (size_t)m->cols);
+        x = xbuf;
+    }
+    int32_t sxs_stack[64];
+    int32_t *sumx = N <= 64 ? sxs_stack : tern_xmalloc((size_t)N * sizeof(int32_t));
+    for (int n = 0; n < N; n++) {
+        int32_t s = 0;
+        const int8_t *xr = x + (size_t)n * cp;
+        for (int j = 0; j < cp; j++) s += xr[j];
+        sumx[n] = s;
+    }
+    const int TT = k == TERN_KERNEL_AVX512VNNI ? 6 : k == TERN_KERNEL_AVX2 ? 2 : 4;
+    const int nrb = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int rb = 0; rb < nrb; rb++) {
+        const int r_end = rows < (rb + 1) * ROW_BLOCK ? rows : (rb + 1) * ROW_BLOCK;
+        int32_t acc[TILE_R * ACC_T];
+        for (int t0 = 0; t0 < N; t0 += TT) {
+            const int T = N - t0 < TT ? N - t0 : TT;
+            const int8_t *xt = x + (size_t)t0 * cp;
+            for (int r0 = rb * ROW_BLOCK; r0 < r_end; r0 += TILE_R) {
+                const int R = r_end - r0 < TILE_R ? r_end - r0 : TILE_R;
+                const uint8_t *wr = m->w + (size_t)r0 * m->row_bytes;
+                if (k == TERN_KERNEL_AVX512VNNI) tiles512[R - 1][T - 1](wr, m->row_bytes, xt, (size_t)cp, nblk, acc);
+                else if (k == TERN_KERNEL_AVX2) tiles256[R - 1][T - 1](wr, m->row_bytes, xt, (size_t)cp, nblk, acc);
+                else tile_plain(wr, m->row_bytes, xt, (size_t)cp, nblk, acc, R, T);
+                for (int t = 0; t < T; t++) {
+                    const int n = t0 + t;
+                    if (outf) {
+                        const float f = m->scale / sx[n];
+                        for (int r = 0; r < R; r++) outf[(size_t)n * rows + r0 + r] = (float)(acc[r * ACC_T + t] - sumx[n]) * f;
+                    } else {
+                        for (int r = 0; r < R; r++) outi[(size_t)n * rows + r0 + r] = acc[r * ACC_T + t] - sumx[n];
+                    }
+                }
+            }
+        }
+    }
+    if (sumx != sxs_stack) free(sumx);
+    free(xbuf);
+}
+
+void tern_tmat_mul(const tern_tmat *m, const int8_t *xq, const float *sx, int N, float *out, tern_kernel_kind k) {
+    run(m, xq, N, sx, out, NULL, k);
+}
+
+void tern_tmat_mul_i32(const tern_tmat *m, const int8_t *xq, int N, int32_t *out, tern_kernel_kind k) {
+    run(m, xq, N, NULL, NULL, out, k);
+}

@@ -1,0 +1,240 @@
+// test_kernels.c — ternary matrix kernels: every kind available on this CPU must give int32 sums
+// bit-identical to the plain C kernel, which must equal a naive int64 dot product straight from
+// the int8 weights; odd shapes, extreme values, padded cols, TQ2_0/TQ1_0 constructors, float epilogue.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include "kernels.h"
+#include "tqpack.h"
+#include "util.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void fill_ternary(int8_t *w, long n, uint64_t seed) {
+    tern_rng r;
+    tern_rng_seed(&r, seed);
+    for (long i = 0; i < n; i++) w[i] = (int8_t)((int)(tern_rng_u64(&r) % 3) - 1);
+}
+static void fill_i8(int8_t *x, long n, uint64_t seed) {
+    tern_rng r;
+    tern_rng_seed(&r, seed);
+    for (long i = 0; i < n; i++) x[i] = (int8_t)(int)(tern_rng_u64(&r) % 256 - 128);
+}
+// naive reference: out[n*rows + r] = sum_k x[n,k] * w[r,k]
+static void naive(const int8_t *w, const int8_t *x, int rows, int cols, int N, int32_t *out) {
+    for (int n = 0; n < N; n++)
+        for (int r = 0; r < rows; r++) {
+            int64_t s = 0;
+            for (int k = 0; k < cols; k++) s += (int64_t)x[(size_t)n * cols + k] * w[(size_t)r * cols + k];
+            out[(size_t)n * rows + r] = (int32_t)s;
+        }
+}
+
+static const tern_kernel_kind fast_kinds[] = {TERN_KERNEL_AVX2, TERN_KERNEL_AVX512VNNI};
+
+// checks plain == naive, every available fast kind == plain; returns number of kinds compared
+static int check_shape(int rows, int cols, int N, uint64_t seed) {
+    int8_t *w = malloc((size_t)rows * cols), *x = malloc((size_t)N * cols);
+    int32_t *ref = malloc((size_t)N * rows * 4), *got = malloc((size_t)N * rows * 4);
+    fill_ternary(w, (long)rows * cols, seed);
+    fill_i8(x, (long)N * cols, seed + 1);
+    naive(w, x, rows, cols, N, ref);
+    tern_tmat m;
+    assert_int_equal(tern_tmat_from_i8(&m, w, rows, cols, 1.0f), 0);
+    memset(got, 0x7f, (size_t)N * rows * 4);
+    tern_tmat_mul_i32(&m, x, N, got, TERN_KERNEL_PLAIN);
+    if (memcmp(ref, got, (size_t)N * rows * 4) != 0) fail_msg("plain != naive for rows %d cols %d N %d", rows, cols, N);
+    int kinds = 1;
+    for (size_t i = 0; i < sizeof fast_kinds / sizeof fast_kinds[0]; i++) {
+        if (!tern_kernel_available(fast_kinds[i])) continue;
+        memset(got, 0x7f, (size_t)N * rows * 4);
+        tern_tmat_mul_i32(&m, x, N, got, fast_kinds[i]);
+        for (long j = 0; j < (long)N * rows; j++)
+            if (got[j] != ref[j])
+                fail_msg("%s != plain for rows %d cols %d N %d at [%ld, %ld]: %d vs %d", tern_kernel_name(fast_kinds[i]), rows,
+                         cols, N, j / rows, j % rows, got[j], ref[j]);
+        kinds++;
+    }
+    tern_tmat_free(&m);
+    free(w); free(x); free(ref); free(got);
+    return kinds;
+}
+
+static void test_kinds(void **st) {
+    (void)st;
+    tern_kernel_kind k;
+    assert_int_equal(tern_kernel_parse("plain", &k), 0); assert_int_equal(k, TERN_KERNEL_PLAIN);
+    assert_int_equal(tern_kernel_parse("avx2", &k), 0); assert_int_equal(k, TERN_KERNEL_AVX2);
+    assert_int_equal(tern_kernel_parse("avx512", &k), 0); assert_int_equal(k, TERN_KERNEL_AVX512VNNI);
+    assert_int_equal(tern_kernel_parse("sse9", &k), -1);
+    assert_string_equal(tern_kernel_name(TERN_KERNEL_AVX512VNNI), "avx512");
+    assert_int_not_equal(tern_kernel_best(), TERN_KERNEL_AUTO);
+    assert_true(tern_kernel_available(tern_kernel_best()));
+    assert_int_equal(tern_kernel_force(TERN_KERNEL_PLAIN), 0);
+    assert_int_equal(tern_kernel_best(), TERN_KERNEL_PLAIN);
+    assert_int_equal(tern_kernel_force(TERN_KERNEL_AUTO), 0);
+    assert_int_equal(tern_kernel_force((tern_kernel_kind)9), -1);
+    print_message("kernel kinds available here:%s%s%s; best: %s\n", " plain",
+                  tern_kernel_available(TERN_KERNEL_AVX2) ? " avx2" : "",
+                  tern_kernel_available(TERN_KERNEL_AVX512VNNI) ? " avx512" : "", tern_kernel_name(tern_kernel_best()));
+}
+
+static void test_odd_shapes(void **st) {
+    (void)st;
+    const int rows[] = {1, 3, 17, 255, 257}, Ns[] = {1, 2, 7, 33}, cols[] = {256, 512, 768, 1280};
+    int n = 0;
+    for (int a = 0; a < 5; a++)
+        for (int b = 0; b < 4; b++)
+            for (int c = 0; c < 4; c++) n += check_shape(rows[a], cols[c], Ns[b], 1000 + 100 * a + 10 * b + c);
+    assert_true(n >= 80);
+}
+
+static void test_padded_cols(void **st) {
+    (void)st;
+    const int cols[] = {1, 7, 100, 255, 257, 300, 1000};
+    for (int c = 0; c < 7; c++) check_shape(9, cols[c], 5, 77 + c);
+}
+
+static void test_extremes(void **st) {
+    (void)st;
+    const int rows = 6, cols = 2816, N = 4;   // cols = 11 blocks
+    int8_t *w = malloc((size_t)rows * cols), *x = malloc((size_t)N * cols);
+    int32_t got[N * rows];
+    // rows: all +1, all -1, all 0, alternating +1/-1, first half +1, random
+    for (int k = 0; k < cols; k++) {
+        w[0 * cols + k] = 1; w[1 * cols + k] = -1; w[2 * cols + k] = 0;
+        w[3 * cols + k] = (k & 1) ? -1 : 1; w[4 * cols + k] = k < cols / 2 ? 1 : 0;
+    }
+    fill_ternary(w + 5 * cols, cols, 5);
+    // tokens: all -128, all 127, alternating -128/127, random
+    for (int k = 0; k < cols; k++) { x[k] = -128; x[cols + k] = 127; x[2 * cols + k] = (k & 1) ? 127 : -128; }
+    fill_i8(x + 3 * cols, cols, 9);
+    int32_t ref[N * rows];
+    naive(w, x, rows, cols, N, ref);
+    assert_int_equal(ref[0 * rows + 0], -128 * cols);
+    assert_int_equal(ref[0 * rows + 1], 128 * cols);
+    assert_int_equal(ref[1 * rows + 0], 127 * cols);
+    assert_int_equal(ref[1 * rows + 1], -127 * cols);
+    assert_int_equal(ref[2 * rows + 3], -128 * cols / 2 - 127 * cols / 2);
+    tern_tmat m;
+    assert_int_equal(tern_tmat_from_i8(&m, w, rows, cols, 0.5f), 0);
+    for (int kk = TERN_KERNEL_PLAIN; kk <= TERN_KERNEL_AVX512VNNI; kk++) {
+        if (!tern_kernel_available((tern_kernel_kind)kk)) continue;
+        tern_tmat_mul_i32(&m, x, N, got, (tern_kernel_kind)kk);
+        for (int i = 0; i < N * rows; i++)
+            if (got[i] != ref[i]) fail_msg("%s: extreme case %d: %d vs %d", tern_kernel_name((tern_kernel_kind)kk), i, got[i], ref[i]);
+    }
+    tern_tmat_free(&m);
+    free(w); free(x);
+}
+
+// float output: exactly (float)acc * (scale / sx[n]), same bits for every kind
+static void test_float_epilogue(void **st) {
+    (void)st;
+    const int rows = 37, cols = 768, N = 9;
+    int8_t *w = malloc((size_t)rows * cols), *x = malloc((size_t)N * cols);
+    fill_ternary(w, (long)rows * cols, 3);
+    fill_i8(x, (long)N * cols, 4);
+    float sx[N], out[N * rows];
+    for (int n = 0; n < N; n++) sx[n] = 3.7f + 11.3f * (float)n;
+    int32_t ref[N * rows];
+    naive(w, x, rows, cols, N, ref);
+    tern_tmat m;
+    const float scale = 0.0371f;
+    assert_int_equal(tern_tmat_from_i8(&m, w, rows, cols, scale), 0);
+    for (int kk = TERN_KERNEL_PLAIN; kk <= TERN_KERNEL_AVX512VNNI; kk++) {
+        if (!tern_kernel_available((tern_kernel_kind)kk)) continue;
+        memset(out, 0, sizeof out);
+        tern_tmat_mul(&m, x, sx, N, out, (tern_kernel_kind)kk);
+        for (int n = 0; n < N; n++)
+            for (int r = 0; r < rows; r++) {
+                float want = (float)ref[n * rows + r] * (scale / sx[n]);
+                if (memcmp(&want, &out[n * rows + r], 4) != 0) fail_msg("%s: float out [%d,%d] %.9g vs %.9g",
+                                                                        tern_kernel_name((tern_kernel_kind)kk), n, r, out[n * rows + r], want);
+            }
+    }
+    // AUTO resolves to something that gives the same answer
+    float out2[N * rows];
+    tern_tmat_mul(&m, x, sx, N, out2, TERN_KERNEL_AUTO);
+    assert_memory_equal(out, out2, sizeof out);
+    tern_tmat_free(&m);
+    free(w); free(x);
+}
+
+static void test_from_tq(void **st) {
+    (void)st;
+    const int rows = 5, cols = 768;
+    const long n = (long)rows * cols;
+    int8_t *w = malloc((size_t)n), *back = malloc((size_t)cols);
+    fill_ternary(w, n, 42);
+    const float s = 0.0625f;   // exact in fp16
+    uint8_t *q2 = malloc(tern_tq2_bytes(n)), *q1 = malloc(tern_tq1_bytes(n));
+    assert_int_equal(tern_tq2_pack(w, n, s, q2), 0);
+    assert_int_equal(tern_tq1_pack(w, n, s, q1), 0);
+    tern_tmat a, b, c;
+    assert_int_equal(tern_tmat_from_i8(&a, w, rows, cols, s), 0);
+    assert_int_equal(tern_tmat_from_tq2(&b, q2, rows, cols), 0);
+    assert_int_equal(tern_tmat_from_tq1(&c, q1, rows, cols), 0);
+    assert_int_equal(b.rows, rows); assert_int_equal(b.cols, cols);
+    assert_true(b.scale == s && c.scale == s);
+    assert_memory_equal(a.w, b.w, tern_tmat_weight_bytes(&a));
+    assert_memory_equal(a.w, c.w, tern_tmat_weight_bytes(&a));
+    for (int r = 0; r < rows; r++) {
+        tern_tmat_get_row_i8(&c, r, back);
+        assert_memory_equal(back, w + (size_t)r * cols, (size_t)cols);
+    }
+    tern_tmat_free(&b); tern_tmat_free(&c);
+
+    // an all-zero block may carry any d; differing d on non-zero blocks is rejected
+    memset(w, 0, 256);   // block 0 of row 0 all zero
+    assert_int_equal(tern_tq2_pack(w, n, s, q2), 0);
+    q2[64] = 0x00; q2[65] = 0x3c;   // block 0: d = 1.0
+    assert_int_equal(tern_tmat_from_tq2(&b, q2, rows, cols), 0);
+    assert_true(b.scale == s);
+    tern_tmat_free(&b);
+    q2[66 + 64] = 0x00; q2[66 + 65] = 0x3c; // block 1 (non-zero): d = 1.0 vs 0.0625 elsewhere
+    assert_int_equal(tern_tmat_from_tq2(&b, q2, rows, cols), -1);
+    assert_non_null(strstr(tern_last_error(), "scale"));
+    assert_null(b.w);
+    // code 3 is not ternary
+    assert_int_equal(tern_tq2_pack(w, n, s, q2), 0);
+    q2[66 * 3 + 5] |= 3;
+    assert_int_equal(tern_tmat_from_tq2(&b, q2, rows, cols), -1);
+    assert_non_null(strstr(tern_last_error(), "code 3"));
+    // cols must be a multiple of 256 for block formats
+    assert_int_equal(tern_tmat_from_tq1(&b, q1, rows * 3, 256 * 5 / 3 + 1), -1);
+    assert_non_null(strstr(tern_last_error(), "multiple of 256"));
+    tern_tmat_free(&a);
+    free(w); free(back); free(q2); free(q1);
+}
+
+static void test_bad_input(void **st) {
+    (void)st;
+    int8_t w[8] = {0, 1, -1, 2, 0, 0, 0, 0};
+    tern_tmat m;
+    assert_int_equal(tern_tmat_from_i8(&m, w, 2, 4, 1.0f), -1);
+    assert_non_null(strstr(tern_last_error(), "not in {-1,0,1}"));
+    assert_null(m.w);
+    assert_int_equal(tern_tmat_from_i8(&m, w, 0, 4, 1.0f), -1);
+    assert_non_null(strstr(tern_last_error(), "bad matrix shape"));
+    assert_int_equal(tern_tmat_from_i8(&m, w, 2, -4, 1.0f), -1);
+    tern_tmat_free(&m);   // safe on a zeroed tmat
+    // N = 0 writes nothing
+    w[3] = 1;
+    assert_int_equal(tern_tmat_from_i8(&m, w, 2, 4, 1.0f), 0);
+    int32_t o[2] = {5, 6};
+    tern_tmat_mul_i32(&m, NULL, 0, o, TERN_KERNEL_AUTO);
+    assert_int_equal(o[0], 5);
+    tern_tmat_free(&m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kinds),          cmocka_unit_test(test_odd_shapes), cmocka_unit_test(test_padded_cols),
+        cmocka_unit_test(test_extremes),       cmocka_unit_test(test_float_epilogue),
+        cmocka_unit_test(test_from_tq),        cmocka_unit_test(test_bad_input),
+    };
+    return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
+}
