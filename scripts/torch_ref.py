@@ -1,0 +1,714 @@
+#!/usr/bin/env python3
+"""torch_ref.py — an independent PyTorch reference of the tern model (BitNet b1.58, llama.cpp `bitnet`).
+
+Written from the model spec in notes/INTERFACES.md (not from tern's C code), float32 throughout:
+RMSNorm, BitLinear with the BitNet quantizers (round half to even, like rintf), RoPE in NEOX pairing,
+causal grouped-query attention, attn_sub_norm, SwiGLU with ffn_sub_norm, output_norm, tied or untied
+head, mean cross-entropy. `ternary = 0` turns every BitLinear into a plain linear.
+
+Needs python3-torch, python3-h5py, python3-numpy (Debian): `scripts/install-deps.sh ref`.
+Run with the Debian interpreter, /usr/bin/python3 (a pyenv python may not see those packages).
+
+Modes:
+  fixture   [--out-dir tests/fixtures]
+            Regenerates the test fixtures deterministically (fixed seeds, seed search included):
+            tests/fixtures/ref_tiny_<variant>.h5 (a tern checkpoint, format_version 1) and
+            tests/fixtures/ref_tiny_<variant>_expected.h5 (batch, logits, loss, every gradient, activations)
+            for variants ternary, fp, ternary_untied. See tests/fixtures/README.md.
+  check     CKPT EXPECTED
+            Loads a tern checkpoint and an *_expected.h5 file, recomputes logits/loss/grads on its batch,
+            prints the loss and the max differences against the stored values (exit 1 if over tolerance).
+  eval      --ckpt CKPT --tokens FILE [--seq T] [--batch B] [--max-windows N] [--header-bytes H]
+            Mean cross-entropy of a checkpoint over token windows. FILE is a .npy of int32/int64
+            (1-D: a token stream cut into windows of seq+1 tokens with stride seq; 2-D [N, seq+1]: one
+            window per row) or a raw little-endian int32 stream (after --header-bytes bytes).
+  bench     [--threads 2] [--steps 10] [--warmup 3] [--which both|ternary|fp]
+            Training steps (forward + backward + AdamW) of the `small` config (dim 256, 6 layers,
+            4 heads, 4 kv heads, ffn 768, vocab 4096, seq 256, batch 8, tied head); prints the median
+            tokens/s as `torch_ref bench: ternary tokens/s = X` / `torch_ref bench: fp tokens/s = Y`
+            and the peak RSS.
+  selfcheck Checks the straight-through gradients (custom autograd.Function vs the detach trick vs
+            finite differences of the quantizer-frozen surrogates) and runs torch.autograd.gradcheck
+            on a small fp (ternary = 0) model in float64.
+"""
+import argparse
+import math
+import os
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+try:
+    import h5py
+    import torch
+    import torch.nn.functional as F
+except ImportError as e:  # pragma: no cover
+    sys.exit(f"torch_ref.py: {e} (install with scripts/install-deps.sh ref; run with /usr/bin/python3)")
+
+PROG = "torch_ref.py"
+EPS_Q = 1e-5  # quantizer epsilon (TERN_QUANT_EPS)
+INT_FIELDS = ["dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim", "vocab_size", "seq_len", "tied_head", "ternary"]
+FLOAT_FIELDS = ["norm_eps", "rope_theta"]
+BLOCK_PARAMS = ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_sub_norm", "attn_output",
+                "ffn_norm", "ffn_gate", "ffn_up", "ffn_sub_norm", "ffn_down"]
+
+
+def die(msg):
+    print(f"{PROG}: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+# ----------------------------------------------------------------------------------------------
+# config and parameter layout
+
+def make_config(**kw):
+    cfg = dict(dim=256, n_layers=6, n_heads=4, n_kv_heads=4, ffn_dim=768, vocab_size=4096, seq_len=256,
+               norm_eps=1e-5, rope_theta=10000.0, tied_head=1, ternary=1)
+    cfg.update(kw)
+    return cfg
+
+
+def param_shapes(cfg):
+    """[(name, shape)] in tern's registration order."""
+    d, hd = cfg["dim"], cfg["dim"] // cfg["n_heads"]
+    qd, kd, f, v = cfg["n_heads"] * hd, cfg["n_kv_heads"] * hd, cfg["ffn_dim"], cfg["vocab_size"]
+    out = [("token_embd.weight", (v, d))]
+    for i in range(cfg["n_layers"]):
+        p = f"blk.{i}."
+        out += [(p + "attn_norm.weight", (d,)), (p + "attn_q.weight", (qd, d)), (p + "attn_k.weight", (kd, d)),
+                (p + "attn_v.weight", (kd, d)), (p + "attn_sub_norm.weight", (d,)),
+                (p + "attn_output.weight", (d, d)), (p + "ffn_norm.weight", (d,)),
+                (p + "ffn_gate.weight", (f, d)), (p + "ffn_up.weight", (f, d)),
+                (p + "ffn_sub_norm.weight", (f,)), (p + "ffn_down.weight", (d, f))]
+    out.append(("output_norm.weight", (d,)))
+    if not cfg["tied_head"]:
+        out.append(("output.weight", (v, d)))
+    return out
+
+
+def check_config(cfg, what):
+    for k in INT_FIELDS[:7]:
+        if cfg[k] <= 0:
+            die(f"{what}: config {k} = {cfg[k]} must be positive")
+    if cfg["dim"] % cfg["n_heads"] or (cfg["dim"] // cfg["n_heads"]) % 2:
+        die(f"{what}: dim {cfg['dim']} / n_heads {cfg['n_heads']} must be an even head_dim")
+    if cfg["n_heads"] % cfg["n_kv_heads"]:
+        die(f"{what}: n_heads {cfg['n_heads']} is not a multiple of n_kv_heads {cfg['n_kv_heads']}")
+
+
+# ----------------------------------------------------------------------------------------------
+# quantizers and BitLinear
+
+def weight_scale(w):
+    """s_w = max(mean|W|, 1e-5); the mean accumulated in float64 (as tern), rounded to w's dtype."""
+    return torch.clamp(w.detach().abs().double().mean().to(w.dtype), min=EPS_Q)
+
+
+def weight_quant(w, s):
+    """Wq = clamp(round(W / s), -1, 1); torch.round is half-to-even like rintf."""
+    return torch.clamp(torch.round(w / s), -1.0, 1.0)
+
+
+def act_quant(x):
+    """per row: s_x = 127 / max(max|x|, 1e-5); xq = clamp(round(x * s_x), -128, 127). Returns xq, s_x [N,1]."""
+    s = 127.0 / torch.clamp(x.detach().abs().amax(dim=-1, keepdim=True), min=EPS_Q)
+    return torch.clamp(torch.round(x.detach() * s), -128.0, 127.0), s
+
+
+class QuantRecorder:
+    """Optional hook: records every activation quantization (x*s_x values) of a forward pass."""
+    active = None  # list or None
+
+
+class BitLinearFn(torch.autograd.Function):
+    """y = (xq @ Wqᵀ) * (s_w / s_x); straight-through: dx = dy @ (Wq*s_w), dW = dyᵀ @ (xq/s_x)."""
+
+    @staticmethod
+    def forward(ctx, x, w):  # x [N, in], w [out, in] -> [N, out]
+        s_w = weight_scale(w)
+        wq = weight_quant(w, s_w)
+        xq, s_x = act_quant(x)
+        if QuantRecorder.active is not None:
+            QuantRecorder.active.append((x.detach() * s_x).clone())
+        ctx.save_for_backward(xq, s_x, wq, s_w)
+        return (xq @ wq.t()) * (s_w / s_x)
+
+    @staticmethod
+    def backward(ctx, dy):
+        xq, s_x, wq, s_w = ctx.saved_tensors
+        dx = dy @ (wq * s_w) if ctx.needs_input_grad[0] else None
+        dw = dy.t() @ (xq / s_x) if ctx.needs_input_grad[1] else None
+        return dx, dw
+
+
+def bitlinear(x, w):
+    return BitLinearFn.apply(x, w)
+
+
+def bitlinear_detach(x, w):
+    """The same BitLinear written with the detach trick (forward equal up to fp32 rounding of the scales)."""
+    s_w = weight_scale(w)
+    xq, s_x = act_quant(x)
+    x_ste = x + (xq / s_x - x).detach()
+    w_ste = w + (weight_quant(w, s_w) * s_w - w).detach()
+    return x_ste @ w_ste.t()
+
+
+def fplinear(x, w):
+    return x @ w.t()
+
+
+# ----------------------------------------------------------------------------------------------
+# the model (functional: params is a dict name -> tensor)
+
+def rmsnorm(x, w, eps):
+    return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * w
+
+
+def rope_tables(T, hd, theta, dtype):
+    """cos/sin [T, hd/2]: angle(t, j) = t * theta^(-2j/hd), computed in float64 then rounded."""
+    j = torch.arange(hd // 2, dtype=torch.float64)
+    inv = theta ** (-2.0 * j / hd)
+    ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
+    return torch.cos(ang).to(dtype), torch.sin(ang).to(dtype)
+
+
+def rope(x, cos, sin):
+    """NEOX: element j rotates with j + hd/2. x [B, H, T, hd]."""
+    h = x.shape[-1] // 2
+    x1, x2 = x[..., :h], x[..., h:]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
+def forward(P, cfg, inputs, targets=None, acts=None, linear=None):
+    """inputs/targets int64 [B, T]. Returns (logits [B*T, V], loss or None). acts: dict to fill (debug)."""
+    B, T = inputs.shape
+    d, H, KV = cfg["dim"], cfg["n_heads"], cfg["n_kv_heads"]
+    hd, eps = d // H, cfg["norm_eps"]
+    lin = linear or (bitlinear if cfg["ternary"] else fplinear)
+    E = P["token_embd.weight"]
+    x = F.embedding(inputs.reshape(-1), E)  # [B*T, d]
+    cos, sin = rope_tables(T, hd, cfg["rope_theta"], E.dtype)
+    mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+    scale = 1.0 / math.sqrt(hd)
+
+    def save(name, t):
+        if acts is not None:
+            acts[name] = t.detach().reshape(B * T, -1).clone()
+
+    save("emb", x)
+    for i in range(cfg["n_layers"]):
+        p = f"blk.{i}."
+        dbg = (lambda n, t: save(f"blk{i}_{n}", t)) if i == 0 else (lambda n, t: None)
+        h = rmsnorm(x, P[p + "attn_norm.weight"], eps)
+        dbg("attn_norm", h)
+        q, k, v = lin(h, P[p + "attn_q.weight"]), lin(h, P[p + "attn_k.weight"]), lin(h, P[p + "attn_v.weight"])
+        dbg("q", q); dbg("k", k); dbg("v", v)
+        q = rope(q.view(B, T, H, hd).transpose(1, 2), cos, sin)   # [B, H, T, hd]
+        k = rope(k.view(B, T, KV, hd).transpose(1, 2), cos, sin)  # [B, KV, T, hd]
+        v = v.view(B, T, KV, hd).transpose(1, 2)
+        dbg("q_rope", q.transpose(1, 2)); dbg("k_rope", k.transpose(1, 2))
+        if KV != H:  # q head h uses kv head h // (H/KV)
+            k = k.repeat_interleave(H // KV, dim=1)
+            v = v.repeat_interleave(H // KV, dim=1)
+        att = (q @ k.transpose(-2, -1)) * scale
+        att = att.masked_fill(mask, float("-inf")).softmax(dim=-1)
+        a = (att @ v).transpose(1, 2).reshape(B * T, H * hd)
+        dbg("attn", a)
+        a = rmsnorm(a, P[p + "attn_sub_norm.weight"], eps)
+        dbg("attn_sub_norm", a)
+        x = x + lin(a, P[p + "attn_output.weight"])
+        dbg("attn_resid", x)
+        h = rmsnorm(x, P[p + "ffn_norm.weight"], eps)
+        dbg("ffn_norm", h)
+        f = F.silu(lin(h, P[p + "ffn_gate.weight"])) * lin(h, P[p + "ffn_up.weight"])
+        dbg("ffn_act", f)
+        f = rmsnorm(f, P[p + "ffn_sub_norm.weight"], eps)
+        dbg("ffn_sub_norm", f)
+        x = x + lin(f, P[p + "ffn_down.weight"])
+        save(f"blk{i}_out", x)
+    x = rmsnorm(x, P["output_norm.weight"], eps)
+    save("final_norm", x)
+    logits = x @ (E if cfg["tied_head"] else P["output.weight"]).t()  # [B*T, V]
+    loss = None if targets is None else F.cross_entropy(logits, targets.reshape(-1))
+    return logits, loss
+
+
+# ----------------------------------------------------------------------------------------------
+# HDF5 I/O (tern checkpoint layout, format_version 1)
+
+def _attr_str(v):
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace").rstrip("\0")
+    if isinstance(v, np.ndarray) and v.size == 1:
+        return _attr_str(v.reshape(-1)[0])
+    return str(v)
+
+
+def save_checkpoint(path, cfg, P):
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w") as f:
+        f.attrs.create("format", np.bytes_(b"tern-checkpoint"))  # fixed-length ASCII string
+        f.attrs.create("format_version", np.int32(1))
+        for k in INT_FIELDS:
+            f.attrs.create(k, np.int32(cfg[k]))
+        for k in FLOAT_FIELDS:
+            f.attrs.create(k, np.float32(cfg[k]))
+        for name, shape in param_shapes(cfg):
+            t = P[name].detach().to(torch.float32).numpy()
+            assert t.shape == shape, (name, t.shape, shape)
+            f.create_dataset(name, data=t)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path):
+    """-> (cfg, params dict of float32 tensors). One clear error line on any problem."""
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, IOError) as e:
+        die(f"{path}: cannot open as HDF5 ({e})")
+    with f:
+        if "format" not in f.attrs or _attr_str(f.attrs["format"]) != "tern-checkpoint":
+            die(f"{path}: not a tern checkpoint (root attribute format != 'tern-checkpoint')")
+        ver = int(np.asarray(f.attrs.get("format_version", -1)).reshape(-1)[0])
+        if ver != 1:
+            die(f"{path}: unsupported format_version {ver} (expected 1)")
+        cfg = {}
+        for k in INT_FIELDS + FLOAT_FIELDS:
+            if k not in f.attrs:
+                die(f"{path}: missing root attribute {k}")
+            v = np.asarray(f.attrs[k]).reshape(-1)[0]
+            cfg[k] = int(v) if k in INT_FIELDS else float(np.float32(v))
+        check_config(cfg, path)
+        P = {}
+        for name, shape in param_shapes(cfg):
+            if name not in f:
+                die(f"{path}: missing parameter {name}")
+            ds = f[name]
+            if not isinstance(ds, h5py.Dataset) or tuple(ds.shape) != shape:
+                die(f"{path}: parameter {name} has shape {getattr(ds, 'shape', None)}, expected {shape}")
+            if ds.dtype != np.float32:
+                die(f"{path}: parameter {name} has dtype {ds.dtype}, expected float32")
+            P[name] = torch.from_numpy(ds[...].astype(np.float32))
+    return cfg, P
+
+
+# ----------------------------------------------------------------------------------------------
+# fixtures
+
+FIXTURE_CFG = dict(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=88, vocab_size=61, seq_len=9,
+                   norm_eps=1e-5, rope_theta=10000.0)
+FIXTURE_BATCH = 2
+FIXTURE_VARIANTS = [("ternary", dict(ternary=1, tied_head=1), 1000),
+                    ("fp", dict(ternary=0, tied_head=1), 2000),
+                    ("ternary_untied", dict(ternary=1, tied_head=0), 3000)]
+SEED_TRIES = 200
+
+
+def random_params(cfg, seed):
+    """Linear weights N(0, 0.02); embedding / untied head N(0, 0.1) (logits of a few units);
+    norm weights 1 + N(0, 0.1). numpy's PCG64 stream, so the values do not depend on the torch version."""
+    rng = np.random.default_rng(seed)
+    P = {}
+    for name, shape in param_shapes(cfg):
+        if len(shape) == 1:
+            a = 1.0 + 0.1 * rng.standard_normal(shape)
+        elif name in ("token_embd.weight", "output.weight"):
+            a = 0.1 * rng.standard_normal(shape)
+        else:
+            a = 0.02 * rng.standard_normal(shape)
+        P[name] = torch.from_numpy(a.astype(np.float32))
+    return P
+
+
+def random_batch(cfg, B, seed):
+    rng = np.random.default_rng(seed)
+    seq = rng.integers(0, cfg["vocab_size"], size=(B, cfg["seq_len"] + 1)).astype(np.int32)
+    return seq[:, :-1].copy(), seq[:, 1:].copy()
+
+
+def quant_margins(P, cfg, inputs):
+    """Smallest distance of any forward activation value x*s_x to a rounding tie (k + 0.5), absolute and
+    relative to max(|x*s_x|, 1); and of any weight W/s_w to the 0/±1 tie at ±0.5."""
+    QuantRecorder.active = []
+    with torch.no_grad():
+        forward(P, cfg, torch.from_numpy(inputs).long())
+    vals = torch.cat([v.reshape(-1) for v in QuantRecorder.active])
+    QuantRecorder.active = None
+    dist = (vals - torch.floor(vals) - 0.5).abs()
+    act_abs, act_rel = dist.min().item(), (dist / vals.abs().clamp(min=1.0)).min().item()
+    wmin = float("inf")
+    for name, t in P.items():
+        if t.dim() == 2 and name not in ("token_embd.weight", "output.weight"):
+            r = (t / weight_scale(t)).abs()
+            wmin = min(wmin, (r - 0.5).abs().min().item())
+    return act_abs, act_rel, wmin, vals.numel()
+
+
+def compute_all(P, cfg, inputs, targets, linear=None):
+    """-> logits, loss, grads dict, acts dict (all float tensors)."""
+    Pg = {k: v.clone().requires_grad_(True) for k, v in P.items()}
+    acts = {}
+    logits, loss = forward(Pg, cfg, torch.as_tensor(inputs).long(), torch.as_tensor(targets).long(),
+                           acts=acts, linear=linear)
+    loss.backward()
+    grads = {k: v.grad.detach().clone() for k, v in Pg.items()}
+    return logits.detach(), loss.detach(), grads, acts
+
+
+def write_expected(path, cfg, variant, seed, inputs, targets, logits, loss, grads, acts, extra_attrs):
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w") as f:
+        f.attrs.create("format", np.bytes_(b"tern-ref-expected"))
+        f.attrs.create("format_version", np.int32(1))
+        f.attrs.create("variant", np.bytes_(variant.encode()))
+        f.attrs.create("seed", np.int64(seed))
+        f.attrs.create("batch", np.int32(inputs.shape[0]))
+        for k in INT_FIELDS:
+            f.attrs.create(k, np.int32(cfg[k]))
+        for k in FLOAT_FIELDS:
+            f.attrs.create(k, np.float32(cfg[k]))
+        for k, v in extra_attrs.items():
+            f.attrs.create(k, v)
+        f.create_dataset("inputs", data=inputs.astype(np.int32))
+        f.create_dataset("targets", data=targets.astype(np.int32))
+        f.create_dataset("logits", data=logits.numpy().astype(np.float32))
+        f.create_dataset("loss", data=np.float32(loss.item()))
+        for name, _ in param_shapes(cfg):
+            f.create_dataset("grad/" + name, data=grads[name].numpy().astype(np.float32))
+        for name, t in acts.items():
+            f.create_dataset("act/" + name, data=t.numpy().astype(np.float32))
+    os.replace(tmp, path)
+
+
+def cmd_fixture(args):
+    os.makedirs(args.out_dir, exist_ok=True)
+    for variant, over, base_seed in FIXTURE_VARIANTS:
+        cfg = make_config(**FIXTURE_CFG, **over)
+        inputs, targets = random_batch(cfg, FIXTURE_BATCH, base_seed)
+        best = None
+        tries = SEED_TRIES if cfg["ternary"] else 1
+        for s in range(base_seed, base_seed + tries):  # pick the weights farthest from rounding ties
+            P = random_params(cfg, s)
+            m = quant_margins(P, cfg, inputs) if cfg["ternary"] else (0.5, 0.5, 0.5, 0)
+            # largest relative activation margin among weights at least 1e-5 (~170 ulp) from the 0.5 tie
+            key = m[1] if m[2] > 1e-5 else m[1] - 1.0
+            if best is None or key > best[0]:
+                best = (key, s, P, m)
+        _, seed, P, m = best
+        logits, loss, grads, acts = compute_all(P, cfg, inputs, targets)
+        # the same in float64 (quantizers included), for the tolerance rationale
+        P64 = {k: v.double() for k, v in P.items()}
+        l64, loss64, g64, _ = compute_all(P64, cfg, inputs, targets)
+        ck = os.path.join(args.out_dir, f"ref_tiny_{variant}.h5")
+        ex = os.path.join(args.out_dir, f"ref_tiny_{variant}_expected.h5")
+        save_checkpoint(ck, cfg, P)
+        extra = dict(loss_fp64=np.float64(loss64.item()),
+                     min_act_tie_margin=np.float32(m[0]), min_act_tie_margin_rel=np.float32(m[1]),
+                     min_weight_tie_margin=np.float32(m[2]))
+        write_expected(ex, cfg, variant, seed, inputs, targets, logits, loss, grads, acts, extra)
+        dl = (logits.double() - l64).abs().max().item()
+        dg = max(((grads[k].double() - g64[k]).abs().max() / g64[k].abs().max()).item() for k in grads)
+        print(f"{variant}: seed {seed} loss {loss.item():.7f} (fp64 {loss64.item():.7f}) "
+              f"act tie margin {m[0]:.2e} (rel {m[1]:.2e}, {m[3]} values) weight tie margin {m[2]:.2e}; "
+              f"fp32 vs fp64: logits max|d| {dl:.2e}, grads max|d|/max|g| {dg:.2e}")
+        print(f"  wrote {ck} ({os.path.getsize(ck)} B), {ex} ({os.path.getsize(ex)} B)")
+
+
+# ----------------------------------------------------------------------------------------------
+# check: recompute a stored expected file from a checkpoint
+
+def load_expected(path):
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, IOError) as e:
+        die(f"{path}: cannot open as HDF5 ({e})")
+    with f:
+        for k in ("inputs", "targets"):
+            if k not in f:
+                die(f"{path}: missing dataset {k}")
+        E = {"inputs": f["inputs"][...], "targets": f["targets"][...]}
+        if E["inputs"].ndim != 2 or E["inputs"].shape != E["targets"].shape:
+            die(f"{path}: inputs/targets must be two int arrays of the same shape [B, T]")
+        for k in ("logits", "loss"):
+            E[k] = f[k][...] if k in f else None
+        E["grad"] = {k: f["grad"][k][...] for k in f["grad"]} if "grad" in f else {}
+        E["act"] = {k: f["act"][k][...] for k in f["act"]} if "act" in f else {}
+    return E
+
+
+def cmd_check(args):
+    cfg, P = load_checkpoint(args.ckpt)
+    E = load_expected(args.expected)
+    if E["inputs"].min() < 0 or E["inputs"].max() >= cfg["vocab_size"] or \
+            E["targets"].min() < 0 or E["targets"].max() >= cfg["vocab_size"]:
+        die(f"{args.expected}: token ids out of range for vocab_size {cfg['vocab_size']}")
+    logits, loss, grads, acts = compute_all(P, cfg, E["inputs"], E["targets"])
+    print(f"loss = {loss.item():.7f}" + ("" if E["loss"] is None else f" (stored {float(E['loss']):.7f})"))
+    tol = TOL["ternary" if cfg["ternary"] else "fp"]
+    ok = True
+    if E["loss"] is not None:
+        d = abs(loss.item() - float(E["loss"]))
+        ok &= d <= tol["loss_abs"]
+        print(f"loss |d| = {d:.3e} (tol {tol['loss_abs']:.0e})")
+    if E["logits"] is not None:
+        d = (logits.numpy() - E["logits"]).__abs__().max()
+        ok &= d <= tol["logits_abs"]
+        print(f"logits max|d| = {d:.3e} (tol {tol['logits_abs']:.0e})")
+    worst = (0.0, "")
+    for name, g in E["grad"].items():
+        if name not in grads:
+            die(f"{args.expected}: grad/{name} is not a parameter of {args.ckpt}")
+        ref = g
+        d = np.abs(grads[name].numpy() - ref).max() / max(np.abs(ref).max(), 1e-30)
+        worst = max(worst, (d, name))
+    if E["grad"]:
+        ok &= worst[0] <= tol["grad_rel_max"]
+        print(f"grads max|d|/max|g| = {worst[0]:.3e} at {worst[1]} (tol {tol['grad_rel_max']:.0e})")
+    worst = (0.0, "")
+    for name, a in E["act"].items():
+        if name in acts and acts[name].shape == a.shape:
+            d = np.abs(acts[name].numpy() - a).max() / max(np.abs(a).max(), 1e-30)
+            worst = max(worst, (d, name))
+    if E["act"]:
+        ok &= worst[0] <= tol["act_rel_max"]
+        print(f"activations max|d|/max|a| = {worst[0]:.3e} at {worst[1]} (tol {tol['act_rel_max']:.0e})")
+    print("check: " + ("OK" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+# recommended tolerances, see tests/fixtures/README.md
+# (the fixtures are chosen so that no fp32 implementation should flip a quantizer rounding; a single
+# flip moves logits by ~1e-2 and gradients by ~1e-2 relative, so these fail loudly when one happens)
+TOL = {"fp": dict(loss_abs=1e-5, logits_abs=1e-4, grad_rel_max=1e-4, act_rel_max=1e-4),
+       "ternary": dict(loss_abs=1e-5, logits_abs=1e-4, grad_rel_max=1e-4, act_rel_max=1e-4)}
+
+
+# ----------------------------------------------------------------------------------------------
+# eval
+
+def load_tokens(path, header_bytes):
+    if not os.path.exists(path):
+        die(f"{path}: no such file")
+    if path.endswith(".npy"):
+        try:
+            a = np.load(path, allow_pickle=False)
+        except Exception as e:
+            die(f"{path}: not a readable .npy file ({e})")
+        if a.dtype.kind not in "iu":
+            die(f"{path}: .npy dtype {a.dtype} is not an integer type")
+        return a.astype(np.int64)
+    n = os.path.getsize(path) - header_bytes
+    if n < 0 or n % 4:
+        die(f"{path}: size {os.path.getsize(path)} minus header {header_bytes} is not a multiple of 4 (int32)")
+    return np.fromfile(path, dtype="<i4", offset=header_bytes).astype(np.int64)
+
+
+def cmd_eval(args):
+    cfg, P = load_checkpoint(args.ckpt)
+    toks = load_tokens(args.tokens, args.header_bytes)
+    T = args.seq or cfg["seq_len"]
+    if toks.ndim == 1:
+        n = (len(toks) - 1) // T
+        if n <= 0:
+            die(f"{args.tokens}: {len(toks)} tokens, need at least seq+1 = {T + 1}")
+        win = np.stack([toks[i * T:i * T + T + 1] for i in range(n)])
+    elif toks.ndim == 2:
+        win = toks
+        T = win.shape[1] - 1
+    else:
+        die(f"{args.tokens}: expected a 1-D or 2-D token array, got {toks.ndim}-D")
+    if args.max_windows:
+        win = win[:args.max_windows]
+    if win.min() < 0 or win.max() >= cfg["vocab_size"]:
+        die(f"{args.tokens}: token ids outside [0, {cfg['vocab_size']})")
+    torch.set_num_threads(args.threads)
+    tot, cnt = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(win), args.batch):
+            w = torch.from_numpy(win[i:i + args.batch])
+            _, loss = forward(P, cfg, w[:, :-1], w[:, 1:])
+            k = w[:, 1:].numel()
+            tot += loss.item() * k
+            cnt += k
+    mean = tot / cnt
+    print(f"torch_ref eval: {len(win)} windows x {T} tokens, mean loss = {mean:.6f}, ppl = {math.exp(mean):.4f}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# bench
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_one(cfg, B, steps, warmup, seed=0):
+    torch.manual_seed(seed)
+    params = {}
+    for name, shape in param_shapes(cfg):
+        t = torch.ones(shape) if len(shape) == 1 else torch.randn(shape) * 0.02
+        params[name] = t.requires_grad_(True)
+    opt = torch.optim.AdamW(params.values(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
+    g = torch.Generator().manual_seed(seed)
+    times = []
+    for it in range(warmup + steps):
+        seq = torch.randint(0, cfg["vocab_size"], (B, cfg["seq_len"] + 1), generator=g)
+        t0 = time.perf_counter()
+        _, loss = forward(params, cfg, seq[:, :-1], seq[:, 1:])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        dt = time.perf_counter() - t0
+        if it >= warmup:
+            times.append(dt)
+    med = statistics.median(times)
+    return B * cfg["seq_len"] / med, med, loss.item()
+
+
+def cmd_bench(args):
+    torch.set_num_threads(args.threads)
+    which = ["ternary", "fp"] if args.which == "both" else [args.which]
+    print(f"torch_ref bench: torch {torch.__version__}, threads {torch.get_num_threads()}, config small "
+          f"(dim 256, 6 layers, 4/4 heads, ffn 768, vocab 4096, seq 256, batch {args.batch}, tied), "
+          f"{args.warmup} warmup + {args.steps} timed steps (median)")
+    for w in which:
+        cfg = make_config(ternary=1 if w == "ternary" else 0)
+        tps, med, loss = bench_one(cfg, args.batch, args.steps, args.warmup)
+        print(f"torch_ref bench: {w} step = {med * 1000:.1f} ms (last loss {loss:.4f})")
+        print(f"torch_ref bench: {w} tokens/s = {tps:.1f}")
+    print(f"torch_ref bench: peak RSS = {peak_rss_mib():.1f} MiB")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# selfcheck
+
+def cmd_selfcheck(args):
+    torch.manual_seed(0)
+    ok = True
+
+    def report(what, err, tol):
+        nonlocal ok
+        good = err <= tol
+        ok &= good
+        print(f"  {'ok  ' if good else 'FAIL'} {what}: {err:.3e} (tol {tol:.0e})")
+
+    print("1. BitLinear straight-through gradients (float64)")
+    N, K, M = 7, 13, 5
+    x = torch.randn(N, K, dtype=torch.float64, requires_grad=True)
+    w = (torch.randn(M, K, dtype=torch.float64) * 0.02).requires_grad_(True)
+    dy = torch.randn(N, M, dtype=torch.float64)
+    y = bitlinear(x, w)
+    dx, dw = torch.autograd.grad(y, (x, w), dy)
+    s_w = weight_scale(w)
+    wq = weight_quant(w, s_w)
+    xq, s_x = act_quant(x)
+    report("forward == (xq Wq^T)(s_w/s_x)", (y - (xq @ wq.t()) * (s_w / s_x)).abs().max().item(), 0)
+    report("dx == dy (Wq s_w)", (dx - dy @ (wq * s_w)).abs().max().item(), 0)
+    report("dW == dy^T (xq/s_x)", (dw - dy.t() @ (xq / s_x)).abs().max().item(), 0)
+    # finite differences of the surrogates with the quantizer replaced by identity:
+    # f_x(x) = <dy, x (Wq s_w)^T>, f_w(W) = <dy, (xq/s_x) W^T>
+    h = 1e-6
+    fx = lambda xx: (dy * (xx @ (wq * s_w).t())).sum()
+    fw = lambda ww: (dy * ((xq / s_x) @ ww.t())).sum()
+    fd_x = torch.zeros_like(x)
+    fd_w = torch.zeros_like(w)
+    with torch.no_grad():
+        for idx in np.ndindex(*x.shape):
+            e = torch.zeros_like(x); e[idx] = h
+            fd_x[idx] = (fx(x + e) - fx(x - e)) / (2 * h)
+        for idx in np.ndindex(*w.shape):
+            e = torch.zeros_like(w); e[idx] = h
+            fd_w[idx] = (fw(w + e) - fw(w - e)) / (2 * h)
+    report("dx vs finite differences (identity quantizer)", (dx - fd_x).abs().max().item(), 1e-7)
+    report("dW vs finite differences (identity quantizer)", (dw - fd_w).abs().max().item(), 1e-7)
+    yd = bitlinear_detach(x, w)
+    dxd, dwd = torch.autograd.grad(yd, (x, w), dy)
+    report("detach trick forward vs Function", (yd - y).abs().max().item(), 1e-12)
+    report("detach trick dx vs Function", (dxd - dx).abs().max().item(), 1e-12)
+    report("detach trick dW vs Function", (dwd - dw).abs().max().item(), 1e-12)
+
+    print("2. whole tiny ternary model: Function vs detach trick (float32)")
+    cfg = make_config(**FIXTURE_CFG, ternary=1, tied_head=1)
+    P = random_params(cfg, 7)
+    inp, tgt = random_batch(cfg, 2, 7)
+    la, lossa, ga, _ = compute_all(P, cfg, inp, tgt)
+    lb, lossb, gb, _ = compute_all(P, cfg, inp, tgt, linear=bitlinear_detach)
+    report("loss", abs(lossa.item() - lossb.item()), 1e-4)
+    report("grads max|d|/max|g|", max(((ga[k] - gb[k]).abs().max() / ga[k].abs().max()).item() for k in ga), 1e-2)
+
+    print("3. torch.autograd.gradcheck, fp model (ternary=0), float64, GQA, untied and tied")
+    for tied in (1, 0):
+        cfg = make_config(dim=16, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=10, vocab_size=11, seq_len=5,
+                          ternary=0, tied_head=tied)
+        P = {k: v.double() for k, v in random_params(cfg, 11).items()}
+        inp, tgt = random_batch(cfg, 2, 11)
+        inp, tgt = torch.from_numpy(inp).long(), torch.from_numpy(tgt).long()
+        names = [n for n, _ in param_shapes(cfg)]
+
+        def fn(*ts):
+            return forward(dict(zip(names, ts)), cfg, inp, tgt)[1]
+
+        ts = tuple(P[n].clone().requires_grad_(True) for n in names)
+        good = torch.autograd.gradcheck(fn, ts, eps=1e-6, atol=1e-7, rtol=1e-5, raise_exception=False)
+        ok &= good
+        print(f"  {'ok  ' if good else 'FAIL'} gradcheck tied_head={tied} ({sum(t.numel() for t in ts)} inputs)")
+
+    print("4. RoPE / GQA spot checks")
+    hd, T = 8, 5
+    cos, sin = rope_tables(T, hd, 10000.0, torch.float64)
+    xr = torch.randn(1, 1, T, hd, dtype=torch.float64)
+    yr = rope(xr, cos, sin)
+    t, j = 3, 2
+    ang = t * 10000.0 ** (-2 * j / hd)
+    e1 = xr[0, 0, t, j] * math.cos(ang) - xr[0, 0, t, j + hd // 2] * math.sin(ang)
+    e2 = xr[0, 0, t, j + hd // 2] * math.cos(ang) + xr[0, 0, t, j] * math.sin(ang)
+    report("rope pair (j, j+hd/2)", max(abs(yr[0, 0, t, j] - e1).item(), abs(yr[0, 0, t, j + hd // 2] - e2).item()), 1e-12)
+    print("selfcheck: " + ("OK" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+# ----------------------------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(prog=PROG, description="PyTorch reference of the tern model")
+    sub = ap.add_subparsers(dest="mode", required=True)
+    p = sub.add_parser("fixture", help="write tests/fixtures/ref_tiny_*.h5")
+    p.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
+    p = sub.add_parser("check", help="recompute an expected file from a checkpoint")
+    p.add_argument("ckpt")
+    p.add_argument("expected")
+    p = sub.add_parser("eval", help="mean loss of a checkpoint over token windows")
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--tokens", required=True)
+    p.add_argument("--seq", type=int, default=0, help="window length (default: the checkpoint's seq_len)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--max-windows", type=int, default=0)
+    p.add_argument("--header-bytes", type=int, default=0, help="bytes to skip in a raw int32 file")
+    p.add_argument("--threads", type=int, default=2)
+    p = sub.add_parser("bench", help="time training steps of the small config")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--which", choices=["both", "ternary", "fp"], default="both")
+    sub.add_parser("selfcheck", help="STE / gradcheck self-checks")
+    args = ap.parse_args()
+    torch.set_num_threads(getattr(args, "threads", 2))
+    if args.mode == "fixture":
+        return cmd_fixture(args) or 0
+    if args.mode == "check":
+        return cmd_check(args)
+    if args.mode == "eval":
+        return cmd_eval(args)
+    if args.mode == "bench":
+        return cmd_bench(args)
+    return cmd_selfcheck(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
