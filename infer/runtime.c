@@ -207,6 +207,10 @@ static int load_vocab(tern_rt_model *m) {
     v->add_bos = 1;
     if (tern_gguf_find_kv(g, "tokenizer.ggml.add_bos_token") >= 0 && tern_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &v->add_bos))
         return -1;
+    v->add_space_prefix = 1;
+    if (tern_gguf_find_kv(g, "tokenizer.ggml.add_space_prefix") >= 0 &&
+        tern_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix))
+        return -1;
     m->has_vocab = 1;
     return 0;
 }
@@ -571,4 +575,66 @@ int rt_check_prompt(const tern_rt_model *m, int n, int ctx) {
         return -1;
     }
     return 0;
+}
+
+// serialize the GGUF vocab as a tern tokenizer file (tokenizer.h, version 1) and parse that
+int rt_build_tokenizer(const tern_rt_model *m, tern_tokenizer *t) {
+    memset(t, 0, sizeof *t);
+    if (rt_require_vocab(m)) return -1;
+    const tern_rt_vocab *v = &m->vocab;
+    size_t n = 24;
+    for (int i = 0; i < v->vocab_size; i++) {
+        size_t len = strlen(v->pieces[i]);
+        if (len < 1 || len > TERN_TOK_MAX_PIECE) {
+            tern_error("%s: tokenizer piece %d has length %zu (must be 1..%d)", m->path, i, len, TERN_TOK_MAX_PIECE);
+            return -1;
+        }
+        if (v->types[i] < 0 || v->types[i] > 255) { tern_error("%s: tokenizer piece %d has type %d", m->path, i, v->types[i]); return -1; }
+        n += 7 + len;
+    }
+    uint8_t *buf = tern_xmalloc(n), *p = buf;
+    uint32_t hdr[4] = {1, (uint32_t)v->vocab_size, v->add_space_prefix ? 1u : 0u, 0};
+    memcpy(p, "TERNTKZ", 8);
+    memcpy(p + 8, hdr, sizeof hdr);
+    p += 24;
+    for (int i = 0; i < v->vocab_size; i++) {
+        uint16_t len = (uint16_t)strlen(v->pieces[i]);
+        *p++ = (uint8_t)v->types[i];
+        memcpy(p, &v->scores[i], 4);
+        memcpy(p + 4, &len, 2);
+        memcpy(p + 6, v->pieces[i], len);
+        p += 6 + len;
+    }
+    char what[600];
+    snprintf(what, sizeof what, "%s (tokenizer)", m->path);
+    int rc = tern_tokenizer_from_bytes(t, buf, n, what);
+    free(buf);
+    if (rc) return -1;
+    if (t->bos_id != v->bos_id || t->eos_id != v->eos_id || t->unk_id != v->unk_id) {
+        tern_error("%s: tokenizer bos/eos/unk ids %d/%d/%d differ from tern's layout (1/2/0)", m->path, v->bos_id, v->eos_id, v->unk_id);
+        tern_tokenizer_free(t);
+        return -1;
+    }
+    return 0;
+}
+
+double rt_nll(const tern_rt_model *m, tern_rt_state *s, const int *ids, int n, int ctx, long *scored, int *windows) {
+    int V = m->config.vocab_size;
+    if (ctx <= 0 || ctx > s->seq_len) ctx = s->seq_len;
+    double nll = 0.0;
+    long sc = 0;
+    int nw = 0;
+    for (long w0 = 0; w0 + 1 < n; w0 += ctx) {
+        int wlen = (int)(n - 1 - w0 < ctx ? n - 1 - w0 : ctx); // inputs in this window
+        for (int i = 0; i < wlen; i += s->max_batch) {
+            int k = wlen - i < s->max_batch ? wlen - i : s->max_batch;
+            float *lg = forward(m, s, ids + w0 + i, k, i, 1);
+            for (int j = 0; j < k; j++) nll -= logprob_of(lg + (size_t)j * V, V, ids[w0 + i + j + 1]);
+            sc += k;
+        }
+        nw++;
+    }
+    if (scored) *scored = sc;
+    if (windows) *windows = nw;
+    return nll;
 }

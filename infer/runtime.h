@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include "gguf.h"
 #include "kernels.h"
+#include "tokenizer.h"
 
 typedef struct {
     int dim;          // n_embd
@@ -65,6 +66,7 @@ typedef struct {
     const int32_t *types;        // [vocab] 1 normal, 2 unknown, 3 control, 6 byte
     int bos_id, eos_id, unk_id;
     int add_bos;                 // tokenizer.ggml.add_bos_token (default 1)
+    int add_space_prefix;        // tokenizer.ggml.add_space_prefix (default 1)
 } tern_rt_vocab;                 // the tokenizer as stored in the GGUF (has_vocab = 0 when absent)
 
 typedef struct {
@@ -136,8 +138,16 @@ int sample(tern_sampler *s, const float *logits);   // logits [vocab] (not modif
 int sample_argmax(const float *logits, int n);      // first index of the maximum
 
 // ---- helpers for programs ----
+// Total negative log-likelihood of ids[0..n) scored in consecutive windows of ctx inputs that
+// overlap by one token: window w feeds ids[w*ctx .. w*ctx+ctx) at positions 0.. and scores the
+// next token at each position, so every token but the first is scored once (*scored = n - 1,
+// *windows = their count). ctx <= s->seq_len. perplexity = exp(nll / scored).
+double rt_nll(const tern_rt_model *m, tern_rt_state *s, const int *ids, int n, int ctx, long *scored, int *windows);
 // -1 + tern_error("path: no tokenizer in the file ...") when the GGUF has no tokenizer.ggml.tokens
 int rt_require_vocab(const tern_rt_model *m);
+// A tern_tokenizer from the GGUF's tokenizer.ggml.* arrays (built through the tern tokenizer
+// file format, so it is validated the same way). 0 or -1 + error naming the file.
+int rt_build_tokenizer(const tern_rt_model *m, tern_tokenizer *t);
 // -1 + error when a prompt of n tokens leaves no room to generate in a context of ctx (0: model's)
 int rt_check_prompt(const tern_rt_model *m, int n, int ctx);
 // log-softmax of logits [vocab] at index target, computed in double
