@@ -1,0 +1,423 @@
+// tokenizer.c — tern-tokenizer: train a BPE tokenizer, encode text into token files (with a
+// train/validation split), decode token files, show info, benchmark encoding.
+//
+//   tern-tokenizer train  -o TOK [-v VOCAB] [--coverage F] [-q] TEXT...
+//   tern-tokenizer encode -t TOK -o OUT.tok [--val VAL.tok] [--val-frac F] [--width 2|4] [--no-bos] [-q] TEXT...
+//   tern-tokenizer decode -t TOK [-o OUT.txt] IN.tok
+//   tern-tokenizer info   TOK|IN.tok
+//   tern-tokenizer bench  -t TOK [--reps N] TEXT
+// Every error is one line "tern-tokenizer: <file>: <problem>" and exit status 1; outputs are
+// written to a temporary file and renamed, so a failed run leaves nothing behind.
+#include "tokenizer.h"
+#include "tokfile.h"
+#include "util.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static const char *PROG = "tern-tokenizer";
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: %s train  -o TOK [-v VOCAB] [--coverage F] [-q] TEXT...\n"
+            "       %s encode -t TOK -o OUT.tok [--val VAL.tok] [--val-frac F] [--width 2|4] [--no-bos] [-q] TEXT...\n"
+            "       %s decode -t TOK [-o OUT.txt] IN.tok\n"
+            "       %s info   TOK|IN.tok\n"
+            "       %s bench  -t TOK [--reps N] TEXT\n",
+            PROG, PROG, PROG, PROG, PROG);
+}
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", PROG);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+static int fail_last(void) { return fail("%s", tern_last_error()); }
+
+typedef struct {
+    const char *out, *tok, *val;
+    long vocab, width, reps;
+    float coverage, val_frac;
+    int quiet, no_bos;
+    const char **files;
+    int n_files;
+} args;
+
+static int parse_args(int argc, char **argv, args *a) {
+    memset(a, 0, sizeof *a);
+    a->vocab = 4096;
+    a->coverage = 0.9995f;
+    a->val_frac = -1;
+    a->reps = 5;
+    a->files = calloc((size_t)argc + 1, sizeof(char *));
+    for (int i = 2; i < argc; i++) {
+        const char *s = argv[i];
+        int more = i + 1 < argc;
+#define NEED()                                                                 \
+    do {                                                                       \
+        if (!more) return fail("%s: missing value (try %s --help)", s, PROG); \
+    } while (0)
+        if (!strcmp(s, "-o")) { NEED(); a->out = argv[++i]; }
+        else if (!strcmp(s, "-t")) { NEED(); a->tok = argv[++i]; }
+        else if (!strcmp(s, "--val")) { NEED(); a->val = argv[++i]; }
+        else if (!strcmp(s, "-v") || !strcmp(s, "--vocab")) {
+            NEED();
+            if (tern_parse_long(argv[++i], &a->vocab) != 0) return fail("%s: not an integer: '%s'", s, argv[i]);
+        } else if (!strcmp(s, "--width")) {
+            NEED();
+            if (tern_parse_long(argv[++i], &a->width) != 0 || (a->width != 2 && a->width != 4))
+                return fail("--width: must be 2 or 4, got '%s'", argv[i]);
+        } else if (!strcmp(s, "--reps")) {
+            NEED();
+            if (tern_parse_long(argv[++i], &a->reps) != 0 || a->reps < 1) return fail("--reps: bad value '%s'", argv[i]);
+        } else if (!strcmp(s, "--coverage")) {
+            NEED();
+            if (tern_parse_float(argv[++i], &a->coverage) != 0 || !(a->coverage > 0 && a->coverage <= 1))
+                return fail("--coverage: must be in (0, 1], got '%s'", argv[i]);
+        } else if (!strcmp(s, "--val-frac")) {
+            NEED();
+            if (tern_parse_float(argv[++i], &a->val_frac) != 0 || !(a->val_frac > 0 && a->val_frac < 1))
+                return fail("--val-frac: must be in (0, 1), got '%s'", argv[i]);
+        } else if (!strcmp(s, "-q")) a->quiet = 1;
+        else if (!strcmp(s, "--no-bos")) a->no_bos = 1;
+        else if (s[0] == '-' && s[1]) return fail("unknown option '%s' (try %s --help)", s, PROG);
+        else a->files[a->n_files++] = s;
+#undef NEED
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+static int cmd_train(args *a) {
+    if (!a->out) return fail("train: missing -o TOKENIZER");
+    if (a->n_files == 0) return fail("train: no input text files");
+    if (a->vocab < TERN_TOK_MIN_VOCAB || a->vocab > TERN_TOK_MAX_VOCAB)
+        return fail("train: vocab size %ld out of range (minimum %d = 3 control + 256 byte pieces + \"\xe2\x96\x81\"; "
+                    "maximum %d)",
+                    a->vocab, TERN_TOK_MIN_VOCAB, TERN_TOK_MAX_VOCAB);
+    char **texts = calloc((size_t)a->n_files, sizeof(char *));
+    size_t *lens = calloc((size_t)a->n_files, sizeof(size_t));
+    int rc = 1;
+    for (int i = 0; i < a->n_files; i++) {
+        texts[i] = tern_read_file(a->files[i], &lens[i]);
+        if (!texts[i]) { rc = fail_last(); goto done; }
+        if (lens[i] == 0) { rc = fail("%s: empty file (nothing to train on)", a->files[i]); goto done; }
+    }
+    tern_tokenizer_train_opts o;
+    tern_tokenizer_train_defaults(&o);
+    o.vocab_size = (int)a->vocab;
+    o.char_coverage = a->coverage;
+    o.verbose = !a->quiet;
+    tern_tokenizer t;
+    double t0 = tern_time();
+    if (tern_tokenizer_train(&t, (const char *const *)texts, lens, a->n_files, &o) != 0) { rc = fail_last(); goto done; }
+    double dt = tern_time() - t0;
+    if (tern_tokenizer_save(&t, a->out) != 0) {
+        tern_tokenizer_free(&t);
+        rc = fail_last();
+        goto done;
+    }
+    if (t.vocab_size < a->vocab)
+        fprintf(stderr, "%s: note: the text has only enough pairs for %d pieces (asked %ld)\n", PROG, t.vocab_size,
+                a->vocab);
+    if (!a->quiet)
+        printf("trained vocab %d in %.3f s -> %s (hash %016llx)\n", t.vocab_size, dt, a->out,
+               (unsigned long long)t.hash);
+    tern_tokenizer_free(&t);
+    rc = 0;
+done:
+    for (int i = 0; i < a->n_files; i++) free(texts[i]);
+    free(texts);
+    free(lens);
+    return rc;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+// Where to cut text for the validation split: the start of the first line at or after pos that
+// follows a blank line (a paragraph / document boundary), else the first line start after pos,
+// else the first blank-line boundary before pos, else pos.
+static size_t doc_cut(const char *s, size_t n, size_t pos) {
+    for (size_t i = pos; i + 1 < n; i++) {
+        if (s[i] != '\n' || i == 0) continue;
+        size_t j = i; // the line ending at i: (prev '\n', i)
+        int blank = 1;
+        while (j > 0 && s[j - 1] != '\n') {
+            char c = s[j - 1];
+            if (c != ' ' && c != '\t' && c != '\r') { blank = 0; break; }
+            j--;
+        }
+        if (blank && j > 0) return i + 1;
+    }
+    for (size_t i = pos; i + 1 < n; i++)
+        if (s[i] == '\n') return i + 1;
+    return pos;
+}
+
+typedef struct {
+    size_t done, total;
+    double t0, last;
+    int show;
+} progress;
+
+static void progress_update(progress *p, size_t add) {
+    p->done += add;
+    if (!p->show) return;
+    double now = tern_time();
+    if (now - p->last < 0.2 && p->done < p->total) return;
+    p->last = now;
+    int w = 40, k = p->total ? (int)((double)p->done / (double)p->total * w) : w;
+    double el = now - p->t0;
+    fprintf(stderr, "\r[%.*s%*s] %5.1f%% %7.1f MB  %6.1f MB/s", k, "########################################", w - k, "",
+            100.0 * (double)p->done / (double)(p->total ? p->total : 1), p->done / 1e6, el > 0 ? p->done / 1e6 / el : 0.0);
+    if (p->done >= p->total) fputc('\n', stderr);
+}
+
+#define BLOCK_BYTES (16u << 20)
+
+// Encode one text (as one document: bos + space prefix) in blocks, appending to w.
+static int encode_text(const tern_tokenizer *t, const char *s, size_t n, int bos, tern_tokfile_writer *w, progress *p,
+                       int64_t *ntok) {
+    size_t a = 0;
+    int first = 1;
+    while (first || a < n) {
+        size_t b = n - a > BLOCK_BYTES ? tern_tokenizer_split_point(t, s, n, a + BLOCK_BYTES) : n;
+        int *ids, m;
+        int fl = (first && bos ? TERN_ENC_BOS : 0) | (first ? 0 : TERN_ENC_CONTINUE);
+        if (tern_tokenizer_encode_ex(t, s + a, b - a, fl, &ids, &m) != 0) return -1;
+        int rc = tern_tokfile_writer_append(w, ids, (size_t)m);
+        free(ids);
+        if (rc != 0) return -1;
+        *ntok += m;
+        progress_update(p, b - a);
+        a = b;
+        first = 0;
+    }
+    return 0;
+}
+
+static int cmd_encode(args *a) {
+    if (!a->tok) return fail("encode: missing -t TOKENIZER");
+    if (!a->out) return fail("encode: missing -o OUT.tok");
+    if (a->n_files == 0) return fail("encode: no input text files");
+    if (a->val_frac > 0 && !a->val) return fail("encode: --val-frac needs --val VAL.tok");
+    float frac = a->val ? (a->val_frac > 0 ? a->val_frac : 0.1f) : 0.0f;
+    tern_tokenizer t;
+    if (tern_tokenizer_load(&t, a->tok) != 0) return fail_last();
+    int width = a->width ? (int)a->width : tern_tokfile_width_for(t.vocab_size);
+    if (width == 2 && t.vocab_size > 65536) {
+        tern_tokenizer_free(&t);
+        return fail("%s: vocab size %d does not fit token width 2 (use --width 4)", a->tok, t.vocab_size);
+    }
+    char **texts = calloc((size_t)a->n_files, sizeof(char *));
+    size_t *lens = calloc((size_t)a->n_files, sizeof(size_t)), total = 0;
+    tern_tokfile_writer wt, wv;
+    int rc = 1, open_t = 0, open_v = 0;
+    for (int i = 0; i < a->n_files; i++) {
+        texts[i] = tern_read_file(a->files[i], &lens[i]);
+        if (!texts[i]) { rc = fail_last(); goto done; }
+        if (lens[i] == 0) { rc = fail("%s: empty file (nothing to tokenize)", a->files[i]); goto done; }
+        total += lens[i];
+    }
+    if (tern_tokfile_writer_open(&wt, a->out, t.vocab_size, width, t.hash) != 0) { rc = fail_last(); goto done; }
+    open_t = 1;
+    if (a->val) {
+        if (tern_tokfile_writer_open(&wv, a->val, t.vocab_size, width, t.hash) != 0) { rc = fail_last(); goto done; }
+        open_v = 1;
+    }
+    progress p = {0, total, tern_time(), 0, !a->quiet && total >= (32u << 20)};
+    int64_t ntrain = 0, nval = 0;
+    size_t btrain = 0, bval = 0;
+    for (int i = 0; i < a->n_files; i++) {
+        size_t cut = lens[i];
+        if (frac > 0) {
+            cut = doc_cut(texts[i], lens[i], (size_t)((1.0 - frac) * (double)lens[i]));
+            if (cut == 0 || cut >= lens[i]) {
+                rc = fail("%s: too short to split off a validation part (%zu bytes)", a->files[i], lens[i]);
+                goto done;
+            }
+        }
+        if (encode_text(&t, texts[i], cut, !a->no_bos, &wt, &p, &ntrain) != 0) { rc = fail_last(); goto done; }
+        btrain += cut;
+        if (cut < lens[i]) {
+            if (encode_text(&t, texts[i] + cut, lens[i] - cut, !a->no_bos, &wv, &p, &nval) != 0) { rc = fail_last(); goto done; }
+            bval += lens[i] - cut;
+        }
+    }
+    open_t = 0;
+    if (tern_tokfile_writer_commit(&wt) != 0) { rc = fail_last(); goto done; }
+    if (open_v) {
+        open_v = 0;
+        if (tern_tokfile_writer_commit(&wv) != 0) {
+            unlink(a->out);
+            rc = fail_last();
+            goto done;
+        }
+    }
+    double dt = tern_time() - p.t0;
+    if (!a->quiet) {
+        printf("%s: %lld tokens from %.2f MB (%.3f bytes/token)\n", a->out, (long long)ntrain, btrain / 1e6,
+               ntrain ? (double)btrain / (double)ntrain : 0.0);
+        if (a->val)
+            printf("%s: %lld tokens from %.2f MB (%.3f bytes/token)\n", a->val, (long long)nval, bval / 1e6,
+                   nval ? (double)bval / (double)nval : 0.0);
+        printf("encoded %.2f MB in %.3f s (%.1f MB/s)\n", total / 1e6, dt, dt > 0 ? total / 1e6 / dt : 0.0);
+    }
+    rc = 0;
+done:
+    if (open_t) tern_tokfile_writer_abort(&wt);
+    if (open_v) tern_tokfile_writer_abort(&wv);
+    for (int i = 0; i < a->n_files; i++) free(texts[i]);
+    free(texts);
+    free(lens);
+    tern_tokenizer_free(&t);
+    return rc;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+static int cmd_decode(args *a) {
+    if (!a->tok) return fail("decode: missing -t TOKENIZER");
+    if (a->n_files != 1) return fail("decode: give exactly one token file");
+    tern_tokenizer t;
+    if (tern_tokenizer_load(&t, a->tok) != 0) return fail_last();
+    tern_tokfile f;
+    if (tern_tokfile_open(&f, a->files[0]) != 0) {
+        tern_tokenizer_free(&t);
+        return fail_last();
+    }
+    int rc = 1;
+    char *text = NULL;
+    int *ids = NULL;
+    if (f.tokenizer_hash != t.hash || f.vocab_size != t.vocab_size) {
+        rc = fail("%s: made with a different tokenizer (hash %016llx, vocab %d) than %s (hash %016llx, vocab %d)",
+                  a->files[0], (unsigned long long)f.tokenizer_hash, f.vocab_size, a->tok, (unsigned long long)t.hash,
+                  t.vocab_size);
+        goto done;
+    }
+    ids = tern_xmalloc(((size_t)f.n_tokens + 1) * sizeof(int));
+    tern_tokfile_read(&f, 0, f.n_tokens, ids);
+    size_t len;
+    if (tern_tokenizer_decode(&t, ids, (size_t)f.n_tokens, &text, &len) != 0) { rc = fail("%s: %s", a->files[0], tern_last_error()); goto done; }
+    if (a->out) {
+        char tmp[4200];
+        tern_tmp_path(a->out, tmp, sizeof tmp);
+        FILE *fp = fopen(tmp, "wb");
+        if (!fp) { rc = fail("%s: cannot create", a->out); goto done; }
+        int ok = fwrite(text, 1, len, fp) == len;
+        ok = fclose(fp) == 0 && ok;
+        if (!ok) {
+            tern_discard_file(tmp);
+            rc = fail("%s: write failed", a->out);
+            goto done;
+        }
+        if (tern_commit_file(tmp, a->out) != 0) { rc = fail_last(); goto done; }
+    } else if (fwrite(text, 1, len, stdout) != len) {
+        rc = fail("stdout: write failed");
+        goto done;
+    }
+    rc = 0;
+done:
+    free(text);
+    free(ids);
+    tern_tokfile_close(&f);
+    tern_tokenizer_free(&t);
+    return rc;
+}
+
+static int cmd_info(args *a) {
+    if (a->n_files != 1) return fail("info: give one tokenizer or token file");
+    const char *path = a->files[0];
+    FILE *fp = fopen(path, "rb");
+    char magic[8] = {0};
+    if (!fp) return fail("%s: cannot open", path);
+    size_t got = fread(magic, 1, 8, fp);
+    fclose(fp);
+    if (got == 8 && !memcmp(magic, "TERNTOK\0", 8)) {
+        tern_tokfile f;
+        if (tern_tokfile_open(&f, path) != 0) return fail_last();
+        printf("%s: tern token file v%d, %lld tokens, vocab %d, %d-byte ids, tokenizer hash %016llx\n", path,
+               TERN_TOKFILE_VERSION, (long long)f.n_tokens, f.vocab_size, f.width, (unsigned long long)f.tokenizer_hash);
+        tern_tokfile_close(&f);
+        return 0;
+    }
+    tern_tokenizer t;
+    if (tern_tokenizer_load(&t, path) != 0) return fail_last();
+    int nchar = 0;
+    for (int i = TERN_TOK_FIRST_NORMAL; i < t.vocab_size; i++) nchar += t.scores[i] == 0.0f;
+    printf("%s: tern tokenizer v1, vocab %d (3 control, 256 byte, %d characters, %d merges), hash %016llx\n", path,
+           t.vocab_size, nchar, t.vocab_size - TERN_TOK_FIRST_NORMAL - nchar, (unsigned long long)t.hash);
+    tern_tokenizer_free(&t);
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmd_bench(args *a) {
+    if (!a->tok || a->n_files != 1) return fail("bench: usage: bench -t TOK [--reps N] TEXT");
+    tern_tokenizer t;
+    if (tern_tokenizer_load(&t, a->tok) != 0) return fail_last();
+    size_t n;
+    char *text = tern_read_file(a->files[0], &n);
+    if (!text) {
+        tern_tokenizer_free(&t);
+        return fail_last();
+    }
+    double *ts = calloc((size_t)a->reps, sizeof(double));
+    int ntok = 0;
+    for (long r = 0; r < a->reps; r++) {
+        int *ids;
+        double t0 = tern_time();
+        if (tern_tokenizer_encode(&t, text, n, 0, &ids, &ntok) != 0) return fail_last();
+        ts[r] = tern_time() - t0;
+        free(ids);
+    }
+    qsort(ts, (size_t)a->reps, sizeof(double), cmp_double);
+    int nt = 1;
+#ifdef _OPENMP
+    nt = omp_get_max_threads();
+#endif
+    double med = ts[a->reps / 2];
+    printf("encode %s: %.2f MB, %d tokens, %.3f bytes/token, median %.3f s = %.1f MB/s (%d threads, %ld reps)\n",
+           a->files[0], n / 1e6, ntok, (double)n / ntok, med, n / 1e6 / med, nt, a->reps);
+    free(ts);
+    free(text);
+    tern_tokenizer_free(&t);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage();
+        return argc < 2;
+    }
+    args a;
+    if (parse_args(argc, argv, &a) != 0) return 1;
+    const char *c = argv[1];
+    int rc;
+    if (!strcmp(c, "train")) rc = cmd_train(&a);
+    else if (!strcmp(c, "encode")) rc = cmd_encode(&a);
+    else if (!strcmp(c, "decode")) rc = cmd_decode(&a);
+    else if (!strcmp(c, "info")) rc = cmd_info(&a);
+    else if (!strcmp(c, "bench")) rc = cmd_bench(&a);
+    else {
+        usage();
+        rc = fail("unknown command '%s'", c);
+    }
+    free(a.files);
+    return rc;
+}
