@@ -377,7 +377,7 @@ int tern_checkpoint_save_step(const char *out_dir, long step, int keep, const te
         steps[n++] = s;
     }
     closedir(d);
-    qsort(steps, (size_t)n, sizeof(long), cmp_long_desc);
+    if (n > 1) qsort(steps, (size_t)n, sizeof(long), cmp_long_desc);
     for (int i = keep - 1; i < n; i++) {   // the new file counts as one of the kept
         if (i < 0) continue;
         snprintf(path, sizeof path, "%s/ckpt_%08ld.h5", out_dir, steps[i]);
