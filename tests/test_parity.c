@@ -22,8 +22,10 @@
 static char export_bin[1024];
 static char tmpdir[256];
 static tern_tokenizer tok;
-static int *ids;
+static int *ids;      // the first N_EVAL tokens of the fixture (evaluation)
 static int n_ids;
+static int *all_ids;  // every token of the fixture (training)
+static int n_all;
 
 #define CTX 64
 #define N_EVAL 200
@@ -40,9 +42,10 @@ static int setup(void **st) {
     o.vocab_size = 400;
     const char *texts[1] = {text};
     if (tern_tokenizer_train(&tok, texts, &len, 1, &o)) { fprintf(stderr, "%s\n", tern_last_error()); return -1; }
-    if (tern_tokenizer_encode(&tok, text, len, 1, &ids, &n_ids)) return -1;
+    if (tern_tokenizer_encode(&tok, text, len, 1, &all_ids, &n_all)) return -1;
     free(text);
-    if (n_ids > N_EVAL) n_ids = N_EVAL;
+    n_ids = n_all < N_EVAL ? n_all : N_EVAL;
+    ids = all_ids;
     return 0;
 }
 
@@ -50,7 +53,7 @@ static int teardown(void **st) {
     (void)st;
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    free(ids);
+    free(all_ids);
     tern_tokenizer_free(&tok);
     return system(cmd) == 0 ? 0 : -1;
 }
@@ -72,12 +75,15 @@ static void make_model(tern_model *m, const tern_model_config *c, uint64_t seed)
     tern_adamw_init(&o, &m->params, 0.9f, 0.95f, 1e-8f);
     tern_graph g;
     tern_graph_init(&g, tern_model_graph_nodes(c), 0, 0);
-    int T = c->seq_len < n_ids - 1 ? c->seq_len : n_ids - 1;
-    for (int step = 1; step <= TRAIN_STEPS; step++) {
-        int off = (step * 37) % (n_ids - T);
+    int T = c->seq_len < n_all - 1 ? c->seq_len : n_all - 1;
+    int steps = TRAIN_STEPS; // TERN_PARITY_TRAIN_STEPS overrides (scripts/interop.sh trains longer)
+    const char *e = getenv("TERN_PARITY_TRAIN_STEPS");
+    if (e && atoi(e) > 0) steps = atoi(e);
+    for (int step = 1; step <= steps; step++) {
+        int off = (int)(((long)step * 997) % (n_all - T));
         tern_graph_reset(&g);
         tern_params_zero_grad(&m->params);
-        tern_tensor *l = tern_model_loss(m, &g, ids + off, ids + off + 1, 1, T);
+        tern_tensor *l = tern_model_loss(m, &g, all_ids + off, all_ids + off + 1, 1, T);
         tern_backward(&g, l, 1.0f);
         tern_optim_step(&o, &m->params, step, 4e-3f, 0.0f, 1.0f, NULL);
     }
@@ -129,8 +135,11 @@ static void check_parity(int tied, const char *export_opts, double ppl_tol) {
     tern_model_config c = test_config(tied);
     tern_model tm;
     make_model(&tm, &c, 77 + (uint64_t)tied);
-    char ckpt[300], gguf[300], args[800], err[1024];
-    snprintf(ckpt, sizeof ckpt, "%s/model.h5", tmpdir);
+    char ckpt[600], gguf[300], args[1500], err[1024];
+    // TERN_PARITY_OUT=dir keeps the (tied) checkpoint as dir/parity.h5 (scripts/interop.sh uses it)
+    const char *keep_dir = getenv("TERN_PARITY_OUT");
+    if (keep_dir && tied) snprintf(ckpt, sizeof ckpt, "%s/parity.h5", keep_dir);
+    else snprintf(ckpt, sizeof ckpt, "%s/model.h5", tmpdir);
     snprintf(gguf, sizeof gguf, "%s/model.gguf", tmpdir);
     save_ckpt(&tm, ckpt, 1);
     snprintf(args, sizeof args, "'%s' '%s' %s", ckpt, gguf, export_opts);
