@@ -339,9 +339,13 @@ int build_random_model(tern_rt_model *m, const tern_rt_config *cfg, uint64_t see
     uint8_t *buf = tern_aligned_alloc(embd_bytes + n_norm * sizeof(float));
     w->owned = buf;
     uint16_t *E = (uint16_t *)buf;
-    tern_rng rng;
-    tern_rng_seed(&rng, seed);
-    for (size_t i = 0; i < n_embd; i++) E[i] = tern_fp32_to_fp16(tern_rng_normal(&rng));
+    // every row from its own seeded generator: deterministic for any thread count
+    #pragma omp parallel for schedule(static)
+    for (long r = 0; r < c->vocab_size; r++) {
+        tern_rng rr;
+        tern_rng_seed(&rr, seed * 0x9E3779B97F4A7C15ull + (uint64_t)r);
+        for (int i = 0; i < c->dim; i++) E[(size_t)r * c->dim + i] = tern_fp32_to_fp16(3.4641f * (tern_rng_uniform(&rr) - 0.5f)); // uniform, std 1
+    }
     float *norms = (float *)(buf + embd_bytes);
     for (size_t i = 0; i < n_norm; i++) norms[i] = 1.0f;
     w->token_embd = w->output = E;
@@ -362,11 +366,17 @@ int build_random_model(tern_rt_model *m, const tern_rt_config *cfg, uint64_t see
         int cols[7] = {c->dim, c->dim, c->dim, c->dim, c->dim, c->dim, c->ffn_dim};
         for (int j = 0; j < 7; j++) {
             size_t n = (size_t)rows[j] * cols[j];
-            for (size_t i = 0; i < n; i += 32) { // 2 random bits per weight: {-1, 0, 0, 1}
-                uint64_t r = tern_rng_u64(&rng);
-                for (size_t b = 0; b < 32 && i + b < n; b++) {
-                    int v = (int)((r >> (2 * b)) & 3);
-                    wq[i + b] = (int8_t)(v == 0 ? -1 : (v == 3 ? 1 : 0));
+            #pragma omp parallel for schedule(static)
+            for (int r = 0; r < rows[j]; r++) { // 2 random bits per weight: {-1, 0, 0, 1}
+                tern_rng rr;
+                tern_rng_seed(&rr, (seed + 1000003ull * (uint64_t)(7 * l + j + 1)) * 0x9E3779B97F4A7C15ull + (uint64_t)r);
+                int8_t *row = wq + (size_t)r * cols[j];
+                for (int i = 0; i < cols[j]; i += 32) {
+                    uint64_t x = tern_rng_u64(&rr);
+                    for (int b = 0; b < 32 && i + b < cols[j]; b++) {
+                        int v = (int)((x >> (2 * b)) & 3);
+                        row[i + b] = (int8_t)(v == 0 ? -1 : (v == 3 ? 1 : 0));
+                    }
                 }
             }
             tern_tmat *tm = layer_tmat(L, j);

@@ -104,7 +104,7 @@ typedef struct {
 // Load a bitnet GGUF: mmap, check architecture/keys/shapes/types, repack ternary weights.
 // 0, or -1 + tern_error("path: problem"); on failure the model is freed.
 int build_model(tern_rt_model *m, const char *path);
-// A model with random ternary weights (N(0,1) embedding, unit norms, s_w = 0.02), no vocab.
+// A model with random ternary weights (uniform std-1 f16 embedding, unit norms, s_w = 0.02), no vocab.
 // cfg needs dim, ffn_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len (rest derived).
 int build_random_model(tern_rt_model *m, const tern_rt_config *cfg, uint64_t seed);
 void free_model(tern_rt_model *m);
