@@ -17,7 +17,7 @@ endif
 # Baseline x86-64-v2 so binaries run on any x86-64 of the last decade; AVX2/AVX-512 kernels
 # are compiled per function (target attributes) and picked at run time.
 ARCH    := -march=x86-64-v2 -mtune=generic
-CFLAGS  := -std=gnu11 $(OPT) $(ARCH) -fopenmp -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -Iinfer -MMD -MP
+CFLAGS  := -std=gnu11 $(OPT) $(ARCH) -fno-math-errno -fopenmp -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -Iinfer -MMD -MP
 HDF5_CFLAGS = $(shell pkg-config --cflags hdf5 2>/dev/null)
 HDF5_LIBS   = $(shell pkg-config --libs hdf5 2>/dev/null)
 LDFLAGS := $(OPT) -fopenmp

@@ -147,7 +147,7 @@ done:
 
 // Where to cut text for the validation split: the start of the first line at or after pos that
 // follows a blank line (a paragraph / document boundary), else the first line start after pos,
-// else the first blank-line boundary before pos, else pos.
+// else the first space after pos, else pos.
 static size_t doc_cut(const char *s, size_t n, size_t pos) {
     for (size_t i = pos; i + 1 < n; i++) {
         if (s[i] != '\n' || i == 0) continue;
@@ -162,6 +162,8 @@ static size_t doc_cut(const char *s, size_t n, size_t pos) {
     }
     for (size_t i = pos; i + 1 < n; i++)
         if (s[i] == '\n') return i + 1;
+    for (size_t i = pos; i < n; i++)
+        if (s[i] == ' ') return i;
     return pos;
 }
 

@@ -454,6 +454,47 @@ static int compare_config(const char *path, const tern_model_config *file, const
     return 0;
 }
 
+// Reads the /train_state attributes of group g into s (run_config malloc'd). 0 or -1.
+static int read_state_attrs(hid_t g, const char *path, tern_train_state *s) {
+    memset(s, 0, sizeof *s);
+    int64_t i64[4];
+    const char *n64[4] = {"step", "tokens_seen", "loader_pos", "loader_epoch"};
+    for (int i = 0; i < 4; i++)
+        if (read_attr_num(g, path, "/train_state:", n64[i], H5T_NATIVE_INT64, H5T_INTEGER, &i64[i]) != 0) return -1;
+    if (read_attr_num(g, path, "/train_state:", "rng_state", H5T_NATIVE_UINT64, H5T_INTEGER, &s->rng_state) != 0 ||
+        read_attr_num(g, path, "/train_state:", "loader_seed", H5T_NATIVE_UINT64, H5T_INTEGER, &s->loader_seed) != 0)
+        return -1;
+    if (i64[0] < 0) { tern_error("%s: /train_state:step is negative (%lld)", path, (long long)i64[0]); return -1; }
+    s->step = i64[0];
+    s->tokens_seen = i64[1];
+    s->loader_pos = i64[2];
+    s->loader_epoch = i64[3];
+    s->run_config = read_attr_str(g, path, "/train_state:", "run_config");
+    return s->run_config ? 0 : -1;
+}
+
+int tern_checkpoint_read_state(const char *path, tern_train_state *st) {
+    memset(st, 0, sizeof *st);
+    hid_t f = open_ckpt(path);
+    if (f < 0) return -1;
+    tern_model_config mc;
+    int rc = -1;
+    if (read_config_attrs(f, path, &mc) == 0) {
+        if (H5Lexists(f, "train_state", H5P_DEFAULT) <= 0) {
+            rc = 0;
+        } else {
+            hid_t g = H5Gopen2(f, "train_state", H5P_DEFAULT);
+            if (g < 0) tern_error("%s: /train_state is not a group", path);
+            else {
+                rc = read_state_attrs(g, path, st) == 0 ? 1 : -1;
+                H5Gclose(g);
+            }
+        }
+    }
+    H5Fclose(f);
+    return rc;
+}
+
 int tern_checkpoint_load(const char *path, const tern_model_config *mc, tern_params *p, tern_train_state *st) {
     if (st) memset(st, 0, sizeof *st);
     if (!p->allocated) { tern_error("%s: parameters are not allocated", path); return -1; }
@@ -490,25 +531,7 @@ int tern_checkpoint_load(const char *path, const tern_model_config *mc, tern_par
     g = H5Gopen2(f, "train_state", H5P_DEFAULT);
     if (g < 0) { tern_error("%s: /train_state is not a group", path); free(scratch); goto done; }
     tern_train_state s = {0};
-    int64_t i64[4];
-    const char *n64[4] = {"step", "tokens_seen", "loader_pos", "loader_epoch"};
-    for (int i = 0; i < 4; i++)
-        if (read_attr_num(g, path, "/train_state:", n64[i], H5T_NATIVE_INT64, H5T_INTEGER, &i64[i]) != 0) {
-            free(scratch);
-            goto done;
-        }
-    if (read_attr_num(g, path, "/train_state:", "rng_state", H5T_NATIVE_UINT64, H5T_INTEGER, &s.rng_state) != 0 ||
-        read_attr_num(g, path, "/train_state:", "loader_seed", H5T_NATIVE_UINT64, H5T_INTEGER, &s.loader_seed) != 0) {
-        free(scratch);
-        goto done;
-    }
-    if (i64[0] < 0) { tern_error("%s: /train_state:step is negative (%lld)", path, (long long)i64[0]); free(scratch); goto done; }
-    s.step = i64[0];
-    s.tokens_seen = i64[1];
-    s.loader_pos = i64[2];
-    s.loader_epoch = i64[3];
-    s.run_config = read_attr_str(g, path, "/train_state:", "run_config");
-    if (!s.run_config) { free(scratch); goto done; }
+    if (read_state_attrs(g, path, &s) != 0) { free(scratch); goto done; }
     if (H5Lexists(g, "m", H5P_DEFAULT) <= 0 || H5Lexists(g, "v", H5P_DEFAULT) <= 0) {
         tern_error("%s: missing group /train_state/%s", path, H5Lexists(g, "m", H5P_DEFAULT) <= 0 ? "m" : "v");
         free(s.run_config);

@@ -71,6 +71,10 @@ int tern_checkpoint_load(const char *path, const tern_model_config *mc, tern_par
 // no /tokenizer, -1 on error.
 int tern_checkpoint_read_tokenizer(const char *path, void **buf, size_t *n);
 
+// Only the /train_state attributes (no m/v; no model needed): 1 and *st filled (run_config malloc'd)
+// if present, 0 if the file has no training state, -1 on error.
+int tern_checkpoint_read_state(const char *path, tern_train_state *st);
+
 void tern_train_state_free(tern_train_state *st);   // frees run_config
 
 #endif

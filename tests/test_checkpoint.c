@@ -136,6 +136,11 @@ static void test_roundtrip(void **st) {
         assert_true(ls.loader_seed == s.loader_seed);
         assert_string_equal(ls.run_config, s.run_config);
         tern_train_state_free(&ls);
+        assert_int_equal(tern_checkpoint_read_state(path, &ls), 1);
+        assert_int_equal(ls.step, s.step);
+        assert_true(ls.loader_seed == s.loader_seed);
+        assert_string_equal(ls.run_config, s.run_config);
+        tern_train_state_free(&ls);
 
         // weights only: m/v untouched
         tern_params c;
@@ -170,6 +175,7 @@ static void test_no_state_no_tokenizer(void **st) {
     b.m[3] = 5.0f;
     tern_train_state ls;
     ls.step = 99;
+    assert_int_equal(tern_checkpoint_read_state(path, &ls), 0);
     assert_int_equal(tern_checkpoint_load(path, &m, &b, &ls), 0);   // weights only
     assert_int_equal(ls.step, 0);
     assert_null(ls.run_config);
@@ -290,6 +296,8 @@ static void test_rejects(void **st) {
         make_edited(path, cases[i].state, cases[i].fn);
         expect_error(cases[i].name, tern_checkpoint_load(path, &m, &p, cases[i].with_st ? &s : NULL), cases[i].needle, path);
         assert_true(p.data[100] == first);   // a failed load leaves the params untouched
+        if (cases[i].fn == edit_missing_step)
+            expect_error("read_state", tern_checkpoint_read_state(path, &s), cases[i].needle, path);
     }
 
     // config mismatch

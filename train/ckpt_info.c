@@ -1,0 +1,59 @@
+// ckpt_info.c — describe a tern checkpoint (HDF5): model config, parameter count, tokenizer,
+// training state.   tern-ckpt_info CKPT.h5 [--config]
+//   --config   print only the stored run config (re-loadable with tern_config_load)
+#include "checkpoint.h"
+#include "config.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int main(int argc, char **argv) {
+    const char *path = NULL;
+    int only_config = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0) only_config = 1;
+        else if (argv[i][0] == '-' || path) {
+            fprintf(stderr, "usage: tern-ckpt_info CKPT.h5 [--config]\n");
+            return 2;
+        } else path = argv[i];
+    }
+    if (!path) { fprintf(stderr, "usage: tern-ckpt_info CKPT.h5 [--config]\n"); return 2; }
+    tern_model_config mc;
+    if (tern_checkpoint_read_config(path, &mc) != 0) { fprintf(stderr, "tern-ckpt_info: %s\n", tern_last_error()); return 1; }
+    tern_train_state st;
+    int has_state = tern_checkpoint_read_state(path, &st);
+    if (has_state < 0) { fprintf(stderr, "tern-ckpt_info: %s\n", tern_last_error()); return 1; }
+    if (only_config) {
+        if (!has_state) { fprintf(stderr, "tern-ckpt_info: %s: no training state (no run config)\n", path); return 1; }
+        fputs(st.run_config, stdout);
+        tern_train_state_free(&st);
+        return 0;
+    }
+    void *tok;
+    size_t tok_n;
+    int has_tok = tern_checkpoint_read_tokenizer(path, &tok, &tok_n);
+    if (has_tok < 0) { fprintf(stderr, "tern-ckpt_info: %s\n", tern_last_error()); return 1; }
+    free(tok);
+    printf("%s: %s v%d\n", path, TERN_CKPT_FORMAT, TERN_CKPT_VERSION);
+    printf("model: dim %d, n_layers %d, n_heads %d, n_kv_heads %d, ffn_dim %d, vocab_size %d, seq_len %d,\n"
+           "       norm_eps %g, rope_theta %g, tied_head %d, ternary %d\n",
+           mc.dim, mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.ffn_dim, mc.vocab_size, mc.seq_len, (double)mc.norm_eps,
+           (double)mc.rope_theta, mc.tied_head, mc.ternary);
+    char why[128];
+    int exp = tern_model_config_exportable(&mc, why, sizeof why);
+    printf("parameters: %ld (%.2fM)%s%s\n", tern_model_config_nparams(&mc), tern_model_config_nparams(&mc) / 1e6,
+           exp ? "" : "; not exportable to GGUF ternary: ", exp ? "" : why);
+    if (has_tok) printf("tokenizer: %zu bytes embedded\n", tok_n);
+    else printf("tokenizer: none\n");
+    if (has_state) {
+        printf("train_state: step %ld, tokens_seen %ld, loader pos %ld epoch %ld seed %llu, rng %016llx\n", st.step,
+               st.tokens_seen, st.loader_pos, st.loader_epoch, (unsigned long long)st.loader_seed,
+               (unsigned long long)st.rng_state);
+        tern_train_state_free(&st);
+    } else {
+        printf("train_state: none (weights only)\n");
+    }
+    return 0;
+}

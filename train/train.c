@@ -1,0 +1,59 @@
+// train.c — train a BitNet b1.58 (or full-precision) model.
+//
+//   tern-train [CONFIG.cfg] [key=value ...] [--fresh]
+//
+// Reads the config file (configs/README.md documents every key), applies key=value overrides,
+// prints the resolved config and trains: one progress line per step, train.csv in out_dir,
+// validation every eval_interval steps, checkpoints every ckpt_interval steps. If
+// out_dir/latest.h5 exists the run resumes from it exactly; --fresh ignores it (and overwrites
+// the log). Ctrl-C (SIGINT) or SIGTERM writes a checkpoint and exits cleanly.
+// Fine-tuning: init_from=<checkpoint> starts from its weights with a fresh schedule (see tern-finetune).
+#include "trainer.h"
+#include "util.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int usage(void) {
+    fprintf(stderr, "usage: tern-train [CONFIG.cfg] [key=value ...] [--fresh]\n"
+                    "  keys: see configs/README.md; e.g. tern-train configs/tiny.cfg steps=50 out_dir=runs/t\n");
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    tern_config cfg;
+    tern_config_defaults(&cfg);
+    int fresh = 0;
+    const char *file = NULL;
+    for (int i = 1; i < argc; i++) { // options and the config file first; overrides apply on top of it
+        if (!strcmp(argv[i], "--fresh")) fresh = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage();
+        else if (argv[i][0] == '-') { fprintf(stderr, "tern-train: unknown option '%s'\n", argv[i]); return usage(); }
+        else if (!strchr(argv[i], '=')) {
+            if (file) { fprintf(stderr, "tern-train: more than one config file ('%s', '%s')\n", file, argv[i]); return usage(); }
+            file = argv[i];
+        }
+    }
+    if (file && tern_config_load(&cfg, file) != 0) { fprintf(stderr, "tern-train: %s\n", tern_last_error()); return 1; }
+    for (int i = 1; i < argc; i++)
+        if (argv[i][0] != '-' && strchr(argv[i], '=') && tern_config_set_arg(&cfg, argv[i]) != 0) {
+            fprintf(stderr, "tern-train: %s\n", tern_last_error());
+            return 1;
+        }
+    if (tern_config_validate(&cfg) != 0) { fprintf(stderr, "tern-train: %s\n", tern_last_error()); return 1; }
+    printf("# tern-train: resolved config\n");
+    tern_config_print(&cfg, stdout);
+    printf("# parameters: %.2fM (%s)\n", tern_model_config_nparams(&cfg.model) / 1e6, cfg.model.ternary ? "ternary BitLinear" : "full precision");
+    fflush(stdout);
+    tern_trainer t;
+    if (tern_trainer_init(&t, &cfg, !fresh) != 0) { fprintf(stderr, "tern-train: %s\n", tern_last_error()); tern_trainer_free(&t); return 1; }
+    int rc = tern_trainer_run(&t);
+    if (rc != 0) fprintf(stderr, "tern-train: %s\n", tern_last_error());
+    else {
+        printf("done: step %ld, %ld tokens, train loss %.4f", t.step, t.tokens_seen, t.last_loss);
+        if (!isnan(t.last_val_loss)) printf(", val loss %.4f (ppl %.2f)", t.last_val_loss, exp(t.last_val_loss));
+        printf("\ncheckpoint: %s\nlog: %s/train.csv (plot: scripts/plot_loss.sh %s/train.csv)\n", t.last_ckpt, cfg.run.out_dir, cfg.run.out_dir);
+    }
+    tern_trainer_free(&t);
+    return rc ? 1 : 0;
+}
