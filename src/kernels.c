@@ -6,7 +6,8 @@
 //   AVX-512: vpdpbusd (u8 codes x s8 activations, 4 products into each int32 lane, no saturation)
 //   AVX2:    vpmaddubsw (u8 x s8 → int16 pair sums, |.| <= 2*2*128 = 512: never saturates),
 //            vpmaddwd with ones → int32
-// Work split: OpenMP over blocks of ROW_BLOCK rows (threads write disjoint out rows); inside a
+// Work split: OpenMP over blocks of ROW_BLOCK rows, dynamic schedule (a thread that the OS
+// deschedules on a busy machine does not hold the others up; threads write disjoint out rows); inside a
 // block, tiles of up to TILE_R rows x TILE_T tokens are held in registers across all columns.
 #include "kernels.h"
 #include "tqpack.h"
@@ -19,6 +20,9 @@
 #define ROW_BLOCK 64
 #define TILE_R 4
 #define ACC_T 8           // row stride of the tile accumulator output acc[TILE_R][ACC_T]
+#ifndef PF_AHEAD
+#define PF_AHEAD 16         // decode: weight prefetch distance in 256-column blocks of a row tile (1 KiB each)
+#endif
 #define MAX_COLS (1 << 22) // keeps |sum x*c| < 2^31
 
 // ------------------------------------------------------------------ kind selection
@@ -48,7 +52,7 @@ int tern_kernel_parse(const char *s, tern_kernel_kind *k) {
 }
 
 static int g_forced = TERN_KERNEL_AUTO;
-static int g_cached = -1;
+static int g_warned = 0;
 
 int tern_kernel_force(tern_kernel_kind k) {
     if ((unsigned)k >= TERN_KERNEL_NKINDS || !tern_kernel_available(k)) {
@@ -65,23 +69,21 @@ static tern_kernel_kind cpu_best(void) {
     return TERN_KERNEL_PLAIN;
 }
 
+// Cheap enough to run per call (a getenv and cached cpuid bits), so TERN_KERNEL changes made with
+// setenv() take effect; the warning for a bad value is printed once per process.
 tern_kernel_kind tern_kernel_best(void) {
     int f = __atomic_load_n(&g_forced, __ATOMIC_SEQ_CST);
     if (f != TERN_KERNEL_AUTO) return (tern_kernel_kind)f;
-    int c = __atomic_load_n(&g_cached, __ATOMIC_SEQ_CST);
-    if (c >= 0) return (tern_kernel_kind)c;
     tern_kernel_kind k = cpu_best();
     const char *env = getenv("TERN_KERNEL");
     if (env && *env) {
         tern_kernel_kind e;
-        if (tern_kernel_parse(env, &e) != 0)
-            fprintf(stderr, "tern: warning: TERN_KERNEL=%s is not one of plain|avx2|avx512; using %s\n", env, kind_names[k]);
-        else if (!tern_kernel_available(e))
-            fprintf(stderr, "tern: warning: TERN_KERNEL=%s is not available on this CPU; using %s\n", env, kind_names[k]);
-        else if (e != TERN_KERNEL_AUTO)
-            k = e;
+        int bad = tern_kernel_parse(env, &e) != 0, unavail = !bad && !tern_kernel_available(e);
+        if ((bad || unavail) && !__atomic_exchange_n(&g_warned, 1, __ATOMIC_SEQ_CST))
+            fprintf(stderr, "tern: warning: TERN_KERNEL=%s is %s; using %s\n", env,
+                    bad ? "not one of plain|avx2|avx512" : "not available on this CPU", kind_names[k]);
+        if (!bad && !unavail && e != TERN_KERNEL_AUTO) k = e;
     }
-    __atomic_store_n(&g_cached, (int)k, __ATOMIC_SEQ_CST);
     return k;
 }
 
@@ -93,12 +95,16 @@ static tern_kernel_kind resolve(tern_kernel_kind k) {
 // ------------------------------------------------------------------ matrix construction
 static int pad256(int cols) { return (cols + 255) / 256 * 256; }
 
-// pack one row of codes: w[cols] in {-1,0,1} → dst[cols_pad/4]; padding gets code 1 (w = 0)
-static void pack_row(const int8_t *w, int cols, int cols_pad, uint8_t *dst) {
-    memset(dst, 0x55, (size_t)cols_pad / 4);
-    for (int k = 0; k < cols; k++) {
+// byte address of (row r, 256-column block b, byte m) in the tiled layout (see kernels.h)
+static inline size_t waddr(const tern_tmat *m, int r, int b, int mm) {
+    return (size_t)(r / TILE_R) * TILE_R * m->row_bytes + 256 * (size_t)b + 64 * (size_t)(r % TILE_R) + (size_t)mm;
+}
+
+// pack row r of codes: w[cols] in {-1,0,1} (padding keeps code 1, i.e. w = 0, from the 0x55 fill)
+static void pack_row(tern_tmat *m, int r, const int8_t *w) {
+    for (int k = 0; k < m->cols; k++) {
         int b = k / 256, j = k % 256, l = j / 64, mm = j % 64;
-        uint8_t *p = dst + 64 * b + mm;
+        uint8_t *p = m->w + waddr(m, r, b, mm);
         *p = (uint8_t)((*p & ~(3u << (2 * l))) | ((unsigned)(w[k] + 1) << (2 * l)));
     }
 }
@@ -113,8 +119,10 @@ static int alloc_tmat(tern_tmat *m, int rows, int cols, float scale, const char 
     m->cols = cols;
     m->scale = scale;
     m->cols_pad = pad256(cols);
+    m->rows_pad = (rows + TILE_R - 1) / TILE_R * TILE_R;
     m->row_bytes = (size_t)m->cols_pad / 4;
-    m->w = tern_aligned_alloc((size_t)rows * m->row_bytes);
+    m->w = tern_aligned_alloc((size_t)m->rows_pad * m->row_bytes);
+    memset(m->w, 0x55, (size_t)m->rows_pad * m->row_bytes);
     return 0;
 }
 
@@ -126,7 +134,7 @@ int tern_tmat_from_i8(tern_tmat *m, const int8_t *wq, int rows, int cols, float 
             tern_tmat_free(m);
             return -1;
         }
-    for (int r = 0; r < rows; r++) pack_row(wq + (size_t)r * cols, cols, m->cols_pad, m->w + (size_t)r * m->row_bytes);
+    for (int r = 0; r < rows; r++) pack_row(m, r, wq + (size_t)r * cols);
     return 0;
 }
 
@@ -164,7 +172,7 @@ static int from_tq(tern_tmat *m, const void *src, int rows, int cols, int is_tq2
                 goto fail;
             }
         }
-        pack_row(w, cols, m->cols_pad, m->w + (size_t)r * m->row_bytes);
+        pack_row(m, r, w);
     }
     if (!have_scale) m->scale = first_d;
     free(w);
@@ -180,38 +188,64 @@ fail:
 int tern_tmat_from_tq2(tern_tmat *m, const void *tq2, int rows, int cols) { return from_tq(m, tq2, rows, cols, 1); }
 int tern_tmat_from_tq1(tern_tmat *m, const void *tq1, int rows, int cols) { return from_tq(m, tq1, rows, cols, 0); }
 
+int tern_tmat_from_gguf(tern_tmat *m, const tern_gguf_tensor *t, const char *path) {
+    memset(m, 0, sizeof *m);
+    if (t->type != TERN_GGML_TQ2_0 && t->type != TERN_GGML_TQ1_0) {
+        tern_error("%s: tensor %s: type %s is not ternary (expected tq2_0 or tq1_0)", path, t->name, tern_ggml_type_name(t->type));
+        return -1;
+    }
+    if (t->n_dims < 2 || t->ne[2] != 1 || t->ne[3] != 1 || t->ne[0] > MAX_COLS || t->ne[1] > (1 << 30)) {
+        tern_error("%s: tensor %s: shape {%lld, %lld, %lld, %lld} is not a matrix tern can use", path, t->name, (long long)t->ne[0],
+                   (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3]);
+        return -1;
+    }
+    const size_t need = (size_t)t->ne[1] * tern_ggml_row_bytes(t->type, t->ne[0]);
+    if (t->nbytes < need) {
+        tern_error("%s: tensor %s: %zu data bytes, shape needs %zu", path, t->name, t->nbytes, need);
+        return -1;
+    }
+    int rc = t->type == TERN_GGML_TQ2_0 ? tern_tmat_from_tq2(m, t->data, (int)t->ne[1], (int)t->ne[0])
+                                        : tern_tmat_from_tq1(m, t->data, (int)t->ne[1], (int)t->ne[0]);
+    if (rc) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", tern_last_error());
+        tern_error("%s: tensor %s: %s", path, t->name, msg);
+    }
+    return rc;
+}
+
 void tern_tmat_free(tern_tmat *m) {
     if (!m) return;
     free(m->w);
     memset(m, 0, sizeof *m);
 }
 
-size_t tern_tmat_weight_bytes(const tern_tmat *m) { return (size_t)m->rows * m->row_bytes; }
+size_t tern_tmat_weight_bytes(const tern_tmat *m) { return (size_t)m->rows_pad * m->row_bytes; }
 
 void tern_tmat_get_row_i8(const tern_tmat *m, int r, int8_t *out) {
-    const uint8_t *p = m->w + (size_t)r * m->row_bytes;
     for (int k = 0; k < m->cols; k++) {
         int b = k / 256, j = k % 256, l = j / 64, mm = j % 64;
-        out[k] = (int8_t)(((p[64 * b + mm] >> (2 * l)) & 3) - 1);
+        out[k] = (int8_t)(((m->w[waddr(m, r, b, mm)] >> (2 * l)) & 3) - 1);
     }
 }
 
 // ------------------------------------------------------------------ micro-kernels
-// Signature of a tile kernel: R rows of packed weights starting at w (row stride ws bytes),
-// T token rows of activations starting at x (row stride xs bytes, zero-padded to nblk*256),
+// Signature of a tile kernel: R rows of the row tile starting at w (block b of row r at
+// w + 256*b + 64*r), T token rows of activations starting at x (row stride xs bytes, zero-padded
+// to nblk*256),
 // acc[r*ACC_T + t] = sum_k x[t][k] * c[r][k] (codes, i.e. before subtracting sum x).
-typedef void (*tile_fn)(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk, int32_t *acc);
+typedef void (*tile_fn)(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *acc);
 
-static void tile_plain(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk, int32_t *acc, int R, int T) {
+static void tile_plain(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *acc, int R, int T) {
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) {
-            const uint8_t *wr = w + (size_t)r * ws;
+            const uint8_t *wr = w + 64 * (size_t)r;
             const int8_t *xt = x + (size_t)t * xs;
             int32_t s = 0;
             for (int b = 0; b < nblk; b++)
                 for (int l = 0; l < 4; l++)
                     for (int mm = 0; mm < 64; mm++)
-                        s += (int32_t)xt[256 * b + 64 * l + mm] * ((wr[64 * b + mm] >> (2 * l)) & 3);
+                        s += (int32_t)xt[256 * b + 64 * l + mm] * ((wr[256 * (size_t)b + mm] >> (2 * l)) & 3);
             acc[r * ACC_T + t] = s;
         }
 }
@@ -219,7 +253,7 @@ static void tile_plain(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #define T256 __attribute__((target("avx2,fma")))
 
-static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk,
+static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w, const int8_t *x, size_t xs, int nblk,
                                                                 int32_t *out, const int R, const int T) {
     __m512i acc[TILE_R][6];
     const __m512i mask = _mm512_set1_epi8(3);
@@ -228,12 +262,16 @@ static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w,
 #pragma GCC unroll 6
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_si512();
     for (int b = 0; b < nblk; b++) {
+        if (T <= 2) {   // decode: memory-bound; prefetch the weight stream ahead
+#pragma GCC unroll 4
+            for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), _MM_HINT_T0);
+        }
 #pragma GCC unroll 4
         for (int l = 0; l < 4; l++) {
             __m512i c[TILE_R];
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
-                __m512i v = _mm512_loadu_si512((const void *)(w + (size_t)r * ws + 64 * (size_t)b));
+                __m512i v = _mm512_load_si512((const void *)(w + 256 * (size_t)b + 64 * r));
                 c[r] = _mm512_and_si512(_mm512_srli_epi16(v, 2 * l), mask);
             }
 #pragma GCC unroll 6
@@ -250,16 +288,26 @@ static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w,
         for (int t = 0; t < T; t++) out[r * ACC_T + t] = _mm512_reduce_add_epi32(acc[r][t]);
 }
 
-static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk,
+// AVX2: per 256-column block the 8 vpmaddubsw results of each (row, token) are summed in int16
+// (|sum| <= 8 * 512 = 4096, exact), then widened once per block with vpmaddwd into int32.
+static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w, const int8_t *x, size_t xs, int nblk,
                                                                 int32_t *out, const int R, const int T) {
     __m256i acc[TILE_R][2];
     const __m256i mask = _mm256_set1_epi8(3);
-    const __m256i ones = _mm256_set1_epi16(1);
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 2
         for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_si256();
     for (int b = 0; b < nblk; b++) {
+        if (T == 1) {   // decode: memory-bound; prefetch the weight stream ahead
+#pragma GCC unroll 4
+            for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), _MM_HINT_T0);
+        }
+        __m256i s16[TILE_R][2];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+            for (int t = 0; t < T; t++) s16[r][t] = _mm256_setzero_si256();
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
 #pragma GCC unroll 4
@@ -267,18 +315,22 @@ static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w,
                 __m256i c[TILE_R];
 #pragma GCC unroll 4
                 for (int r = 0; r < R; r++) {
-                    __m256i v = _mm256_loadu_si256((const __m256i *)(w + (size_t)r * ws + 64 * (size_t)b + 32 * h));
+                    __m256i v = _mm256_load_si256((const __m256i *)(w + 256 * (size_t)b + 64 * r + 32 * h));
                     c[r] = _mm256_and_si256(_mm256_srli_epi16(v, 2 * l), mask);
                 }
 #pragma GCC unroll 2
                 for (int t = 0; t < T; t++) {
                     __m256i xv = _mm256_loadu_si256((const __m256i *)(x + (size_t)t * xs + 256 * (size_t)b + 64 * l + 32 * h));
 #pragma GCC unroll 4
-                    for (int r = 0; r < R; r++)
-                        acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(c[r], xv), ones));
+                    for (int r = 0; r < R; r++) s16[r][t] = _mm256_add_epi16(s16[r][t], _mm256_maddubs_epi16(c[r], xv));
                 }
             }
         }
+        const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+            for (int t = 0; t < T; t++) acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(s16[r][t], ones));
     }
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -293,14 +345,14 @@ static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w,
 
 // instantiate every (R, T) tile shape
 #define DEF512(R, T)                                                                                               \
-    static T512 void t512_##R##_##T(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
-        tile512(w, ws, x, xs, nblk, a, R, T);                                                                      \
+    static T512 void t512_##R##_##T(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
+        tile512(w, x, xs, nblk, a, R, T);                                                                      \
     }
 #define DEF512_R(R) DEF512(R, 1) DEF512(R, 2) DEF512(R, 3) DEF512(R, 4) DEF512(R, 5) DEF512(R, 6)
 DEF512_R(1) DEF512_R(2) DEF512_R(3) DEF512_R(4)
 #define DEF256(R, T)                                                                                               \
-    static T256 void t256_##R##_##T(const uint8_t *w, size_t ws, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
-        tile256(w, ws, x, xs, nblk, a, R, T);                                                                      \
+    static T256 void t256_##R##_##T(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
+        tile256(w, x, xs, nblk, a, R, T);                                                                      \
     }
 DEF256(1, 1) DEF256(1, 2) DEF256(2, 1) DEF256(2, 2) DEF256(3, 1) DEF256(3, 2) DEF256(4, 1) DEF256(4, 2)
 
@@ -332,7 +384,7 @@ static void run(const tern_tmat *m, const int8_t *xq, int N, const float *sx, fl
     }
     const int TT = k == TERN_KERNEL_AVX512VNNI ? 6 : k == TERN_KERNEL_AVX2 ? 2 : 4;
     const int nrb = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
     for (int rb = 0; rb < nrb; rb++) {
         const int r_end = rows < (rb + 1) * ROW_BLOCK ? rows : (rb + 1) * ROW_BLOCK;
         int32_t acc[TILE_R * ACC_T];
@@ -341,10 +393,10 @@ static void run(const tern_tmat *m, const int8_t *xq, int N, const float *sx, fl
             const int8_t *xt = x + (size_t)t0 * cp;
             for (int r0 = rb * ROW_BLOCK; r0 < r_end; r0 += TILE_R) {
                 const int R = r_end - r0 < TILE_R ? r_end - r0 : TILE_R;
-                const uint8_t *wr = m->w + (size_t)r0 * m->row_bytes;
-                if (k == TERN_KERNEL_AVX512VNNI) tiles512[R - 1][T - 1](wr, m->row_bytes, xt, (size_t)cp, nblk, acc);
-                else if (k == TERN_KERNEL_AVX2) tiles256[R - 1][T - 1](wr, m->row_bytes, xt, (size_t)cp, nblk, acc);
-                else tile_plain(wr, m->row_bytes, xt, (size_t)cp, nblk, acc, R, T);
+                const uint8_t *wr = m->w + (size_t)r0 * m->row_bytes;   // r0 % TILE_R == 0: a tile start
+                if (k == TERN_KERNEL_AVX512VNNI) tiles512[R - 1][T - 1](wr, xt, (size_t)cp, nblk, acc);
+                else if (k == TERN_KERNEL_AVX2) tiles256[R - 1][T - 1](wr, xt, (size_t)cp, nblk, acc);
+                else tile_plain(wr, xt, (size_t)cp, nblk, acc, R, T);
                 for (int t = 0; t < T; t++) {
                     const int n = t0 + t;
                     if (outf) {

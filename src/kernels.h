@@ -4,10 +4,13 @@
 // compute exactly the same int32 sums (integer arithmetic, no saturation), so results are
 // bit-identical across kinds; the float output is (float)acc * (scale / sx[n]).
 //
-// Weight layout (private, kernel's own): codes c = w + 1 in {0,1,2}, 2 bits each, per row
-// cols_pad/4 bytes (cols_pad = cols rounded up to 256); within each 256-column block the 64 bytes
-// hold: byte m (0..63), bits 2l..2l+1 = column 64l + m (l = 0..3). A 64-byte load therefore
-// unpacks with shift+mask into 4 vectors of 64 consecutive columns (AVX2: two 32-byte halves).
+// Weight layout (private, kernel's own): codes c = w + 1 in {0,1,2}, 2 bits each; cols_pad/4 bytes
+// per row (cols_pad = cols rounded up to 256). Rows are grouped in tiles of 4 (rows_pad = rows
+// rounded up to 4; pad rows are zero weights) and a tile is stored block-interleaved, so a decode
+// pass reads one sequential stream:  w[tile][block b][row r in tile][64 bytes]  i.e. byte address
+// (R/4)*4*row_bytes + 256*b + 64*(R%4) + m. Within a 256-column block the 64 bytes of a row hold
+// byte m (0..63), bits 2l..2l+1 = column 64l + m (l = 0..3): one 64-byte load unpacks with
+// shift+mask into 4 vectors of 64 consecutive columns (AVX2: two 32-byte halves).
 // The kernels compute sum_k x_k * c_k - sum_k x_k (vpdpbusd u8 x s8 / vpmaddubsw).
 //
 // cols: any cols >= 1 is supported (the row is zero-padded to a multiple of 256; when cols is not
@@ -17,6 +20,7 @@
 #define TERN_KERNELS_H
 #include <stddef.h>
 #include <stdint.h>
+#include "gguf.h"
 
 typedef enum { TERN_KERNEL_AUTO = 0, TERN_KERNEL_PLAIN, TERN_KERNEL_AVX2, TERN_KERNEL_AVX512VNNI } tern_kernel_kind;
 #define TERN_KERNEL_NKINDS 4
@@ -36,8 +40,9 @@ typedef struct {
     int rows, cols;      // logical shape
     float scale;         // s_w; output multiplier (caller may overwrite, e.g. with a .scale tensor)
     int cols_pad;        // cols rounded up to 256
+    int rows_pad;        // rows rounded up to 4
     size_t row_bytes;    // cols_pad / 4
-    uint8_t *w;          // [rows, row_bytes], 64-byte aligned, layout above
+    uint8_t *w;          // [rows_pad * row_bytes], 64-byte aligned, tiled layout above
 } tern_tmat;
 
 // All constructors: 0, or -1 + tern_error (rows/cols < 1, bad values, ...); on failure *m is
@@ -48,8 +53,11 @@ int  tern_tmat_from_i8(tern_tmat *m, const int8_t *wq, int rows, int cols, float
 // or a TQ2_0 code 3, → -1 + error.
 int  tern_tmat_from_tq2(tern_tmat *m, const void *tq2, int rows, int cols);
 int  tern_tmat_from_tq1(tern_tmat *m, const void *tq1, int rows, int cols);
+// A GGUF tensor of type TQ2_0 or TQ1_0 with ne = {cols, rows} (n_dims 2, or trailing dims 1).
+// Errors name the file and tensor: "path: tensor NAME: type f32 is not ternary (tq2_0/tq1_0)".
+int  tern_tmat_from_gguf(tern_tmat *m, const tern_gguf_tensor *t, const char *path);
 void tern_tmat_free(tern_tmat *m);
-size_t tern_tmat_weight_bytes(const tern_tmat *m);          // rows * row_bytes
+size_t tern_tmat_weight_bytes(const tern_tmat *m);          // rows_pad * row_bytes (bytes a matvec reads)
 void tern_tmat_get_row_i8(const tern_tmat *m, int r, int8_t *out);   // out[cols] in {-1,0,1}
 
 // xq [N, cols] int8 (any values -128..127), sx [N] > 0; out [N, rows]:

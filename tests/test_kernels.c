@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void fill_ternary(int8_t *w, long n, uint64_t seed) {
     tern_rng r;
@@ -65,6 +66,7 @@ static int check_shape(int rows, int cols, int N, uint64_t seed) {
 static void test_kinds(void **st) {
     (void)st;
     tern_kernel_kind k;
+    unsetenv("TERN_KERNEL");
     assert_int_equal(tern_kernel_parse("plain", &k), 0); assert_int_equal(k, TERN_KERNEL_PLAIN);
     assert_int_equal(tern_kernel_parse("avx2", &k), 0); assert_int_equal(k, TERN_KERNEL_AVX2);
     assert_int_equal(tern_kernel_parse("avx512", &k), 0); assert_int_equal(k, TERN_KERNEL_AVX512VNNI);
@@ -76,6 +78,21 @@ static void test_kinds(void **st) {
     assert_int_equal(tern_kernel_best(), TERN_KERNEL_PLAIN);
     assert_int_equal(tern_kernel_force(TERN_KERNEL_AUTO), 0);
     assert_int_equal(tern_kernel_force((tern_kernel_kind)9), -1);
+    // TERN_KERNEL overrides the CPU choice; a bad value is ignored (one warning); force() beats env
+    tern_kernel_kind cpu = tern_kernel_best();
+    setenv("TERN_KERNEL", "plain", 1);
+    assert_int_equal(tern_kernel_best(), TERN_KERNEL_PLAIN);
+    if (tern_kernel_available(TERN_KERNEL_AVX2)) {
+        setenv("TERN_KERNEL", "avx2", 1);
+        assert_int_equal(tern_kernel_best(), TERN_KERNEL_AVX2);
+        assert_int_equal(tern_kernel_force(TERN_KERNEL_PLAIN), 0);
+        assert_int_equal(tern_kernel_best(), TERN_KERNEL_PLAIN);
+        assert_int_equal(tern_kernel_force(TERN_KERNEL_AUTO), 0);
+    }
+    setenv("TERN_KERNEL", "bogus", 1);
+    assert_int_equal(tern_kernel_best(), cpu);
+    unsetenv("TERN_KERNEL");
+    assert_int_equal(tern_kernel_best(), cpu);
     print_message("kernel kinds available here:%s%s%s; best: %s\n", " plain",
                   tern_kernel_available(TERN_KERNEL_AVX2) ? " avx2" : "",
                   tern_kernel_available(TERN_KERNEL_AVX512VNNI) ? " avx512" : "", tern_kernel_name(tern_kernel_best()));
@@ -210,6 +227,41 @@ static void test_from_tq(void **st) {
     free(w); free(back); free(q2); free(q1);
 }
 
+static void test_from_gguf(void **st) {
+    (void)st;
+    const int rows = 3, cols = 512;
+    int8_t w[3 * 512];
+    fill_ternary(w, rows * cols, 8);
+    uint8_t q2[3 * 2 * 66], q1[3 * 2 * 54];
+    float f[8] = {0};
+    assert_int_equal(tern_tq2_pack(w, rows * cols, 0.5f, q2), 0);
+    assert_int_equal(tern_tq1_pack(w, rows * cols, 0.5f, q1), 0);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/tern_test_kernels_%d.gguf", (int)getpid());
+    tern_gguf_writer *gw = tern_gguf_writer_new();
+    int64_t ne[2] = {cols, rows}, nef[2] = {4, 2};
+    assert_int_equal(tern_gguf_add_tensor(gw, "a.weight", 2, ne, TERN_GGML_TQ2_0, q2, sizeof q2), 0);
+    assert_int_equal(tern_gguf_add_tensor(gw, "b.weight", 2, ne, TERN_GGML_TQ1_0, q1, sizeof q1), 0);
+    assert_int_equal(tern_gguf_add_tensor(gw, "c.weight", 2, nef, TERN_GGML_F32, f, sizeof f), 0);
+    assert_int_equal(tern_gguf_write(gw, path), 0);
+    tern_gguf_writer_free(gw);
+    tern_gguf *g = tern_gguf_open(path);
+    assert_non_null(g);
+    tern_tmat ref, a, b, c;
+    assert_int_equal(tern_tmat_from_i8(&ref, w, rows, cols, 0.5f), 0);
+    assert_int_equal(tern_tmat_from_gguf(&a, tern_gguf_get_tensor(g, "a.weight"), path), 0);
+    assert_int_equal(tern_tmat_from_gguf(&b, tern_gguf_get_tensor(g, "b.weight"), path), 0);
+    assert_int_equal(a.rows, rows); assert_int_equal(a.cols, cols); assert_true(a.scale == 0.5f && b.scale == 0.5f);
+    assert_memory_equal(a.w, ref.w, tern_tmat_weight_bytes(&ref));
+    assert_memory_equal(b.w, ref.w, tern_tmat_weight_bytes(&ref));
+    assert_int_equal(tern_tmat_from_gguf(&c, tern_gguf_get_tensor(g, "c.weight"), path), -1);
+    assert_non_null(strstr(tern_last_error(), "tensor c.weight: type f32 is not ternary"));
+    assert_non_null(strstr(tern_last_error(), path));
+    tern_tmat_free(&ref); tern_tmat_free(&a); tern_tmat_free(&b);
+    tern_gguf_close(g);
+    unlink(path);
+}
+
 static void test_bad_input(void **st) {
     (void)st;
     int8_t w[8] = {0, 1, -1, 2, 0, 0, 0, 0};
@@ -234,7 +286,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kinds),          cmocka_unit_test(test_odd_shapes), cmocka_unit_test(test_padded_cols),
         cmocka_unit_test(test_extremes),       cmocka_unit_test(test_float_epilogue),
-        cmocka_unit_test(test_from_tq),        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_from_tq),        cmocka_unit_test(test_from_gguf),      cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
 }
