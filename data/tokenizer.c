@@ -408,7 +408,10 @@ int main(int argc, char **argv) {
         return argc < 2;
     }
     args a;
-    if (parse_args(argc, argv, &a) != 0) return 1;
+    if (parse_args(argc, argv, &a) != 0) {
+        free(a.files);
+        return 1;
+    }
     const char *c = argv[1];
     int rc;
     if (!strcmp(c, "train")) rc = cmd_train(&a);

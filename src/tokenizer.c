@@ -52,7 +52,14 @@ static inline uint64_t hbytes(const uint8_t *p, size_t n) {
         n -= 8;
     }
     uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+    if (n >= 4) { // two overlapping 4-byte loads
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4);
+        v = (uint64_t)lo | ((uint64_t)hi << 32);
+    } else if (n > 0) {
+        v = (uint64_t)p[0] | ((uint64_t)p[n / 2] << 8) | ((uint64_t)p[n - 1] << 16);
+    }
     h = (h ^ v) * 0x94d049bb133111ebull;
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ull;
@@ -511,7 +518,9 @@ static void encode_word(const tern_tokenizer *t, enc_ctx *c, const uint8_t *s, s
         centry *e = &c->ce[i];
         if (e->h == h && e->klen == m && memcmp(c->ckeys + e->koff, s, m) == 0) {
             iv_reserve(out, e->vn);
-            memcpy(out->a + out->n, c->cvals + e->voff, e->vn * sizeof(int));
+            const int *src = c->cvals + e->voff;
+            int *dst = out->a + out->n;
+            for (int k = 0; k < e->vn; k++) dst[k] = src[k];
             out->n += e->vn;
             return;
         }
@@ -586,6 +595,10 @@ static void encode_part(const tern_tokenizer *t, enc_ctx *c, const uint8_t *raw,
     size_t seg = 0, i = 0;
     while (i < m) {
         uint8_t ch = e[i];
+        if (ch < 0x80 && ch != '\n') { // ASCII: one-byte character, never a boundary
+            i++;
+            continue;
+        }
         size_t L = sym_len(e, i, m);
         if (L == 3 && is_mark(e + i)) {
             if (i > seg) encode_word(t, c, e + seg, i - seg, out);
@@ -776,6 +789,7 @@ int tern_tokenizer_decode(const tern_tokenizer *t, const int *ids, size_t n, cha
     for (size_t i = 0; i < n; i++) {
         int m = tern_tokenizer_decode_piece(t, ids[i], first, b + k, cap - k);
         if (t->types[ids[i]] == TERN_PIECE_NORMAL || t->types[ids[i]] == TERN_PIECE_BYTE) first = 0;
+        else if (ids[i] == t->bos_id) first = 1; // a new text starts: its prefix space goes too
         k += (size_t)m;
     }
     b[k] = 0;

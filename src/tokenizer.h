@@ -19,8 +19,9 @@
 // input is emitted as its three byte pieces (llama.cpp would turn it into a space).
 //
 // Decoding: byte pieces give their byte, normal pieces their text with ▁ -> ' ', control and
-// unknown pieces nothing; the first text piece loses one leading ' ' (the one the prefix added).
-// So decode(encode(x)) == x for every byte string x.
+// unknown pieces nothing; the first text piece of the ids and the first after each <s> lose one
+// leading ' ' (the one the prefix added). So decode(encode(x)) == x for every byte string x, and
+// a token file of several texts (each encoded with bos) decodes to their concatenation.
 //
 // File format (little-endian), version 1:
 //   char magic[8] = "TERNTKZ\0"; uint32 version = 1; uint32 vocab_size; uint32 flags (bit 0:
@@ -95,7 +96,8 @@ int tern_tokenizer_encode_ref(const tern_tokenizer *t, const char *text, size_t 
 int tern_tokenizer_decode(const tern_tokenizer *t, const int *ids, size_t n, char **out, size_t *len);
 // Streaming: the bytes of one token into buf (cap >= TERN_TOK_MAX_PIECE), returns their count
 // (0 for control pieces, -1 for an id out of range). first: 1 for the first text token of a
-// text (after any control tokens): drops its one leading space, as decode does.
+// text (the first token, or the first after <s>; control tokens in between do not count): drops
+// its one leading space, as decode does.
 int tern_tokenizer_decode_piece(const tern_tokenizer *t, int id, int first, char *buf, size_t cap);
 
 // Training (deterministic: same texts and options -> byte-identical tokenizer).
