@@ -1,10 +1,11 @@
 // perplexity.c — perplexity of a bitnet GGUF over a text file.
 //   tern-perplexity -m model.gguf -f text.txt [-c ctx] [-b batch] [--max-tokens N] [--kernel k]
-// The text is tokenized as one string (with <s> first when the model adds BOS) and cut into
-// consecutive windows of ctx+1 tokens that overlap by one: window w feeds tokens
-// [w*ctx, w*ctx + ctx) from position 0 and scores the next token at every position, so every
-// token after the first is scored exactly once. ctx defaults to the model's context; a last
-// partial window is scored too. Prints ppl = exp(mean negative log-likelihood) and the count.
+// The text is tokenized as one string (no <s>, as tern-eval --text does; --bos prepends it) and
+// cut into the windows of src/eval.h: consecutive windows of ctx+1 tokens that overlap by one;
+// window w feeds tokens [w*ctx, w*ctx + ctx) from position 0 and scores the next token at every
+// position, so every token after the first is scored exactly once. ctx defaults to the model's
+// context; a last partial window is scored too. So with the default ctx the result equals
+// tern-eval's on the checkpoint the GGUF was exported from. Prints ppl = exp(mean NLL) and the count.
 #include "runtime.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -16,7 +17,7 @@
 
 static void usage(void) {
     fprintf(stderr, "usage: tern-perplexity -m model.gguf -f text.txt [-c ctx] [-b batch=64] [--max-tokens N]\n"
-                    "                       [--kernel auto|plain|avx2|avx512] [--no-bos]\n");
+                    "                       [--kernel auto|plain|avx2|avx512] [--bos]\n");
     exit(2);
 }
 
@@ -28,12 +29,12 @@ static void die(const char *msg) {
 int main(int argc, char **argv) {
     const char *path = NULL, *text_path = NULL;
     long ctx = 0, batch = 64, max_tokens = 0;
-    int add_bos = 1;
+    int add_bos = 0;
     tern_kernel_kind kind = TERN_KERNEL_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long *ldst = NULL;
-        if (!strcmp(a, "--no-bos")) { add_bos = 0; continue; }
+        if (!strcmp(a, "--bos")) { add_bos = 1; continue; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
         if (!v) { fprintf(stderr, "tern-perplexity: %s needs a value\n", a); usage(); }
         i++;
@@ -59,7 +60,7 @@ int main(int argc, char **argv) {
     char *text = tern_read_file(text_path, &len);
     if (!text) die(tern_last_error());
     int *ids = NULL, n = 0;
-    if (tern_tokenizer_encode(&tok, text, len, add_bos && m.vocab.add_bos, &ids, &n)) die(tern_last_error());
+    if (tern_tokenizer_encode(&tok, text, len, add_bos, &ids, &n)) die(tern_last_error());
     free(text);
     if (max_tokens > 0 && n > max_tokens) n = (int)max_tokens;
     if (n < 2) {

@@ -1,11 +1,12 @@
 // test_parity.c — training side vs runtime for one checkpoint and one text:
 // checkpoint (tern_model, random weights, a tokenizer trained on the text) -> tern-export -> GGUF
-// -> runtime. The runtime's perplexity must equal the training forward's (tern_model_loss over
-// the same windows) within 0.1% (f16 embedding) / 0.01% (f32), and greedy generation must give the
+// -> runtime. The runtime's perplexity must equal the training side's evaluation (tern_eval_ids,
+// what tern-eval runs, same windows) within 0.1% (f16 embedding) / 0.01% (f32), and greedy generation must give the
 // same tokens as tern_model_generate_greedy. Also tern-export's refusals (bad input).
 #include "testutil.h"
 #include "checkpoint.h"
 #include "config.h"
+#include "eval.h"
 #include "model.h"
 #include "optim.h"
 #include "runtime.h"
@@ -42,7 +43,7 @@ static int setup(void **st) {
     o.vocab_size = 400;
     const char *texts[1] = {text};
     if (tern_tokenizer_train(&tok, texts, &len, 1, &o)) { fprintf(stderr, "%s\n", tern_last_error()); return -1; }
-    if (tern_tokenizer_encode(&tok, text, len, 1, &all_ids, &n_all)) return -1;
+    if (tern_tokenizer_encode(&tok, text, len, 0, &all_ids, &n_all)) return -1; // no BOS, as tern-eval --text
     free(text);
     n_ids = n_all < N_EVAL ? n_all : N_EVAL;
     ids = all_ids;
@@ -115,22 +116,6 @@ static int run_export(const char *args, char *err, size_t errn) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-// training-side NLL over the same windows as rt_nll
-static double train_nll(tern_model *m, const int *t, int n, int ctx) {
-    tern_graph g;
-    tern_graph_init(&g, tern_model_graph_nodes(&m->cfg), 0, 0);
-    g.grad_enabled = 0;
-    double nll = 0;
-    for (int w0 = 0; w0 + 1 < n; w0 += ctx) {
-        int wlen = n - 1 - w0 < ctx ? n - 1 - w0 : ctx;
-        tern_graph_reset(&g);
-        tern_tensor *l = tern_model_loss(m, &g, t + w0, t + w0 + 1, 1, wlen);
-        nll += (double)l->data[0] * wlen;
-    }
-    tern_graph_free(&g);
-    return nll;
-}
-
 static void check_parity(int tied, const char *export_opts, double ppl_tol) {
     tern_model_config c = test_config(tied);
     tern_model tm;
@@ -163,8 +148,11 @@ static void check_parity(int tied, const char *export_opts, double ppl_tol) {
     int windows;
     double nll_rt = rt_nll(&m, &s, ids, n_ids, CTX, &scored, &windows);
     assert_int_equal(scored, n_ids - 1);
-    double nll_tr = train_nll(&tm, ids, n_ids, CTX);
-    double ppl_rt = exp(nll_rt / scored), ppl_tr = exp(nll_tr / scored);
+    tern_eval_result r; // the training side's evaluation (tern-eval), windows of seq_len = CTX
+    tern_eval_ids(&tm, ids, n_ids, 2, 0, NULL, &r);
+    assert_int_equal(r.n_scored, scored);
+    assert_int_equal(r.n_windows, windows);
+    double ppl_rt = exp(nll_rt / scored), ppl_tr = r.ppl;
     double rel = fabs(ppl_rt / ppl_tr - 1.0);
     fprintf(stderr, "parity (%s, %s): runtime ppl %.6f, training ppl %.6f, rel diff %.2e over %ld tokens, %d windows\n",
             tied ? "tied" : "untied", export_opts, ppl_rt, ppl_tr, rel, scored, windows);

@@ -1,5 +1,5 @@
 // export.c — tern HDF5 checkpoint -> GGUF v3 (llama.cpp architecture `bitnet`).
-//   tern-export ckpt.h5 out.gguf [--type tq2_0|tq1_0] [--embd f16|f32] [--name NAME]
+//   tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0] [--embd f16|f32] [--name NAME]
 //               [--tokenizer file.tok] [--no-tokenizer]
 //
 // What is written (shared/docs/formats.md):
@@ -34,7 +34,7 @@
 static const char *prog = "tern-export";
 
 static void usage(void) {
-    fprintf(stderr, "usage: tern-export ckpt.h5 out.gguf [--type tq2_0|tq1_0] [--embd f16|f32] [--name NAME]\n"
+    fprintf(stderr, "usage: tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0] [--embd f16|f32] [--name NAME]\n"
                     "                   [--tokenizer file.tok] [--no-tokenizer]\n");
     exit(2);
 }
@@ -70,6 +70,12 @@ int main(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-tokenizer")) { no_tok = 1; continue; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
+        if (!strcmp(a, "-o")) {
+            if (!v || out) usage();
+            out = v;
+            i++;
+            continue;
+        }
         if (a[0] == '-' && a[1] == '-') {
             if (!v) { fprintf(stderr, "%s: %s needs a value\n", prog, a); usage(); }
             i++;

@@ -64,7 +64,7 @@ if (req.greedy) {
 
 if (req.perplexity) {
     const p = req.perplexity;
-    let ids = [bos, ...model.tokenize(p.text, false)];
+    let ids = [...model.tokenize(p.text, false)];
     if (p.max_tokens > 0 && ids.length > p.max_tokens) ids = ids.slice(0, p.max_tokens);
     let nll = 0, scored = 0, windows = 0;
     for (let w0 = 0; w0 + 1 < ids.length; w0 += p.ctx) {
