@@ -3,6 +3,7 @@
 #include "runtime.h"
 #include "quant.h"
 #include "rope.h"
+#include "tqpack.h"
 #include "util.h"
 #include <math.h>
 #include <omp.h>
@@ -80,9 +81,44 @@ static void fp_row(const void *mat, int type, long r, int dim, float *out) {
 
 static const char *bitlinear_names[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
 
-static tern_tmat *layer_tmat(tern_rt_layer *L, int j) {
-    tern_tmat *t[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-    return t[j];
+// rows / cols of BitLinear j (bitlinear_names order)
+static void bl_shape(const tern_rt_config *c, int j, int *rows, int *cols) {
+    int r[7] = {c->dim, c->kv_dim, c->kv_dim, c->dim, c->ffn_dim, c->ffn_dim, c->dim};
+    int k[7] = {c->dim, c->dim, c->dim, c->dim, c->dim, c->dim, c->ffn_dim};
+    *rows = r[j];
+    *cols = k[j];
+}
+
+static void free_layer(tern_rt_layer *L) {
+    tern_tmat_free(&L->wqkv);
+    tern_tmat_free(&L->wo);
+    tern_tmat_free(&L->wgu);
+    tern_tmat_free(&L->w_down);
+}
+
+// Build the layer's four kernel matrices from the seven ternary matrices in int8, stacked as
+// [q; k; v; o; gate; up; down] in all (rows x cols each, row-major).
+static int build_layer_mats(tern_rt_model *m, tern_rt_layer *L, const int8_t *all) {
+    const tern_rt_config *c = &m->config;
+    size_t off[8] = {0};
+    for (int j = 0; j < 7; j++) {
+        int r, k;
+        bl_shape(c, j, &r, &k);
+        off[j + 1] = off[j] + (size_t)r * k;
+        m->n_ternary += (int64_t)r * k;
+    }
+    if (tern_tmat_from_i8(&L->wqkv, all, c->dim + 2 * c->kv_dim, c->dim, 1.0f) ||
+        tern_tmat_from_i8(&L->wo, all + off[3], c->dim, c->dim, L->scale[3]) ||
+        tern_tmat_from_i8(&L->wgu, all + off[4], 2 * c->ffn_dim, c->dim, 1.0f) ||
+        tern_tmat_from_i8(&L->w_down, all + off[6], c->dim, c->ffn_dim, L->scale[6]))
+        return -1;
+    m->ternary_bytes += tern_tmat_weight_bytes(&L->wqkv) + tern_tmat_weight_bytes(&L->wo) + tern_tmat_weight_bytes(&L->wgu) +
+                        tern_tmat_weight_bytes(&L->w_down);
+    return 0;
+}
+
+static size_t layer_weights(const tern_rt_config *c) {
+    return (size_t)c->dim * (2 * c->dim + 2 * c->kv_dim + 3 * (size_t)c->ffn_dim);
 }
 
 // an integer hyperparameter: any integer KV type, 1 <= value <= 1<<30
@@ -137,19 +173,39 @@ static const tern_gguf_tensor *get_tensor(const tern_gguf *g, const char *name, 
 
 #define MASK(t) (1ull << (t))
 
-static int load_bitlinear(tern_rt_model *m, int layer, int j, int rows, int cols) {
+// BitLinear j of a layer: TQ2_0/TQ1_0 blocks -> dst [rows, cols] in {-1,0,1}; *scale = the
+// blocks' common d times the optional blk.N.<name>.scale tensor. dq: scratch [rows*cols/256].
+static int load_bitlinear(tern_rt_model *m, int layer, int j, int8_t *dst, float *dq, float *scale) {
     const tern_gguf *g = m->gguf;
     const char *path = m->path;
+    int rows, cols;
+    bl_shape(&m->config, j, &rows, &cols);
     char name[96];
     snprintf(name, sizeof name, "blk.%d.%s.weight", layer, bitlinear_names[j]);
     const tern_gguf_tensor *t = get_tensor(g, name, 2, cols, rows, MASK(TERN_GGML_TQ2_0) | MASK(TERN_GGML_TQ1_0));
     if (!t) return -1;
-    tern_tmat *tm = layer_tmat(&m->weights.layers[layer], j);
-    int rc = t->type == TERN_GGML_TQ2_0 ? tern_tmat_from_tq2(tm, t->data, rows, cols) : tern_tmat_from_tq1(tm, t->data, rows, cols);
+    int64_t n = (int64_t)rows * cols;
+    int rc = t->type == TERN_GGML_TQ2_0 ? tern_tq2_unpack(t->data, n, dst, dq) : tern_tq1_unpack(t->data, n, dst, dq);
     if (rc) {
         tern_error("%s: tensor %s: %s", path, name, tern_last_error());
         return -1;
     }
+    // one scale per tensor: every block that holds a non-zero weight must have the same d
+    float d = 0.0f;
+    int have = 0;
+    for (int64_t b = 0; b < n / 256; b++) {
+        int nz = 0;
+        for (int i = 0; i < 256 && !nz; i++) nz = dst[b * 256 + i] != 0;
+        if (!nz) continue;
+        if (!have) { d = dq[b]; have = 1; }
+        else if (dq[b] != d) {
+            tern_error("%s: tensor %s: blocks have different scales (%g, %g); tern needs one scale per tensor "
+                       "(files quantized by llama.cpp from fp weights are not supported)", path, name, d, dq[b]);
+            return -1;
+        }
+    }
+    if (!have) d = 1.0f; // all zero: any scale
+    if (!isfinite(d) || d <= 0.0f) { tern_error("%s: tensor %s: block scale %g is not positive", path, name, d); return -1; }
     snprintf(name, sizeof name, "blk.%d.%s.scale", layer, bitlinear_names[j]);
     if (tern_gguf_find_tensor(g, name)) {
         const tern_gguf_tensor *s = get_tensor(g, name, 1, 1, 1, MASK(TERN_GGML_F32));
@@ -157,10 +213,9 @@ static int load_bitlinear(tern_rt_model *m, int layer, int j, int rows, int cols
         float v;
         memcpy(&v, s->data, sizeof v);
         if (!isfinite(v) || v <= 0.0f) { tern_error("%s: tensor %s = %g is not a positive scale", path, name, v); return -1; }
-        tm->scale *= v;
+        d *= v;
     }
-    m->ternary_bytes += tern_tmat_weight_bytes(tm);
-    m->n_ternary += (int64_t)rows * cols;
+    *scale = d;
     return 0;
 }
 
@@ -234,6 +289,8 @@ int build_model(tern_rt_model *m, const char *path) {
     tern_gguf *g = m->gguf;
     tern_rt_config *c = &m->config;
     const char *arch = NULL;
+    int8_t *all = NULL; // one layer's ternary weights, stacked (build_layer_mats)
+    float *dq = NULL;
     if (tern_gguf_find_kv(g, "general.architecture") < 0) { tern_error("%s: missing key general.architecture", path); goto fail; }
     if (tern_gguf_get_str(g, "general.architecture", &arch, NULL)) goto fail;
     if (strcmp(arch, "bitnet") != 0) {
@@ -278,6 +335,8 @@ int build_model(tern_rt_model *m, const char *path) {
     m->fp_bytes += (size_t)c->vocab_size * c->dim * (w->output_type == TERN_GGML_F32 ? 4 : 2);
     if (!(w->output_norm = load_norm(m, "output_norm.weight", c->dim))) goto fail;
     w->layers = tern_xcalloc((size_t)c->n_layers, sizeof(tern_rt_layer));
+    all = tern_xmalloc(layer_weights(c));
+    dq = tern_xmalloc(sizeof(float) * (layer_weights(c) / 256 + 1));
     for (int l = 0; l < c->n_layers; l++) {
         tern_rt_layer *L = &w->layers[l];
         char name[96];
@@ -289,14 +348,24 @@ int build_model(tern_rt_model *m, const char *path) {
         NORM(ffn_norm, "ffn_norm", c->dim)
         NORM(ffn_sub_norm, "ffn_sub_norm", c->ffn_dim)
 #undef NORM
-        int rows[7] = {c->dim, c->kv_dim, c->kv_dim, c->dim, c->ffn_dim, c->ffn_dim, c->dim};
-        int cols[7] = {c->dim, c->dim, c->dim, c->dim, c->dim, c->dim, c->ffn_dim};
-        for (int j = 0; j < 7; j++)
-            if (load_bitlinear(m, l, j, rows[j], cols[j])) goto fail;
+        int8_t *dst = all;
+        for (int j = 0; j < 7; j++) {
+            int r, k;
+            bl_shape(c, j, &r, &k);
+            if (load_bitlinear(m, l, j, dst, dq, &L->scale[j])) goto fail;
+            dst += (size_t)r * k;
+        }
+        if (build_layer_mats(m, L, all)) { tern_error("%s: layer %d: %s", path, l, tern_last_error()); goto fail; }
     }
+    free(all);
+    free(dq);
+    all = NULL;
+    dq = NULL;
     if (load_vocab(m)) goto fail;
     return 0;
 fail:
+    free(all);
+    free(dq);
     prefix_path(path);
     free_model(m);
     return -1;
@@ -305,7 +374,7 @@ fail:
 void free_model(tern_rt_model *m) {
     if (m->weights.layers)
         for (int l = 0; l < m->config.n_layers; l++)
-            for (int j = 0; j < 7; j++) tern_tmat_free(layer_tmat(&m->weights.layers[l], j));
+            free_layer(&m->weights.layers[l]);
     free(m->weights.layers);
     free(m->weights.owned);
     tern_gguf_close(m->gguf);
@@ -354,38 +423,36 @@ int build_random_model(tern_rt_model *m, const tern_rt_config *cfg, uint64_t see
     norms += c->dim;
     m->fp_bytes = n_embd * 2 + n_norm * sizeof(float);
     w->layers = tern_xcalloc((size_t)c->n_layers, sizeof(tern_rt_layer));
-    size_t maxn = (size_t)(c->ffn_dim > c->dim ? c->ffn_dim : c->dim) * c->dim;
-    int8_t *wq = tern_xmalloc(maxn);
+    int8_t *all = tern_xmalloc(layer_weights(c));
     for (int l = 0; l < c->n_layers; l++) {
         tern_rt_layer *L = &w->layers[l];
         L->attn_norm = norms; norms += c->dim;
         L->attn_sub_norm = norms; norms += c->dim;
         L->ffn_norm = norms; norms += c->dim;
         L->ffn_sub_norm = norms; norms += c->ffn_dim;
-        int rows[7] = {c->dim, c->kv_dim, c->kv_dim, c->dim, c->ffn_dim, c->ffn_dim, c->dim};
-        int cols[7] = {c->dim, c->dim, c->dim, c->dim, c->dim, c->dim, c->ffn_dim};
+        int8_t *dst = all;
         for (int j = 0; j < 7; j++) {
-            size_t n = (size_t)rows[j] * cols[j];
+            int rows, cols;
+            bl_shape(c, j, &rows, &cols);
+            L->scale[j] = 0.02f;
             #pragma omp parallel for schedule(static)
-            for (int r = 0; r < rows[j]; r++) { // 2 random bits per weight: {-1, 0, 0, 1}
+            for (int r = 0; r < rows; r++) { // 2 random bits per weight: {-1, 0, 0, 1}
                 tern_rng rr;
                 tern_rng_seed(&rr, (seed + 1000003ull * (uint64_t)(7 * l + j + 1)) * 0x9E3779B97F4A7C15ull + (uint64_t)r);
-                int8_t *row = wq + (size_t)r * cols[j];
-                for (int i = 0; i < cols[j]; i += 32) {
+                int8_t *row = dst + (size_t)r * cols;
+                for (int i = 0; i < cols; i += 32) {
                     uint64_t x = tern_rng_u64(&rr);
-                    for (int b = 0; b < 32 && i + b < cols[j]; b++) {
+                    for (int b = 0; b < 32 && i + b < cols; b++) {
                         int v = (int)((x >> (2 * b)) & 3);
                         row[i + b] = (int8_t)(v == 0 ? -1 : (v == 3 ? 1 : 0));
                     }
                 }
             }
-            tern_tmat *tm = layer_tmat(L, j);
-            if (tern_tmat_from_i8(tm, wq, rows[j], cols[j], 0.02f)) { free(wq); free_model(m); return -1; }
-            m->ternary_bytes += tern_tmat_weight_bytes(tm);
-            m->n_ternary += (int64_t)n;
+            dst += (size_t)rows * cols;
         }
+        if (build_layer_mats(m, L, all)) { free(all); free_model(m); return -1; }
     }
-    free(wq);
+    free(all);
     return 0;
 }
 
@@ -404,12 +471,13 @@ int build_state(tern_rt_state *s, const tern_rt_model *m, int max_batch, int seq
     s->xb = tern_aligned_alloc(sizeof(float) * B * wide);
     s->xb2 = tern_aligned_alloc(sizeof(float) * B * c->dim);
     s->hb = tern_aligned_alloc(sizeof(float) * B * c->ffn_dim);
-    s->hb2 = tern_aligned_alloc(sizeof(float) * B * c->ffn_dim);
     s->q = tern_aligned_alloc(sizeof(float) * B * c->dim);
     s->k = tern_aligned_alloc(sizeof(float) * B * c->kv_dim);
     s->v = tern_aligned_alloc(sizeof(float) * B * c->kv_dim);
     s->att = tern_aligned_alloc(sizeof(float) * B * c->dim);
     s->xq = tern_aligned_alloc(B * wide);
+    size_t accw = (size_t)(c->dim + 2 * c->kv_dim > 2 * c->ffn_dim ? c->dim + 2 * c->kv_dim : 2 * c->ffn_dim);
+    s->acc = tern_aligned_alloc(sizeof(int32_t) * B * accw);
     s->sx = tern_aligned_alloc(sizeof(float) * B);
     s->n_threads = omp_get_max_threads();
     s->scores = tern_aligned_alloc(sizeof(float) * (size_t)s->n_threads * seq_len);
@@ -425,10 +493,11 @@ int build_state(tern_rt_state *s, const tern_rt_model *m, int max_batch, int seq
 }
 
 void free_state(tern_rt_state *s) {
-    float *f[] = {s->x, s->xb, s->xb2, s->hb, s->hb2, s->q, s->k, s->v, s->att, s->sx, s->scores, s->logits,
+    float *f[] = {s->x, s->xb, s->xb2, s->hb, s->q, s->k, s->v, s->att, s->sx, s->scores, s->logits,
                   s->key_cache, s->value_cache, s->rope};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(f[i]);
     free(s->xq);
+    free(s->acc);
     memset(s, 0, sizeof *s);
 }
 
@@ -522,9 +591,15 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
         // attention block
         rmsnorm_rows(s->xb, s->x, L->attn_norm, n, D, c->norm_eps);
         quantize_rows(s->xb, n, D, s->xq, s->sx);
-        tern_tmat_mul(&L->wq, s->xq, s->sx, n, s->q, TERN_KERNEL_AUTO);
-        tern_tmat_mul(&L->wk, s->xq, s->sx, n, s->k, TERN_KERNEL_AUTO);
-        tern_tmat_mul(&L->wv, s->xq, s->sx, n, s->v, TERN_KERNEL_AUTO);
+        tern_tmat_mul_i32(&L->wqkv, s->xq, n, s->acc, TERN_KERNEL_AUTO); // [n, D + 2 KV]
+        for (int i = 0; i < n; i++) {
+            const int32_t *a = s->acc + (size_t)i * (D + 2 * KV);
+            float fq = L->scale[0] / s->sx[i], fk = L->scale[1] / s->sx[i], fv = L->scale[2] / s->sx[i];
+            float *q = s->q + (size_t)i * D, *k = s->k + (size_t)i * KV, *v = s->v + (size_t)i * KV;
+            for (int r = 0; r < D; r++) q[r] = (float)a[r] * fq;
+            for (int r = 0; r < KV; r++) k[r] = (float)a[D + r] * fk;
+            for (int r = 0; r < KV; r++) v[r] = (float)a[D + KV + r] * fv;
+        }
         float *kc = s->key_cache + (size_t)l * s->seq_len * KV, *vc = s->value_cache + (size_t)l * s->seq_len * KV;
         for (int i = 0; i < n; i++) {
             const float *cs = s->rope + (size_t)(pos + i) * hd;
@@ -541,9 +616,16 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
         // feed-forward block
         rmsnorm_rows(s->xb, s->x, L->ffn_norm, n, D, c->norm_eps);
         quantize_rows(s->xb, n, D, s->xq, s->sx);
-        tern_tmat_mul(&L->w_gate, s->xq, s->sx, n, s->hb, TERN_KERNEL_AUTO);
-        tern_tmat_mul(&L->w_up, s->xq, s->sx, n, s->hb2, TERN_KERNEL_AUTO);
-        for (size_t i = 0; i < (size_t)n * F; i++) s->hb[i] = s->hb[i] * sigmoidf_(s->hb[i]) * s->hb2[i];
+        tern_tmat_mul_i32(&L->wgu, s->xq, n, s->acc, TERN_KERNEL_AUTO); // [n, 2F]: gate, up
+        for (int i = 0; i < n; i++) {
+            const int32_t *a = s->acc + (size_t)i * 2 * F;
+            float fg = L->scale[4] / s->sx[i], fu = L->scale[5] / s->sx[i];
+            float *h = s->hb + (size_t)i * F;
+            for (int r = 0; r < F; r++) {
+                float g = (float)a[r] * fg, u = (float)a[F + r] * fu;
+                h[r] = g * sigmoidf_(g) * u;
+            }
+        }
         rmsnorm_rows(s->xb, s->hb, L->ffn_sub_norm, n, F, c->norm_eps);
         quantize_rows(s->xb, n, F, s->xq, s->sx);
         tern_tmat_mul(&L->w_down, s->xq, s->sx, n, s->xb2, TERN_KERNEL_AUTO);

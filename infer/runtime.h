@@ -42,11 +42,14 @@ typedef struct {
     const float *attn_sub_norm;  // [dim]
     const float *ffn_norm;       // [dim]
     const float *ffn_sub_norm;   // [ffn_dim]
-    tern_tmat wq;                // [dim, dim]
-    tern_tmat wk, wv;            // [kv_dim, dim]
-    tern_tmat wo;                // [dim, dim]
-    tern_tmat w_gate, w_up;      // [ffn_dim, dim]
-    tern_tmat w_down;            // [dim, ffn_dim]
+    // BitLinear weights. q,k,v share their input and so do gate,up: each group is one matrix
+    // (rows stacked) so a forward makes one kernel call per group; the kernel's int32 sums are
+    // scaled per part: out = (float)acc * (scale[j] / s_x), the same arithmetic as tern_tmat_mul.
+    tern_tmat wqkv;              // [dim + 2*kv_dim, dim]: attn_q rows, then attn_k, attn_v
+    tern_tmat wo;                // [dim, dim] attn_output (scale in wo.scale too)
+    tern_tmat wgu;               // [2*ffn_dim, dim]: ffn_gate rows, then ffn_up
+    tern_tmat w_down;            // [dim, ffn_dim] (scale in w_down.scale too)
+    float scale[7];              // s_w of attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down
 } tern_rt_layer;
 
 typedef struct {
@@ -87,11 +90,12 @@ typedef struct {
     float *x;        // [B, dim] residual stream
     float *xb;       // [B, max(dim, ffn_dim)] normed input of a BitLinear
     float *xb2;      // [B, dim] BitLinear output
-    float *hb, *hb2; // [B, ffn_dim]
+    float *hb;       // [B, ffn_dim]
     float *q;        // [B, dim]
     float *k, *v;    // [B, kv_dim]
     float *att;      // [B, dim] attention output
     int8_t *xq;      // [B, max(dim, ffn_dim)] quantized activations
+    int32_t *acc;    // [B, max(dim + 2*kv_dim, 2*ffn_dim)] int32 sums of the fused matrices
     float *sx;       // [B] activation scales
     float *scores;   // [n_threads, seq_len] attention scores
     int n_threads;

@@ -82,6 +82,7 @@ typedef struct {
     const char *arch;   // default "bitnet"
     const char *skip;   // tensor name to leave out
     int bitlinear_f32;  // write blk.0.attn_q.weight as F32 (unsupported for BitLinear)
+    int mixed_d;        // blk.0.ffn_up.weight: second half of the blocks with twice the d
 } tm_opts;
 
 static void add_norm(tern_gguf_writer *w, const char *name, const float *x, int n) {
@@ -166,6 +167,8 @@ static void tm_write(const tmodel *t, const char *path, tm_opts o) {
             keep[nkeep++] = buf;
             int rc = o.ttype == TERN_GGML_TQ1_0 ? tern_tq1_pack(t->wq[l][j], n, d, buf) : tern_tq2_pack(t->wq[l][j], n, d, buf);
             assert_int_equal(rc, 0);
+            if (o.mixed_d && l == 0 && j == TM_U && o.ttype == TERN_GGML_TQ2_0)
+                assert_int_equal(tern_tq2_pack(t->wq[l][j] + n / 2, n / 2, 2 * d, (char *)buf + nb / 2), 0);
             assert_int_equal(tern_gguf_add_tensor(w, name, 2, ne2, o.ttype, buf, nb), 0);
             if (o.scale_tensor) {
                 snprintf(name, sizeof name, "blk.%d.%s.scale", l, tm_names[j]);
@@ -309,7 +312,8 @@ static void check_variant(tm_opts o, int kv_heads, double tol) {
     assert_int_equal(m.config.seq_len, 32);
     // exact fp32 scale with the scale tensor; fp16-rounded without
     float want = o.scale_tensor ? t.sw[1][TM_G] : tern_fp16_to_fp32(tern_fp32_to_fp16(t.sw[1][TM_G]));
-    assert_true(m.weights.layers[1].w_gate.scale == want);
+    assert_true(m.weights.layers[1].scale[4] == want);
+    assert_true(m.weights.layers[1].w_down.scale == (o.scale_tensor ? t.sw[1][TM_D] : tern_fp16_to_fp32(tern_fp32_to_fp16(t.sw[1][TM_D]))));
     float *embd = malloc(sizeof(float) * 300 * 256);
     for (long i = 0; i < 300 * 256; i++)
         embd[i] = o.embd_type == TERN_GGML_F16 ? tern_fp16_to_fp32(tern_fp32_to_fp16(t.embd[i])) : t.embd[i];
@@ -504,6 +508,11 @@ static void test_bad_input(void **st) {
     tm_write(&t, bad, o);
     expect_load_error(bad, "blk.0.attn_q.weight");
     o.bitlinear_f32 = 0;
+    // blocks with different scales (what llama.cpp's own quantizer makes from fp weights)
+    o.mixed_d = 1;
+    tm_write(&t, bad, o);
+    expect_load_error(bad, "blk.0.ffn_up.weight: blocks have different scales");
+    o.mixed_d = 0;
     // missing file
     tmp_path(bad, sizeof bad, "nope.gguf");
     expect_load_error(bad, "");
