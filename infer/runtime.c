@@ -481,6 +481,7 @@ int build_state(tern_rt_state *s, const tern_rt_model *m, int max_batch, int seq
     s->sx = tern_aligned_alloc(sizeof(float) * B);
     s->n_threads = omp_get_max_threads();
     s->scores = tern_aligned_alloc(sizeof(float) * (size_t)s->n_threads * seq_len);
+    s->erow = tern_aligned_alloc(sizeof(float) * (size_t)s->n_threads * c->dim);
     s->logits = tern_aligned_alloc(sizeof(float) * B * c->vocab_size);
     size_t kv = (size_t)c->n_layers * seq_len * c->kv_dim;
     s->key_cache = tern_aligned_alloc(sizeof(float) * kv);
@@ -493,7 +494,7 @@ int build_state(tern_rt_state *s, const tern_rt_model *m, int max_batch, int seq
 }
 
 void free_state(tern_rt_state *s) {
-    float *f[] = {s->x, s->xb, s->xb2, s->hb, s->q, s->k, s->v, s->att, s->sx, s->scores, s->logits,
+    float *f[] = {s->x, s->xb, s->xb2, s->hb, s->q, s->k, s->v, s->att, s->sx, s->scores, s->erow, s->logits,
                   s->key_cache, s->value_cache, s->rope};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(f[i]);
     free(s->xq);
@@ -530,7 +531,8 @@ static void attention(const tern_rt_config *c, tern_rt_state *s, int layer, int 
     float scale = 1.0f / sqrtf((float)hd);
     const float *kc = s->key_cache + (size_t)layer * s->seq_len * c->kv_dim;
     const float *vc = s->value_cache + (size_t)layer * s->seq_len * c->kv_dim;
-    #pragma omp parallel for schedule(dynamic, 1) collapse(2)
+    long work = (long)n * c->n_heads * (pos + n) * hd; // multiply-adds, about
+    #pragma omp parallel for schedule(dynamic, 1) collapse(2) if (work > 65536) num_threads(s->n_threads)
     for (int i = 0; i < n; i++)
         for (int h = 0; h < c->n_heads; h++) {
             float *sc = s->scores + (size_t)omp_get_thread_num() * s->seq_len;
@@ -561,9 +563,9 @@ static void logits_rows(const tern_rt_model *m, tern_rt_state *s, const float *x
     int V = c->vocab_size, D = c->dim;
     const void *E = m->weights.output;
     int type = m->weights.output_type;
-    #pragma omp parallel
+    #pragma omp parallel num_threads(s->n_threads)
     {
-        float *row = tern_aligned_alloc(sizeof(float) * (size_t)D);
+        float *row = s->erow + (size_t)omp_get_thread_num() * D;
         #pragma omp for schedule(static)
         for (int v = 0; v < V; v++) {
             const float *er;
@@ -571,9 +573,7 @@ static void logits_rows(const tern_rt_model *m, tern_rt_state *s, const float *x
             else { f16_to_f32((const uint16_t *)E + (size_t)v * D, row, D); er = row; }
             for (int r = 0; r < n; r++) out[(size_t)r * V + v] = dot_f32(xn + (size_t)r * D, er, D);
         }
-        free(row);
     }
-    (void)s;
 }
 
 float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int n, int pos, int all_logits) {

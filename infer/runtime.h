@@ -98,7 +98,8 @@ typedef struct {
     int32_t *acc;    // [B, max(dim + 2*kv_dim, 2*ffn_dim)] int32 sums of the fused matrices
     float *sx;       // [B] activation scales
     float *scores;   // [n_threads, seq_len] attention scores
-    int n_threads;
+    float *erow;     // [n_threads, dim] an f16 logits-matrix row converted to f32
+    int n_threads;   // omp_get_max_threads() at build_state
     float *logits;   // [B, vocab]
     float *key_cache;   // [n_layers, seq_len, kv_dim]
     float *value_cache; // [n_layers, seq_len, kv_dim]
