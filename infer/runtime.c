@@ -54,19 +54,40 @@ __attribute__((target("avx2,f16c"))) static void f16_to_f32_avx2(const uint16_t 
     for (; i < n; i++) out[i] = tern_fp16_to_fp32(h[i]);
 }
 
-static int use_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+// dot of an f16 row with an f32 vector, converting in registers (decode's logits)
+__attribute__((target("avx2,fma,f16c"))) static float dot_f16_avx2(const uint16_t *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i + 8))), _mm256_loadu_ps(b + i + 8), s1);
     }
-    return cached && tern_kernel_best() != TERN_KERNEL_PLAIN;
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))), _mm256_loadu_ps(b + i), s0);
+    s0 = _mm256_add_ps(s0, s1);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float r = _mm_cvtss_f32(h);
+    for (; i < n; i++) r += tern_fp16_to_fp32(a[i]) * b[i];
+    return r;
+}
+
+// 1 when the fp32 helpers use AVX2/FMA/F16C: the CPU has them and the integer kernels are not
+// forced to plain (TERN_KERNEL=plain then gives an all-plain runtime). Set by forward().
+static int g_avx2 = 0;
+static void update_fp_kind(void) {
+    static int cpu = -1;
+    if (cpu < 0) {
+        __builtin_cpu_init();
+        cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    }
+    g_avx2 = cpu && tern_kernel_best() != TERN_KERNEL_PLAIN;
 }
 static float dot_f32(const float *a, const float *b, int n) {
-    return use_avx2() ? dot_f32_avx2(a, b, n) : dot_f32_plain(a, b, n);
+    return g_avx2 ? dot_f32_avx2(a, b, n) : dot_f32_plain(a, b, n);
 }
 static void f16_to_f32(const uint16_t *h, float *out, int n) {
-    if (use_avx2()) f16_to_f32_avx2(h, out, n);
+    if (g_avx2) f16_to_f32_avx2(h, out, n);
     else f16_to_f32_plain(h, out, n);
 }
 
@@ -570,7 +591,10 @@ static void logits_rows(const tern_rt_model *m, tern_rt_state *s, const float *x
         for (int v = 0; v < V; v++) {
             const float *er;
             if (type == TERN_GGML_F32) er = (const float *)E + (size_t)v * D;
-            else { f16_to_f32((const uint16_t *)E + (size_t)v * D, row, D); er = row; }
+            else if (n == 1 && g_avx2) { // decode: one pass over the f16 row
+                out[v] = dot_f16_avx2((const uint16_t *)E + (size_t)v * D, xn, D);
+                continue;
+            } else { f16_to_f32((const uint16_t *)E + (size_t)v * D, row, D); er = row; }
             for (int r = 0; r < n; r++) out[(size_t)r * V + v] = dot_f32(xn + (size_t)r * D, er, D);
         }
     }
@@ -580,6 +604,7 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
     const tern_rt_config *c = &m->config;
     const tern_rt_weights *w = &m->weights;
     int D = c->dim, F = c->ffn_dim, KV = c->kv_dim, hd = c->head_dim;
+    update_fp_kind();
     if (n < 1 || n > s->max_batch || pos < 0 || pos + n > s->seq_len)
         tern_fatal("forward: %d tokens at position %d do not fit (batch %d, context %d)", n, pos, s->max_batch, s->seq_len);
     for (int i = 0; i < n; i++) {
