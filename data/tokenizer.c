@@ -186,7 +186,7 @@ static void progress_update(progress *p, size_t add) {
     if (p->done >= p->total) fputc('\n', stderr);
 }
 
-#define BLOCK_BYTES (16u << 20)
+#define BLOCK_BYTES (4u << 20)
 
 // Encode one text (as one document: bos + space prefix) in blocks, appending to w.
 static int encode_text(const tern_tokenizer *t, const char *s, size_t n, int bos, tern_tokfile_writer *w, progress *p,
@@ -238,7 +238,7 @@ static int cmd_encode(args *a) {
         if (tern_tokfile_writer_open(&wv, a->val, t.vocab_size, width, t.hash) != 0) { rc = fail_last(); goto done; }
         open_v = 1;
     }
-    progress p = {0, total, tern_time(), 0, !a->quiet && total >= (32u << 20)};
+    progress p = {0, total, tern_time(), 0, !a->quiet && total >= (8u << 20)};
     int64_t ntrain = 0, nval = 0;
     size_t btrain = 0, bval = 0;
     for (int i = 0; i < a->n_files; i++) {

@@ -18,18 +18,24 @@ Modes:
   check     CKPT EXPECTED
             Loads a tern checkpoint and an *_expected.h5 file, recomputes logits/loss/grads on its batch,
             prints the loss and the max differences against the stored values (exit 1 if over tolerance).
-  eval      --ckpt CKPT --tokens FILE [--seq T] [--batch B] [--max-windows N] [--header-bytes H]
-            Mean cross-entropy of a checkpoint over token windows. FILE is a .npy of int32/int64
-            (1-D: a token stream cut into windows of seq+1 tokens with stride seq; 2-D [N, seq+1]: one
-            window per row) or a raw little-endian int32 stream (after --header-bytes bytes).
+  eval      --ckpt CKPT --tokens FILE [--seq T] [--batch B] [--max-windows N] [--header-bytes H] [--dtype D]
+            Mean cross-entropy of a checkpoint over token windows, windows as tern's eval (src/eval.h):
+            a 1-D stream is cut into non-overlapping windows of seq predictions (window w = tokens
+            [w*seq, w*seq + seq]; a final partial window is scored too). FILE: a tern token file
+            (magic TERNTOK, src/tokfile.h), a .npy of ints (1-D stream, or 2-D [N, T+1]: one window
+            per row), or a raw little-endian --dtype int32|uint32|uint16 stream after --header-bytes.
   bench     [--threads 2] [--steps 10] [--warmup 3] [--which both|ternary|fp]
             Training steps (forward + backward + AdamW) of the `small` config (dim 256, 6 layers,
-            4 heads, 4 kv heads, ffn 768, vocab 4096, seq 256, batch 8, tied head); prints the median
-            tokens/s as `torch_ref bench: ternary tokens/s = X` / `torch_ref bench: fp tokens/s = Y`
-            and the peak RSS.
+            4 heads, 4 kv heads, ffn 768, vocab 4096, seq 256, batch 8, tied head), each variant in its
+            own process; prints the median tokens/s as `torch_ref bench: ternary tokens/s = X` /
+            `torch_ref bench: fp tokens/s = Y`, the fastest step, and each variant's peak RSS.
+            Idiomatic eager PyTorch: Debian's torch 1.13 has no F.scaled_dot_product_attention, so
+            attention is matmul + causal mask + softmax (GQA by repeat_interleave); AdamW from torch.optim.
+            scripts/bench_torch_ref.sh wraps it for `make bench` (threads from OMP_NUM_THREADS).
   selfcheck Checks the straight-through gradients (custom autograd.Function vs the detach trick vs
-            finite differences of the quantizer-frozen surrogates) and runs torch.autograd.gradcheck
-            on a small fp (ternary = 0) model in float64.
+            finite differences of the quantizer-frozen surrogates), runs torch.autograd.gradcheck
+            on a small fp (ternary = 0) model in float64, and compares the vectorised forward with a
+            literal loop-by-loop numpy version of the spec (a few minutes on 2 busy cores).
 """
 import argparse
 import math
@@ -490,7 +496,8 @@ TOL = {"fp": dict(loss_abs=1e-5, logits_abs=1e-4, grad_rel_max=1e-4, act_rel_max
 # ----------------------------------------------------------------------------------------------
 # eval
 
-def load_tokens(path, header_bytes):
+def load_tokens(path, header_bytes, dtype="int32"):
+    """-> int64 array: 1-D stream or 2-D windows. Reads .npy, tern token files (magic TERNTOK) and raw streams."""
     if not os.path.exists(path):
         die(f"{path}: no such file")
     if path.endswith(".npy"):
@@ -501,41 +508,63 @@ def load_tokens(path, header_bytes):
         if a.dtype.kind not in "iu":
             die(f"{path}: .npy dtype {a.dtype} is not an integer type")
         return a.astype(np.int64)
-    n = os.path.getsize(path) - header_bytes
-    if n < 0 or n % 4:
-        die(f"{path}: size {os.path.getsize(path)} minus header {header_bytes} is not a multiple of 4 (int32)")
-    return np.fromfile(path, dtype="<i4", offset=header_bytes).astype(np.int64)
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head[:8] == b"TERNTOK\0":  # tern token file, version 1 (src/tokfile.h)
+        if len(head) < 64:
+            die(f"{path}: truncated tern token file header")
+        ver, hsize, vocab, width = np.frombuffer(head[8:24], dtype="<u4")
+        n = int(np.frombuffer(head[24:32], dtype="<u8")[0])
+        if ver != 1 or hsize != 64 or width not in (2, 4):
+            die(f"{path}: unsupported tern token file (version {ver}, header {hsize}, width {width})")
+        if size != 64 + n * int(width):
+            die(f"{path}: size {size} does not match header ({n} tokens of {width} bytes + 64)")
+        return np.fromfile(path, dtype="<u2" if width == 2 else "<u4", offset=64).astype(np.int64)
+    dt = np.dtype({"int32": "<i4", "uint32": "<u4", "uint16": "<u2"}[dtype])
+    n = size - header_bytes
+    if n < 0 or n % dt.itemsize:
+        die(f"{path}: size {size} minus header {header_bytes} is not a multiple of {dt.itemsize} ({dtype})")
+    return np.fromfile(path, dtype=dt, offset=header_bytes).astype(np.int64)
 
 
 def cmd_eval(args):
+    """Windows as tern's eval.c: non-overlapping windows of T predictions, window w = tokens
+    [w*T, w*T + T]; a final partial window (>= 2 ids left) is scored too; --max-windows caps the count."""
     cfg, P = load_checkpoint(args.ckpt)
-    toks = load_tokens(args.tokens, args.header_bytes)
+    toks = load_tokens(args.tokens, args.header_bytes, args.dtype)
     T = args.seq or cfg["seq_len"]
     if toks.ndim == 1:
-        n = (len(toks) - 1) // T
-        if n <= 0:
-            die(f"{args.tokens}: {len(toks)} tokens, need at least seq+1 = {T + 1}")
-        win = np.stack([toks[i * T:i * T + T + 1] for i in range(n)])
+        if len(toks) < 2:
+            die(f"{args.tokens}: {len(toks)} tokens, need at least 2")
+        nfull, rem = (len(toks) - 1) // T, (len(toks) - 1) % T
+        wins = [toks[i * T:i * T + T + 1] for i in range(nfull)]
+        if rem:
+            wins.append(toks[nfull * T:])
     elif toks.ndim == 2:
-        win = toks
-        T = win.shape[1] - 1
+        wins = list(toks)
     else:
         die(f"{args.tokens}: expected a 1-D or 2-D token array, got {toks.ndim}-D")
     if args.max_windows:
-        win = win[:args.max_windows]
-    if win.min() < 0 or win.max() >= cfg["vocab_size"]:
+        wins = wins[:args.max_windows]
+    lo, hi = min(w.min() for w in wins), max(w.max() for w in wins)
+    if lo < 0 or hi >= cfg["vocab_size"]:
         die(f"{args.tokens}: token ids outside [0, {cfg['vocab_size']})")
     torch.set_num_threads(args.threads)
-    tot, cnt = 0.0, 0
+    tot, cnt, i = 0.0, 0, 0
     with torch.no_grad():
-        for i in range(0, len(win), args.batch):
-            w = torch.from_numpy(win[i:i + args.batch])
+        while i < len(wins):
+            j = i
+            while j < len(wins) and j - i < args.batch and len(wins[j]) == len(wins[i]):
+                j += 1
+            w = torch.from_numpy(np.stack(wins[i:j]))
             _, loss = forward(P, cfg, w[:, :-1], w[:, 1:])
             k = w[:, 1:].numel()
             tot += loss.item() * k
             cnt += k
+            i = j
     mean = tot / cnt
-    print(f"torch_ref eval: {len(win)} windows x {T} tokens, mean loss = {mean:.6f}, ppl = {math.exp(mean):.4f}")
+    print(f"torch_ref eval: {len(wins)} windows, {cnt} tokens scored, mean loss = {mean:.6f}, ppl = {math.exp(mean):.4f}")
     return 0
 
 
@@ -547,6 +576,7 @@ def peak_rss_mib():
 
 
 def bench_one(cfg, B, steps, warmup, seed=0):
+    """-> list of step times (s) after warmup, last loss."""
     torch.manual_seed(seed)
     params = {}
     for name, shape in param_shapes(cfg):
@@ -565,27 +595,90 @@ def bench_one(cfg, B, steps, warmup, seed=0):
         dt = time.perf_counter() - t0
         if it >= warmup:
             times.append(dt)
-    med = statistics.median(times)
-    return B * cfg["seq_len"] / med, med, loss.item()
+    return times, loss.item()
 
 
 def cmd_bench(args):
+    if args.which == "both":  # one process per variant, so that each peak RSS is its own
+        import subprocess
+        rc = 0
+        for w in ("ternary", "fp"):
+            cmd = [sys.executable, os.path.abspath(__file__), "bench", "--which", w, "--threads", str(args.threads),
+                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch", str(args.batch)]
+            rc |= subprocess.call(cmd)
+        return rc
     torch.set_num_threads(args.threads)
-    which = ["ternary", "fp"] if args.which == "both" else [args.which]
-    print(f"torch_ref bench: torch {torch.__version__}, threads {torch.get_num_threads()}, config small "
+    w = args.which
+    cfg = make_config(ternary=1 if w == "ternary" else 0)
+    print(f"torch_ref bench: {w}: torch {torch.__version__}, threads {torch.get_num_threads()}, config small "
           f"(dim 256, 6 layers, 4/4 heads, ffn 768, vocab 4096, seq 256, batch {args.batch}, tied), "
-          f"{args.warmup} warmup + {args.steps} timed steps (median)")
-    for w in which:
-        cfg = make_config(ternary=1 if w == "ternary" else 0)
-        tps, med, loss = bench_one(cfg, args.batch, args.steps, args.warmup)
-        print(f"torch_ref bench: {w} step = {med * 1000:.1f} ms (last loss {loss:.4f})")
-        print(f"torch_ref bench: {w} tokens/s = {tps:.1f}")
-    print(f"torch_ref bench: peak RSS = {peak_rss_mib():.1f} MiB")
+          f"{args.warmup} warmup + {args.steps} timed steps of forward+backward+AdamW")
+    times, loss = bench_one(cfg, args.batch, args.steps, args.warmup)
+    med, best = statistics.median(times), min(times)
+    tok = args.batch * cfg["seq_len"]
+    print(f"torch_ref bench: {w} step median = {med * 1000:.1f} ms, min = {best * 1000:.1f} ms, "
+          f"best tokens/s = {tok / best:.1f} (last loss {loss:.4f})")
+    print(f"torch_ref bench: {w} tokens/s = {tok / med:.1f}")
+    print(f"torch_ref bench: {w} peak RSS = {peak_rss_mib():.1f} MiB")
     return 0
 
 
 # ----------------------------------------------------------------------------------------------
 # selfcheck
+
+def naive_forward(P, cfg, inputs):
+    """A deliberately literal float64 numpy version of the spec (loops over tokens, heads and pairs),
+    to cross-check the vectorised torch forward (head layout, GQA mapping, RoPE pairing, causal mask).
+    inputs int [B, T] -> logits [B*T, V]."""
+    P = {k: v.detach().double().numpy() for k, v in P.items()}
+    B, T = inputs.shape
+    d, H, KV, eps = cfg["dim"], cfg["n_heads"], cfg["n_kv_heads"], cfg["norm_eps"]
+    hd = d // H
+
+    def norm(x, w):
+        return np.stack([r / math.sqrt(float(np.mean(r * r)) + eps) * w for r in x])
+
+    def lin(x, w):
+        if not cfg["ternary"]:
+            return x @ w.T
+        sw = max(float(np.mean(np.abs(w))), EPS_Q)
+        wq = np.clip(np.round(w / sw), -1, 1)  # np.round is half-to-even
+        out = np.zeros((x.shape[0], w.shape[0]))
+        for n, r in enumerate(x):
+            sx = 127.0 / max(float(np.max(np.abs(r))), EPS_Q)
+            xq = np.clip(np.round(r * sx), -128, 127)
+            out[n] = (wq @ xq) * (sw / sx)
+        return out
+
+    def rot(vec, t):
+        o = vec.copy()
+        for j in range(hd // 2):
+            a = t * cfg["rope_theta"] ** (-2.0 * j / hd)
+            o[j] = vec[j] * math.cos(a) - vec[j + hd // 2] * math.sin(a)
+            o[j + hd // 2] = vec[j + hd // 2] * math.cos(a) + vec[j] * math.sin(a)
+        return o
+
+    x = P["token_embd.weight"][np.asarray(inputs).reshape(-1)]
+    for i in range(cfg["n_layers"]):
+        p = f"blk.{i}."
+        h = norm(x, P[p + "attn_norm.weight"])
+        q, k, v = lin(h, P[p + "attn_q.weight"]), lin(h, P[p + "attn_k.weight"]), lin(h, P[p + "attn_v.weight"])
+        a = np.zeros((B * T, H * hd))
+        for b in range(B):
+            for hh in range(H):
+                g = hh // (H // KV)
+                for t in range(T):
+                    qv = rot(q[b * T + t, hh * hd:(hh + 1) * hd], t)
+                    sc = np.array([qv @ rot(k[b * T + u, g * hd:(g + 1) * hd], u) / math.sqrt(hd) for u in range(t + 1)])
+                    pr = np.exp(sc - sc.max()); pr /= pr.sum()
+                    a[b * T + t, hh * hd:(hh + 1) * hd] = sum(pr[u] * v[b * T + u, g * hd:(g + 1) * hd] for u in range(t + 1))
+        x = x + lin(norm(a, P[p + "attn_sub_norm.weight"]), P[p + "attn_output.weight"])
+        h = norm(x, P[p + "ffn_norm.weight"])
+        gt = lin(h, P[p + "ffn_gate.weight"])
+        f = gt / (1.0 + np.exp(-gt)) * lin(h, P[p + "ffn_up.weight"])
+        x = x + lin(norm(f, P[p + "ffn_sub_norm.weight"]), P[p + "ffn_down.weight"])
+    x = norm(x, P["output_norm.weight"])
+    return x @ (P["token_embd.weight"] if cfg["tied_head"] else P["output.weight"]).T
 
 def cmd_selfcheck(args):
     torch.manual_seed(0)
@@ -668,6 +761,14 @@ def cmd_selfcheck(args):
     e1 = xr[0, 0, t, j] * math.cos(ang) - xr[0, 0, t, j + hd // 2] * math.sin(ang)
     e2 = xr[0, 0, t, j + hd // 2] * math.cos(ang) + xr[0, 0, t, j] * math.sin(ang)
     report("rope pair (j, j+hd/2)", max(abs(yr[0, 0, t, j] - e1).item(), abs(yr[0, 0, t, j + hd // 2] - e2).item()), 1e-12)
+    print("5. vectorised torch forward vs a literal float64 numpy loop version of the spec (fixtures)")
+    for variant, over, _ in FIXTURE_VARIANTS:
+        cfg = make_config(**FIXTURE_CFG, **over)
+        P = random_params(cfg, 5)
+        inp, _ = random_batch(cfg, 2, 5)
+        with torch.no_grad():
+            lt, _ = forward({k: v.double() for k, v in P.items()}, cfg, torch.from_numpy(inp).long())
+        report(f"{variant} logits max|d|", float(np.abs(lt.numpy() - naive_forward(P, cfg, inp)).max()), 1e-9)
     print("selfcheck: " + ("OK" if ok else "FAILED"))
     return 0 if ok else 1
 
@@ -688,7 +789,8 @@ def main():
     p.add_argument("--seq", type=int, default=0, help="window length (default: the checkpoint's seq_len)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--max-windows", type=int, default=0)
-    p.add_argument("--header-bytes", type=int, default=0, help="bytes to skip in a raw int32 file")
+    p.add_argument("--header-bytes", type=int, default=0, help="bytes to skip in a raw token file")
+    p.add_argument("--dtype", choices=["int32", "uint32", "uint16"], default="int32", help="raw token file element type")
     p.add_argument("--threads", type=int, default=2)
     p = sub.add_parser("bench", help="time training steps of the small config")
     p.add_argument("--threads", type=int, default=2)

@@ -235,6 +235,39 @@ static void test_command(void **st) {
     // bad flags
     expect_error("--width", "must be 2 or 4", "encode -t " TMPD "/t.tkz --width %s -o x.tok in.txt", "3");
     expect_error("--bogus", "unknown option", "train %s", "--bogus");
+    // a tokenizer whose vocab (70000) does not fit 2-byte ids: --width 2 is refused, nothing written
+    {
+        FILE *fp = fopen(TMPD "/big.tkz", "wb");
+        uint32_t hdr[4] = {1, 70000, 1, 0};
+        fwrite("TERNTKZ\0", 1, 8, fp);
+        fwrite(hdr, 4, 4, fp);
+        for (int i = 0; i < 70000; i++) {
+            char piece[32];
+            unsigned char ty = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1;
+            if (i < 3) snprintf(piece, sizeof piece, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+            else if (i < 259) snprintf(piece, sizeof piece, "<0x%02X>", i - 3);
+            else if (i == 259) snprintf(piece, sizeof piece, "\xe2\x96\x81");
+            else snprintf(piece, sizeof piece, "w%d", i);
+            float sc = i < 259 ? 0.0f : -(float)i;
+            uint16_t len = (uint16_t)strlen(piece);
+            fwrite(&ty, 1, 1, fp);
+            fwrite(&sc, 4, 1, fp);
+            fwrite(&len, 2, 1, fp);
+            fwrite(piece, 1, len, fp);
+        }
+        fclose(fp);
+        expect_error(TMPD "/big.tkz", "does not fit token width 2", "encode -q --width 2 -t %s -o " TMPD "/x.tok " TMPD
+                                                                     "/in.txt", TMPD "/big.tkz");
+        assert_false(exists(TMPD "/x.tok"));
+        // the default width for it is 4
+        write_bytes(TMPD "/w.txt", "w300 w301 x", 11);
+        assert_int_equal(run(err, sizeof err, "encode -q -t " TMPD "/big.tkz -o " TMPD "/w4.tok " TMPD "/w.txt"), 0);
+        tern_tokfile g;
+        assert_int_equal(tern_tokfile_open(&g, TMPD "/w4.tok"), 0);
+        assert_int_equal(g.width, 4);
+        assert_int_equal(g.vocab_size, 70000);
+        tern_tokfile_close(&g);
+    }
     // a file too short to split
     write_bytes(TMPD "/short.txt", "h", 1);
     expect_error(TMPD "/short.txt", "too short", "encode -q -t " TMPD "/t.tkz -o " TMPD "/x.tok --val " TMPD

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# bench.sh — tern's speed and memory figures (make bench). Every section prints medians measured
+# in this one run; ratios compare figures from the same run. Threads: OMP_NUM_THREADS (default 2).
+# The machine may be shared and noisy: compare ratios, rerun for stable absolute numbers.
+#   scripts/bench.sh [BUILD_DIR] [section ...]     sections: matmul train torch tokenizer kernels infer
+set -uo pipefail
+cd "$(dirname "$0")/.."
+B=${1:-build}
+shift || true
+sections=${*:-matmul train torch tokenizer kernels infer}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+echo "tern bench: $(nproc) CPUs, OMP_NUM_THREADS=$OMP_NUM_THREADS, $(date -u +%FT%TZ)"
+want() { case " $sections " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+if want matmul; then
+  echo "== engine matmul (OpenBLAS sgemm through tern_matmul)"
+  "$B/tern-bench_matmul" 1024 10 | tee -a "$log"
+fi
+if want train; then
+  echo "== training step, config small (dim 256, 6 layers, ffn 768, vocab 4096, batch 8 x 256), fwd+bwd"
+  "$B/tern-bench_train" configs/small.cfg --steps 10 | tee -a "$log"
+  "$B/tern-bench_train" configs/small.cfg ternary=0 --steps 10 | tee -a "$log"
+fi
+if want torch; then
+  echo "== the same model in eager PyTorch (scripts/torch_ref.py bench)"
+  scripts/bench_torch_ref.sh 2>&1 | grep "torch_ref bench" | tee -a "$log"
+fi
+if want train && want torch; then
+  awk '
+    /^bench_train ternary/ { for (i = 1; i <= NF; i++) if ($i == "tokens/s,") tt = $(i-1) }
+    /^bench_train fp/      { for (i = 1; i <= NF; i++) if ($i == "tokens/s,") tf = $(i-1) }
+    /^bench_matmul .*openblas sgemm/ { for (i = 1; i <= NF; i++) if ($i == "GFLOP/s") sg = $(i-1) }
+    /^bench_train ternary/ { for (i = 1; i <= NF; i++) if ($i == "GFLOP/s,") gt = $(i-1) }
+    /torch_ref bench: ternary tokens\/s/ { pt = $NF }
+    /torch_ref bench: fp tokens\/s/      { pf = $NF }
+    END {
+      if (pt > 0) printf "ratio: tern/PyTorch training tokens/s: ternary %.2fx, fp %.2fx\n", tt / pt, tf / pf
+      if (sg > 0) printf "ratio: tern ternary training GFLOP/s vs OpenBLAS sgemm 1024^3: %.0f%%\n", 100 * gt / sg
+    }' "$log"
+fi
+if want tokenizer && [ -x scripts/bench_tokenizer.sh ]; then
+  echo "== tokenizer (WikiText-2 train)"
+  scripts/bench_tokenizer.sh "$B"
+fi
+if want kernels && [ -x scripts/bench_kernels.sh ]; then
+  echo "== int8 x ternary kernels"
+  scripts/bench_kernels.sh "$B"
+fi
+if want infer && [ -x scripts/bench_infer.sh ]; then
+  echo "== inference runtime"
+  scripts/bench_infer.sh "$B"
+fi
