@@ -1,0 +1,175 @@
+// bench.c — prefill and decode speed of the runtime, like llama-bench.
+//   tern-bench -m model.gguf [-p 128] [-n 64] [-r 3] [-b 64] [--kernel plain|avx2|avx512]
+//   tern-bench --random dim=2560,ffn=6912,layers=30,heads=20,kv_heads=5,vocab=32000[,ctx=512]
+//   tern-bench --bandwidth [MB]     measured memory read bandwidth (all OpenMP threads)
+// Prints medians over -r runs: prefill and decode tokens/s, effective GB/s of weights read per
+// decoded token, integer GOPS (2 ops per ternary weight per token).
+#include "runtime.h"
+#include "util.h"
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: tern-bench (-m model.gguf | --random dim=D,ffn=F,layers=L,heads=H,kv_heads=K,vocab=V[,ctx=C])\n"
+            "                  [-p prefill_tokens=128] [-n decode_tokens=64] [-r reps=3] [-b batch=64]\n"
+            "                  [--kernel auto|plain|avx2|avx512] [--seed S]\n"
+            "       tern-bench --bandwidth [MB=1024]\n");
+    exit(2);
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int parse_shape(const char *spec, tern_rt_config *c) {
+    memset(c, 0, sizeof *c);
+    c->seq_len = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", spec);
+    if (!strcmp(buf, "small")) snprintf(buf, sizeof buf, "dim=256,ffn=768,layers=6,heads=4,kv_heads=4,vocab=4096");
+    if (!strcmp(buf, "2b")) snprintf(buf, sizeof buf, "dim=2560,ffn=6912,layers=30,heads=20,kv_heads=5,vocab=32000");
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        long v;
+        if (!eq || tern_parse_long(eq + 1, &v) || v < 1 || v > (1 << 24)) {
+            fprintf(stderr, "tern-bench: --random: bad item '%s'\n", tok);
+            return -1;
+        }
+        *eq = 0;
+        if (!strcmp(tok, "dim")) c->dim = (int)v;
+        else if (!strcmp(tok, "ffn")) c->ffn_dim = (int)v;
+        else if (!strcmp(tok, "layers")) c->n_layers = (int)v;
+        else if (!strcmp(tok, "heads")) c->n_heads = (int)v;
+        else if (!strcmp(tok, "kv_heads")) c->n_kv_heads = (int)v;
+        else if (!strcmp(tok, "vocab")) c->vocab_size = (int)v;
+        else if (!strcmp(tok, "ctx")) c->seq_len = (int)v;
+        else { fprintf(stderr, "tern-bench: --random: unknown key '%s'\n", tok); return -1; }
+    }
+    if (!c->n_kv_heads) c->n_kv_heads = c->n_heads;
+    return 0;
+}
+
+// read bandwidth: sum a large buffer with all threads, best of 5
+static double bandwidth(long mb) {
+    size_t n = (size_t)mb * 1024 * 1024 / sizeof(uint64_t);
+    uint64_t *buf = tern_aligned_alloc(n * sizeof(uint64_t));
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) buf[i] = i;
+    double best = 0;
+    volatile uint64_t sink = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = tern_time();
+        uint64_t total = 0;
+        #pragma omp parallel for schedule(static) reduction(+ : total)
+        for (size_t i = 0; i < n; i++) total += buf[i];
+        double dt = tern_time() - t0;
+        sink += total;
+        double gbs = (double)n * sizeof(uint64_t) / dt / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    (void)sink;
+    free(buf);
+    return best;
+}
+
+int main(int argc, char **argv) {
+    const char *path = NULL, *random_spec = NULL;
+    long P = 128, N = 64, R = 3, B = 64, seed = 1234, bw_mb = -1;
+    tern_kernel_kind kind = TERN_KERNEL_AUTO;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long *dst = NULL;
+        if (!strcmp(a, "-m")) { if (!v) usage(); path = v; i++; continue; }
+        if (!strcmp(a, "--random")) { if (!v) usage(); random_spec = v; i++; continue; }
+        if (!strcmp(a, "--bandwidth")) {
+            bw_mb = 1024;
+            if (v && tern_parse_long(v, &bw_mb) == 0) i++;
+            continue;
+        }
+        if (!strcmp(a, "--kernel")) {
+            if (!v || tern_kernel_parse(v, &kind)) { fprintf(stderr, "tern-bench: --kernel: expected auto|plain|avx2|avx512\n"); return 2; }
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "-p")) dst = &P;
+        else if (!strcmp(a, "-n")) dst = &N;
+        else if (!strcmp(a, "-r")) dst = &R;
+        else if (!strcmp(a, "-b")) dst = &B;
+        else if (!strcmp(a, "--seed")) dst = &seed;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
+        else { fprintf(stderr, "tern-bench: unknown option '%s'\n", a); usage(); }
+        if (!v || tern_parse_long(v, dst) || *dst < 0) { fprintf(stderr, "tern-bench: %s: expected a non-negative integer\n", a); return 2; }
+        i++;
+    }
+    if (bw_mb > 0) {
+        printf("memory read bandwidth: %.1f GB/s (%d threads, %ld MB buffer, best of 5)\n", bandwidth(bw_mb), omp_get_max_threads(), bw_mb);
+        return 0;
+    }
+    if (!path == !random_spec) usage();
+    if (R < 1 || B < 1) { fprintf(stderr, "tern-bench: -r and -b must be >= 1\n"); return 2; }
+    if (kind != TERN_KERNEL_AUTO && tern_kernel_force(kind)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
+    tern_rt_model m;
+    double t0 = tern_time();
+    if (path) {
+        if (build_model(&m, path)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
+    } else {
+        tern_rt_config c;
+        if (parse_shape(random_spec, &c)) return 2;
+        if (!c.seq_len) c.seq_len = (int)(P + N);
+        if (build_random_model(&m, &c, (uint64_t)seed)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
+    }
+    double t_load = tern_time() - t0;
+    const tern_rt_config *c = &m.config;
+    if (P + N > c->seq_len || P + N < 1) {
+        fprintf(stderr, "tern-bench: -p %ld + -n %ld exceeds the context %d\n", P, N, c->seq_len);
+        free_model(&m);
+        return 1;
+    }
+    tern_rt_state s;
+    build_state(&s, &m, (int)B, (int)(P + N));
+    printf("model: %s  dim %d ffn %d layers %d heads %d/%d vocab %d\n", m.path, c->dim, c->ffn_dim, c->n_layers, c->n_heads,
+           c->n_kv_heads, c->vocab_size);
+    printf("weights: %.3f G ternary (%.1f MB in kernel layout), %.1f MB fp (norms + logits matrix); loaded in %.2f s\n",
+           m.n_ternary / 1e9, m.ternary_bytes / 1e6, m.fp_bytes / 1e6, t_load);
+    printf("kernel: %s, threads: %d, batch %ld\n", tern_kernel_name(tern_kernel_best()), omp_get_max_threads(), B);
+    int *toks = tern_xmalloc(sizeof(int) * (size_t)(P + N + 1));
+    tern_rng rng;
+    tern_rng_seed(&rng, (uint64_t)seed);
+    for (long i = 0; i < P + N + 1; i++) toks[i] = (int)(tern_rng_u64(&rng) % (uint64_t)c->vocab_size);
+    double *pre = tern_xmalloc(sizeof(double) * (size_t)R), *dec = tern_xmalloc(sizeof(double) * (size_t)R);
+    // warm-up (page in the weights)
+    forward(&m, &s, toks, 1, 0, 0);
+    for (long r = 0; r < R; r++) {
+        double a = tern_time();
+        if (P > 0) forward_prompt(&m, &s, toks, (int)P, 0);
+        double b = tern_time();
+        for (long i = 0; i < N; i++) forward(&m, &s, toks + P + i, 1, (int)(P + i), 0);
+        double e = tern_time();
+        pre[r] = P > 0 ? P / (b - a) : 0;
+        dec[r] = N > 0 ? N / (e - b) : 0;
+    }
+    double pm = median(pre, (int)R), dm = median(dec, (int)R);
+    double bytes_tok = (double)m.ternary_bytes + (double)m.fp_bytes;
+    double ops_tok = 2.0 * (double)m.n_ternary;
+    if (P > 0)
+        printf("prefill %5ld tokens: %9.2f tok/s  %8.1f int GOPS   (median of %ld)\n", P, pm, ops_tok * pm / 1e9, R);
+    if (N > 0)
+        printf("decode  %5ld tokens: %9.2f tok/s  %8.1f int GOPS  %6.1f GB/s effective (%.1f MB weights/token)  (median of %ld)\n",
+               N, dm, ops_tok * dm / 1e9, bytes_tok * dm / 1e9, bytes_tok / 1e6, R);
+    free(pre);
+    free(dec);
+    free(toks);
+    free_state(&s);
+    free_model(&m);
+    return 0;
+}

@@ -1,0 +1,123 @@
+// generate.c — text generation with a bitnet GGUF, streaming the continuation to stdout.
+//   tern-generate -m model.gguf -p "prompt" [-n 256] [--temp 0.8] [--top-k 40] [--top-p 0.95]
+//                 [--seed 42] [--greedy] [-c ctx] [-b batch] [--kernel plain|avx2|avx512]
+//                 [--ids] [--tokenize] [--no-bos]
+// Prints prefill and decode tokens/s on stderr. --ids prints generated token ids instead of
+// text; --tokenize prints the prompt's token ids and exits.
+#include "runtime.h"
+#include "tokenizer.h"
+#include "util.h"
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: tern-generate -m model.gguf -p \"prompt\" [-n 256] [--temp 0.8] [--top-k 40] [--top-p 0.95]\n"
+            "                     [--seed 42] [--greedy] [-c ctx] [-b batch=64] [--kernel auto|plain|avx2|avx512]\n"
+            "                     [--ids] [--tokenize] [--no-bos]\n");
+    exit(2);
+}
+
+static void die(const char *msg) {
+    fprintf(stderr, "tern-generate: %s\n", msg);
+    exit(1);
+}
+
+int main(int argc, char **argv) {
+    const char *path = NULL, *prompt = NULL;
+    long n_gen = 256, ctx = 0, batch = 64, seed = 42, top_k = 40;
+    float temp = 0.8f, top_p = 0.95f;
+    int print_ids = 0, tokenize_only = 0, add_bos = 1;
+    tern_kernel_kind kind = TERN_KERNEL_AUTO;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long *ldst = NULL;
+        float *fdst = NULL;
+        if (!strcmp(a, "--greedy")) { temp = 0.0f; continue; }
+        if (!strcmp(a, "--ids")) { print_ids = 1; continue; }
+        if (!strcmp(a, "--tokenize")) { tokenize_only = 1; continue; }
+        if (!strcmp(a, "--no-bos")) { add_bos = 0; continue; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
+        if (!v) { fprintf(stderr, "tern-generate: %s needs a value\n", a); usage(); }
+        i++;
+        if (!strcmp(a, "-m")) path = v;
+        else if (!strcmp(a, "-p")) prompt = v;
+        else if (!strcmp(a, "--kernel")) {
+            if (tern_kernel_parse(v, &kind)) die("--kernel: expected auto|plain|avx2|avx512");
+        } else if (!strcmp(a, "-n")) ldst = &n_gen;
+        else if (!strcmp(a, "-c")) ldst = &ctx;
+        else if (!strcmp(a, "-b")) ldst = &batch;
+        else if (!strcmp(a, "--seed")) ldst = &seed;
+        else if (!strcmp(a, "--top-k")) ldst = &top_k;
+        else if (!strcmp(a, "--temp")) fdst = &temp;
+        else if (!strcmp(a, "--top-p")) fdst = &top_p;
+        else { fprintf(stderr, "tern-generate: unknown option '%s'\n", a); usage(); }
+        if (ldst && (tern_parse_long(v, ldst) || *ldst < 0)) { fprintf(stderr, "tern-generate: %s: expected a non-negative integer, got '%s'\n", a, v); return 2; }
+        if (fdst && (tern_parse_float(v, fdst) || *fdst < 0)) { fprintf(stderr, "tern-generate: %s: expected a non-negative number, got '%s'\n", a, v); return 2; }
+    }
+    if (!path || !prompt) usage();
+    if (batch < 1) die("-b must be >= 1");
+    if (kind != TERN_KERNEL_AUTO && tern_kernel_force(kind)) die(tern_last_error());
+    tern_rt_model m;
+    if (build_model(&m, path)) die(tern_last_error());
+    tern_tokenizer tok;
+    if (rt_require_vocab(&m) || rt_build_tokenizer(&m, &tok)) die(tern_last_error());
+    int *ids = NULL, n_prompt = 0;
+    if (tern_tokenizer_encode(&tok, prompt, strlen(prompt), add_bos && m.vocab.add_bos, &ids, &n_prompt)) die(tern_last_error());
+    if (tokenize_only) {
+        for (int i = 0; i < n_prompt; i++) printf("%s%d", i ? " " : "", ids[i]);
+        printf("\n");
+        free(ids);
+        tern_tokenizer_free(&tok);
+        free_model(&m);
+        return 0;
+    }
+    if (n_prompt < 1) die("empty prompt (no tokens); drop --no-bos or give text");
+    if (rt_check_prompt(&m, n_prompt, (int)ctx)) die(tern_last_error());
+    tern_rt_state s;
+    if (build_state(&s, &m, (int)batch, (int)ctx)) die(tern_last_error());
+    if (n_gen > s.seq_len - n_prompt) n_gen = s.seq_len - n_prompt;
+    tern_sampler sp;
+    build_sampler(&sp, m.config.vocab_size, temp, (int)top_k, top_p, (uint64_t)seed);
+    fprintf(stderr, "tern-generate: %s: %d layers, dim %d, vocab %d, context %d; kernel %s, %d threads\n", path,
+            m.config.n_layers, m.config.dim, m.config.vocab_size, s.seq_len, tern_kernel_name(tern_kernel_best()),
+            omp_get_max_threads());
+    // prompt text first (as the tokenizer reproduces it), then the continuation, streamed
+    char piece[TERN_TOK_MAX_PIECE + 8];
+    int first_text = 1;
+    if (!print_ids) {
+        for (int i = 0; i < n_prompt; i++) {
+            int k = tern_tokenizer_decode_piece(&tok, ids[i], first_text, piece, sizeof piece);
+            if (k > 0) { fwrite(piece, 1, (size_t)k, stdout); first_text = 0; }
+        }
+        fflush(stdout);
+    }
+    double t0 = tern_time();
+    float *logits = forward_prompt(&m, &s, ids, n_prompt, 0);
+    double t1 = tern_time();
+    int pos = n_prompt, n_done = 0;
+    for (; n_done < n_gen; n_done++) {
+        int next = sample(&sp, logits);
+        if (print_ids) printf("%s%d", n_done ? " " : "", next);
+        else {
+            int k = tern_tokenizer_decode_piece(&tok, next, first_text, piece, sizeof piece);
+            if (k > 0) { fwrite(piece, 1, (size_t)k, stdout); first_text = 0; }
+        }
+        fflush(stdout);
+        if (next == m.vocab.eos_id) { n_done++; break; }
+        if (n_done + 1 == n_gen) { n_done++; break; }
+        logits = forward(&m, &s, &next, 1, pos++, 0);
+    }
+    double t2 = tern_time();
+    printf("\n");
+    fprintf(stderr, "prefill: %d tokens in %.3f s (%.2f tok/s); decode: %d tokens in %.3f s (%.2f tok/s)\n", n_prompt, t1 - t0,
+            n_prompt / (t1 - t0), n_done, t2 - t1, n_done > 1 ? (n_done - 1) / (t2 - t1) : 0.0);
+    free_sampler(&sp);
+    free_state(&s);
+    free(ids);
+    tern_tokenizer_free(&tok);
+    free_model(&m);
+    return 0;
+}

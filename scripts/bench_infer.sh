@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# bench_infer.sh — runtime speed (make bench): measured memory read bandwidth, then prefill and
+# decode tokens/s (medians), integer GOPS and effective GB/s of weights read per decoded token for
+#   small: dim 256, 6 layers, 4 heads, ffn 768, vocab 4096 (random weights)
+#   2b:    n_embd 2560, n_ff 6912, 30 layers, 20 heads / 5 kv heads, vocab 32000 (random weights,
+#          the BitNet-b1.58-2B-4T shape; published llama.cpp TQ2_0 decode on 2 cores: ~23 tok/s)
+# and, if given, a model file. Threads: OMP_NUM_THREADS (default 2).
+#   scripts/bench_infer.sh [BUILD_DIR=build] [model.gguf]
+set -euo pipefail
+B=${1:-build}
+model=${2:-}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+export OMP_PROC_BIND=${OMP_PROC_BIND:-close}
+echo "== tern runtime bench ($OMP_NUM_THREADS threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+bw=$("$B/tern-bench" --bandwidth 1024)
+echo "$bw"
+gbs=$(echo "$bw" | sed -n 's/.*bandwidth: \([0-9.]*\) GB\/s.*/\1/p')
+run() {
+  local label=$1; shift
+  echo "-- $label"
+  local out
+  out=$("$B/tern-bench" "$@")
+  echo "$out"
+  local eff
+  eff=$(echo "$out" | sed -n 's/.* \([0-9.]*\) GB\/s effective.*/\1/p')
+  [ -n "$eff" ] && [ -n "$gbs" ] && awk -v e="$eff" -v b="$gbs" 'BEGIN { printf "   decode reads weights at %.1f GB/s = %.0f%% of the measured %.1f GB/s\n", e, 100 * e / b, b }'
+  return 0
+}
+run "small (random weights)" --random small -p 128 -n 128 -r 5
+run "2560/6912/30 layers, 20/5 heads (random weights)" --random 2b -p 64 -n 32 -r 3
+[ -n "$model" ] && run "$model" -m "$model" -p 128 -n 64 -r 3
+exit 0

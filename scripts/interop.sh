@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# interop.sh — tern's exported GGUF against llama.cpp (node-llama-cpp's prebuilt binaries).
+#   scripts/interop.sh [BUILD_DIR=build] [ckpt.h5]
+# Without a checkpoint, a small model is trained on tests/fixtures/parity.txt by the parity test
+# binary (TERN_PARITY_OUT). The checkpoint is exported as TQ2_0 and as TQ1_0, and
+# scripts/interop/interop.mjs compares tokenization, greedy continuations and perplexity with
+# tern's own programs (tolerances stated there). Exits non-zero on any mismatch.
+# node-llama-cpp is installed into scripts/interop/node_modules on first use (npm, ~85 MB).
+set -euo pipefail
+B=${1:-build}
+ckpt=${2:-}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+case "$B" in /*) ;; *) B="$root/$B" ;; esac
+command -v node >/dev/null || { echo "interop.sh: node not found (scripts/install-deps.sh interop)" >&2; exit 1; }
+if [ ! -d scripts/interop/node_modules/node-llama-cpp ] || [ ! -d scripts/interop/node_modules/@node-llama-cpp/linux-x64 ]; then
+  echo "interop.sh: installing node-llama-cpp into scripts/interop/node_modules" >&2
+  (cd scripts/interop && npm install --no-audit --no-fund --omit=optional >&2)
+fi
+work=$(mktemp -d /tmp/tern-interop-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+if [ -z "$ckpt" ]; then
+  bdir=$(basename "$B")
+  [ -x "$B/tests/test_parity" ] || make -s BUILD="$bdir" "$bdir/tests/test_parity" >&2
+  echo "interop.sh: training a small checkpoint (test_parity, 100 AdamW steps)" >&2
+  TERN_PARITY_OUT="$work" TERN_PARITY_TRAIN_STEPS=100 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$B/tests/test_parity" >/dev/null 2>&1
+  ckpt="$work/parity.h5"
+fi
+status=0
+for t in tq2_0 tq1_0; do
+  "$B/tern-export" "$ckpt" "$work/model-$t.gguf" --type "$t"
+  node scripts/interop/interop.mjs "$B" "$work/model-$t.gguf" tests/fixtures/parity.txt || status=1
+done
+exit $status

@@ -1,0 +1,245 @@
+// test_parity.c — training side vs runtime for one checkpoint and one text:
+// checkpoint (tern_model, random weights, a tokenizer trained on the text) -> tern-export -> GGUF
+// -> runtime. The runtime's perplexity must equal the training side's evaluation (tern_eval_ids,
+// what tern-eval runs, same windows) within 0.1% (f16 embedding) / 0.01% (f32), and greedy generation must give the
+// same tokens as tern_model_generate_greedy. Also tern-export's refusals (bad input).
+#include "testutil.h"
+#include "checkpoint.h"
+#include "config.h"
+#include "eval.h"
+#include "model.h"
+#include "optim.h"
+#include "runtime.h"
+#include "tokenizer.h"
+#include "util.h"
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char export_bin[1024];
+static char tmpdir[256];
+static tern_tokenizer tok;
+static int *ids;      // the first N_EVAL tokens of the fixture (evaluation)
+static int n_ids;
+static int *all_ids;  // every token of the fixture (training)
+static int n_all;
+
+#define CTX 64
+#define N_EVAL 200
+
+static int setup(void **st) {
+    (void)st;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tern-test-parity-XXXXXX");
+    if (!mkdtemp(tmpdir)) return -1;
+    size_t len;
+    char *text = tern_read_file("tests/fixtures/parity.txt", &len);
+    if (!text) { fprintf(stderr, "%s\n", tern_last_error()); return -1; }
+    tern_tokenizer_train_opts o;
+    tern_tokenizer_train_defaults(&o);
+    o.vocab_size = 400;
+    const char *texts[1] = {text};
+    if (tern_tokenizer_train(&tok, texts, &len, 1, &o)) { fprintf(stderr, "%s\n", tern_last_error()); return -1; }
+    if (tern_tokenizer_encode(&tok, text, len, 0, &all_ids, &n_all)) return -1; // no BOS, as tern-eval --text
+    free(text);
+    n_ids = n_all < N_EVAL ? n_all : N_EVAL;
+    ids = all_ids;
+    return 0;
+}
+
+static int teardown(void **st) {
+    (void)st;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    free(all_ids);
+    tern_tokenizer_free(&tok);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static tern_model_config test_config(int tied) {
+    tern_model_config c = {.dim = 256, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 512,
+                           .vocab_size = tok.vocab_size, .seq_len = CTX, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
+                           .tied_head = tied, .ternary = 1};
+    return c;
+}
+
+// a model that predicts something: init, then a few AdamW steps on the evaluation text
+#define TRAIN_STEPS 12
+static void make_model(tern_model *m, const tern_model_config *c, uint64_t seed) {
+    assert_int_equal(tern_model_config_validate(c), 0);
+    tern_model_build(m, c);
+    tern_model_init_weights(m, seed);
+    tern_adamw o;
+    tern_adamw_init(&o, &m->params, 0.9f, 0.95f, 1e-8f);
+    tern_graph g;
+    tern_graph_init(&g, tern_model_graph_nodes(c), 0, 0);
+    int T = c->seq_len < n_all - 1 ? c->seq_len : n_all - 1;
+    int steps = TRAIN_STEPS; // TERN_PARITY_TRAIN_STEPS overrides (scripts/interop.sh trains longer)
+    const char *e = getenv("TERN_PARITY_TRAIN_STEPS");
+    if (e && atoi(e) > 0) steps = atoi(e);
+    for (int step = 1; step <= steps; step++) {
+        int off = (int)(((long)step * 997) % (n_all - T));
+        tern_graph_reset(&g);
+        tern_params_zero_grad(&m->params);
+        tern_tensor *l = tern_model_loss(m, &g, all_ids + off, all_ids + off + 1, 1, T);
+        tern_backward(&g, l, 1.0f);
+        tern_optim_step(&o, &m->params, step, 4e-3f, 0.0f, 1.0f, NULL);
+    }
+    tern_graph_free(&g);
+    tern_adamw_free(&o);
+}
+
+static void save_ckpt(const tern_model *m, const char *path, int with_tok) {
+    void *buf = NULL;
+    size_t n = 0;
+    if (with_tok) tern_tokenizer_to_bytes(&tok, &buf, &n);
+    assert_int_equal(tern_checkpoint_save(path, &m->cfg, &m->params, buf, n, NULL), 0);
+    free(buf);
+}
+
+// run tern-export; returns its exit status; stderr into err
+static int run_export(const char *args, char *err, size_t errn) {
+    char cmd[2048], errf[300];
+    snprintf(errf, sizeof errf, "%s/export.err", tmpdir);
+    snprintf(cmd, sizeof cmd, "'%s' %s > /dev/null 2> '%s'", export_bin, args, errf);
+    int rc = system(cmd);
+    err[0] = 0;
+    FILE *f = fopen(errf, "r");
+    if (f) {
+        size_t k = fread(err, 1, errn - 1, f);
+        err[k] = 0;
+        fclose(f);
+    }
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void check_parity(int tied, const char *export_opts, double ppl_tol) {
+    tern_model_config c = test_config(tied);
+    tern_model tm;
+    make_model(&tm, &c, 77 + (uint64_t)tied);
+    char ckpt[600], gguf[300], args[1500], err[1024];
+    // TERN_PARITY_OUT=dir keeps the (tied) checkpoint as dir/parity.h5 (scripts/interop.sh uses it)
+    const char *keep_dir = getenv("TERN_PARITY_OUT");
+    if (keep_dir && tied) snprintf(ckpt, sizeof ckpt, "%s/parity.h5", keep_dir);
+    else snprintf(ckpt, sizeof ckpt, "%s/model.h5", tmpdir);
+    snprintf(gguf, sizeof gguf, "%s/model.gguf", tmpdir);
+    save_ckpt(&tm, ckpt, 1);
+    snprintf(args, sizeof args, "'%s' '%s' %s", ckpt, gguf, export_opts);
+    int rc = run_export(args, err, sizeof err);
+    if (rc) fprintf(stderr, "tern-export failed: %s\n", err);
+    assert_int_equal(rc, 0);
+
+    tern_rt_model m;
+    assert_int_equal(build_model(&m, gguf), 0);
+    assert_int_equal(m.has_vocab, 1);
+    assert_int_equal(m.config.vocab_size, tok.vocab_size);
+    // the GGUF's tokenizer encodes like the original
+    tern_tokenizer t2;
+    assert_int_equal(rt_build_tokenizer(&m, &t2), 0);
+    assert_int_equal(tern_tokenizer_hash(&t2), tern_tokenizer_hash(&tok));
+    tern_tokenizer_free(&t2);
+
+    tern_rt_state s;
+    assert_int_equal(build_state(&s, &m, 16, CTX), 0);
+    long scored;
+    int windows;
+    double nll_rt = rt_nll(&m, &s, ids, n_ids, CTX, &scored, &windows);
+    assert_int_equal(scored, n_ids - 1);
+    tern_eval_result r; // the training side's evaluation (tern-eval), windows of seq_len = CTX
+    tern_eval_ids(&tm, ids, n_ids, 2, 0, NULL, &r);
+    assert_int_equal(r.n_scored, scored);
+    assert_int_equal(r.n_windows, windows);
+    double ppl_rt = exp(nll_rt / scored), ppl_tr = r.ppl;
+    double rel = fabs(ppl_rt / ppl_tr - 1.0);
+    fprintf(stderr, "parity (%s, %s): runtime ppl %.6f, training ppl %.6f, rel diff %.2e over %ld tokens, %d windows\n",
+            tied ? "tied" : "untied", export_opts, ppl_rt, ppl_tr, rel, scored, windows);
+    assert_true(rel <= ppl_tol);
+    assert_true(ppl_tr > 1.5); // a model that actually predicts something uncertain
+
+    // greedy continuation: training forward (no cache) vs runtime (KV cache, batched prefill)
+    enum { NP = 9, NN = 24 };
+    int want[NN], got[NN];
+    tern_model_generate_greedy(&tm, ids, NP, NN, want);
+    float *lg = forward_prompt(&m, &s, ids, NP, 0);
+    for (int i = 0; i < NN; i++) {
+        got[i] = sample_argmax(lg, m.config.vocab_size);
+        if (i + 1 < NN) lg = forward(&m, &s, &got[i], 1, NP + i, 0);
+    }
+    assert_memory_equal(want, got, sizeof want);
+    free_state(&s);
+    free_model(&m);
+    tern_model_free(&tm);
+}
+
+static void test_parity_tq2_f32(void **st) { (void)st; check_parity(1, "--type tq2_0 --embd f32", 1e-4); }
+static void test_parity_tq1_f16(void **st) { (void)st; check_parity(1, "--type tq1_0 --embd f16", 1e-3); }
+static void test_parity_untied(void **st) { (void)st; check_parity(0, "", 1e-3); }
+
+static void test_export_errors(void **st) {
+    (void)st;
+    char ckpt[300], gguf[300], args[800], err[1024];
+    snprintf(gguf, sizeof gguf, "%s/bad.gguf", tmpdir);
+    // missing checkpoint
+    snprintf(args, sizeof args, "'%s/nope.h5' '%s'", tmpdir, gguf);
+    assert_int_not_equal(run_export(args, err, sizeof err), 0);
+    assert_non_null(strstr(err, "nope.h5"));
+    // rows not a multiple of 256
+    tern_model_config c = test_config(1);
+    c.dim = 128;
+    c.ffn_dim = 384;
+    tern_model m;
+    make_model(&m, &c, 5);
+    snprintf(ckpt, sizeof ckpt, "%s/small.h5", tmpdir);
+    save_ckpt(&m, ckpt, 1);
+    tern_model_free(&m);
+    snprintf(args, sizeof args, "'%s' '%s'", ckpt, gguf);
+    assert_int_not_equal(run_export(args, err, sizeof err), 0);
+    assert_non_null(strstr(err, "multiples of 256"));
+    // full precision
+    c = test_config(1);
+    c.ternary = 0;
+    make_model(&m, &c, 5);
+    save_ckpt(&m, ckpt, 1);
+    assert_int_not_equal(run_export(args, err, sizeof err), 0);
+    assert_non_null(strstr(err, "full-precision"));
+    tern_model_free(&m);
+    // no tokenizer
+    c = test_config(1);
+    make_model(&m, &c, 5);
+    save_ckpt(&m, ckpt, 0);
+    tern_model_free(&m);
+    assert_int_not_equal(run_export(args, err, sizeof err), 0);
+    assert_non_null(strstr(err, "no tokenizer"));
+    // bad option value
+    snprintf(args, sizeof args, "'%s' '%s' --type q4_0", ckpt, gguf);
+    assert_int_not_equal(run_export(args, err, sizeof err), 0);
+    assert_int_equal(access(gguf, F_OK), -1); // nothing written by any failure
+    // --no-tokenizer writes a file the runtime loads but cannot tokenize for
+    snprintf(args, sizeof args, "'%s' '%s' --no-tokenizer", ckpt, gguf);
+    assert_int_equal(run_export(args, err, sizeof err), 0);
+    tern_rt_model rm;
+    assert_int_equal(build_model(&rm, gguf), 0);
+    assert_int_equal(rt_require_vocab(&rm), -1);
+    free_model(&rm);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    char self[1024];
+    snprintf(self, sizeof self, "%s", argv[0]);
+    snprintf(export_bin, sizeof export_bin, "%s/../tern-export", dirname(self));
+    if (access(export_bin, X_OK)) {
+        fprintf(stderr, "test_parity: %s not built\n", export_bin);
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parity_tq2_f32),
+        cmocka_unit_test(test_parity_tq1_f16),
+        cmocka_unit_test(test_parity_untied),
+        cmocka_unit_test(test_export_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,545 @@
+// test_runtime.c — the inference runtime against a plain fp32 reference forward on tiny random
+// bitnet models written as GGUF here; batched prefill vs one-token decode; kernel kinds; the
+// sampler; bad input (truncated / corrupt file, wrong architecture, unknown tensor type, missing
+// tensor / tokenizer, prompt longer than the context).
+#include "testutil.h"
+#include "gguf.h"
+#include "kernels.h"
+#include "quant.h"
+#include "rope.h"
+#include "runtime.h"
+#include "tqpack.h"
+#include "util.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+// ---- a tiny random model (fp32 master weights) and its GGUF -----------------------------------
+enum { TM_Q, TM_K, TM_V, TM_O, TM_G, TM_U, TM_D };
+static const char *tm_names[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+typedef struct {
+    int dim, ffn, layers, heads, kv_heads, vocab, ctx;
+    float eps, theta;
+    float *embd;                 // [vocab, dim]
+    float *out_norm;             // [dim]
+    float *norms[8][4];          // per layer: attn_norm, attn_sub_norm, ffn_norm [dim]; ffn_sub_norm [ffn]
+    int8_t *wq[8][7];            // ternary [rows, cols]
+    float sw[8][7];              // s_w
+} tmodel;
+
+static void tm_shape(const tmodel *t, int j, int *rows, int *cols) {
+    int hd = t->dim / t->heads, kv = t->kv_heads * hd;
+    int r[7] = {t->dim, kv, kv, t->dim, t->ffn, t->ffn, t->dim};
+    int c[7] = {t->dim, t->dim, t->dim, t->dim, t->dim, t->dim, t->ffn};
+    *rows = r[j];
+    *cols = c[j];
+}
+
+static void tm_build(tmodel *t, int dim, int ffn, int layers, int heads, int kv_heads, int vocab, int ctx, uint64_t seed) {
+    memset(t, 0, sizeof *t);
+    t->dim = dim; t->ffn = ffn; t->layers = layers; t->heads = heads; t->kv_heads = kv_heads;
+    t->vocab = vocab; t->ctx = ctx; t->eps = 1e-5f; t->theta = 10000.0f;
+    t->embd = malloc(sizeof(float) * (size_t)vocab * dim);
+    tu_fill_normal(t->embd, (long)vocab * dim, seed, 1.0f);
+    t->out_norm = malloc(sizeof(float) * dim);
+    tu_fill_uniform(t->out_norm, dim, seed + 1, 0.5f, 1.5f);
+    for (int l = 0; l < layers; l++) {
+        for (int k = 0; k < 4; k++) {
+            int n = k == 3 ? ffn : dim;
+            t->norms[l][k] = malloc(sizeof(float) * n);
+            tu_fill_uniform(t->norms[l][k], n, seed + 10 + 10 * l + k, 0.5f, 1.5f);
+        }
+        for (int j = 0; j < 7; j++) {
+            int r, c;
+            tm_shape(t, j, &r, &c);
+            float *w = malloc(sizeof(float) * (size_t)r * c);
+            tu_fill_normal(w, (long)r * c, seed + 100 + 10 * l + j, 0.02f);
+            t->sw[l][j] = tern_weight_scale(w, (long)r * c);
+            t->wq[l][j] = malloc((size_t)r * c);
+            tern_weight_quantize_i8(w, (long)r * c, t->sw[l][j], t->wq[l][j]);
+            free(w);
+        }
+    }
+}
+
+static void tm_free(tmodel *t) {
+    free(t->embd);
+    free(t->out_norm);
+    for (int l = 0; l < t->layers; l++) {
+        for (int k = 0; k < 4; k++) free(t->norms[l][k]);
+        for (int j = 0; j < 7; j++) free(t->wq[l][j]);
+    }
+}
+
+typedef struct {
+    int ttype;          // TERN_GGML_TQ2_0 / TQ1_0
+    int embd_type;      // F32 / F16
+    int scale_tensor;   // 1: d = 1 + blk.N.x.scale; 0: d = fp16(s_w)
+    int vocab;          // write the tokenizer
+    const char *arch;   // default "bitnet"
+    const char *skip;   // tensor name to leave out
+    int bitlinear_f32;  // write blk.0.attn_q.weight as F32 (unsupported for BitLinear)
+    int mixed_d;        // blk.0.ffn_up.weight: second half of the blocks with twice the d
+} tm_opts;
+
+static void add_norm(tern_gguf_writer *w, const char *name, const float *x, int n) {
+    int64_t ne[1] = {n};
+    assert_int_equal(tern_gguf_add_tensor(w, name, 1, ne, TERN_GGML_F32, x, sizeof(float) * (size_t)n), 0);
+}
+
+// Writes t as GGUF to path. Buffers that must outlive the write go into keep[] (freed by caller).
+static void tm_write(const tmodel *t, const char *path, tm_opts o) {
+    tern_gguf_writer *w = tern_gguf_writer_new();
+    void *keep[128];
+    int nkeep = 0;
+    assert_int_equal(tern_gguf_add_str(w, "general.architecture", o.arch ? o.arch : "bitnet"), 0);
+    tern_gguf_add_str(w, "general.name", "tern-test");
+    tern_gguf_add_u32(w, "bitnet.context_length", (uint32_t)t->ctx);
+    tern_gguf_add_u32(w, "bitnet.embedding_length", (uint32_t)t->dim);
+    tern_gguf_add_u32(w, "bitnet.block_count", (uint32_t)t->layers);
+    tern_gguf_add_u32(w, "bitnet.feed_forward_length", (uint32_t)t->ffn);
+    tern_gguf_add_u32(w, "bitnet.attention.head_count", (uint32_t)t->heads);
+    tern_gguf_add_u32(w, "bitnet.attention.head_count_kv", (uint32_t)t->kv_heads);
+    tern_gguf_add_f32(w, "bitnet.attention.layer_norm_rms_epsilon", t->eps);
+    tern_gguf_add_f32(w, "bitnet.rope.freq_base", t->theta);
+    char **pieces = NULL;
+    float *scores = NULL;
+    int32_t *types = NULL;
+    if (o.vocab) {
+        pieces = malloc(sizeof(char *) * t->vocab);
+        scores = malloc(sizeof(float) * t->vocab);
+        types = malloc(sizeof(int32_t) * t->vocab);
+        for (int i = 0; i < t->vocab; i++) {
+            pieces[i] = malloc(16);
+            if (i == 0) snprintf(pieces[i], 16, "<unk>");
+            else if (i == 1) snprintf(pieces[i], 16, "<s>");
+            else if (i == 2) snprintf(pieces[i], 16, "</s>");
+            else if (i < 259) snprintf(pieces[i], 16, "<0x%02X>", i - 3);
+            else snprintf(pieces[i], 16, "\xe2\x96\x81p%d", i);
+            types[i] = i == 0 ? 2 : (i < 3 ? 3 : (i < 259 ? 6 : 1));
+            scores[i] = i < 259 ? 0.0f : -(float)i;
+        }
+        tern_gguf_add_str(w, "tokenizer.ggml.model", "llama");
+        tern_gguf_add_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)pieces, (uint64_t)t->vocab);
+        tern_gguf_add_arr(w, "tokenizer.ggml.scores", TERN_GGUF_FLOAT32, scores, (uint64_t)t->vocab);
+        tern_gguf_add_arr(w, "tokenizer.ggml.token_type", TERN_GGUF_INT32, types, (uint64_t)t->vocab);
+        tern_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", 1);
+        tern_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", 2);
+        tern_gguf_add_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    }
+    int64_t ne[2] = {t->dim, t->vocab};
+    if (o.embd_type == TERN_GGML_F16) {
+        uint16_t *h = malloc(sizeof(uint16_t) * (size_t)t->vocab * t->dim);
+        for (long i = 0; i < (long)t->vocab * t->dim; i++) h[i] = tern_fp32_to_fp16(t->embd[i]);
+        keep[nkeep++] = h;
+        assert_int_equal(tern_gguf_add_tensor(w, "token_embd.weight", 2, ne, TERN_GGML_F16, h, 2 * (size_t)t->vocab * t->dim), 0);
+    } else {
+        assert_int_equal(tern_gguf_add_tensor(w, "token_embd.weight", 2, ne, TERN_GGML_F32, t->embd, 4 * (size_t)t->vocab * t->dim), 0);
+    }
+    for (int l = 0; l < t->layers; l++) {
+        char name[96];
+        const char *nn[4] = {"attn_norm", "attn_sub_norm", "ffn_norm", "ffn_sub_norm"};
+        for (int k = 0; k < 4; k++) {
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, nn[k]);
+            if (o.skip && !strcmp(o.skip, name)) continue;
+            add_norm(w, name, t->norms[l][k], k == 3 ? t->ffn : t->dim);
+        }
+        for (int j = 0; j < 7; j++) {
+            int r, c;
+            tm_shape(t, j, &r, &c);
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, tm_names[j]);
+            if (o.skip && !strcmp(o.skip, name)) continue;
+            int64_t ne2[2] = {c, r};
+            long n = (long)r * c;
+            if (o.bitlinear_f32 && l == 0 && j == 0) {
+                float *f = malloc(sizeof(float) * n);
+                for (long i = 0; i < n; i++) f[i] = t->wq[l][j][i] * t->sw[l][j];
+                keep[nkeep++] = f;
+                assert_int_equal(tern_gguf_add_tensor(w, name, 2, ne2, TERN_GGML_F32, f, sizeof(float) * n), 0);
+                continue;
+            }
+            float d = o.scale_tensor ? 1.0f : t->sw[l][j];
+            size_t nb = o.ttype == TERN_GGML_TQ1_0 ? tern_tq1_bytes(n) : tern_tq2_bytes(n);
+            void *buf = malloc(nb);
+            keep[nkeep++] = buf;
+            int rc = o.ttype == TERN_GGML_TQ1_0 ? tern_tq1_pack(t->wq[l][j], n, d, buf) : tern_tq2_pack(t->wq[l][j], n, d, buf);
+            assert_int_equal(rc, 0);
+            if (o.mixed_d && l == 0 && j == TM_U && o.ttype == TERN_GGML_TQ2_0)
+                assert_int_equal(tern_tq2_pack(t->wq[l][j] + n / 2, n / 2, 2 * d, (char *)buf + nb / 2), 0);
+            assert_int_equal(tern_gguf_add_tensor(w, name, 2, ne2, o.ttype, buf, nb), 0);
+            if (o.scale_tensor) {
+                snprintf(name, sizeof name, "blk.%d.%s.scale", l, tm_names[j]);
+                int64_t one[1] = {1};
+                assert_int_equal(tern_gguf_add_tensor(w, name, 1, one, TERN_GGML_F32, &t->sw[l][j], sizeof(float)), 0);
+            }
+        }
+    }
+    add_norm(w, "output_norm.weight", t->out_norm, t->dim);
+    assert_int_equal(tern_gguf_write(w, path), 0);
+    tern_gguf_writer_free(w);
+    for (int i = 0; i < nkeep; i++) free(keep[i]);
+    if (pieces) {
+        for (int i = 0; i < t->vocab; i++) free(pieces[i]);
+        free(pieces);
+        free(scores);
+        free(types);
+    }
+}
+
+// ---- plain fp32 reference forward (no KV cache: every position recomputed causally) ----------
+static void ref_rmsnorm(float *o, const float *x, const float *w, int C, float eps) {
+    float ss = 0.0f;
+    for (int c = 0; c < C; c++) ss += x[c] * x[c];
+    float rs = 1.0f / sqrtf(ss / (float)C + eps);
+    for (int c = 0; c < C; c++) o[c] = x[c] * rs * w[c];
+}
+// y[rows] = BitLinear(x[cols]) with explicit int32 accumulation
+static void ref_bitlinear(float *y, const float *x, const int8_t *wq, float sw, int rows, int cols) {
+    int8_t *xq = malloc(cols);
+    float sx = tern_act_quantize_row_i8(x, cols, xq);
+    for (int r = 0; r < rows; r++) {
+        int32_t acc = 0;
+        for (int k = 0; k < cols; k++) acc += (int32_t)xq[k] * wq[(size_t)r * cols + k];
+        y[r] = (float)acc * (sw / sx);
+    }
+    free(xq);
+}
+
+// logits [T, vocab] for tokens[T]; embd: the embedding as the file stores it (f16-rounded or not)
+static void ref_forward(const tmodel *t, const float *embd, const int *tokens, int T, float *logits) {
+    int D = t->dim, F = t->ffn, H = t->heads, hd = D / H, KV = t->kv_heads * hd, G = H / t->kv_heads;
+    float *x = malloc(sizeof(float) * T * D), *h = malloc(sizeof(float) * F), *q = malloc(sizeof(float) * T * D);
+    float *k = malloc(sizeof(float) * T * KV), *v = malloc(sizeof(float) * T * KV), *a = malloc(sizeof(float) * T * D);
+    float *g = malloc(sizeof(float) * F), *u = malloc(sizeof(float) * F), *y = malloc(sizeof(float) * D);
+    float *cs = malloc(sizeof(float) * hd), *p = malloc(sizeof(float) * T);
+    for (int i = 0; i < T; i++) memcpy(x + i * D, embd + (size_t)tokens[i] * D, sizeof(float) * D);
+    for (int l = 0; l < t->layers; l++) {
+        for (int i = 0; i < T; i++) {
+            ref_rmsnorm(h, x + i * D, t->norms[l][0], D, t->eps);
+            ref_bitlinear(q + i * D, h, t->wq[l][TM_Q], t->sw[l][TM_Q], D, D);
+            ref_bitlinear(k + i * KV, h, t->wq[l][TM_K], t->sw[l][TM_K], KV, D);
+            ref_bitlinear(v + i * KV, h, t->wq[l][TM_V], t->sw[l][TM_V], KV, D);
+            tern_rope_angles(i, hd, t->theta, cs);
+            for (int hh = 0; hh < H; hh++) tern_rope_rotate(q + i * D + hh * hd, hd, cs, 1.0f);
+            for (int hh = 0; hh < t->kv_heads; hh++) tern_rope_rotate(k + i * KV + hh * hd, hd, cs, 1.0f);
+        }
+        for (int i = 0; i < T; i++)
+            for (int hh = 0; hh < H; hh++) {
+                const float *qi = q + i * D + hh * hd;
+                double mx = -1e30, sum = 0;
+                for (int j = 0; j <= i; j++) {
+                    double s = 0;
+                    for (int d = 0; d < hd; d++) s += (double)qi[d] * k[j * KV + (hh / G) * hd + d];
+                    p[j] = (float)(s / sqrt((double)hd));
+                    if (p[j] > mx) mx = p[j];
+                }
+                for (int j = 0; j <= i; j++) sum += exp(p[j] - mx);
+                for (int d = 0; d < hd; d++) {
+                    double o = 0;
+                    for (int j = 0; j <= i; j++) o += exp(p[j] - mx) / sum * v[j * KV + (hh / G) * hd + d];
+                    a[i * D + hh * hd + d] = (float)o;
+                }
+            }
+        for (int i = 0; i < T; i++) {
+            float *xi = x + i * D;
+            ref_rmsnorm(h, a + i * D, t->norms[l][1], D, t->eps);
+            ref_bitlinear(y, h, t->wq[l][TM_O], t->sw[l][TM_O], D, D);
+            for (int d = 0; d < D; d++) xi[d] += y[d];
+            ref_rmsnorm(h, xi, t->norms[l][2], D, t->eps);
+            ref_bitlinear(g, h, t->wq[l][TM_G], t->sw[l][TM_G], F, D);
+            ref_bitlinear(u, h, t->wq[l][TM_U], t->sw[l][TM_U], F, D);
+            for (int f = 0; f < F; f++) g[f] = g[f] * (1.0f / (1.0f + expf(-g[f]))) * u[f];
+            ref_rmsnorm(h, g, t->norms[l][3], F, t->eps);
+            ref_bitlinear(y, h, t->wq[l][TM_D], t->sw[l][TM_D], D, F);
+            for (int d = 0; d < D; d++) xi[d] += y[d];
+        }
+    }
+    for (int i = 0; i < T; i++) {
+        ref_rmsnorm(h, x + i * D, t->out_norm, D, t->eps);
+        for (int vv = 0; vv < t->vocab; vv++) {
+            double s = 0;
+            for (int d = 0; d < D; d++) s += (double)h[d] * embd[(size_t)vv * D + d];
+            logits[(size_t)i * t->vocab + vv] = (float)s;
+        }
+    }
+    free(x); free(h); free(q); free(k); free(v); free(a); free(g); free(u); free(y); free(cs); free(p);
+}
+
+// max |a-b| over n, relative to max |b|
+static double rel_err(const float *a, const float *b, long n) {
+    double e = 0, m = 1e-30;
+    for (long i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > e) e = d;
+        if (fabs(b[i]) > m) m = fabs(b[i]);
+    }
+    return e / m;
+}
+
+static char tmpdir[256];
+static void tmp_path(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", tmpdir, name); }
+
+static int setup(void **st) {
+    (void)st;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tern-test-runtime-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+static int teardown(void **st) {
+    (void)st;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+#define T_TOK 11
+static const int test_tokens[T_TOK] = {1, 5, 260, 77, 299, 3, 3, 150, 42, 270, 9};
+
+// runtime (batched prefill, all logits) vs the reference, for one file variant
+static void check_variant(tm_opts o, int kv_heads, double tol) {
+    tmodel t;
+    tm_build(&t, 256, 512, 2, 4, kv_heads, 300, 32, 7);
+    char path[300];
+    tmp_path(path, sizeof path, "variant.gguf");
+    tm_write(&t, path, o);
+    tern_rt_model m;
+    assert_int_equal(build_model(&m, path), 0);
+    assert_int_equal(m.config.dim, 256);
+    assert_int_equal(m.config.n_kv_heads, kv_heads);
+    assert_int_equal(m.config.vocab_size, 300);
+    assert_int_equal(m.config.seq_len, 32);
+    // exact fp32 scale with the scale tensor; fp16-rounded without
+    float want = o.scale_tensor ? t.sw[1][TM_G] : tern_fp16_to_fp32(tern_fp32_to_fp16(t.sw[1][TM_G]));
+    assert_true(m.weights.layers[1].scale[4] == want);
+    assert_true(m.weights.layers[1].w_down.scale == (o.scale_tensor ? t.sw[1][TM_D] : tern_fp16_to_fp32(tern_fp32_to_fp16(t.sw[1][TM_D]))));
+    float *embd = malloc(sizeof(float) * 300 * 256);
+    for (long i = 0; i < 300 * 256; i++)
+        embd[i] = o.embd_type == TERN_GGML_F16 ? tern_fp16_to_fp32(tern_fp32_to_fp16(t.embd[i])) : t.embd[i];
+    float *ref = malloc(sizeof(float) * T_TOK * 300);
+    if (!o.scale_tensor) // the reference uses the scale the file holds
+        for (int l = 0; l < t.layers; l++)
+            for (int j = 0; j < 7; j++) t.sw[l][j] = tern_fp16_to_fp32(tern_fp32_to_fp16(t.sw[l][j]));
+    ref_forward(&t, embd, test_tokens, T_TOK, ref);
+    tern_rt_state s;
+    assert_int_equal(build_state(&s, &m, 16, 0), 0);
+    float *lg = forward(&m, &s, test_tokens, T_TOK, 0, 1);
+    double e = rel_err(lg, ref, (long)T_TOK * 300);
+    if (e > tol) fprintf(stderr, "variant ttype %d embd %d scale %d kv %d: rel err %g\n", o.ttype, o.embd_type, o.scale_tensor, kv_heads, e);
+    assert_true(e <= tol);
+    // greedy tokens agree
+    for (int i = 0; i < T_TOK; i++) assert_int_equal(sample_argmax(lg + i * 300, 300), sample_argmax(ref + i * 300, 300));
+    free_state(&s);
+    free_model(&m);
+    free(embd);
+    free(ref);
+    tm_free(&t);
+}
+
+static void test_matches_reference(void **st) {
+    (void)st;
+    check_variant((tm_opts){.ttype = TERN_GGML_TQ2_0, .embd_type = TERN_GGML_F32, .scale_tensor = 1, .vocab = 1}, 2, 2e-3);
+    check_variant((tm_opts){.ttype = TERN_GGML_TQ1_0, .embd_type = TERN_GGML_F16, .scale_tensor = 1, .vocab = 1}, 4, 2e-3);
+    check_variant((tm_opts){.ttype = TERN_GGML_TQ2_0, .embd_type = TERN_GGML_F16, .scale_tensor = 0, .vocab = 0}, 1, 2e-3);
+}
+
+// batched prefill == token-by-token decode (bit-identical), across kernel kinds; chunked prompt
+static void test_batch_decode_kernels(void **st) {
+    (void)st;
+    tmodel t;
+    tm_build(&t, 256, 768, 2, 8, 2, 300, 40, 11);
+    char path[300];
+    tmp_path(path, sizeof path, "bd.gguf");
+    tm_write(&t, path, (tm_opts){.ttype = TERN_GGML_TQ2_0, .embd_type = TERN_GGML_F16, .scale_tensor = 1, .vocab = 1});
+    tern_rt_model m;
+    assert_int_equal(build_model(&m, path), 0);
+    tern_rt_state s;
+    assert_int_equal(build_state(&s, &m, T_TOK, 0), 0);
+    float *batch = malloc(sizeof(float) * T_TOK * 300), *one = malloc(sizeof(float) * T_TOK * 300);
+    memcpy(batch, forward(&m, &s, test_tokens, T_TOK, 0, 1), sizeof(float) * T_TOK * 300);
+    for (int i = 0; i < T_TOK; i++) memcpy(one + i * 300, forward(&m, &s, test_tokens + i, 1, i, 0), sizeof(float) * 300);
+    assert_memory_equal(batch, one, sizeof(float) * T_TOK * 300);
+    // forward_prompt in chunks of 4 gives the same last-token logits
+    tern_rt_state s4;
+    assert_int_equal(build_state(&s4, &m, 4, 0), 0);
+    float *last = forward_prompt(&m, &s4, test_tokens, T_TOK, 0);
+    assert_memory_equal(last, batch + (T_TOK - 1) * 300, sizeof(float) * 300);
+    free_state(&s4);
+    // every available kernel kind: AVX2 and AVX-512 bit-identical; plain (plain float dots too) close
+    tern_kernel_kind kinds[3] = {TERN_KERNEL_PLAIN, TERN_KERNEL_AVX2, TERN_KERNEL_AVX512VNNI};
+    float *prev = NULL;
+    for (int k = 0; k < 3; k++) {
+        if (!tern_kernel_available(kinds[k])) continue;
+        assert_int_equal(tern_kernel_force(kinds[k]), 0);
+        float *lg = forward(&m, &s, test_tokens, T_TOK, 0, 1);
+        assert_true(rel_err(lg, batch, T_TOK * 300) < 1e-4);
+        if (kinds[k] != TERN_KERNEL_PLAIN) {
+            if (prev) assert_memory_equal(prev, lg, sizeof(float) * T_TOK * 300);
+            else { prev = malloc(sizeof(float) * T_TOK * 300); memcpy(prev, lg, sizeof(float) * T_TOK * 300); }
+        }
+    }
+    tern_kernel_force(TERN_KERNEL_AUTO);
+    free(prev);
+    free(batch);
+    free(one);
+    free_state(&s);
+    free_model(&m);
+    tm_free(&t);
+}
+
+static void test_random_model(void **st) {
+    (void)st;
+    tern_rt_config c = {.dim = 128, .ffn_dim = 320, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .vocab_size = 100, .seq_len = 16};
+    tern_rt_model m;
+    assert_int_equal(build_random_model(&m, &c, 5), 0);
+    assert_int_equal(m.n_ternary, 2 * (128 * 128 * 2 + 2 * 128 * 64 + 3 * 128 * 320));
+    tern_rt_state s;
+    assert_int_equal(build_state(&s, &m, 8, 0), 0);
+    int toks[5] = {1, 2, 3, 4, 99};
+    float *lg = forward(&m, &s, toks, 5, 0, 0);
+    for (int i = 0; i < 100; i++) assert_true(isfinite(lg[i]));
+    free_state(&s);
+    free_model(&m);
+    c.n_kv_heads = 3; // 4 heads not a multiple of 3
+    assert_int_equal(build_random_model(&m, &c, 5), -1);
+}
+
+static void test_sampler(void **st) {
+    (void)st;
+    float lg[6] = {0.1f, 2.0f, 1.9f, -1.0f, 2.0f, 0.5f};
+    assert_int_equal(sample_argmax(lg, 6), 1);
+    tern_sampler s;
+    build_sampler(&s, 6, 0.0f, 0, 1.0f, 1);
+    assert_int_equal(sample(&s, lg), 1);
+    free_sampler(&s);
+    // top-k 2: only 1 and 4 possible; both appear over many draws
+    build_sampler(&s, 6, 1.0f, 2, 1.0f, 42);
+    int seen[6] = {0};
+    for (int i = 0; i < 400; i++) seen[sample(&s, lg)]++;
+    assert_true(seen[1] > 0 && seen[4] > 0);
+    assert_int_equal(seen[0] + seen[2] + seen[3] + seen[5], 0);
+    free_sampler(&s);
+    // top-p tiny: the most likely token (first in index order among ties)
+    build_sampler(&s, 6, 1.0f, 0, 0.01f, 3);
+    for (int i = 0; i < 50; i++) assert_int_equal(sample(&s, lg), 1);
+    free_sampler(&s);
+    // same seed, same sequence; temperature sampling reaches low-probability tokens too
+    tern_sampler a, b;
+    build_sampler(&a, 6, 1.5f, 0, 1.0f, 9);
+    build_sampler(&b, 6, 1.5f, 0, 1.0f, 9);
+    int distinct[6] = {0};
+    for (int i = 0; i < 500; i++) {
+        int x = sample(&a, lg);
+        assert_int_equal(x, sample(&b, lg));
+        distinct[x] = 1;
+    }
+    assert_true(distinct[0] && distinct[3] && distinct[5]);
+    free_sampler(&a);
+    free_sampler(&b);
+}
+
+// ---- bad input ---------------------------------------------------------------------------------
+static void expect_load_error(const char *path, const char *needle) {
+    tern_rt_model m;
+    int rc = build_model(&m, path);
+    if (rc == 0) free_model(&m);
+    assert_int_equal(rc, -1);
+    const char *e = tern_last_error();
+    if (!strstr(e, needle) || !strstr(e, path)) fprintf(stderr, "error '%s' lacks '%s' or the path\n", e, needle);
+    assert_non_null(strstr(e, path));
+    assert_non_null(strstr(e, needle));
+}
+
+static void write_bytes(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    fclose(f);
+}
+
+static void test_bad_input(void **st) {
+    (void)st;
+    tmodel t;
+    tm_build(&t, 256, 256, 1, 2, 2, 270, 16, 3);
+    char good[300], bad[300];
+    tmp_path(good, sizeof good, "good.gguf");
+    tmp_path(bad, sizeof bad, "bad.gguf");
+    tm_opts o = {.ttype = TERN_GGML_TQ2_0, .embd_type = TERN_GGML_F32, .scale_tensor = 1, .vocab = 1};
+    tm_write(&t, good, o);
+    size_t n;
+    char *bytes = tern_read_file(good, &n);
+    assert_non_null(bytes);
+    // truncated: header only, then cut into the data
+    write_bytes(bad, bytes, 20);
+    expect_load_error(bad, "");
+    write_bytes(bad, bytes, n - 100);
+    expect_load_error(bad, "");
+    // bad magic
+    bytes[0] = 'X';
+    write_bytes(bad, bytes, n);
+    expect_load_error(bad, "");
+    bytes[0] = 'G';
+    // unknown tensor type: patch the type field of output_norm.weight (the last tensor info)
+    const char *nm = "output_norm.weight";
+    char *p = memmem(bytes, n, nm, strlen(nm));
+    assert_non_null(p);
+    p += strlen(nm);
+    uint32_t nd;
+    memcpy(&nd, p, 4);
+    assert_int_equal(nd, 1);
+    int32_t ty = 12; // Q4_K
+    memcpy(p + 4 + 8, &ty, 4);
+    write_bytes(bad, bytes, n);
+    expect_load_error(bad, "type");
+    free(bytes);
+    // wrong architecture
+    o.arch = "llama";
+    tm_write(&t, bad, o);
+    expect_load_error(bad, "architecture 'llama'");
+    o.arch = NULL;
+    // missing tensor
+    o.skip = "blk.0.ffn_down.weight";
+    tm_write(&t, bad, o);
+    expect_load_error(bad, "blk.0.ffn_down.weight");
+    o.skip = NULL;
+    // BitLinear stored as f32
+    o.bitlinear_f32 = 1;
+    tm_write(&t, bad, o);
+    expect_load_error(bad, "blk.0.attn_q.weight");
+    o.bitlinear_f32 = 0;
+    // blocks with different scales (what llama.cpp's own quantizer makes from fp weights)
+    o.mixed_d = 1;
+    tm_write(&t, bad, o);
+    expect_load_error(bad, "blk.0.ffn_up.weight: blocks have different scales");
+    o.mixed_d = 0;
+    // missing file
+    tmp_path(bad, sizeof bad, "nope.gguf");
+    expect_load_error(bad, "");
+    // missing tokenizer: loads, but has no vocab; rt_require_vocab names the file
+    o.vocab = 0;
+    tm_write(&t, good, o);
+    tern_rt_model m;
+    assert_int_equal(build_model(&m, good), 0);
+    assert_int_equal(m.has_vocab, 0);
+    assert_int_equal(rt_require_vocab(&m), -1);
+    assert_non_null(strstr(tern_last_error(), "tokenizer"));
+    assert_non_null(strstr(tern_last_error(), good));
+    // prompt longer than the context
+    assert_int_equal(rt_check_prompt(&m, 16, 0), -1);
+    assert_non_null(strstr(tern_last_error(), "context"));
+    assert_int_equal(rt_check_prompt(&m, 15, 0), 0);
+    free_model(&m);
+    tm_free(&t);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matches_reference),
+        cmocka_unit_test(test_batch_decode_kernels),
+        cmocka_unit_test(test_random_model),
+        cmocka_unit_test(test_sampler),
+        cmocka_unit_test(test_bad_input),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,257 @@
+// export.c — tern HDF5 checkpoint -> GGUF v3 (llama.cpp architecture `bitnet`).
+//   tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0] [--embd f16|f32] [--name NAME]
+//               [--tokenizer file.tok] [--no-tokenizer]
+//
+// What is written (shared/docs/formats.md):
+//   KVs: general.architecture = "bitnet", general.name, general.file_type, bitnet.context_length,
+//        .embedding_length, .block_count, .feed_forward_length, .attention.head_count,
+//        .attention.head_count_kv, .attention.layer_norm_rms_epsilon, .rope.freq_base,
+//        .rope.dimension_count, .vocab_size; tokenizer.ggml.model = "llama", tokens, scores,
+//        token_type, bos/eos/unknown ids, add_bos_token, add_eos_token, add_space_prefix.
+//   Tensors: token_embd (f16 default, or f32), output_norm (f32), per block the four norms (f32)
+//        and the seven BitLinear weights as TQ2_0 (default) or TQ1_0 blocks with d = 1, each
+//        followed by blk.N.<name>.scale, f32 {1} = the exact fp32 s_w (quant.h): llama.cpp's bitnet
+//        graph multiplies the product by it, tern's runtime folds it into the kernel scale. So
+//        the ternary integers and the scales are bit-identical to the training forward.
+//   An untied head (tied_head = 0) is written as output.weight (same type as the embedding);
+//        tern runs it, llama.cpp's bitnet loader does not know it (a warning says so).
+// Rows must be a multiple of 256 weights (TQ2_0/TQ1_0 blocks): dim and ffn_dim % 256 == 0 is
+// checked up front ("stated answer": config validation, no fallback type). Full-precision
+// checkpoints (ternary = 0) are refused: their weights are not ternary.
+#include "checkpoint.h"
+#include "config.h"
+#include "gguf.h"
+#include "model.h"
+#include "quant.h"
+#include "tokenizer.h"
+#include "tqpack.h"
+#include "util.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *prog = "tern-export";
+
+static void usage(void) {
+    fprintf(stderr, "usage: tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0] [--embd f16|f32] [--name NAME]\n"
+                    "                   [--tokenizer file.tok] [--no-tokenizer]\n");
+    exit(2);
+}
+
+static void die(const char *msg) {
+    fprintf(stderr, "%s: %s\n", prog, msg);
+    exit(1);
+}
+
+// keeps every buffer the writer points at alive until the file is written
+typedef struct { void **p; int n, cap; } keep_list;
+static void *keep(keep_list *k, void *p) {
+    if (k->n == k->cap) {
+        k->cap = k->cap ? 2 * k->cap : 64;
+        k->p = realloc(k->p, sizeof(void *) * (size_t)k->cap);
+        if (!k->p) tern_fatal("out of memory");
+    }
+    k->p[k->n++] = p;
+    return p;
+}
+
+static void check(int rc, const char *out) {
+    if (rc) {
+        fprintf(stderr, "%s: %s: %s\n", prog, out, tern_last_error());
+        exit(1);
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *in = NULL, *out = NULL, *name = NULL, *tok_path = NULL;
+    int ttype = TERN_GGML_TQ2_0, etype = TERN_GGML_F16, no_tok = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--no-tokenizer")) { no_tok = 1; continue; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
+        if (!strcmp(a, "-o")) {
+            if (!v || out) usage();
+            out = v;
+            i++;
+            continue;
+        }
+        if (a[0] == '-' && a[1] == '-') {
+            if (!v) { fprintf(stderr, "%s: %s needs a value\n", prog, a); usage(); }
+            i++;
+            if (!strcmp(a, "--type")) {
+                if (!strcmp(v, "tq2_0")) ttype = TERN_GGML_TQ2_0;
+                else if (!strcmp(v, "tq1_0")) ttype = TERN_GGML_TQ1_0;
+                else die("--type: expected tq2_0 or tq1_0");
+            } else if (!strcmp(a, "--embd")) {
+                if (!strcmp(v, "f16")) etype = TERN_GGML_F16;
+                else if (!strcmp(v, "f32")) etype = TERN_GGML_F32;
+                else die("--embd: expected f16 or f32");
+            } else if (!strcmp(a, "--name")) name = v;
+            else if (!strcmp(a, "--tokenizer")) tok_path = v;
+            else { fprintf(stderr, "%s: unknown option '%s'\n", prog, a); usage(); }
+            continue;
+        }
+        if (!in) in = a;
+        else if (!out) out = a;
+        else usage();
+    }
+    if (!in || !out) usage();
+
+    tern_model_config mc;
+    if (tern_checkpoint_read_config(in, &mc)) die(tern_last_error());
+    if (tern_model_config_validate(&mc)) { fprintf(stderr, "%s: %s: %s\n", prog, in, tern_last_error()); return 1; }
+    if (!mc.ternary) {
+        fprintf(stderr, "%s: %s: full-precision checkpoint (ternary = 0); only ternary models export to TQ2_0/TQ1_0\n", prog, in);
+        return 1;
+    }
+    if (mc.dim % 256 || mc.ffn_dim % 256) {
+        fprintf(stderr, "%s: %s: dim %d and ffn_dim %d must be multiples of 256 (TQ2_0/TQ1_0 store rows in 256-weight blocks)\n",
+                prog, in, mc.dim, mc.ffn_dim);
+        return 1;
+    }
+    // tokenizer: from --tokenizer, else the checkpoint's /tokenizer
+    tern_tokenizer tok;
+    int have_tok = 0;
+    if (!no_tok) {
+        if (tok_path) {
+            if (tern_tokenizer_load(&tok, tok_path)) die(tern_last_error());
+        } else {
+            void *buf = NULL;
+            size_t n = 0;
+            int rc = tern_checkpoint_read_tokenizer(in, &buf, &n);
+            if (rc < 0) die(tern_last_error());
+            if (rc == 0) {
+                fprintf(stderr, "%s: %s: no tokenizer in the checkpoint; pass --tokenizer file.tok (or --no-tokenizer for a file "
+                                "without one, which tern-generate and llama.cpp cannot use)\n", prog, in);
+                return 1;
+            }
+            char what[600];
+            snprintf(what, sizeof what, "%s (/tokenizer)", in);
+            if (tern_tokenizer_from_bytes(&tok, buf, n, what)) die(tern_last_error());
+            free(buf);
+        }
+        have_tok = 1;
+        if (tok.vocab_size != mc.vocab_size) {
+            fprintf(stderr, "%s: %s: tokenizer has %d pieces but the model's vocab_size is %d\n", prog, in, tok.vocab_size, mc.vocab_size);
+            return 1;
+        }
+    }
+    tern_model model;
+    tern_model_build(&model, &mc);
+    if (tern_checkpoint_load(in, &mc, &model.params, NULL) < 0) die(tern_last_error());
+
+    tern_gguf_writer *w = tern_gguf_writer_new();
+    keep_list kl = {0};
+    int hd = mc.dim / mc.n_heads;
+    char base[256];
+    if (!name) { // file name without directory and extension
+        const char *s = strrchr(in, '/');
+        snprintf(base, sizeof base, "%s", s ? s + 1 : in);
+        char *dot = strrchr(base, '.');
+        if (dot && dot != base) *dot = 0;
+        name = base;
+    }
+    check(tern_gguf_add_str(w, "general.architecture", "bitnet"), out);
+    check(tern_gguf_add_str(w, "general.name", name), out);
+    check(tern_gguf_add_u32(w, "general.file_type", ttype == TERN_GGML_TQ2_0 ? 37u : 36u), out); // LLAMA_FTYPE_MOSTLY_TQ2_0 / TQ1_0
+    check(tern_gguf_add_u32(w, "general.quantization_version", 2), out);
+    check(tern_gguf_add_u32(w, "bitnet.context_length", (uint32_t)mc.seq_len), out);
+    check(tern_gguf_add_u32(w, "bitnet.embedding_length", (uint32_t)mc.dim), out);
+    check(tern_gguf_add_u32(w, "bitnet.block_count", (uint32_t)mc.n_layers), out);
+    check(tern_gguf_add_u32(w, "bitnet.feed_forward_length", (uint32_t)mc.ffn_dim), out);
+    check(tern_gguf_add_u32(w, "bitnet.attention.head_count", (uint32_t)mc.n_heads), out);
+    check(tern_gguf_add_u32(w, "bitnet.attention.head_count_kv", (uint32_t)mc.n_kv_heads), out);
+    check(tern_gguf_add_f32(w, "bitnet.attention.layer_norm_rms_epsilon", mc.norm_eps), out);
+    check(tern_gguf_add_f32(w, "bitnet.rope.freq_base", mc.rope_theta), out);
+    check(tern_gguf_add_u32(w, "bitnet.rope.dimension_count", (uint32_t)hd), out);
+    check(tern_gguf_add_u32(w, "bitnet.vocab_size", (uint32_t)mc.vocab_size), out);
+    if (have_tok) {
+        float *scores = keep(&kl, tern_xmalloc(sizeof(float) * (size_t)tok.vocab_size));
+        int32_t *types = keep(&kl, tern_xmalloc(sizeof(int32_t) * (size_t)tok.vocab_size));
+        for (int i = 0; i < tok.vocab_size; i++) {
+            scores[i] = tok.scores[i];
+            types[i] = tok.types[i];
+        }
+        check(tern_gguf_add_str(w, "tokenizer.ggml.model", "llama"), out);
+        check(tern_gguf_add_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok.pieces, (uint64_t)tok.vocab_size), out);
+        check(tern_gguf_add_arr(w, "tokenizer.ggml.scores", TERN_GGUF_FLOAT32, scores, (uint64_t)tok.vocab_size), out);
+        check(tern_gguf_add_arr(w, "tokenizer.ggml.token_type", TERN_GGUF_INT32, types, (uint64_t)tok.vocab_size), out);
+        check(tern_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)tok.bos_id), out);
+        check(tern_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)tok.eos_id), out);
+        check(tern_gguf_add_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)tok.unk_id), out);
+        check(tern_gguf_add_bool(w, "tokenizer.ggml.add_bos_token", 1), out);
+        check(tern_gguf_add_bool(w, "tokenizer.ggml.add_eos_token", 0), out);
+        check(tern_gguf_add_bool(w, "tokenizer.ggml.add_space_prefix", tok.add_space_prefix), out);
+    }
+    // tensors, in llama.cpp's usual order
+    long n_fp = 0, n_tern = 0;
+    size_t tern_bytes = 0;
+    const tern_tensor *E = model.token_embd;
+    int64_t ne2[2] = {mc.dim, mc.vocab_size};
+#define FP_MATRIX(nm, T)                                                                                   \
+    do {                                                                                                   \
+        if (etype == TERN_GGML_F16) {                                                                      \
+            uint16_t *h = keep(&kl, tern_xmalloc(sizeof(uint16_t) * (size_t)(T)->n));                      \
+            for (long i = 0; i < (T)->n; i++) h[i] = tern_fp32_to_fp16((T)->data[i]);                      \
+            check(tern_gguf_add_tensor(w, nm, 2, ne2, TERN_GGML_F16, h, 2 * (size_t)(T)->n), out);         \
+        } else                                                                                             \
+            check(tern_gguf_add_tensor(w, nm, 2, ne2, TERN_GGML_F32, (T)->data, 4 * (size_t)(T)->n), out); \
+        n_fp += (T)->n;                                                                                    \
+    } while (0)
+    FP_MATRIX("token_embd.weight", E);
+    const char *bl_names[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    for (int l = 0; l < mc.n_layers; l++) {
+        tern_layer *L = &model.layers[l];
+        const tern_tensor *norms[4] = {L->attn_norm, L->attn_sub_norm, L->ffn_norm, L->ffn_sub_norm};
+        const tern_tensor *bl[7] = {L->attn_q, L->attn_k, L->attn_v, L->attn_output, L->ffn_gate, L->ffn_up, L->ffn_down};
+        for (int k = 0; k < 4; k++) {
+            int64_t ne1[1] = {norms[k]->n};
+            check(tern_gguf_add_tensor(w, norms[k]->name, 1, ne1, TERN_GGML_F32, norms[k]->data, 4 * (size_t)norms[k]->n), out);
+            n_fp += norms[k]->n;
+        }
+        for (int j = 0; j < 7; j++) {
+            const tern_tensor *t = bl[j];
+            long n = t->n;
+            float *s = keep(&kl, tern_xmalloc(sizeof(float)));
+            *s = tern_weight_scale(t->data, n);
+            int8_t *q = tern_xmalloc((size_t)n);
+            tern_weight_quantize_i8(t->data, n, *s, q);
+            size_t nb = ttype == TERN_GGML_TQ2_0 ? tern_tq2_bytes(n) : tern_tq1_bytes(n);
+            void *blk = keep(&kl, tern_xmalloc(nb));
+            int rc = ttype == TERN_GGML_TQ2_0 ? tern_tq2_pack(q, n, 1.0f, blk) : tern_tq1_pack(q, n, 1.0f, blk);
+            free(q);
+            check(rc, out);
+            int64_t ne[2] = {t->shape[1], t->shape[0]};
+            check(tern_gguf_add_tensor(w, t->name, 2, ne, ttype, blk, nb), out);
+            char sname[96];
+            snprintf(sname, sizeof sname, "blk.%d.%s.scale", l, bl_names[j]);
+            int64_t one[1] = {1};
+            check(tern_gguf_add_tensor(w, sname, 1, one, TERN_GGML_F32, s, sizeof(float)), out);
+            n_tern += n;
+            tern_bytes += nb + sizeof(float);
+        }
+    }
+    {
+        int64_t ne1[1] = {mc.dim};
+        check(tern_gguf_add_tensor(w, "output_norm.weight", 1, ne1, TERN_GGML_F32, model.output_norm->data, 4 * (size_t)mc.dim), out);
+        n_fp += mc.dim;
+    }
+    if (!mc.tied_head) {
+        FP_MATRIX("output.weight", model.output);
+        fprintf(stderr, "%s: warning: untied head written as output.weight; tern runs it, llama.cpp's bitnet loader does not\n", prog);
+    }
+    if (tern_gguf_write(w, out)) die(tern_last_error());
+    struct stat st;
+    long long fsize = stat(out, &st) == 0 ? (long long)st.st_size : -1;
+    printf("wrote %s: %lld bytes (%.2f MB), %s BitLinear weights, %s embedding%s\n", out, fsize, fsize / 1e6,
+           ttype == TERN_GGML_TQ2_0 ? "TQ2_0" : "TQ1_0", etype == TERN_GGML_F16 ? "f16" : "f32", have_tok ? ", tokenizer" : "");
+    printf("bits per weight: %.4f over %ld ternary weights (blocks + scales), %.3f over all %ld parameters (whole file)\n",
+           8.0 * (double)tern_bytes / (double)n_tern, n_tern, 8.0 * (double)fsize / (double)(n_tern + n_fp), n_tern + n_fp);
+    tern_gguf_writer_free(w);
+    for (int i = 0; i < kl.n; i++) free(kl.p[i]);
+    free(kl.p);
+    if (have_tok) tern_tokenizer_free(&tok);
+    tern_model_free(&model);
+    return 0;
+}
