@@ -20,14 +20,7 @@ static void usage(void) {
     exit(2);
 }
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+static double median(double *v, int n) { return tern_median(v, n); }
 
 static int parse_shape(const char *spec, tern_rt_config *c) {
     memset(c, 0, sizeof *c);

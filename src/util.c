@@ -56,6 +56,16 @@ double tern_time(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double tern_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 void tern_rng_seed(tern_rng *r, uint64_t seed) {
     // splitmix64 to spread the seed; never zero
     uint64_t z = seed + 0x9E3779B97F4A7C15ull;

@@ -18,6 +18,8 @@ void *tern_xcalloc(size_t n, size_t sz); // calloc or tern_fatal
 void *tern_aligned_alloc(size_t n);      // 64-byte aligned, or tern_fatal; free with free()
 
 double tern_time(void);                  // monotonic seconds
+// Median of v[n] (sorts v in place, ascending; mean of the middle two for even n). Benchmarks.
+double tern_median(double *v, int n);
 
 // Deterministic RNG (xorshift64*): state is one uint64, saved in checkpoints.
 typedef struct { uint64_t s; } tern_rng;

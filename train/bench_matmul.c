@@ -7,11 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 int main(int argc, char **argv) {
     long n = 1024, reps = 10;
     if ((argc > 1 && (tern_parse_long(argv[1], &n) || n < 1 || n > 8192)) ||
@@ -34,8 +29,7 @@ int main(int argc, char **argv) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n, (int)n, 1.0f, a->data, (int)n, b->data, (int)n, 0.0f, c, (int)n);
         if (i >= 0) dt[i] = tern_time() - t0;
     }
-    qsort(dt, (size_t)reps, sizeof(double), cmp_double);
-    double raw = flop / dt[reps / 2] / 1e9;
+    double raw = flop / tern_median(dt, (int)reps) / 1e9;
     printf("bench_matmul %ldx%ldx%ld: openblas sgemm %.1f GFLOP/s (median of %ld)\n", n, n, n, raw, reps);
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
@@ -45,8 +39,7 @@ int main(int argc, char **argv) {
                 tern_matmul(&g, a, b, ta, tb);
                 if (i >= 0) dt[i] = tern_time() - t0;
             }
-            qsort(dt, (size_t)reps, sizeof(double), cmp_double);
-            double gf = flop / dt[reps / 2] / 1e9;
+            double gf = flop / tern_median(dt, (int)reps) / 1e9;
             printf("bench_matmul %ldx%ldx%ld: tern_matmul %s%s %.1f GFLOP/s (%.0f%% of raw sgemm)\n", n, n, n, ta ? "T" : "N",
                    tb ? "T" : "N", gf, 100.0 * gf / raw);
         }

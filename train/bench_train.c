@@ -10,11 +10,6 @@
 #include <string.h>
 #include <sys/resource.h>
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 int main(int argc, char **argv) {
     tern_config cfg;
     tern_config_defaults(&cfg);
@@ -49,8 +44,7 @@ int main(int argc, char **argv) {
         loss = l->data[0];
         if (s >= 0) dt[s] = tern_time() - t0;
     }
-    qsort(dt, (size_t)steps, sizeof(double), cmp_double);
-    double med = dt[steps / 2];
+    double med = tern_median(dt, steps);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     long np = tern_model_config_nparams(&cfg.model);
