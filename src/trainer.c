@@ -182,7 +182,6 @@ float tern_trainer_eval(tern_trainer *t) {
     if (want <= 0 || want > nwin) want = nwin;
     if (want == 0) return NAN;
     int save_grad = t->graph.grad_enabled;
-    float save_lambda = t->model.quant_lambda;
     t->graph.grad_enabled = 0;
     double total = 0.0;
     long done = 0;
@@ -194,7 +193,6 @@ float tern_trainer_eval(tern_trainer *t) {
         done += nb;
     }
     t->graph.grad_enabled = save_grad;
-    t->model.quant_lambda = save_lambda;
     return (float)(total / (double)want);
 }
 
