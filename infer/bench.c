@@ -1,9 +1,10 @@
 // bench.c — prefill and decode speed of the runtime, like llama-bench.
 //   tern-bench -m model.gguf [-p 128] [-n 64] [-r 3] [-b 64] [--kernel plain|avx2|avx512]
 //   tern-bench --random dim=2560,ffn=6912,layers=30,heads=20,kv_heads=5,vocab=32000[,ctx=512]
-//   tern-bench --bandwidth [MB]     measured memory read bandwidth (all OpenMP threads)
+//   tern-bench --bandwidth [MB]     the machine's limits: read bandwidth and VNNI peak (all OpenMP threads)
 // Prints medians over -r runs: prefill and decode tokens/s, effective GB/s of weights read per
 // decoded token, integer GOPS (2 ops per ternary weight per token).
+#include "membench.h"
 #include "runtime.h"
 #include "util.h"
 #include <omp.h>
@@ -51,27 +52,17 @@ static int parse_shape(const char *spec, tern_rt_config *c) {
     return 0;
 }
 
-// read bandwidth: sum a large buffer with all threads, best of 5
-static double bandwidth(long mb) {
-    size_t n = (size_t)mb * 1024 * 1024 / sizeof(uint64_t);
-    uint64_t *buf = tern_aligned_alloc(n * sizeof(uint64_t));
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) buf[i] = i;
-    double best = 0;
-    volatile uint64_t sink = 0;
-    for (int rep = 0; rep < 5; rep++) {
-        double t0 = tern_time();
-        uint64_t total = 0;
-        #pragma omp parallel for schedule(static) reduction(+ : total)
-        for (size_t i = 0; i < n; i++) total += buf[i];
-        double dt = tern_time() - t0;
-        sink += total;
-        double gbs = (double)n * sizeof(uint64_t) / dt / 1e9;
-        if (gbs > best) best = gbs;
-    }
-    (void)sink;
+// machine limits: read bandwidth, median and best of 7 streaming reads of an mb-MiB buffer with all threads
+static void print_bandwidth(long mb) {
+    size_t n = (size_t)mb << 20;
+    uint8_t *buf = tern_aligned_alloc(n);
+    memset(buf, 1, n);
+    double best, med = tern_membench_read(buf, n, omp_get_max_threads(), 7, &best);
     free(buf);
-    return best;
+    printf("memory read bandwidth: %.1f GB/s best, %.1f median (%d threads, %ld MiB buffer, 7 reads)\n", best, med,
+           omp_get_max_threads(), mb);
+    med = tern_membench_vnni_peak(omp_get_max_threads(), 7, &best);
+    if (best > 0) printf("VNNI peak: %.1f GOPS best, %.1f median (%d threads, register-only vpdpbusd)\n", best, med, omp_get_max_threads());
 }
 
 int main(int argc, char **argv) {
@@ -105,7 +96,7 @@ int main(int argc, char **argv) {
         i++;
     }
     if (bw_mb > 0) {
-        printf("memory read bandwidth: %.1f GB/s (%d threads, %ld MB buffer, best of 5)\n", bandwidth(bw_mb), omp_get_max_threads(), bw_mb);
+        print_bandwidth(bw_mb);
         return 0;
     }
     if (!path == !random_spec) usage();
@@ -140,25 +131,45 @@ int main(int argc, char **argv) {
     tern_rng_seed(&rng, (uint64_t)seed);
     for (long i = 0; i < P + N + 1; i++) toks[i] = (int)(tern_rng_u64(&rng) % (uint64_t)c->vocab_size);
     double *pre = tern_xmalloc(sizeof(double) * (size_t)R), *dec = tern_xmalloc(sizeof(double) * (size_t)R);
+    // the machine's limits, measured right before each repeat (a shared host's bandwidth drifts
+    // by 2x over minutes): percentages are medians of per-repeat ratios
+    double *bw = tern_xmalloc(sizeof(double) * (size_t)R), *pk = tern_xmalloc(sizeof(double) * (size_t)R);
+    double *bwr = tern_xmalloc(sizeof(double) * (size_t)R), *pkr = tern_xmalloc(sizeof(double) * (size_t)R);
+    const size_t bw_n = (size_t)512 << 20;
+    uint8_t *bw_buf = N > 0 ? tern_aligned_alloc(bw_n) : NULL;
+    if (bw_buf) memset(bw_buf, 1, bw_n);
+    const double bytes_tok = (double)m.ternary_bytes + (double)m.fp_bytes;
+    const double ops_tok = 2.0 * (double)m.n_ternary;
     // warm-up (page in the weights)
     forward(&m, &s, toks, 1, 0, 0);
     for (long r = 0; r < R; r++) {
+        if (P > 0) tern_membench_vnni_peak(omp_get_max_threads(), 1, &pk[r]);
         double a = tern_time();
         if (P > 0) forward_prompt(&m, &s, toks, (int)P, 0);
         double b = tern_time();
+        if (bw_buf) tern_membench_read(bw_buf, bw_n, omp_get_max_threads(), 1, &bw[r]);
+        double b2 = tern_time();
         for (long i = 0; i < N; i++) forward(&m, &s, toks + P + i, 1, (int)(P + i), 0);
         double e = tern_time();
         pre[r] = P > 0 ? P / (b - a) : 0;
-        dec[r] = N > 0 ? N / (e - b) : 0;
+        dec[r] = N > 0 ? N / (e - b2) : 0;
+        pkr[r] = pk[r] > 0 ? ops_tok * pre[r] / 1e9 / pk[r] : 0;
+        bwr[r] = bw_buf ? bytes_tok * dec[r] / 1e9 / bw[r] : 0;
     }
     double pm = median(pre, (int)R), dm = median(dec, (int)R);
-    double bytes_tok = (double)m.ternary_bytes + (double)m.fp_bytes;
-    double ops_tok = 2.0 * (double)m.n_ternary;
-    if (P > 0)
+    if (P > 0) {
         printf("prefill %5ld tokens: %9.2f tok/s  %8.1f int GOPS   (median of %ld)\n", P, pm, ops_tok * pm / 1e9, R);
-    if (N > 0)
+        if (pk[0] > 0)
+            printf("        = %.1f%% of the VNNI peak measured before each repeat (median ratio; peak median %.1f GOPS)\n",
+                   100 * median(pkr, (int)R), median(pk, (int)R));
+    }
+    if (N > 0) {
         printf("decode  %5ld tokens: %9.2f tok/s  %8.1f int GOPS  %6.1f GB/s effective (%.1f MB weights/token)  (median of %ld)\n",
                N, dm, ops_tok * dm / 1e9, bytes_tok * dm / 1e9, bytes_tok / 1e6, R);
+        printf("        = %.1f%% of the read bandwidth measured before each repeat (median ratio; bandwidth median %.1f GB/s)\n",
+               100 * median(bwr, (int)R), median(bw, (int)R));
+    }
+    free(bw); free(pk); free(bwr); free(pkr); free(bw_buf);
     free(pre);
     free(dec);
     free(toks);

@@ -15,6 +15,7 @@
 //
 // usage: tern-bench_kernels [--reps N] [--quick] [--decode-only] [--kind plain|avx2|avx512]
 #include "kernels.h"
+#include "membench.h"
 #include "util.h"
 #include <immintrin.h>
 #include <omp.h>
@@ -22,89 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static double median(double *v, int n) { return tern_median(v, n); }
-static double g_best;   // the fastest repeat of the last median() call on times (v sorted ascending)
-
-// ---------------------------------------------------------------- memory read bandwidth
-__attribute__((target("avx2"))) static uint64_t read_avx2(const uint8_t *p, size_t n) {
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i + 128 <= n; i += 128) {
-        a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)(p + i)));
-        a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i *)(p + i + 32)));
-        a2 = _mm256_xor_si256(a2, _mm256_load_si256((const __m256i *)(p + i + 64)));
-        a3 = _mm256_xor_si256(a3, _mm256_load_si256((const __m256i *)(p + i + 96)));
-    }
-    a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
-    return (uint64_t)_mm256_extract_epi64(a0, 0) ^ (uint64_t)_mm256_extract_epi64(a0, 3);
-}
-static uint64_t read_plain(const uint8_t *p, size_t n) {
-    uint64_t a = 0;
-    for (size_t i = 0; i + 8 <= n; i += 8) { uint64_t v; memcpy(&v, p + i, 8); a ^= v; }
-    return a;
-}
-
-static volatile uint64_t g_sink;
-
-static double bandwidth(const uint8_t *buf, size_t n, int threads, int reps) {
-    double t[32];
-    int avx2 = __builtin_cpu_supports("avx2");
-    for (int r = 0; r < reps; r++) {
-        double t0 = tern_time();
-#pragma omp parallel num_threads(threads)
-        {
-            int id = omp_get_thread_num(), nt = omp_get_num_threads();
-            size_t chunk = n / (size_t)nt / 4096 * 4096;
-            const uint8_t *p = buf + (size_t)id * chunk;
-            uint64_t s = avx2 ? read_avx2(p, chunk) : read_plain(p, chunk);
-#pragma omp atomic
-            g_sink ^= s;
-        }
-        t[r] = tern_time() - t0;
-    }
-    double bytes = (double)(n / (size_t)threads / 4096 * 4096 * (size_t)threads);
-    double med = median(t, reps);
-    g_best = bytes / t[0] / 1e9;
-    return bytes / med / 1e9;
-}
-
-// ---------------------------------------------------------------- VNNI peak
-#define VNNI_ITERS 2000000L
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), noinline)) static int32_t vnni_loop(long iters, int seed) {
-    __m512i a = _mm512_set1_epi8((char)(seed | 1)), b = _mm512_set1_epi8((char)(seed + 2));
-    // 16 independent accumulator chains with distinct starting values (nothing to merge or fold)
-#define VN_DECL(j) __m512i c##j = _mm512_set1_epi32(j * 7 + seed);
-#define VN_STEP(j) c##j = _mm512_dpbusd_epi32(c##j, a, b);
-#define VN_ALL(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15)
-    VN_ALL(VN_DECL)
-    for (long i = 0; i < iters; i++) {
-        VN_ALL(VN_STEP)
-        __asm__ volatile("" : "+v"(a), "+v"(b));   // a, b opaque: the loop cannot be folded
-    }
-    __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c0, c1), _mm512_add_epi32(c2, c3)),
-                                 _mm512_add_epi32(_mm512_add_epi32(c4, c5), _mm512_add_epi32(c6, c7)));
-    s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c8, c9), _mm512_add_epi32(c10, c11)),
-                                             _mm512_add_epi32(_mm512_add_epi32(c12, c13), _mm512_add_epi32(c14, c15))));
-    return _mm512_reduce_add_epi32(s);
-}
-
-static double vnni_peak(int threads, int reps) {
-    double t[32];
-    for (int r = 0; r < reps; r++) {
-        double t0 = tern_time();
-#pragma omp parallel num_threads(threads)
-        {
-            int32_t s = vnni_loop(VNNI_ITERS, omp_get_thread_num());
-#pragma omp atomic
-            g_sink ^= (uint64_t)(uint32_t)s;
-        }
-        t[r] = tern_time() - t0;
-    }
-    // 16 vpdpbusd per iteration, each 64 u8*s8 multiplies + 64 adds (into the 16 lanes: 4 products + acc)
-    double ops = (double)VNNI_ITERS * 16 * 128 * threads;
-    double med = median(t, reps);
-    g_best = ops / t[0] / 1e9;
-    return ops / med / 1e9;
-}
 
 // ---------------------------------------------------------------- kernels
 static void fill_tmat(tern_tmat *m, int rows, int cols, uint64_t seed) {
@@ -153,8 +71,7 @@ int main(int argc, char **argv) {
     // shared machine, where a busy neighbour can only make a limit look lower)
     double bw[3] = {0};
     for (int t = 1; t <= 2; t++) {
-        double med = bandwidth(buf, bn, t, reps);
-        bw[t] = g_best;
+        double med = tern_membench_read(buf, bn, t, reps, &bw[t]);
         printf("memory read bandwidth, %d thread%s: %7.1f GB/s median, %7.1f best  (%zu MiB streaming read)\n", t, t > 1 ? "s" : " ",
                med, bw[t], bn >> 20);
     }
@@ -162,8 +79,7 @@ int main(int argc, char **argv) {
     double peak[3] = {0};
     if (tern_kernel_available(TERN_KERNEL_AVX512VNNI)) {
         for (int t = 1; t <= 2; t++) {
-            double med = vnni_peak(t, reps);
-            peak[t] = g_best;
+            double med = tern_membench_vnni_peak(t, reps, &peak[t]);
             printf("VNNI peak (vpdpbusd zmm), %d thread%s: %7.1f GOPS median, %7.1f best\n", t, t > 1 ? "s" : " ", med, peak[t]);
         }
     } else {
@@ -210,7 +126,7 @@ int main(int argc, char **argv) {
                         t[r] = tern_time() - t0;
                     }
                 }
-                double tm = median(t, r_here);
+                double tm = tern_median(t, r_here);
                 double gbs = (double)wb / tm / 1e9, gops = 2.0 * rows * cols * N / tm / 1e9;
                 if (N == 1)
                     printf("%-8s %5d x %-5d %5d %9.3f %9.1f %9.1f %7.1f%% of read BW\n", tern_kernel_name(k), rows, cols, N, tm * 1e3, gbs,
@@ -253,7 +169,7 @@ int main(int argc, char **argv) {
             for (int i = 0; i < L * 7; i++) tern_tmat_mul(&layers[i], x, sx, 1, out, k);
             if (r >= 0) t[r] = tern_time() - t0;
         }
-        double tm = median(t, r_here), gbs = (double)total / tm / 1e9;
+        double tm = tern_median(t, r_here), gbs = (double)total / tm / 1e9;
         printf("%-8s %8.2f ms/token  %7.1f GB/s  %5.1f%% of read BW  -> %6.1f tok/s (matmuls only)\n", tern_kernel_name(k), tm * 1e3, gbs,
                100.0 * gbs / bwT, 1.0 / tm);
     }

@@ -14,7 +14,9 @@
 // ---------------------------------------------------------------------------------------------
 // fp32 / fp16 dot products for the logits matrix and attention. The AVX2 versions are used when
 // the CPU has AVX2+FMA+F16C and the integer kernels are not forced to plain (TERN_KERNEL=plain
-// then gives an all-plain runtime). Float results may differ in the last bits between the two.
+// then gives an all-plain runtime); an f16 logits matrix uses AVX-512 when the kernels run avx512.
+// Float results may differ in the last bits between these (summation order); within one kind,
+// batched and token-by-token forward give bit-identical logits.
 
 static float dot_f32_plain(const float *a, const float *b, int n) {
     float s[4] = {0, 0, 0, 0};
@@ -72,16 +74,42 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_f16_avx2(const uint16_
     return r;
 }
 
+// decode's logits on AVX-512: 4 f16 rows of E against one f32 vector per pass (x loaded once per
+// 16 columns for the 4 rows; 8 independent accumulator chains); out[j] = E[j] . x
+__attribute__((target("avx512f"))) static void dot4_f16_avx512(const uint16_t *E, size_t stride, const float *x, int n, float *out) {
+    __m512 s[4][2];
+    for (int j = 0; j < 4; j++) s[j][0] = s[j][1] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+        for (int j = 0; j < 4; j++) {
+            const uint16_t *e = E + (size_t)j * stride + i;
+            _mm_prefetch((const char *)(e + 4 * stride), _MM_HINT_T0);   // same columns of the next 4 rows
+            s[j][0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)e)), x0, s[j][0]);
+            s[j][1] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(e + 16))), x1, s[j][1]);
+        }
+    }
+    for (int j = 0; j < 4; j++) {
+        float r = _mm512_reduce_add_ps(_mm512_add_ps(s[j][0], s[j][1]));
+        for (int k = i; k < n; k++) r += tern_fp16_to_fp32(E[(size_t)j * stride + k]) * x[k];
+        out[j] = r;
+    }
+}
+
 // 1 when the fp32 helpers use AVX2/FMA/F16C: the CPU has them and the integer kernels are not
 // forced to plain (TERN_KERNEL=plain then gives an all-plain runtime). Set by forward().
-static int g_avx2 = 0;
+// g_avx512: the decode logits use dot4_f16_avx512 (CPU has AVX-512F and the kernels run avx512).
+static int g_avx2 = 0, g_avx512 = 0;
 static void update_fp_kind(void) {
-    static int cpu = -1;
+    static int cpu = -1, cpu512 = 0;
     if (cpu < 0) {
         __builtin_cpu_init();
         cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        cpu512 = cpu && __builtin_cpu_supports("avx512f");
     }
-    g_avx2 = cpu && tern_kernel_best() != TERN_KERNEL_PLAIN;
+    tern_kernel_kind k = tern_kernel_best();
+    g_avx2 = cpu && k != TERN_KERNEL_PLAIN;
+    g_avx512 = cpu512 && k == TERN_KERNEL_AVX512VNNI;
 }
 static float dot_f32(const float *a, const float *b, int n) {
     return g_avx2 ? dot_f32_avx2(a, b, n) : dot_f32_plain(a, b, n);
@@ -584,6 +612,15 @@ static void logits_rows(const tern_rt_model *m, tern_rt_state *s, const float *x
     int V = c->vocab_size, D = c->dim;
     const void *E = m->weights.output;
     int type = m->weights.output_type;
+    if (type == TERN_GGML_F16 && g_avx512) {   // one streaming pass over E; 4 rows of E stay in L1 for all n
+        const uint16_t *E16 = E;
+        #pragma omp parallel for schedule(static) num_threads(s->n_threads)
+        for (int v4 = 0; v4 < V / 4; v4++)
+            for (int r = 0; r < n; r++) dot4_f16_avx512(E16 + (size_t)4 * v4 * D, (size_t)D, xn + (size_t)r * D, D, out + (size_t)r * V + 4 * v4);
+        for (int v = V / 4 * 4; v < V; v++)
+            for (int r = 0; r < n; r++) out[(size_t)r * V + v] = dot_f16_avx2(E16 + (size_t)v * D, xn + (size_t)r * D, D);
+        return;
+    }
     #pragma omp parallel num_threads(s->n_threads)
     {
         float *row = s->erow + (size_t)omp_get_thread_num() * D;
@@ -642,14 +679,13 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
         rmsnorm_rows(s->xb, s->x, L->ffn_norm, n, D, c->norm_eps);
         quantize_rows(s->xb, n, D, s->xq, s->sx);
         tern_tmat_mul_i32(&L->wgu, s->xq, n, s->acc, TERN_KERNEL_AUTO); // [n, 2F]: gate, up
-        for (int i = 0; i < n; i++) {
-            const int32_t *a = s->acc + (size_t)i * 2 * F;
-            float fg = L->scale[4] / s->sx[i], fu = L->scale[5] / s->sx[i];
-            float *h = s->hb + (size_t)i * F;
-            for (int r = 0; r < F; r++) {
-                float g = (float)a[r] * fg, u = (float)a[F + r] * fu;
-                h[r] = g * sigmoidf_(g) * u;
-            }
+        // SwiGLU (expf per element: split over the threads even for one token)
+        #pragma omp parallel for schedule(static) if ((long)n * F >= 4096)
+        for (long j = 0; j < (long)n * F; j++) {
+            const long i = j / F, r = j % F;
+            const int32_t *a = s->acc + i * 2 * F;
+            const float g = (float)a[r] * (L->scale[4] / s->sx[i]), u = (float)a[F + r] * (L->scale[5] / s->sx[i]);
+            s->hb[j] = g * sigmoidf_(g) * u;
         }
         rmsnorm_rows(s->xb, s->hb, L->ffn_sub_norm, n, F, c->norm_eps);
         quantize_rows(s->xb, n, F, s->xq, s->sx);

@@ -23,7 +23,10 @@
 #ifndef PF_AHEAD
 #define PF_AHEAD 16         // decode: weight prefetch distance in 256-column blocks of a row tile (1 KiB each)
 #endif
-#define MAX_COLS (1 << 22) // keeps |sum x*c| < 2^31
+#define MAX_COLS (1 << 22)
+#ifndef PAR_MIN_BYTES
+#define PAR_MIN_BYTES (256 * 1024)   // N * packed weight bytes below which one thread runs the product
+#endif // keeps |sum x*c| < 2^31
 
 // ------------------------------------------------------------------ kind selection
 static const char *kind_names[TERN_KERNEL_NKINDS] = {"auto", "plain", "avx2", "avx512"};
@@ -253,6 +256,13 @@ static void tile_plain(const uint8_t *w, const int8_t *x, size_t xs, int nblk, i
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #define T256 __attribute__((target("avx2,fma")))
 
+// acc += u8(a) . s8(b) per 4-byte group, as one instruction in inline asm: GCC models the
+// intrinsic as non-destructive and pads the loops with register copies (and spills).
+static inline __attribute__((always_inline)) T512 __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+    return acc;
+}
+
 static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w, const int8_t *x, size_t xs, int nblk,
                                                                 int32_t *out, const int R, const int T) {
     __m512i acc[TILE_R][6];
@@ -278,7 +288,7 @@ static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w,
             for (int t = 0; t < T; t++) {
                 __m512i xv = _mm512_loadu_si512((const void *)(x + (size_t)t * xs + 256 * (size_t)b + 64 * l));
 #pragma GCC unroll 4
-                for (int r = 0; r < R; r++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], c[r], xv);
+                for (int r = 0; r < R; r++) acc[r][t] = dpbusd(acc[r][t], c[r], xv);
             }
         }
     }
@@ -288,20 +298,24 @@ static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w,
         for (int t = 0; t < T; t++) out[r * ACC_T + t] = _mm512_reduce_add_epi32(acc[r][t]);
 }
 
-// Decode (T = 1) variant: memory-bound, so the 4 shift/mask sub-vectors of a block go to
-// DEC_SPLIT independent accumulators per row (more chains in flight than vpdpbusd latency allows
-// with one), and the weight stream is prefetched PF_AHEAD blocks ahead.
-#ifndef DEC_SPLIT
-#define DEC_SPLIT 2
-#endif
+// Decode (T = 1) variant. Its weight stream is read once, so the kernel must consume bytes as
+// fast as memory delivers them (~35 GB/s per core): fewer instructions per weight byte matter.
+// Sub-vector l of a block is taken as v & (3 << 2l) = c * 4^l without the shift (c * 4^l <= 128
+// still fits vpdpbusd's u8 operand) into its own accumulator acc[r][l], which therefore holds
+// 4^l * (its part of sum x*c); an exact arithmetic shift right by 2l per lane at the end undoes
+// the factor. Lane bound: 4 * nblk products of |c * 4^l * x| <= 128 * 128 per lane, < 2^31 for
+// cols <= MAX_COLS. 16 independent accumulator chains; the weight stream is prefetched PF_AHEAD
+// blocks ahead.
 static inline __attribute__((always_inline)) T512 void tile512_dec(const uint8_t *w, const int8_t *x, int nblk, int32_t *out,
                                                                     const int R) {
-    __m512i acc[TILE_R][DEC_SPLIT];
-    const __m512i mask = _mm512_set1_epi8(3);
+    __m512i acc[TILE_R][4];
+    __m512i mask[4];
+#pragma GCC unroll 4
+    for (int l = 0; l < 4; l++) mask[l] = _mm512_set1_epi8((char)(3 << (2 * l)));
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-        for (int j = 0; j < DEC_SPLIT; j++) acc[r][j] = _mm512_setzero_si512();
+        for (int l = 0; l < 4; l++) acc[r][l] = _mm512_setzero_si512();
     for (int b = 0; b < nblk; b++) {
 #pragma GCC unroll 4
         for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), _MM_HINT_T0);
@@ -312,15 +326,14 @@ static inline __attribute__((always_inline)) T512 void tile512_dec(const uint8_t
         for (int r = 0; r < R; r++) {
             __m512i v = _mm512_load_si512((const void *)(w + 256 * (size_t)b + 64 * r));
 #pragma GCC unroll 4
-            for (int l = 0; l < 4; l++)
-                acc[r][l % DEC_SPLIT] = _mm512_dpbusd_epi32(acc[r][l % DEC_SPLIT], _mm512_and_si512(_mm512_srli_epi16(v, 2 * l), mask), xv[l]);
+            for (int l = 0; l < 4; l++) acc[r][l] = dpbusd(acc[r][l], _mm512_and_si512(v, mask[l]), xv[l]);
         }
     }
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
         __m512i s = acc[r][0];
-#pragma GCC unroll 4
-        for (int j = 1; j < DEC_SPLIT; j++) s = _mm512_add_epi32(s, acc[r][j]);
+#pragma GCC unroll 3
+        for (int l = 1; l < 4; l++) s = _mm512_add_epi32(s, _mm512_srai_epi32(acc[r][l], 2 * l));
         out[r * ACC_T] = _mm512_reduce_add_epi32(s);
     }
 }
@@ -452,11 +465,14 @@ static void run(const tern_tmat *m, const int8_t *xq, int N, const float *sx, fl
     const int nrb = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
     // decode (N <= 2, memory-bound): static split, one contiguous weight stream per thread (best
     // for the hardware prefetchers); prefill (compute-bound): dynamic, for load balance
+    // a small product (e.g. a 256-wide model's decode step) runs on the calling thread: waking the
+    // team costs more than it saves
+    const int par = (double)N * (double)tern_tmat_weight_bytes(m) >= PAR_MIN_BYTES;
     if (N <= 2) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
         for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, sx, outf, outi, k, sumx, TT, rb);
     } else {
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (par)
         for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, sx, outf, outi, k, sumx, TT, rb);
     }
     if (sumx != sxs_stack) free(sumx);

@@ -114,9 +114,10 @@ static void test_padded_cols(void **st) {
     for (int c = 0; c < 7; c++) check_shape(9, cols[c], 5, 77 + c);
 }
 
-static void test_extremes(void **st) {
-    (void)st;
-    const int rows = 6, cols = 2816, N = 4;   // cols = 11 blocks
+// extreme weights x extreme activations, batched (N = 4) and one token at a time (N = 1: the
+// decode kernel, whose lanes carry up to 64x scaled partial sums), for every kind
+static void check_extremes(int cols) {
+    enum { rows = 6, N = 4 };
     int8_t *w = malloc((size_t)rows * cols), *x = malloc((size_t)N * cols);
     int32_t got[N * rows];
     // rows: all +1, all -1, all 0, alternating +1/-1, first half +1, random
@@ -141,10 +142,22 @@ static void test_extremes(void **st) {
         if (!tern_kernel_available((tern_kernel_kind)kk)) continue;
         tern_tmat_mul_i32(&m, x, N, got, (tern_kernel_kind)kk);
         for (int i = 0; i < N * rows; i++)
-            if (got[i] != ref[i]) fail_msg("%s: extreme case %d: %d vs %d", tern_kernel_name((tern_kernel_kind)kk), i, got[i], ref[i]);
+            if (got[i] != ref[i]) fail_msg("%s: cols %d: extreme case %d: %d vs %d", tern_kernel_name((tern_kernel_kind)kk), cols, i, got[i], ref[i]);
+        for (int n = 0; n < N; n++) {
+            tern_tmat_mul_i32(&m, x + (size_t)n * cols, 1, got, (tern_kernel_kind)kk);
+            for (int r = 0; r < rows; r++)
+                if (got[r] != ref[n * rows + r])
+                    fail_msg("%s: cols %d: extreme token %d row %d (N=1): %d vs %d", tern_kernel_name((tern_kernel_kind)kk), cols, n, r, got[r], ref[n * rows + r]);
+        }
     }
     tern_tmat_free(&m);
     free(w); free(x);
+}
+
+static void test_extremes(void **st) {
+    (void)st;
+    check_extremes(2816);     // 11 blocks
+    check_extremes(262144);   // 1024 blocks: |sum| up to 2^25, scaled lanes up to 2^31 / 32
 }
 
 // float output: exactly (float)acc * (scale / sx[n]), same bits for every kind
