@@ -60,12 +60,22 @@ void tern_tmat_free(tern_tmat *m);
 size_t tern_tmat_weight_bytes(const tern_tmat *m);          // rows_pad * row_bytes (bytes a matvec reads)
 void tern_tmat_get_row_i8(const tern_tmat *m, int r, int8_t *out);   // out[cols] in {-1,0,1}
 
+// Training-side construction (the fused BitLinear repacks its weights every step): no malloc and
+// no validation. buf: 64-byte aligned, tern_tmat_bytes(rows, cols) bytes, owned by the caller (do
+// not tern_tmat_free the result). wq [rows, cols] holds exactly -1, 0 or +1 as floats (what
+// tern_weight_quantize writes). OpenMP inside for large matrices.
+size_t tern_tmat_bytes(int rows, int cols);
+void tern_tmat_pack_f32(tern_tmat *m, void *buf, const float *wq, int rows, int cols, float scale);
+
 // xq [N, cols] int8 (any values -128..127), sx [N] > 0; out [N, rows]:
 // out[n*rows + r] = (float)(sum_k xq[n*cols+k] * W[r,k]) * (m->scale / sx[n]).
 // Integer accumulation (int32), exact; all kinds give bit-identical results. OpenMP inside
 // (parallel over rows; threads write disjoint memory). k = AUTO → tern_kernel_best(); a kind the
 // CPU lacks also falls back to tern_kernel_best().
 void tern_tmat_mul(const tern_tmat *m, const int8_t *xq, const float *sx, int N, float *out, tern_kernel_kind k);
+// Same, activations with row stride ldx: ldx == cols, or ldx == cols_pad with the padding bytes
+// zero (then no padded copy is made, whatever cols is).
+void tern_tmat_mul_ld(const tern_tmat *m, const int8_t *xq, size_t ldx, const float *sx, int N, float *out, tern_kernel_kind k);
 // out [N, rows]: the exact int32 sums.
 void tern_tmat_mul_i32(const tern_tmat *m, const int8_t *xq, int N, int32_t *out, tern_kernel_kind k);
 

@@ -73,9 +73,11 @@ tern_tensor *tern_model_forward(tern_model *m, tern_graph *g, const int *tokens,
         tern_layer *L = &m->layers[l];
         // attention
         tern_tensor *h = tern_rmsnorm(g, x, L->attn_norm, eps);
-        tern_tensor *q = tern_bitlinear(g, h, L->attn_q, lam);             // [B*T, H*hd]
-        tern_tensor *k = tern_bitlinear(g, h, L->attn_k, lam);             // [B*T, Hkv*hd]
-        tern_tensor *v = tern_bitlinear(g, h, L->attn_v, lam);             // [B*T, Hkv*hd]
+        tern_tensor *qkv[3], *wqkv[3] = {L->attn_q, L->attn_k, L->attn_v};
+        tern_bitlinear_n(g, h, wqkv, 3, lam, qkv);                         // one activation quantization
+        tern_tensor *q = qkv[0];                                           // [B*T, H*hd]
+        tern_tensor *k = qkv[1];                                           // [B*T, Hkv*hd]
+        tern_tensor *v = qkv[2];                                           // [B*T, Hkv*hd]
         q = tern_rope(g, q, B, T, H, hd, 0, c->rope_theta);
         k = tern_rope(g, k, B, T, Hkv, hd, 0, c->rope_theta);
         tern_tensor *a = tern_attention(g, q, k, v, B, T, H, Hkv);         // [B*T, H*hd]
@@ -83,8 +85,10 @@ tern_tensor *tern_model_forward(tern_model *m, tern_graph *g, const int *tokens,
         x = tern_add(g, x, tern_bitlinear(g, a, L->attn_output, lam));
         // feed-forward
         h = tern_rmsnorm(g, x, L->ffn_norm, eps);
-        tern_tensor *gt = tern_bitlinear(g, h, L->ffn_gate, lam);          // [B*T, ffn]
-        tern_tensor *up = tern_bitlinear(g, h, L->ffn_up, lam);            // [B*T, ffn]
+        tern_tensor *gu[2], *wgu[2] = {L->ffn_gate, L->ffn_up};
+        tern_bitlinear_n(g, h, wgu, 2, lam, gu);
+        tern_tensor *gt = gu[0];                                           // [B*T, ffn]
+        tern_tensor *up = gu[1];                                           // [B*T, ffn]
         tern_tensor *f = tern_rmsnorm(g, tern_swiglu(g, gt, up), L->ffn_sub_norm, eps);
         x = tern_add(g, x, tern_bitlinear(g, f, L->ffn_down, lam));
     }

@@ -36,6 +36,9 @@ tern_tensor *tern_quant_act(tern_graph *g, tern_tensor *x);     // out = xq / s_
 //     x_mix = lambda * xq/s_x + (1-lambda) * x,  w_mix = lambda * Wq*s_w + (1-lambda) * W
 // Gradients straight-through: dx = dy . w_eff, dW = dy^T . x_eff (eff = what the forward used).
 tern_tensor *tern_bitlinear(tern_graph *g, tern_tensor *x, tern_tensor *w, float lambda);
+// n BitLinears of one input (q, k, v; gate, up): out[j] = BitLinear(x; w[j]), the activation
+// quantization (and x_eff) done once and shared; results identical to n tern_bitlinear calls.
+void tern_bitlinear_n(tern_graph *g, tern_tensor *x, tern_tensor *const *w, int n, float lambda, tern_tensor **out);
 
 // Backward functions (called from tern_backward's switch; one per op).
 void tern_matmul_backward(tern_graph *g, tern_node *nd);

@@ -1,6 +1,7 @@
 // ops_quant.c — BitNet b1.58 quantizer ops with straight-through gradients, and the fused
 // BitLinear. The integer rules live in quant.h (shared with export and the runtime).
 #include "ops.h"
+#include "kernels.h"
 #include "quant.h"
 #include "util.h"
 #include <cblas.h>
@@ -50,61 +51,83 @@ tern_tensor *tern_quant_act(tern_graph *g, tern_tensor *x) {
 void tern_quant_act_backward(tern_graph *g, tern_node *nd) { pass_through(g, nd); }
 
 // ---- BitLinear ----------------------------------------------------------------------------------
-// saved[0] = x_eff [N,K]: xq/s_x (ternary), x_mix (ramp); NULL for fp (uses x itself)
-// saved[1] = w_eff [M,K]: Wq as {-1,0,1} (ternary; scaled by fp[0] = s_w in backward), w_mix (ramp)
-tern_tensor *tern_bitlinear(tern_graph *g, tern_tensor *x, tern_tensor *w, float lambda) {
+// Per output node: saved[0] = x_eff [N,K]: xq/s_x (ternary), x_mix (ramp); NULL for fp (uses x)
+//                  saved[1] = w_eff [M,K]: Wq as {-1,0,1} (ternary; scaled by fp[0] = s_w in
+//                             backward), w_mix (ramp)
+// The outputs of one tern_bitlinear_n call share x_eff (one activation quantization).
+void tern_bitlinear_n(tern_graph *g, tern_tensor *x, tern_tensor *const *w, int n, float lambda, tern_tensor **out) {
     double t0 = tern_prof_begin(g);
-    if (w->ndim != 2 || tern_cols(x) != w->shape[1]) {
-        char a[128], b[128];
-        tern_fatal("bitlinear: input %s does not match weight %s ([out, in])", tern_shape_str(x, a, sizeof a),
-                   tern_shape_str(w, b, sizeof b));
-    }
-    long N = tern_rows(x);
-    int K = w->shape[1], M = w->shape[0];
-    int out_shape[TERN_MAX_DIMS];
-    memcpy(out_shape, x->shape, sizeof out_shape);
-    out_shape[x->ndim - 1] = M;
-    tern_tensor *out = tern_new(g, "bitlinear", x->ndim, out_shape);
-    float *x_eff = NULL, *w_eff = NULL, s_w = 1.0f;
-    if (lambda <= 0.0f) { // full precision
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, M, K, 1.0f, x->data, K, w->data, K, 0.0f, out->data, M);
-    } else {
-        s_w = tern_weight_scale(w->data, w->n);
-        w_eff = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)w->n);
-        tern_weight_quantize(w->data, w->n, s_w, w_eff);                       // Wq (integers)
-        float *xq = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)x->n);  // (N, K) integers
-        float *sx = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)N);     // (N,)
+    const long N = tern_rows(x);
+    const int K = tern_cols(x), Kp = (K + 255) / 256 * 256;
+    for (int j = 0; j < n; j++)
+        if (w[j]->ndim != 2 || K != w[j]->shape[1]) {
+            char a[128], b[128];
+            tern_fatal("bitlinear: input %s does not match weight %s ([out, in])", tern_shape_str(x, a, sizeof a),
+                       tern_shape_str(w[j], b, sizeof b));
+        }
+    // activation side, once for all outputs
+    float *x_eff = NULL, *sx = NULL;
+    int8_t *xi = NULL;
+    if (lambda >= 1.0f) {
+        // int8 rows with the kernel's padded stride (Kp), and x_eff = xq / s_x for dW from the same
+        // pass while the row is in cache
+        sx = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)N);
+        xi = tern_arena_alloc(&g->arena, (size_t)N * Kp);
+        if (g->grad_enabled) x_eff = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)x->n);
         #pragma omp parallel for schedule(static) if (x->n > 32768)
-        for (long r = 0; r < N; r++) sx[r] = tern_act_quantize_row(x->data + r * K, K, xq + r * K);
-        if (lambda >= 1.0f) {
-            // integer-exact: every product and partial sum is an integer < 2^24, exact in fp32
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, M, K, 1.0f, xq, K, w_eff, K, 0.0f, out->data, M);
-            #pragma omp parallel for schedule(static) if (out->n > 32768)
-            for (long r = 0; r < N; r++) {
-                float f = s_w / sx[r];
-                float *o = out->data + r * M;
-                for (int m = 0; m < M; m++) o[m] *= f;
-            }
-            if (g->grad_enabled) { // x_eff = xq / s_x for dW (in place)
-                #pragma omp parallel for schedule(static) if (x->n > 32768)
-                for (long r = 0; r < N; r++)
-                    for (int k = 0; k < K; k++) xq[r * K + k] /= sx[r];
-                x_eff = xq;
-            }
-        } else { // ramp: mix quantized and full-precision values
-            float l = lambda, c = 1.0f - lambda;
-            #pragma omp parallel for schedule(static) if (x->n > 32768)
-            for (long r = 0; r < N; r++)
-                for (int k = 0; k < K; k++) xq[r * K + k] = l * (xq[r * K + k] / sx[r]) + c * x->data[r * K + k];
-            for (long i = 0; i < w->n; i++) w_eff[i] = l * (w_eff[i] * s_w) + c * w->data[i];
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, M, K, 1.0f, xq, K, w_eff, K, 0.0f, out->data, M);
-            x_eff = xq;
-            s_w = 1.0f; // w_eff already carries the scale
+        for (long r = 0; r < N; r++) {
+            int8_t *q = xi + r * Kp;
+            const float s = sx[r] = tern_act_quantize_row_i8(x->data + r * K, K, q);
+            memset(q + K, 0, (size_t)(Kp - K));
+            if (x_eff)
+                for (int k = 0; k < K; k++) x_eff[r * K + k] = (float)q[k] / s;
+        }
+    } else if (lambda > 0.0f) { // ramp: x_mix = l * xq/s_x + (1-l) * x
+        const float l = lambda, c = 1.0f - lambda;
+        x_eff = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)x->n);
+        #pragma omp parallel for schedule(static) if (x->n > 32768)
+        for (long r = 0; r < N; r++) {
+            float *q = x_eff + r * K;
+            const float s = tern_act_quantize_row(x->data + r * K, K, q);
+            for (int k = 0; k < K; k++) q[k] = l * (q[k] / s) + c * x->data[r * K + k];
         }
     }
-    tern_node *nd = tern_graph_record(g, TERN_OP_BITLINEAR, out, x, w, NULL);
-    if (nd) { nd->saved[0] = x_eff; nd->saved[1] = w_eff; nd->fp[0] = s_w; nd->fp[1] = lambda; }
+    for (int j = 0; j < n; j++) {
+        const int M = w[j]->shape[0];
+        int out_shape[TERN_MAX_DIMS];
+        memcpy(out_shape, x->shape, sizeof out_shape);
+        out_shape[x->ndim - 1] = M;
+        tern_tensor *o = out[j] = tern_new(g, "bitlinear", x->ndim, out_shape);
+        float *w_eff = NULL, s_w = 1.0f;
+        if (lambda <= 0.0f) { // full precision
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, M, K, 1.0f, x->data, K, w[j]->data, K, 0.0f, o->data, M);
+        } else {
+            s_w = tern_weight_scale(w[j]->data, w[j]->n);
+            w_eff = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)w[j]->n);
+            tern_weight_quantize(w[j]->data, w[j]->n, s_w, w_eff); // Wq (integers)
+            if (lambda >= 1.0f) {
+                // integer-exact on the int8 x ternary kernels (kernels.h): out = (int32 sum) *
+                // (s_w / s_x), the very numbers the runtime computes. Wq is repacked into the
+                // kernel's layout in the arena.
+                tern_tmat tm;
+                tern_tmat_pack_f32(&tm, tern_arena_alloc(&g->arena, tern_tmat_bytes(M, K)), w_eff, M, K, s_w);
+                tern_tmat_mul_ld(&tm, xi, (size_t)Kp, sx, (int)N, o->data, TERN_KERNEL_AUTO);
+            } else { // ramp: w_mix = l * Wq*s_w + (1-l) * W
+                const float l = lambda, c = 1.0f - lambda;
+                for (long i = 0; i < w[j]->n; i++) w_eff[i] = l * (w_eff[i] * s_w) + c * w[j]->data[i];
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, M, K, 1.0f, x_eff, K, w_eff, K, 0.0f, o->data, M);
+                s_w = 1.0f; // w_eff already carries the scale
+            }
+        }
+        tern_node *nd = tern_graph_record(g, TERN_OP_BITLINEAR, o, x, w[j], NULL);
+        if (nd) { nd->saved[0] = x_eff; nd->saved[1] = w_eff; nd->fp[0] = s_w; nd->fp[1] = lambda; }
+    }
     tern_prof_end(g, TERN_OP_BITLINEAR, t0);
+}
+
+tern_tensor *tern_bitlinear(tern_graph *g, tern_tensor *x, tern_tensor *w, float lambda) {
+    tern_tensor *out;
+    tern_bitlinear_n(g, x, &w, 1, lambda, &out);
     return out;
 }
 

@@ -261,6 +261,64 @@ static void test_bitlinear_exact(void **st) {
     tern_params_free(&p);
 }
 
+// tern_bitlinear_n (one shared activation quantization) == separate tern_bitlinear calls: the
+// same output and gradient bits, for ternary, ramp and fp; K = 300 exercises the padded int8 rows
+static void shared_vs_separate(float lambda, int shared, float *out) {
+    enum { N = 9, K = 300 };
+    const int Ms[3] = {5, 11, 3};
+    tern_params p;
+    tern_params_init(&p);
+    int sx_[2] = {N, K};
+    tern_tensor *x = tern_params_add(&p, "x", 2, sx_, 0), *w[3];
+    for (int j = 0; j < 3; j++) {
+        int sw_[2] = {Ms[j], K};
+        char name[8] = "w0";
+        name[1] = (char)('0' + j);
+        w[j] = tern_params_add(&p, name, 2, sw_, 0);
+    }
+    tern_params_alloc(&p);
+    tu_fill_normal(x->data, x->n, 41, 1.5f);
+    for (int j = 0; j < 3; j++) tu_fill_normal(w[j]->data, w[j]->n, 42 + (uint64_t)j, 0.03f);
+    tern_params_zero_grad(&p);
+    tern_graph g;
+    tern_graph_init(&g, 32, 0, 0);
+    tern_tensor *y[3];
+    if (shared) tern_bitlinear_n(&g, x, w, 3, lambda, y);
+    else for (int j = 0; j < 3; j++) y[j] = tern_bitlinear(&g, x, w[j], lambda);
+    tern_tensor *loss = NULL;
+    for (int j = 0; j < 3; j++) {   // loss = sum_j <R_j, y_j>
+        tern_tensor *r = tern_new_2d(&g, "r", N, Ms[j]);
+        tu_fill_uniform(r->data, r->n, 50 + (uint64_t)j, -1, 1);
+        tern_tensor *t = tern_sum(&g, tern_mul(&g, y[j], r));
+        loss = loss ? tern_add(&g, loss, t) : t;
+    }
+    tern_backward(&g, loss, 1.0f);
+    long o = 0;
+    for (int j = 0; j < 3; j++) { memcpy(out + o, y[j]->data, sizeof(float) * y[j]->n); o += y[j]->n; }
+    memcpy(out + o, x->grad, sizeof(float) * x->n);
+    o += x->n;
+    for (int j = 0; j < 3; j++) { memcpy(out + o, w[j]->grad, sizeof(float) * w[j]->n); o += w[j]->n; }
+    tern_graph_free(&g);
+    tern_params_free(&p);
+}
+
+static void test_bitlinear_shared(void **st) {
+    (void)st;
+    const long n = 9 * (5 + 11 + 3) + 9 * 300 + (5 + 11 + 3) * 300;
+    float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+    const float lambdas[3] = {1.0f, 0.5f, 0.0f};
+    for (int i = 0; i < 3; i++) {
+        shared_vs_separate(lambdas[i], 1, a);
+        shared_vs_separate(lambdas[i], 0, b);
+        double nz = 0;
+        for (long k = 0; k < n; k++) nz += fabs(a[k]);
+        assert_true(nz > 0);
+        if (memcmp(a, b, sizeof(float) * n) != 0) fail_msg("lambda %g: shared BitLinear differs from separate calls", (double)lambdas[i]);
+    }
+    free(a);
+    free(b);
+}
+
 // ---- clear fatal errors ------------------------------------------------------------------------
 static void child_shape_mismatch(void *a) {
     (void)a;
@@ -320,7 +378,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_forward),    cmocka_unit_test(test_attention_forward),
         cmocka_unit_test(test_cross_entropy_forward), cmocka_unit_test(test_weight_quant_cases),
         cmocka_unit_test(test_act_quant_cases),   cmocka_unit_test(test_quant_ste),
-        cmocka_unit_test(test_bitlinear_exact),   cmocka_unit_test(test_fatal_errors),
+        cmocka_unit_test(test_bitlinear_exact),   cmocka_unit_test(test_bitlinear_shared),   cmocka_unit_test(test_fatal_errors),
         cmocka_unit_test(test_arena_sizing),
     };
     return cmocka_run_group_tests_name("ops", tests, NULL, NULL);
