@@ -6,6 +6,7 @@
 // head instead of O(T^2)). Work is split over (batch, kv head) so threads write disjoint dK/dV.
 #include "ops.h"
 #include "util.h"
+#include "vmath.h"
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -33,12 +34,10 @@ static void scores_softmax(const float *Q, int ldq, const float *K, int ldk, int
         else {
             float m = -INFINITY;
             for (int j = 0; j <= i; j++) m = p[j] > m ? p[j] : m;
-            float s = 0.0f;
-            for (int j = 0; j <= i; j++) s += expf(p[j] - m);
-            l = m + logf(s);
+            l = m + logf(tern_vexp_shift(p, m, NULL, i + 1));
             lse_out[i] = l;
         }
-        for (int j = 0; j <= i; j++) p[j] = expf(p[j] - l);
+        tern_vexp_shift(p, l, p, i + 1);
         for (int j = i + 1; j < T; j++) p[j] = 0.0f;
     }
 }

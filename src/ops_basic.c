@@ -1,6 +1,7 @@
 // ops_basic.c — matmul (OpenBLAS sgemm), elementwise ops, reductions, embedding, SiLU, SwiGLU.
 // Each op: forward here (outputs first), backward accumulates (+=) into its inputs' gradients.
 #include "ops.h"
+#include "vmath.h"
 #include "util.h"
 #include <cblas.h>
 #include <math.h>
@@ -223,16 +224,25 @@ void tern_embedding_backward(tern_graph *g, tern_node *nd) {
 }
 
 // ---- SiLU and SwiGLU -------------------------------------------------------------------------
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+// sigmoid(x) comes from tern_vsigmoid (vmath.h) in chunks of SIG_CHUNK on the stack; the chunk
+// loop is the parallel loop, so results do not depend on the thread count.
+#define SIG_CHUNK 1024
+#define FOR_CHUNKS(n)                                                                   \
+    _Pragma("omp parallel for schedule(static) if ((n) > PAR_MIN)")                     \
+    for (long i0 = 0; i0 < (n); i0 += SIG_CHUNK)
 
 tern_tensor *tern_silu(tern_graph *g, tern_tensor *x) {
     double t0 = tern_prof_begin(g);
     tern_tensor *out = new_like(g, "silu", x);
-    long n = x->n;
+    const long n = x->n;
     const float *a = x->data;
     float *o = out->data;
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (long i = 0; i < n; i++) o[i] = a[i] * sigmoidf(a[i]);
+    FOR_CHUNKS(n) {
+        const long c = n - i0 < SIG_CHUNK ? n - i0 : SIG_CHUNK;
+        float s[SIG_CHUNK];
+        tern_vsigmoid(a + i0, s, c);
+        for (long i = 0; i < c; i++) o[i0 + i] = a[i0 + i] * s[i];
+    }
     tern_graph_record(g, TERN_OP_SILU, out, x, NULL, NULL);
     tern_prof_end(g, TERN_OP_SILU, t0);
     return out;
@@ -242,11 +252,15 @@ void tern_silu_backward(tern_graph *g, tern_node *nd) {
     float *dx = tern_grad_of(g, nd->src[0]);
     if (!dx) return;
     const float *a = nd->src[0]->data, *d = nd->out->grad;
-    long n = nd->out->n;
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (long i = 0; i < n; i++) {
-        float s = sigmoidf(a[i]);
-        dx[i] += d[i] * s * (1.0f + a[i] * (1.0f - s));
+    const long n = nd->out->n;
+    FOR_CHUNKS(n) {
+        const long c = n - i0 < SIG_CHUNK ? n - i0 : SIG_CHUNK;
+        float s[SIG_CHUNK];
+        tern_vsigmoid(a + i0, s, c);
+        for (long i = 0; i < c; i++) {
+            const long k = i0 + i;
+            dx[k] += d[k] * s[i] * (1.0f + a[k] * (1.0f - s[i]));
+        }
     }
 }
 
@@ -254,11 +268,15 @@ tern_tensor *tern_swiglu(tern_graph *g, tern_tensor *gate, tern_tensor *up) {
     double t0 = tern_prof_begin(g);
     check_same("swiglu", gate, up);
     tern_tensor *out = new_like(g, "swiglu", gate);
-    long n = gate->n;
+    const long n = gate->n;
     const float *a = gate->data, *u = up->data;
     float *o = out->data;
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (long i = 0; i < n; i++) o[i] = a[i] * sigmoidf(a[i]) * u[i];
+    FOR_CHUNKS(n) {
+        const long c = n - i0 < SIG_CHUNK ? n - i0 : SIG_CHUNK;
+        float s[SIG_CHUNK];
+        tern_vsigmoid(a + i0, s, c);
+        for (long i = 0; i < c; i++) o[i0 + i] = a[i0 + i] * s[i] * u[i0 + i];
+    }
     tern_graph_record(g, TERN_OP_SWIGLU, out, gate, up, NULL);
     tern_prof_end(g, TERN_OP_SWIGLU, t0);
     return out;
@@ -268,11 +286,15 @@ void tern_swiglu_backward(tern_graph *g, tern_node *nd) {
     tern_tensor *gate = nd->src[0], *up = nd->src[1];
     float *dg = tern_grad_of(g, gate), *du = tern_grad_of(g, up);
     const float *a = gate->data, *u = up->data, *d = nd->out->grad;
-    long n = nd->out->n;
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (long i = 0; i < n; i++) {
-        float s = sigmoidf(a[i]), silu = a[i] * s;
-        if (dg) dg[i] += d[i] * u[i] * s * (1.0f + a[i] * (1.0f - s));
-        if (du) du[i] += d[i] * silu;
+    const long n = nd->out->n;
+    FOR_CHUNKS(n) {
+        const long c = n - i0 < SIG_CHUNK ? n - i0 : SIG_CHUNK;
+        float s[SIG_CHUNK];
+        tern_vsigmoid(a + i0, s, c);
+        for (long i = 0; i < c; i++) {
+            const long k = i0 + i;
+            if (dg) dg[k] += d[k] * u[k] * s[i] * (1.0f + a[k] * (1.0f - s[i]));
+            if (du) du[k] += d[k] * (a[k] * s[i]);
+        }
     }
 }

@@ -1,6 +1,7 @@
 // ops_loss.c — fused cross-entropy: log-softmax + NLL, mean over rows whose target is not the
 // ignore index. Saves the row log-sum-exp; backward writes (softmax - onehot) * dloss / count.
 #include "ops.h"
+#include "vmath.h"
 #include "util.h"
 #include <math.h>
 
@@ -27,9 +28,7 @@ tern_tensor *tern_cross_entropy(tern_graph *g, tern_tensor *logits, const int *t
         const float *r = x + (size_t)i * V;
         float m = -INFINITY;
         for (int j = 0; j < V; j++) m = r[j] > m ? r[j] : m;
-        float s = 0.0f;
-        for (int j = 0; j < V; j++) s += expf(r[j] - m);
-        lse[i] = m + logf(s);
+        lse[i] = m + logf(tern_vexp_shift(r, m, NULL, V));
         nll[i] = tg[i] == ignore_index ? 0.0f : lse[i] - r[tg[i]];
     }
     double total = 0.0;
@@ -55,7 +54,12 @@ void tern_cross_entropy_backward(tern_graph *g, tern_node *nd) {
         if (nd->idx[i] == ignore) continue;
         const float *r = x + (size_t)i * V;
         float *dr = dx + (size_t)i * V;
-        for (int j = 0; j < V; j++) dr[j] += d * expf(r[j] - lse[i]);
+        float e[1024];   // softmax in chunks (no allocation)
+        for (int j0 = 0; j0 < V; j0 += 1024) {
+            const int n = V - j0 < 1024 ? V - j0 : 1024;
+            tern_vexp_shift(r + j0, lse[i], e, n);
+            for (int j = 0; j < n; j++) dr[j0 + j] += d * e[j];
+        }
         dr[nd->idx[i]] -= d;
     }
 }

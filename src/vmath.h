@@ -1,0 +1,22 @@
+// vmath.h — vectorized exp for the training ops' hot loops (softmax, cross-entropy, SiLU).
+//
+// exp is evaluated with range reduction x = n ln2 + r (|r| <= ln2/2), a degree-6 polynomial for
+// e^r and an exact scaling by 2^n, in AVX-512 (16 lanes) or AVX2 (8 lanes), chosen once from the
+// CPU's features; other CPUs use libm's expf. Error: at most 2 ulp against a correctly rounded
+// exp for results >= FLT_MIN (tests/test_vmath.c); x < -87.3365 (results below FLT_MIN) gives 0
+// on the vector paths (libm: a denormal),
+// x > 88.7228 gives +inf, NaN gives NaN. Which path runs does not depend on the thread count.
+#ifndef TERN_VMATH_H
+#define TERN_VMATH_H
+
+// y[i] = exp(x[i] - c) for i < n (y may be x, or NULL to only sum); returns sum_i exp(x[i] - c)
+// (float lanes, summed in a fixed order).
+float tern_vexp_shift(const float *x, float c, float *y, long n);
+// s[i] = 1 / (1 + exp(-x[i])) for i < n (s may be x)
+void tern_vsigmoid(const float *x, float *s, long n);
+
+// Test hook: 0 = libm expf, 1 = AVX2, 2 = AVX-512, -1 = the best this CPU has (the default).
+// Returns -1 (and changes nothing) when the CPU lacks the requested level.
+int tern_vmath_force(int level);
+
+#endif
