@@ -25,7 +25,7 @@ LIBS     = $(HDF5_LIBS) -lopenblas -lm
 RT_LIBS := -lm
 
 # src/ files the standalone runtime also uses (must include only libc/libm/OpenMP headers)
-RT_SRC_ALL := src/util.c src/quant.c src/tokenizer.c src/gguf.c src/tqpack.c src/kernels.c
+RT_SRC_ALL := src/util.c src/quant.c src/vmath.c src/tokenizer.c src/gguf.c src/tqpack.c src/kernels.c
 RT_SRC     := $(wildcard $(RT_SRC_ALL))
 LIB_SRC    := $(filter-out $(RT_SRC),$(wildcard src/*.c))
 LPAREN     := (

@@ -5,6 +5,7 @@
 #include "rope.h"
 #include "tqpack.h"
 #include "util.h"
+#include "vmath.h"
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -108,6 +109,7 @@ static void update_fp_kind(void) {
         cpu512 = cpu && __builtin_cpu_supports("avx512f");
     }
     tern_kernel_kind k = tern_kernel_best();
+    tern_vmath_force(k == TERN_KERNEL_PLAIN ? 0 : -1);   // exp: libm in an all-plain runtime
     g_avx2 = cpu && k != TERN_KERNEL_PLAIN;
     g_avx512 = cpu512 && k == TERN_KERNEL_AVX512VNNI;
 }
@@ -572,8 +574,6 @@ static void quantize_rows(const float *x, int n, int C, int8_t *xq, float *sx) {
     for (int r = 0; r < n; r++) sx[r] = tern_act_quantize_row_i8(x + (size_t)r * C, C, xq + (size_t)r * C);
 }
 
-static inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
-
 // causal GQA attention for n tokens at positions pos.., q [n, dim] -> out [n, dim]
 static void attention(const tern_rt_config *c, tern_rt_state *s, int layer, int n, int pos) {
     int hd = c->head_dim, G = c->n_heads / c->n_kv_heads;
@@ -593,13 +593,12 @@ static void attention(const tern_rt_config *c, tern_rt_state *s, int layer, int 
                 sc[t] = v;
                 mx = v > mx ? v : mx;
             }
-            float sum = 0.0f;
-            for (int t = 0; t < T; t++) sum += expf(sc[t] - mx);
-            float lse = mx + logf(sum);
+            float lse = mx + logf(tern_vexp_shift(sc, mx, NULL, T));
             float *o = s->att + (size_t)i * c->dim + h * hd;
             memset(o, 0, sizeof(float) * hd);
+            tern_vexp_shift(sc, lse, sc, T);   // probabilities
             for (int t = 0; t < T; t++) {
-                float p = expf(sc[t] - lse);
+                const float p = sc[t];
                 const float *v = vc + (size_t)t * c->kv_dim + kh * hd;
                 for (int d = 0; d < hd; d++) o[d] += p * v[d];
             }
@@ -679,13 +678,21 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
         rmsnorm_rows(s->xb, s->x, L->ffn_norm, n, D, c->norm_eps);
         quantize_rows(s->xb, n, D, s->xq, s->sx);
         tern_tmat_mul_i32(&L->wgu, s->xq, n, s->acc, TERN_KERNEL_AUTO); // [n, 2F]: gate, up
-        // SwiGLU (expf per element: split over the threads even for one token)
+        // SwiGLU over n*F values in chunks of 1024 (sigmoid from vmath.h, as in training)
         #pragma omp parallel for schedule(static) if ((long)n * F >= 4096)
-        for (long j = 0; j < (long)n * F; j++) {
-            const long i = j / F, r = j % F;
-            const int32_t *a = s->acc + i * 2 * F;
-            const float g = (float)a[r] * (L->scale[4] / s->sx[i]), u = (float)a[F + r] * (L->scale[5] / s->sx[i]);
-            s->hb[j] = g * sigmoidf_(g) * u;
+        for (long j0 = 0; j0 < (long)n * F; j0 += 1024) {
+            float gv[1024], sg[1024];
+            const long len = (long)n * F - j0 < 1024 ? (long)n * F - j0 : 1024;
+            for (long j = 0; j < len; j++) {   // may span two tokens
+                const long i = (j0 + j) / F, r = (j0 + j) % F;
+                gv[j] = (float)s->acc[i * 2 * F + r] * (L->scale[4] / s->sx[i]);
+            }
+            tern_vsigmoid(gv, sg, len);
+            for (long j = 0; j < len; j++) {
+                const long i = (j0 + j) / F, r = (j0 + j) % F;
+                const float u = (float)s->acc[i * 2 * F + F + r] * (L->scale[5] / s->sx[i]);
+                s->hb[j0 + j] = gv[j] * sg[j] * u;
+            }
         }
         rmsnorm_rows(s->xb, s->hb, L->ffn_sub_norm, n, F, c->norm_eps);
         quantize_rows(s->xb, n, F, s->xq, s->sx);

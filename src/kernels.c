@@ -20,6 +20,9 @@
 #define ROW_BLOCK 64
 #define TILE_R 4
 #define ACC_T 8           // most tokens in a tile; tile output acc[t * TILE_R + r], t < ACC_T
+#ifndef PF_HINT
+#define PF_HINT _MM_HINT_T0
+#endif
 #ifndef PF_AHEAD
 #define PF_AHEAD 16         // decode: weight prefetch distance in 256-column blocks of a row tile (1 KiB each)
 #endif
@@ -327,7 +330,7 @@ static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w,
     for (int b = 0; b < nblk; b++) {
         if (T <= 2) {   // decode: memory-bound; prefetch the weight stream ahead
 #pragma GCC unroll 4
-            for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), _MM_HINT_T0);
+            for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), PF_HINT);
         }
 #pragma GCC unroll 4
         for (int l = 0; l < 4; l++) {
@@ -373,7 +376,7 @@ static inline __attribute__((always_inline)) T512 void tile512_dec(const uint8_t
         for (int l = 0; l < 4; l++) acc[r][l] = _mm512_setzero_si512();
     for (int b = 0; b < nblk; b++) {
 #pragma GCC unroll 4
-        for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), _MM_HINT_T0);
+        for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), PF_HINT);
         __m512i xv[4];
 #pragma GCC unroll 4
         for (int l = 0; l < 4; l++) xv[l] = _mm512_loadu_si512((const void *)(x + 256 * (size_t)b + 64 * l));
@@ -410,7 +413,7 @@ static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w,
     for (int b = 0; b < nblk; b++) {
         if (T == 1) {   // decode: memory-bound; prefetch the weight stream ahead
 #pragma GCC unroll 4
-            for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), _MM_HINT_T0);
+            for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), PF_HINT);
         }
         __m256i s16[TILE_R][2];
 #pragma GCC unroll 4
