@@ -1,9 +1,12 @@
 // bench_train.c — training-step throughput of a model config on random tokens.
 //   tern-bench_train [config.cfg] [key=value ...] [--steps N] [--profile]
-// Prints the median tokens/s of forward+backward+AdamW-sized work over N steps, the peak RSS,
-// and (with --profile) where the time goes per op.
+// A step is what tern-train does per optimizer step without accumulation: forward, backward,
+// grad norm + clip + AdamW (the run config's lr, weight decay, clip). Prints the median tokens/s
+// over N steps, model GFLOP/s (6 * params * tokens + attention), the peak RSS, and (with
+// --profile) where the time goes per op, plus the optimizer's share.
 #include "config.h"
 #include "model.h"
+#include "optim.h"
 #include "util.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +36,9 @@ int main(int argc, char **argv) {
     tern_graph g;
     tern_graph_init(&g, tern_model_graph_nodes(&cfg.model), 0, 0);
     double *dt = tern_xmalloc(sizeof(double) * (size_t)steps);
+    tern_adamw opt;
+    tern_adamw_init_run(&opt, &m.params, &cfg.run);
+    double t_opt = 0;
     float loss = 0;
     for (int s = -2; s < steps; s++) { // two warm-up steps size the arena
         g.profile = profile && s >= 0;
@@ -42,6 +48,9 @@ int main(int argc, char **argv) {
         tern_tensor *l = tern_model_loss(&m, &g, tok, tok + 1, B, T);
         tern_backward(&g, l, 1.0f);
         loss = l->data[0];
+        double t1 = tern_time();
+        tern_optim_step(&opt, &m.params, s + 3, cfg.run.lr, cfg.run.weight_decay, cfg.run.clip, NULL);
+        if (s >= 0) t_opt += tern_time() - t1;
         if (s >= 0) dt[s] = tern_time() - t0;
     }
     double med = tern_median(dt, steps);
@@ -51,7 +60,11 @@ int main(int argc, char **argv) {
     double flops = 6.0 * np * B * T + 6.0 * cfg.model.n_layers * B * (double)T * T * cfg.model.dim; // + attention
     printf("bench_train %s: params %.2fM, batch %d x %d tokens, loss %.3f, median step %.3f s, %.0f tokens/s, %.1f GFLOP/s, peak RSS %.0f MiB\n",
            cfg.model.ternary ? "ternary" : "fp", np / 1e6, B, T, loss, med, B * T / med, flops / med / 1e9, ru.ru_maxrss / 1024.0);
-    if (profile) tern_graph_print_profile(&g, stdout);
+    if (profile) {
+        tern_graph_print_profile(&g, stdout);
+        printf("optimizer (norm, clip, AdamW): %.3f s per step, %.1f%% of the step\n", t_opt / steps, 100.0 * t_opt / steps / med);
+    }
+    tern_adamw_free(&opt);
     tern_graph_free(&g);
     tern_model_free(&m);
     free(tok);
