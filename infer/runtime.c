@@ -3,6 +3,7 @@
 #include "runtime.h"
 #include "quant.h"
 #include "rope.h"
+#include "rowops.h"
 #include "tqpack.h"
 #include "util.h"
 #include "vmath.h"
@@ -561,9 +562,7 @@ static void rmsnorm_rows(float *out, const float *x, const float *w, int n, int 
     #pragma omp parallel for schedule(static) if (n > 1)
     for (int r = 0; r < n; r++) {
         const float *xr = x + (size_t)r * C;
-        float ss = 0.0f;
-        for (int c = 0; c < C; c++) ss += xr[c] * xr[c];
-        float rs = 1.0f / sqrtf(ss / (float)C + eps);
+        float rs = 1.0f / sqrtf(tern_sumsq_lanes(xr, C) / (float)C + eps);
         float *o = out + (size_t)r * C;
         for (int c = 0; c < C; c++) o[c] = xr[c] * rs * w[c];
     }

@@ -1,6 +1,7 @@
 // ops_norm.c — RMSNorm with weight, and rotary position embedding (NEOX pairing).
 #include "ops.h"
 #include "rope.h"
+#include "rowops.h"
 #include "util.h"
 #include <math.h>
 #include <omp.h>
@@ -22,9 +23,7 @@ tern_tensor *tern_rmsnorm(tern_graph *g, tern_tensor *x, tern_tensor *w, float e
     #pragma omp parallel for schedule(static) if (N * C > 32768)
     for (long r = 0; r < N; r++) {
         const float *xr = xd + r * C;
-        float ss = 0.0f;
-        for (int c = 0; c < C; c++) ss += xr[c] * xr[c];
-        float rs = 1.0f / sqrtf(ss / (float)C + eps);
+        float rs = 1.0f / sqrtf(tern_sumsq_lanes(xr, C) / (float)C + eps);
         rstd[r] = rs;
         float *orow = o + r * C;
         for (int c = 0; c < C; c++) orow[c] = xr[c] * rs * wd[c];
@@ -56,8 +55,12 @@ void tern_rmsnorm_backward(tern_graph *g, tern_node *nd) {
             const float *xr = xd + r * C, *dyr = dy + r * C;
             float rs = rstd[r];
             if (dx) {
-                float dot = 0.0f;
-                for (int c = 0; c < C; c++) dot += dyr[c] * wd[c] * xr[c];
+                float lane[TERN_LANES] = {0}, dot = 0.0f;   // sum dy*w*x in 16 lanes (vectorizes)
+                int c = 0;
+                for (; c + TERN_LANES <= C; c += TERN_LANES)
+                    for (int j = 0; j < TERN_LANES; j++) lane[j] += dyr[c + j] * wd[c + j] * xr[c + j];
+                for (; c < C; c++) dot += dyr[c] * wd[c] * xr[c];
+                for (int j = 0; j < TERN_LANES; j++) dot += lane[j];
                 float k = rs * rs * rs * dot / (float)C;
                 float *dxr = dx + r * C;
                 for (int c = 0; c < C; c++) dxr[c] += rs * dyr[c] * wd[c] - k * xr[c];

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+char *openblas_get_corename(void);   // OpenBLAS (its cblas.h declares it; the cblas.h in use may not)
+
 int main(int argc, char **argv) {
     long n = 1024, reps = 10;
     if ((argc > 1 && (tern_parse_long(argv[1], &n) || n < 1 || n > 8192)) ||
@@ -30,7 +32,9 @@ int main(int argc, char **argv) {
         if (i >= 0) dt[i] = tern_time() - t0;
     }
     double raw = flop / tern_median(dt, (int)reps) / 1e9;
-    printf("bench_matmul %ldx%ldx%ld: openblas sgemm %.1f GFLOP/s (median of %ld)\n", n, n, n, raw, reps);
+    const char *core = openblas_get_corename(), *forced = getenv("OPENBLAS_CORETYPE");
+    printf("bench_matmul %ldx%ldx%ld: openblas sgemm %.1f GFLOP/s (median of %ld; OpenBLAS %s kernels%s%s)\n", n, n, n, raw, reps,
+           core ? core : "?", forced ? ", OPENBLAS_CORETYPE=" : "", forced ? forced : "");
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
             for (long i = -1; i < reps; i++) {
