@@ -1,7 +1,8 @@
 // ops_attention.c — fused causal multi-head softmax attention with grouped-query heads.
 //
 // q[B*T, H*D], k,v[B*T, Hkv*D] -> out[B*T, H*D]; query head h reads kv head h / (H/Hkv).
-// Forward per (batch, head): S = scale Q K^T (sgemm), causal softmax row by row, O = P V.
+// Forward per (batch, head), per block of QB query rows: S = scale Q K^T (sgemm) against the
+// keys the block can see, causal softmax row by row, O = P V.
 // Saves only the row log-sum-exp lse[B, H, T]; backward recomputes P from it (memory O(T) per
 // head instead of O(T^2)). Work is split over (batch, kv head) so threads write disjoint dK/dV.
 #include "ops.h"
@@ -23,22 +24,28 @@ static void check_qkv(const tern_tensor *q, const tern_tensor *k, const tern_ten
                    tern_shape_str(v, b, sizeof b), B, T, Hkv, *D);
 }
 
-// P[T,T] = causal softmax of scale * Q K^T; returns the row lse in lse[T] when lse_out
-static void scores_softmax(const float *Q, int ldq, const float *K, int ldk, int T, int D, float scale, float *P,
-                           float *lse_out, const float *lse_in) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, scale, Q, ldq, K, ldk, 0.0f, P, T);
-    for (int i = 0; i < T; i++) {
-        float *p = P + (size_t)i * T;
+// Query rows are processed in blocks of QB: block [r0, r1) only needs keys [0, r1), so the
+// products skip (almost all of) the masked upper triangle.
+#define QB 64
+
+// P[nr, nc] (row stride ldp) = causal softmax of scale * Q K^T for query rows r0..r0+nr-1 against
+// keys 0..nc-1 (nc = r0 + nr); returns the row lse in lse_out[nr] when lse_out, else uses lse_in
+static void scores_softmax(const float *Q, int ldq, const float *K, int ldk, int r0, int nr, int nc, int D, float scale, float *P,
+                           int ldp, float *lse_out, const float *lse_in) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, nc, D, scale, Q, ldq, K, ldk, 0.0f, P, ldp);
+    for (int i = 0; i < nr; i++) {
+        float *p = P + (size_t)i * ldp;
+        const int last = r0 + i;   // keys 0..last are visible
         float l;
         if (lse_in) l = lse_in[i];
         else {
             float m = -INFINITY;
-            for (int j = 0; j <= i; j++) m = p[j] > m ? p[j] : m;
-            l = m + logf(tern_vexp_shift(p, m, NULL, i + 1));
+            for (int j = 0; j <= last; j++) m = p[j] > m ? p[j] : m;
+            l = m + logf(tern_vexp_shift(p, m, NULL, last + 1));
             lse_out[i] = l;
         }
-        tern_vexp_shift(p, l, p, i + 1);
-        for (int j = i + 1; j < T; j++) p[j] = 0.0f;
+        tern_vexp_shift(p, l, p, last + 1);
+        for (int j = last + 1; j < nc; j++) p[j] = 0.0f;
     }
 }
 
@@ -60,8 +67,11 @@ tern_tensor *tern_attention(tern_graph *g, tern_tensor *q, tern_tensor *k, tern_
             for (int h = kh * G; h < (kh + 1) * G; h++) {
                 const float *Q = q->data + (size_t)b * T * ldq + h * D;
                 float *O = out->data + (size_t)b * T * ldq + h * D;
-                scores_softmax(Q, ldq, K, ldk, T, D, scale, P, lse + ((size_t)b * H + h) * T, NULL);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1.0f, P, T, V, ldk, 0.0f, O, ldq);
+                for (int r0 = 0; r0 < T; r0 += QB) {
+                    const int nr = T - r0 < QB ? T - r0 : QB, nc = r0 + nr;
+                    scores_softmax(Q + (size_t)r0 * ldq, ldq, K, ldk, r0, nr, nc, D, scale, P, T, lse + ((size_t)b * H + h) * T + r0, NULL);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, D, nc, 1.0f, P, T, V, ldk, 0.0f, O + (size_t)r0 * ldq, ldq);
+                }
             }
         }
     tern_node *nd = tern_graph_record(g, TERN_OP_ATTENTION, out, q, k, v);
@@ -93,26 +103,30 @@ void tern_attention_backward(tern_graph *g, tern_node *nd) {
                 size_t off = (size_t)b * T * ldq + h * D;
                 const float *Q = q->data + off, *dO = dO_all + off, *O = O_all + off;
                 float *dQ = dq + off;
-                scores_softmax(Q, ldq, K, ldk, T, D, scale, P, NULL, lse + ((size_t)b * H + h) * T);
-                // dV += P^T dO
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, 1.0f, P, T, dO, ldq, 1.0f, dV, ldk);
-                // dP = dO V^T
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, 1.0f, dO, ldq, V, ldk, 0.0f, dP, T);
-                // dS = P * (dP - rowsum(dO * O))   (reuse dP for dS)
-                for (int i = 0; i < T; i++) {
+                for (int i = 0; i < T; i++) {   // D_i = rowsum(dO * O)
                     float s = 0.0f;
                     for (int d = 0; d < D; d++) s += dO[(size_t)i * ldq + d] * O[(size_t)i * ldq + d];
                     Di[i] = s;
                 }
-                for (int i = 0; i < T; i++) {
-                    float *ds = dP + (size_t)i * T;
-                    const float *p = P + (size_t)i * T;
-                    for (int j = 0; j <= i; j++) ds[j] = p[j] * (ds[j] - Di[i]);
-                    for (int j = i + 1; j < T; j++) ds[j] = 0.0f;
+                for (int r0 = 0; r0 < T; r0 += QB) {
+                    const int nr = T - r0 < QB ? T - r0 : QB, nc = r0 + nr;
+                    const float *Qb = Q + (size_t)r0 * ldq, *dOb = dO + (size_t)r0 * ldq;
+                    scores_softmax(Qb, ldq, K, ldk, r0, nr, nc, D, scale, P, T, NULL, lse + ((size_t)b * H + h) * T + r0);
+                    // dV[0:nc] += P^T dO
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, D, nr, 1.0f, P, T, dOb, ldq, 1.0f, dV, ldk);
+                    // dP = dO V^T
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, nc, D, 1.0f, dOb, ldq, V, ldk, 0.0f, dP, T);
+                    // dS = P * (dP - D_i)   (in dP; masked entries: P = 0)
+                    for (int i = 0; i < nr; i++) {
+                        float *ds = dP + (size_t)i * T;
+                        const float *p = P + (size_t)i * T;
+                        const float di = Di[r0 + i];
+                        for (int j = 0; j < nc; j++) ds[j] = p[j] * (ds[j] - di);
+                    }
+                    // dQ += scale dS K ; dK[0:nc] += scale dS^T Q
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, D, nc, scale, dP, T, K, ldk, 1.0f, dQ + (size_t)r0 * ldq, ldq);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, D, nr, scale, dP, T, Qb, ldq, 1.0f, dK, ldk);
                 }
-                // dQ += scale dS K ; dK += scale dS^T Q
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, scale, dP, T, K, ldk, 1.0f, dQ, ldq);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, scale, dP, T, Q, ldq, 1.0f, dK, ldk);
             }
         }
 }
