@@ -10,6 +10,9 @@
 // Fine-tuning: init_from=<checkpoint> starts from its weights with a fresh schedule (see tern-finetune).
 #include "trainer.h"
 #include "util.h"
+#include "kernels.h"
+#include <omp.h>
+#include <stdlib.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +22,8 @@ static int usage(void) {
                     "  keys: see configs/README.md; e.g. tern-train configs/tiny.cfg steps=50 out_dir=runs/t\n");
     return 1;
 }
+
+char *openblas_get_corename(void);   // OpenBLAS (its cblas.h declares it; the cblas.h in use may not)
 
 int main(int argc, char **argv) {
     tern_config cfg;
@@ -44,6 +49,10 @@ int main(int argc, char **argv) {
     printf("# tern-train: resolved config\n");
     tern_config_print(&cfg, stdout);
     printf("# parameters: %.2fM (%s)\n", tern_model_config_nparams(&cfg.model) / 1e6, cfg.model.ternary ? "ternary BitLinear" : "full precision");
+    const char *blas = openblas_get_corename(), *forced = getenv("OPENBLAS_CORETYPE");
+    printf("# compute: %d threads, int8 kernels %s, OpenBLAS %s kernels%s%s%s\n",
+           cfg.run.threads > 0 ? cfg.run.threads : omp_get_max_threads(), tern_kernel_name(tern_kernel_best()), blas ? blas : "?",
+           forced ? " (OPENBLAS_CORETYPE=" : "", forced ? forced : "", forced ? ")" : "");
     fflush(stdout);
     tern_trainer t;
     if (tern_trainer_init(&t, &cfg, !fresh) != 0) { fprintf(stderr, "tern-train: %s\n", tern_last_error()); tern_trainer_free(&t); return 1; }
