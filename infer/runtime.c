@@ -677,21 +677,18 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
         rmsnorm_rows(s->xb, s->x, L->ffn_norm, n, D, c->norm_eps);
         quantize_rows(s->xb, n, D, s->xq, s->sx);
         tern_tmat_mul_i32(&L->wgu, s->xq, n, s->acc, TERN_KERNEL_AUTO); // [n, 2F]: gate, up
-        // SwiGLU over n*F values in chunks of 1024 (sigmoid from vmath.h, as in training)
+        // SwiGLU in chunks of up to 1024 values of one token's row (sigmoid from vmath.h, as in
+        // training); the chunks of all tokens are split over the threads, even for one token
+        const int nck = (F + 1023) / 1024;
         #pragma omp parallel for schedule(static) if ((long)n * F >= 4096)
-        for (long j0 = 0; j0 < (long)n * F; j0 += 1024) {
-            float gv[1024], sg[1024];
-            const long len = (long)n * F - j0 < 1024 ? (long)n * F - j0 : 1024;
-            for (long j = 0; j < len; j++) {   // may span two tokens
-                const long i = (j0 + j) / F, r = (j0 + j) % F;
-                gv[j] = (float)s->acc[i * 2 * F + r] * (L->scale[4] / s->sx[i]);
-            }
+        for (int ck = 0; ck < n * nck; ck++) {
+            const int i = ck / nck, r0 = (ck % nck) * 1024, len = F - r0 < 1024 ? F - r0 : 1024;
+            const int32_t *ag = s->acc + (size_t)i * 2 * F + r0, *au = ag + F;
+            const float fg = L->scale[4] / s->sx[i], fu = L->scale[5] / s->sx[i];
+            float gv[1024], sg[1024], *h = s->hb + (size_t)i * F + r0;
+            for (int j = 0; j < len; j++) gv[j] = (float)ag[j] * fg;
             tern_vsigmoid(gv, sg, len);
-            for (long j = 0; j < len; j++) {
-                const long i = (j0 + j) / F, r = (j0 + j) % F;
-                const float u = (float)s->acc[i * 2 * F + F + r] * (L->scale[5] / s->sx[i]);
-                s->hb[j0 + j] = gv[j] * sg[j] * u;
-            }
+            for (int j = 0; j < len; j++) h[j] = gv[j] * sg[j] * ((float)au[j] * fu);
         }
         rmsnorm_rows(s->xb, s->hb, L->ffn_sub_norm, n, F, c->norm_eps);
         quantize_rows(s->xb, n, F, s->xq, s->sx);

@@ -231,6 +231,13 @@ void tern_embedding_backward(tern_graph *g, tern_node *nd) {
     _Pragma("omp parallel for schedule(static) if ((n) > PAR_MIN)")                     \
     for (long i0 = 0; i0 < (n); i0 += SIG_CHUNK)
 
+// s[0..c) = sigmoid(a[i0..i0+c)) for the chunk at i0 of n values; returns its length c
+static long sigmoid_chunk(const float *a, long n, long i0, float *s) {
+    const long c = n - i0 < SIG_CHUNK ? n - i0 : SIG_CHUNK;
+    tern_vsigmoid(a + i0, s, c);
+    return c;
+}
+
 tern_tensor *tern_silu(tern_graph *g, tern_tensor *x) {
     double t0 = tern_prof_begin(g);
     tern_tensor *out = new_like(g, "silu", x);
@@ -238,9 +245,8 @@ tern_tensor *tern_silu(tern_graph *g, tern_tensor *x) {
     const float *a = x->data;
     float *o = out->data;
     FOR_CHUNKS(n) {
-        const long c = n - i0 < SIG_CHUNK ? n - i0 : SIG_CHUNK;
         float s[SIG_CHUNK];
-        tern_vsigmoid(a + i0, s, c);
+        const long c = sigmoid_chunk(a, n, i0, s);
         for (long i = 0; i < c; i++) o[i0 + i] = a[i0 + i] * s[i];
     }
     tern_graph_record(g, TERN_OP_SILU, out, x, NULL, NULL);
@@ -254,9 +260,8 @@ void tern_silu_backward(tern_graph *g, tern_node *nd) {
     const float *a = nd->src[0]->data, *d = nd->out->grad;
     const long n = nd->out->n;
     FOR_CHUNKS(n) {
-        const long c = n - i0 < SIG_CHUNK ? n - i0 : SIG_CHUNK;
         float s[SIG_CHUNK];
-        tern_vsigmoid(a + i0, s, c);
+        const long c = sigmoid_chunk(a, n, i0, s);
         for (long i = 0; i < c; i++) {
             const long k = i0 + i;
             dx[k] += d[k] * s[i] * (1.0f + a[k] * (1.0f - s[i]));
@@ -272,9 +277,8 @@ tern_tensor *tern_swiglu(tern_graph *g, tern_tensor *gate, tern_tensor *up) {
     const float *a = gate->data, *u = up->data;
     float *o = out->data;
     FOR_CHUNKS(n) {
-        const long c = n - i0 < SIG_CHUNK ? n - i0 : SIG_CHUNK;
         float s[SIG_CHUNK];
-        tern_vsigmoid(a + i0, s, c);
+        const long c = sigmoid_chunk(a, n, i0, s);
         for (long i = 0; i < c; i++) o[i0 + i] = a[i0 + i] * s[i] * u[i0 + i];
     }
     tern_graph_record(g, TERN_OP_SWIGLU, out, gate, up, NULL);
@@ -288,9 +292,8 @@ void tern_swiglu_backward(tern_graph *g, tern_node *nd) {
     const float *a = gate->data, *u = up->data, *d = nd->out->grad;
     const long n = nd->out->n;
     FOR_CHUNKS(n) {
-        const long c = n - i0 < SIG_CHUNK ? n - i0 : SIG_CHUNK;
         float s[SIG_CHUNK];
-        tern_vsigmoid(a + i0, s, c);
+        const long c = sigmoid_chunk(a, n, i0, s);
         for (long i = 0; i < c; i++) {
             const long k = i0 + i;
             if (dg) dg[k] += d[k] * u[k] * s[i] * (1.0f + a[k] * (1.0f - s[i]));

@@ -55,13 +55,7 @@ void tern_rmsnorm_backward(tern_graph *g, tern_node *nd) {
             const float *xr = xd + r * C, *dyr = dy + r * C;
             float rs = rstd[r];
             if (dx) {
-                float lane[TERN_LANES] = {0}, dot = 0.0f;   // sum dy*w*x in 16 lanes (vectorizes)
-                int c = 0;
-                for (; c + TERN_LANES <= C; c += TERN_LANES)
-                    for (int j = 0; j < TERN_LANES; j++) lane[j] += dyr[c + j] * wd[c + j] * xr[c + j];
-                for (; c < C; c++) dot += dyr[c] * wd[c] * xr[c];
-                for (int j = 0; j < TERN_LANES; j++) dot += lane[j];
-                float k = rs * rs * rs * dot / (float)C;
+                float k = rs * rs * rs * tern_dot3_lanes(dyr, wd, xr, C) / (float)C;
                 float *dxr = dx + r * C;
                 for (int c = 0; c < C; c++) dxr[c] += rs * dyr[c] * wd[c] - k * xr[c];
             }

@@ -7,6 +7,13 @@
 
 #define TERN_LANES 16
 
+// lanes[0] + ... + lanes[TERN_LANES-1], pairwise
+static inline float tern_lanes_sum(float *acc) {
+    for (int w = TERN_LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++) acc[j] += acc[j + w];
+    return acc[0];
+}
+
 // sum_i a[i] * b[i]
 static inline float tern_dot_lanes(const float *a, const float *b, int n) {
     float acc[TERN_LANES] = {0};
@@ -14,9 +21,17 @@ static inline float tern_dot_lanes(const float *a, const float *b, int n) {
     for (; i + TERN_LANES <= n; i += TERN_LANES)
         for (int j = 0; j < TERN_LANES; j++) acc[j] += a[i + j] * b[i + j];
     for (int j = 0; i < n; i++, j++) acc[j] += a[i] * b[i];
-    for (int w = TERN_LANES / 2; w > 0; w /= 2)
-        for (int j = 0; j < w; j++) acc[j] += acc[j + w];
-    return acc[0];
+    return tern_lanes_sum(acc);
+}
+
+// sum_i a[i] * b[i] * c[i]
+static inline float tern_dot3_lanes(const float *a, const float *b, const float *c, int n) {
+    float acc[TERN_LANES] = {0};
+    int i = 0;
+    for (; i + TERN_LANES <= n; i += TERN_LANES)
+        for (int j = 0; j < TERN_LANES; j++) acc[j] += a[i + j] * b[i + j] * c[i + j];
+    for (int j = 0; i < n; i++, j++) acc[j] += a[i] * b[i] * c[i];
+    return tern_lanes_sum(acc);
 }
 
 // sum_i x[i]^2

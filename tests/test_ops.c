@@ -345,6 +345,13 @@ static void child_graph_full(void *a) {
     tern_tensor *x = w;
     for (int i = 0; i < 5; i++) x = tern_scale(&g, x, 2.0f);
 }
+static void child_bitlinear_mismatch(void *a) {   // the second of two weights has the wrong width
+    (void)a;
+    tern_graph g;
+    tern_graph_init(&g, 16, 0, 0);
+    tern_tensor *w[2] = {tern_new_2d(&g, "w0", 5, 8), tern_new_2d(&g, "w1", 5, 9)}, *y[2];
+    tern_bitlinear_n(&g, tern_new_2d(&g, "x", 3, 8), w, 2, 1.0f, y);
+}
 static void test_fatal_errors(void **st) {
     (void)st;
     char err[512];
@@ -354,6 +361,8 @@ static void test_fatal_errors(void **st) {
     assert_non_null(strstr(err, "arena exhausted"));
     assert_int_equal(tu_run_child(child_graph_full, NULL, err, sizeof err), 1);
     assert_non_null(strstr(err, "graph is full"));
+    assert_int_equal(tu_run_child(child_bitlinear_mismatch, NULL, err, sizeof err), 1);
+    assert_non_null(strstr(err, "does not match weight"));
 }
 
 // arena: after the first step it holds one block of the high-water size and stops growing
