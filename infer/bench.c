@@ -55,7 +55,7 @@ static int parse_shape(const char *spec, tern_rt_config *c) {
 // machine limits: read bandwidth, median and best of 7 streaming reads of an mb-MiB buffer with all threads
 static void print_bandwidth(long mb) {
     size_t n = (size_t)mb << 20;
-    uint8_t *buf = tern_aligned_alloc(n);
+    uint8_t *buf = tern_alloc_huge(n);   // huge pages, like the runtime's weights
     memset(buf, 1, n);
     double best, med = tern_membench_read(buf, n, omp_get_max_threads(), 7, &best);
     free(buf);
@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
     double *bw = tern_xmalloc(sizeof(double) * (size_t)R), *pk = tern_xmalloc(sizeof(double) * (size_t)R);
     double *bwr = tern_xmalloc(sizeof(double) * (size_t)R), *pkr = tern_xmalloc(sizeof(double) * (size_t)R);
     const size_t bw_n = (size_t)512 << 20;
-    uint8_t *bw_buf = N > 0 ? tern_aligned_alloc(bw_n) : NULL;
+    uint8_t *bw_buf = N > 0 ? tern_alloc_huge(bw_n) : NULL;   // huge pages, like the weights
     if (bw_buf) memset(bw_buf, 1, bw_n);
     const double bytes_tok = (double)m.ternary_bytes + (double)m.fp_bytes;
     const double ops_tok = 2.0 * (double)m.n_ternary;

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 // ---------------------------------------------------------------------------------------------
 // fp32 / fp16 dot products for the logits matrix and attention. The AVX2 versions are used when
@@ -167,6 +169,36 @@ static int build_layer_mats(tern_rt_model *m, tern_rt_layer *L, const int8_t *al
     m->ternary_bytes += tern_tmat_weight_bytes(&L->wqkv) + tern_tmat_weight_bytes(&L->wo) + tern_tmat_weight_bytes(&L->wgu) +
                         tern_tmat_weight_bytes(&L->w_down);
     return 0;
+}
+
+// The weights a decode step streams, laid out for it: all layers' ternary matrices in one buffer in
+// the order a forward reads them, and the logits matrix (read in place from the file mapping until
+// now) in a buffer of its own, both on transparent huge pages (tern_alloc_huge). A decode step
+// reads ~700 MB for a 2B model; with 4 KiB pages that is ~170k TLB misses per token, each a page
+// walk that a VM's nested paging makes several times dearer. Measured on a 2-core Zen 5 VM: +9-13%
+// decode speed for the matmuls, in runs that alternated both layouts in one process.
+static void gather_weights(tern_rt_model *m) {
+    const int nl = m->config.n_layers;
+    tern_tmat **mats = tern_xmalloc(sizeof(tern_tmat *) * 4 * (size_t)nl);
+    for (int l = 0; l < nl; l++) {
+        tern_rt_layer *L = &m->weights.layers[l];
+        mats[4 * l] = &L->wqkv; mats[4 * l + 1] = &L->wo; mats[4 * l + 2] = &L->wgu; mats[4 * l + 3] = &L->w_down;
+    }
+    m->weights.ternary = tern_tmat_gather(mats, 4 * nl);
+    free(mats);
+    tern_rt_weights *w = &m->weights;
+    if (!m->gguf) return;   // random models: the matrix is already in an owned buffer
+    const size_t nb = (size_t)m->config.vocab_size * m->config.dim * (w->output_type == TERN_GGML_F32 ? 4 : 2);
+    void *copy = tern_alloc_huge(nb);
+    memcpy(copy, w->output, nb);
+    const int tied = w->token_embd == w->output;
+    if (tied) w->token_embd = copy;   // the embedding lookups read the copy too
+    // the file's pages of that tensor are no longer read: drop them from this process (a private
+    // read-only mapping: they stay in the page cache and would simply be read again)
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)w->output + pg - 1) / pg * pg, b = ((uintptr_t)w->output + nb) / pg * pg;
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+    w->output = copy;
+    w->output_copy = copy;
 }
 
 static size_t layer_weights(const tern_rt_config *c) {
@@ -414,6 +446,7 @@ int build_model(tern_rt_model *m, const char *path) {
     all = NULL;
     dq = NULL;
     if (load_vocab(m)) goto fail;
+    gather_weights(m);
     return 0;
 fail:
     free(all);
@@ -428,6 +461,8 @@ void free_model(tern_rt_model *m) {
         for (int l = 0; l < m->config.n_layers; l++)
             free_layer(&m->weights.layers[l]);
     free(m->weights.layers);
+    free(m->weights.ternary);
+    free(m->weights.output_copy);
     free(m->weights.owned);
     tern_gguf_close(m->gguf);
     memset(m, 0, sizeof *m);
@@ -457,7 +492,7 @@ int build_random_model(tern_rt_model *m, const tern_rt_config *cfg, uint64_t see
     // one buffer: f16 embedding [vocab, dim] then unit norms
     size_t n_embd = (size_t)c->vocab_size * c->dim, n_norm = (size_t)c->dim * (1 + 3 * (size_t)c->n_layers) + (size_t)c->ffn_dim * c->n_layers;
     size_t embd_bytes = (n_embd * 2 + 63) / 64 * 64;
-    uint8_t *buf = tern_aligned_alloc(embd_bytes + n_norm * sizeof(float));
+    uint8_t *buf = tern_alloc_huge(embd_bytes + n_norm * sizeof(float));
     w->owned = buf;
     uint16_t *E = (uint16_t *)buf;
     // every row from its own seeded generator: deterministic for any thread count
@@ -505,6 +540,7 @@ int build_random_model(tern_rt_model *m, const tern_rt_config *cfg, uint64_t see
         if (build_layer_mats(m, L, all)) { free(all); free_model(m); return -1; }
     }
     free(all);
+    gather_weights(m);
     return 0;
 }
 

@@ -60,6 +60,8 @@ typedef struct {
     const float *output_norm;    // [dim]
     tern_rt_layer *layers;       // [n_layers]
     void *owned;                 // random models: one buffer holding the fp tensors above
+    uint8_t *ternary;            // all layers' repacked ternary weights, in forward order (tern_tmat_gather)
+    void *output_copy;           // the logits matrix moved out of the file mapping (see gather_weights)
 } tern_rt_weights;
 
 typedef struct {

@@ -6,8 +6,8 @@
 //   AVX-512: vpdpbusd (u8 codes x s8 activations, 4 products into each int32 lane, no saturation)
 //   AVX2:    vpmaddubsw (u8 x s8 → int16 pair sums, |.| <= 2*2*128 = 512: never saturates),
 //            vpmaddwd with ones → int32
-// Work split: OpenMP over blocks of ROW_BLOCK rows (static for decode: one sequential weight
-// stream per thread; dynamic for prefill; threads write disjoint out rows); inside a
+// Work split: OpenMP over blocks of ROW_BLOCK rows (decode: one sequential weight stream per
+// thread, with stealing at the end; prefill: dynamic; threads write disjoint out rows); inside a
 // block, tiles of up to TILE_R rows x TILE_T tokens are held in registers across all columns.
 #include "kernels.h"
 #include "tqpack.h"
@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 
 #define ROW_BLOCK 64
 #define TILE_R 4
@@ -128,6 +129,7 @@ static int alloc_tmat(tern_tmat *m, int rows, int cols, float scale, const char 
     m->rows_pad = (rows + TILE_R - 1) / TILE_R * TILE_R;
     m->row_bytes = (size_t)m->cols_pad / 4;
     m->w = tern_aligned_alloc((size_t)m->rows_pad * m->row_bytes);
+    m->owns_w = 1;
     memset(m->w, 0x55, (size_t)m->rows_pad * m->row_bytes);
     return 0;
 }
@@ -263,8 +265,24 @@ void tern_tmat_pack_f32(tern_tmat *m, void *buf, const float *wq, int rows, int 
 
 void tern_tmat_free(tern_tmat *m) {
     if (!m) return;
-    free(m->w);
+    if (m->owns_w) free(m->w);
     memset(m, 0, sizeof *m);
+}
+
+uint8_t *tern_tmat_gather(tern_tmat *const *mats, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += (tern_tmat_weight_bytes(mats[i]) + 63) / 64 * 64;
+    uint8_t *buf = tern_alloc_huge(total ? total : 64), *p = buf;
+    for (int i = 0; i < n; i++) {
+        tern_tmat *m = mats[i];
+        const size_t nb = tern_tmat_weight_bytes(m);
+        memcpy(p, m->w, nb);   // first touch: faults the huge pages in
+        if (m->owns_w) free(m->w);
+        m->w = p;
+        m->owns_w = 0;
+        p += (nb + 63) / 64 * 64;
+    }
+    return buf;
 }
 
 size_t tern_tmat_weight_bytes(const tern_tmat *m) { return (size_t)m->rows_pad * m->row_bytes; }
@@ -504,6 +522,31 @@ static void run_block(const tern_tmat *m, const int8_t *x, int N, const float *s
         }
 }
 
+// Decode's work split. A matvec streams its weights once, so each thread should read one
+// contiguous range front to back (what the hardware prefetchers and the kernel's prefetch expect);
+// but on a shared host one core is often slowed for a while, and a static split then leaves the
+// other waiting at the join (measured: ~20% of decode's thread time). So each thread owns a
+// contiguous range of row blocks, which it takes from the front; a thread whose range is done takes
+// blocks from the back of the others' ranges. Which thread computes a block never changes its
+// result. rg[t].fb = front << 32 | back, updated by compare-and-swap.
+#define MAX_SPLIT 64
+typedef struct { _Alignas(64) uint64_t fb; } split_range;
+
+static int split_next(split_range *rg, int n, int me) {
+    for (int v = 0; v < n; v++) {
+        split_range *r = &rg[(me + v) % n];
+        uint64_t cur = __atomic_load_n(&r->fb, __ATOMIC_RELAXED);
+        for (;;) {
+            const uint32_t f = (uint32_t)(cur >> 32), b = (uint32_t)cur;
+            if (f >= b) break;
+            const uint64_t nxt = v == 0 ? (uint64_t)(f + 1) << 32 | b : (uint64_t)f << 32 | (b - 1);
+            if (__atomic_compare_exchange_n(&r->fb, &cur, nxt, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                return v == 0 ? (int)f : (int)b - 1;
+        }
+    }
+    return -1;
+}
+
 static void run(const tern_tmat *m, const int8_t *xq, size_t ldx, int N, const float *sx, float *outf, int32_t *outi,
                 tern_kernel_kind k) {
     if (N <= 0) return;
@@ -530,13 +573,20 @@ static void run(const tern_tmat *m, const int8_t *xq, size_t ldx, int N, const f
     }
     const int TT = k == TERN_KERNEL_AVX512VNNI ? 6 : k == TERN_KERNEL_AVX2 ? 2 : 4;
     const int nrb = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
-    // decode (N <= 2, memory-bound): static split, one contiguous weight stream per thread (best
-    // for the hardware prefetchers); prefill (compute-bound): dynamic, for load balance
-    // a small product (e.g. a 256-wide model's decode step) runs on the calling thread: waking the
-    // team costs more than it saves
+    // decode (N <= 2, memory-bound): contiguous ranges with stealing from the back (see
+    // run_decode_split); prefill (compute-bound): dynamic, for load balance. A small product (e.g.
+    // a 256-wide model's decode step) runs on the calling thread: waking the team costs more than
+    // it saves.
     const int par = (double)N * (double)tern_tmat_weight_bytes(m) >= PAR_MIN_BYTES;
-    if (N <= 2) {
-#pragma omp parallel for schedule(static) if (par)
+    if (N <= 2 && par && omp_get_max_threads() > 1) {
+        // the ranges are set before the team starts (no barrier inside); were the team smaller
+        // than asked for, the ranges of missing threads are simply all stolen
+        const int nt = omp_get_max_threads() < MAX_SPLIT ? omp_get_max_threads() : MAX_SPLIT;
+        split_range rg[MAX_SPLIT];
+        for (int t = 0; t < nt; t++) rg[t].fb = (uint64_t)nrb * t / nt << 32 | (uint64_t)nrb * (t + 1) / nt;
+#pragma omp parallel num_threads(nt)
+        for (int rb; (rb = split_next(rg, nt, omp_get_thread_num())) >= 0;) run_block(m, x, N, sx, outf, outi, k, sumx, TT, rb);
+    } else if (N <= 2) {
         for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, sx, outf, outi, k, sumx, TT, rb);
     } else {
 #pragma omp parallel for schedule(dynamic, 1) if (par)

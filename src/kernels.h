@@ -43,6 +43,7 @@ typedef struct {
     int rows_pad;        // rows rounded up to 4
     size_t row_bytes;    // cols_pad / 4
     uint8_t *w;          // [rows_pad * row_bytes], 64-byte aligned, tiled layout above
+    int owns_w;          // 1: tern_tmat_free frees w (0 after tern_tmat_gather or tern_tmat_pack_f32)
 } tern_tmat;
 
 // All constructors: 0, or -1 + tern_error (rows/cols < 1, bad values, ...); on failure *m is
@@ -57,6 +58,11 @@ int  tern_tmat_from_tq1(tern_tmat *m, const void *tq1, int rows, int cols);
 // Errors name the file and tensor: "path: tensor NAME: type f32 is not ternary (tq2_0/tq1_0)".
 int  tern_tmat_from_gguf(tern_tmat *m, const tern_gguf_tensor *t, const char *path);
 void tern_tmat_free(tern_tmat *m);
+// Move the weights of n matrices, in order, into one buffer (tern_alloc_huge: huge pages, one
+// sequential stream for a whole forward pass) and free their own buffers. Returns the buffer; the
+// caller frees it with free() after the last use of the matrices (tern_tmat_free on them then
+// frees nothing but is still safe). Each matrix starts 64-byte aligned.
+uint8_t *tern_tmat_gather(tern_tmat *const *mats, int n);
 size_t tern_tmat_weight_bytes(const tern_tmat *m);          // rows_pad * row_bytes (bytes a matvec reads)
 void tern_tmat_get_row_i8(const tern_tmat *m, int r, int8_t *out);   // out[cols] in {-1,0,1}
 

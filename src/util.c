@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +48,18 @@ void *tern_xcalloc(size_t n, size_t sz) {
 void *tern_aligned_alloc(size_t n) {
     void *p = NULL;
     if (posix_memalign(&p, 64, n ? (n + 63) / 64 * 64 : 64) != 0) tern_fatal("out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *tern_alloc_huge(size_t n) {
+    const size_t hp = (size_t)2 << 20;
+    if (n < hp) return tern_aligned_alloc(n);
+    const size_t sz = (n + hp - 1) / hp * hp;
+    void *p = NULL;
+    if (posix_memalign(&p, hp, sz) != 0) tern_fatal("out of memory allocating %zu bytes", n);
+#ifdef MADV_HUGEPAGE
+    madvise(p, sz, MADV_HUGEPAGE);   // advice only: without THP the pages stay 4 KiB
+#endif
     return p;
 }
 

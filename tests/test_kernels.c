@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <omp.h>
 
 static void fill_ternary(int8_t *w, long n, uint64_t seed) {
     tern_rng r;
@@ -275,6 +276,56 @@ static void test_from_gguf(void **st) {
     unlink(path);
 }
 
+// Decode products large enough to run threaded (>= 256 KiB of weights) take row blocks through the
+// work-stealing split: every thread count, even or not, must give the naive sums (and the plain
+// kernel's), whichever thread ends up computing which block; also after tern_tmat_gather.
+static void test_decode_split(void **st) {
+    (void)st;
+    const int rows[] = {2049, 4100}, cols = 1024;   // 2049: one short last block; 4100: not a multiple of 64
+    const int saved = omp_get_max_threads();
+    for (int a = 0; a < 2; a++) {
+        const int R = rows[a], N = 2;
+        int8_t *w = malloc((size_t)R * cols), *x = malloc((size_t)N * cols);
+        int32_t *ref = malloc((size_t)N * R * 4), *got = malloc((size_t)N * R * 4);
+        fill_ternary(w, (long)R * cols, 77 + (uint64_t)a);
+        fill_i8(x, (long)N * cols, 78 + (uint64_t)a);
+        naive(w, x, R, cols, N, ref);
+        tern_tmat m[2];
+        assert_int_equal(tern_tmat_from_i8(&m[0], w, R, cols, 1.0f), 0);
+        assert_int_equal(tern_tmat_from_i8(&m[1], w, R, cols, 1.0f), 0);
+        assert_true(tern_tmat_weight_bytes(&m[0]) >= 256 * 1024);
+        tern_tmat *pm[2] = {&m[0], &m[1]};
+        uint8_t *buf = tern_tmat_gather(pm, 2);   // m[1] right after m[0] in one buffer
+        assert_ptr_equal(m[0].w, buf);
+        assert_ptr_equal(m[1].w, buf + (tern_tmat_weight_bytes(&m[0]) + 63) / 64 * 64);
+        assert_int_equal(m[0].owns_w, 0);
+        const int threads[] = {1, 2, 3, 5};
+        for (int t = 0; t < 4; t++) {
+            omp_set_num_threads(threads[t]);
+            for (int n = 1; n <= N; n++)
+                for (int kk = TERN_KERNEL_PLAIN; kk < TERN_KERNEL_NKINDS; kk++) {
+                    if (!tern_kernel_available((tern_kernel_kind)kk)) continue;
+                    memset(got, 0x7f, (size_t)N * R * 4);
+                    tern_tmat_mul_i32(&m[1], x, n, got, (tern_kernel_kind)kk);
+                    for (long j = 0; j < (long)n * R; j++)
+                        if (got[j] != ref[j])
+                            fail_msg("%s, %d threads, rows %d, N %d: [%ld, %ld] %d vs %d", tern_kernel_name((tern_kernel_kind)kk), threads[t], R, n,
+                                     j / R, j % R, got[j], ref[j]);
+                }
+        }
+        omp_set_num_threads(saved);
+        tern_tmat_free(&m[0]);   // frees nothing: the weights live in buf
+        tern_tmat_free(&m[1]);
+        free(buf);
+        free(w); free(x); free(ref); free(got);
+    }
+    // tern_alloc_huge: from 2 MiB up, 2 MiB aligned
+    uint8_t *h = tern_alloc_huge((size_t)3 << 20);
+    assert_int_equal((uintptr_t)h % ((uintptr_t)2 << 20), 0);
+    h[(3 << 20) - 1] = 1;
+    free(h);
+}
+
 static void test_bad_input(void **st) {
     (void)st;
     int8_t w[8] = {0, 1, -1, 2, 0, 0, 0, 0};
@@ -300,6 +351,7 @@ int main(void) {
         cmocka_unit_test(test_kinds),          cmocka_unit_test(test_odd_shapes), cmocka_unit_test(test_padded_cols),
         cmocka_unit_test(test_extremes),       cmocka_unit_test(test_float_epilogue),
         cmocka_unit_test(test_from_tq),        cmocka_unit_test(test_from_gguf),      cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_decode_split),
     };
     return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
 }
