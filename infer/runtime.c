@@ -609,6 +609,54 @@ static void quantize_rows(const float *x, int n, int C, int8_t *xq, float *sx) {
     for (int r = 0; r < n; r++) sx[r] = tern_act_quantize_row_i8(x + (size_t)r * C, C, xq + (size_t)r * C);
 }
 
+// o [hd] += p * v [hd]
+__attribute__((target("avx2,fma"))) static void axpy_f32_avx2(float *o, float p, const float *v, int n) {
+    const __m256 pv = _mm256_set1_ps(p);
+    int d = 0;
+    for (; d + 8 <= n; d += 8) _mm256_storeu_ps(o + d, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + d), _mm256_loadu_ps(o + d)));
+    for (; d < n; d++) o[d] += p * v[d];
+}
+
+// One query head against T cached positions (rows of K and V at stride ld), AVX-512 with
+// hd = 16 * NQ <= 128: the query and the output stay in registers for all T.
+// sc [T]: scores, then probabilities (as in the portable loop below: same softmax code).
+#define T512F __attribute__((target("avx512f")))
+static inline __attribute__((always_inline)) T512F void head_avx512(const float *q, const float *K, const float *V, size_t ld, int T,
+                                                                     float scale, float *sc, float *o, const int NQ) {
+    __m512 qv[8], ov[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < NQ; j++) qv[j] = _mm512_loadu_ps(q + 16 * j);
+    float mx = -INFINITY;
+    for (int t = 0; t < T; t++) {
+        const float *k = K + (size_t)t * ld;
+        __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k));
+#pragma GCC unroll 8
+        for (int j = 1; j < NQ; j++) a = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k + 16 * j), a);
+        const float v = _mm512_reduce_add_ps(a) * scale;
+        sc[t] = v;
+        mx = v > mx ? v : mx;
+    }
+    const float lse = mx + logf(tern_vexp_shift(sc, mx, NULL, T));
+    tern_vexp_shift(sc, lse, sc, T);   // probabilities
+#pragma GCC unroll 8
+    for (int j = 0; j < NQ; j++) ov[j] = _mm512_setzero_ps();
+    for (int t = 0; t < T; t++) {
+        const __m512 p = _mm512_set1_ps(sc[t]);
+        const float *v = V + (size_t)t * ld;
+#pragma GCC unroll 8
+        for (int j = 0; j < NQ; j++) ov[j] = _mm512_fmadd_ps(p, _mm512_loadu_ps(v + 16 * j), ov[j]);
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < NQ; j++) _mm512_storeu_ps(o + 16 * j, ov[j]);
+}
+#define HEAD512(NQ) \
+    static T512F void head512_##NQ(const float *q, const float *K, const float *V, size_t ld, int T, float scale, float *sc, float *o) { \
+        head_avx512(q, K, V, ld, T, scale, sc, o, NQ); \
+    }
+HEAD512(1) HEAD512(2) HEAD512(3) HEAD512(4) HEAD512(5) HEAD512(6) HEAD512(7) HEAD512(8)
+typedef void (*head_fn)(const float *, const float *, const float *, size_t, int, float, float *, float *);
+static const head_fn heads512[8] = {head512_1, head512_2, head512_3, head512_4, head512_5, head512_6, head512_7, head512_8};
+
 // causal GQA attention for n tokens at positions pos.., q [n, dim] -> out [n, dim]
 static void attention(const tern_rt_config *c, tern_rt_state *s, int layer, int n, int pos) {
     int hd = c->head_dim, G = c->n_heads / c->n_kv_heads;
@@ -622,6 +670,11 @@ static void attention(const tern_rt_config *c, tern_rt_state *s, int layer, int 
             float *sc = s->scores + (size_t)omp_get_thread_num() * s->seq_len;
             int T = pos + i + 1, kh = h / G;
             const float *q = s->q + (size_t)i * c->dim + h * hd;
+            float *o = s->att + (size_t)i * c->dim + h * hd;
+            if (g_avx512 && hd % 16 == 0 && hd <= 128) {
+                heads512[hd / 16 - 1](q, kc + kh * hd, vc + kh * hd, (size_t)c->kv_dim, T, scale, sc, o);
+                continue;
+            }
             float mx = -INFINITY;
             for (int t = 0; t < T; t++) {
                 float v = dot_f32(q, kc + (size_t)t * c->kv_dim + kh * hd, hd) * scale;
@@ -629,13 +682,13 @@ static void attention(const tern_rt_config *c, tern_rt_state *s, int layer, int 
                 mx = v > mx ? v : mx;
             }
             float lse = mx + logf(tern_vexp_shift(sc, mx, NULL, T));
-            float *o = s->att + (size_t)i * c->dim + h * hd;
             memset(o, 0, sizeof(float) * hd);
             tern_vexp_shift(sc, lse, sc, T);   // probabilities
             for (int t = 0; t < T; t++) {
                 const float p = sc[t];
                 const float *v = vc + (size_t)t * c->kv_dim + kh * hd;
-                for (int d = 0; d < hd; d++) o[d] += p * v[d];
+                if (g_avx2) axpy_f32_avx2(o, p, v, hd);
+                else for (int d = 0; d < hd; d++) o[d] += p * v[d];
             }
         }
 }
