@@ -567,7 +567,7 @@ int build_state(tern_rt_state *s, const tern_rt_model *m, int max_batch, int seq
     size_t accw = (size_t)(c->dim + 2 * c->kv_dim > 2 * c->ffn_dim ? c->dim + 2 * c->kv_dim : 2 * c->ffn_dim);
     s->acc = tern_aligned_alloc(sizeof(int32_t) * B * accw);
     s->sx = tern_aligned_alloc(sizeof(float) * B);
-    s->n_threads = omp_get_max_threads();
+    s->n_threads = omp_get_max_threads() < TERN_SPLIT_MAX ? omp_get_max_threads() : TERN_SPLIT_MAX;
     s->scores = tern_aligned_alloc(sizeof(float) * (size_t)s->n_threads * seq_len);
     s->erow = tern_aligned_alloc(sizeof(float) * (size_t)s->n_threads * c->dim);
     s->logits = tern_aligned_alloc(sizeof(float) * B * c->vocab_size);
@@ -576,6 +576,17 @@ int build_state(tern_rt_state *s, const tern_rt_model *m, int max_batch, int seq
     s->value_cache = tern_aligned_alloc(sizeof(float) * kv);
     memset(s->key_cache, 0, sizeof(float) * kv);
     memset(s->value_cache, 0, sizeof(float) * kv);
+    // a model under 4 MB of ternary weights decodes on one thread: waking a team costs more
+    // (buffers for n_threads: any team <= n_threads works)
+    const size_t nt = (size_t)s->n_threads;
+    s->team = m->ternary_bytes >= ((size_t)4 << 20) ? s->n_threads : 1;
+    s->xq_pad = (int)((wide + 255) / 256 * 256);
+    s->xt = tern_aligned_alloc(sizeof(float) * nt * c->dim);
+    s->nrow = tern_aligned_alloc(sizeof(float) * nt * wide);
+    s->xqt = tern_aligned_alloc(nt * s->xq_pad);
+    memset(s->xqt, 0, nt * s->xq_pad);
+    s->qh = tern_aligned_alloc(sizeof(float) * nt * c->head_dim);
+    s->splits = tern_aligned_alloc(sizeof(tern_split) * 4 * (size_t)c->n_layers * nt);
     s->rope = tern_aligned_alloc(sizeof(float) * (size_t)seq_len * c->head_dim);
     for (int p = 0; p < seq_len; p++) tern_rope_angles(p, c->head_dim, c->rope_theta, s->rope + (size_t)p * c->head_dim);
     return 0;
@@ -587,6 +598,7 @@ void free_state(tern_rt_state *s) {
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(f[i]);
     free(s->xq);
     free(s->acc);
+    free(s->xt); free(s->nrow); free(s->xqt); free(s->qh); free(s->splits);
     memset(s, 0, sizeof *s);
 }
 
@@ -594,14 +606,14 @@ void free_state(tern_rt_state *s) {
 // forward
 
 // out[i] = RMSNorm(x[i]; w) for n rows of C (same arithmetic as the training op)
+static void rmsnorm_row(float *o, const float *xr, const float *w, int C, float eps) {
+    float rs = 1.0f / sqrtf(tern_sumsq_lanes(xr, C) / (float)C + eps);
+    for (int c = 0; c < C; c++) o[c] = xr[c] * rs * w[c];
+}
+
 static void rmsnorm_rows(float *out, const float *x, const float *w, int n, int C, float eps) {
     #pragma omp parallel for schedule(static) if (n > 1)
-    for (int r = 0; r < n; r++) {
-        const float *xr = x + (size_t)r * C;
-        float rs = 1.0f / sqrtf(tern_sumsq_lanes(xr, C) / (float)C + eps);
-        float *o = out + (size_t)r * C;
-        for (int c = 0; c < C; c++) o[c] = xr[c] * rs * w[c];
-    }
+    for (int r = 0; r < n; r++) rmsnorm_row(out + (size_t)r * C, x + (size_t)r * C, w, C, eps);
 }
 
 static void quantize_rows(const float *x, int n, int C, int8_t *xq, float *sx) {
@@ -657,40 +669,42 @@ HEAD512(1) HEAD512(2) HEAD512(3) HEAD512(4) HEAD512(5) HEAD512(6) HEAD512(7) HEA
 typedef void (*head_fn)(const float *, const float *, const float *, size_t, int, float, float *, float *);
 static const head_fn heads512[8] = {head512_1, head512_2, head512_3, head512_4, head512_5, head512_6, head512_7, head512_8};
 
-// causal GQA attention for n tokens at positions pos.., q [n, dim] -> out [n, dim]
-static void attention(const tern_rt_config *c, tern_rt_state *s, int layer, int n, int pos) {
-    int hd = c->head_dim, G = c->n_heads / c->n_kv_heads;
-    float scale = 1.0f / sqrtf((float)hd);
+// query head h (q [head_dim]) of layer `layer` against cached positions 0..T-1 -> o [head_dim];
+// sc [seq_len] scratch
+static void attend_head(const tern_rt_config *c, const tern_rt_state *s, int layer, int h, const float *q, int T, float *o, float *sc) {
+    const int hd = c->head_dim, kh = h / (c->n_heads / c->n_kv_heads);
+    const float scale = 1.0f / sqrtf((float)hd);
     const float *kc = s->key_cache + (size_t)layer * s->seq_len * c->kv_dim;
     const float *vc = s->value_cache + (size_t)layer * s->seq_len * c->kv_dim;
-    long work = (long)n * c->n_heads * (pos + n) * hd; // multiply-adds, about
+    if (g_avx512 && hd % 16 == 0 && hd <= 128) {
+        heads512[hd / 16 - 1](q, kc + kh * hd, vc + kh * hd, (size_t)c->kv_dim, T, scale, sc, o);
+        return;
+    }
+    float mx = -INFINITY;
+    for (int t = 0; t < T; t++) {
+        float v = dot_f32(q, kc + (size_t)t * c->kv_dim + kh * hd, hd) * scale;
+        sc[t] = v;
+        mx = v > mx ? v : mx;
+    }
+    float lse = mx + logf(tern_vexp_shift(sc, mx, NULL, T));
+    memset(o, 0, sizeof(float) * hd);
+    tern_vexp_shift(sc, lse, sc, T);   // probabilities
+    for (int t = 0; t < T; t++) {
+        const float p = sc[t];
+        const float *v = vc + (size_t)t * c->kv_dim + kh * hd;
+        if (g_avx2) axpy_f32_avx2(o, p, v, hd);
+        else for (int d = 0; d < hd; d++) o[d] += p * v[d];
+    }
+}
+
+// causal GQA attention for n tokens at positions pos.., q [n, dim] -> out [n, dim]
+static void attention(const tern_rt_config *c, tern_rt_state *s, int layer, int n, int pos) {
+    long work = (long)n * c->n_heads * (pos + n) * c->head_dim; // multiply-adds, about
     #pragma omp parallel for schedule(dynamic, 1) collapse(2) if (work > 65536) num_threads(s->n_threads)
     for (int i = 0; i < n; i++)
-        for (int h = 0; h < c->n_heads; h++) {
-            float *sc = s->scores + (size_t)omp_get_thread_num() * s->seq_len;
-            int T = pos + i + 1, kh = h / G;
-            const float *q = s->q + (size_t)i * c->dim + h * hd;
-            float *o = s->att + (size_t)i * c->dim + h * hd;
-            if (g_avx512 && hd % 16 == 0 && hd <= 128) {
-                heads512[hd / 16 - 1](q, kc + kh * hd, vc + kh * hd, (size_t)c->kv_dim, T, scale, sc, o);
-                continue;
-            }
-            float mx = -INFINITY;
-            for (int t = 0; t < T; t++) {
-                float v = dot_f32(q, kc + (size_t)t * c->kv_dim + kh * hd, hd) * scale;
-                sc[t] = v;
-                mx = v > mx ? v : mx;
-            }
-            float lse = mx + logf(tern_vexp_shift(sc, mx, NULL, T));
-            memset(o, 0, sizeof(float) * hd);
-            tern_vexp_shift(sc, lse, sc, T);   // probabilities
-            for (int t = 0; t < T; t++) {
-                const float p = sc[t];
-                const float *v = vc + (size_t)t * c->kv_dim + kh * hd;
-                if (g_avx2) axpy_f32_avx2(o, p, v, hd);
-                else for (int d = 0; d < hd; d++) o[d] += p * v[d];
-            }
-        }
+        for (int h = 0; h < c->n_heads; h++)
+            attend_head(c, s, layer, h, s->q + (size_t)i * c->dim + h * c->head_dim, pos + i + 1,
+                        s->att + (size_t)i * c->dim + h * c->head_dim, s->scores + (size_t)omp_get_thread_num() * s->seq_len);
 }
 
 // logits[r] = xn[r] . E^T for r < n; E [vocab, dim] f32/f16
@@ -724,6 +738,92 @@ static void logits_rows(const tern_rt_model *m, tern_rt_state *s, const float *x
     }
 }
 
+// RMSNorm then int8 quantization of one row of C (the batched path's rmsnorm_rows + quantize_rows,
+// same arithmetic) into xq [C], zeroing xq up to C rounded to 256; returns s_x, *sumx = sum of xq
+static float norm_quant(const float *x, const float *w, int C, float eps, float *nrow, int8_t *xq, int32_t *sumx) {
+    rmsnorm_row(nrow, x, w, C, eps);
+    const float sx = tern_act_quantize_row_i8(nrow, C, xq);
+    memset(xq + C, 0, (size_t)((C + 255) / 256 * 256 - C));
+    int32_t sum = 0;
+    for (int i = 0; i < C; i++) sum += xq[i];
+    *sumx = sum;
+    return sx;
+}
+
+// One token at position pos, s->x [dim] holding its embedding, through all layers in ONE parallel
+// region (forward's n == 1 path): the products share out row blocks (tern_tmat_mul1_team) and
+// barriers replace the ~6 fork/joins per layer; each thread keeps its own copy of the residual
+// stream and normalizes/quantizes the inputs of each product itself (a few microseconds of
+// duplicate work instead of a serial section). Elementwise steps use the same arithmetic as the
+// batched path, so the logits are bit-identical to a batched forward's (test_runtime checks).
+static void decode_one(const tern_rt_model *m, tern_rt_state *s, int pos) {
+    const tern_rt_config *c = &m->config;
+    const tern_rt_weights *w = &m->weights;
+    const int D = c->dim, F = c->ffn_dim, KV = c->kv_dim, hd = c->head_dim;
+    const int nt = s->team < 1 ? 1 : s->team > s->n_threads ? s->n_threads : s->team;
+    const size_t wide = (size_t)(F > D ? F : D);
+    for (int l = 0; l < c->n_layers; l++) {
+        const tern_rt_layer *L = &w->layers[l];
+        const tern_tmat *mats[4] = {&L->wqkv, &L->wo, &L->wgu, &L->w_down};
+        for (int j = 0; j < 4; j++) tern_tmat_split_init(s->splits + (size_t)(4 * l + j) * nt, nt, mats[j]);
+    }
+    const float *cs = s->rope + (size_t)pos * hd;
+    #pragma omp parallel num_threads(nt)
+    {
+        const int me = omp_get_thread_num();
+        float *x = s->xt + (size_t)me * D, *nrow = s->nrow + (size_t)me * wide, *qh = s->qh + (size_t)me * hd;
+        int8_t *xq = s->xqt + (size_t)me * s->xq_pad;
+        float *sc = s->scores + (size_t)me * s->seq_len;
+        memcpy(x, s->x, sizeof(float) * D);
+        int32_t sum;
+        for (int l = 0; l < c->n_layers; l++) {
+            const tern_rt_layer *L = &w->layers[l];
+            tern_split *sp = s->splits + (size_t)4 * l * nt;
+            // attention block: q, k, v
+            float sx = norm_quant(x, L->attn_norm, D, c->norm_eps, nrow, xq, &sum);
+            tern_tmat_mul1_team(&L->wqkv, sp, nt, xq, sum, sx, NULL, s->acc, TERN_KERNEL_AUTO);
+            #pragma omp barrier
+            const float fq = L->scale[0] / sx, fk = L->scale[1] / sx, fv = L->scale[2] / sx;
+            float *kc = s->key_cache + ((size_t)l * s->seq_len + pos) * KV, *vc = s->value_cache + ((size_t)l * s->seq_len + pos) * KV;
+            #pragma omp for schedule(static)
+            for (int h = 0; h < c->n_kv_heads; h++) {
+                for (int r = h * hd; r < (h + 1) * hd; r++) kc[r] = (float)s->acc[D + r] * fk;
+                tern_rope_rotate(kc + h * hd, hd, cs, 1.0f);
+                for (int r = h * hd; r < (h + 1) * hd; r++) vc[r] = (float)s->acc[D + KV + r] * fv;
+            }
+            #pragma omp for schedule(dynamic, 1)
+            for (int h = 0; h < c->n_heads; h++) {
+                for (int r = 0; r < hd; r++) qh[r] = (float)s->acc[h * hd + r] * fq;
+                tern_rope_rotate(qh, hd, cs, 1.0f);
+                attend_head(c, s, l, h, qh, pos + 1, s->att + h * hd, sc);
+            }
+            sx = norm_quant(s->att, L->attn_sub_norm, D, c->norm_eps, nrow, xq, &sum);
+            tern_tmat_mul1_team(&L->wo, sp + nt, nt, xq, sum, sx, s->xb2, NULL, TERN_KERNEL_AUTO);
+            #pragma omp barrier
+            for (int i = 0; i < D; i++) x[i] += s->xb2[i];
+            // feed-forward block
+            sx = norm_quant(x, L->ffn_norm, D, c->norm_eps, nrow, xq, &sum);
+            tern_tmat_mul1_team(&L->wgu, sp + 2 * nt, nt, xq, sum, sx, NULL, s->acc, TERN_KERNEL_AUTO);
+            #pragma omp barrier
+            const float fg = L->scale[4] / sx, fu = L->scale[5] / sx;
+            #pragma omp for schedule(static)
+            for (int r0 = 0; r0 < F; r0 += 1024) {   // SwiGLU in the batched path's chunks
+                const int len = F - r0 < 1024 ? F - r0 : 1024;
+                const int32_t *ag = s->acc + r0, *au = ag + F;
+                float gv[1024], sg[1024], *hh = s->hb + r0;
+                for (int j = 0; j < len; j++) gv[j] = (float)ag[j] * fg;
+                tern_vsigmoid(gv, sg, len);
+                for (int j = 0; j < len; j++) hh[j] = gv[j] * sg[j] * ((float)au[j] * fu);
+            }
+            sx = norm_quant(s->hb, L->ffn_sub_norm, F, c->norm_eps, nrow, xq, &sum);
+            tern_tmat_mul1_team(&L->w_down, sp + 3 * nt, nt, xq, sum, sx, s->xb2, NULL, TERN_KERNEL_AUTO);
+            #pragma omp barrier
+            for (int i = 0; i < D; i++) x[i] += s->xb2[i];
+        }
+        if (me == 0) memcpy(s->x, x, sizeof(float) * D);
+    }
+}
+
 float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int n, int pos, int all_logits) {
     const tern_rt_config *c = &m->config;
     const tern_rt_weights *w = &m->weights;
@@ -735,7 +835,8 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size) tern_fatal("forward: token id %d out of range", tokens[i]);
         fp_row(w->token_embd, w->embd_type, tokens[i], D, s->x + (size_t)i * D);
     }
-    for (int l = 0; l < c->n_layers; l++) {
+    if (n == 1) decode_one(m, s, pos);
+    for (int l = 0; l < c->n_layers && n > 1; l++) {
         const tern_rt_layer *L = &w->layers[l];
         // attention block
         rmsnorm_rows(s->xb, s->x, L->attn_norm, n, D, c->norm_eps);

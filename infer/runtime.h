@@ -106,6 +106,15 @@ typedef struct {
     float *key_cache;   // [n_layers, seq_len, kv_dim]
     float *value_cache; // [n_layers, seq_len, kv_dim]
     float *rope;     // [seq_len, head_dim] cos/sin pairs (rope.h tern_rope_angles)
+    // one-token forward (decode_one: the whole step in one parallel region of team threads)
+    int team;        // threads of that region: n_threads, or 1 for a model under 4 MB of ternary
+                     // weights (waking a team costs more); any 1..n_threads works (tests set it)
+    int xq_pad;      // max(dim, ffn_dim) rounded up to 256
+    float *xt;       // [n_threads, dim] each thread's copy of the residual stream
+    float *nrow;     // [n_threads, max(dim, ffn_dim)] a normed row
+    int8_t *xqt;     // [n_threads, xq_pad] its int8 activations, zero past the row's length
+    float *qh;       // [n_threads, head_dim] a query head
+    tern_split *splits; // [4 * n_layers, team] the work splits of each layer's 4 products
 } tern_rt_state;
 
 // Load a bitnet GGUF: mmap, check architecture/keys/shapes/types, repack ternary weights.

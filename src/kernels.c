@@ -529,8 +529,12 @@ static void run_block(const tern_tmat *m, const int8_t *x, int N, const float *s
 // contiguous range of row blocks, which it takes from the front; a thread whose range is done takes
 // blocks from the back of the others' ranges. Which thread computes a block never changes its
 // result. rg[t].fb = front << 32 | back, updated by compare-and-swap.
-#define MAX_SPLIT 64
-typedef struct { _Alignas(64) uint64_t fb; } split_range;
+#define MAX_SPLIT TERN_SPLIT_MAX
+typedef tern_split split_range;
+
+static void split_init(split_range *rg, int nt, int nrb) {
+    for (int t = 0; t < nt; t++) rg[t].fb = (uint64_t)nrb * t / nt << 32 | (uint64_t)nrb * (t + 1) / nt;
+}
 
 static int split_next(split_range *rg, int n, int me) {
     for (int v = 0; v < n; v++) {
@@ -583,7 +587,7 @@ static void run(const tern_tmat *m, const int8_t *xq, size_t ldx, int N, const f
         // than asked for, the ranges of missing threads are simply all stolen
         const int nt = omp_get_max_threads() < MAX_SPLIT ? omp_get_max_threads() : MAX_SPLIT;
         split_range rg[MAX_SPLIT];
-        for (int t = 0; t < nt; t++) rg[t].fb = (uint64_t)nrb * t / nt << 32 | (uint64_t)nrb * (t + 1) / nt;
+        split_init(rg, nt, nrb);
 #pragma omp parallel num_threads(nt)
         for (int rb; (rb = split_next(rg, nt, omp_get_thread_num())) >= 0;) run_block(m, x, N, sx, outf, outi, k, sumx, TT, rb);
     } else if (N <= 2) {
@@ -594,6 +598,19 @@ static void run(const tern_tmat *m, const int8_t *xq, size_t ldx, int N, const f
     }
     if (sumx != sxs_stack) free(sumx);
     free(xbuf);
+}
+
+void tern_tmat_split_init(tern_split *split, int nt, const tern_tmat *m) {
+    split_init(split, nt < 1 ? 1 : nt > MAX_SPLIT ? MAX_SPLIT : nt, (m->rows + ROW_BLOCK - 1) / ROW_BLOCK);
+}
+
+void tern_tmat_mul1_team(const tern_tmat *m, tern_split *split, int nt, const int8_t *xq, int32_t sumx, float sx, float *outf,
+                         int32_t *outi, tern_kernel_kind k) {
+    k = resolve(k);
+    nt = nt < 1 ? 1 : nt > MAX_SPLIT ? MAX_SPLIT : nt;
+    const int TT = k == TERN_KERNEL_AVX512VNNI ? 6 : k == TERN_KERNEL_AVX2 ? 2 : 4;
+    const int me = omp_get_thread_num() % nt;
+    for (int rb; (rb = split_next(split, nt, me)) >= 0;) run_block(m, xq, 1, &sx, outf, outi, k, &sumx, TT, rb);
 }
 
 void tern_tmat_mul(const tern_tmat *m, const int8_t *xq, const float *sx, int N, float *out, tern_kernel_kind k) {

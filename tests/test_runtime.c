@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 #include <unistd.h>
 
 // ---- a tiny random model (fp32 master weights) and its GGUF -----------------------------------
@@ -360,6 +361,20 @@ static void test_batch_decode_kernels(void **st) {
     memcpy(batch, forward(&m, &s, test_tokens, T_TOK, 0, 1), sizeof(float) * T_TOK * 300);
     for (int i = 0; i < T_TOK; i++) memcpy(one + i * 300, forward(&m, &s, test_tokens + i, 1, i, 0), sizeof(float) * 300);
     assert_memory_equal(batch, one, sizeof(float) * T_TOK * 300);
+    // the one-token step as a team of 2 and 3 threads (decode_one: one parallel region, products
+    // split by stealing; a model this small otherwise decodes on one thread): same bits
+    const int saved = omp_get_max_threads();
+    for (int team = 2; team <= 3; team++) {
+        omp_set_num_threads(team);
+        tern_rt_state st;
+        assert_int_equal(build_state(&st, &m, 1, 0), 0);
+        assert_int_equal(st.team, 1);
+        st.team = team;
+        for (int i = 0; i < T_TOK; i++) memcpy(one + i * 300, forward(&m, &st, test_tokens + i, 1, i, 0), sizeof(float) * 300);
+        assert_memory_equal(batch, one, sizeof(float) * T_TOK * 300);
+        free_state(&st);
+    }
+    omp_set_num_threads(saved);
     // forward_prompt in chunks of 4 gives the same last-token logits
     tern_rt_state s4;
     assert_int_equal(build_state(&s4, &m, 4, 0), 0);
