@@ -567,7 +567,7 @@ int build_state(tern_rt_state *s, const tern_rt_model *m, int max_batch, int seq
     size_t accw = (size_t)(c->dim + 2 * c->kv_dim > 2 * c->ffn_dim ? c->dim + 2 * c->kv_dim : 2 * c->ffn_dim);
     s->acc = tern_aligned_alloc(sizeof(int32_t) * B * accw);
     s->sx = tern_aligned_alloc(sizeof(float) * B);
-    s->n_threads = omp_get_max_threads() < TERN_SPLIT_MAX ? omp_get_max_threads() : TERN_SPLIT_MAX;
+    s->n_threads = omp_get_max_threads();
     s->scores = tern_aligned_alloc(sizeof(float) * (size_t)s->n_threads * seq_len);
     s->erow = tern_aligned_alloc(sizeof(float) * (size_t)s->n_threads * c->dim);
     s->logits = tern_aligned_alloc(sizeof(float) * B * c->vocab_size);
@@ -579,7 +579,7 @@ int build_state(tern_rt_state *s, const tern_rt_model *m, int max_batch, int seq
     // a model under 4 MB of ternary weights decodes on one thread: waking a team costs more
     // (buffers for n_threads: any team <= n_threads works)
     const size_t nt = (size_t)s->n_threads;
-    s->team = m->ternary_bytes >= ((size_t)4 << 20) ? s->n_threads : 1;
+    s->team = m->ternary_bytes >= ((size_t)4 << 20) ? (s->n_threads < TERN_SPLIT_MAX ? s->n_threads : TERN_SPLIT_MAX) : 1;
     s->xq_pad = (int)((wide + 255) / 256 * 256);
     s->xt = tern_aligned_alloc(sizeof(float) * nt * c->dim);
     s->nrow = tern_aligned_alloc(sizeof(float) * nt * wide);
@@ -738,15 +738,21 @@ static void logits_rows(const tern_rt_model *m, tern_rt_state *s, const float *x
     }
 }
 
+// SwiGLU of len <= 1024 values of one token from the int32 sums of gate (ag) and up (au) with
+// their factors s_w / s_x (sigmoid from vmath.h, as in training): h = g * sigmoid(g) * u
+static void swiglu_chunk(const int32_t *ag, const int32_t *au, float fg, float fu, int len, float *h) {
+    float sg[1024];
+    for (int j = 0; j < len; j++) h[j] = (float)ag[j] * fg;   // the gate values, first
+    tern_vsigmoid(h, sg, len);
+    for (int j = 0; j < len; j++) h[j] = h[j] * sg[j] * ((float)au[j] * fu);
+}
+
 // RMSNorm then int8 quantization of one row of C (the batched path's rmsnorm_rows + quantize_rows,
-// same arithmetic) into xq [C], zeroing xq up to C rounded to 256; returns s_x, *sumx = sum of xq
-static float norm_quant(const float *x, const float *w, int C, float eps, float *nrow, int8_t *xq, int32_t *sumx) {
+// same arithmetic) into xq [C], zeroing xq up to C rounded to 256; returns s_x
+static float norm_quant(const float *x, const float *w, int C, float eps, float *nrow, int8_t *xq) {
     rmsnorm_row(nrow, x, w, C, eps);
     const float sx = tern_act_quantize_row_i8(nrow, C, xq);
     memset(xq + C, 0, (size_t)((C + 255) / 256 * 256 - C));
-    int32_t sum = 0;
-    for (int i = 0; i < C; i++) sum += xq[i];
-    *sumx = sum;
     return sx;
 }
 
@@ -760,7 +766,8 @@ static void decode_one(const tern_rt_model *m, tern_rt_state *s, int pos) {
     const tern_rt_config *c = &m->config;
     const tern_rt_weights *w = &m->weights;
     const int D = c->dim, F = c->ffn_dim, KV = c->kv_dim, hd = c->head_dim;
-    const int nt = s->team < 1 ? 1 : s->team > s->n_threads ? s->n_threads : s->team;
+    const int max_team = s->n_threads < TERN_SPLIT_MAX ? s->n_threads : TERN_SPLIT_MAX;
+    const int nt = s->team < 1 ? 1 : s->team > max_team ? max_team : s->team;
     const size_t wide = (size_t)(F > D ? F : D);
     for (int l = 0; l < c->n_layers; l++) {
         const tern_rt_layer *L = &w->layers[l];
@@ -775,13 +782,12 @@ static void decode_one(const tern_rt_model *m, tern_rt_state *s, int pos) {
         int8_t *xq = s->xqt + (size_t)me * s->xq_pad;
         float *sc = s->scores + (size_t)me * s->seq_len;
         memcpy(x, s->x, sizeof(float) * D);
-        int32_t sum;
         for (int l = 0; l < c->n_layers; l++) {
             const tern_rt_layer *L = &w->layers[l];
             tern_split *sp = s->splits + (size_t)4 * l * nt;
             // attention block: q, k, v
-            float sx = norm_quant(x, L->attn_norm, D, c->norm_eps, nrow, xq, &sum);
-            tern_tmat_mul1_team(&L->wqkv, sp, nt, xq, sum, sx, NULL, s->acc, TERN_KERNEL_AUTO);
+            float sx = norm_quant(x, L->attn_norm, D, c->norm_eps, nrow, xq);
+            tern_tmat_mul1_team(&L->wqkv, sp, nt, xq, sx, NULL, s->acc, TERN_KERNEL_AUTO);
             #pragma omp barrier
             const float fq = L->scale[0] / sx, fk = L->scale[1] / sx, fv = L->scale[2] / sx;
             float *kc = s->key_cache + ((size_t)l * s->seq_len + pos) * KV, *vc = s->value_cache + ((size_t)l * s->seq_len + pos) * KV;
@@ -797,26 +803,21 @@ static void decode_one(const tern_rt_model *m, tern_rt_state *s, int pos) {
                 tern_rope_rotate(qh, hd, cs, 1.0f);
                 attend_head(c, s, l, h, qh, pos + 1, s->att + h * hd, sc);
             }
-            sx = norm_quant(s->att, L->attn_sub_norm, D, c->norm_eps, nrow, xq, &sum);
-            tern_tmat_mul1_team(&L->wo, sp + nt, nt, xq, sum, sx, s->xb2, NULL, TERN_KERNEL_AUTO);
+            sx = norm_quant(s->att, L->attn_sub_norm, D, c->norm_eps, nrow, xq);
+            tern_tmat_mul1_team(&L->wo, sp + nt, nt, xq, sx, s->xb2, NULL, TERN_KERNEL_AUTO);
             #pragma omp barrier
             for (int i = 0; i < D; i++) x[i] += s->xb2[i];
             // feed-forward block
-            sx = norm_quant(x, L->ffn_norm, D, c->norm_eps, nrow, xq, &sum);
-            tern_tmat_mul1_team(&L->wgu, sp + 2 * nt, nt, xq, sum, sx, NULL, s->acc, TERN_KERNEL_AUTO);
+            sx = norm_quant(x, L->ffn_norm, D, c->norm_eps, nrow, xq);
+            tern_tmat_mul1_team(&L->wgu, sp + 2 * nt, nt, xq, sx, NULL, s->acc, TERN_KERNEL_AUTO);
             #pragma omp barrier
             const float fg = L->scale[4] / sx, fu = L->scale[5] / sx;
             #pragma omp for schedule(static)
             for (int r0 = 0; r0 < F; r0 += 1024) {   // SwiGLU in the batched path's chunks
-                const int len = F - r0 < 1024 ? F - r0 : 1024;
-                const int32_t *ag = s->acc + r0, *au = ag + F;
-                float gv[1024], sg[1024], *hh = s->hb + r0;
-                for (int j = 0; j < len; j++) gv[j] = (float)ag[j] * fg;
-                tern_vsigmoid(gv, sg, len);
-                for (int j = 0; j < len; j++) hh[j] = gv[j] * sg[j] * ((float)au[j] * fu);
+                swiglu_chunk(s->acc + r0, s->acc + F + r0, fg, fu, F - r0 < 1024 ? F - r0 : 1024, s->hb + r0);
             }
-            sx = norm_quant(s->hb, L->ffn_sub_norm, F, c->norm_eps, nrow, xq, &sum);
-            tern_tmat_mul1_team(&L->w_down, sp + 3 * nt, nt, xq, sum, sx, s->xb2, NULL, TERN_KERNEL_AUTO);
+            sx = norm_quant(s->hb, L->ffn_sub_norm, F, c->norm_eps, nrow, xq);
+            tern_tmat_mul1_team(&L->w_down, sp + 3 * nt, nt, xq, sx, s->xb2, NULL, TERN_KERNEL_AUTO);
             #pragma omp barrier
             for (int i = 0; i < D; i++) x[i] += s->xb2[i];
         }
@@ -873,12 +874,8 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
         #pragma omp parallel for schedule(static) if ((long)n * F >= 4096)
         for (int ck = 0; ck < n * nck; ck++) {
             const int i = ck / nck, r0 = (ck % nck) * 1024, len = F - r0 < 1024 ? F - r0 : 1024;
-            const int32_t *ag = s->acc + (size_t)i * 2 * F + r0, *au = ag + F;
-            const float fg = L->scale[4] / s->sx[i], fu = L->scale[5] / s->sx[i];
-            float gv[1024], sg[1024], *h = s->hb + (size_t)i * F + r0;
-            for (int j = 0; j < len; j++) gv[j] = (float)ag[j] * fg;
-            tern_vsigmoid(gv, sg, len);
-            for (int j = 0; j < len; j++) h[j] = gv[j] * sg[j] * ((float)au[j] * fu);
+            const int32_t *ag = s->acc + (size_t)i * 2 * F + r0;
+            swiglu_chunk(ag, ag + F, L->scale[4] / s->sx[i], L->scale[5] / s->sx[i], len, s->hb + (size_t)i * F + r0);
         }
         rmsnorm_rows(s->xb, s->hb, L->ffn_sub_norm, n, F, c->norm_eps);
         quantize_rows(s->xb, n, F, s->xq, s->sx);

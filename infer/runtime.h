@@ -108,7 +108,7 @@ typedef struct {
     float *rope;     // [seq_len, head_dim] cos/sin pairs (rope.h tern_rope_angles)
     // one-token forward (decode_one: the whole step in one parallel region of team threads)
     int team;        // threads of that region: n_threads, or 1 for a model under 4 MB of ternary
-                     // weights (waking a team costs more); any 1..n_threads works (tests set it)
+                     // weights (waking a team costs more); any 1..min(n_threads, TERN_SPLIT_MAX) works (tests set it)
     int xq_pad;      // max(dim, ffn_dim) rounded up to 256
     float *xt;       // [n_threads, dim] each thread's copy of the residual stream
     float *nrow;     // [n_threads, max(dim, ffn_dim)] a normed row

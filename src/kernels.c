@@ -116,18 +116,23 @@ static void pack_row(tern_tmat *m, int r, const int8_t *w) {
     }
 }
 
-static int alloc_tmat(tern_tmat *m, int rows, int cols, float scale, const char *what) {
-    memset(m, 0, sizeof *m);
-    if (rows < 1 || cols < 1 || cols > MAX_COLS) {
-        tern_error("%s: bad matrix shape [%d, %d] (rows >= 1, 1 <= cols <= %d)", what, rows, cols, MAX_COLS);
-        return -1;
-    }
+// shape fields of a [rows, cols] matrix in the tiled layout (w left to the caller)
+static void set_shape(tern_tmat *m, int rows, int cols, float scale) {
     m->rows = rows;
     m->cols = cols;
     m->scale = scale;
     m->cols_pad = pad256(cols);
     m->rows_pad = (rows + TILE_R - 1) / TILE_R * TILE_R;
     m->row_bytes = (size_t)m->cols_pad / 4;
+}
+
+static int alloc_tmat(tern_tmat *m, int rows, int cols, float scale, const char *what) {
+    memset(m, 0, sizeof *m);
+    if (rows < 1 || cols < 1 || cols > MAX_COLS) {
+        tern_error("%s: bad matrix shape [%d, %d] (rows >= 1, 1 <= cols <= %d)", what, rows, cols, MAX_COLS);
+        return -1;
+    }
+    set_shape(m, rows, cols, scale);
     m->w = tern_aligned_alloc((size_t)m->rows_pad * m->row_bytes);
     m->owns_w = 1;
     memset(m->w, 0x55, (size_t)m->rows_pad * m->row_bytes);
@@ -233,12 +238,7 @@ static inline uint8_t code4(const float *s) {
 
 void tern_tmat_pack_f32(tern_tmat *m, void *buf, const float *wq, int rows, int cols, float scale) {
     memset(m, 0, sizeof *m);
-    m->rows = rows;
-    m->cols = cols;
-    m->scale = scale;
-    m->cols_pad = pad256(cols);
-    m->rows_pad = (rows + TILE_R - 1) / TILE_R * TILE_R;
-    m->row_bytes = (size_t)m->cols_pad / 4;
+    set_shape(m, rows, cols, scale);
     m->w = buf;
     const int nblk = m->cols_pad / 256;
 #pragma omp parallel for schedule(static) if ((long)rows * cols >= (1L << 18))
@@ -551,6 +551,12 @@ static int split_next(split_range *rg, int n, int me) {
     return -1;
 }
 
+static int32_t row_sum(const int8_t *x, int n) {
+    int32_t s = 0;
+    for (int j = 0; j < n; j++) s += x[j];
+    return s;
+}
+
 static void run(const tern_tmat *m, const int8_t *xq, size_t ldx, int N, const float *sx, float *outf, int32_t *outi,
                 tern_kernel_kind k) {
     if (N <= 0) return;
@@ -569,12 +575,7 @@ static void run(const tern_tmat *m, const int8_t *xq, size_t ldx, int N, const f
     int32_t sxs_stack[64];
     int32_t *sumx = N <= 64 ? sxs_stack : tern_xmalloc((size_t)N * sizeof(int32_t));
 #pragma omp parallel for schedule(static) if ((long)N * cp >= (1L << 18))
-    for (int n = 0; n < N; n++) {
-        int32_t s = 0;
-        const int8_t *xr = x + (size_t)n * cp;
-        for (int j = 0; j < cp; j++) s += xr[j];
-        sumx[n] = s;
-    }
+    for (int n = 0; n < N; n++) sumx[n] = row_sum(x + (size_t)n * cp, cp);
     const int TT = k == TERN_KERNEL_AVX512VNNI ? 6 : k == TERN_KERNEL_AVX2 ? 2 : 4;
     const int nrb = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
     // decode (N <= 2, memory-bound): contiguous ranges with stealing from the back (see
@@ -604,13 +605,13 @@ void tern_tmat_split_init(tern_split *split, int nt, const tern_tmat *m) {
     split_init(split, nt < 1 ? 1 : nt > MAX_SPLIT ? MAX_SPLIT : nt, (m->rows + ROW_BLOCK - 1) / ROW_BLOCK);
 }
 
-void tern_tmat_mul1_team(const tern_tmat *m, tern_split *split, int nt, const int8_t *xq, int32_t sumx, float sx, float *outf,
-                         int32_t *outi, tern_kernel_kind k) {
+void tern_tmat_mul1_team(const tern_tmat *m, tern_split *split, int nt, const int8_t *xq, float sx, float *outf, int32_t *outi,
+                         tern_kernel_kind k) {
     k = resolve(k);
     nt = nt < 1 ? 1 : nt > MAX_SPLIT ? MAX_SPLIT : nt;
-    const int TT = k == TERN_KERNEL_AVX512VNNI ? 6 : k == TERN_KERNEL_AVX2 ? 2 : 4;
+    const int32_t sumx = row_sum(xq, m->cols_pad);
     const int me = omp_get_thread_num() % nt;
-    for (int rb; (rb = split_next(split, nt, me)) >= 0;) run_block(m, xq, 1, &sx, outf, outi, k, &sumx, TT, rb);
+    for (int rb; (rb = split_next(split, nt, me)) >= 0;) run_block(m, xq, 1, &sx, outf, outi, k, &sumx, 1, rb);
 }
 
 void tern_tmat_mul(const tern_tmat *m, const int8_t *xq, const float *sx, int N, float *out, tern_kernel_kind k) {

@@ -90,13 +90,13 @@ void tern_tmat_mul_i32(const tern_tmat *m, const int8_t *xq, int N, int32_t *out
 // tern_tmat_split_init(split, nt, m) with nt = the team size asked for; inside it, every thread of
 // the team calls tern_tmat_mul1_team with the same arguments: row blocks are shared out as in
 // tern_tmat_mul's decode split (contiguous ranges, stealing from the back). No barrier inside:
-// the caller synchronizes before reading out. xq [cols_pad], zero past cols; sumx = the sum of
-// xq; outf [rows] = (float)(acc) * (m->scale / sx) when outf, else outi [rows] = the int32 sums.
+// the caller synchronizes before reading out. xq [cols_pad], zero past cols; outf [rows] =
+// (float)(acc) * (m->scale / sx) when outf, else outi [rows] = the int32 sums.
 // Same results as tern_tmat_mul / _i32 with N = 1, bit for bit.
 #define TERN_SPLIT_MAX 64
 typedef struct { _Alignas(64) uint64_t fb; } tern_split;   // [TERN_SPLIT_MAX] per product
 void tern_tmat_split_init(tern_split *split, int nt, const tern_tmat *m);
-void tern_tmat_mul1_team(const tern_tmat *m, tern_split *split, int nt, const int8_t *xq, int32_t sumx, float sx, float *outf,
-                         int32_t *outi, tern_kernel_kind k);
+void tern_tmat_mul1_team(const tern_tmat *m, tern_split *split, int nt, const int8_t *xq, float sx, float *outf, int32_t *outi,
+                         tern_kernel_kind k);
 
 #endif
