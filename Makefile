@@ -1,6 +1,9 @@
 # tern — build, test, bench.   make | make test | make test SANITIZE=1 | make bench | make demo
 #
-# Layout: src/*.c -> libtern.a (training library: HDF5, OpenBLAS, OpenMP)
+# Layout: src/*.c src/*/*.c -> libtern.a (training library: HDF5, OpenBLAS, OpenMP)
+#         src/ is grouped by concept: engine/ (tensors, graph, ops), model/ (config, model,
+#         quantizers), training/ (trainer, loader, optimizer, schedule, eval, log), formats/
+#         (GGUF, HDF5 checkpoints, token files, ternary packing), tokenizers/, kernels/
 #         RT_SRC + infer/ non-program files -> libtern_rt.a (runtime: libc, libm, OpenMP only)
 #         every train/ data/ infer/ file with 'int main(' is a program -> $(BUILD)/tern-<name>
 #         tests/test_*.c -> $(BUILD)/tests/test_*  (cmocka)
@@ -25,9 +28,10 @@ LIBS     = $(HDF5_LIBS) -lopenblas -lm
 RT_LIBS := -lm
 
 # src/ files the standalone runtime also uses (must include only libc/libm/OpenMP headers)
-RT_SRC_ALL := src/util.c src/quant.c src/vmath.c src/tokenizer.c src/gguf.c src/tqpack.c src/kernels.c
+RT_SRC_ALL := src/util.c src/model/quant.c src/kernels/vmath.c src/tokenizers/tokenizer.c src/formats/gguf.c \
+              src/formats/tqpack.c src/kernels/kernels.c
 RT_SRC     := $(wildcard $(RT_SRC_ALL))
-LIB_SRC    := $(filter-out $(RT_SRC),$(wildcard src/*.c))
+LIB_SRC    := $(filter-out $(RT_SRC),$(wildcard src/*.c src/*/*.c))
 LPAREN     := (
 is_prog     = $(shell grep -l '^int main$(LPAREN)' $(1) 2>/dev/null)
 INFER_ALL  := $(wildcard infer/*.c)

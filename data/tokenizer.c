@@ -8,8 +8,8 @@
 //   tern-tokenizer bench  -t TOK [--reps N] TEXT
 // Every error is one line "tern-tokenizer: <file>: <problem>" and exit status 1; outputs are
 // written to a temporary file and renamed, so a failed run leaves nothing behind.
-#include "tokenizer.h"
-#include "tokfile.h"
+#include "tokenizers/tokenizer.h"
+#include "formats/tokfile.h"
 #include "util.h"
 #include <stdarg.h>
 #include <stdio.h>

@@ -14,7 +14,7 @@
 // the best repeat of the limit measured at the same thread count (conservative on a busy machine).
 //
 // usage: tern-bench_kernels [--reps N] [--quick] [--decode-only] [--kind plain|avx2|avx512]
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "membench.h"
 #include "util.h"
 #include <immintrin.h>

@@ -5,7 +5,7 @@
 // Prints prefill and decode tokens/s on stderr. --ids prints generated token ids instead of
 // text; --tokenize prints the prompt's token ids and exits.
 #include "runtime.h"
-#include "tokenizer.h"
+#include "tokenizers/tokenizer.h"
 #include "util.h"
 #include <omp.h>
 #include <stdio.h>

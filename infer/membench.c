@@ -1,6 +1,6 @@
 // membench.c — read bandwidth and VNNI peak micro-benchmarks (see membench.h).
 #include "membench.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "util.h"
 #include <immintrin.h>
 #include <omp.h>

@@ -1,13 +1,13 @@
 // perplexity.c — perplexity of a bitnet GGUF over a text file.
 //   tern-perplexity -m model.gguf -f text.txt [-c ctx] [-b batch] [--max-tokens N] [--kernel k]
 // The text is tokenized as one string (no <s>, as tern-eval --text does; --bos prepends it) and
-// cut into the windows of src/eval.h: consecutive windows of ctx+1 tokens that overlap by one;
+// cut into the windows of src/training/eval.h: consecutive windows of ctx+1 tokens that overlap by one;
 // window w feeds tokens [w*ctx, w*ctx + ctx) from position 0 and scores the next token at every
 // position, so every token after the first is scored exactly once. ctx defaults to the model's
 // context; a last partial window is scored too. So with the default ctx the result equals
 // tern-eval's on the checkpoint the GGUF was exported from. Prints ppl = exp(mean NLL) and the count.
 #include "runtime.h"
-#include "tokenizer.h"
+#include "tokenizers/tokenizer.h"
 #include "util.h"
 #include <math.h>
 #include <omp.h>

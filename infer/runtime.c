@@ -1,12 +1,12 @@
 // runtime.c — load a bitnet GGUF, KV cache, batched forward. See runtime.h for the model.
 // The hot loop is tern_tmat_mul (kernels.c): int8 activations x 2-bit ternary weights, int32 sums.
 #include "runtime.h"
-#include "quant.h"
-#include "rope.h"
-#include "rowops.h"
-#include "tqpack.h"
+#include "model/quant.h"
+#include "model/rope.h"
+#include "kernels/rowops.h"
+#include "formats/tqpack.h"
 #include "util.h"
-#include "vmath.h"
+#include "kernels/vmath.h"
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>

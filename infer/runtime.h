@@ -2,7 +2,7 @@
 // (llama.cpp architecture `bitnet`). llama2.c style: plain structs, build_*/free_*, one forward.
 // libc, libm and OpenMP only (no HDF5, no BLAS), so tern-generate & co. can ship alone.
 //
-// Model (same maths as the training side, INTERFACES.md), per block, x [N, dim]:
+// Model (same maths as the training side, model/model.h), per block, x [N, dim]:
 //   h = RMSNorm(x; attn_norm); q,k,v = BitLinear(h); RoPE NEOX on q,k; causal GQA attention
 //   a = RMSNorm(att; attn_sub_norm); x += BitLinear(a; attn_output)
 //   h = RMSNorm(x; ffn_norm); f = SiLU(BitLinear(h; ffn_gate)) * BitLinear(h; ffn_up)
@@ -19,9 +19,9 @@
 #define TERN_RUNTIME_H
 #include <stddef.h>
 #include <stdint.h>
-#include "gguf.h"
-#include "kernels.h"
-#include "tokenizer.h"
+#include "formats/gguf.h"
+#include "kernels/kernels.h"
+#include "tokenizers/tokenizer.h"
 
 typedef struct {
     int dim;          // n_embd

@@ -1,5 +1,5 @@
 #!/bin/sh
-# plot_loss.sh — training curves from a tern CSV log (src/trainlog.h) to a PNG, with gnuplot.
+# plot_loss.sh — training curves from a tern CSV log (src/training/trainlog.h) to a PNG, with gnuplot.
 #   usage: scripts/plot_loss.sh runs/x/train.csv [out.png] [title]
 #   default out: loss.png next to the CSV. Top panel: train loss (and val loss where present) vs
 #   step; bottom panel: learning rate and gradient norm vs step.

@@ -19,10 +19,10 @@ Modes:
             Loads a tern checkpoint and an *_expected.h5 file, recomputes logits/loss/grads on its batch,
             prints the loss and the max differences against the stored values (exit 1 if over tolerance).
   eval      --ckpt CKPT --tokens FILE [--seq T] [--batch B] [--max-windows N] [--header-bytes H] [--dtype D]
-            Mean cross-entropy of a checkpoint over token windows, windows as tern's eval (src/eval.h):
+            Mean cross-entropy of a checkpoint over token windows, windows as tern's eval (src/training/eval.h):
             a 1-D stream is cut into non-overlapping windows of seq predictions (window w = tokens
             [w*seq, w*seq + seq]; a final partial window is scored too). FILE: a tern token file
-            (magic TERNTOK, src/tokfile.h), a .npy of ints (1-D stream, or 2-D [N, T+1]: one window
+            (magic TERNTOK, src/formats/tokfile.h), a .npy of ints (1-D stream, or 2-D [N, T+1]: one window
             per row), or a raw little-endian --dtype int32|uint32|uint16 stream after --header-bytes.
   bench     [--threads 2] [--steps 10] [--warmup 3] [--which both|ternary|fp]
             Training steps (forward + backward + AdamW) of the `small` config (dim 256, 6 layers,
@@ -511,7 +511,7 @@ def load_tokens(path, header_bytes, dtype="int32"):
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         head = f.read(64)
-    if head[:8] == b"TERNTOK\0":  # tern token file, version 1 (src/tokfile.h)
+    if head[:8] == b"TERNTOK\0":  # tern token file, version 1 (src/formats/tokfile.h)
         if len(head) < 64:
             die(f"{path}: truncated tern token file header")
         ver, hsize, vocab, width = np.frombuffer(head[8:24], dtype="<u4")

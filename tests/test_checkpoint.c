@@ -12,13 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "config.h"
+#include "formats/checkpoint.h"
+#include "model/config.h"
 #include "util.h"
 
 static char dir[256];
 
-// Registers the parameters of INTERFACES.md (names, shapes, order) for model config m.
+// Registers the parameters of model/model.h (names, shapes, order) for model config m.
 static void register_params(tern_params *p, const tern_model_config *m) {
     tern_params_init(p);
     int d = m->dim, hd = m->dim / m->n_heads, f = m->ffn_dim;

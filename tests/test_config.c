@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "model/config.h"
 #include "util.h"
 
 static char tmpdir[256];

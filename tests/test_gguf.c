@@ -5,8 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
-#include "gguf.h"
-#include "tqpack.h"
+#include "formats/gguf.h"
+#include "formats/tqpack.h"
 #include "util.h"
 #include <stdio.h>
 #include <stdlib.h>

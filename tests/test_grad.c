@@ -2,7 +2,7 @@
 // Each check perturbs input elements by ±h, recomputes L = sum(out * R) and compares with the
 // analytic backward; it fails when any element exceeds atol + rtol * |numeric|.
 #include "testutil.h"
-#include "quant.h"
+#include "model/quant.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>

@@ -5,8 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
-#include "kernels.h"
-#include "tqpack.h"
+#include "kernels/kernels.h"
+#include "formats/tqpack.h"
 #include "util.h"
 #include <stdio.h>
 #include <stdlib.h>

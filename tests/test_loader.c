@@ -6,7 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
-#include "loader.h"
+#include "training/loader.h"
 #include "util.h"
 #include <stdlib.h>
 #include <string.h>

@@ -1,8 +1,8 @@
 // test_model.c — the BitNet model on tern's engine: finite-difference check of the whole
 // full-precision model, ternary forward invariants, and greedy generation consistency.
 #include "testutil.h"
-#include "model.h"
-#include "quant.h"
+#include "model/model.h"
+#include "model/quant.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>

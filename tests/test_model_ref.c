@@ -3,8 +3,8 @@
 // Loads the reference checkpoint with tern's checkpoint reader, runs forward and backward on the
 // stored batch, and compares logits, loss and the gradient of every parameter.
 #include "testutil.h"
-#include "checkpoint.h"
-#include "model.h"
+#include "formats/checkpoint.h"
+#include "model/model.h"
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
 // on hand-computed cases (ties, zeros, clipping, eps), their straight-through gradients, the
 // integer-exact BitLinear, and clear errors for shape mismatches and exhausted capacity.
 #include "testutil.h"
-#include "quant.h"
+#include "model/quant.h"
 #include "util.h"
 #include <math.h>
 #include <stdio.h>

@@ -13,7 +13,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "optim.h"
+#include "training/optim.h"
 #include "util.h"
 
 // Reference AdamW for one element in double (the formulas of optim.h written out).

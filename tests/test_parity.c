@@ -4,13 +4,13 @@
 // what tern-eval runs, same windows) within 0.1% (f16 embedding) / 0.01% (f32), and greedy generation must give the
 // same tokens as tern_model_generate_greedy. Also tern-export's refusals (bad input).
 #include "testutil.h"
-#include "checkpoint.h"
-#include "config.h"
-#include "eval.h"
-#include "model.h"
-#include "optim.h"
+#include "formats/checkpoint.h"
+#include "model/config.h"
+#include "training/eval.h"
+#include "model/model.h"
+#include "training/optim.h"
 #include "runtime.h"
-#include "tokenizer.h"
+#include "tokenizers/tokenizer.h"
 #include "util.h"
 #include <libgen.h>
 #include <math.h>

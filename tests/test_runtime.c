@@ -3,12 +3,12 @@
 // sampler; bad input (truncated / corrupt file, wrong architecture, unknown tensor type, missing
 // tensor / tokenizer, prompt longer than the context).
 #include "testutil.h"
-#include "gguf.h"
-#include "kernels.h"
-#include "quant.h"
-#include "rope.h"
+#include "formats/gguf.h"
+#include "kernels/kernels.h"
+#include "model/quant.h"
+#include "model/rope.h"
 #include "runtime.h"
-#include "tqpack.h"
+#include "formats/tqpack.h"
 #include "util.h"
 #include <math.h>
 #include <stdio.h>

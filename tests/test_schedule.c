@@ -11,8 +11,8 @@
 #define assert_near(a, b, tol) do { double a_ = (double)(a), b_ = (double)(b), t_ = (double)(tol) + 3e-7 * fabs(b_); \
     if (!(fabs(a_ - b_) <= t_)) fail_msg("%s = %.17g, expected %.17g (tol %g)", #a, a_, b_, t_); } while (0)
 
-#include "config.h"
-#include "schedule.h"
+#include "model/config.h"
+#include "training/schedule.h"
 
 static tern_run_config run_for(int sched, long steps, long warmup) {
     tern_config c;

@@ -6,7 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
-#include "tokenizer.h"
+#include "tokenizers/tokenizer.h"
 #include "util.h"
 #include <math.h>
 #include <omp.h>

@@ -6,8 +6,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
-#include "tokenizer.h"
-#include "tokfile.h"
+#include "tokenizers/tokenizer.h"
+#include "formats/tokfile.h"
 #include "util.h"
 #include <libgen.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
-#include "tqpack.h"
+#include "formats/tqpack.h"
 #include "util.h"
 #include <stdlib.h>
 #include <string.h>

@@ -2,8 +2,8 @@
 // the loss falls; resume is bit-exact; fine-tuning starts from a checkpoint; non-finite values
 // stop training with a clear error and leave the weights untouched.
 #include "testutil.h"
-#include "trainer.h"
-#include "tokfile.h"
+#include "training/trainer.h"
+#include "formats/tokfile.h"
 #include "util.h"
 #include <math.h>
 #include <stdio.h>

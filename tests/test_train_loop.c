@@ -13,12 +13,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "config.h"
-#include "model.h"
-#include "optim.h"
-#include "schedule.h"
-#include "trainlog.h"
+#include "formats/checkpoint.h"
+#include "model/config.h"
+#include "model/model.h"
+#include "training/optim.h"
+#include "training/schedule.h"
+#include "training/trainlog.h"
 #include "util.h"
 
 static char dir[256];

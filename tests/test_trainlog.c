@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "trainlog.h"
+#include "training/trainlog.h"
 #include "util.h"
 
 static char dir[256];

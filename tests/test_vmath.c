@@ -2,7 +2,7 @@
 // ulp error against exp in double over a dense sweep and random points, the special values,
 // the row sum and its tails, and the sigmoid.
 #include "testutil.h"
-#include "vmath.h"
+#include "kernels/vmath.h"
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>

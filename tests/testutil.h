@@ -6,7 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
-#include "ops.h"
+#include "engine/ops.h"
 
 void tu_fill_normal(float *x, long n, uint64_t seed, float std);
 void tu_fill_uniform(float *x, long n, uint64_t seed, float lo, float hi);

@@ -1,7 +1,7 @@
 // bench_matmul.c — GFLOP/s of the engine's matmul (tern_matmul → OpenBLAS sgemm) against a raw
 // cblas_sgemm call, for square products (default 1024) in all four transpose combinations.
 //   tern-bench_matmul [n] [repeats]
-#include "ops.h"
+#include "engine/ops.h"
 #include "util.h"
 #include <cblas.h>
 #include <stdio.h>

@@ -4,9 +4,9 @@
 // grad norm + clip + AdamW (the run config's lr, weight decay, clip). Prints the median tokens/s
 // over N steps, model GFLOP/s (6 * params * tokens + attention), the peak RSS, and (with
 // --profile) where the time goes per op, plus the optimizer's share.
-#include "config.h"
-#include "model.h"
-#include "optim.h"
+#include "model/config.h"
+#include "model/model.h"
+#include "training/optim.h"
 #include "util.h"
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 // ckpt_info.c — describe a tern checkpoint (HDF5): model config, parameter count, tokenizer,
 // training state.   tern-ckpt_info CKPT.h5 [--config]
 //   --config   print only the stored run config (re-loadable with tern_config_load)
-#include "checkpoint.h"
-#include "config.h"
+#include "formats/checkpoint.h"
+#include "model/config.h"
 #include "util.h"
 
 #include <stdio.h>

@@ -5,9 +5,9 @@
 //
 // --text tokenizes the file with the checkpoint's own tokenizer (space prefix, no BOS). --fp
 // evaluates a ternary checkpoint with its BitLinears in full precision (for comparisons).
-#include "checkpoint.h"
-#include "eval.h"
-#include "tokfile.h"
+#include "formats/checkpoint.h"
+#include "training/eval.h"
+#include "formats/tokfile.h"
 #include "util.h"
 #include <stdio.h>
 #include <stdlib.h>

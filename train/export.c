@@ -18,13 +18,13 @@
 // Rows must be a multiple of 256 weights (TQ2_0/TQ1_0 blocks): dim and ffn_dim % 256 == 0 is
 // checked up front ("stated answer": config validation, no fallback type). Full-precision
 // checkpoints (ternary = 0) are refused: their weights are not ternary.
-#include "checkpoint.h"
-#include "config.h"
-#include "gguf.h"
-#include "model.h"
-#include "quant.h"
-#include "tokenizer.h"
-#include "tqpack.h"
+#include "formats/checkpoint.h"
+#include "model/config.h"
+#include "formats/gguf.h"
+#include "model/model.h"
+#include "model/quant.h"
+#include "tokenizers/tokenizer.h"
+#include "formats/tqpack.h"
 #include "util.h"
 #include <stdio.h>
 #include <stdlib.h>

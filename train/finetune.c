@@ -7,7 +7,7 @@
 // blend λ·quantized + (1-λ)·fp for weights and activations, λ rising linearly from 0 to 1 over
 // RAMP_STEPS (default: a quarter of the steps), so the loss does not explode. The validation
 // loss is reported before (fp and naively quantized), during (every eval_interval) and after.
-#include "trainer.h"
+#include "training/trainer.h"
 #include "util.h"
 #include <math.h>
 #include <stdio.h>

@@ -8,9 +8,9 @@
 // out_dir/latest.h5 exists the run resumes from it exactly; --fresh ignores it (and overwrites
 // the log). Ctrl-C (SIGINT) or SIGTERM writes a checkpoint and exits cleanly.
 // Fine-tuning: init_from=<checkpoint> starts from its weights with a fresh schedule (see tern-finetune).
-#include "trainer.h"
+#include "training/trainer.h"
 #include "util.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include <omp.h>
 #include <stdlib.h>
 #include <math.h>

@@ -1,0 +1,147 @@
+// graph.c — node recording, arena-backed tensors, and the reverse-mode backward walk.
+#include "engine/graph.h"
+#include "engine/ops.h"
+#include "util.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *op_names[TERN_OP_COUNT] = {
+    [TERN_OP_NONE] = "none",           [TERN_OP_MATMUL] = "matmul",       [TERN_OP_ADD] = "add",
+    [TERN_OP_MUL] = "mul",             [TERN_OP_SCALE] = "scale",         [TERN_OP_SUM] = "sum",
+    [TERN_OP_MEAN] = "mean",           [TERN_OP_EMBEDDING] = "embedding", [TERN_OP_RMSNORM] = "rmsnorm",
+    [TERN_OP_SILU] = "silu",           [TERN_OP_SWIGLU] = "swiglu",       [TERN_OP_ROPE] = "rope",
+    [TERN_OP_ATTENTION] = "attention", [TERN_OP_CROSS_ENTROPY] = "cross_entropy",
+    [TERN_OP_QUANT_WEIGHT] = "quant_weight", [TERN_OP_QUANT_ACT] = "quant_act",
+    [TERN_OP_BITLINEAR] = "bitlinear",
+};
+
+const char *tern_op_name(tern_op op) { return (op >= 0 && op < TERN_OP_COUNT && op_names[op]) ? op_names[op] : "?"; }
+
+void tern_graph_init(tern_graph *g, int cap_nodes, size_t arena_initial, size_t arena_limit) {
+    memset(g, 0, sizeof *g);
+    tern_arena_init(&g->arena, "activation", arena_initial, arena_limit);
+    g->cap_nodes = cap_nodes > 0 ? cap_nodes : 4096;
+    g->nodes = tern_xcalloc((size_t)g->cap_nodes, sizeof(tern_node));
+    g->grad_enabled = 1;
+}
+
+void tern_graph_reset(tern_graph *g) {
+    g->n_nodes = 0;
+    tern_arena_reset(&g->arena);
+}
+
+void tern_graph_free(tern_graph *g) {
+    tern_arena_free(&g->arena);
+    free(g->nodes);
+    g->nodes = NULL;
+}
+
+tern_tensor *tern_new(tern_graph *g, const char *name, int ndim, const int *shape) {
+    if (ndim < 1 || ndim > TERN_MAX_DIMS) tern_fatal("tern_new(%s): bad ndim %d", name ? name : "", ndim);
+    tern_tensor *t = tern_arena_alloc(&g->arena, sizeof *t);
+    memset(t, 0, sizeof *t);
+    if (name) snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] <= 0) tern_fatal("tern_new(%s): dimension %d is %d", t->name, i, shape[i]);
+        t->shape[i] = shape[i];
+    }
+    t->n = tern_numel(ndim, shape);
+    t->data = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)t->n);
+    t->node = -1;
+    return t;
+}
+
+tern_tensor *tern_new_2d(tern_graph *g, const char *name, int rows, int cols) {
+    int shape[2] = {rows, cols};
+    return tern_new(g, name, 2, shape);
+}
+
+float *tern_grad_of(tern_graph *g, tern_tensor *t) {
+    if (!t->requires_grad) return NULL;
+    if (!t->grad) t->grad = tern_arena_calloc(&g->arena, sizeof(float) * (size_t)t->n);
+    return t->grad;
+}
+
+tern_node *tern_graph_record(tern_graph *g, tern_op op, tern_tensor *out, tern_tensor *a, tern_tensor *b, tern_tensor *c) {
+    int req = (a && a->requires_grad) || (b && b->requires_grad) || (c && c->requires_grad);
+    if (!g->grad_enabled || !req) return NULL;
+    if (g->n_nodes >= g->cap_nodes)
+        tern_fatal("graph is full: more than %d nodes in one step (op %s); raise the node capacity",
+                   g->cap_nodes, tern_op_name(op));
+    tern_node *nd = &g->nodes[g->n_nodes];
+    memset(nd, 0, sizeof *nd);
+    nd->op = op;
+    nd->out = out;
+    nd->src[0] = a;
+    nd->src[1] = b;
+    nd->src[2] = c;
+    out->requires_grad = 1;
+    out->node = g->n_nodes++;
+    return nd;
+}
+
+void tern_prof_end(tern_graph *g, tern_op op, double t0) {
+    if (!g->profile) return;
+    g->prof_fwd[op] += tern_time() - t0;
+    g->prof_calls[op]++;
+}
+
+static void backward_walk(tern_graph *g);
+
+void tern_backward(tern_graph *g, tern_tensor *loss, float seed) {
+    if (loss->n != 1) tern_fatal("tern_backward: loss '%s' has %ld elements, expected a scalar", loss->name, loss->n);
+    if (!loss->requires_grad) tern_fatal("tern_backward: loss '%s' does not depend on any parameter", loss->name);
+    float *dl = tern_grad_of(g, loss);
+    dl[0] += seed;
+    backward_walk(g);
+}
+
+void tern_backward_vec(tern_graph *g, tern_tensor *t, const float *seed) {
+    if (!t->requires_grad) tern_fatal("tern_backward_vec: '%s' does not depend on any parameter", t->name);
+    float *d = tern_grad_of(g, t);
+    for (long i = 0; i < t->n; i++) d[i] += seed[i];
+    backward_walk(g);
+}
+
+static void backward_walk(tern_graph *g) {
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        tern_node *nd = &g->nodes[i];
+        if (!nd->out->grad) continue; // nothing flowed into this node
+        double t0 = g->profile ? tern_time() : 0.0;
+        switch (nd->op) {
+        case TERN_OP_MATMUL: tern_matmul_backward(g, nd); break;
+        case TERN_OP_ADD: tern_add_backward(g, nd); break;
+        case TERN_OP_MUL: tern_mul_backward(g, nd); break;
+        case TERN_OP_SCALE: tern_scale_backward(g, nd); break;
+        case TERN_OP_SUM: tern_sum_backward(g, nd); break;
+        case TERN_OP_MEAN: tern_mean_backward(g, nd); break;
+        case TERN_OP_EMBEDDING: tern_embedding_backward(g, nd); break;
+        case TERN_OP_RMSNORM: tern_rmsnorm_backward(g, nd); break;
+        case TERN_OP_SILU: tern_silu_backward(g, nd); break;
+        case TERN_OP_SWIGLU: tern_swiglu_backward(g, nd); break;
+        case TERN_OP_ROPE: tern_rope_backward(g, nd); break;
+        case TERN_OP_ATTENTION: tern_attention_backward(g, nd); break;
+        case TERN_OP_CROSS_ENTROPY: tern_cross_entropy_backward(g, nd); break;
+        case TERN_OP_QUANT_WEIGHT: tern_quant_weight_backward(g, nd); break;
+        case TERN_OP_QUANT_ACT: tern_quant_act_backward(g, nd); break;
+        case TERN_OP_BITLINEAR: tern_bitlinear_backward(g, nd); break;
+        case TERN_OP_NONE:
+        case TERN_OP_COUNT: tern_fatal("tern_backward: node %d has no op", i);
+        }
+        if (g->profile) g->prof_bwd[nd->op] += tern_time() - t0;
+    }
+}
+
+void tern_graph_print_profile(const tern_graph *g, FILE *f) {
+    double tf = 0, tb = 0;
+    for (int i = 0; i < TERN_OP_COUNT; i++) { tf += g->prof_fwd[i]; tb += g->prof_bwd[i]; }
+    fprintf(f, "%-14s %10s %10s %10s %7s\n", "op", "calls", "fwd s", "bwd s", "share");
+    for (int i = 1; i < TERN_OP_COUNT; i++) {
+        if (!g->prof_calls[i]) continue;
+        fprintf(f, "%-14s %10ld %10.3f %10.3f %6.1f%%\n", tern_op_name(i), g->prof_calls[i], g->prof_fwd[i],
+                g->prof_bwd[i], 100.0 * (g->prof_fwd[i] + g->prof_bwd[i]) / (tf + tb > 0 ? tf + tb : 1));
+    }
+    fprintf(f, "%-14s %10s %10.3f %10.3f\n", "total", "", tf, tb);
+}

@@ -1,0 +1,92 @@
+// graph.h — the recorded graph of ops and reverse-mode autograd.
+//
+// Running an op (ops.h) computes its output at once and, when gradients are enabled, records a
+// node: op, inputs, output, saved values. tern_backward() walks the nodes in reverse and each
+// op's backward ACCUMULATES (+=) into its inputs' gradients, so a tensor used several times
+// (tied embedding/head, residual branches) gets the sum. Parameter gradients land in the flat
+// grad buffer of tern_params; activation gradients come from the arena, zeroed on first use.
+// Everything a step allocates comes from g->arena; tern_graph_reset() makes it reusable.
+#ifndef TERN_GRAPH_H
+#define TERN_GRAPH_H
+#include "engine/tensor.h"
+#include "util.h"
+#include <stdio.h>
+
+typedef enum {
+    TERN_OP_NONE = 0,
+    TERN_OP_MATMUL,        // out = op(a) op(b), op = identity or transpose (sgemm)
+    TERN_OP_ADD,           // out = a + b (same shape)
+    TERN_OP_MUL,           // out = a * b (same shape)
+    TERN_OP_SCALE,         // out = a * fp[0]
+    TERN_OP_SUM,           // out (scalar) = sum(a)
+    TERN_OP_MEAN,          // out (scalar) = mean(a)
+    TERN_OP_EMBEDDING,     // out[n,:] = w[idx[n],:]
+    TERN_OP_RMSNORM,       // out = x / sqrt(mean(x^2) + eps) * w, per row
+    TERN_OP_SILU,          // out = x * sigmoid(x)
+    TERN_OP_SWIGLU,        // out = silu(gate) * up
+    TERN_OP_ROPE,          // rotary embedding, NEOX pairing (i with i + head_dim/2)
+    TERN_OP_ATTENTION,     // fused causal multi-head (grouped-query) softmax attention
+    TERN_OP_CROSS_ENTROPY, // fused log-softmax + NLL, mean over non-ignored rows
+    TERN_OP_QUANT_WEIGHT,  // fake-quant: out = Wq * s_w, straight-through gradient
+    TERN_OP_QUANT_ACT,     // fake-quant: out = xq / s_x per row, straight-through gradient
+    TERN_OP_BITLINEAR,     // fused BitLinear: out = (xq . Wq^T) * s_w / s_x, STE gradients
+    TERN_OP_COUNT
+} tern_op;
+
+const char *tern_op_name(tern_op op);
+
+#define TERN_NODE_MAX_SRC 3
+#define TERN_NODE_MAX_SAVED 4
+
+typedef struct {
+    tern_op op;
+    tern_tensor *out;
+    tern_tensor *src[TERN_NODE_MAX_SRC];
+    void *saved[TERN_NODE_MAX_SAVED]; // op-specific buffers from the arena
+    const int *idx;                   // token ids / targets (copied into the arena)
+    int ip[8];                        // op-specific integer params
+    float fp[4];                      // op-specific float params
+} tern_node;
+
+typedef struct {
+    tern_arena arena;
+    tern_node *nodes;      // (cap_nodes,)
+    int n_nodes, cap_nodes;
+    int grad_enabled;      // 0: ops run forward only and record nothing (evaluation)
+    // profile: seconds spent per op, forward and backward, accumulated until cleared
+    int profile;
+    double prof_fwd[TERN_OP_COUNT], prof_bwd[TERN_OP_COUNT];
+    long prof_calls[TERN_OP_COUNT];
+} tern_graph;
+
+// cap_nodes: most nodes one step may record (running out is a clear fatal error);
+// arena_limit: bytes (0 = unlimited; the first step sizes the arena either way).
+void tern_graph_init(tern_graph *g, int cap_nodes, size_t arena_initial, size_t arena_limit);
+void tern_graph_reset(tern_graph *g);   // drop nodes and arena contents; keeps capacity
+void tern_graph_free(tern_graph *g);
+
+// New tensor with arena storage (uninitialised values), no gradient, no node.
+tern_tensor *tern_new(tern_graph *g, const char *name, int ndim, const int *shape);
+tern_tensor *tern_new_2d(tern_graph *g, const char *name, int rows, int cols);
+// Gradient buffer of t, allocated zeroed from the arena on first use; NULL if t needs none.
+float *tern_grad_of(tern_graph *g, tern_tensor *t);
+
+// Append a node for 'out' (called by ops). Returns NULL when gradients are disabled or no input
+// requires a gradient (then nothing is recorded).
+tern_node *tern_graph_record(tern_graph *g, tern_op op, tern_tensor *out, tern_tensor *a, tern_tensor *b, tern_tensor *c);
+
+// Reverse-mode pass from a scalar 'loss': seeds d(loss) = 1 (times 'seed') and runs every
+// recorded node's backward in reverse order.
+void tern_backward(tern_graph *g, tern_tensor *loss, float seed);
+// Same, seeding d(t) with an arbitrary vector (t->n values): backward of sum(t * seed).
+void tern_backward_vec(tern_graph *g, tern_tensor *t, const float *seed);
+
+// Profiling helpers used by the ops (no-ops unless g->profile).
+static inline double tern_prof_begin(const tern_graph *g) {
+    return g->profile ? tern_time() : 0.0;
+}
+void tern_prof_end(tern_graph *g, tern_op op, double t0);
+
+void tern_graph_print_profile(const tern_graph *g, FILE *f); // per-op forward/backward seconds
+
+#endif

@@ -1,0 +1,158 @@
+// tensor.c — tensor helpers, the per-step arena and the flat parameter store.
+#include "engine/tensor.h"
+#include "util.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+long tern_numel(int ndim, const int *shape) {
+    long n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    return n;
+}
+
+int tern_same_shape(const tern_tensor *a, const tern_tensor *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+const char *tern_shape_str(const tern_tensor *t, char *buf, size_t n) {
+    int k = snprintf(buf, n, "%s[", t->name[0] ? t->name : "tensor");
+    for (int i = 0; i < t->ndim && k > 0 && (size_t)k < n; i++)
+        k += snprintf(buf + k, n - (size_t)k, i ? "x%d" : "%d", t->shape[i]);
+    if (k > 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, "]");
+    return buf;
+}
+
+// ---- arena ---------------------------------------------------------------------------------
+static tern_arena_block *block_new(size_t cap) {
+    tern_arena_block *b = tern_xmalloc(sizeof *b);
+    b->next = NULL;
+    b->cap = cap;
+    b->used = 0;
+    b->mem = tern_aligned_alloc(cap);
+    return b;
+}
+
+void tern_arena_init(tern_arena *a, const char *what, size_t initial, size_t limit) {
+    memset(a, 0, sizeof *a);
+    a->what = what;
+    a->limit = limit;
+    a->head = block_new(initial ? initial : (1u << 20));
+}
+
+void *tern_arena_alloc(tern_arena *a, size_t bytes) {
+    size_t need = (bytes + 63) & ~(size_t)63;
+    if (need == 0) need = 64;
+    if (a->limit && a->used_total + need > a->limit)
+        tern_fatal("%s arena exhausted: this step needs more than %.1f MiB (limit %.1f MiB); "
+                   "raise the arena limit or reduce batch/seq_len",
+                   a->what, (a->used_total + need) / 1048576.0, a->limit / 1048576.0);
+    tern_arena_block *b = a->head;
+    if (b->used + need > b->cap) {
+        size_t cap = b->cap * 2 > need ? b->cap * 2 : need;
+        tern_arena_block *nb = block_new(cap);
+        nb->next = b;
+        a->head = b = nb;
+    }
+    void *p = b->mem + b->used;
+    b->used += need;
+    a->used_total += need;
+    if (a->used_total > a->high) a->high = a->used_total;
+    return p;
+}
+
+void *tern_arena_calloc(tern_arena *a, size_t bytes) {
+    void *p = tern_arena_alloc(a, bytes);
+    memset(p, 0, bytes);
+    return p;
+}
+
+void tern_arena_reset(tern_arena *a) {
+    if (a->head->next) { // grew during this step: coalesce into one block of the high-water size
+        tern_arena_block *b = a->head;
+        while (b) { tern_arena_block *nx = b->next; free(b->mem); free(b); b = nx; }
+        a->head = block_new(a->high);
+    }
+    a->head->used = 0;
+    a->used_total = 0;
+}
+
+void tern_arena_free(tern_arena *a) {
+    tern_arena_block *b = a->head;
+    while (b) { tern_arena_block *nx = b->next; free(b->mem); free(b); b = nx; }
+    a->head = NULL;
+}
+
+size_t tern_arena_capacity(const tern_arena *a) {
+    size_t c = 0;
+    for (tern_arena_block *b = a->head; b; b = b->next) c += b->cap;
+    return c;
+}
+
+// ---- params ----------------------------------------------------------------------------------
+void tern_params_init(tern_params *p) { memset(p, 0, sizeof *p); }
+
+tern_tensor *tern_params_add(tern_params *p, const char *name, int ndim, const int *shape, int no_decay) {
+    if (p->allocated) tern_fatal("tern_params_add(%s): parameters already allocated", name);
+    if (ndim < 1 || ndim > TERN_MAX_DIMS) tern_fatal("tern_params_add(%s): bad ndim %d", name, ndim);
+    if (tern_params_find(p, name)) tern_fatal("tern_params_add(%s): duplicate parameter name", name);
+    if (p->n == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 64;
+        p->t = realloc(p->t, sizeof(*p->t) * (size_t)p->cap);
+        if (!p->t) tern_fatal("out of memory");
+    }
+    tern_tensor *t = tern_xcalloc(1, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] <= 0) tern_fatal("tern_params_add(%s): dimension %d is %d", name, i, shape[i]);
+        t->shape[i] = shape[i];
+    }
+    t->n = tern_numel(ndim, shape);
+    t->requires_grad = 1;
+    t->is_param = 1;
+    t->node = -1;
+    t->no_decay = no_decay;
+    t->offset = p->total;
+    p->total += (t->n + 15) & ~15L; // keep every tensor 64-byte aligned
+    p->t[p->n++] = t;
+    return t;
+}
+
+void tern_params_alloc(tern_params *p) {
+    size_t bytes = sizeof(float) * (size_t)(p->total ? p->total : 16);
+    p->data = tern_aligned_alloc(bytes);
+    p->grad = tern_aligned_alloc(bytes);
+    p->m = tern_aligned_alloc(bytes);
+    p->v = tern_aligned_alloc(bytes);
+    memset(p->data, 0, bytes);
+    memset(p->grad, 0, bytes);
+    memset(p->m, 0, bytes);
+    memset(p->v, 0, bytes);
+    for (int i = 0; i < p->n; i++) {
+        p->t[i]->data = p->data + p->t[i]->offset;
+        p->t[i]->grad = p->grad + p->t[i]->offset;
+    }
+    p->allocated = 1;
+}
+
+tern_tensor *tern_params_find(const tern_params *p, const char *name) {
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->t[i]->name, name) == 0) return p->t[i];
+    return NULL;
+}
+
+void tern_params_zero_grad(tern_params *p) { memset(p->grad, 0, sizeof(float) * (size_t)p->total); }
+
+void tern_params_free(tern_params *p) {
+    for (int i = 0; i < p->n; i++) free(p->t[i]);
+    free(p->t);
+    free(p->data);
+    free(p->grad);
+    free(p->m);
+    free(p->v);
+    memset(p, 0, sizeof *p);
+}

@@ -1,0 +1,80 @@
+// checkpoint.h — HDF5 checkpoints (format "tern-checkpoint", format_version 1).
+//
+// Layout (h5dump / h5py can read it):
+//   /                      attributes: format = "tern-checkpoint" (string), format_version = 1 (int32),
+//                          dim, n_layers, n_heads, n_kv_heads, ffn_dim, vocab_size, seq_len,
+//                          tied_head, ternary (int32), norm_eps, rope_theta (float32)
+//   /<param name>          float32 dataset per parameter, natural shape ([out, in] for matrices),
+//                          e.g. /token_embd.weight [vocab, dim], /blk.0.attn_q.weight [dim, dim]
+//   /tokenizer             uint8 [n]: the tokenizer file bytes (optional)
+//   /train_state           group (optional; absent in export / eval-only files), attributes:
+//                          step, tokens_seen, loader_pos, loader_epoch (int64), rng_state,
+//                          loader_seed (uint64), run_config (string: tern_config_to_string output)
+//   /train_state/m/<name>, /train_state/v/<name>: float32 AdamW moments, same shapes as the params
+//
+// Every function silences HDF5's own error-stack printing and reports one line through tern_error,
+// naming the file and, where it applies, the dataset: "runs/x/ckpt.h5: missing dataset
+// /blk.1.ffn_up.weight", "ckpt.h5: dataset /blk.0.attn_q.weight has shape [256x128], expected [256x256]".
+//
+// Step checkpoints in a run directory (tern_checkpoint_save_step):
+//   out_dir/ckpt_00000100.h5, out_dir/ckpt_00000200.h5, ...  (step, 8 digits; newest `keep` kept)
+//   out_dir/latest.h5 -> ckpt_00000200.h5                    (relative symlink, replaced atomically)
+// Programs resume with tern_checkpoint_load("out_dir/latest.h5", ...).
+#ifndef TERN_CHECKPOINT_H
+#define TERN_CHECKPOINT_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/config.h"
+#include "engine/tensor.h"
+
+#define TERN_CKPT_FORMAT "tern-checkpoint"
+#define TERN_CKPT_VERSION 1
+
+typedef struct {
+    long step;            // optimizer steps completed
+    long tokens_seen;     // training tokens consumed
+    uint64_t rng_state;   // tern_rng state
+    long loader_pos;      // data loader position (loader.h)
+    long loader_epoch;
+    uint64_t loader_seed;
+    char *run_config;     // resolved run config text. Save: may be NULL (stored as ""). Load: malloc'd
+} tern_train_state;
+
+// Write a checkpoint atomically (tmp file in the same directory, then fsync + rename).
+//   mc: model config (root attributes); p: allocated params (data; m and v too when st != NULL)
+//   tok, tok_n: tokenizer file bytes, or NULL/0 for none; st: NULL writes no /train_state.
+// 0, or -1 with tern_error (no file is left behind on failure).
+int tern_checkpoint_save(const char *path, const tern_model_config *mc, const tern_params *p,
+                         const void *tok, size_t tok_n, const tern_train_state *st);
+
+// Save out_dir/ckpt_<step>.h5 (creating out_dir), repoint out_dir/latest.h5 to it, then delete the
+// oldest ckpt_*.h5 so that at most `keep` remain (keep <= 0: keep all; the new file is never
+// deleted). path_out (may be NULL) receives the written path. 0 or -1.
+int tern_checkpoint_save_step(const char *out_dir, long step, int keep, const tern_model_config *mc,
+                              const tern_params *p, const void *tok, size_t tok_n,
+                              const tern_train_state *st, char *path_out, size_t path_out_n);
+
+// Read only the model config (root attributes), so a program can build the model before loading.
+// Validates format and version. 0 or -1.
+int tern_checkpoint_read_config(const char *path, tern_model_config *mc);
+
+// Load parameters into p (registered by the caller's model in model/model.h naming and allocated).
+// If mc != NULL the checkpoint's config must equal it. Every parameter of p must be present with
+// its exact shape; a dataset at the root that is not a parameter of p is an error too.
+// st == NULL: weights only (fine-tuning / eval); m and v are left untouched.
+// st != NULL: also loads /train_state (m, v, counters, run_config) if present.
+// Returns 1 when training state was loaded, 0 when weights only (st, if given, zeroed), -1 on error.
+int tern_checkpoint_load(const char *path, const tern_model_config *mc, tern_params *p, tern_train_state *st);
+
+// The embedded tokenizer bytes: 1 and a malloc'd *buf (caller frees) if present, 0 if the file has
+// no /tokenizer, -1 on error.
+int tern_checkpoint_read_tokenizer(const char *path, void **buf, size_t *n);
+
+// Only the /train_state attributes (no m/v; no model needed): 1 and *st filled (run_config malloc'd)
+// if present, 0 if the file has no training state, -1 on error.
+int tern_checkpoint_read_state(const char *path, tern_train_state *st);
+
+void tern_train_state_free(tern_train_state *st);   // frees run_config
+
+#endif

@@ -1,0 +1,627 @@
+// kernels.c — int8 x ternary matrix kernels: plain C reference, AVX2, AVX-512 VNNI, runtime dispatch.
+// libc/libm/OpenMP only. Layout and contract: see kernels.h.
+//
+// All kinds compute acc = sum_k x_k * c_k (c = w + 1 in {0,1,2}) with exact integer arithmetic and
+// then acc - sum_k x_k = sum_k x_k * w_k:
+//   AVX-512: vpdpbusd (u8 codes x s8 activations, 4 products into each int32 lane, no saturation)
+//   AVX2:    vpmaddubsw (u8 x s8 → int16 pair sums, |.| <= 2*2*128 = 512: never saturates),
+//            vpmaddwd with ones → int32
+// Work split: OpenMP over blocks of ROW_BLOCK rows (decode: one sequential weight stream per
+// thread, with stealing at the end; prefill: dynamic; threads write disjoint out rows); inside a
+// block, tiles of up to TILE_R rows x TILE_T tokens are held in registers across all columns.
+#include "kernels/kernels.h"
+#include "formats/tqpack.h"
+#include "util.h"
+#include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+
+#define ROW_BLOCK 64
+#define TILE_R 4
+#define ACC_T 8           // most tokens in a tile; tile output acc[t * TILE_R + r], t < ACC_T
+#ifndef PF_HINT
+#define PF_HINT _MM_HINT_T0
+#endif
+#ifndef PF_AHEAD
+#define PF_AHEAD 16         // decode: weight prefetch distance in 256-column blocks of a row tile (1 KiB each)
+#endif
+#define MAX_COLS (1 << 22)
+#ifndef PAR_MIN_BYTES
+#define PAR_MIN_BYTES (256 * 1024)   // N * packed weight bytes below which one thread runs the product
+#endif // keeps |sum x*c| < 2^31
+
+// ------------------------------------------------------------------ kind selection
+static const char *kind_names[TERN_KERNEL_NKINDS] = {"auto", "plain", "avx2", "avx512"};
+
+const char *tern_kernel_name(tern_kernel_kind k) {
+    return ((unsigned)k < TERN_KERNEL_NKINDS) ? kind_names[k] : "?";
+}
+
+int tern_kernel_available(tern_kernel_kind k) {
+    switch (k) {
+    case TERN_KERNEL_AUTO: case TERN_KERNEL_PLAIN: return 1;
+    case TERN_KERNEL_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case TERN_KERNEL_AVX512VNNI:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    default: return 0;
+    }
+}
+
+int tern_kernel_parse(const char *s, tern_kernel_kind *k) {
+    if (!s) return -1;
+    for (int i = 0; i < TERN_KERNEL_NKINDS; i++)
+        if (strcmp(s, kind_names[i]) == 0) { *k = (tern_kernel_kind)i; return 0; }
+    if (strcmp(s, "avx512vnni") == 0) { *k = TERN_KERNEL_AVX512VNNI; return 0; }
+    return -1;
+}
+
+static int g_forced = TERN_KERNEL_AUTO;
+static int g_warned = 0;
+
+int tern_kernel_force(tern_kernel_kind k) {
+    if ((unsigned)k >= TERN_KERNEL_NKINDS || !tern_kernel_available(k)) {
+        tern_error("kernel %s is not available on this CPU", tern_kernel_name(k));
+        return -1;
+    }
+    __atomic_store_n(&g_forced, (int)k, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static tern_kernel_kind cpu_best(void) {
+    if (tern_kernel_available(TERN_KERNEL_AVX512VNNI)) return TERN_KERNEL_AVX512VNNI;
+    if (tern_kernel_available(TERN_KERNEL_AVX2)) return TERN_KERNEL_AVX2;
+    return TERN_KERNEL_PLAIN;
+}
+
+// Cheap enough to run per call (a getenv and cached cpuid bits), so TERN_KERNEL changes made with
+// setenv() take effect; the warning for a bad value is printed once per process.
+tern_kernel_kind tern_kernel_best(void) {
+    int f = __atomic_load_n(&g_forced, __ATOMIC_SEQ_CST);
+    if (f != TERN_KERNEL_AUTO) return (tern_kernel_kind)f;
+    tern_kernel_kind k = cpu_best();
+    const char *env = getenv("TERN_KERNEL");
+    if (env && *env) {
+        tern_kernel_kind e;
+        int bad = tern_kernel_parse(env, &e) != 0, unavail = !bad && !tern_kernel_available(e);
+        if ((bad || unavail) && !__atomic_exchange_n(&g_warned, 1, __ATOMIC_SEQ_CST))
+            fprintf(stderr, "tern: warning: TERN_KERNEL=%s is %s; using %s\n", env,
+                    bad ? "not one of plain|avx2|avx512" : "not available on this CPU", kind_names[k]);
+        if (!bad && !unavail && e != TERN_KERNEL_AUTO) k = e;
+    }
+    return k;
+}
+
+static tern_kernel_kind resolve(tern_kernel_kind k) {
+    if (k == TERN_KERNEL_AUTO || (unsigned)k >= TERN_KERNEL_NKINDS || !tern_kernel_available(k)) return tern_kernel_best();
+    return k;
+}
+
+// ------------------------------------------------------------------ matrix construction
+static int pad256(int cols) { return (cols + 255) / 256 * 256; }
+
+// byte address of (row r, 256-column block b, byte m) in the tiled layout (see kernels.h)
+static inline size_t waddr(const tern_tmat *m, int r, int b, int mm) {
+    return (size_t)(r / TILE_R) * TILE_R * m->row_bytes + 256 * (size_t)b + 64 * (size_t)(r % TILE_R) + (size_t)mm;
+}
+
+// pack row r of codes: w[cols] in {-1,0,1} (padding keeps code 1, i.e. w = 0, from the 0x55 fill)
+static void pack_row(tern_tmat *m, int r, const int8_t *w) {
+    for (int k = 0; k < m->cols; k++) {
+        int b = k / 256, j = k % 256, l = j / 64, mm = j % 64;
+        uint8_t *p = m->w + waddr(m, r, b, mm);
+        *p = (uint8_t)((*p & ~(3u << (2 * l))) | ((unsigned)(w[k] + 1) << (2 * l)));
+    }
+}
+
+// shape fields of a [rows, cols] matrix in the tiled layout (w left to the caller)
+static void set_shape(tern_tmat *m, int rows, int cols, float scale) {
+    m->rows = rows;
+    m->cols = cols;
+    m->scale = scale;
+    m->cols_pad = pad256(cols);
+    m->rows_pad = (rows + TILE_R - 1) / TILE_R * TILE_R;
+    m->row_bytes = (size_t)m->cols_pad / 4;
+}
+
+static int alloc_tmat(tern_tmat *m, int rows, int cols, float scale, const char *what) {
+    memset(m, 0, sizeof *m);
+    if (rows < 1 || cols < 1 || cols > MAX_COLS) {
+        tern_error("%s: bad matrix shape [%d, %d] (rows >= 1, 1 <= cols <= %d)", what, rows, cols, MAX_COLS);
+        return -1;
+    }
+    set_shape(m, rows, cols, scale);
+    m->w = tern_aligned_alloc((size_t)m->rows_pad * m->row_bytes);
+    m->owns_w = 1;
+    memset(m->w, 0x55, (size_t)m->rows_pad * m->row_bytes);
+    return 0;
+}
+
+int tern_tmat_from_i8(tern_tmat *m, const int8_t *wq, int rows, int cols, float scale) {
+    if (alloc_tmat(m, rows, cols, scale, "tern_tmat_from_i8")) return -1;
+    for (long i = 0; i < (long)rows * cols; i++)
+        if (wq[i] < -1 || wq[i] > 1) {
+            tern_error("tern_tmat_from_i8: weight [%ld, %ld] is %d, not in {-1,0,1}", i / cols, i % cols, wq[i]);
+            tern_tmat_free(m);
+            return -1;
+        }
+    for (int r = 0; r < rows; r++) pack_row(m, r, wq + (size_t)r * cols);
+    return 0;
+}
+
+static int from_tq(tern_tmat *m, const void *src, int rows, int cols, int is_tq2) {
+    const char *what = is_tq2 ? "tern_tmat_from_tq2" : "tern_tmat_from_tq1";
+    if (cols % 256 != 0) {
+        memset(m, 0, sizeof *m);
+        tern_error("%s: cols %d is not a multiple of 256 (required by the %s block format)", what, cols, is_tq2 ? "TQ2_0" : "TQ1_0");
+        return -1;
+    }
+    if (alloc_tmat(m, rows, cols, 1.0f, what)) return -1;
+    size_t row_src = (size_t)(cols / 256) * (is_tq2 ? TERN_TQ2_BLOCK_BYTES : TERN_TQ1_BLOCK_BYTES);
+    int8_t *w = tern_xmalloc((size_t)cols);
+    float *d = tern_xmalloc((size_t)(cols / 256) * sizeof(float));
+    int have_scale = 0;
+    float first_d = 0;
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *p = (const uint8_t *)src + (size_t)r * row_src;
+        int rc = is_tq2 ? tern_tq2_unpack(p, cols, w, d) : tern_tq1_unpack(p, cols, w, d);
+        if (rc) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", tern_last_error());
+            tern_error("%s: row %d: %s", what, r, msg);
+            goto fail;
+        }
+        if (r == 0) first_d = d[0];
+        for (int b = 0; b < cols / 256; b++) {
+            int nz = 0;
+            for (int j = 0; j < 256; j++) nz |= w[256 * b + j];
+            if (!nz) continue;
+            if (!have_scale) { m->scale = d[b]; have_scale = 1; }
+            else if (memcmp(&d[b], &m->scale, sizeof(float)) != 0) {
+                tern_error("%s: row %d block %d has scale d = %g, others %g (not a per-tensor ternary matrix)", what, r, b,
+                           (double)d[b], (double)m->scale);
+                goto fail;
+            }
+        }
+        pack_row(m, r, w);
+    }
+    if (!have_scale) m->scale = first_d;
+    free(w);
+    free(d);
+    return 0;
+fail:
+    free(w);
+    free(d);
+    tern_tmat_free(m);
+    return -1;
+}
+
+int tern_tmat_from_tq2(tern_tmat *m, const void *tq2, int rows, int cols) { return from_tq(m, tq2, rows, cols, 1); }
+int tern_tmat_from_tq1(tern_tmat *m, const void *tq1, int rows, int cols) { return from_tq(m, tq1, rows, cols, 0); }
+
+int tern_tmat_from_gguf(tern_tmat *m, const tern_gguf_tensor *t, const char *path) {
+    memset(m, 0, sizeof *m);
+    if (t->type != TERN_GGML_TQ2_0 && t->type != TERN_GGML_TQ1_0) {
+        tern_error("%s: tensor %s: type %s is not ternary (expected tq2_0 or tq1_0)", path, t->name, tern_ggml_type_name(t->type));
+        return -1;
+    }
+    if (t->n_dims < 2 || t->ne[2] != 1 || t->ne[3] != 1 || t->ne[0] > MAX_COLS || t->ne[1] > (1 << 30)) {
+        tern_error("%s: tensor %s: shape {%lld, %lld, %lld, %lld} is not a matrix tern can use", path, t->name, (long long)t->ne[0],
+                   (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3]);
+        return -1;
+    }
+    const size_t need = (size_t)t->ne[1] * tern_ggml_row_bytes(t->type, t->ne[0]);
+    if (t->nbytes < need) {
+        tern_error("%s: tensor %s: %zu data bytes, shape needs %zu", path, t->name, t->nbytes, need);
+        return -1;
+    }
+    int rc = t->type == TERN_GGML_TQ2_0 ? tern_tmat_from_tq2(m, t->data, (int)t->ne[1], (int)t->ne[0])
+                                        : tern_tmat_from_tq1(m, t->data, (int)t->ne[1], (int)t->ne[0]);
+    if (rc) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", tern_last_error());
+        tern_error("%s: tensor %s: %s", path, t->name, msg);
+    }
+    return rc;
+}
+
+size_t tern_tmat_bytes(int rows, int cols) {
+    return (size_t)((rows + TILE_R - 1) / TILE_R * TILE_R) * (size_t)(pad256(cols) / 4);
+}
+
+// codes of 4 columns 64 apart, one byte (a code is w + 1; the floats are exactly -1, 0 or 1)
+static inline uint8_t code4(const float *s) {
+    return (uint8_t)((int)(s[0] + 1.0f) | (int)(s[64] + 1.0f) << 2 | (int)(s[128] + 1.0f) << 4 | (int)(s[192] + 1.0f) << 6);
+}
+
+void tern_tmat_pack_f32(tern_tmat *m, void *buf, const float *wq, int rows, int cols, float scale) {
+    memset(m, 0, sizeof *m);
+    set_shape(m, rows, cols, scale);
+    m->w = buf;
+    const int nblk = m->cols_pad / 256;
+#pragma omp parallel for schedule(static) if ((long)rows * cols >= (1L << 18))
+    for (int r = 0; r < m->rows_pad; r++) {
+        const float *wr = wq + (size_t)r * cols;
+        for (int b = 0; b < nblk; b++) {
+            uint8_t *dst = m->w + waddr(m, r, b, 0);
+            if (r >= rows) memset(dst, 0x55, 64);   // pad rows: w = 0
+            else if (256 * (b + 1) <= cols) {
+                for (int mm = 0; mm < 64; mm++) dst[mm] = code4(wr + 256 * b + mm);
+            } else {                                   // last, partial block: pad columns w = 0
+                for (int mm = 0; mm < 64; mm++) {
+                    unsigned byte = 0;
+                    for (int l = 0; l < 4; l++) {
+                        const int k = 256 * b + 64 * l + mm;
+                        byte |= (unsigned)(k < cols ? (int)(wr[k] + 1.0f) : 1) << (2 * l);
+                    }
+                    dst[mm] = (uint8_t)byte;
+                }
+            }
+        }
+    }
+}
+
+void tern_tmat_free(tern_tmat *m) {
+    if (!m) return;
+    if (m->owns_w) free(m->w);
+    memset(m, 0, sizeof *m);
+}
+
+uint8_t *tern_tmat_gather(tern_tmat *const *mats, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += (tern_tmat_weight_bytes(mats[i]) + 63) / 64 * 64;
+    uint8_t *buf = tern_alloc_huge(total ? total : 64), *p = buf;
+    for (int i = 0; i < n; i++) {
+        tern_tmat *m = mats[i];
+        const size_t nb = tern_tmat_weight_bytes(m);
+        memcpy(p, m->w, nb);   // first touch: faults the huge pages in
+        if (m->owns_w) free(m->w);
+        m->w = p;
+        m->owns_w = 0;
+        p += (nb + 63) / 64 * 64;
+    }
+    return buf;
+}
+
+size_t tern_tmat_weight_bytes(const tern_tmat *m) { return (size_t)m->rows_pad * m->row_bytes; }
+
+void tern_tmat_get_row_i8(const tern_tmat *m, int r, int8_t *out) {
+    for (int k = 0; k < m->cols; k++) {
+        int b = k / 256, j = k % 256, l = j / 64, mm = j % 64;
+        out[k] = (int8_t)(((m->w[waddr(m, r, b, mm)] >> (2 * l)) & 3) - 1);
+    }
+}
+
+// ------------------------------------------------------------------ micro-kernels
+// Signature of a tile kernel: R rows of the row tile starting at w (block b of row r at
+// w + 256*b + 64*r), T token rows of activations starting at x (row stride xs bytes, zero-padded
+// to nblk*256),
+// acc[t*TILE_R + r] = sum_k x[t][k] * c[r][k] (codes, i.e. before subtracting sum x).
+typedef void (*tile_fn)(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *acc);
+
+static void tile_plain(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *acc, int R, int T) {
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) {
+            const uint8_t *wr = w + 64 * (size_t)r;
+            const int8_t *xt = x + (size_t)t * xs;
+            int32_t s = 0;
+            for (int b = 0; b < nblk; b++)
+                for (int l = 0; l < 4; l++)
+                    for (int mm = 0; mm < 64; mm++)
+                        s += (int32_t)xt[256 * b + 64 * l + mm] * ((wr[256 * (size_t)b + mm] >> (2 * l)) & 3);
+            acc[t * TILE_R + r] = s;
+        }
+}
+
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define T256 __attribute__((target("avx2,fma")))
+
+// acc += u8(a) . s8(b) per 4-byte group, as one instruction in inline asm: GCC models the
+// intrinsic as non-destructive and pads the loops with register copies (and spills).
+static inline __attribute__((always_inline)) T512 __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+    return acc;
+}
+
+// [sum(a), sum(b), sum(c), sum(d)] of four 16-lane int32 vectors: a transpose-and-add tree
+// (13 instructions for the 4 sums instead of ~8 each), exact (integer adds in any order)
+static inline __attribute__((always_inline)) T512 __m128i hsum4(__m512i a, __m512i b, __m512i c, __m512i d) {
+    // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] and the same for c, d
+    const __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+    const __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+    // per 128-bit lane: [a, b, c, d] partial sums
+    const __m512i s = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+    const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w, const int8_t *x, size_t xs, int nblk,
+                                                                int32_t *out, const int R, const int T) {
+    __m512i acc[TILE_R][6];
+    const __m512i mask = _mm512_set1_epi8(3);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_si512();
+    for (int b = 0; b < nblk; b++) {
+        if (T <= 2) {   // decode: memory-bound; prefetch the weight stream ahead
+#pragma GCC unroll 4
+            for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), PF_HINT);
+        }
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++) {
+            __m512i c[TILE_R];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                __m512i v = _mm512_load_si512((const void *)(w + 256 * (size_t)b + 64 * r));
+                c[r] = _mm512_and_si512(_mm512_srli_epi16(v, 2 * l), mask);
+            }
+#pragma GCC unroll 6
+            for (int t = 0; t < T; t++) {
+                __m512i xv = _mm512_loadu_si512((const void *)(x + (size_t)t * xs + 256 * (size_t)b + 64 * l));
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) acc[r][t] = dpbusd(acc[r][t], c[r], xv);
+            }
+        }
+    }
+#pragma GCC unroll 6
+    for (int t = 0; t < T; t++) {
+        const __m512i z = _mm512_setzero_si512();
+        _mm_storeu_si128((__m128i *)(out + t * TILE_R),
+                         hsum4(acc[0][t], R > 1 ? acc[1][t] : z, R > 2 ? acc[2][t] : z, R > 3 ? acc[3][t] : z));
+    }
+}
+
+// Decode (T = 1) variant. Its weight stream is read once, so the kernel must consume bytes as
+// fast as memory delivers them (~35 GB/s per core): fewer instructions per weight byte matter.
+// Sub-vector l of a block is taken as v & (3 << 2l) = c * 4^l without the shift (c * 4^l <= 128
+// still fits vpdpbusd's u8 operand) into its own accumulator acc[r][l], which therefore holds
+// 4^l * (its part of sum x*c); an exact arithmetic shift right by 2l per lane at the end undoes
+// the factor. Lane bound: 4 * nblk products of |c * 4^l * x| <= 128 * 128 per lane, < 2^31 for
+// cols <= MAX_COLS. 16 independent accumulator chains; the weight stream is prefetched PF_AHEAD
+// blocks ahead.
+static inline __attribute__((always_inline)) T512 void tile512_dec(const uint8_t *w, const int8_t *x, int nblk, int32_t *out,
+                                                                    const int R) {
+    __m512i acc[TILE_R][4];
+    __m512i mask[4];
+#pragma GCC unroll 4
+    for (int l = 0; l < 4; l++) mask[l] = _mm512_set1_epi8((char)(3 << (2 * l)));
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++) acc[r][l] = _mm512_setzero_si512();
+    for (int b = 0; b < nblk; b++) {
+#pragma GCC unroll 4
+        for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), PF_HINT);
+        __m512i xv[4];
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++) xv[l] = _mm512_loadu_si512((const void *)(x + 256 * (size_t)b + 64 * l));
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512i v = _mm512_load_si512((const void *)(w + 256 * (size_t)b + 64 * r));
+#pragma GCC unroll 4
+            for (int l = 0; l < 4; l++) acc[r][l] = dpbusd(acc[r][l], _mm512_and_si512(v, mask[l]), xv[l]);
+        }
+    }
+    __m512i s[TILE_R];
+#pragma GCC unroll 4
+    for (int r = 0; r < TILE_R; r++) {
+        s[r] = _mm512_setzero_si512();
+        if (r < R) {
+            s[r] = acc[r][0];
+#pragma GCC unroll 3
+            for (int l = 1; l < 4; l++) s[r] = _mm512_add_epi32(s[r], _mm512_srai_epi32(acc[r][l], 2 * l));
+        }
+    }
+    _mm_storeu_si128((__m128i *)out, hsum4(s[0], s[1], s[2], s[3]));
+}
+
+// AVX2: per 256-column block the 8 vpmaddubsw results of each (row, token) are summed in int16
+// (|sum| <= 8 * 512 = 4096, exact), then widened once per block with vpmaddwd into int32.
+static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w, const int8_t *x, size_t xs, int nblk,
+                                                                int32_t *out, const int R, const int T) {
+    __m256i acc[TILE_R][2];
+    const __m256i mask = _mm256_set1_epi8(3);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_si256();
+    for (int b = 0; b < nblk; b++) {
+        if (T == 1) {   // decode: memory-bound; prefetch the weight stream ahead
+#pragma GCC unroll 4
+            for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), PF_HINT);
+        }
+        __m256i s16[TILE_R][2];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+            for (int t = 0; t < T; t++) s16[r][t] = _mm256_setzero_si256();
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+#pragma GCC unroll 4
+            for (int l = 0; l < 4; l++) {
+                __m256i c[TILE_R];
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) {
+                    __m256i v = _mm256_load_si256((const __m256i *)(w + 256 * (size_t)b + 64 * r + 32 * h));
+                    c[r] = _mm256_and_si256(_mm256_srli_epi16(v, 2 * l), mask);
+                }
+#pragma GCC unroll 2
+                for (int t = 0; t < T; t++) {
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)(x + (size_t)t * xs + 256 * (size_t)b + 64 * l + 32 * h));
+#pragma GCC unroll 4
+                    for (int r = 0; r < R; r++) s16[r][t] = _mm256_add_epi16(s16[r][t], _mm256_maddubs_epi16(c[r], xv));
+                }
+            }
+        }
+        const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+            for (int t = 0; t < T; t++) acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(s16[r][t], ones));
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int t = 0; t < T; t++) {
+            __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc[r][t]), _mm256_extracti128_si256(acc[r][t], 1));
+            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+            out[t * TILE_R + r] = _mm_cvtsi128_si32(s);
+        }
+}
+
+// instantiate every (R, T) tile shape
+#define DEF512(R, T)                                                                                               \
+    static T512 void t512_##R##_##T(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
+        if (T == 1) tile512_dec(w, x, nblk, a, R);                                                             \
+        else tile512(w, x, xs, nblk, a, R, T);                                                                 \
+    }
+#define DEF512_R(R) DEF512(R, 1) DEF512(R, 2) DEF512(R, 3) DEF512(R, 4) DEF512(R, 5) DEF512(R, 6)
+DEF512_R(1) DEF512_R(2) DEF512_R(3) DEF512_R(4)
+#define DEF256(R, T)                                                                                               \
+    static T256 void t256_##R##_##T(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
+        tile256(w, x, xs, nblk, a, R, T);                                                                      \
+    }
+DEF256(1, 1) DEF256(1, 2) DEF256(2, 1) DEF256(2, 2) DEF256(3, 1) DEF256(3, 2) DEF256(4, 1) DEF256(4, 2)
+
+#define ROW512(R) {t512_##R##_1, t512_##R##_2, t512_##R##_3, t512_##R##_4, t512_##R##_5, t512_##R##_6}
+static const tile_fn tiles512[TILE_R][6] = {ROW512(1), ROW512(2), ROW512(3), ROW512(4)};
+static const tile_fn tiles256[TILE_R][2] = {{t256_1_1, t256_1_2}, {t256_2_1, t256_2_2}, {t256_3_1, t256_3_2}, {t256_4_1, t256_4_2}};
+
+// ------------------------------------------------------------------ driver
+// one block of ROW_BLOCK rows, all N tokens (see run)
+static void run_block(const tern_tmat *m, const int8_t *x, int N, const float *sx, float *outf, int32_t *outi,
+                      tern_kernel_kind k, const int32_t *sumx, int TT, int rb) {
+    const int cp = m->cols_pad, rows = m->rows, nblk = cp / 256;
+        const int r_end = rows < (rb + 1) * ROW_BLOCK ? rows : (rb + 1) * ROW_BLOCK;
+        int32_t acc[TILE_R * ACC_T];
+        for (int t0 = 0; t0 < N; t0 += TT) {
+            const int T = N - t0 < TT ? N - t0 : TT;
+            const int8_t *xt = x + (size_t)t0 * cp;
+            for (int r0 = rb * ROW_BLOCK; r0 < r_end; r0 += TILE_R) {
+                const int R = r_end - r0 < TILE_R ? r_end - r0 : TILE_R;
+                const uint8_t *wr = m->w + (size_t)r0 * m->row_bytes;   // r0 % TILE_R == 0: a tile start
+                if (k == TERN_KERNEL_AVX512VNNI) tiles512[R - 1][T - 1](wr, xt, (size_t)cp, nblk, acc);
+                else if (k == TERN_KERNEL_AVX2) tiles256[R - 1][T - 1](wr, xt, (size_t)cp, nblk, acc);
+                else tile_plain(wr, xt, (size_t)cp, nblk, acc, R, T);
+                for (int t = 0; t < T; t++) {
+                    const int n = t0 + t;
+                    const int32_t *a = acc + t * TILE_R;
+                    if (outf) {
+                        const float f = m->scale / sx[n];
+                        float *o = outf + (size_t)n * rows + r0;
+                        for (int r = 0; r < R; r++) o[r] = (float)(a[r] - sumx[n]) * f;
+                    } else {
+                        for (int r = 0; r < R; r++) outi[(size_t)n * rows + r0 + r] = a[r] - sumx[n];
+                    }
+                }
+            }
+        }
+}
+
+// Decode's work split. A matvec streams its weights once, so each thread should read one
+// contiguous range front to back (what the hardware prefetchers and the kernel's prefetch expect);
+// but on a shared host one core is often slowed for a while, and a static split then leaves the
+// other waiting at the join (measured: ~20% of decode's thread time). So each thread owns a
+// contiguous range of row blocks, which it takes from the front; a thread whose range is done takes
+// blocks from the back of the others' ranges. Which thread computes a block never changes its
+// result. rg[t].fb = front << 32 | back, updated by compare-and-swap.
+#define MAX_SPLIT TERN_SPLIT_MAX
+typedef tern_split split_range;
+
+static void split_init(split_range *rg, int nt, int nrb) {
+    for (int t = 0; t < nt; t++) rg[t].fb = (uint64_t)nrb * t / nt << 32 | (uint64_t)nrb * (t + 1) / nt;
+}
+
+static int split_next(split_range *rg, int n, int me) {
+    for (int v = 0; v < n; v++) {
+        split_range *r = &rg[(me + v) % n];
+        uint64_t cur = __atomic_load_n(&r->fb, __ATOMIC_RELAXED);
+        for (;;) {
+            const uint32_t f = (uint32_t)(cur >> 32), b = (uint32_t)cur;
+            if (f >= b) break;
+            const uint64_t nxt = v == 0 ? (uint64_t)(f + 1) << 32 | b : (uint64_t)f << 32 | (b - 1);
+            if (__atomic_compare_exchange_n(&r->fb, &cur, nxt, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                return v == 0 ? (int)f : (int)b - 1;
+        }
+    }
+    return -1;
+}
+
+static int32_t row_sum(const int8_t *x, int n) {
+    int32_t s = 0;
+    for (int j = 0; j < n; j++) s += x[j];
+    return s;
+}
+
+static void run(const tern_tmat *m, const int8_t *xq, size_t ldx, int N, const float *sx, float *outf, int32_t *outi,
+                tern_kernel_kind k) {
+    if (N <= 0) return;
+    k = resolve(k);
+    const int cp = m->cols_pad, rows = m->rows;
+    // activations with row stride cols_pad, zero-padded (copy only when the caller's rows are
+    // cols long and cols is not a multiple of 256)
+    int8_t *xbuf = NULL;
+    const int8_t *x = xq;
+    if (ldx != (size_t)cp) {
+        xbuf = tern_aligned_alloc((size_t)N * cp);
+        memset(xbuf, 0, (size_t)N * cp);
+        for (int n = 0; n < N; n++) memcpy(xbuf + (size_t)n * cp, xq + (size_t)n * ldx, (size_t)m->cols);
+        x = xbuf;
+    }
+    int32_t sxs_stack[64];
+    int32_t *sumx = N <= 64 ? sxs_stack : tern_xmalloc((size_t)N * sizeof(int32_t));
+#pragma omp parallel for schedule(static) if ((long)N * cp >= (1L << 18))
+    for (int n = 0; n < N; n++) sumx[n] = row_sum(x + (size_t)n * cp, cp);
+    const int TT = k == TERN_KERNEL_AVX512VNNI ? 6 : k == TERN_KERNEL_AVX2 ? 2 : 4;
+    const int nrb = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
+    // decode (N <= 2, memory-bound): contiguous ranges with stealing from the back (see
+    // run_decode_split); prefill (compute-bound): dynamic, for load balance. A small product (e.g.
+    // a 256-wide model's decode step) runs on the calling thread: waking the team costs more than
+    // it saves.
+    const int par = (double)N * (double)tern_tmat_weight_bytes(m) >= PAR_MIN_BYTES;
+    if (N <= 2 && par && omp_get_max_threads() > 1) {
+        // the ranges are set before the team starts (no barrier inside); were the team smaller
+        // than asked for, the ranges of missing threads are simply all stolen
+        const int nt = omp_get_max_threads() < MAX_SPLIT ? omp_get_max_threads() : MAX_SPLIT;
+        split_range rg[MAX_SPLIT];
+        split_init(rg, nt, nrb);
+#pragma omp parallel num_threads(nt)
+        for (int rb; (rb = split_next(rg, nt, omp_get_thread_num())) >= 0;) run_block(m, x, N, sx, outf, outi, k, sumx, TT, rb);
+    } else if (N <= 2) {
+        for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, sx, outf, outi, k, sumx, TT, rb);
+    } else {
+#pragma omp parallel for schedule(dynamic, 1) if (par)
+        for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, sx, outf, outi, k, sumx, TT, rb);
+    }
+    if (sumx != sxs_stack) free(sumx);
+    free(xbuf);
+}
+
+void tern_tmat_split_init(tern_split *split, int nt, const tern_tmat *m) {
+    split_init(split, nt < 1 ? 1 : nt > MAX_SPLIT ? MAX_SPLIT : nt, (m->rows + ROW_BLOCK - 1) / ROW_BLOCK);
+}
+
+void tern_tmat_mul1_team(const tern_tmat *m, tern_split *split, int nt, const int8_t *xq, float sx, float *outf, int32_t *outi,
+                         tern_kernel_kind k) {
+    k = resolve(k);
+    nt = nt < 1 ? 1 : nt > MAX_SPLIT ? MAX_SPLIT : nt;
+    const int32_t sumx = row_sum(xq, m->cols_pad);
+    const int me = omp_get_thread_num() % nt;
+    for (int rb; (rb = split_next(split, nt, me)) >= 0;) run_block(m, xq, 1, &sx, outf, outi, k, &sumx, 1, rb);
+}
+
+void tern_tmat_mul(const tern_tmat *m, const int8_t *xq, const float *sx, int N, float *out, tern_kernel_kind k) {
+    run(m, xq, (size_t)m->cols, N, sx, out, NULL, k);
+}
+
+void tern_tmat_mul_ld(const tern_tmat *m, const int8_t *xq, size_t ldx, const float *sx, int N, float *out, tern_kernel_kind k) {
+    run(m, xq, ldx, N, sx, out, NULL, k);
+}
+
+void tern_tmat_mul_i32(const tern_tmat *m, const int8_t *xq, int N, int32_t *out, tern_kernel_kind k) {
+    run(m, xq, (size_t)m->cols, N, NULL, NULL, out, k);
+}

@@ -1,0 +1,114 @@
+// config.h — model and run configuration: structs, defaults, the `key = value` file format.
+//
+// File format (configs/*.cfg, documented key by key in configs/README.md):
+//     # comment                      whole-line comment
+//     dim = 256                      integer
+//     lr = 2.4e-3                    float
+//     schedule = two_stage           enum
+//     tied_head = true               bool: 1/0/true/false/yes/no/on/off
+//     train_data = data/ts.tok       string, unquoted (ends at '#' or end of line, trimmed)
+//     out_dir = "runs/my run"        string, quoted ("\"" and "\\" escapes); '#' allowed inside
+// Blank lines are ignored, a key may appear once per file, unknown keys are errors.
+// Command-line overrides use the same keys: tern_config_set(&cfg, "lr", "1e-3") or
+// tern_config_set_arg(&cfg, "lr=1e-3"). Typical program flow:
+//     tern_config cfg; tern_config_defaults(&cfg);
+//     if (tern_config_load(&cfg, path) != 0) die(tern_last_error());
+//     for each "key=value" argument: tern_config_set_arg(&cfg, arg) ...;
+//     if (tern_config_validate(&cfg) != 0) die(tern_last_error());   // also resolves "auto" values
+//     tern_config_print(&cfg, stdout);
+// Errors are one line (tern_error): "configs/x.cfg:12: unknown key 'dimm' (did you mean 'dim'?)",
+// "configs/x.cfg:3: bad value 'abc' for dim (expected integer)", "dim 250 is not divisible by n_heads 4".
+#ifndef TERN_CONFIG_H
+#define TERN_CONFIG_H
+#include <stdint.h>
+#include <stdio.h>
+
+// Model hyper-parameters (stored as root attributes of every checkpoint, formats/checkpoint.h).
+typedef struct {
+    int dim, n_layers, n_heads, n_kv_heads, ffn_dim, vocab_size, seq_len;
+    float norm_eps;     // default 1e-5
+    float rope_theta;   // default 10000
+    int tied_head;      // 1 (default): logits = final_norm(x) · token_embd.weightᵀ
+    int ternary;        // 1 (default): BitLinear quantized; 0: full precision
+} tern_model_config;    // head_dim = dim / n_heads
+
+typedef enum {
+    TERN_SCHED_TWO_STAGE = 0,  // BitNet b1.58 two-stage schedule (default), see schedule.h
+    TERN_SCHED_COSINE,
+    TERN_SCHED_LINEAR,
+    TERN_SCHED_CONSTANT,
+} tern_schedule_kind;
+
+#define TERN_PATH_MAX 512
+
+// Training run settings. "auto" values (lr, lr2: 0; warmup: -1; written `auto` in files) are
+// resolved by tern_config_validate().
+typedef struct {
+    int batch;             // sequences per micro-batch (default 8)
+    int grad_accum;        // micro-batches per optimizer step (default 1)
+    long steps;            // optimizer steps (default 1000); recomputed from max_tokens if that is > 0
+    long max_tokens;       // token budget (0 = use steps): steps = ceil(max_tokens / (batch*grad_accum*seq_len))
+    float lr;              // peak LR; 0 = auto: 2.4e-3 if ternary, 4e-4 if full precision
+    float lr2;             // two_stage: LR right after the midpoint drop; 0 = auto: lr * 0.625 (1.5e-3 for 2.4e-3)
+    float lr_min;          // LR at the end of training (default 0)
+    int schedule;          // tern_schedule_kind (default two_stage)
+    long warmup;           // linear warmup steps (default -1 = auto: min(steps/10, 500), 100 for 1000 steps)
+    float weight_decay;    // AdamW decoupled weight decay (default 0.1; two_stage: 0 in stage 2)
+    float beta1, beta2;    // 0.9, 0.95
+    float adam_eps;        // 1e-8
+    float clip;            // global grad-norm clip (default 1.0; 0 = off)
+    long eval_interval;    // steps between validation evaluations (default 100; 0 = never)
+    int eval_batches;      // micro-batches per evaluation (default 10)
+    long ckpt_interval;    // steps between checkpoints (default 500; 0 = only at the end)
+    int ckpt_keep;         // keep the newest K step checkpoints in out_dir (default 3; 0 = keep all)
+    long log_interval;     // steps between log lines/CSV rows (default 10)
+    uint64_t seed;         // RNG seed for init and data order (default 1337)
+    char train_data[TERN_PATH_MAX];  // token file for training (tokfile.h format)
+    char val_data[TERN_PATH_MAX];    // token file for validation ("" = none)
+    char tokenizer[TERN_PATH_MAX];   // tokenizer file, copied into checkpoints ("" = none)
+    char out_dir[TERN_PATH_MAX];     // checkpoints and train.csv go here (default "runs/default")
+    char init_from[TERN_PATH_MAX];   // checkpoint to start from (weights only: fine-tuning); "" = fresh init
+    int freeze_embeddings; // 1: token_embd.weight is not updated (default 0)
+    long to_ternary_ramp;  // steps over which λ ramps 0→1 (fp → ternary); 0 = ternary from step 0
+    int threads;           // OpenMP threads (0 = OMP_NUM_THREADS / all cores)
+    int profile;           // 1: print per-op timing (default 0)
+} tern_run_config;
+
+typedef struct {
+    tern_model_config model;
+    tern_run_config run;
+} tern_config;
+
+void tern_config_defaults(tern_config *c);
+void tern_model_config_defaults(tern_model_config *m);   // the model half of tern_config_defaults
+// Read a config file over the current values. 0, or -1 with "path:line: problem".
+int tern_config_load(tern_config *c, const char *path);
+// Parse config text ('what' names it in errors, e.g. "ckpt.h5:/train_state/run_config").
+int tern_config_parse(tern_config *c, const char *text, const char *what);
+// Set one key from its string value. 0, or -1 with "unknown key 'x'" / "bad value 'v' for k (expected ...)".
+int tern_config_set(tern_config *c, const char *key, const char *value);
+// "key=value" (for program arguments). -1 also when there is no '='.
+int tern_config_set_arg(tern_config *c, const char *arg);
+// 1 if s looks like a key=value override ("name=..." with a known key), else 0.
+int tern_config_is_arg(const char *s);
+// Resolve auto values (lr, lr2, warmup, steps from max_tokens) and check everything. 0, or -1 with the
+// first problem. Ternary BitLinear widths (dim, ffn_dim) that are not multiples of 256 are NOT errors
+// (tests and small experiments use them) but print one warning to stderr: such models cannot be
+// exported to GGUF TQ1_0/TQ2_0. Idempotent: validating a resolved config changes nothing.
+int tern_config_validate(tern_config *c);
+int tern_model_config_validate(const tern_model_config *m);
+// 1 if every BitLinear input width is a multiple of 256 (GGUF ternary rows), else 0 with a reason.
+int tern_model_config_exportable(const tern_model_config *m, char *why, size_t n);
+// Number of parameters of the model (the parameter list of model/model.h).
+long tern_model_config_nparams(const tern_model_config *m);
+
+// Print every key as "key = value" lines, model keys first (re-loadable by tern_config_load).
+void tern_config_print(const tern_config *c, FILE *f);
+// Same text in a malloc'd string (for the checkpoint's run_config). Caller frees.
+char *tern_config_to_string(const tern_config *c);
+
+const char *tern_schedule_name(int kind);
+// Names of all keys, NULL-terminated (tests check configs/README.md documents each).
+const char *const *tern_config_keys(void);
+
+#endif

@@ -1,0 +1,60 @@
+// trainer.h — the training loop: data, model, AdamW, schedule, logging, evaluation, checkpoints.
+// train/train.c is a thin command line over this; tests drive it directly.
+//
+// One optimizer step = grad_accum micro-batches of batch x seq_len tokens; the loss of each is
+// scaled by 1/grad_accum so the gradient is the mean. Then: global grad norm → NaN/Inf check →
+// clip → AdamW with the schedule's lr and weight decay (schedule.h). The BitLinear mode follows
+// cfg.model.ternary, with the fp → ternary ramp λ (to_ternary_ramp) when fine-tuning.
+//
+// Resume is exact: a checkpoint holds weights, AdamW m and v, the step, the data loader position
+// and the RNG state, so N straight steps and K steps + save + resume + N-K steps give
+// bit-identical weights (same thread count).
+#ifndef TERN_TRAINER_H
+#define TERN_TRAINER_H
+#include "formats/checkpoint.h"
+#include "model/config.h"
+#include "training/loader.h"
+#include "model/model.h"
+#include "training/optim.h"
+#include "tokenizers/tokenizer.h"
+#include "training/trainlog.h"
+
+typedef struct {
+    tern_config cfg;
+    tern_model model;
+    tern_adamw opt;
+    tern_graph graph;
+    tern_loader train, val;
+    int has_val;
+    tern_tokenizer tok;        // loaded when cfg.run.tokenizer (or the init checkpoint) has one
+    int has_tok;
+    void *tok_bytes;           // tokenizer file bytes, embedded in every checkpoint
+    size_t tok_n;
+    tern_rng rng;
+    long step;                 // optimizer steps done
+    long tokens_seen;
+    int *inputs, *targets;     // (batch * seq_len,) current micro-batch
+    tern_trainlog log;
+    int quiet;                 // 1: no progress output (tests)
+    char last_ckpt[4096];      // path of the newest checkpoint written or loaded
+    float last_loss, last_val_loss;
+    double last_gnorm;
+} tern_trainer;
+
+// Build everything from a validated config. resume: 1 = continue from out_dir/latest.h5 when it
+// exists (exact resume), 0 = start fresh (init_from, if set, supplies the starting weights).
+// 0, or -1 with tern_error.
+int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume);
+// One optimizer step. Returns 0, or -1 on a non-finite loss or gradient (tern_error says where;
+// parameters are left as they were before the step).
+int tern_trainer_step(tern_trainer *t);
+// Mean validation loss over eval_batches micro-batches of sequential windows (or NAN without val data).
+float tern_trainer_eval(tern_trainer *t);
+// Write out_dir/ckpt_<step>.h5 (+ latest.h5, keep the newest ckpt_keep). 0 or -1.
+int tern_trainer_save(tern_trainer *t);
+// The whole run: steps until cfg.run.steps with progress line, CSV log, periodic evaluation and
+// checkpoints; SIGINT/SIGTERM save a checkpoint and return. 0 on success or interruption, -1 on error.
+int tern_trainer_run(tern_trainer *t);
+void tern_trainer_free(tern_trainer *t);
+
+#endif
