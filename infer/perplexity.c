@@ -17,7 +17,7 @@
 
 static void usage(void) {
     fprintf(stderr, "usage: tern-perplexity -m model.gguf -f text.txt [-c ctx] [-b batch=64] [--max-tokens N]\n"
-                    "                       [--kernel auto|plain|avx2|avx512] [--bos]\n");
+                    "                       [--kernel K] [--bos]     K: " TERN_KERNEL_NAMES "\n");
     exit(2);
 }
 
@@ -41,7 +41,7 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "-m")) path = v;
         else if (!strcmp(a, "-f")) text_path = v;
         else if (!strcmp(a, "--kernel")) {
-            if (tern_kernel_parse(v, &kind)) die("--kernel: expected auto|plain|avx2|avx512");
+            if (tern_kernel_parse(v, &kind)) die("--kernel: expected one of " TERN_KERNEL_NAMES);
         } else if (!strcmp(a, "-c")) ldst = &ctx;
         else if (!strcmp(a, "-b")) ldst = &batch;
         else if (!strcmp(a, "--max-tokens")) ldst = &max_tokens;

@@ -34,7 +34,8 @@ static void naive(const int8_t *w, const int8_t *x, int rows, int cols, int N, i
         }
 }
 
-static const tern_kernel_kind fast_kinds[] = {TERN_KERNEL_AVX2, TERN_KERNEL_AVX512VNNI};
+static const tern_kernel_kind fast_kinds[] = {TERN_KERNEL_AVX2, TERN_KERNEL_AVXVNNI, TERN_KERNEL_AVX512VNNI,
+                                             TERN_KERNEL_NEON, TERN_KERNEL_DOTPROD, TERN_KERNEL_I8MM};
 
 // checks plain == naive, every available fast kind == plain; returns number of kinds compared
 static int check_shape(int rows, int cols, int N, uint64_t seed) {
@@ -71,8 +72,24 @@ static void test_kinds(void **st) {
     assert_int_equal(tern_kernel_parse("plain", &k), 0); assert_int_equal(k, TERN_KERNEL_PLAIN);
     assert_int_equal(tern_kernel_parse("avx2", &k), 0); assert_int_equal(k, TERN_KERNEL_AVX2);
     assert_int_equal(tern_kernel_parse("avx512", &k), 0); assert_int_equal(k, TERN_KERNEL_AVX512VNNI);
+    assert_int_equal(tern_kernel_parse("avxvnni", &k), 0); assert_int_equal(k, TERN_KERNEL_AVXVNNI);
+    assert_int_equal(tern_kernel_parse("neon", &k), 0); assert_int_equal(k, TERN_KERNEL_NEON);
+    assert_int_equal(tern_kernel_parse("dotprod", &k), 0); assert_int_equal(k, TERN_KERNEL_DOTPROD);
+    assert_int_equal(tern_kernel_parse("i8mm", &k), 0); assert_int_equal(k, TERN_KERNEL_I8MM);
     assert_int_equal(tern_kernel_parse("sse9", &k), -1);
     assert_string_equal(tern_kernel_name(TERN_KERNEL_AVX512VNNI), "avx512");
+    assert_string_equal(tern_kernel_name(TERN_KERNEL_AVXVNNI), "avxvnni");
+    for (int i = 0; i < TERN_KERNEL_NKINDS; i++) {   // names and parse agree
+        assert_int_equal(tern_kernel_parse(tern_kernel_name((tern_kernel_kind)i), &k), 0);
+        assert_int_equal(k, i);
+    }
+    // kinds of the other architecture are never available
+#if defined(__x86_64__)
+    assert_false(tern_kernel_available(TERN_KERNEL_NEON) || tern_kernel_available(TERN_KERNEL_DOTPROD) || tern_kernel_available(TERN_KERNEL_I8MM));
+    assert_int_equal(tern_kernel_force(TERN_KERNEL_NEON), -1);
+#elif defined(__aarch64__)
+    assert_false(tern_kernel_available(TERN_KERNEL_AVX2) || tern_kernel_available(TERN_KERNEL_AVXVNNI) || tern_kernel_available(TERN_KERNEL_AVX512VNNI));
+#endif
     assert_int_not_equal(tern_kernel_best(), TERN_KERNEL_AUTO);
     assert_true(tern_kernel_available(tern_kernel_best()));
     assert_int_equal(tern_kernel_force(TERN_KERNEL_PLAIN), 0);
@@ -94,19 +111,23 @@ static void test_kinds(void **st) {
     assert_int_equal(tern_kernel_best(), cpu);
     unsetenv("TERN_KERNEL");
     assert_int_equal(tern_kernel_best(), cpu);
-    print_message("kernel kinds available here:%s%s%s; best: %s\n", " plain",
-                  tern_kernel_available(TERN_KERNEL_AVX2) ? " avx2" : "",
-                  tern_kernel_available(TERN_KERNEL_AVX512VNNI) ? " avx512" : "", tern_kernel_name(tern_kernel_best()));
+    char avail[128] = "";
+    for (int i = TERN_KERNEL_PLAIN; i < TERN_KERNEL_NKINDS; i++)
+        if (tern_kernel_available((tern_kernel_kind)i)) {
+            strcat(avail, " ");
+            strcat(avail, tern_kernel_name((tern_kernel_kind)i));
+        }
+    print_message("kernel kinds available here:%s; best: %s\n", avail, tern_kernel_name(tern_kernel_best()));
 }
 
 static void test_odd_shapes(void **st) {
     (void)st;
-    const int rows[] = {1, 3, 17, 255, 257}, Ns[] = {1, 2, 7, 33}, cols[] = {256, 512, 768, 1280};
+    const int rows[] = {1, 3, 17, 255, 257}, Ns[] = {1, 2, 3, 7, 9, 33}, cols[] = {256, 512, 768, 1280};
     int n = 0;
     for (int a = 0; a < 5; a++)
-        for (int b = 0; b < 4; b++)
+        for (int b = 0; b < 6; b++)
             for (int c = 0; c < 4; c++) n += check_shape(rows[a], cols[c], Ns[b], 1000 + 100 * a + 10 * b + c);
-    assert_true(n >= 80);
+    assert_true(n >= 120);
 }
 
 static void test_padded_cols(void **st) {
@@ -139,7 +160,7 @@ static void check_extremes(int cols) {
     assert_int_equal(ref[2 * rows + 3], -128 * cols / 2 - 127 * cols / 2);
     tern_tmat m;
     assert_int_equal(tern_tmat_from_i8(&m, w, rows, cols, 0.5f), 0);
-    for (int kk = TERN_KERNEL_PLAIN; kk <= TERN_KERNEL_AVX512VNNI; kk++) {
+    for (int kk = TERN_KERNEL_PLAIN; kk < TERN_KERNEL_NKINDS; kk++) {
         if (!tern_kernel_available((tern_kernel_kind)kk)) continue;
         tern_tmat_mul_i32(&m, x, N, got, (tern_kernel_kind)kk);
         for (int i = 0; i < N * rows; i++)
@@ -175,7 +196,7 @@ static void test_float_epilogue(void **st) {
     tern_tmat m;
     const float scale = 0.0371f;
     assert_int_equal(tern_tmat_from_i8(&m, w, rows, cols, scale), 0);
-    for (int kk = TERN_KERNEL_PLAIN; kk <= TERN_KERNEL_AVX512VNNI; kk++) {
+    for (int kk = TERN_KERNEL_PLAIN; kk < TERN_KERNEL_NKINDS; kk++) {
         if (!tern_kernel_available((tern_kernel_kind)kk)) continue;
         memset(out, 0, sizeof out);
         tern_tmat_mul(&m, x, sx, N, out, (tern_kernel_kind)kk);
