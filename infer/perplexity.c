@@ -5,7 +5,8 @@
 // window w feeds tokens [w*ctx, w*ctx + ctx) from position 0 and scores the next token at every
 // position, so every token after the first is scored exactly once. ctx defaults to the model's
 // context; a last partial window is scored too. So with the default ctx the result equals
-// tern-eval's on the checkpoint the GGUF was exported from. Prints ppl = exp(mean NLL) and the count.
+// tern-eval's on the checkpoint the GGUF was exported from. Prints ppl = exp(mean NLL) and the count,
+// then the mean NLL to 9 decimals.
 #include "runtime.h"
 #include "tokenizers/tokenizer.h"
 #include "util.h"
@@ -76,6 +77,7 @@ int main(int argc, char **argv) {
     double dt = tern_time() - t0;
     printf("perplexity: %.4f over %ld tokens (%d windows of context %ld; %s: %d tokens)\n", exp(nll / (double)scored), scored,
            windows, ctx, text_path, n);
+    printf("mean NLL: %.9f nats/token\n", nll / (double)scored);   // full precision, for comparisons
     fprintf(stderr, "tern-perplexity: %.1f tokens/s, kernel %s, %d threads\n", scored / dt, tern_kernel_name(tern_kernel_best()),
             omp_get_max_threads());
     free(ids);

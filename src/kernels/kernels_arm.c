@@ -38,6 +38,7 @@ int tern_cpu_has(tern_kernel_kind k) {
 #define INL static inline __attribute__((always_inline))
 #define TDOT __attribute__((target("arch=armv8.2-a+dotprod")))
 #define TMM __attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
+#define NOSCHED __attribute__((optimize("no-schedule-insns")))
 
 // codes of sub-vector l (columns 64l + 16q .. +15 of a block) from the 16 bytes v of quarter q
 INL uint8x16_t codes(uint8x16_t v, const int l) {
@@ -109,12 +110,15 @@ INL TDOT void tile_dot(const uint8_t *w, const int8_t *x, size_t xs, int nblk, i
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) acc[r][t] = vdupq_n_s32(0);
-    for (int b = 0; b < nblk; b++) {
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) {
+    // one quarter (16 columns of each sub-vector) per iteration, not unrolled: unrolled, GCC
+    // hoists the loads of all four and spills the accumulators
+    for (int bq = 0; bq < 4 * nblk; bq++) {
+        const uint8_t *wq = w + 256 * (size_t)(bq >> 2) + 16 * (size_t)(bq & 3);
+        const int8_t *xq = x + 256 * (size_t)(bq >> 2) + 16 * (size_t)(bq & 3);
+        {
             uint8x16_t v[TILE_R];
 #pragma GCC unroll 4
-            for (int r = 0; r < R; r++) v[r] = vld1q_u8(w + 256 * (size_t)b + 64 * r + 16 * q);
+            for (int r = 0; r < R; r++) v[r] = vld1q_u8(wq + 64 * r);
 #pragma GCC unroll 4
             for (int l = 0; l < 4; l++) {
                 int8x16_t c[TILE_R];
@@ -122,7 +126,7 @@ INL TDOT void tile_dot(const uint8_t *w, const int8_t *x, size_t xs, int nblk, i
                 for (int r = 0; r < R; r++) c[r] = vreinterpretq_s8_u8(codes(v[r], l));
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++) {
-                    const int8x16_t xv = vld1q_s8(x + (size_t)t * xs + 256 * (size_t)b + 64 * l + 16 * q);
+                    const int8x16_t xv = vld1q_s8(xq + (size_t)t * xs + 64 * l);
 #pragma GCC unroll 4
                     for (int r = 0; r < R; r++) acc[r][t] = vdotq_s32(acc[r][t], c[r], xv);
                 }
@@ -147,17 +151,18 @@ INL TDOT void tile_dot_dec(const uint8_t *w, const int8_t *x, int nblk, int32_t 
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int l = 0; l < 4; l++) acc[r][l] = vdupq_n_s32(0);
-    for (int b = 0; b < nblk; b++) {
-#pragma GCC unroll 4
-        for (int r = 0; r < TILE_R; r++) __builtin_prefetch(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r);
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) {
+    // one quarter per iteration, not unrolled (see tile_dot); each prefetches one of the 4 rows'
+    // 64-byte lines of the block PF_AHEAD ahead
+    for (int bq = 0; bq < 4 * nblk; bq++) {
+        const size_t off = 256 * (size_t)(bq >> 2) + 16 * (size_t)(bq & 3);
+        __builtin_prefetch(w + 256 * ((size_t)(bq >> 2) + PF_AHEAD) + 64 * (size_t)(bq & 3));
+        {
             int8x16_t xv[4];
 #pragma GCC unroll 4
-            for (int l = 0; l < 4; l++) xv[l] = vld1q_s8(x + 256 * (size_t)b + 64 * l + 16 * q);
+            for (int l = 0; l < 4; l++) xv[l] = vld1q_s8(x + off + 64 * l);
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
-                const uint8x16_t v = vld1q_u8(w + 256 * (size_t)b + 64 * r + 16 * q);
+                const uint8x16_t v = vld1q_u8(w + off + 64 * r);
                 acc[r][0] = vdotq_s32(acc[r][0], vreinterpretq_s8_u8(vandq_u8(v, m0)), xv[0]);
                 acc[r][1] = vdotq_s32(acc[r][1], vreinterpretq_s8_u8(vandq_u8(v, m1)), xv[1]);
                 acc[r][2] = vdotq_s32(acc[r][2], vreinterpretq_s8_u8(vandq_u8(v, m2)), xv[2]);
@@ -230,8 +235,10 @@ INL TMM void tile_mm(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int
 #define DEFNEON(R, T) \
     static void tneon_##R##_##T(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *a) { tile_neon(w, x, xs, nblk, a, R, T); }
 DEFNEON(1, 1) DEFNEON(1, 2) DEFNEON(2, 1) DEFNEON(2, 2) DEFNEON(3, 1) DEFNEON(3, 2) DEFNEON(4, 1) DEFNEON(4, 2)
+// no-schedule-insns: GCC's scheduling before register allocation lifts all 16 codes of a quarter
+// ahead of the sdots and spills accumulators; without it the loops stay in registers
 #define DEFDOT(R, T)                                                                                       \
-    static TDOT void tdot_##R##_##T(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
+    static TDOT NOSCHED void tdot_##R##_##T(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
         if (T == 1) tile_dot_dec(w, x, nblk, a, R);                                                        \
         else tile_dot(w, x, xs, nblk, a, R, T);                                                            \
     }
