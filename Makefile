@@ -19,7 +19,7 @@ CC      := gcc
 # `make ARCH=aarch64` on an x86-64 host cross-builds only the standalone runtime (libc, libm,
 # OpenMP: libtern_rt.a, tern-generate, tern-perplexity, tern-bench, tern-bench_kernels and the
 # self-checking test driver tests/rtcheck) with Debian's aarch64-linux-gnu-gcc into
-# build-aarch64/ (STATIC=1: statically linked programs, to copy onto a device); `make test-arm`
+# build-aarch64/ (STATIC=1: statically linked, to copy onto a device: build-aarch64-static/); `make test-arm`
 # runs the runtime's tests under qemu-aarch64 (scripts/test_arm.sh).
 HOST_ARCH := $(shell uname -m)
 ARCH      ?= $(HOST_ARCH)
@@ -30,7 +30,7 @@ ifeq ($(ARCH),aarch64)
     CROSS := 1
     CC    := aarch64-linux-gnu-gcc
     AR    := aarch64-linux-gnu-ar
-    BUILD ?= build-aarch64
+    BUILD ?= build-aarch64$(if $(filter 1,$(STATIC)),-static)
     ifeq ($(SANITIZE),1)
       $(error SANITIZE=1 is not supported for the ARCH=aarch64 cross build)
     endif
@@ -156,6 +156,6 @@ interop: all
 	@scripts/interop.sh $(BUILD)
 
 clean:
-	rm -rf build build-san build-aarch64
+	rm -rf build build-san build-aarch64 build-aarch64-static
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
