@@ -19,8 +19,9 @@ CC      := gcc
 # `make ARCH=aarch64` on an x86-64 host cross-builds only the standalone runtime (libc, libm,
 # OpenMP: libtern_rt.a, tern-generate, tern-perplexity, tern-bench, tern-bench_kernels and the
 # self-checking test driver tests/rtcheck) with Debian's aarch64-linux-gnu-gcc into
-# build-aarch64/ (STATIC=1: statically linked, to copy onto a device: build-aarch64-static/); `make test-arm`
-# runs the runtime's tests under qemu-aarch64 (scripts/test_arm.sh).
+# build-aarch64/ (STATIC=1: statically linked, to copy onto a device: build-aarch64-static/;
+# SANITIZE=1: build-aarch64-san/); `make test-arm` runs the runtime's tests under qemu-aarch64
+# (scripts/test_arm.sh).
 HOST_ARCH := $(shell uname -m)
 ARCH      ?= $(HOST_ARCH)
 CROSS     := 0
@@ -30,10 +31,7 @@ ifeq ($(ARCH),aarch64)
     CROSS := 1
     CC    := aarch64-linux-gnu-gcc
     AR    := aarch64-linux-gnu-ar
-    BUILD ?= build-aarch64$(if $(filter 1,$(STATIC)),-static)
-    ifeq ($(SANITIZE),1)
-      $(error SANITIZE=1 is not supported for the ARCH=aarch64 cross build)
-    endif
+    BUILD ?= build-aarch64$(if $(filter 1,$(SANITIZE)),-san)$(if $(filter 1,$(STATIC)),-static)
   endif
 else ifeq ($(ARCH),x86_64)
   ARCH_FLAGS := -march=x86-64-v2 -mtune=generic
@@ -119,7 +117,8 @@ $(BUILD)/tests/rtcheck: $(BUILD)/obj/tests/rtcheck/rtcheck.o $(LIBTERN_RT)
 test-arm: all $(BUILD)/tests/rtcheck
 	@scripts/install-deps.sh arm
 	@$(MAKE) --no-print-directory ARCH=aarch64 BUILD=build-aarch64 SANITIZE=0
-	@scripts/test_arm.sh $(BUILD) build-aarch64
+	@$(MAKE) --no-print-directory ARCH=aarch64 BUILD=build-aarch64-san SANITIZE=1 build-aarch64-san/tests/rtcheck
+	@scripts/test_arm.sh $(BUILD) build-aarch64 build-aarch64-san
 # ---- end ARM
 
 # runtime programs: libc, libm, OpenMP only
@@ -156,6 +155,6 @@ interop: all
 	@scripts/interop.sh $(BUILD)
 
 clean:
-	rm -rf build build-san build-aarch64 build-aarch64-static
+	rm -rf build build-san build-aarch64 build-aarch64-static build-aarch64-san
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -4,8 +4,9 @@
 //   tern-bench --bandwidth [MB]     the machine's limits: read bandwidth and VNNI peak (all OpenMP threads)
 // Prints medians over -r runs: prefill and decode tokens/s, effective GB/s of weights read per
 // decoded token, integer GOPS (2 ops per ternary weight per token). With several kernel kinds
-// (--kernel avx2,avxvnni,avx512) every repeat runs each kind in turn, so a shared machine's drift
-// hits all of them alike; each kind gets its own medians, plus ratios to the first kind.
+// (--kernel avx2,avxvnni,avx512; --kernel all: every vector kind the CPU has) every repeat runs
+// each kind in turn, so a shared machine's drift hits all of them alike; each kind gets its own
+// medians, plus ratios to the first kind.
 #include "membench.h"
 #include "runtime.h"
 #include "util.h"
@@ -19,7 +20,8 @@ static void usage(void) {
             "usage: tern-bench (-m model.gguf | --random dim=D,ffn=F,layers=L,heads=H,kv_heads=K,vocab=V[,ctx=C])\n"
             "                  [-p prefill_tokens=128] [-n decode_tokens=64] [-r reps=3] [-b batch=64]\n"
             "                  [--kernel K[,K...]] [--seed S]     K: " TERN_KERNEL_NAMES "\n"
-            "                  (several kinds: each repeat runs each kind in turn; medians per kind)\n"
+            "                  (several kinds: each repeat runs each kind in turn; medians per kind;\n"
+            "                   all = every vector kind this CPU has)\n"
             "       tern-bench --bandwidth [MB=1024]\n");
     exit(2);
 }
@@ -90,7 +92,14 @@ int main(int argc, char **argv) {
             snprintf(list, sizeof list, "%s", v);
             nk = 0;
             char *save = NULL;
+            int ntok = 0;
             for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                ntok++;
+                if (!strcmp(tok, "all")) {   // every vector kind this CPU has
+                    for (int k = TERN_KERNEL_PLAIN + 1; k < TERN_KERNEL_NKINDS && nk < TERN_KERNEL_NKINDS; k++)
+                        if (tern_kernel_available((tern_kernel_kind)k)) kinds[nk++] = (tern_kernel_kind)k;
+                    continue;
+                }
                 if (nk == TERN_KERNEL_NKINDS || tern_kernel_parse(tok, &kinds[nk])) {
                     fprintf(stderr, "tern-bench: --kernel: '%s': expected K[,K...] with at most %d kinds, K one of %s\n", tok,
                             TERN_KERNEL_NKINDS, TERN_KERNEL_NAMES);
@@ -98,7 +107,8 @@ int main(int argc, char **argv) {
                 }
                 nk++;
             }
-            if (nk == 0) { fprintf(stderr, "tern-bench: --kernel: empty list\n"); return 2; }
+            if (ntok == 0) { fprintf(stderr, "tern-bench: --kernel: empty list\n"); return 2; }
+            if (nk == 0) kinds[nk++] = TERN_KERNEL_PLAIN;   // "all" on a CPU without vector kinds
             i++;
             continue;
         }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_arm.sh — the standalone runtime's tests on emulated AArch64 CPUs, once per ARM kernel level
 # (make test-arm). Emulation checks results, not speed (docs/EDGE.md: the speed model).
-#   scripts/test_arm.sh [X86_BUILD=build] [ARM_BUILD=build-aarch64]
+#   scripts/test_arm.sh [X86_BUILD=build] [ARM_BUILD=build-aarch64] [ARM_SANITIZER_BUILD]
 # Needs both builds (make; make ARCH=aarch64) and qemu-aarch64 (scripts/install-deps.sh arm).
 #
 # 1. The x86 build trains a tiny model for a few seconds (configs/tiny.cfg, 60 steps, on the start
@@ -20,11 +20,14 @@
 #    the x86 one within 1e-6 (relative); tern-generate --greedy: the same token ids (and a seeded
 #    sample too, when the NLL was bit-identical); tern-bench on a small random model runs; a level
 #    the CPU lacks is refused.
+# 3. With a third argument (make test-arm: build-aarch64-san, AddressSanitizer + UBSan), rtcheck
+#    once more from that build on the i8mm CPU, every level (LeakSanitizer cannot run under qemu).
 # Prints one line per level and a summary; exits non-zero if anything differs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 X=${1:-build}
 A=${2:-build-aarch64}
+S=${3:-}
 QEMU=${QEMU:-qemu-aarch64}
 export QEMU_LD_PREFIX=${QEMU_LD_PREFIX:-/usr/aarch64-linux-gnu}
 export OMP_NUM_THREADS=2
@@ -112,5 +115,18 @@ for spec in "plain cortex-a53 plain" "neon cortex-a53 auto" "dotprod cortex-a76 
   echo "$line"
   summary="$summary$line"$'\n'
 done
+if [ -n "$S" ]; then
+  t1=$(date +%s)
+  out=$(ASAN_OPTIONS=detect_leaks=0 q max "$S/tests/rtcheck" 2>&1)
+  rc=$?
+  checks=$(echo "$out" | sed -n 's/.*: \([0-9]*\) checks passed, \([0-9]*\) failed.*/\1/p')
+  if [ $rc -eq 0 ] && [ -n "$checks" ]; then
+    total=$((total + checks))
+    printf "%-8s %-11s rtcheck %4s checks under AddressSanitizer + UBSan (plain, neon, dotprod, i8mm); %ds\n" sanitize max "$checks" $(( $(date +%s) - t1 ))
+  else
+    echo "$out" | tail -20 >&2
+    bad "sanitizer build: rtcheck exit $rc"
+  fi
+fi
 echo "== test-arm: $total checks over 4 ARM levels under $($QEMU --version | head -1 | cut -d'(' -f1)$([ $fail -eq 0 ] && echo ": all passed" || echo ": FAILURES")"
 exit $fail
