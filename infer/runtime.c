@@ -38,6 +38,7 @@ static void f16_to_f32_plain(const uint16_t *h, float *out, int n) {
 }
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 __attribute__((target("avx2,fma"))) static float dot_f32_avx2(const float *a, const float *b, int n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -185,7 +186,9 @@ static void update_fp_kind(void) {
     if (cpu < 0) {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_cpu_init();
-        cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        unsigned a, b, c1, d;   // F16C from CPUID.1:ECX[29] (clang's __builtin_cpu_supports lacks "f16c")
+        const int f16c = __get_cpuid(1, &a, &b, &c1, &d) && (c1 >> 29 & 1);
+        cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
         cpu512 = cpu && __builtin_cpu_supports("avx512f");
 #elif defined(__aarch64__)
         cpu = 1;   // Advanced SIMD with fp16 conversions: the AArch64 baseline
