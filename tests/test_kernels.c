@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include "kernels/kernels.h"
+#include "kernels/tiles.h"
 #include "formats/tqpack.h"
 #include "util.h"
 #include <stdio.h>
@@ -111,6 +112,13 @@ static void test_kinds(void **st) {
     assert_int_equal(tern_kernel_best(), cpu);
     unsetenv("TERN_KERNEL");
     assert_int_equal(tern_kernel_best(), cpu);
+    // AUTO picks the fastest kind the CPU has: x86 avx512 > avxvnni > avx2; ARM i8mm > dotprod > neon
+    const tern_kernel_kind order[] = {TERN_KERNEL_AVX512VNNI, TERN_KERNEL_AVXVNNI, TERN_KERNEL_AVX2,
+                                      TERN_KERNEL_I8MM, TERN_KERNEL_DOTPROD, TERN_KERNEL_NEON, TERN_KERNEL_PLAIN};
+    tern_kernel_kind want = TERN_KERNEL_PLAIN;
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (tern_kernel_available(order[i])) { want = order[i]; break; }
+    assert_int_equal(tern_kernel_best(), want);
     char avail[128] = "";
     for (int i = TERN_KERNEL_PLAIN; i < TERN_KERNEL_NKINDS; i++)
         if (tern_kernel_available((tern_kernel_kind)i)) {
@@ -347,6 +355,26 @@ static void test_decode_split(void **st) {
     free(h);
 }
 
+// the token-pair layout of tiles.h (i8mm's activations): column k of token t at byte
+// 16*(k/8) + 8*(t%2) + k%8 of pair t/2, which starts at 2*(t/2)*cp; an odd last token's partner is 0
+static void test_x_pairs(void **st) {
+    (void)st;
+    for (int N = 1; N <= 5; N++) {
+        const int cp = 512;
+        int8_t *src = malloc((size_t)N * cp), *dst = malloc((size_t)(N + 1) / 2 * 2 * cp);
+        fill_i8(src, (long)N * cp, 300 + (uint64_t)N);
+        memset(dst, 0x77, (size_t)(N + 1) / 2 * 2 * cp);
+        tern_x_pairs(dst, src, N, cp);
+        for (int t = 0; t < (N + 1) / 2 * 2; t++)
+            for (int k = 0; k < cp; k++) {
+                const int8_t want = t < N ? src[(size_t)t * cp + k] : 0;
+                const int8_t got = dst[(size_t)2 * (t / 2) * cp + 16 * (k / 8) + 8 * (t % 2) + k % 8];
+                if (got != want) fail_msg("N %d token %d col %d: %d, want %d", N, t, k, got, want);
+            }
+        free(src); free(dst);
+    }
+}
+
 static void test_bad_input(void **st) {
     (void)st;
     int8_t w[8] = {0, 1, -1, 2, 0, 0, 0, 0};
@@ -372,7 +400,7 @@ int main(void) {
         cmocka_unit_test(test_kinds),          cmocka_unit_test(test_odd_shapes), cmocka_unit_test(test_padded_cols),
         cmocka_unit_test(test_extremes),       cmocka_unit_test(test_float_epilogue),
         cmocka_unit_test(test_from_tq),        cmocka_unit_test(test_from_gguf),      cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_decode_split),
+        cmocka_unit_test(test_decode_split),   cmocka_unit_test(test_x_pairs),
     };
     return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
 }
