@@ -7,8 +7,9 @@
 # 1. The x86 build trains a tiny model for a few seconds (configs/tiny.cfg, 60 steps, on the start
 #    of the bundled tiny-shakespeare), exports it to GGUF (TQ2_0) and takes the references: the
 #    mean NLL (tern-perplexity) of a held-out sample, a greedy continuation (token ids), and
-#    rtcheck's random-model NLL and logits hash — with the plain kernels and with avx2 (whose float
-#    helpers the NEON ones mirror; plain on x86 CPUs without AVX2).
+#    rtcheck's random-model NLL, logits hash and 20 greedy ids (a random model's continuation
+#    varies more than the barely trained one's) — with the plain kernels and with avx2 (whose
+#    float helpers the NEON ones mirror; plain on x86 CPUs without AVX2).
 # 2. Each ARM level runs on a qemu CPU whose features make it the level the runtime picks:
 #      plain    cortex-a53, forced (--kernel plain)      compared with x86 plain
 #      neon     cortex-a53 (ARMv8.0, no dotprod)          compared with x86 avx2
@@ -55,12 +56,14 @@ tail -c 4000 data/tinyshakespeare/input.txt > "$T/sample.txt"
 nll_of() { sed -n 's/^mean NLL: \([0-9.]*\).*/\1/p'; }
 ref_kinds="plain"
 "$X/tests/rtcheck" --kernel avx2 --quick > /dev/null 2>&1 && ref_kinds="plain avx2"
-declare -A RNLL RIDS RSMP RCHK
+declare -A RNLL RIDS RSMP RCHK RGRD
 for k in $ref_kinds; do
   RNLL[$k]=$("$X/tern-perplexity" -m "$T/tiny.gguf" -f "$T/sample.txt" --kernel "$k" 2>/dev/null | nll_of)
   RIDS[$k]=$("$X/tern-generate" -m "$T/tiny.gguf" -p "ROMEO:" -n 40 --greedy --ids --kernel "$k" 2>/dev/null)
   RSMP[$k]=$("$X/tern-generate" -m "$T/tiny.gguf" -p "ROMEO:" -n 40 --temp 1 --seed 7 --ids --kernel "$k" 2>/dev/null)
-  RCHK[$k]=$("$X/tests/rtcheck" --kernel "$k" | sed -n 's/^rtcheck nll \([0-9.]*\) logits \([0-9a-f]*\).*/\1 \2/p')
+  out=$("$X/tests/rtcheck" --kernel "$k")
+  RCHK[$k]=$(echo "$out" | sed -n 's/^rtcheck nll \([0-9.]*\) logits \([0-9a-f]*\).*/\1 \2/p')
+  RGRD[$k]=$(echo "$out" | sed -n 's/^rtcheck greedy //p')
   [ -n "${RNLL[$k]}" ] && [ -n "${RIDS[$k]}" ] && [ -n "${RCHK[$k]}" ] || { echo "test_arm.sh: x86 reference ($k) failed" >&2; exit 1; }
 done
 simd_ref=$([ "${ref_kinds#*avx2}" != "$ref_kinds" ] && echo avx2 || echo plain)
@@ -82,6 +85,8 @@ for spec in "plain cortex-a53 plain" "neon cortex-a53 auto" "dotprod cortex-a76 
   checks=$(echo "$out" | sed -n 's/.*: \([0-9]*\) checks passed, \([0-9]*\) failed.*/\1/p')
   [ $rc -eq 0 ] && [ -n "$checks" ] || { bad "$level ($cpu): rtcheck exit $rc"; checks=${checks:-0}; }
   got=$(echo "$out" | sed -n 's/^rtcheck nll \([0-9.]*\) logits \([0-9a-f]*\).*/\1 \2/p')
+  grd=$(echo "$out" | sed -n 's/^rtcheck greedy //p')
+  [ -n "$grd" ] && [ "$grd" = "${RGRD[$ref]}" ] || bad "$level: random model greedy ids '$grd' vs x86 '${RGRD[$ref]}'"
   rsame="bit-identical to x86 $ref"
   if [ "$got" != "${RCHK[$ref]}" ]; then
     rsame="differs from x86 $ref in the last bits"
@@ -110,7 +115,7 @@ for spec in "plain cortex-a53 plain" "neon cortex-a53 auto" "dotprod cortex-a76 
   if q "$cpu" "$A/tern-bench" --random small -p 4 -n 2 -r 1 --kernel "$lacks" > "$T/bench" 2>&1; then bad "$level: --kernel $lacks accepted on $cpu"
   elif grep -q "not available on this CPU" "$T/bench"; then n=$((n + 1)); else bad "$level: --kernel $lacks: $(cat "$T/bench")"; fi
   total=$((total + checks + n))
-  line=$(printf "%-8s %-11s rtcheck %4s checks, programs %d/6; tiny model NLL %s (%s x86 %s), greedy ids same, sampled ids %s; random model %s; %ds" \
+  line=$(printf "%-8s %-11s rtcheck %4s checks, programs %d/6; tiny model NLL %s (%s x86 %s), greedy ids same, sampled ids %s; random model %s, greedy ids same; %ds" \
          "$level" "$cpu" "$checks" "$n" "$nll" "$pexact" "$ref" "$ssame" "$rsame" $(( $(date +%s) - t1 )))
   echo "$line"
   summary="$summary$line"$'\n'

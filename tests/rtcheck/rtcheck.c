@@ -17,8 +17,9 @@
 //             and 3 threads, bit for bit; every SIMD kind gives the same logits; plain close;
 //             a truncated and a foreign GGUF file are refused with the file's name
 // Prints one line per failure and a summary; exit status 0 only when every check passed.
-// Also prints "rtcheck nll <value> logits <hash>": the random model's NLL over a fixed token
-// sequence and a hash of its logits, which scripts/test_arm.sh compares across architectures.
+// Also prints "rtcheck nll <value> logits <hash>" (the random model's NLL over a fixed token
+// sequence and a hash of its logits) and "rtcheck greedy <ids>" (20 greedily decoded tokens after
+// it), which scripts/test_arm.sh compares across architectures.
 //   usage: rtcheck [--kernel K] [--expect-best K] [--quick]
 #include "kernels/kernels.h"
 #include "kernels/rowops.h"
@@ -452,6 +453,29 @@ static void check_runtime(tern_kernel_kind forced) {
     uint64_t h = 1469598103934665603ull;   // FNV-1a of the logits' bytes: equal hashes, equal bits
     for (size_t i = 0; i < sizeof(float) * T * V; i++) h = (h ^ ((const uint8_t *)batch)[i]) * 1099511628211ull;
     printf("rtcheck nll %.9f logits %016llx (kernel %s)\n", nll / T, (unsigned long long)h, tern_kernel_name(tern_kernel_best()));
+    // greedy decoding of 20 tokens after the sequence (decode_one, the KV cache): the ids are
+    // compared across architectures by test_arm.sh. A random model's tied embedding makes the
+    // tokens it has seen its best continuations, so the argmax here skips every token already in
+    // the sequence (a deterministic function of the logits that keeps the sequence varied).
+    {
+        tern_rt_state g;
+        build_state(&g, &m, T, 0);
+        const float *lg = forward(&m, &g, toks, T, 0, 0);
+        char seen[V];
+        memset(seen, 0, sizeof seen);
+        for (int i = 0; i < T; i++) seen[toks[i]] = 1;
+        printf("rtcheck greedy");
+        for (int i = 0; i < 20; i++) {
+            int next = -1;
+            for (int v = 0; v < V; v++)
+                if (!seen[v] && (next < 0 || lg[v] > lg[next])) next = v;
+            printf(" %d", next);
+            seen[next] = 1;
+            lg = forward(&m, &g, &next, 1, T + i, 0);
+        }
+        printf("\n");
+        free_state(&g);
+    }
     // all kinds: the SIMD ones (sharing the float helpers) give the same bits; plain is close
     float *same = NULL;
     for (int k = TERN_KERNEL_PLAIN; k < TERN_KERNEL_NKINDS; k++) {
