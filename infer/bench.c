@@ -99,9 +99,9 @@ int main(int argc, char **argv) {
             if (!v || strlen(v) >= sizeof list) { fprintf(stderr, "tern-bench: --kernel: expected K[,K...] with K one of %s\n", TERN_KERNEL_NAMES); return 2; }
             snprintf(list, sizeof list, "%s", v);
             nk = 0;
-            char *save = NULL;
+            char *sp = NULL;
             int ntok = 0;
-            for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            for (char *tok = strtok_r(list, ",", &sp); tok; tok = strtok_r(NULL, ",", &sp)) {
                 ntok++;
                 if (!strcmp(tok, "all")) {   // every vector kind this CPU has
                     for (int k = TERN_KERNEL_PLAIN + 1; k < TERN_KERNEL_NKINDS && nk < TERN_KERNEL_NKINDS; k++)
