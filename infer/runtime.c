@@ -415,6 +415,14 @@ int build_model(tern_rt_model *m, const char *path) {
     if (!te) goto fail;
     if (te->ne[1] < 1 || te->ne[1] > (1 << 24)) { tern_error("%s: token_embd.weight has a bad vocab size", path); goto fail; }
     c->vocab_size = (int)te->ne[1];
+    if (tern_gguf_find_kv(g, "bitnet.vocab_size") >= 0) {   // optional, but when present it must agree
+        int64_t v;
+        if (tern_gguf_get_i64(g, "bitnet.vocab_size", &v)) goto fail;
+        if (v != c->vocab_size) {
+            tern_error("%s: bitnet.vocab_size %lld does not match token_embd.weight's %d rows", path, (long long)v, c->vocab_size);
+            goto fail;
+        }
+    }
     te = get_tensor(g, "token_embd.weight", 2, c->dim, c->vocab_size, MASK(TERN_GGML_F32) | MASK(TERN_GGML_F16));
     if (!te) goto fail;
     tern_rt_weights *w = &m->weights;

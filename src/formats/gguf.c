@@ -230,12 +230,8 @@ tern_gguf *tern_gguf_open(const char *path) {
     tern_gguf *g = tern_xcalloc(1, sizeof *g);
     g->path = strdup(path);
     if (!g->path) tern_fatal("out of memory");
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) { tern_error("%s: cannot open: %s", path, strerror(errno)); goto fail; }
-    struct stat st;
-    if (fstat(fd, &st) != 0) { tern_error("%s: cannot stat: %s", path, strerror(errno)); close(fd); goto fail; }
-    if (!S_ISREG(st.st_mode)) { tern_error("%s: not a regular file", path); close(fd); goto fail; }
-    g->size = (size_t)st.st_size;
+    int fd = tern_open_regular(path, &g->size);   // O_NONBLOCK: a FIFO is refused, never waited on
+    if (fd < 0) goto fail;
     if (g->size < 24) {
         close(fd);
         tern_error("%s: truncated file: %zu bytes is smaller than the 24-byte GGUF header", path, g->size);
