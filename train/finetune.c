@@ -73,7 +73,10 @@ int main(int argc, char **argv) {
     }
     printf("# tern-finetune from %s (%s checkpoint)\n", from, was_ternary ? "ternary" : "full-precision");
     tern_config_print(&cfg, stdout);
-    tern_mem_print_for_run(&cfg, 0, stdout);
+    if (tern_mem_check_run(&cfg, 0, stdout) != 0) {
+        fprintf(stderr, "tern-finetune: %s%s%s\n", file ? file : "", file ? ": " : "", tern_last_error());
+        return 1;
+    }
     fflush(stdout);
     tern_trainer t;
     if (tern_trainer_init(&t, &cfg, 0) != 0) { fprintf(stderr, "tern-finetune: %s\n", tern_last_error()); tern_trainer_free(&t); return 1; }

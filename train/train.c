@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
     printf("# tern-train: resolved config\n");
     tern_config_print(&cfg, stdout);
     printf("# parameters: %.2fM (%s)\n", tern_model_config_nparams(&cfg.model) / 1e6, cfg.model.ternary ? "ternary BitLinear" : "full precision");
-    tern_mem_print_for_run(&cfg, !fresh, stdout);
+    if (tern_mem_check_run(&cfg, !fresh, stdout) != 0) return config_error(file);
     const char *blas = openblas_get_corename(), *forced = getenv("OPENBLAS_CORETYPE");
     printf("# compute: %d threads, int8 kernels %s, OpenBLAS %s kernels%s%s%s\n",
            cfg.run.threads > 0 ? cfg.run.threads : omp_get_max_threads(), tern_kernel_name(tern_kernel_best()), blas ? blas : "?",

@@ -36,6 +36,12 @@ static const unsigned char HDF5_SIG[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a,
 #define SLAB_BYTES     ((size_t)16 << 20)    // structure check: datasets are read in slabs of this
 
 static void quiet_hdf5(void) {
+    // No exit handler: a file whose close failed on a full disk stays in HDF5's table, and the
+    // library's atexit clean-up crashes closing it again (libhdf5 1.10). tern closes every file it
+    // opens, so nothing is lost. Only effective before the library's first use; later calls do
+    // nothing.
+    static int once;
+    if (!once) { once = 1; H5dont_atexit(); }
     // HDF5 prints its whole error stack to stderr by default; we report one line instead.
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }

@@ -210,12 +210,13 @@ void tern_mem_inputs_for_run(const tern_config *cfg, int resuming, tern_mem_inpu
     in->tokenizer_bytes = file_size(r->tokenizer);
 }
 
-void tern_mem_print_for_run(const tern_config *cfg, int resume, FILE *f) {
+int tern_mem_check_run(const tern_config *cfg, int resume, FILE *f) {
     char latest[TERN_PATH_MAX + 16];
     snprintf(latest, sizeof latest, "%s/latest.h5", cfg->run.out_dir);
     tern_mem_inputs in;
     tern_mem_inputs_for_run(cfg, resume && access(latest, R_OK) == 0, &in);
     tern_mem_estimate e;
-    if (tern_mem_estimate_run(cfg, &in, &e) != 0) return;
-    tern_mem_print(&e, cfg->run.max_memory ? (size_t)cfg->run.max_memory : tern_mem_available(), f);
+    if (tern_mem_estimate_run(cfg, &in, &e) != 0) return -1;
+    if (f) tern_mem_print(&e, cfg->run.max_memory ? (size_t)cfg->run.max_memory : tern_mem_available(), f);
+    return tern_mem_check(&e, (size_t)cfg->run.max_memory);
 }

@@ -53,9 +53,10 @@ typedef struct {
 // the sizes of train_data, val_data and tokenizer, and what it loads (resuming: 1 = a
 // checkpoint with optimizer state; else init_from, if set, = 2).
 void tern_mem_inputs_for_run(const tern_config *cfg, int resuming, tern_mem_inputs *in);
-// Estimate for a run (resume: 1 when out_dir/latest.h5 will be resumed) and print it with the
-// limit it is checked against (tern_mem_print). For programs, before tern_trainer_init.
-void tern_mem_print_for_run(const tern_config *cfg, int resume, FILE *f);
+// Estimate for a run (resume: 1 when out_dir/latest.h5 will be resumed), print it with the limit
+// it is checked against (tern_mem_print; f may be NULL) and check it (tern_mem_check). For
+// programs, before tern_trainer_init (which checks again): 0, or -1 with tern_error.
+int tern_mem_check_run(const tern_config *cfg, int resume, FILE *f);
 
 // Graph arena bytes of one training step (forward + loss + backward) of micro-batch B x T.
 size_t tern_mem_activations(const tern_model_config *m, int B, int T, int threads);

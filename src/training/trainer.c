@@ -212,8 +212,8 @@ static int check_resume_config(tern_trainer *t, const char *latest, const tern_t
     tern_config_defaults(&old);
     char what[4200];
     snprintf(what, sizeof what, "%s:/train_state/run_config", latest);
-    if (!st->run_config || !st->run_config[0] || tern_config_parse(&old, st->run_config, what) != 0 ||
-        tern_config_validate(&old) != 0) {
+    // the stored config was printed resolved (no "auto" left): parsing it is enough
+    if (!st->run_config || !st->run_config[0] || tern_config_parse(&old, st->run_config, what) != 0) {
         if (!t->quiet) fprintf(stderr, "note: %s: no usable run config in the checkpoint; resuming without comparing it\n", latest);
         return 0;
     }
@@ -246,7 +246,7 @@ static int check_resume_config(tern_trainer *t, const char *latest, const tern_t
                  strcmp(keys[i], "init_from"))
             say(t, "resume: %s %s -> %s", keys[i], a, b);
         else if (strcmp(keys[i], "init_from"))
-            say(t, "resume: %s %s -> %s (checked: same tokens and tokenizer)", keys[i], a, b);
+            say(t, "resume: %s %s -> %s", keys[i], a, b);
     }
     return 0;
 }
@@ -264,6 +264,7 @@ static int check_resume_data(tern_trainer *t, const char *latest, const tern_tra
         long now = d[i].open ? (long)d[i].ld->tf.n_tokens : -1;
         uint64_t h = d[i].open ? d[i].ld->tf.tokenizer_hash : 0;
         if (now == d[i].had && (now < 0 || h == d[i].had_hash)) continue;
+        if (i == 1 && now < 0) continue;   // validation data dropped: training itself is unchanged
         if (d[i].had < 0 || now < 0) {
             tern_error("%s: cannot resume: the run %s %s, now %s %s", latest, d[i].had < 0 ? "had no" : "used", d[i].key,
                        now < 0 ? "none is given" : "it is", now < 0 ? "" : d[i].path);
