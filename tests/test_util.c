@@ -48,7 +48,7 @@ static void test_strset(void **st) {
     tern_strset_init(&s);
     assert_false(tern_strset_has(&s, "x"));
     enum { N = 20000 };
-    static char names[N][24];
+    static char names[N][32];
     for (int i = 0; i < N; i++) {
         snprintf(names[i], sizeof names[i], "blk.%d.attn_q.weight", i);
         assert_int_equal(tern_strset_add(&s, names[i]), 1);

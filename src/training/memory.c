@@ -14,9 +14,9 @@
 #include <string.h>
 
 // Fixed cost measured on tern-train (x86-64 Debian 12, OpenBLAS 0.3.21 OpenMP build): the RSS of a
-// run whose parts above are all near zero, ~40 MiB at 2 threads, plus the per-thread OpenBLAS
+// run whose parts above are all near zero: ~20 MiB at 2 threads (libraries, code, HDF5), plus per-thread OpenBLAS
 // and OpenMP buffers that the first products touch.
-#define RUNTIME_BASE      ((size_t)48 << 20)
+#define RUNTIME_BASE      ((size_t)24 << 20)
 #define RUNTIME_PERTHREAD ((size_t)4 << 20)
 
 // one tern_arena_alloc of `bytes`: rounded up to 64, at least 64 (engine/tensor.c)
