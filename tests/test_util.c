@@ -3,6 +3,7 @@
 // the string set; opening inputs that are not regular files (never blocking on a FIFO); refusing
 // outputs that are directories, devices or FIFOs; atomic commit refusing to replace a device.
 #include "testutil.h"
+#include "formats/gguf.h"
 #include "util.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -131,12 +132,77 @@ static void test_inputs_outputs(void **st) {
     assert_int_equal(access(tmp, F_OK), -1);           // and no temporary file left
 }
 
+// A GGUF of 50,000 keys (and one of 50,000 tensors) opens in linear time; a duplicate key or
+// tensor name at the very end is still found. (The old pairwise scan took seconds here and
+// hours on a few MB.)
+static void put(FILE *f, const void *p, size_t n) { assert_int_equal(fwrite(p, 1, n, f), n); }
+static void write_many(const char *path, int nk, int nt, int dup_key, int dup_tensor) {
+    FILE *f = fopen(path, "wb");
+    uint32_t ver = 3;
+    int64_t ntens = nt, nkv = nk;
+    put(f, "GGUF", 4);
+    put(f, &ver, 4);
+    put(f, &ntens, 8);
+    put(f, &nkv, 8);
+    char key[32];
+    for (int i = 0; i < nk; i++) {
+        uint64_t len = (uint64_t)snprintf(key, sizeof key, "k.%07d", dup_key && i == nk - 1 ? 3 : i);
+        uint32_t type = TERN_GGUF_UINT8;
+        uint8_t v = 1;
+        put(f, &len, 8);
+        put(f, key, len);
+        put(f, &type, 4);
+        put(f, &v, 1);
+    }
+    for (int i = 0; i < nt; i++) {
+        uint64_t len = (uint64_t)snprintf(key, sizeof key, "t.%07d", dup_tensor && i == nt - 1 ? 5 : i), off = (uint64_t)i * 32;
+        uint32_t nd = 1;
+        int64_t ne = 8;
+        int32_t type = TERN_GGML_F32;
+        put(f, &len, 8);
+        put(f, key, len);
+        put(f, &nd, 4);
+        put(f, &ne, 8);
+        put(f, &type, 4);
+        put(f, &off, 8);
+    }
+    long pos = ftell(f);
+    static const char zero[64] = {0};
+    put(f, zero, (size_t)((32 - pos % 32) % 32));
+    for (int i = 0; i < nt; i++) put(f, zero, 32);
+    fclose(f);
+}
+
+static void test_gguf_many_names(void **st) {
+    (void)st;
+    char path[300];
+    snprintf(path, sizeof path, "%s/many.gguf", dir);
+    write_many(path, 50000, 50000, 0, 0);
+    double t0 = tern_time();
+    tern_gguf *g = tern_gguf_open(path);
+    if (!g) fail_msg("%s", tern_last_error());
+    printf("  50000 keys + 50000 tensors opened in %.0f ms\n", (tern_time() - t0) * 1e3);
+    assert_int_equal(tern_gguf_n_kv(g), 50000);
+    assert_int_equal(tern_gguf_n_tensors(g), 50000);
+    tern_gguf_close(g);
+    write_many(path, 50000, 10, 1, 0);
+    assert_null(tern_gguf_open(path));
+    assert_non_null(strstr(tern_last_error(), "duplicate key k.0000003"));
+    write_many(path, 10, 50000, 0, 1);
+    assert_null(tern_gguf_open(path));
+    assert_non_null(strstr(tern_last_error(), "duplicate tensor name t.0000005"));
+    write_many(path, 3, 3, 0, 0);   // a tensor may share a key's name: different namespaces
+    assert_non_null(g = tern_gguf_open(path));
+    tern_gguf_close(g);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/tern_test_util_XXXXXX");
     if (!mkdtemp(dir)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash64_vectors), cmocka_unit_test(test_strset),
         cmocka_unit_test(test_params_index),   cmocka_unit_test(test_inputs_outputs),
+        cmocka_unit_test(test_gguf_many_names),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];
