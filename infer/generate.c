@@ -117,7 +117,8 @@ int main(int argc, char **argv) {
     if (!print_ids) {
         for (int i = 0; i < n_prompt; i++) {
             int k = tern_tokenizer_decode_piece(&tok, ids[i], first_text, piece, sizeof piece);
-            if (k > 0) { fwrite(piece, 1, (size_t)k, stdout); first_text = 0; }
+            if (k > 0) fwrite(piece, 1, (size_t)k, stdout);
+            if (tok.types[ids[i]] != TERN_PIECE_CONTROL && tok.types[ids[i]] != TERN_PIECE_UNKNOWN) first_text = 0;   // even if it printed nothing
         }
         fflush(stdout);
     }
@@ -130,7 +131,8 @@ int main(int argc, char **argv) {
         if (print_ids) printf("%s%d", n_done ? " " : "", next);
         else {
             int k = tern_tokenizer_decode_piece(&tok, next, first_text, piece, sizeof piece);
-            if (k > 0) { fwrite(piece, 1, (size_t)k, stdout); first_text = 0; }
+            if (k > 0) fwrite(piece, 1, (size_t)k, stdout);
+            if (tok.types[next] != TERN_PIECE_CONTROL && tok.types[next] != TERN_PIECE_UNKNOWN) first_text = 0;
         }
         fflush(stdout);
         if (next == m.vocab.eos_id) { n_done++; break; }

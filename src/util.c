@@ -21,6 +21,9 @@ void tern_error(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err_buf, sizeof err_buf, fmt, ap);
     va_end(ap);
+    // one line, whatever a file's names contain: control characters (a key with '\n') become '?'
+    for (char *p = err_buf; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
 }
 
 const char *tern_last_error(void) { return err_buf[0] ? err_buf : "unknown error"; }

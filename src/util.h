@@ -7,7 +7,8 @@
 
 // Error reporting. Library functions that can fail on bad input return -1 (or NULL) and set a
 // one-line message "path: problem" with tern_error(); programs print tern_last_error() and exit 1.
-// The message is thread-local.
+// The message is thread-local and always one line: control characters that come from file
+// contents (names with '\n', '\r', ...) are replaced by '?'.
 void tern_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *tern_last_error(void);
 // Unrecoverable (programming error or resource exhaustion): print "tern: message" and exit(1).

@@ -4,6 +4,7 @@
 // outputs that are directories, devices or FIFOs; atomic commit refusing to replace a device.
 #include "testutil.h"
 #include "formats/gguf.h"
+#include "tokenizers/tokenizer.h"
 #include "util.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -196,13 +197,48 @@ static void test_gguf_many_names(void **st) {
     tern_gguf_close(g);
 }
 
+// Errors are one line even when a file's names contain control characters (found by fuzzing a
+// GGUF whose key held a '\n').
+static void test_error_one_line(void **st) {
+    (void)st;
+    tern_error("%s: key %s: bad", "f.gguf", "a\nb\rc\x1b[31md");
+    assert_string_equal(tern_last_error(), "f.gguf: key a?b?c?[31md: bad");
+}
+
+// A tokenizer file without the "▁" piece is refused: spaces would encode as the three bytes of
+// "▁" and decode back as that character (found by fuzzing: decode(encode(x)) != x).
+static void test_tokenizer_needs_space_piece(void **st) {
+    (void)st;
+    const char *text = "the cat sat on the mat, the cat sat on the hat";
+    size_t n = strlen(text);
+    tern_tokenizer t;
+    tern_tokenizer_train_opts o;
+    tern_tokenizer_train_defaults(&o);
+    o.vocab_size = 280;
+    assert_int_equal(tern_tokenizer_train(&t, (const char *const[]){text}, &n, 1, &o), 0);
+    void *buf;
+    size_t bn;
+    assert_int_equal(tern_tokenizer_to_bytes(&t, &buf, &bn), 0);
+    tern_tokenizer_free(&t);
+    assert_int_equal(tern_tokenizer_from_bytes(&t, buf, bn, "ok"), 0);
+    tern_tokenizer_free(&t);
+    unsigned char *p = memmem(buf, bn, "\xe2\x96\x81", 3);   // the first piece holding it is "▁" itself (id 259)
+    assert_non_null(p);
+    assert_int_equal(p[-2], 3);   // its uint16 length is 3: the piece is exactly "▁"
+    p[2] = 0x82;                  // "▂"
+    assert_int_equal(tern_tokenizer_from_bytes(&t, buf, bn, "mutated"), -1);
+    assert_non_null(strstr(tern_last_error(), "mutated: has no"));
+    free(buf);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/tern_test_util_XXXXXX");
     if (!mkdtemp(dir)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash64_vectors), cmocka_unit_test(test_strset),
         cmocka_unit_test(test_params_index),   cmocka_unit_test(test_inputs_outputs),
-        cmocka_unit_test(test_gguf_many_names),
+        cmocka_unit_test(test_gguf_many_names), cmocka_unit_test(test_error_one_line),
+        cmocka_unit_test(test_tokenizer_needs_space_piece),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];
