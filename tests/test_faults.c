@@ -581,6 +581,11 @@ static void test_programs(void **st) {
         run(r, 30, NULL, bad[i].argv, NULL);
         expect_one_error(r, bad[i].argv[1], bad[i].needle, NULL);
     }
+    // the benchmark runs clean (under SANITIZE=1: UBSan found a signed overflow in its VNNI sums)
+    run(r, 300, NULL, ARGV(bench, "--random", "dim=256,ffn=256,layers=1,heads=2,kv_heads=1,vocab=300,ctx=32", "-p", "8", "-n", "4", "-r", "1"), NULL);
+    if (r->status != 0 || strstr(r->err, "runtime error") || strstr(r->err, "Sanitizer")) fail_msg("tern-bench: exit %d: %s", r->status, r->err);
+    run(r, 300, NULL, ARGV(bench, "--bandwidth", "16"), NULL);
+    if (r->status != 0 || strstr(r->err, "runtime error") || !strstr(r->out, "GB/s")) fail_msg("tern-bench --bandwidth: exit %d: %s", r->status, r->err);
     // a FIFO as input: refused at once, never waited on
     char fifo[300], adir[300];
     in_dir(fifo, sizeof fifo, "a.fifo");
