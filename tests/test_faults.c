@@ -626,6 +626,34 @@ static void test_programs(void **st) {
     assert_true(S_ISCHR(sb.st_mode));
     run(r, 60, NULL, ARGV(ex, nanck, "-o", gguf, "--no-tokenizer"), NULL);   // and a file works
     if (r->status != 0) fail_msg("export: %s", r->err);
+    // the runtime programs on it (clean under the sanitizers too), and on a copy whose
+    // bitnet.vocab_size disagrees with token_embd.weight
+    char txt[300], badgg[300];
+    in_dir(txt, sizeof txt, "some.txt");
+    in_dir(badgg, sizeof badgg, "badvocab.gguf");
+    FILE *tf = fopen(txt, "w");
+    fputs("abcabcabcabc", tf);
+    fclose(tf);
+    run(r, 120, NULL, ARGV(gen, "-m", gguf, "-p", "x", "-n", "3"), NULL);
+    expect_one_error(r, "generate without vocab", "no tokenizer", NULL);   // exported --no-tokenizer
+    size_t gn;
+    char *gb = tern_read_file(gguf, &gn);
+    assert_non_null(gb);
+    char *kv = memmem(gb, gn, "bitnet.vocab_size", 17);
+    assert_non_null(kv);
+    uint32_t vt, vv;
+    memcpy(&vt, kv + 17, 4);
+    memcpy(&vv, kv + 21, 4);
+    assert_int_equal(vt, 4);   // uint32
+    assert_int_equal(vv, 61);
+    vv = 62;
+    memcpy(kv + 21, &vv, 4);
+    FILE *bf = fopen(badgg, "wb");
+    assert_int_equal(fwrite(gb, 1, gn, bf), gn);
+    fclose(bf);
+    free(gb);
+    run(r, 60, NULL, ARGV(ppl, "-m", badgg, "-f", txt), NULL);
+    expect_one_error(r, "bad vocab_size", "bitnet.vocab_size 62 does not match token_embd.weight's 61 rows", badgg);
     tern_model_free(&m);
     free(r);
 }
