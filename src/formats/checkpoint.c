@@ -645,9 +645,12 @@ static int check_structure_child(const char *fdpath, const char *path, off_t siz
         return -1;
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
-    if (WIFSIGNALED(status))
+    int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)   // Ctrl-C reached the child too: not the file's fault
+        tern_error("%s: checking its HDF5 structure was interrupted (signal %d)", path, sig);
+    else if (sig)
         tern_error("%s: damaged HDF5 structure (the HDF5 library %s reading it)", path,
-                   WTERMSIG(status) == SIGXCPU || WTERMSIG(status) == SIGALRM ? "did not finish" : "crashed");
+                   sig == SIGXCPU || sig == SIGALRM ? "did not finish" : "crashed");
     else if (WEXITSTATUS(status) == 3 && got > 0)
         tern_error("%s: damaged HDF5 structure (%s)", path, why);
     else
