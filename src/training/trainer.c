@@ -169,8 +169,10 @@ static int open_data(tern_trainer *t) {
 static int check_resources(tern_trainer *t, int resuming) {
     const tern_run_config *r = &t->cfg.run;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    if (r->threads > 0 && ncpu > 0 && r->threads > 4 * ncpu) {
-        tern_error("threads %d is more than 4 per CPU of this machine (%ld CPUs); set threads=%ld or less", r->threads, ncpu, ncpu);
+    int nth = r->threads > 0 ? r->threads : omp_get_max_threads();
+    if (ncpu > 0 && nth > 4 * ncpu) {
+        tern_error("%s %d is more than 4 per CPU of this machine (%ld CPUs); set threads=%ld or less",
+                   r->threads > 0 ? "threads" : "OMP_NUM_THREADS", nth, ncpu, ncpu);
         return -1;
     }
     tern_mem_inputs in;
