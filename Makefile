@@ -144,5 +144,5 @@ clean:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 ifneq ($(filter fuzz fuzz-smoke fuzz-build,$(MAKECMDGOALS)),)
--include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_DIR) -name '*.d' 2>/dev/null)
 endif
