@@ -181,15 +181,13 @@ static void axpy_f32_simd(float *o, float p, const float *v, int n) {
 // by forward(). g_avx512 (x86): the decode logits use dot4_f16_avx512 and attention head_avx512
 // (CPU has AVX-512F and the kernels run avx512).
 static int g_avx2 = 0, g_avx512 = 0;
+#if defined(__x86_64__) || defined(__i386__)
 // F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c"
 static int cpu_has_f16c(void) {
-#if defined(__x86_64__) || defined(__i386__)
     unsigned a, b, c, d;
     return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
-#else
-    return 0;
-#endif
 }
+#endif
 static void update_fp_kind(void) {
     static int cpu = -1, cpu512 = 0;
     if (cpu < 0) {
