@@ -8,6 +8,8 @@
 // out_dir/latest.h5 exists the run resumes from it exactly; --fresh ignores it (and overwrites
 // the log). Ctrl-C (SIGINT) or SIGTERM writes a checkpoint and exits cleanly.
 // Fine-tuning: init_from=<checkpoint> starts from its weights with a fresh schedule (see tern-finetune).
+// Data parallel: `mpirun -np N tern-train ...` runs N ranks (docs/DISTRIBUTED.md); only rank 0 prints.
+#include "dist/dist.h"
 #include "training/trainer.h"
 #include "util.h"
 #include "kernels/kernels.h"
@@ -25,44 +27,75 @@ static int usage(void) {
 
 char *openblas_get_corename(void);   // OpenBLAS (its cblas.h declares it; the cblas.h in use may not)
 
-int main(int argc, char **argv) {
+// Everything after MPI start-up; lead: this is rank 0, the only one that prints.
+static int train_main(int argc, char **argv, int lead) {
     tern_config cfg;
     tern_config_defaults(&cfg);
     int fresh = 0;
     const char *file = NULL;
     for (int i = 1; i < argc; i++) { // options and the config file first; overrides apply on top of it
         if (!strcmp(argv[i], "--fresh")) fresh = 1;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage();
-        else if (argv[i][0] == '-') { fprintf(stderr, "tern-train: unknown option '%s'\n", argv[i]); return usage(); }
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return lead ? usage() : 1;
+        else if (argv[i][0] == '-') { if (lead) fprintf(stderr, "tern-train: unknown option '%s'\n", argv[i]); return lead ? usage() : 1; }
         else if (!strchr(argv[i], '=')) {
-            if (file) { fprintf(stderr, "tern-train: more than one config file ('%s', '%s')\n", file, argv[i]); return usage(); }
+            if (file) { if (lead) fprintf(stderr, "tern-train: more than one config file ('%s', '%s')\n", file, argv[i]); return lead ? usage() : 1; }
             file = argv[i];
         }
     }
-    if (file && tern_config_load(&cfg, file) != 0) { fprintf(stderr, "tern-train: %s\n", tern_last_error()); return 1; }
+    if (file && tern_config_load(&cfg, file) != 0) { if (lead) fprintf(stderr, "tern-train: %s\n", tern_last_error()); return 1; }
     for (int i = 1; i < argc; i++)
         if (argv[i][0] != '-' && strchr(argv[i], '=') && tern_config_set_arg(&cfg, argv[i]) != 0) {
-            fprintf(stderr, "tern-train: %s\n", tern_last_error());
+            if (lead) fprintf(stderr, "tern-train: %s\n", tern_last_error());
             return 1;
         }
-    if (tern_config_validate(&cfg) != 0) { fprintf(stderr, "tern-train: %s\n", tern_last_error()); return 1; }
-    printf("# tern-train: resolved config\n");
-    tern_config_print(&cfg, stdout);
-    printf("# parameters: %.2fM (%s)\n", tern_model_config_nparams(&cfg.model) / 1e6, cfg.model.ternary ? "ternary BitLinear" : "full precision");
-    const char *blas = openblas_get_corename(), *forced = getenv("OPENBLAS_CORETYPE");
-    printf("# compute: %d threads, int8 kernels %s, OpenBLAS %s kernels%s%s%s\n",
-           cfg.run.threads > 0 ? cfg.run.threads : omp_get_max_threads(), tern_kernel_name(tern_kernel_best()), blas ? blas : "?",
-           forced ? " (OPENBLAS_CORETYPE=" : "", forced ? forced : "", forced ? ")" : "");
-    fflush(stdout);
+    if (tern_config_validate(&cfg) != 0) { if (lead) fprintf(stderr, "tern-train: %s\n", tern_last_error()); return 1; }
+    if (lead) {
+        printf("# tern-train: resolved config\n");
+        tern_config_print(&cfg, stdout);
+        printf("# parameters: %.2fM (%s)\n", tern_model_config_nparams(&cfg.model) / 1e6, cfg.model.ternary ? "ternary BitLinear" : "full precision");
+        fflush(stdout);
+    }
     tern_trainer t;
-    if (tern_trainer_init(&t, &cfg, !fresh) != 0) { fprintf(stderr, "tern-train: %s\n", tern_last_error()); tern_trainer_free(&t); return 1; }
+    if (tern_trainer_init(&t, &cfg, !fresh) != 0) {
+        if (lead) fprintf(stderr, "tern-train: %s\n", tern_last_error());
+        tern_trainer_free(&t);
+        return 1;
+    }
+    if (lead) {
+        char what[1024];
+        tern_trainer_describe(&t, what, sizeof what);
+        const char *blas = openblas_get_corename(), *forced = getenv("OPENBLAS_CORETYPE");
+        printf("# compute: %s\n# kernels: int8 %s, OpenBLAS %s%s%s%s\n", what, tern_kernel_name(tern_kernel_best()),
+               blas ? blas : "?", forced ? " (OPENBLAS_CORETYPE=" : "", forced ? forced : "", forced ? ")" : "");
+        int cpus = tern_dist_affinity_cpus();
+        if (t.threads > cpus)
+            printf("# warning: %d threads but this rank may run on %d CPU%s: the MPI launcher bound it (Open MPI binds each "
+                   "rank to one core by default for 2 ranks or fewer); use mpirun --bind-to none or --map-by slot:PE=%d\n",
+                   t.threads, cpus, cpus == 1 ? "" : "s", t.threads);
+        fflush(stdout);
+    }
     int rc = tern_trainer_run(&t);
-    if (rc != 0) fprintf(stderr, "tern-train: %s\n", tern_last_error());
-    else {
+    if (rc != 0) {
+        if (lead) fprintf(stderr, "tern-train: %s\n", tern_last_error());
+    } else if (lead) {
         printf("done: step %ld, %ld tokens, train loss %.4f", t.step, t.tokens_seen, t.last_loss);
         if (!isnan(t.last_val_loss)) printf(", val loss %.4f (ppl %.2f)", t.last_val_loss, exp(t.last_val_loss));
         printf("\ncheckpoint: %s\nlog: %s/train.csv (plot: scripts/plot_loss.sh %s/train.csv)\n", t.last_ckpt, cfg.run.out_dir, cfg.run.out_dir);
+        char comm[1024];
+        tern_trainer_comm_report(&t, comm, sizeof comm);
+        if (comm[0]) printf("%s\n", comm);
+        if (t.ranks > 1) printf("weights identical on all %d ranks: hash %016llx\n", t.ranks, (unsigned long long)t.weights_hash);
     }
     tern_trainer_free(&t);
     return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    if (tern_dist_init() != 0) {
+        fprintf(stderr, "tern-train: %s\n", tern_last_error());
+        return 1;
+    }
+    int rc = train_main(argc, argv, tern_dist_rank() == 0);
+    tern_dist_finalize();
+    return rc;
 }

@@ -1,0 +1,112 @@
+// ddp.h — data-parallel gradients and the sharded optimizer (ZeRO stage 1) over the world of dist.h.
+//
+// Gradients. Each rank computes the gradient of its share of the global batch (trainer.h); the
+// flat gradient buffer (tern_params.grad) is then summed over ranks. The loss of every micro-batch
+// is seeded with (its sequences / global batch sequences), so the sum is the global-batch mean.
+// The buffer is cut into buckets of whole tensors (about bucket_mb MiB each) in reverse
+// registration order (head, last block, ..., first block, embedding), which is the order the
+// backward finishes them. With overlap, a graph hook (engine/graph.h node_hook) notices during the
+// LAST local micro-batch's backward when every tensor of the next bucket has its final gradient and
+// starts that bucket's non-blocking reduction at once (MPI_Iallreduce; MPI_Ireduce_scatter with
+// ZeRO-1), then keeps MPI progressing between graph nodes, so communication runs under the rest of
+// the backward, as PyTorch DDP and Horovod do. tern_ddp_sync waits for what is left. Buckets start
+// in the same order on every rank (MPI matches collectives by order).
+//
+// Deterministic accumulation. Every micro-batch's gradient is computed into a zeroed buffer and
+// added to the step's sum in micro-batch order (not accumulated inside the ops' backward), and ranks
+// are summed by MPI. So 2 ranks × 1 micro-batch and 1 rank × 2 micro-batches (grad_accum = 2) both
+// compute fl(g0 + g1): bit-identical training (fp addition is commutative). Other splits agree to
+// fp32 rounding (the order of a sum of more than two terms differs).
+//
+// Optimizer. zero = 0: the all-reduced gradient is complete on every rank; every rank runs the same
+// deterministic norm / clip / AdamW (optim.h) on the whole buffer, so weights stay identical.
+// zero = 1 (ZeRO stage 1): rank r owns the slice [shard_lo, shard_hi) of the flat buffers (slice
+// bounds on grad-norm chunk starts, sizes balanced); gradients are reduce-scattered into that slice,
+// AdamW's m and v exist only for it (optimizer memory / N), the global grad norm is the in-order
+// sum of every rank's chunk partial sums (bit-identical to zero = 0's), each rank clips and updates
+// its slice, and the new weights are all-gathered. For 2 ranks zero = 1 equals zero = 0 bit for bit.
+//
+// Checkpoints hold the full m and v whatever the rank count: tern_ddp_moments gathers them to rank
+// 0 for a save, tern_ddp_share_state hands rank 0's loaded state to every rank at start.
+#ifndef TERN_DDP_H
+#define TERN_DDP_H
+#include "engine/graph.h"
+#include "engine/tensor.h"
+#include "training/optim.h"
+
+typedef struct {
+    long lo, hi;          // element range [lo, hi) of the flat buffers
+    int t_lo, t_hi;       // parameter tensors t_lo .. t_hi (registration order)
+} tern_bucket;
+
+typedef struct {
+    long steps;             // optimizer steps measured
+    double t_wait;          // seconds blocked on gradient reduction after the backward (exposed)
+    double t_optim_comm;    // seconds in the optimizer's collectives (ZeRO-1 norm partials, weight all-gather)
+    double t_launch;        // seconds spent starting buckets and polling MPI inside the backward
+    double bytes_reduced;   // gradient bytes summed over ranks per step (per rank's buffer)
+    double bytes_gathered;  // weight bytes all-gathered per step (ZeRO-1)
+} tern_ddp_stats;
+
+typedef struct {
+    tern_params *p;
+    tern_adamw *opt;
+    int rank, size, zero, overlap;
+    // micro-batch accumulation
+    float *scratch;         // (p->total,) a later micro-batch's gradient; NULL until needed
+    int micro, last;        // current local micro-batch, and whether it is the last one
+    // buckets, in launch order
+    int nb;
+    tern_bucket *b;
+    int *tensor_bucket;     // (p->n,) bucket of each tensor
+    int *pending;           // (nb,) tensors of the bucket still without their final gradient
+    int next;               // next bucket to start
+    int hooked;             // the graph hook is set for this backward
+    const tern_graph *graph;  // the graph whose backward is hooked
+    int planned;            // first-use plan built for this backward
+    int *order, *order_start; // tensors by the first graph node that uses them (counting sort)
+    int cap_nodes;
+    void *reqs;             // MPI_Request[nb]
+    int *recvcounts;        // ZeRO-1: (nb * size,) each bucket's piece per rank
+    // ZeRO-1 slice
+    long *shard;            // (size + 1,) rank r owns [shard[r], shard[r+1])
+    long shard_lo, shard_hi;
+    float *gshard, *mshard, *vshard; // (shard_hi - shard_lo,) reduced gradient, AdamW m and v
+    int *npart, *part_displ;         // (size,) norm chunk partial sums per rank
+    double *partials;                // (opt->nchunks,)
+    tern_ddp_stats stats;
+    double step_t0;
+} tern_ddp;
+
+// After the model registered and allocated its parameters and the optimizer is set up (freezes
+// included). bucket_mb > 0. In a world of one no buckets are made and nothing is communicated.
+void tern_ddp_init(tern_ddp *d, tern_params *p, tern_adamw *o, int zero, float bucket_mb, int overlap);
+void tern_ddp_free(tern_ddp *d);
+
+// Start of a run: rank 0's weights (and, when have_moments on rank 0, its m and v) go to every rank
+// (zero = 1: each rank keeps its slice of m and v, and the full p->m, p->v are freed).
+void tern_ddp_share_state(tern_ddp *d, int have_moments);
+
+// One optimizer step:
+//   tern_ddp_step_begin(d)                                   zero the gradient sum
+//   for each local micro-batch a = 0 .. n-1:
+//       tern_ddp_micro_begin(d, g, a, a == n - 1)            before its forward
+//       forward; tern_backward(g, loss, sequences / global sequences)
+//       tern_ddp_micro_end(d, g)
+//   tern_ddp_sync(d)                                         the summed gradient is ready
+//   tern_ddp_optim_step(d, ...)                              norm, clip, AdamW, (ZeRO-1) all-gather
+void tern_ddp_step_begin(tern_ddp *d);
+void tern_ddp_micro_begin(tern_ddp *d, tern_graph *g, int micro, int last);
+void tern_ddp_micro_end(tern_ddp *d, tern_graph *g);
+void tern_ddp_sync(tern_ddp *d);
+// As tern_optim_step: 0 when applied, 1 when skipped because the global norm is not finite (every
+// rank returns 1; tern_error names the first non-finite element of any rank).
+int tern_ddp_optim_step(tern_ddp *d, long t, float lr, float wd, float clip, double *gnorm);
+
+// Full m and v for a checkpoint. zero = 0: *m, *v = p->m, p->v, returns 0. zero = 1: collective;
+// rank 0 receives malloc'd full buffers (returns 1: caller frees both), other ranks NULL (returns 0).
+int tern_ddp_moments(tern_ddp *d, float **m, float **v);
+// Hash of the weights, checked equal on every rank: 0, or -1 with tern_error naming a rank that differs.
+int tern_ddp_check_weights(tern_ddp *d, uint64_t *hash);
+
+#endif
