@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static int usage(void) {
     fprintf(stderr, "usage: tern-train [CONFIG.cfg] [key=value ...] [--fresh]\n"
@@ -85,6 +86,8 @@ static int train_main(int argc, char **argv, int lead) {
         tern_trainer_comm_report(&t, comm, sizeof comm);
         if (comm[0]) printf("%s\n", comm);
         if (t.ranks > 1) printf("weights identical on all %d ranks: hash %016llx\n", t.ranks, (unsigned long long)t.weights_hash);
+        struct rusage ru;
+        if (getrusage(RUSAGE_SELF, &ru) == 0) printf("peak memory: %.0f MiB%s\n", ru.ru_maxrss / 1024.0, t.ranks > 1 ? " (rank 0)" : "");
     }
     tern_trainer_free(&t);
     return rc ? 1 : 0;

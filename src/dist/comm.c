@@ -129,8 +129,8 @@ static void check_peers(void) {
         if (k == W.rank || !W.peers[k].local || !pid_dead(W.peers[k].pid)) continue;
         if (W.rank == 0 || k == 0)
             fprintf(stderr,
-                    "tern: rank %d (%s, pid %d) has died: killed by a signal (the out-of-memory killer, kill -9, ...); "
-                    "stopping all %d ranks%s%s\n",
+                    "tern: rank %d (%s, pid %d) has died: killed by a signal (the out-of-memory killer, kill -9, a "
+                    "crash) or exited (its own message, if any, is above); stopping all %d ranks%s%s\n",
                     k, W.peers[k].host, W.peers[k].pid, W.size, note_sep(), W.note);
         end_job();
     }
