@@ -565,7 +565,7 @@ static void test_mpi_equivalence(void **st) {
     const char *first = strstr(out2, "# tern-train: resolved config");
     assert_non_null(first);
     assert_null(strstr(first + 1, "# tern-train: resolved config"));
-    assert_non_null(strstr(out2, "2 ranks x 1 threads"));
+    assert_non_null(strstr(out2, "2 ranks x 1 thread (2 on this node)"));
     assert_non_null(strstr(out2, "global batch 8 sequences x 16 = 128 tokens per step"));
     free(out2);
 }

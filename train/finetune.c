@@ -62,7 +62,10 @@ static int finetune_main(int argc, char **argv, int lead) {
         cfg.model.ternary = 1;
         cfg.run.to_ternary_ramp = ramp >= 0 ? ramp : (cfg.run.steps + 3) / 4;
     }
-    if (tern_config_validate(&cfg) != 0) { if (lead) fprintf(stderr, "tern-finetune: %s\n", tern_last_error()); return 1; }
+    tern_dist_mute_stderr(1); // its warnings print once, on rank 0
+    int bad = tern_config_validate(&cfg) != 0;
+    tern_dist_mute_stderr(0);
+    if (bad) { if (lead) fprintf(stderr, "tern-finetune: %s\n", tern_last_error()); return 1; }
     if (lead) {
         printf("# tern-finetune from %s (%s checkpoint)\n", from, was_ternary ? "ternary" : "full-precision");
         tern_config_print(&cfg, stdout);
@@ -78,6 +81,8 @@ static int finetune_main(int argc, char **argv, int lead) {
         char what[1024];
         tern_trainer_describe(&t, what, sizeof what);
         printf("# compute: %s\n", what);
+        char warn[512];
+        if (tern_dist_binding_warning(t.threads, warn, sizeof warn)) printf("# %s\n", warn);
         fflush(stdout);
     }
     if (t.has_val) { // evaluation is split over the ranks: every rank takes part

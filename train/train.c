@@ -49,7 +49,10 @@ static int train_main(int argc, char **argv, int lead) {
             if (lead) fprintf(stderr, "tern-train: %s\n", tern_last_error());
             return 1;
         }
-    if (tern_config_validate(&cfg) != 0) { if (lead) fprintf(stderr, "tern-train: %s\n", tern_last_error()); return 1; }
+    tern_dist_mute_stderr(1); // its warnings print once, on rank 0
+    int bad = tern_config_validate(&cfg) != 0;
+    tern_dist_mute_stderr(0);
+    if (bad) { if (lead) fprintf(stderr, "tern-train: %s\n", tern_last_error()); return 1; }
     if (lead) {
         printf("# tern-train: resolved config\n");
         tern_config_print(&cfg, stdout);
@@ -68,11 +71,8 @@ static int train_main(int argc, char **argv, int lead) {
         const char *blas = openblas_get_corename(), *forced = getenv("OPENBLAS_CORETYPE");
         printf("# compute: %s\n# kernels: int8 %s, OpenBLAS %s%s%s%s\n", what, tern_kernel_name(tern_kernel_best()),
                blas ? blas : "?", forced ? " (OPENBLAS_CORETYPE=" : "", forced ? forced : "", forced ? ")" : "");
-        int cpus = tern_dist_affinity_cpus();
-        if (t.threads > cpus)
-            printf("# warning: %d threads but this rank may run on %d CPU%s: the MPI launcher bound it (Open MPI binds each "
-                   "rank to one core by default for 2 ranks or fewer); use mpirun --bind-to none or --map-by slot:PE=%d\n",
-                   t.threads, cpus, cpus == 1 ? "" : "s", t.threads);
+        char warn[512];
+        if (tern_dist_binding_warning(t.threads, warn, sizeof warn)) printf("# %s\n", warn);
         fflush(stdout);
     }
     int rc = tern_trainer_run(&t);

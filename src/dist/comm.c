@@ -4,6 +4,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -251,6 +252,19 @@ int tern_dist_default_threads(void) {
     return n < 1 ? 1 : (int)n;
 }
 
+int tern_dist_binding_warning(int threads, char *buf, size_t n) {
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int cpus = tern_dist_affinity_cpus();
+    if (!W.mpi || (threads <= cpus && (online <= 0 || cpus >= online / W.local_size))) return 0;
+    snprintf(buf, n,
+             "warning: this rank uses %d thread%s but may run on %d of the node's %ld CPUs (%d rank%s on the node): the "
+             "MPI launcher bound it (Open MPI binds each rank to one core by default for 2 ranks or fewer); use mpirun "
+             "--bind-to none, or --map-by slot:PE=%d",
+             threads, threads == 1 ? "" : "s", cpus, online, W.local_size, W.local_size == 1 ? "" : "s",
+             online > 0 ? (int)(online / W.local_size) : threads);
+    return 1;
+}
+
 // ---- mpirun's signals ---------------------------------------------------------------------------
 
 static volatile sig_atomic_t *cont_flag;
@@ -390,6 +404,23 @@ void tern_dist_fault_point(long step) {
     if (!W.fault_kind || W.rank != W.fault_rank || step != W.fault_step) return;
     if (W.fault_kind == 2) raise(SIGKILL);
     tern_fatal("out of memory allocating %zu bytes (fault injected by TERN_DIST_FAULT at step %ld)", (size_t)1 << 40, step);
+}
+
+void tern_dist_mute_stderr(int mute) {
+    static int saved = -1;
+    if (W.rank == 0) return;
+    fflush(stderr);
+    if (mute && saved < 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd < 0) return;
+        saved = dup(2);
+        dup2(fd, 2);
+        close(fd);
+    } else if (!mute && saved >= 0) {
+        dup2(saved, 2);
+        close(saved);
+        saved = -1;
+    }
 }
 
 void tern_dist_split(long n, int rank, int size, long *lo, long *hi) {

@@ -48,6 +48,9 @@ const char *tern_dist_host(void); // this node's name
 // divided among the ranks on the node; at least 1.
 int tern_dist_default_threads(void);
 int tern_dist_affinity_cpus(void);
+// Under MPI: 1 and a one-line warning in buf when this rank was bound to fewer CPUs than its threads
+// or than its share of the node (Open MPI binds each rank to one core by default for 2 ranks or fewer).
+int tern_dist_binding_warning(int threads, char *buf, size_t n);
 
 // The flag the program's SIGINT/SIGTERM handlers set (signal number); waits consult it.
 void tern_dist_watch_stop(volatile sig_atomic_t *flag);
@@ -78,6 +81,10 @@ uint64_t tern_dist_hash(const void *data, size_t n);
 // when it starts step STEP, go down like a real fault: KIND = fatal (tern_fatal "out of memory",
 // the path of a failed allocation) or kill (SIGKILL, as the out-of-memory killer does).
 void tern_dist_fault_point(long step);
+
+// mute = 1 on ranks other than 0: stderr goes to /dev/null until mute = 0 (warnings that every rank
+// would print the same, e.g. while validating the config, print once). No-op on rank 0.
+void tern_dist_mute_stderr(int mute);
 
 // Global batch split: sequences [*lo, *hi) of the n of a global batch belong to rank 'rank' of 'size'
 // (contiguous, sizes differ by at most one, rank order).

@@ -450,14 +450,14 @@ void tern_trainer_describe(const tern_trainer *t, char *buf, size_t n) {
     long G = (long)r->batch * r->grad_accum, lo, hi;
     tern_dist_split(G, 0, t->ranks, &lo, &hi);
     if (t->ranks == 1) {
-        snprintf(buf, n, "1 process x %d threads; global batch %ld sequences x %d = %ld tokens per step (batch %d x grad_accum %d)",
-                 t->threads, G, t->cfg.model.seq_len, G * t->cfg.model.seq_len, r->batch, r->grad_accum);
+        snprintf(buf, n, "1 process x %d thread%s; global batch %ld sequences x %d = %ld tokens per step (batch %d x grad_accum %d)",
+                 t->threads, t->threads == 1 ? "" : "s", G, t->cfg.model.seq_len, G * t->cfg.model.seq_len, r->batch, r->grad_accum);
         return;
     }
-    snprintf(buf, n, "%d ranks x %d threads (%d on this node); global batch %ld sequences x %d = %ld tokens per step "
+    snprintf(buf, n, "%d ranks x %d thread%s (%d on this node); global batch %ld sequences x %d = %ld tokens per step "
              "(batch %d x grad_accum %d), %ld%s sequences per rank in micro-batches of <= %d; ZeRO stage %d; "
              "all-reduce buckets of %g MiB, %s",
-             t->ranks, t->threads, tern_dist_local_size(), G, t->cfg.model.seq_len, G * t->cfg.model.seq_len, r->batch,
+             t->ranks, t->threads, t->threads == 1 ? "" : "s", tern_dist_local_size(), G, t->cfg.model.seq_len, G * t->cfg.model.seq_len, r->batch,
              r->grad_accum, hi - lo, G % t->ranks ? " or so" : "", r->batch, r->zero, (double)r->bucket_mb,
              r->overlap ? "overlapping the backward" : "after the backward (overlap = 0)");
 }
