@@ -1,11 +1,11 @@
 // test_dist.c — data-parallel training (src/dist/). First the pieces in one process (a world of one:
 // no MPI): the global-batch split and loader skips, the sliced optimizer functions ZeRO-1 uses, the
 // deterministic micro-batch accumulation, ZeRO-1 against zero = 0 and its checkpoints. Then the real
-// programs under `mpirun -np 2|3 --oversubscribe` on this machine's loopback: 2 ranks bit-identical to
-// one process with grad_accum = 2 (zero = 0 and 1), a hash of the weights equal on every rank, 3 ranks
-// within fp32 rounding, resume 2 -> 1 and 1 -> 2, tern-finetune, a bad file on one rank, a rank
-// failing and a rank killed mid-run, Ctrl-C on mpirun. About 30-60 s on 2 cores (mostly mpirun
-// start-up, ~1 s per launch).
+// programs under `mpirun -np 2|3|4 --oversubscribe` on this machine's loopback: 2 ranks bit-identical
+// to one process with grad_accum = 2 (zero = 0 and 1), a hash of the weights equal on every rank,
+// 3 ranks, 4 ranks and 2 ranks x 2 micro-batches within fp32 rounding, ZeRO-1 = zero = 0 on 4 ranks,
+// resume 2 -> 1 and 1 -> 2, tern-finetune, a bad file on one rank, a rank failing and a rank killed
+// mid-run, Ctrl-C on mpirun. About 30-60 s on 2 cores (mostly mpirun start-up, ~1 s per launch).
 //
 // The launcher passes the Open MPI settings that work in containers and on machines without a
 // network: --mca btl self,vader (shared memory only), btl_vader_single_copy_mechanism none (no
@@ -570,33 +570,57 @@ static void test_mpi_equivalence(void **st) {
     free(out2);
 }
 
-// 3 ranks split the global batch of 8 as 2 + 3 + 3 sequences: the same training to fp32 rounding.
-static void test_mpi_three_ranks(void **st) {
-    (void)st;
-    const char *extra[] = {"steps=6", "--fresh", NULL};
-    arglist a1, a3;
-    free(run_ok(0, "tern-train", make_args(&a1, "one3", extra), "one3"));
-    free(run_ok(3, "tern-train", make_args(&a3, "three", extra), "three"));
-    char p1[700], p3[700];
-    path_of(p1, sizeof p1, "one3", "latest.h5");
-    path_of(p3, sizeof p3, "three", "latest.h5");
-    int same;
-    double d = ckpt_diff(p1, p3, &same);
-    print_message("3 ranks vs 1 process after 6 steps: max weight difference %g (bit-identical: %s)\n", d, same ? "yes" : "no");
-    assert_true(d < 1e-3); // lr 1e-2: a few ulps of gradient moved through AdamW and ternary rounding
-    path_of(p1, sizeof p1, "one3", "train.csv");
-    path_of(p3, sizeof p3, "three", "train.csv");
-    FILE *fa = fopen(p1, "r"), *fb = fopen(p3, "r");
+// the loss column of two CSVs agrees to rel (7 rows: header + 6 steps)
+static void expect_close_losses(const char *a, const char *b, double rel) {
+    FILE *fa = fopen(a, "r"), *fb = fopen(b, "r");
+    assert_non_null(fa);
+    assert_non_null(fb);
     char la[256], lb[256];
     int rows = 0;
     while (fgets(la, sizeof la, fa) && fgets(lb, sizeof lb, fb)) {
         if (rows++ == 0) continue;
         double xa = strtod(strchr(strchr(la, ',') + 1, ',') + 1, NULL), xb = strtod(strchr(strchr(lb, ',') + 1, ',') + 1, NULL);
-        if (fabs(xa - xb) > 1e-4 * fabs(xa)) fail_msg("loss differs: %s vs %s", la, lb);
+        if (fabs(xa - xb) > rel * fabs(xa)) fail_msg("loss differs: %s vs %s", la, lb);
     }
     assert_int_equal(rows, 7);
     fclose(fa);
     fclose(fb);
+}
+
+static void expect_close_run(const char *ref, const char *run, const char *what) {
+    char p1[700], p2[700];
+    path_of(p1, sizeof p1, ref, "latest.h5");
+    path_of(p2, sizeof p2, run, "latest.h5");
+    int same;
+    double d = ckpt_diff(p1, p2, &same);
+    print_message("%s vs 1 process after 6 steps: max weight difference %g (bit-identical: %s)\n", what, d, same ? "yes" : "no");
+    assert_true(d < 1e-4); // lr 1e-2: a few ulps of gradient moved through AdamW and ternary rounding
+    path_of(p1, sizeof p1, ref, "train.csv");
+    path_of(p2, sizeof p2, run, "train.csv");
+    expect_close_losses(p1, p2, 1e-4);
+}
+
+// Other layouts give the same training to fp32 rounding: 3 ranks (the global batch of 8 split
+// 2 + 3 + 3), 2 ranks with 2 micro-batches each (batch 2 x grad_accum 4), 4 ranks; and on 4 ranks
+// ZeRO-1 (all-reduce, then each rank's slice) equals zero = 0 bit for bit.
+static void test_mpi_other_layouts(void **st) {
+    (void)st;
+    const char *extra[] = {"steps=6", "--fresh", NULL};
+    const char *small_micro[] = {"steps=6", "batch=2", "grad_accum=4", "--fresh", NULL};
+    const char *zero1[] = {"steps=6", "zero=1", "--fresh", NULL};
+    arglist a1, a2, a3, a4, a5;
+    free(run_ok(0, "tern-train", make_args(&a1, "one3", extra), "one3"));
+    free(run_ok(3, "tern-train", make_args(&a2, "three", extra), "three"));
+    expect_close_run("one3", "three", "3 ranks");
+    free(run_ok(2, "tern-train", make_args(&a3, "twomicro", small_micro), "twomicro"));
+    expect_close_run("one3", "twomicro", "2 ranks x 2 micro-batches");
+    free(run_ok(4, "tern-train", make_args(&a4, "four", extra), "four"));
+    expect_close_run("one3", "four", "4 ranks");
+    free(run_ok(4, "tern-train", make_args(&a5, "fourz", zero1), "fourz"));
+    char p1[700], p2[700];
+    path_of(p1, sizeof p1, "four", "latest.h5");
+    path_of(p2, sizeof p2, "fourz", "latest.h5");
+    expect_same_ckpt(p1, p2);
 }
 
 static void repoint_latest(const char *run, long step) {
@@ -780,7 +804,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_and_skip),      cmocka_unit_test(test_optim_slices),
         cmocka_unit_test(test_accumulation_order),  cmocka_unit_test(test_zero1_one_process),
-        cmocka_unit_test(test_mpi_equivalence),     cmocka_unit_test(test_mpi_three_ranks),
+        cmocka_unit_test(test_mpi_equivalence),     cmocka_unit_test(test_mpi_other_layouts),
         cmocka_unit_test(test_mpi_resume),          cmocka_unit_test(test_mpi_finetune),
         cmocka_unit_test(test_mpi_bad_file_on_one_rank), cmocka_unit_test(test_mpi_rank_fails),
         cmocka_unit_test(test_mpi_rank_killed),     cmocka_unit_test(test_mpi_ctrl_c),

@@ -50,10 +50,9 @@ void tern_ddp_init(tern_ddp *d, tern_params *p, tern_adamw *o, int zero, float b
     d->shard_hi = d->shard[d->rank + 1];
     if (zero) {
         size_t n = (size_t)(d->shard_hi - d->shard_lo);
-        d->gshard = tern_aligned_alloc(sizeof(float) * (n ? n : 1));
+        d->gshard = p->grad + d->shard_lo; // the summed gradient's slice stays in the flat buffer
         d->mshard = tern_aligned_alloc(sizeof(float) * (n ? n : 1));
         d->vshard = tern_aligned_alloc(sizeof(float) * (n ? n : 1));
-        memset(d->gshard, 0, sizeof(float) * n);
         memset(d->mshard, 0, sizeof(float) * n);
         memset(d->vshard, 0, sizeof(float) * n);
         // norm chunk partials per rank: non-frozen chunks starting in each slice (optim.c's plan)
@@ -94,7 +93,9 @@ void tern_ddp_init(tern_ddp *d, tern_params *p, tern_adamw *o, int zero, float b
     d->pending = tern_xcalloc((size_t)d->nb, sizeof(int));
     d->reqs = tern_xmalloc(sizeof(MPI_Request) * (size_t)d->nb);
     for (int k = 0; k < d->nb; k++) reqs(d)[k] = MPI_REQUEST_NULL;
-    if (zero) {
+    d->scratch = tern_aligned_alloc(sizeof(float) * (size_t)(p->total ? p->total : 1)); // the send buffer
+    d->scatter = zero && d->size < 4;
+    if (d->scatter) {
         d->recvcounts = tern_xcalloc((size_t)d->nb * (size_t)d->size, sizeof(int));
         for (int k = 0; k < d->nb; k++)
             for (int r = 0; r < d->size; r++) {
@@ -115,7 +116,6 @@ void tern_ddp_free(tern_ddp *d) {
     free(d->reqs);
     free(d->recvcounts);
     free(d->shard);
-    free(d->gshard);
     free(d->mshard);
     free(d->vshard);
     free(d->npart);
@@ -182,19 +182,22 @@ void tern_ddp_step_begin(tern_ddp *d) {
     d->last = 0;
 }
 
+// Start bucket k's sum over ranks. The last local micro-batch's gradient is in scratch (the send
+// buffer); earlier micro-batches' sum, if any, is in p->grad and is added to it first; the ranks'
+// total lands in p->grad (the receive buffer; with the scatter only this rank's slice of it).
 static void launch(tern_ddp *d, int k) {
     tern_params *p = d->p;
     const tern_bucket *b = &d->b[k];
-    float *sum = p->grad + b->lo;
+    float *send = d->scratch + b->lo, *recv = p->grad + b->lo;
     int n = (int)(b->hi - b->lo);
-    if (d->micro > 0) add_range(sum, d->scratch + b->lo, n); // this micro-batch's part, added in order
-    if (d->zero) {
+    if (d->micro > 0) add_range(send, recv, n); // fl(g_last + earlier) = fl(earlier + g_last)
+    if (d->scatter) {
         long a = b->lo > d->shard_lo ? b->lo : d->shard_lo;
-        float *recv = d->recvcounts[(size_t)k * d->size + d->rank] > 0 ? d->gshard + (a - d->shard_lo) : d->gshard;
-        TERN_MPI_CHECK(MPI_Ireduce_scatter(sum, recv, d->recvcounts + (size_t)k * d->size, MPI_FLOAT, MPI_SUM,
+        float *mine = d->recvcounts[(size_t)k * d->size + d->rank] > 0 ? p->grad + a : recv;
+        TERN_MPI_CHECK(MPI_Ireduce_scatter(send, mine, d->recvcounts + (size_t)k * d->size, MPI_FLOAT, MPI_SUM,
                                            tern_dist_comm(), &reqs(d)[k]));
     } else {
-        TERN_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, sum, n, MPI_FLOAT, MPI_SUM, tern_dist_comm(), &reqs(d)[k]));
+        TERN_MPI_CHECK(MPI_Iallreduce(send, recv, n, MPI_FLOAT, MPI_SUM, tern_dist_comm(), &reqs(d)[k]));
     }
 }
 
@@ -268,7 +271,8 @@ void tern_ddp_micro_begin(tern_ddp *d, tern_graph *g, int micro, int last) {
     tern_params *p = d->p;
     d->micro = micro;
     d->last = last;
-    if (micro > 0) {
+    d->in_scratch = micro > 0 || (last && parallel(d));
+    if (d->in_scratch) { // this micro-batch's gradient alone, in scratch
         if (!d->scratch) d->scratch = tern_aligned_alloc(sizeof(float) * (size_t)(p->total ? p->total : 1));
         memset(d->scratch, 0, sizeof(float) * (size_t)p->total);
         point_grads(p, d->scratch);
@@ -289,23 +293,19 @@ void tern_ddp_micro_end(tern_ddp *d, tern_graph *g) {
         g->node_hook_ctx = NULL;
         d->graph = NULL;
         d->hooked = 0;
-    } else if (d->micro > 0) {
-        add_range(p->grad, d->scratch, p->total);
     }
     if (d->last && parallel(d)) { // whatever the hook did not start (all of it without overlap)
         double t0 = tern_time();
         while (d->next < d->nb) launch(d, d->next++);
         d->stats.t_launch += tern_time() - t0;
+    } else if (d->micro > 0) {
+        add_range(p->grad, d->scratch, p->total); // the step's sum, in micro-batch order
     }
-    if (d->micro > 0) point_grads(p, p->grad);
+    if (d->in_scratch) point_grads(p, p->grad);
 }
 
 void tern_ddp_sync(tern_ddp *d) {
-    if (!parallel(d)) { // a world of one: the local sum is the total
-        if (d->zero)
-            memcpy(d->gshard, d->p->grad + d->shard_lo, sizeof(float) * (size_t)(d->shard_hi - d->shard_lo));
-        return;
-    }
+    if (!parallel(d)) return; // a world of one: the local sum is the total
     double t0 = tern_time();
     tern_dist_wait(reqs(d), d->nb);
     d->stats.t_wait += tern_time() - t0;

@@ -7,10 +7,16 @@
 // registration order (head, last block, ..., first block, embedding), which is the order the
 // backward finishes them. With overlap, a graph hook (engine/graph.h node_hook) notices during the
 // LAST local micro-batch's backward when every tensor of the next bucket has its final gradient and
-// starts that bucket's non-blocking reduction at once (MPI_Iallreduce; MPI_Ireduce_scatter with
-// ZeRO-1), then keeps MPI progressing between graph nodes, so communication runs under the rest of
-// the backward, as PyTorch DDP and Horovod do. tern_ddp_sync waits for what is left. Buckets start
-// in the same order on every rank (MPI matches collectives by order).
+// starts that bucket's non-blocking sum (MPI_Iallreduce) at once, then keeps MPI progressing between
+// graph nodes (Open MPI's non-blocking collectives advance only inside MPI calls), so communication
+// runs under the rest of the backward, as PyTorch DDP and Horovod do. tern_ddp_sync waits for what
+// is left. Buckets start in the same order on every rank (MPI matches collectives by order).
+// On several ranks the last local micro-batch's gradient goes to `scratch`, which is the send
+// buffer, and the sum arrives in tern_params.grad: never MPI_IN_PLACE, because Open MPI's
+// non-blocking all-reduce (coll/libnbc) then always takes the binomial tree (everything through
+// rank 0: 2·log2(N) gradient sizes on its links) where otherwise, from 4 ranks and 64 KiB up, it
+// takes Rabenseifner's reduce-scatter + all-gather (2 gradient sizes). The price is one more
+// gradient-sized buffer per rank.
 //
 // Deterministic accumulation. Every micro-batch's gradient is computed into a zeroed buffer and
 // added to the step's sum in micro-batch order (not accumulated inside the ops' backward), and ranks
@@ -21,10 +27,14 @@
 // Optimizer. zero = 0: the all-reduced gradient is complete on every rank; every rank runs the same
 // deterministic norm / clip / AdamW (optim.h) on the whole buffer, so weights stay identical.
 // zero = 1 (ZeRO stage 1): rank r owns the slice [shard_lo, shard_hi) of the flat buffers (slice
-// bounds on grad-norm chunk starts, sizes balanced); gradients are reduce-scattered into that slice,
-// AdamW's m and v exist only for it (optimizer memory / N), the global grad norm is the in-order
-// sum of every rank's chunk partial sums (bit-identical to zero = 0's), each rank clips and updates
-// its slice, and the new weights are all-gathered. For 2 ranks zero = 1 equals zero = 0 bit for bit.
+// bounds on grad-norm chunk starts, sizes balanced); AdamW's m and v exist only for it (optimizer
+// memory / N), the global grad norm is the in-order sum of every rank's chunk partial sums
+// (bit-identical to zero = 0's), each rank clips and updates its slice, and the new weights are
+// all-gathered (MPI_Iallgatherv). The gradient sum: on 2 or 3 ranks MPI_Ireduce_scatter delivers
+// each rank its slice only (libnbc: a binomial reduce to rank 0, then a scatter: cheapest for so
+// few ranks); from 4 ranks up that would funnel log2(N) gradient sizes through rank 0, so the
+// bucket is all-reduced as with zero = 0 and each rank reads its slice (1.5x zero = 0's bytes per
+// step, with the weight all-gather). Either way zero = 1 equals zero = 0 bit for bit (the same sums).
 //
 // Checkpoints hold the full m and v whatever the rank count: tern_ddp_moments gathers them to rank
 // 0 for a save, tern_ddp_share_state hands rank 0's loaded state to every rank at start.
@@ -53,7 +63,8 @@ typedef struct {
     tern_adamw *opt;
     int rank, size, zero, overlap;
     // micro-batch accumulation
-    float *scratch;         // (p->total,) a later micro-batch's gradient; NULL until needed
+    float *scratch;         // (p->total,) one micro-batch's gradient: a later one, or the last one on
+                            // several ranks (the send buffer); NULL until needed
     int micro, last;        // current local micro-batch, and whether it is the last one
     // buckets, in launch order
     int nb;
@@ -61,6 +72,8 @@ typedef struct {
     int *tensor_bucket;     // (p->n,) bucket of each tensor
     int *pending;           // (nb,) tensors of the bucket still without their final gradient
     int next;               // next bucket to start
+    int in_scratch;         // this micro-batch's gradient goes to scratch
+    int scatter;            // ZeRO-1 on 2 or 3 ranks: MPI_Ireduce_scatter (else MPI_Iallreduce, see ddp.c)
     int hooked;             // the graph hook is set for this backward
     const tern_graph *graph;  // the graph whose backward is hooked
     int planned;            // first-use plan built for this backward
@@ -71,7 +84,8 @@ typedef struct {
     // ZeRO-1 slice
     long *shard;            // (size + 1,) rank r owns [shard[r], shard[r+1])
     long shard_lo, shard_hi;
-    float *gshard, *mshard, *vshard; // (shard_hi - shard_lo,) reduced gradient, AdamW m and v
+    float *gshard;                   // p->grad + shard_lo: the slice of the summed gradient
+    float *mshard, *vshard;          // (shard_hi - shard_lo,) AdamW m and v of the slice
     int *npart, *part_displ;         // (size,) norm chunk partial sums per rank
     double *partials;                // (opt->nchunks,)
     tern_ddp_stats stats;

@@ -248,11 +248,10 @@ int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume) {
     t->inputs = tern_xmalloc(sizeof(int) * bt);
     t->targets = tern_xmalloc(sizeof(int) * bt);
     if (tern_dist_agree(t->rank == 0 ? open_outputs(t) : 0) != 0) return -1;
-    if (t->last_ckpt[0]) {
-        char note[4200];
-        snprintf(note, sizeof note, "last checkpoint: %s", t->last_ckpt);
-        tern_dist_set_note(note);
-    }
+    char note[4200]; // what a fault report says about the run's state
+    if (have_state) snprintf(note, sizeof note, "last checkpoint: %s", t->last_ckpt);
+    else snprintf(note, sizeof note, "no checkpoint written yet");
+    tern_dist_set_note(note);
     return 0;
 }
 
