@@ -339,9 +339,10 @@ static void test_zero1_one_process(void **st) {
 
 // ---- the programs under mpirun -------------------------------------------------------------------
 
-// Start `np` ranks of build/<prog> under mpirun (np = 0: the program alone), output to log.
-// mpmd: two app contexts, one rank each, run in dir/nodeA and dir/nodeB.
-static pid_t spawn(int np, const char *prog, const char *const *args, const char *log, const char *fault, int mpmd) {
+// Start `np` ranks of build/<prog> under mpirun (np = 0: the program alone), output to log; env:
+// "NAME=VALUE" set for the ranks (or NULL). mpmd: two app contexts, one rank each, run in dir/nodeA
+// and dir/nodeB.
+static pid_t spawn(int np, const char *prog, const char *const *args, const char *log, const char *env, int mpmd) {
     char path[700];
     snprintf(path, sizeof path, "%s/%s", bindir, prog);
     const char *argv[200];
@@ -351,8 +352,8 @@ static pid_t spawn(int np, const char *prog, const char *const *args, const char
         const char *pre[] = {"mpirun", "--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader", "--mca",
                              "btl_vader_single_copy_mechanism", "none", "--mca", "pml", "ob1", NULL};
         for (int i = 0; pre[i]; i++) argv[n++] = pre[i];
-        if (fault) {
-            snprintf(fenv, sizeof fenv, "TERN_DIST_FAULT=%s", fault);
+        if (env) {
+            snprintf(fenv, sizeof fenv, "%s", env);
             argv[n++] = "-x";
             argv[n++] = fenv;
         }
@@ -391,7 +392,11 @@ static pid_t spawn(int np, const char *prog, const char *const *args, const char
         setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
         setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
         if (SANITIZED) setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
-        if (fault && np == 0) setenv("TERN_DIST_FAULT", fault, 1);
+        if (env && np == 0) {
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", (int)(strchr(env, '=') - env), env);
+            setenv(name, strchr(env, '=') + 1, 1);
+        }
         execvp(argv[0], (char *const *)argv);
         fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -426,13 +431,17 @@ static char *slurp(const char *path) {
 }
 
 // Run and expect success; returns the log text (caller frees).
-static char *run_ok(int np, const char *prog, const char *const *args, const char *name) {
+static char *run_env_ok(int np, const char *prog, const char *const *args, const char *name, const char *env) {
     char log[700];
     snprintf(log, sizeof log, "%s/%s.log", dir, name);
-    int rc = finish(spawn(np, prog, args, log, NULL, 0), 180, NULL);
+    int rc = finish(spawn(np, prog, args, log, env, 0), 180, NULL);
     char *out = slurp(log);
     if (rc != 0) fail_msg("%s (np %d) exited %d:\n%s", prog, np, rc, out);
     return out;
+}
+
+static char *run_ok(int np, const char *prog, const char *const *args, const char *name) {
+    return run_env_ok(np, prog, args, name, NULL);
 }
 
 // args = TINY + train/val data + out_dir + extra (NULL-terminated); static storage per call site
@@ -540,7 +549,15 @@ static void test_mpi_equivalence(void **st) {
     free(run_ok(0, "tern-train", make_args(&a1, "one", extra), "one"));
     char *out2 = run_ok(2, "tern-train", make_args(&a2, "two", extra), "two");
     free(run_ok(2, "tern-train", make_args(&a3, "twoz", extra_z), "twoz"));
-    char p1[700], p2[700], p3[700];
+    // without the communication thread (the hook polls MPI itself)
+    arglist a4;
+    char *outi = run_env_ok(2, "tern-train", make_args(&a4, "twoi", extra), "twoi", "TERN_MPI_PROGRESS=inline");
+    assert_non_null(strstr(outi, "MPI polled between graph nodes"));
+    free(outi);
+    char p1[700], p2[700], p3[700], p4[700];
+    path_of(p1, sizeof p1, "one", "latest.h5");
+    path_of(p4, sizeof p4, "twoi", "latest.h5");
+    expect_same_ckpt(p1, p4);
     path_of(p1, sizeof p1, "one", "latest.h5");
     path_of(p2, sizeof p2, "two", "latest.h5");
     path_of(p3, sizeof p3, "twoz", "latest.h5");
@@ -567,6 +584,7 @@ static void test_mpi_equivalence(void **st) {
     assert_null(strstr(first + 1, "# tern-train: resolved config"));
     assert_non_null(strstr(out2, "2 ranks x 1 thread (2 on this node)"));
     assert_non_null(strstr(out2, "global batch 8 sequences x 16 = 128 tokens per step"));
+    assert_non_null(strstr(out2, "MPI driven by a communication thread"));
     free(out2);
 }
 
@@ -716,10 +734,10 @@ static void test_mpi_bad_file_on_one_rank(void **st) {
 static void rank_fails(const char *kind, const char *expect) {
     arglist a;
     const char *extra[] = {"steps=200", "ckpt_interval=2", "ckpt_keep=2", "--fresh", NULL};
-    char run[64], log[700], fault[32];
+    char run[64], log[700], fault[64];
     snprintf(run, sizeof run, "fault_%s", kind);
     snprintf(log, sizeof log, "%s/%s.log", dir, run);
-    snprintf(fault, sizeof fault, "1:5:%s", kind);
+    snprintf(fault, sizeof fault, "TERN_DIST_FAULT=1:5:%s", kind);
     double secs;
     int rc = finish(spawn(2, "tern-train", make_args(&a, run, extra), log, fault, 0), 120, &secs);
     char *out = slurp(log);

@@ -36,7 +36,9 @@ static struct {
     double last_peer_check;
     long fault_rank, fault_step;
     int fault_kind;          // 0 none, 1 fatal, 2 kill
-} W = {.size = 1, .local_size = 1, .fault_req = MPI_REQUEST_NULL};
+    int thread_multiple;     // MPI_THREAD_MULTIPLE granted (and not refused by TERN_MPI_PROGRESS=inline)
+    pthread_mutex_t lock;    // serialises tern_dist_poll between the main and the communication thread
+} W = {.size = 1, .local_size = 1, .fault_req = MPI_REQUEST_NULL, .lock = PTHREAD_MUTEX_INITIALIZER};
 
 static int parallel(void) { return W.mpi && W.size > 1; }
 
@@ -52,6 +54,7 @@ MPI_Comm tern_dist_comm(void) { return W.comm; }
 int tern_dist_rank(void) { return W.rank; }
 int tern_dist_size(void) { return W.size; }
 int tern_dist_mpi(void) { return W.mpi; }
+int tern_dist_thread_multiple(void) { return W.thread_multiple; }
 int tern_dist_local_size(void) { return W.local_size; }
 const char *tern_dist_host(void) { return W.host; }
 void tern_dist_watch_stop(volatile sig_atomic_t *flag) { W.stop = flag; }
@@ -75,7 +78,8 @@ static const char *note_sep(void) { return W.note[0] ? "; " : ""; }
 
 // tern_fatal's hook: tell rank 0 (or, on rank 0, end the job) before this process exits.
 static void on_fatal(const char *msg) {
-    if (!parallel() || !pthread_equal(pthread_self(), W.main_thread)) return; // MPI from the main thread only
+    // without MPI_THREAD_MULTIPLE only the main thread may call MPI
+    if (!parallel() || (!W.thread_multiple && !pthread_equal(pthread_self(), W.main_thread))) return;
     if (W.rank == 0) {
         fprintf(stderr, "tern: rank 0 (%s, pid %d) failed: %s; stopping all %d ranks%s%s\n", W.host, (int)getpid(), msg,
                 W.size, note_sep(), W.note);
@@ -139,6 +143,7 @@ static void check_peers(void) {
 
 void tern_dist_poll(void) {
     if (!parallel()) return;
+    if (pthread_mutex_trylock(&W.lock) != 0) return; // the other thread is at it
     if (W.rank == 0 && W.fault_req != MPI_REQUEST_NULL) {
         int got = 0;
         MPI_Status st;
@@ -146,6 +151,7 @@ void tern_dist_poll(void) {
         if (got) report_fault(st.MPI_SOURCE);
     }
     if (W.stop && *W.stop) check_peers();
+    pthread_mutex_unlock(&W.lock);
 }
 
 void tern_dist_wait(MPI_Request *reqs, int n) {
@@ -186,11 +192,13 @@ int tern_dist_init(void) {
     int want = force && *force ? strcmp(force, "0") != 0 : launched;
     if (!want) return 0;
     int provided = 0;
-    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS) {
         tern_error("MPI_Init_thread failed (is the MPI runtime installed and working?)");
         return -1;
     }
     W.mpi = 1;
+    const char *prog = getenv("TERN_MPI_PROGRESS");
+    W.thread_multiple = provided >= MPI_THREAD_MULTIPLE && !(prog && !strcmp(prog, "inline"));
     W.main_thread = pthread_self();
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     TERN_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &W.comm));

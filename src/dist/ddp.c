@@ -7,10 +7,15 @@
 
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
 static MPI_Request *reqs(tern_ddp *d) { return (MPI_Request *)d->reqs; }
+static void thread_start(tern_ddp *d);
+static void thread_stop(tern_ddp *d);
 static int parallel(const tern_ddp *d) { return d->size > 1 && tern_dist_mpi(); }
 
 // smallest grad-norm chunk start (optim.h: chunks of TERN_NORM_CHUNK elements from each tensor's
@@ -94,6 +99,7 @@ void tern_ddp_init(tern_ddp *d, tern_params *p, tern_adamw *o, int zero, float b
     d->reqs = tern_xmalloc(sizeof(MPI_Request) * (size_t)d->nb);
     for (int k = 0; k < d->nb; k++) reqs(d)[k] = MPI_REQUEST_NULL;
     d->scratch = tern_aligned_alloc(sizeof(float) * (size_t)(p->total ? p->total : 1)); // the send buffer
+    if (tern_dist_thread_multiple()) thread_start(d);
     d->scatter = zero && d->size < 4;
     if (d->scatter) {
         d->recvcounts = tern_xcalloc((size_t)d->nb * (size_t)d->size, sizeof(int));
@@ -107,6 +113,7 @@ void tern_ddp_init(tern_ddp *d, tern_params *p, tern_adamw *o, int zero, float b
 }
 
 void tern_ddp_free(tern_ddp *d) {
+    thread_stop(d);
     free(d->scratch);
     free(d->b);
     free(d->tensor_bucket);
@@ -178,31 +185,120 @@ static void add_range(float *restrict dst, const float *restrict src, long n) {
 void tern_ddp_step_begin(tern_ddp *d) {
     tern_params_zero_grad(d->p);
     d->next = 0;
+    d->prepared = 0;
     d->micro = 0;
     d->last = 0;
 }
 
-// Start bucket k's sum over ranks. The last local micro-batch's gradient is in scratch (the send
-// buffer); earlier micro-batches' sum, if any, is in p->grad and is added to it first; the ranks'
-// total lands in p->grad (the receive buffer; with the scatter only this rank's slice of it).
-static void launch(tern_ddp *d, int k) {
+// Start bucket k's sum over ranks (only MPI here: the main thread prepared the send data). Send
+// buffer: scratch; receive buffer: p->grad (with the scatter, this rank's slice of it).
+static void start_bucket(tern_ddp *d, int k) {
     tern_params *p = d->p;
     const tern_bucket *b = &d->b[k];
     float *send = d->scratch + b->lo, *recv = p->grad + b->lo;
-    int n = (int)(b->hi - b->lo);
-    if (d->micro > 0) add_range(send, recv, n); // fl(g_last + earlier) = fl(earlier + g_last)
     if (d->scatter) {
         long a = b->lo > d->shard_lo ? b->lo : d->shard_lo;
         float *mine = d->recvcounts[(size_t)k * d->size + d->rank] > 0 ? p->grad + a : recv;
         TERN_MPI_CHECK(MPI_Ireduce_scatter(send, mine, d->recvcounts + (size_t)k * d->size, MPI_FLOAT, MPI_SUM,
                                            tern_dist_comm(), &reqs(d)[k]));
     } else {
-        TERN_MPI_CHECK(MPI_Iallreduce(send, recv, n, MPI_FLOAT, MPI_SUM, tern_dist_comm(), &reqs(d)[k]));
+        TERN_MPI_CHECK(MPI_Iallreduce(send, recv, (int)(b->hi - b->lo), MPI_FLOAT, MPI_SUM, tern_dist_comm(),
+                                      &reqs(d)[k]));
     }
 }
 
-static void launch_ready(tern_ddp *d) {
-    while (d->next < d->nb && d->pending[d->next] == 0) launch(d, d->next++);
+// ---- the communication thread (MPI_THREAD_MULTIPLE) ------------------------------------------------
+// It starts the buckets the main thread has prepared, in order, and keeps MPI progressing until
+// all are done: Open MPI's non-blocking collectives advance only inside MPI calls, so a thread that
+// polls lets transfers run at network speed while the backward computes (PyTorch's MPI backend and
+// Horovod do the same). It sleeps 50 us between polls while the backward runs, and only yields
+// once the main thread waits for it.
+
+typedef struct {
+    pthread_t thr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int active;          // a step's buckets are being summed
+    int ready;           // buckets prepared by the main thread (start them in order)
+    int backward_done;   // every bucket is prepared
+    int all_done;        // every bucket's sum has arrived
+    int quit;
+} comm_thread;
+
+static void *comm_main(void *arg) {
+    tern_ddp *d = arg;
+    comm_thread *c = d->ct;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->quit && !c->active) pthread_cond_wait(&c->cv, &c->mu);
+        if (c->quit) break;
+        int started = 0;
+        for (;;) {
+            int ready = c->ready, bdone = c->backward_done;
+            pthread_mutex_unlock(&c->mu);
+            while (started < ready) start_bucket(d, started++);
+            int flag = 1;
+            if (started > 0) TERN_MPI_CHECK(MPI_Testall(started, reqs(d), &flag, MPI_STATUSES_IGNORE));
+            tern_dist_poll();
+            int finished = bdone && started == d->nb && flag;
+            if (!finished) {
+                if (bdone) sched_yield();
+                else {
+                    struct timespec ts = {0, 50000};
+                    nanosleep(&ts, NULL);
+                }
+            }
+            pthread_mutex_lock(&c->mu);
+            if (finished) break;
+        }
+        c->active = 0;
+        c->all_done = 1;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+static void thread_start(tern_ddp *d) {
+    comm_thread *c = tern_xcalloc(1, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    d->ct = c;
+    if (pthread_create(&c->thr, NULL, comm_main, d) != 0) tern_fatal("cannot start the gradient communication thread");
+}
+
+static void thread_stop(tern_ddp *d) {
+    comm_thread *c = d->ct;
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    c->quit = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thr, NULL);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+    d->ct = NULL;
+}
+
+// Main thread: buckets [prepared, k) have their final gradients: add the earlier micro-batches' sum
+// (p->grad) to the last one's (scratch) in each, then hand them to MPI: to the thread, or started
+// here (no thread).
+static void prepare_upto(tern_ddp *d, int k, int backward_done) {
+    for (; d->prepared < k; d->prepared++) {
+        const tern_bucket *b = &d->b[d->prepared];
+        if (d->micro > 0) add_range(d->scratch + b->lo, d->p->grad + b->lo, b->hi - b->lo); // fl(g_last + earlier)
+    }
+    comm_thread *c = d->ct;
+    if (c) {
+        pthread_mutex_lock(&c->mu);
+        c->ready = d->prepared;
+        c->backward_done = backward_done;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+    } else {
+        while (d->next < d->prepared) start_bucket(d, d->next++);
+    }
 }
 
 // index of the parameter tensor t in p (tensors are in offset order), or -1
@@ -251,6 +347,7 @@ static void plan(tern_ddp *d, const tern_graph *g) {
     d->planned = 1;
 }
 
+// no thread: the main thread keeps MPI going between graph nodes
 static void progress(tern_ddp *d) {
     int flag;
     if (d->next > 0) TERN_MPI_CHECK(MPI_Testall(d->next, reqs(d), &flag, MPI_STATUSES_IGNORE));
@@ -262,8 +359,10 @@ static void on_node(void *ctx, int node) {
     double t0 = tern_time();
     if (!d->planned) plan(d, d->graph);
     for (int j = d->order_start[node + 1]; j < d->order_start[node + 2]; j++) d->pending[d->tensor_bucket[d->order[j]]]--;
-    launch_ready(d);
-    progress(d);
+    int k = d->prepared;
+    while (k < d->nb && d->pending[k] == 0) k++;
+    if (k > d->prepared) prepare_upto(d, k, 0);
+    if (!d->ct) progress(d);
     d->stats.t_launch += tern_time() - t0;
 }
 
@@ -276,6 +375,16 @@ void tern_ddp_micro_begin(tern_ddp *d, tern_graph *g, int micro, int last) {
         if (!d->scratch) d->scratch = tern_aligned_alloc(sizeof(float) * (size_t)(p->total ? p->total : 1));
         memset(d->scratch, 0, sizeof(float) * (size_t)p->total);
         point_grads(p, d->scratch);
+    }
+    if (last && parallel(d) && d->ct) { // arm the thread for this step
+        comm_thread *c = d->ct;
+        pthread_mutex_lock(&c->mu);
+        c->ready = 0;
+        c->backward_done = 0;
+        c->all_done = 0;
+        c->active = 1;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
     }
     if (last && parallel(d) && d->overlap && d->nb > 0) {
         d->planned = 0;
@@ -294,9 +403,9 @@ void tern_ddp_micro_end(tern_ddp *d, tern_graph *g) {
         d->graph = NULL;
         d->hooked = 0;
     }
-    if (d->last && parallel(d)) { // whatever the hook did not start (all of it without overlap)
+    if (d->last && parallel(d)) { // whatever the hook did not hand over (all of it without overlap)
         double t0 = tern_time();
-        while (d->next < d->nb) launch(d, d->next++);
+        prepare_upto(d, d->nb, 1);
         d->stats.t_launch += tern_time() - t0;
     } else if (d->micro > 0) {
         add_range(p->grad, d->scratch, p->total); // the step's sum, in micro-batch order
@@ -307,7 +416,14 @@ void tern_ddp_micro_end(tern_ddp *d, tern_graph *g) {
 void tern_ddp_sync(tern_ddp *d) {
     if (!parallel(d)) return; // a world of one: the local sum is the total
     double t0 = tern_time();
-    tern_dist_wait(reqs(d), d->nb);
+    comm_thread *c = d->ct;
+    if (c) {
+        pthread_mutex_lock(&c->mu);
+        while (!c->all_done) pthread_cond_wait(&c->cv, &c->mu);
+        pthread_mutex_unlock(&c->mu);
+    } else {
+        tern_dist_wait(reqs(d), d->nb);
+    }
     d->stats.t_wait += tern_time() - t0;
     d->stats.bytes_reduced = sizeof(float) * (double)d->p->total;
 }

@@ -7,10 +7,12 @@
 // registration order (head, last block, ..., first block, embedding), which is the order the
 // backward finishes them. With overlap, a graph hook (engine/graph.h node_hook) notices during the
 // LAST local micro-batch's backward when every tensor of the next bucket has its final gradient and
-// starts that bucket's non-blocking sum (MPI_Iallreduce) at once, then keeps MPI progressing between
-// graph nodes (Open MPI's non-blocking collectives advance only inside MPI calls), so communication
-// runs under the rest of the backward, as PyTorch DDP and Horovod do. tern_ddp_sync waits for what
-// is left. Buckets start in the same order on every rank (MPI matches collectives by order).
+// hands that bucket to a communication thread, which starts its non-blocking sum (MPI_Iallreduce)
+// at once and keeps MPI progressing (Open MPI's non-blocking collectives advance only inside MPI
+// calls), so communication runs under the rest of the backward, as PyTorch DDP and Horovod do.
+// tern_ddp_sync waits for what is left. Buckets start in the same order on every rank (MPI matches
+// collectives by order). Without MPI_THREAD_MULTIPLE (or TERN_MPI_PROGRESS=inline) there is no
+// thread: the hook starts the buckets and polls MPI between graph nodes itself.
 // On several ranks the last local micro-batch's gradient goes to `scratch`, which is the send
 // buffer, and the sum arrives in tern_params.grad: never MPI_IN_PLACE, because Open MPI's
 // non-blocking all-reduce (coll/libnbc) then always takes the binomial tree (everything through
@@ -50,7 +52,7 @@ typedef struct {
 } tern_bucket;
 
 typedef struct {
-    long steps;             // optimizer steps measured
+    long steps;             // optimizer steps measured (the trainer clears these after its first step)
     double t_wait;          // seconds blocked on gradient reduction after the backward (exposed)
     double t_optim_comm;    // seconds in the optimizer's collectives (ZeRO-1 norm partials, weight all-gather)
     double t_launch;        // seconds spent starting buckets and polling MPI inside the backward
@@ -71,7 +73,9 @@ typedef struct {
     tern_bucket *b;
     int *tensor_bucket;     // (p->n,) bucket of each tensor
     int *pending;           // (nb,) tensors of the bucket still without their final gradient
-    int next;               // next bucket to start
+    int next;               // next bucket to start (no communication thread)
+    int prepared;           // buckets whose send data is complete (handed to MPI or the thread)
+    void *ct;               // the communication thread (ddp.c), or NULL
     int in_scratch;         // this micro-batch's gradient goes to scratch
     int scatter;            // ZeRO-1 on 2 or 3 ranks: MPI_Ireduce_scatter (else MPI_Iallreduce, see ddp.c)
     int hooked;             // the graph hook is set for this backward

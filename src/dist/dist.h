@@ -1,7 +1,9 @@
 // dist.h — the MPI world of a data-parallel run (Open MPI; users' guide: docs/DISTRIBUTED.md).
 //
-// One process per rank, each with its own OpenMP threads. Only the main thread calls MPI
-// (MPI_THREAD_FUNNELED); OpenMP workers never do.
+// One process per rank, each with its own OpenMP threads. MPI is initialised with
+// MPI_THREAD_MULTIPLE: the main thread and the gradient communication thread of ddp.h call it;
+// OpenMP workers never do. (Without MPI_THREAD_MULTIPLE, or with TERN_MPI_PROGRESS=inline, there is
+// no communication thread and the main thread alone calls MPI.)
 //
 // Start-up. tern_dist_init() initialises MPI only when an MPI launcher started the process
 // (mpirun / mpiexec / srun put OMPI_COMM_WORLD_SIZE, PMIX_RANK or PMI_SIZE in its environment) or

@@ -10,7 +10,10 @@ MPI_Comm tern_dist_comm(void);
 // Complete n requests by polling (dist.h "Waiting"): faults and dead peers are noticed meanwhile.
 void tern_dist_wait(MPI_Request *reqs, int n);
 // One round of the watch that tern_dist_wait does between polls (for progress points elsewhere).
+// Either thread may call it (one at a time: the other skips its round).
 void tern_dist_poll(void);
+// 1 when MPI_THREAD_MULTIPLE was granted: ddp.c then runs its communication thread.
+int tern_dist_thread_multiple(void);
 // A failed MPI call: one tern_fatal line naming the function and MPI's reason.
 void tern_dist_mpi_failed(const char *call, int rc) __attribute__((noreturn));
 #define TERN_MPI_CHECK(call)                                            \

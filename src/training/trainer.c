@@ -303,8 +303,12 @@ int tern_trainer_step(tern_trainer *t) {
     t->tokens_seen += G * T;
     t->last_loss = (float)mean;
     t->last_gnorm = gnorm;
-    t->t_steps += tern_time() - t0;
-    t->n_steps_timed++;
+    if (t->steps_run++ == 0) { // the first step sizes arenas and faults pages in: not timed
+        memset(&t->ddp.stats, 0, sizeof t->ddp.stats);
+    } else {
+        t->t_steps += tern_time() - t0;
+        t->n_steps_timed++;
+    }
     return 0;
 }
 
@@ -455,10 +459,11 @@ void tern_trainer_describe(const tern_trainer *t, char *buf, size_t n) {
     }
     snprintf(buf, n, "%d ranks x %d thread%s (%d on this node); global batch %ld sequences x %d = %ld tokens per step "
              "(batch %d x grad_accum %d), %ld%s sequences per rank in micro-batches of <= %d; ZeRO stage %d; "
-             "all-reduce buckets of %g MiB, %s",
+             "all-reduce buckets of %g MiB, %s, %s",
              t->ranks, t->threads, t->threads == 1 ? "" : "s", tern_dist_local_size(), G, t->cfg.model.seq_len, G * t->cfg.model.seq_len, r->batch,
              r->grad_accum, hi - lo, G % t->ranks ? " or so" : "", r->batch, r->zero, (double)r->bucket_mb,
-             r->overlap ? "overlapping the backward" : "after the backward (overlap = 0)");
+             r->overlap ? "overlapping the backward" : "after the backward (overlap = 0)",
+             t->ddp.ct ? "MPI driven by a communication thread" : "MPI polled between graph nodes");
 }
 
 void tern_trainer_comm_report(const tern_trainer *t, char *buf, size_t n) {

@@ -57,8 +57,8 @@ typedef struct {
     int rank, ranks;           // this process's rank, and how many there are (dist.h)
     int threads;               // OpenMP threads of this rank
     uint64_t weights_hash;     // tern_dist_hash of the weights at the last save, equal on every rank
-    double t_steps;            // seconds spent in tern_trainer_step (communication share)
-    long n_steps_timed;
+    double t_steps;            // seconds spent in tern_trainer_step after the first (communication share)
+    long n_steps_timed, steps_run;
 } tern_trainer;
 
 // Build everything from a validated config. resume: 1 = continue from out_dir/latest.h5 when it
