@@ -8,8 +8,9 @@
 # T = OMP_NUM_THREADS (default 2). STEPS_small / STEPS_base50m (default 12 / 4) steps per run, the
 # first 2 not measured. base50m runs with grad_accum=1 (8 x 512 tokens per step) to keep it short.
 # MPIRUN_ARGS replaces the mpirun options (default: shared memory only, no binding).
-# On a machine shared with other work the figures are noisy: every run prints its own figures, and
-# ratios compare runs made minutes apart; rerun for stable absolute numbers.
+# REPEAT=N (default 1) runs the four layouts N times in turn and keeps each layout's best run
+# (highest tokens/s): on a machine shared with other work that is the least disturbed figure.
+# Every run prints its own figures; ratios compare runs made minutes apart: rerun for stable numbers.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -43,7 +44,7 @@ for c in $configs; do
       { echo "bench_mpi: could not make a token file with vocab $V" >&2; exit 1; }
   fi
   args=("$cfg" "train_data=$work/data$V.tok" "steps=$S" "warmup=0" "eval_interval=0" "ckpt_interval=0" "log_interval=1" $extra --fresh)
-  echo "== $c ($S steps per run, first 2 not measured)"
+  echo "== $c ($S steps per run, first 2 not measured; best of ${REPEAT:-1})"
   run() { # name np threads [key=value ...]
     local name=$1 np=$2 th=$3
     shift 3
@@ -53,11 +54,28 @@ for c in $configs; do
       mpirun $MPIRUN_ARGS -np "$np" "$B/tern-train" "${args[@]}" "threads=$th" "out_dir=$work/$c-$name" "$@" >"$work/$c-$name.log" 2>&1
     fi || { echo "bench_mpi: $c $name failed:" >&2; tail -5 "$work/$c-$name.log" >&2; return 1; }
   }
-  run one 1 "$T" || continue
-  run ddp "$T" 1 || continue
-  run noovl "$T" 1 overlap=0 || continue
-  run zero "$T" 1 zero=1 || continue
+  # each layout REPEAT times, interleaved; keep the run with the highest tokens/s as $c-<name>
+  ok=1
+  for ((rep = 1; rep <= ${REPEAT:-1}; rep++)); do
+    for spec in "one 1 $T" "ddp $T 1" "noovl $T 1 overlap=0" "zero $T 1 zero=1"; do
+      set -- $spec
+      name=$1
+      shift
+      run "$name-r$rep" "$@" || { ok=0; break 2; }
+      t_new=$(csv_tps "$work/$c-$name-r$rep/train.csv")
+      t_old=$( [ -f "$work/$c-$name/train.csv" ] && csv_tps "$work/$c-$name/train.csv" || echo 0)
+      if awk -v a="$t_new" -v b="$t_old" 'BEGIN { exit !(a > b) }'; then
+        rm -rf "$work/$c-$name" "$work/$c-$name.log"
+        mv "$work/$c-$name-r$rep" "$work/$c-$name"
+        mv "$work/$c-$name-r$rep.log" "$work/$c-$name.log"
+      else
+        rm -rf "$work/$c-$name-r$rep" "$work/$c-$name-r$rep.log"
+      fi
+    done
+  done
+  [ $ok = 1 ] || continue
   tps1=$(csv_tps "$work/$c-one/train.csv")
+  eval "tps1_$c=$tps1"
   printf "%-34s %10s %9s %9s %22s %9s\n" "layout" "tokens/s" "vs 1 rank" "step ms" "comm not hidden ms (%)" "peak MiB"
   printf "%-34s %10.0f %9s %9s %22s %9s\n" "1 rank x $T threads" "$tps1" "1.00x" "-" "-" "$(peak_mib "$work/$c-one.log")"
   declare -A exposed
@@ -75,3 +93,7 @@ for c in $configs; do
     if (b > 0) printf "bench_mpi %s: communication share hidden by overlap: %.0f%% (%.1f ms exposed with overlap, %.1f ms without)\n", c, 100 * (1 - a / b), a, b }'
   unset exposed
 done
+if [ -n "${tps1_small:-}" ] && [ -n "${tps1_base50m:-}" ]; then
+  echo "== model of N machines from these 1-rank speeds (docs/DISTRIBUTED.md; scripts/mpi_scaling_model.sh)"
+  scripts/mpi_scaling_model.sh "$tps1_small" "$tps1_base50m" 1 16
+fi

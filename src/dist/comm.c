@@ -327,6 +327,13 @@ void tern_dist_sum_doubles(double *x, int n) {
     tern_dist_wait(&r, 1);
 }
 
+void tern_dist_max_doubles(double *x, int n) {
+    if (!parallel() || n <= 0) return;
+    MPI_Request r;
+    TERN_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_MAX, W.comm, &r));
+    tern_dist_wait(&r, 1);
+}
+
 void tern_dist_bcast(void *buf, size_t bytes) {
     if (!parallel()) return;
     const size_t step = (size_t)1 << 30;

@@ -99,7 +99,6 @@ void tern_ddp_init(tern_ddp *d, tern_params *p, tern_adamw *o, int zero, float b
     d->reqs = tern_xmalloc(sizeof(MPI_Request) * (size_t)d->nb);
     for (int k = 0; k < d->nb; k++) reqs(d)[k] = MPI_REQUEST_NULL;
     d->scratch = tern_aligned_alloc(sizeof(float) * (size_t)(p->total ? p->total : 1)); // the send buffer
-    if (tern_dist_thread_multiple()) thread_start(d);
     d->scatter = zero && d->size < 4;
     if (d->scatter) {
         d->recvcounts = tern_xcalloc((size_t)d->nb * (size_t)d->size, sizeof(int));
@@ -110,6 +109,7 @@ void tern_ddp_init(tern_ddp *d, tern_params *p, tern_adamw *o, int zero, float b
                 d->recvcounts[(size_t)k * d->size + r] = e > a ? (int)(e - a) : 0;
             }
     }
+    if (tern_dist_thread_multiple()) thread_start(d);
 }
 
 void tern_ddp_free(tern_ddp *d) {

@@ -54,6 +54,8 @@ typedef struct {
 typedef struct {
     long steps;             // optimizer steps measured (the trainer clears these after its first step)
     double t_wait;          // seconds blocked on gradient reduction after the backward (exposed)
+    double t_skew;          // of which: waiting for slower ranks (slowest rank's forward + backward
+                            // time minus this rank's), not communication
     double t_optim_comm;    // seconds in the optimizer's collectives (ZeRO-1 norm partials, weight all-gather)
     double t_launch;        // seconds spent starting buckets and polling MPI inside the backward
     double bytes_reduced;   // gradient bytes summed over ranks per step (per rank's buffer)

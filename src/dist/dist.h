@@ -68,8 +68,9 @@ void tern_dist_set_note(const char *note);
 int tern_dist_agree(int rc);
 // 1 on every rank if any rank passed a non-zero flag, else 0.
 int tern_dist_any(int flag);
-// Element-wise sums over ranks, in place, identical on every rank.
+// Element-wise sums (maxima) over ranks, in place, identical on every rank.
 void tern_dist_sum_doubles(double *x, int n);
+void tern_dist_max_doubles(double *x, int n);
 // Rank 0's bytes to every rank.
 void tern_dist_bcast(void *buf, size_t bytes);
 void tern_dist_barrier(void);

@@ -284,9 +284,14 @@ int tern_trainer_step(tern_trainer *t) {
         loss_sum += (double)loss->data[0] * nb;
     }
     tern_loader_skip(&t->train, G - hi);
+    double t_compute = tern_time() - t0;
     tern_ddp_sync(&t->ddp);
-    double agg[2] = {loss_sum, (double)bad};
+    double agg[2] = {loss_sum, (double)bad}, slowest = t_compute;
     tern_dist_sum_doubles(agg, 2);
+    if (t->ranks > 1) { // how long this rank waited for the slowest one: not communication
+        tern_dist_max_doubles(&slowest, 1);
+        t->ddp.stats.t_skew += slowest - t_compute;
+    }
     double mean = agg[0] / (double)G;
     if (agg[1] > 0 || !isfinite(mean)) {
         tern_error("non-finite loss (%g) at step %ld", mean, t->step + 1);
@@ -470,13 +475,14 @@ void tern_trainer_comm_report(const tern_trainer *t, char *buf, size_t n) {
     const tern_ddp_stats *s = &t->ddp.stats;
     if (t->ranks == 1 || s->steps == 0 || t->n_steps_timed == 0) { buf[0] = 0; return; }
     double step = t->t_steps / (double)t->n_steps_timed, k = 1.0 / (double)s->steps;
-    double wait = s->t_wait * k, opt = s->t_optim_comm * k, launch = s->t_launch * k;
+    double skew = s->t_skew * k, wait = s->t_wait * k - skew, opt = s->t_optim_comm * k, launch = s->t_launch * k;
+    if (wait < 0) wait = 0;
+    double exposed = wait + opt + launch;
     snprintf(buf, n, "comm: %.1f MB all-reduced%s per step in %d buckets; step %.1f ms, of which communication not "
              "hidden by the backward %.1f ms (%.1f%%: waiting after the backward %.1f, optimizer collectives %.1f, "
-             "starting and polling inside the backward %.1f)",
+             "handing buckets over %.1f) and waiting for slower ranks %.1f ms",
              s->bytes_reduced / 1e6, t->cfg.run.zero ? " (reduce-scatter + weight all-gather)" : "", t->ddp.nb, step * 1e3,
-             (wait + opt + launch) * 1e3, 100.0 * (wait + opt + launch) / (step > 0 ? step : 1), wait * 1e3, opt * 1e3,
-             launch * 1e3);
+             exposed * 1e3, 100.0 * exposed / (step > 0 ? step : 1), wait * 1e3, opt * 1e3, launch * 1e3, skew * 1e3);
 }
 
 void tern_trainer_free(tern_trainer *t) {
