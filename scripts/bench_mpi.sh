@@ -28,7 +28,8 @@ echo "bench_mpi: $(nproc) CPUs, 1 rank x $T threads vs $T ranks x 1 thread; mpir
 csv_tps() { awk -F, 'NR > 1 && $1 >= 3 { print $6 }' "$1" | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # from rank 0's output: step ms and exposed communication ms
 comm_field() { sed -n 's/.*step \([0-9.]*\) ms, of which communication not hidden by the backward \([0-9.]*\) ms.*/\1 \2/p' "$1"; }
-peak_mib() { sed -n 's/^peak memory: \([0-9]*\) MiB.*/\1/p' "$1"; }
+# rank 0's peak, and the other ranks' (after a slash)
+peak_mib() { sed -n -e 's/^peak memory: \([0-9]*\) MiB on rank 0.*at most \([0-9]*\) MiB on the others/\1\/\2/p' -e 's/^peak memory: \([0-9]*\) MiB$/\1/p' "$1"; }
 
 for c in $configs; do
   cfg=configs/$c.cfg
@@ -76,8 +77,8 @@ for c in $configs; do
   [ $ok = 1 ] || continue
   tps1=$(csv_tps "$work/$c-one/train.csv")
   eval "tps1_$c=$tps1"
-  printf "%-34s %10s %9s %9s %22s %9s\n" "layout" "tokens/s" "vs 1 rank" "step ms" "comm not hidden ms (%)" "peak MiB"
-  printf "%-34s %10.0f %9s %9s %22s %9s\n" "1 rank x $T threads" "$tps1" "1.00x" "-" "-" "$(peak_mib "$work/$c-one.log")"
+  printf "%-34s %10s %9s %9s %22s %13s\n" "layout" "tokens/s" "vs 1 rank" "step ms" "comm not hidden ms (%)" "peak MiB 0/rest"
+  printf "%-34s %10.0f %9s %9s %22s %13s\n" "1 rank x $T threads" "$tps1" "1.00x" "-" "-" "$(peak_mib "$work/$c-one.log")"
   declare -A exposed
   for name in ddp noovl zero; do
     label="$T ranks x 1 thread"
@@ -85,7 +86,7 @@ for c in $configs; do
     tps=$(csv_tps "$work/$c-$name/train.csv")
     read -r step exp <<<"$(comm_field "$work/$c-$name.log")"
     exposed[$name]=$exp
-    printf "%-34s %10.0f %8.2fx %9.1f %14.1f (%4.1f%%) %9s\n" "$label" "$tps" "$(echo "$tps / $tps1" | bc -l)" "$step" "$exp" \
+    printf "%-34s %10.0f %8.2fx %9.1f %14.1f (%4.1f%%) %13s\n" "$label" "$tps" "$(echo "$tps / $tps1" | bc -l)" "$step" "$exp" \
       "$(echo "100 * $exp / $step" | bc -l)" "$(peak_mib "$work/$c-$name.log")"
     grep '^comm:' "$work/$c-$name.log" | sed 's/^/    /'
   done

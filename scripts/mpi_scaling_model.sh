@@ -33,18 +33,22 @@ for sp in $speedups; do
     name[++n] = "base350m"; elems[n] = 350902784; tok[n] = 65536; acc[n] = 16; fpt[n] = 6 * 350902784 + 6 * 26 * 1024 * 1024
     speed[1] = ts * sp; speed[2] = tb * sp; speed[3] = tb * sp * fpt[2] / fpt[3]
     split("10 25 100", gbit, " "); split("30e-6 30e-6 5e-6", alpha, " "); split("8 32 128", nodes, " ")
-    printf "node speed: %s x the measured machine\n", sp
-    printf "%-9s %8s %10s %11s %9s |", "config", "S MB", "tok/s/node", "T_comp s", "buckets"
-    for (g = 1; g <= 3; g++) for (k = 1; k <= 3; k++) printf " %3dGb/s N=%-4d", gbit[g], nodes[k]
+    printf "node speed: %s x the measured machine; scaling efficiency E at N nodes (T_comm at N = 128 in brackets)\n", sp
+    printf "%-9s %7s %9s %9s %4s |", "config", "S MB", "tok/s", "T_comp s", "K"
+    for (g = 1; g <= 3; g++) printf " %3d Gb/s: N=8   N=32  N=128 (T_comm)  |", gbit[g]
     printf "\n"
     for (m = 1; m <= n; m++) {
       S = 4 * elems[m]; K = int((S + 4194303) / 4194304); Tc = tok[m] / speed[m]; W = (2 / 3) * Tc / acc[m]
-      printf "%-9s %8.1f %10.0f %11.3f %9d |", name[m], S / 1e6, speed[m], Tc, K
-      for (g = 1; g <= 3; g++) for (k = 1; k <= 3; k++) {
-        N = nodes[k]; lg = int(log(N) / log(2) + 0.999999)
-        Tm = 2 * (N - 1) / N * S / (0.8 * gbit[g] * 1e9 / 8) + K * 2 * lg * alpha[g]
-        Te = Tm - W; if (Te < Tm / K) Te = Tm / K
-        printf " %12.0f%%  ", 100 * Tc / (Tc + Te)
+      printf "%-9s %7.1f %9.0f %9.3f %4d |", name[m], S / 1e6, speed[m], Tc, K
+      for (g = 1; g <= 3; g++) {
+        printf "          "
+        for (k = 1; k <= 3; k++) {
+          N = nodes[k]; lg = int(log(N) / log(2) + 0.999999)
+          Tm = 2 * (N - 1) / N * S / (0.8 * gbit[g] * 1e9 / 8) + K * 2 * lg * alpha[g]
+          Te = Tm - W; if (Te < Tm / K) Te = Tm / K
+          printf "%5.1f%% ", 100 * Tc / (Tc + Te)
+        }
+        printf "(%6.3fs) |", Tm
       }
       printf "\n"
     }

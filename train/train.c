@@ -76,6 +76,9 @@ static int train_main(int argc, char **argv, int lead) {
         fflush(stdout);
     }
     int rc = tern_trainer_run(&t);
+    struct rusage ru;
+    double peak = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0, others = lead ? 0 : peak;
+    if (rc == 0) tern_dist_max_doubles(&others, 1); // every rank (rc is agreed): the other ranks' peak
     if (rc != 0) {
         if (lead) fprintf(stderr, "tern-train: %s\n", tern_last_error());
     } else if (lead) {
@@ -86,8 +89,8 @@ static int train_main(int argc, char **argv, int lead) {
         tern_trainer_comm_report(&t, comm, sizeof comm);
         if (comm[0]) printf("%s\n", comm);
         if (t.ranks > 1) printf("weights identical on all %d ranks: hash %016llx\n", t.ranks, (unsigned long long)t.weights_hash);
-        struct rusage ru;
-        if (getrusage(RUSAGE_SELF, &ru) == 0) printf("peak memory: %.0f MiB%s\n", ru.ru_maxrss / 1024.0, t.ranks > 1 ? " (rank 0)" : "");
+        if (t.ranks == 1) printf("peak memory: %.0f MiB\n", peak);
+        else printf("peak memory: %.0f MiB on rank 0 (it gathers what a checkpoint holds), at most %.0f MiB on the others\n", peak, others);
     }
     tern_trainer_free(&t);
     return rc ? 1 : 0;
