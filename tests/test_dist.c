@@ -320,8 +320,6 @@ static void test_zero1_one_process(void **st) {
     assert_int_equal(tern_ddp_moments(&b.ddp, &m, &v), 1);
     assert_memory_equal(m, a.model.params.m, bytes);
     assert_memory_equal(v, a.model.params.v, bytes);
-    free(m);
-    free(v);
     // resume the zero = 1 run with zero = 0 (the checkpoint holds the full moments)
     tern_trainer_free(&b);
     tiny_config(&c1, "z1", 6);

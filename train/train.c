@@ -90,7 +90,7 @@ static int train_main(int argc, char **argv, int lead) {
         if (comm[0]) printf("%s\n", comm);
         if (t.ranks > 1) printf("weights identical on all %d ranks: hash %016llx\n", t.ranks, (unsigned long long)t.weights_hash);
         if (t.ranks == 1) printf("peak memory: %.0f MiB\n", peak);
-        else printf("peak memory: %.0f MiB on rank 0 (it gathers what a checkpoint holds), at most %.0f MiB on the others\n", peak, others);
+        else printf("peak memory: %.0f MiB on rank 0, at most %.0f MiB on the others\n", peak, others);
     }
     tern_trainer_free(&t);
     return rc ? 1 : 0;

@@ -166,9 +166,7 @@ void tern_ddp_share_state(tern_ddp *d, int have_moments) {
         free(cnt);
         free(displ);
     }
-    free(p->m); // the full moments are not kept: optimizer memory per rank falls by the rank count
-    free(p->v);
-    p->m = p->v = NULL;
+    tern_params_free_moments(p); // the full moments are not kept: optimizer memory per rank falls by the rank count
 }
 
 // ---- gradients ------------------------------------------------------------------------------
@@ -483,17 +481,15 @@ int tern_ddp_moments(tern_ddp *d, float **m, float **v) {
         return 0;
     }
     *m = *v = NULL;
-    size_t bytes = sizeof(float) * (size_t)(p->total ? p->total : 1);
     long n = d->shard_hi - d->shard_lo;
-    if (d->rank == 0) {
-        *m = tern_aligned_alloc(bytes);
-        *v = tern_aligned_alloc(bytes);
-        memset(*m, 0, bytes);
-        memset(*v, 0, bytes);
+    if (d->rank == 0) { // between steps the send buffer and the gradient buffer are free: gather there
+        if (!d->scratch) d->scratch = tern_aligned_alloc(sizeof(float) * (size_t)(p->total ? p->total : 1));
+        *m = d->scratch;
+        *v = p->grad;
     }
     if (!parallel(d)) {
-        memcpy(*m + d->shard_lo, d->mshard, sizeof(float) * (size_t)n);
-        memcpy(*v + d->shard_lo, d->vshard, sizeof(float) * (size_t)n);
+        memcpy(*m, d->mshard, sizeof(float) * (size_t)n);
+        memcpy(*v, d->vshard, sizeof(float) * (size_t)n);
         return 1;
     }
     int *cnt = tern_xmalloc(sizeof(int) * (size_t)d->size), *displ = tern_xmalloc(sizeof(int) * (size_t)d->size);

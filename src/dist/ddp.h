@@ -123,8 +123,9 @@ void tern_ddp_sync(tern_ddp *d);
 // rank returns 1; tern_error names the first non-finite element of any rank).
 int tern_ddp_optim_step(tern_ddp *d, long t, float lr, float wd, float clip, double *gnorm);
 
-// Full m and v for a checkpoint. zero = 0: *m, *v = p->m, p->v, returns 0. zero = 1: collective;
-// rank 0 receives malloc'd full buffers (returns 1: caller frees both), other ranks NULL (returns 0).
+// Full m and v for a checkpoint, between steps. zero = 0: *m, *v = p->m, p->v. zero = 1: collective;
+// rank 0 gets every rank's slices gathered into the idle send buffer and gradient buffer (no extra
+// memory; valid until the next step), the other ranks NULL. Returns 1 when *m, *v were gathered.
 int tern_ddp_moments(tern_ddp *d, float **m, float **v);
 // Hash of the weights, checked equal on every rank: 0, or -1 with tern_error naming a rank that differs.
 int tern_ddp_check_weights(tern_ddp *d, uint64_t *hash);

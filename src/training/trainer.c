@@ -350,7 +350,7 @@ int tern_trainer_save(tern_trainer *t) {
         return -1;
     }
     float *m, *v;
-    int own = tern_ddp_moments(&t->ddp, &m, &v); // ZeRO-1: every rank's slice, gathered on rank 0
+    tern_ddp_moments(&t->ddp, &m, &v); // ZeRO-1: every rank's slice, gathered on rank 0
     int rc = 0;
     if (t->rank == 0) {
         tern_train_state st = {0};
@@ -369,10 +369,6 @@ int tern_trainer_save(tern_trainer *t) {
         rc = tern_checkpoint_save_step(t->cfg.run.out_dir, t->step, t->cfg.run.ckpt_keep, &t->cfg.model, &full,
                                        t->tok_bytes, t->tok_n, &st, t->last_ckpt, sizeof t->last_ckpt);
         free(st.run_config);
-    }
-    if (own) {
-        free(m);
-        free(v);
     }
     rc = tern_dist_agree(rc);
     if (rc == 0 && t->rank == 0) {
