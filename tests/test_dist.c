@@ -18,6 +18,7 @@
 #include "dist/dist.h"
 #include "formats/checkpoint.h"
 #include "formats/tokfile.h"
+#include "training/memory.h"
 #include "training/trainer.h"
 #include "util.h"
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -333,6 +335,58 @@ static void test_zero1_one_process(void **st) {
     assert_memory_equal(a.model.params.v, b.model.params.v, bytes);
     tern_trainer_free(&a);
     tern_trainer_free(&b);
+}
+
+// The memory estimate of one rank (training/memory.h): ZeRO-1 keeps 1/ranks of AdamW's m and v
+// (all of it on rank 0 while a checkpoint loads), several ranks or grad_accum > 1 add one
+// gradient-sized buffer, and the ranks on a node split its available memory. Reference: the
+// parameter count times 4 bytes, computed here from the config's shapes.
+static void test_memory_per_rank(void **st) {
+    (void)st;
+    tern_config c;
+    tiny_config(&c, "mem", 1);
+    const tern_model_config *m = &c.model;
+    // model.c's parameters: embedding, per layer 2 norms + 2 sub-norms + q,k,v,o + gate,up,down, final norm;
+    // each tensor padded to 16 floats
+#define PAD16(x) ((((long)(x)) + 15) / 16 * 16)
+    long kv = (long)m->dim / m->n_heads * m->n_kv_heads, layer = 2 * PAD16(m->dim) + 2 * PAD16((long)m->dim * m->dim) +
+              2 * PAD16(kv * m->dim) + 3 * PAD16((long)m->dim * m->ffn_dim);
+    layer += PAD16(m->dim) + PAD16(m->ffn_dim);   // attn_sub_norm, ffn_sub_norm
+    long P = PAD16((long)m->vocab_size * m->dim) + m->n_layers * layer + PAD16(m->dim);
+    if (!m->tied_head) P += PAD16((long)m->vocab_size * m->dim);
+#undef PAD16
+    tern_mem_inputs one = {1, 0, 0, 0, 0, 1, 1}, two = {1, 0, 0, 0, 0, 2, 2}, two_load = {1, 1, 0, 0, 0, 2, 2};
+    tern_mem_estimate e1, e2, e3, ez, ezl;
+    c.run.grad_accum = 1;
+    assert_int_equal(tern_mem_estimate_run(&c, &one, &e1), 0);
+    assert_int_equal(e1.n_params, P);
+    assert_int_equal(e1.adam, (size_t)(8 * P));
+    assert_int_equal(e1.grad_scratch, 0);                 // one process, one micro-batch: no second buffer
+    c.run.grad_accum = 2;
+    assert_int_equal(tern_mem_estimate_run(&c, &one, &e2), 0);
+    assert_int_equal(e2.grad_scratch, (size_t)(4 * P));   // accumulation
+    assert_int_equal(e2.peak - e1.peak, (size_t)(4 * P));
+    c.run.grad_accum = 1;
+    assert_int_equal(tern_mem_estimate_run(&c, &two, &e3), 0);
+    assert_int_equal(e3.grad_scratch, (size_t)(4 * P));   // the all-reduce send buffer
+    assert_int_equal(e3.adam, (size_t)(8 * P));           // zero = 0: all of m and v on every rank
+    c.run.zero = 1;
+    assert_int_equal(tern_mem_estimate_run(&c, &two, &ez), 0);
+    assert_true(ez.adam >= (size_t)(4 * P) && ez.adam <= (size_t)(4 * P) + 2 * 4 * 4200); // half, within a chunk
+    assert_int_equal(tern_mem_estimate_run(&c, &two_load, &ezl), 0);
+    assert_int_equal(ezl.adam, (size_t)(8 * P));          // rank 0 loading a checkpoint holds all of it
+    // the auto limit: this rank's share of the node; max_memory is per process
+    assert_int_equal(ez.node_ranks, 2);
+    size_t avail = tern_mem_available();
+    if (avail) {
+        size_t lim = tern_mem_limit(&ez, 0);
+        assert_true(lim <= avail / 2 + (avail / 50) && lim + avail / 50 >= avail / 2); // MemAvailable moves a little
+    }
+    assert_int_equal(tern_mem_limit(&ez, 12345678), 12345678);
+    ez.peak = 3000000;
+    assert_int_equal(tern_mem_check(&ez, 2000000), -1);
+    assert_non_null(strstr(tern_last_error(), "max_memory is"));
+    assert_int_equal(tern_mem_check(&ez, 4000000), 0);
 }
 
 // ---- the programs under mpirun -------------------------------------------------------------------
@@ -766,6 +820,58 @@ static void test_mpi_rank_killed(void **st) {
     rank_fails("kill", "has died: killed by a signal");
 }
 
+static int count_of(const char *s, const char *what) {
+    int n = 0;
+    for (const char *p = strstr(s, what); p; p = strstr(p + 1, what)) n++;
+    return n;
+}
+
+// The run directory under mpirun: rank 0 alone takes out_dir's lock (2 ranks on one node do not
+// lock each other out; another run holding it stops the job with one message naming its pid), and
+// the resume checks run on rank 0 and stop every rank.
+static void test_mpi_run_dir(void **st) {
+    (void)st;
+    char d[700], lock[720], log[700];
+    path_of(d, sizeof d, "rundir", "");
+    mkdir(d, 0777);
+    snprintf(lock, sizeof lock, "%s/.lock", d);
+    int fd = open(lock, O_RDWR | O_CREAT, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    assert_int_equal(pwrite(fd, pid, (size_t)n, 0), n);
+    arglist a;
+    const char *extra[] = {"steps=2", NULL};
+    snprintf(log, sizeof log, "%s/rundir_locked.log", dir);
+    int rc = finish(spawn(2, "tern-train", make_args(&a, "rundir", extra), log, NULL, 0), 120, NULL);
+    char *out = slurp(log);
+    char want[128];
+    snprintf(want, sizeof want, "another run is using this directory (pid %ld holds", (long)getpid());
+    if (rc == 0 || count_of(out, want) != 1) fail_msg("expected one refusal naming pid %ld (exit %d):\n%s", (long)getpid(), rc, out);
+    free(out);
+    close(fd); // released: the same run now trains on 2 ranks (rank 1 does not lock against rank 0)
+    free(run_ok(2, "tern-train", make_args(&a, "rundir", extra), "rundir_ok"));
+    // resuming with a key that changes the run: refused once, by rank 0, and no rank trains
+    const char *changed[] = {"steps=4", "lr=2e-2", NULL};
+    snprintf(log, sizeof log, "%s/rundir_changed.log", dir);
+    rc = finish(spawn(2, "tern-train", make_args(&a, "rundir", changed), log, NULL, 0), 120, NULL);
+    out = slurp(log);
+    if (rc == 0 || count_of(out, "cannot resume: lr 0.00999999978 -> 0.0199999996 would change the run") != 1) {
+        fputs(out, stderr); // whole: cmocka cuts long messages
+        fail_msg("expected one resume refusal (exit %d); the log is above", rc);
+    }
+    free(out);
+    char p[700];
+    path_of(p, sizeof p, "rundir", "latest.h5");
+    tern_model m;
+    tern_train_state s;
+    load_ckpt(p, &m, &s);
+    assert_int_equal(s.step, 2);
+    tern_train_state_free(&s);
+    tern_model_free(&m);
+}
+
 static int csv_rows(const char *path) {
     FILE *f = fopen(path, "r");
     int lines = 0, ch;
@@ -784,7 +890,11 @@ static void test_mpi_ctrl_c(void **st) {
     char log[700], csv[700];
     snprintf(log, sizeof log, "%s/ctrlc.log", dir);
     path_of(csv, sizeof csv, "ctrlc", "train.csv");
+    // mpirun's SIGCONT -> SIGTERM -> SIGKILL sequence waits 1 s per stage by default: on a loaded
+    // machine the step and the checkpoint may need longer (docs/DISTRIBUTED.md, Ctrl-C timing)
+    setenv("OMPI_MCA_odls_base_sigkill_timeout", "5", 1);
     pid_t pid = spawn(2, "tern-train", make_args(&a, "ctrlc", extra), log, NULL, 0);
+    unsetenv("OMPI_MCA_odls_base_sigkill_timeout");
     for (int i = 0; i < 1200 && csv_rows(csv) < 5; i++) usleep(50000);
     assert_true(csv_rows(csv) >= 5);
     kill(pid, SIGINT);
@@ -820,6 +930,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_and_skip),      cmocka_unit_test(test_optim_slices),
         cmocka_unit_test(test_accumulation_order),  cmocka_unit_test(test_zero1_one_process),
+        cmocka_unit_test(test_memory_per_rank),     cmocka_unit_test(test_mpi_run_dir),
         cmocka_unit_test(test_mpi_equivalence),     cmocka_unit_test(test_mpi_other_layouts),
         cmocka_unit_test(test_mpi_resume),          cmocka_unit_test(test_mpi_finetune),
         cmocka_unit_test(test_mpi_bad_file_on_one_rank), cmocka_unit_test(test_mpi_rank_fails),
