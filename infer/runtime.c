@@ -697,16 +697,6 @@ static void attend_head(const tern_rt_config *c, const tern_rt_state *s, int lay
     }
 }
 
-// causal GQA attention for n tokens at positions pos.., q [n, dim] -> out [n, dim]
-static void attention(const tern_rt_config *c, tern_rt_state *s, int layer, int n, int pos) {
-    long work = (long)n * c->n_heads * (pos + n) * c->head_dim; // multiply-adds, about
-    #pragma omp parallel for schedule(dynamic, 1) collapse(2) if (work > 65536) num_threads(s->n_threads)
-    for (int i = 0; i < n; i++)
-        for (int h = 0; h < c->n_heads; h++)
-            attend_head(c, s, layer, h, s->q + (size_t)i * c->dim + h * c->head_dim, pos + i + 1,
-                        s->att + (size_t)i * c->dim + h * c->head_dim, s->scores + (size_t)omp_get_thread_num() * s->seq_len);
-}
-
 // logits[r] = xn[r] . E^T for r < n; E [vocab, dim] f32/f16
 static void logits_rows(const tern_rt_model *m, tern_rt_state *s, const float *xn, int n, float *out) {
     const tern_rt_config *c = &m->config;
@@ -825,19 +815,32 @@ static void decode_one(const tern_rt_model *m, tern_rt_state *s, int pos) {
     }
 }
 
-float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int n, int pos, int all_logits) {
+// The rows of a batched forward: row i is at position ROW_POS(i) of the sequence whose KV cache is
+// in ROW_KV(i) — one sequence (kv == NULL: s itself, positions pos0, pos0+1, ...) or, for
+// forward_multi, a state and a position per row.
+#define ROW_KV(i) (kv ? kv[i] : s)
+#define ROW_POS(i) (rpos ? rpos[i] : pos0 + (i))
+
+// causal GQA attention of n rows, q [n, dim] -> att [n, dim]: row i attends to positions
+// 0..ROW_POS(i) of its own KV cache (written for this step's rows before the call)
+static void attention_rows(const tern_rt_config *c, tern_rt_state *s, tern_rt_state *const *kv, const int *rpos, int pos0,
+                           int layer, int n) {
+    long work = 0;   // multiply-adds, about
+    for (int i = 0; i < n; i++) work += (long)c->n_heads * (ROW_POS(i) + 1) * c->head_dim;
+    #pragma omp parallel for schedule(dynamic, 1) collapse(2) if (work > 65536) num_threads(s->n_threads)
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < c->n_heads; h++)
+            attend_head(c, ROW_KV(i), layer, h, s->q + (size_t)i * c->dim + h * c->head_dim, ROW_POS(i) + 1,
+                        s->att + (size_t)i * c->dim + h * c->head_dim, s->scores + (size_t)omp_get_thread_num() * s->seq_len);
+}
+
+// All layers for n rows whose embeddings are in s->x [n, dim] (forward's batched path and
+// forward_multi's): one kernel call per fused matrix for all rows, so the weights are read once.
+static void layers_rows(const tern_rt_model *m, tern_rt_state *s, tern_rt_state *const *kv, const int *rpos, int pos0, int n) {
     const tern_rt_config *c = &m->config;
     const tern_rt_weights *w = &m->weights;
-    int D = c->dim, F = c->ffn_dim, KV = c->kv_dim, hd = c->head_dim;
-    update_fp_kind();
-    if (n < 1 || n > s->max_batch || pos < 0 || pos + n > s->seq_len)
-        tern_fatal("forward: %d tokens at position %d do not fit (batch %d, context %d)", n, pos, s->max_batch, s->seq_len);
-    for (int i = 0; i < n; i++) {
-        if (tokens[i] < 0 || tokens[i] >= c->vocab_size) tern_fatal("forward: token id %d out of range", tokens[i]);
-        fp_row(w->token_embd, w->embd_type, tokens[i], D, s->x + (size_t)i * D);
-    }
-    if (n == 1) decode_one(m, s, pos);
-    for (int l = 0; l < c->n_layers && n > 1; l++) {
+    const int D = c->dim, F = c->ffn_dim, KV = c->kv_dim, hd = c->head_dim;
+    for (int l = 0; l < c->n_layers; l++) {
         const tern_rt_layer *L = &w->layers[l];
         // attention block
         rmsnorm_rows(s->xb, s->x, L->attn_norm, n, D, c->norm_eps);
@@ -851,15 +854,17 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
             for (int r = 0; r < KV; r++) k[r] = (float)a[D + r] * fk;
             for (int r = 0; r < KV; r++) v[r] = (float)a[D + KV + r] * fv;
         }
-        float *kc = s->key_cache + (size_t)l * s->seq_len * KV, *vc = s->value_cache + (size_t)l * s->seq_len * KV;
         for (int i = 0; i < n; i++) {
-            const float *cs = s->rope + (size_t)(pos + i) * hd;
+            const tern_rt_state *ks = ROW_KV(i);
+            const int p = ROW_POS(i);
+            const float *cs = s->rope + (size_t)p * hd;
+            float *kc = ks->key_cache + (size_t)l * ks->seq_len * KV, *vc = ks->value_cache + (size_t)l * ks->seq_len * KV;
             for (int h = 0; h < c->n_heads; h++) tern_rope_rotate(s->q + (size_t)i * D + h * hd, hd, cs, 1.0f);
             for (int h = 0; h < c->n_kv_heads; h++) tern_rope_rotate(s->k + (size_t)i * KV + h * hd, hd, cs, 1.0f);
-            memcpy(kc + (size_t)(pos + i) * KV, s->k + (size_t)i * KV, sizeof(float) * KV);
-            memcpy(vc + (size_t)(pos + i) * KV, s->v + (size_t)i * KV, sizeof(float) * KV);
+            memcpy(kc + (size_t)p * KV, s->k + (size_t)i * KV, sizeof(float) * KV);
+            memcpy(vc + (size_t)p * KV, s->v + (size_t)i * KV, sizeof(float) * KV);
         }
-        attention(c, s, l, n, pos);
+        attention_rows(c, s, kv, rpos, pos0, l, n);
         rmsnorm_rows(s->xb, s->att, L->attn_sub_norm, n, D, c->norm_eps);
         quantize_rows(s->xb, n, D, s->xq, s->sx);
         tern_tmat_mul(&L->wo, s->xq, s->sx, n, s->xb2, TERN_KERNEL_AUTO);
@@ -882,9 +887,59 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
         tern_tmat_mul(&L->w_down, s->xq, s->sx, n, s->xb2, TERN_KERNEL_AUTO);
         for (size_t i = 0; i < (size_t)n * D; i++) s->x[i] += s->xb2[i];
     }
+}
+#undef ROW_KV
+#undef ROW_POS
+
+float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int n, int pos, int all_logits) {
+    const tern_rt_config *c = &m->config;
+    const tern_rt_weights *w = &m->weights;
+    const int D = c->dim;
+    update_fp_kind();
+    if (n < 1 || n > s->max_batch || pos < 0 || pos + n > s->seq_len)
+        tern_fatal("forward: %d tokens at position %d do not fit (batch %d, context %d)", n, pos, s->max_batch, s->seq_len);
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size) tern_fatal("forward: token id %d out of range", tokens[i]);
+        fp_row(w->token_embd, w->embd_type, tokens[i], D, s->x + (size_t)i * D);
+    }
+    if (n == 1) decode_one(m, s, pos);
+    else layers_rows(m, s, NULL, NULL, pos, n);
     int first = all_logits ? 0 : n - 1, rows = all_logits ? n : 1;
     rmsnorm_rows(s->xb, s->x + (size_t)first * D, w->output_norm, rows, D, c->norm_eps);
     logits_rows(m, s, s->xb, rows, s->logits);
+    return s->logits;
+}
+
+// ---------------------------------------------------------------------------------------------
+// several sequences in one forward (tern-server's batched decoding; see runtime.h)
+
+float *forward_multi(const tern_rt_model *m, tern_rt_state *s, tern_rt_state *const *kv, const int *tokens, const int *pos, int n,
+                     const int *out_rows, int n_out) {
+    const tern_rt_config *c = &m->config;
+    const tern_rt_weights *w = &m->weights;
+    const int D = c->dim;
+    if (n < 1 || n > s->max_batch || n_out < 0 || n_out > n)
+        tern_fatal("forward_multi: %d rows (%d with logits) do not fit a batch of %d", n, n_out, s->max_batch);
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size) tern_fatal("forward_multi: token id %d out of range", tokens[i]);
+        if (pos[i] < 0 || pos[i] >= kv[i]->seq_len || pos[i] >= s->seq_len)
+            tern_fatal("forward_multi: row %d: position %d outside the context (%d)", i, pos[i], kv[i]->seq_len);
+        for (int j = 0; j < i; j++)
+            if (kv[j] == kv[i] && pos[j] == pos[i]) tern_fatal("forward_multi: rows %d and %d: same sequence and position %d", j, i, pos[i]);
+    }
+    for (int j = 0; j < n_out; j++)
+        if (out_rows[j] < 0 || out_rows[j] >= n) tern_fatal("forward_multi: logits row %d out of range", out_rows[j]);
+    if (n == 1) {   // one sequence, one token: the decode step of that sequence's own state
+        float *lg = forward(m, kv[0], tokens, 1, pos[0], 0);
+        return n_out ? lg : NULL;
+    }
+    update_fp_kind();
+    for (int i = 0; i < n; i++) fp_row(w->token_embd, w->embd_type, tokens[i], D, s->x + (size_t)i * D);
+    layers_rows(m, s, kv, pos, 0, n);
+    if (!n_out) return NULL;
+    for (int j = 0; j < n_out; j++) memcpy(s->xb2 + (size_t)j * D, s->x + (size_t)out_rows[j] * D, sizeof(float) * D);
+    rmsnorm_rows(s->xb, s->xb2, w->output_norm, n_out, D, c->norm_eps);
+    logits_rows(m, s, s->xb, n_out, s->logits);
     return s->logits;
 }
 

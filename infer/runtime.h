@@ -137,6 +137,18 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
 // Convenience: forward over any number of tokens in chunks of max_batch; logits of the last one.
 float *forward_prompt(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int n, int pos);
 
+// Several sequences in one forward (tern-server's batched decoding: one pass over the weights
+// for all rows). Row i is token tokens[i] at position pos[i] of the sequence whose KV cache is
+// kv[i]: a state of its own (build_state, any max_batch >= 1) or s itself. A sequence may have
+// several rows (a prompt chunk); its cache must hold every position below its rows' positions
+// that is not among them; no two rows share a sequence and a position. s supplies the working
+// buffers: 1 <= n <= s->max_batch, pos[i] < min(s->seq_len, kv[i]->seq_len). Returns the logits
+// of rows out_rows[0..n_out) as [n_out, vocab] (NULL when n_out = 0), in s->logits, or, for a
+// single row, in kv[0]->logits (that row then runs the one-token decode step of kv[0]). The
+// logits equal those of forward() on each sequence alone bit for bit (test_runtime checks).
+float *forward_multi(const tern_rt_model *m, tern_rt_state *s, tern_rt_state *const *kv, const int *tokens, const int *pos, int n,
+                     const int *out_rows, int n_out);
+
 // ---- sampler (sampler.c) ----
 typedef struct { float prob; int index; } tern_prob_index;
 typedef struct {
