@@ -82,7 +82,20 @@ $(BUILD)/tern-%: $(BUILD)/obj/data/%.o $(LIBTERN) $(LIBTERN_RT)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call obj,$(TEST_HELP)) $(LIBTERN) $(LIBTERN_RT)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $< $(call obj,$(TEST_HELP)) $(LIBTERN) $(LIBTERN_RT) $(LIBS) -lcmocka -o $@
+	$(CC) $(LDFLAGS) $< $(call obj,$(TEST_HELP)) $(TEST_EXTRA) $(LIBTERN) $(LIBTERN_RT) $(LIBS) -lcmocka -o $@
+
+# ---- tern-server (infer/server/): the runtime library + GNU libmicrohttpd + jansson ---------------
+# (the runtime library itself stays libc/libm/OpenMP; only these programs add the two libraries)
+SERVER_ALL  := $(wildcard infer/server/*.c)
+SERVER_PROG := $(call is_prog,$(SERVER_ALL))
+SERVER_OBJ  := $(call obj,$(filter-out $(SERVER_PROG),$(SERVER_ALL)))
+SERVER_LIBS := -lmicrohttpd -ljansson -lpthread
+SERVER_BINS := $(foreach p,$(SERVER_PROG),$(BUILD)/tern-$(basename $(notdir $(p))))
+all: $(SERVER_BINS)
+$(SERVER_BINS): $(BUILD)/tern-%: $(BUILD)/obj/infer/server/%.o $(SERVER_OBJ) $(LIBTERN_RT)
+	$(CC) $(LDFLAGS) $< $(SERVER_OBJ) $(LIBTERN_RT) $(SERVER_LIBS) $(RT_LIBS) -o $@
+$(BUILD)/tests/test_server: $(SERVER_OBJ)
+$(BUILD)/tests/test_server: TEST_EXTRA = $(SERVER_OBJ) $(SERVER_LIBS)
 
 # Run every test binary from the repo root; print one summary line; fail if any failed.
 test: all $(TESTS)

@@ -478,6 +478,34 @@ static int check_config(const tern_rt_config *c) {
     return 0;
 }
 
+int rt_parse_shape(const char *spec, tern_rt_config *c) {
+    memset(c, 0, sizeof *c);
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", spec);
+    if (!strcmp(buf, "small")) snprintf(buf, sizeof buf, "dim=256,ffn=768,layers=6,heads=4,kv_heads=4,vocab=4096");
+    if (!strcmp(buf, "2b")) snprintf(buf, sizeof buf, "dim=2560,ffn=6912,layers=30,heads=20,kv_heads=5,vocab=32000");
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        long v;
+        if (!eq || tern_parse_long(eq + 1, &v) || v < 1 || v > (1 << 24)) {
+            tern_error("bad item '%s' (expected small, 2b, or key=value items)", tok);
+            return -1;
+        }
+        *eq = 0;
+        if (!strcmp(tok, "dim")) c->dim = (int)v;
+        else if (!strcmp(tok, "ffn")) c->ffn_dim = (int)v;
+        else if (!strcmp(tok, "layers")) c->n_layers = (int)v;
+        else if (!strcmp(tok, "heads")) c->n_heads = (int)v;
+        else if (!strcmp(tok, "kv_heads")) c->n_kv_heads = (int)v;
+        else if (!strcmp(tok, "vocab")) c->vocab_size = (int)v;
+        else if (!strcmp(tok, "ctx")) c->seq_len = (int)v;
+        else { tern_error("unknown key '%s' (dim, ffn, layers, heads, kv_heads, vocab, ctx)", tok); return -1; }
+    }
+    if (!c->n_kv_heads) c->n_kv_heads = c->n_heads;
+    return 0;
+}
+
 int build_random_model(tern_rt_model *m, const tern_rt_config *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     snprintf(m->path, sizeof m->path, "(random)");

@@ -123,6 +123,11 @@ int build_model(tern_rt_model *m, const char *path);
 // A model with random ternary weights (uniform std-1 f16 embedding, unit norms, s_w = 0.02), no vocab.
 // cfg needs dim, ffn_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len (rest derived).
 int build_random_model(tern_rt_model *m, const tern_rt_config *cfg, uint64_t seed);
+// A random model's shape: "small" (dim 256, ffn 768, 6 layers, 4 heads, vocab 4096), "2b" (the
+// BitNet b1.58 2B4T shape: 2560/6912/30 layers/20 heads, 5 kv heads, vocab 32000) or
+// "dim=D,ffn=F,layers=L,heads=H,kv_heads=K,vocab=V[,ctx=C]" (seq_len 0 when no ctx given).
+// 0, or -1 + tern_error (tern-bench --random, tern-server --random).
+int rt_parse_shape(const char *spec, tern_rt_config *c);
 void free_model(tern_rt_model *m);
 
 // Buffers for up to max_batch tokens per forward and a KV cache of seq_len positions
