@@ -416,8 +416,8 @@ typedef struct { int seq, pos; } fm_row;
 
 static void fm_step(const tern_rt_model *m, tern_rt_state *work, tern_rt_state *seqs, const fm_row *rows, int n,
                     const float ref[FM_SEQS][FM_LEN][300], int with_logits) {
-    tern_rt_state *kv[16];
-    int tok[16], pos[16], out[16], n_out = 0;
+    tern_rt_state *kv[16] = {0};
+    int tok[16] = {0}, pos[16] = {0}, out[16] = {0}, n_out = 0;
     for (int i = 0; i < n; i++) {
         kv[i] = &seqs[rows[i].seq];
         tok[i] = fm_tokens[rows[i].seq][rows[i].pos];

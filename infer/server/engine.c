@@ -58,7 +58,7 @@ struct srv_engine {
     int thread_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;        // new work or shutdown
-    int stopping;
+    int stopping, held;
     srv_job *qhead, *qtail;
     int queued;
     slot_t *slots;
@@ -214,6 +214,7 @@ static void job_finish(srv_engine *e, srv_job *j, const char *finish, const char
     j->st.usage.completion = n_gen;
     if (j->cancelled) e->stats.cancelled++;
     else e->stats.finished++;
+    e->stats.generated_tokens += n_gen;
     pthread_cond_broadcast(&j->cv);
     job_unref(j);
 }
@@ -226,6 +227,7 @@ static void slot_free(slot_t *s) {
     free(s->lps);
     s->lps = NULL;
     s->n_lps = s->cap_lps = s->lps_released = 0;
+    s->pend_lp_from = 0;
     s->finish = NULL;
 }
 
@@ -270,13 +272,12 @@ static void record_logprobs(slot_t *s, const float *lg, int V, int tok, int ntop
     r->offset = offset;
     r->n_top = 0;
     // top ntop by insertion (ntop <= 20): larger logit first, smaller id among equals
-    for (int i = 0; i < V; i++) {
+    for (int i = 0; i < V && ntop > 0; i++) {
         if (r->n_top == ntop && !(lg[i] > r->top[ntop - 1].logprob)) continue;
         int k = r->n_top < ntop ? r->n_top++ : ntop - 1;
         while (k > 0 && lg[i] > r->top[k - 1].logprob) { r->top[k] = r->top[k - 1]; k--; }
         r->top[k].id = i;
         r->top[k].logprob = lg[i];
-        if (ntop == 0) r->n_top = 0;
     }
     for (int k = 0; k < r->n_top; k++) r->top[k].logprob = (float)(r->top[k].logprob - lse);
 }
@@ -321,8 +322,6 @@ static void slot_token(srv_engine *e, slot_t *s, const float *logits) {
         s->had_text = 1;
     }
     if (g->n_stop) {
-        size_t maxl = 0;
-        for (int i = 0; i < g->n_stop; i++) maxl = g->stop_len[i] > maxl ? g->stop_len[i] : maxl;
         long at = srv_stop_find(s->raw.p, s->raw.len, prev, g->stop, g->stop_len, g->n_stop);
         if (at >= 0) {
             s->raw.len = (size_t)at;   // the stop sequence and what follows are not part of the text
@@ -420,7 +419,15 @@ static void *engine_main(void *arg) {
             }
             active += s->job != NULL;
         }
-        if (!active) {
+        for (srv_job **pj = &e->qhead, *prev = NULL; *pj;) {   // cancelled while waiting
+            srv_job *j = *pj;
+            if (!j->cancelled) { prev = j; pj = &j->next; continue; }
+            *pj = j->next;
+            if (e->qtail == j) e->qtail = prev;
+            e->queued--;
+            job_finish(e, j, "cancelled", NULL, 0);
+        }
+        if (!active || e->held) {
             pthread_cond_wait(&e->cv, &e->mu);
             continue;
         }
@@ -448,10 +455,8 @@ static void *engine_main(void *arg) {
                 s->pend_lp_from = s->lps_released;
             }
             if (s->finish) {
-                e->stats.generated_tokens += s->n_gen;
                 job_finish(e, j, s->finish, NULL, s->n_gen);
                 slot_free(s);
-                s->pend_lp_from = 0;
             } else if (news) pthread_cond_broadcast(&j->cv);
         }
     }
@@ -505,6 +510,13 @@ srv_engine *srv_engine_new(const tern_rt_model *m, const tern_tokenizer *tok, co
     if (pthread_create(&e->thread, NULL, engine_main, e)) tern_fatal("engine: cannot start its thread");
     e->thread_started = 1;
     return e;
+}
+
+void srv_engine_hold(srv_engine *e, int hold) {
+    pthread_mutex_lock(&e->mu);
+    e->held = hold;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
 }
 
 void srv_engine_shutdown(srv_engine *e) {

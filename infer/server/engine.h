@@ -67,6 +67,10 @@ int srv_job_take(srv_job *j, int timeout_ms, srv_buf *text, srv_token_lp **lp, i
 void srv_job_cancel(srv_job *j);
 void srv_job_release(srv_job *j);      // drop the caller's reference (cancels a running job)
 
+// Tests: while held, the engine still admits queued jobs into free slots and frees the slots of
+// cancelled jobs, but runs no steps (so queue and slot states stay put for the test to look at).
+void srv_engine_hold(srv_engine *e, int hold);
+
 typedef struct {
     int slots, slots_busy, queued, queue_max;
     long long requests, finished, cancelled, rejected, prompt_tokens, generated_tokens, steps;
