@@ -51,7 +51,7 @@ DEPS_STAMP := $(BUILD)/.deps-installed
 OPENMP_ON := $(shell echo | $(CC) -fopenmp -dM -E - 2>/dev/null | grep -c _OPENMP)
 $(info tern: OpenMP $(if $(filter 1,$(OPENMP_ON)),on,OFF) ($(shell nproc) CPUs here; threads from OMP_NUM_THREADS), build dir $(BUILD))
 
-.PHONY: all test bench demo interop deps clean
+.PHONY: all test bench demo interop interop-server deps clean
 .SECONDARY:
 all: $(LIBTERN) $(LIBTERN_RT) $(PROGS)
 
@@ -117,6 +117,12 @@ demo: all
 interop: all
 	@scripts/install-deps.sh interop
 	@scripts/interop.sh $(BUILD)
+	@scripts/server_interop.sh $(BUILD)
+
+# tern-server alone against curl, the OpenAI client (npm) and tern-loadgen
+interop-server: all
+	@scripts/install-deps.sh interop
+	@scripts/server_interop.sh $(BUILD)
 
 clean:
 	rm -rf build build-san

@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh            build + test deps (make, make test)
 #   scripts/install-deps.sh demo       + gnuplot (loss plots in make demo)
 #   scripts/install-deps.sh ref        + python3-torch, python3-h5py (reference scripts)
-#   scripts/install-deps.sh interop    + nodejs, npm (make interop against llama.cpp)
+#   scripts/install-deps.sh interop    + nodejs, npm, curl (make interop: llama.cpp, tern-server's clients)
 set -euo pipefail
 pkgs="gcc make pkg-config libopenblas-openmp-dev libhdf5-dev libcmocka-dev libmicrohttpd-dev libjansson-dev"
 for group in "$@"; do
@@ -12,7 +12,7 @@ for group in "$@"; do
     build) ;;
     demo) pkgs="$pkgs gnuplot-nox" ;;
     ref) pkgs="$pkgs python3-torch python3-h5py python3-numpy" ;;
-    interop) pkgs="$pkgs nodejs npm" ;;
+    interop) pkgs="$pkgs nodejs npm curl" ;;
     *) echo "install-deps.sh: unknown group '$group' (known: build demo ref interop)" >&2; exit 2 ;;
   esac
 done

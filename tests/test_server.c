@@ -950,6 +950,7 @@ static void test_http(void **st) {
     hj = health(port);
     assert_int_equal(hget(hj, "slots_busy"), 0);
     assert_int_equal(hget(hj, "queue"), 0);
+    assert_int_equal(hget(hj, "http_5xx"), 0);   // a client that leaves or times out is not a server error
     json_decref(hj);
     srv_engine_shutdown(e);
     srv_http_stop(h);

@@ -640,8 +640,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     srv_http *h = cls;
     req_t *rq = *con_cls;
     if (!rq) return;
-    int status = rq->status ? rq->status : 500;
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && status < 400) status = 499;   // the client went away
+    int status = rq->status;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && status < 400) status = 499;   // the client went away (or timed out)
+    if (!status) status = 500;
     count_status(h, status == 499 ? 400 : status);
     if (h->o.verbose) fprintf(stderr, "tern-server: %s %d %.3f s\n", rq->url, status, now_s() - rq->t0);
     if (rq->rec) {   // a kept-alive connection's next request starts now
