@@ -500,6 +500,54 @@ static void test_random_model(void **st) {
     assert_int_equal(build_random_model(&m, &c, 5), -1);
 }
 
+// a plain sampler written out here (full insertion sort, no selection): sample() must draw exactly
+// the same tokens, including among tied probabilities
+static int ref_sample(const float *lg, int V, float T, int top_k, float top_p, tern_rng *r, float *probs, int *idx) {
+    float mx = lg[0];
+    for (int i = 1; i < V; i++) mx = lg[i] > mx ? lg[i] : mx;
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) { probs[i] = expf((lg[i] - mx) / T); sum += probs[i]; }
+    for (int i = 0; i < V; i++) { probs[i] = (float)(probs[i] / sum); idx[i] = i; }
+    const int filter = top_k > 0 || top_p < 1.0f;   // without a filter the draw walks the ids in order
+    for (int i = 1; i < V && filter; i++)   // by probability, descending; lower index first among equals
+        for (int j = i; j > 0 && (probs[idx[j]] > probs[idx[j - 1]] || (probs[idx[j]] == probs[idx[j - 1]] && idx[j] < idx[j - 1])); j--) {
+            int t = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = t;
+        }
+    int n = top_k > 0 && top_k < V ? top_k : V;
+    if (top_p < 1.0f) {
+        double cum = 0.0;
+        for (int i = 0; i < n; i++) { cum += probs[idx[i]]; if (cum >= top_p) { n = i + 1; break; } }
+    }
+    double mass = 0.0;
+    for (int i = 0; i < n; i++) mass += probs[idx[i]];
+    double u = tern_rng_uniform(r) * mass, cum = 0.0;
+    for (int i = 0; i < n; i++) { cum += probs[idx[i]]; if (u < cum) return idx[i]; }
+    return idx[n - 1];
+}
+
+static void test_sampler_reference(void **st) {
+    (void)st;
+    enum { V = 700 };
+    static float lg[V], probs[V];
+    static int idx[V];
+    const struct { float T; int k; float p; } cfg[] = {{0.8f, 40, 0.95f}, {1.0f, 1, 1.0f}, {1.3f, 5, 1.0f}, {0.7f, 0, 0.9f},
+                                                       {1.0f, 699, 0.5f}, {2.0f, 100, 0.99f}, {0.5f, 0, 1.0f}};
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        tu_fill_normal(lg, V, 100 + c, 2.0f);
+        for (int i = 0; i < V; i += 3) lg[i] = roundf(lg[i] * 2.0f) / 2.0f;   // ties
+        tern_sampler s;
+        build_sampler(&s, V, cfg[c].T, cfg[c].k, cfg[c].p, 77 + c);
+        tern_rng r;
+        tern_rng_seed(&r, 77 + c);
+        for (int d = 0; d < 60; d++) {
+            lg[(d * 37) % V] += 0.25f;   // the distribution moves between draws
+            const int got = sample(&s, lg), want = ref_sample(lg, V, cfg[c].T, cfg[c].k, cfg[c].p, &r, probs, idx);
+            if (got != want) fail_msg("config %zu draw %d: sample %d, reference %d", c, d, got, want);
+        }
+        free_sampler(&s);
+    }
+}
+
 static void test_sampler(void **st) {
     (void)st;
     float lg[6] = {0.1f, 2.0f, 1.9f, -1.0f, 2.0f, 0.5f};
@@ -635,6 +683,7 @@ int main(void) {
         cmocka_unit_test(test_forward_multi),
         cmocka_unit_test(test_random_model),
         cmocka_unit_test(test_sampler),
+        cmocka_unit_test(test_sampler_reference),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

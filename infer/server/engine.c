@@ -3,6 +3,7 @@
 #include "util.h"
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -392,6 +393,9 @@ static int engine_step(srv_engine *e) {
         s->pos++;
     }
     const int V = e->m->config.vocab_size;
+    // slots sample independently (their own samplers, buffers and text); a large vocabulary is
+    // worth splitting over the threads
+    #pragma omp parallel for schedule(dynamic, 1) if (n_out > 1 && V >= 16384)
     for (int k = 0; k < n_out; k++) slot_token(e, &e->slots[e->out_slot[k]], lg + (size_t)k * V);
     e->stats.steps++;
     return n;
@@ -399,6 +403,9 @@ static int engine_step(srv_engine *e) {
 
 static void *engine_main(void *arg) {
     srv_engine *e = arg;
+    // a model under 4 MB of ternary weights runs its steps on this thread alone (as the runtime's
+    // one-token decode does): waking a team for each of a step's ~60 small products costs more
+    if (e->m->ternary_bytes < ((size_t)4 << 20)) omp_set_num_threads(1);
     pthread_mutex_lock(&e->mu);
     for (;;) {
         if (e->stopping) break;
@@ -501,6 +508,7 @@ srv_engine *srv_engine_new(const tern_rt_model *m, const tern_tokenizer *tok, co
         e->slots[i].lg = tern_xmalloc(sizeof(float) * (size_t)m->config.vocab_size);
     }
     if (build_state(&e->work, m, o->batch, o->ctx)) tern_fatal("engine: %s", tern_last_error());
+    if (m->ternary_bytes < ((size_t)4 << 20)) e->work.n_threads = 1;   // see engine_main
     e->row_kv = tern_xmalloc(sizeof(tern_rt_state *) * (size_t)o->batch);
     e->row_tok = tern_xmalloc(sizeof(int) * (size_t)o->batch);
     e->row_pos = tern_xmalloc(sizeof(int) * (size_t)o->batch);
