@@ -496,7 +496,7 @@ static void take_all(srv_job *j, srv_buf *text, srv_token_lp **lp, int *n_lp, sr
     *n_lp = 0;
     *lp = NULL;
     double t0 = tern_time();
-    while (!srv_job_take(j, 50, text, lp, n_lp, &cap, st)) {
+    while (!srv_job_take(j, 50, 0, text, lp, n_lp, &cap, st)) {
         assert_true(srv_utf8_valid(text->p ? text->p : "", text->len));   // every piece handed out is well-formed
         if (tern_time() - t0 > 20) fail_msg("job did not finish");
     }
@@ -627,7 +627,7 @@ static void test_engine_stop_cancel_queue(void **st) {
     assert_int_equal(s.slots_busy, 2);
     srv_job_status js;
     srv_buf text = {0};
-    assert_int_equal(srv_job_take(a, 0, &text, NULL, NULL, NULL, &js), 1);
+    assert_int_equal(srv_job_take(a, 0, 0, &text, NULL, NULL, NULL, &js), 1);
     assert_string_equal(js.finish_reason, "cancelled");
     srv_job_release(a);
     srv_job_release(b);   // released unfinished: cancelled too

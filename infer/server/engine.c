@@ -19,7 +19,8 @@ struct srv_job {
     int *ids, n_ids;          // the prompt
     srv_gen g;
     srv_job *next;            // queue
-    pthread_cond_t cv;        // signalled when output or the end arrives
+    pthread_cond_t cv;        // signalled at the end, and when output arrives while waiting == 1
+    int waiting;              // the caller waits: 1 for output, 2 for the end only
     // output, appended by the engine, taken by the caller
     srv_buf out;
     size_t out_taken;
@@ -139,14 +140,17 @@ static void ts_in(struct timespec *ts, int ms) {
     if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
 }
 
-int srv_job_take(srv_job *j, int timeout_ms, srv_buf *text, srv_token_lp **lp, int *n_lp, int *cap_lp, srv_job_status *st) {
+int srv_job_take(srv_job *j, int timeout_ms, int end_only, srv_buf *text, srv_token_lp **lp, int *n_lp, int *cap_lp,
+                 srv_job_status *st) {
     srv_engine *e = j->e;
     pthread_mutex_lock(&e->mu);
-    if (j->out_taken == j->out.len && j->lp_taken == j->n_lp && j->state != JOB_DONE && timeout_ms > 0) {
+    if (timeout_ms > 0 && j->state != JOB_DONE && (end_only || (j->out_taken == j->out.len && j->lp_taken == j->n_lp))) {
         struct timespec ts;
         ts_in(&ts, timeout_ms);
-        while (j->out_taken == j->out.len && j->lp_taken == j->n_lp && j->state != JOB_DONE)
+        j->waiting = end_only ? 2 : 1;
+        while (j->state != JOB_DONE && (end_only || (j->out_taken == j->out.len && j->lp_taken == j->n_lp)))
             if (pthread_cond_timedwait(&j->cv, &e->mu, &ts) == ETIMEDOUT) break;
+        j->waiting = 0;
     }
     if (j->out.len > j->out_taken) {
         srv_buf_add(text, j->out.p + j->out_taken, j->out.len - j->out_taken);
@@ -464,7 +468,7 @@ static void *engine_main(void *arg) {
             if (s->finish) {
                 job_finish(e, j, s->finish, NULL, s->n_gen);
                 slot_free(s);
-            } else if (news) pthread_cond_broadcast(&j->cv);
+            } else if (news && j->waiting == 1) pthread_cond_broadcast(&j->cv);
         }
     }
     // shutting down: fail what is left

@@ -60,10 +60,12 @@ typedef struct {
     char error[160];
     srv_usage usage;
 } srv_job_status;
-// Wait up to timeout_ms for output not taken yet (or the end); append new text (well-formed
-// UTF-8) to text and new logprob records to lp (realloc'd, *n_lp/*cap_lp updated). Returns 1
-// when the job is done and everything was taken (st filled), else 0.
-int srv_job_take(srv_job *j, int timeout_ms, srv_buf *text, srv_token_lp **lp, int *n_lp, int *cap_lp, srv_job_status *st);
+// Wait up to timeout_ms for output not taken yet, or (end_only: a non-streaming caller, woken
+// once instead of per token) for the end; append new text (well-formed UTF-8) to text and new
+// logprob records to lp (realloc'd, *n_lp/*cap_lp updated). Returns 1 when the job is done and
+// everything was taken (st filled), else 0.
+int srv_job_take(srv_job *j, int timeout_ms, int end_only, srv_buf *text, srv_token_lp **lp, int *n_lp, int *cap_lp,
+                 srv_job_status *st);
 void srv_job_cancel(srv_job *j);
 void srv_job_release(srv_job *j);      // drop the caller's reference (cancels a running job)
 

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #define WAIT_MS 50
+#define STREAM_GAP_MS 10
 
 typedef struct conn_rec {
     int fd;
@@ -164,6 +165,7 @@ typedef struct {
     int finished;           // [DONE] formatted
     int gone;
     int completion_tokens;
+    double last_event;      // when output was last taken
 } stream_t;
 
 static void new_id(srv_http *h, char *out, size_t n, const char *prefix) {
@@ -216,7 +218,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         }
         if (s->finished) return MHD_CONTENT_READER_END_OF_STREAM;
         srv_job_status st;
-        int done = srv_job_take(s->job, WAIT_MS, &s->text, &s->lp, &s->n_lp, &s->cap_lp, &st);
+        // at most one event per STREAM_GAP_MS: a fast model's tokens go out in groups instead of
+        // waking this thread (and taking the engine's lock) once per token
+        const double since = tern_time() - s->last_event;
+        if (s->role_sent && since < STREAM_GAP_MS * 1e-3) usleep((useconds_t)((STREAM_GAP_MS * 1e-3 - since) * 1e6));
+        int done = srv_job_take(s->job, WAIT_MS, 0, &s->text, &s->lp, &s->n_lp, &s->cap_lp, &st);
+        if (s->text.len || s->n_lp) s->last_event = tern_time();
         if (done || s->text.len || s->n_lp || !s->role_sent) stream_format(s, done, &st);
         else if (client_gone(s->c)) {
             srv_job_cancel(s->job);
@@ -376,7 +383,7 @@ static enum MHD_Result handle_generate(srv_http *h, struct MHD_Connection *c, re
     srv_token_lp *lp = NULL;
     int n_lp = 0, cap_lp = 0;
     srv_job_status st;
-    while (!srv_job_take(job, WAIT_MS, &text, &lp, &n_lp, &cap_lp, &st)) {
+    while (!srv_job_take(job, WAIT_MS, 1, &text, &lp, &n_lp, &cap_lp, &st)) {
         if (client_gone(c)) {
             srv_job_release(job);
             srv_buf_free(&text);

@@ -2,9 +2,10 @@
 //   tern-loadgen bench --port P [--streams 1,2,4,8] [--requests R] [--max-tokens N] [--prompt TEXT]
 //   tern-loadgen load  --port P [--requests N] [--concurrency C] [--max-body B] [--seed S]
 // bench: for each stream count C, C clients each send R streaming completions one after another
-// (max_tokens N, end-of-sequence banned with logit_bias so every request generates N tokens) and
-// it prints aggregate generated tokens/s, per-stream tokens/s, and per-request latency and time to
-// first token (medians and 90th percentiles over all requests of that level).
+// (max_tokens N, end-of-sequence banned with logit_bias so every request generates N tokens), K
+// times; it prints the median over the K runs of the aggregate generated tokens/s, the median
+// per-request tokens/s, per-request latency and time to first token (medians and 90th
+// percentiles over all requests of that level), and the aggregate relative to the first level.
 // load: N requests from C clients, mixing valid ones (completions and chat, streaming or not) with
 // malformed JSON, wrong types, an unknown model, oversized bodies, a wrong API key, garbage bytes,
 // and clients that hang up mid-stream or before the answer. Every answer must be a well-formed
@@ -33,7 +34,7 @@ static int g_port = 0;
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tern-loadgen bench --port P [--host H] [--streams 1,2,4,8] [--requests R=4] [--max-tokens N=64]\n"
-            "                          [--prompt TEXT] [--api-key K]\n"
+            "                          [--reps K=1] [--prompt TEXT] [--api-key K]\n"
             "       tern-loadgen load  --port P [--host H] [--requests N=500] [--concurrency C=8] [--max-body B=1048576]\n"
             "                          [--seed S=1] [--api-key K] [--max-rss-growth MB=64]\n");
 }
@@ -228,7 +229,7 @@ static double pct(double *v, int n, double q) {   // sorts v
     return v[k < 0 ? 0 : k >= n ? n - 1 : k];
 }
 
-static int run_bench(const char *streams, int requests, int max_tokens, const char *prompt) {
+static int run_bench(const char *streams, int requests, int max_tokens, const char *prompt, int reps) {
     json_t *h = health();
     if (!h) { fprintf(stderr, "tern-loadgen: no answer from http://%s:%d/health\n", g_host, g_port); return 1; }
     printf("server: %s, %lld slots\n", json_string_value(json_object_get(h, "model")), hget(h, "slots_total"));
@@ -239,38 +240,46 @@ static int run_bench(const char *streams, int requests, int max_tokens, const ch
     int t1;
     w.lat = &a; w.ttft = &b2; w.tokens = &t1;
     bench_main(&w);
-    printf("%-8s %14s %14s %12s %12s %12s %10s\n", "streams", "aggregate/s", "per-stream/s", "latency p50", "latency p90", "ttft p50", "tokens");
+    printf("%-8s %14s %14s %12s %12s %12s %10s %9s\n", "streams", "aggregate/s", "per-stream/s", "latency p50", "latency p90", "ttft p50",
+           "tokens", "vs first");
     char buf[256];
     snprintf(buf, sizeof buf, "%s", streams);
     int status = 0;
+    double first = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         long C;
         if (tern_parse_long(tok, &C) || C < 1 || C > 1024) { fprintf(stderr, "tern-loadgen: --streams: bad count '%s'\n", tok); return 2; }
         bench_client *cl = tern_xcalloc((size_t)C, sizeof *cl);
         pthread_t *th = tern_xmalloc(sizeof(pthread_t) * (size_t)C);
-        const int total = (int)C * requests;
+        const int per_rep = (int)C * requests, total = per_rep * reps;
         double *lat = tern_xmalloc(sizeof(double) * (size_t)total), *ttft = tern_xmalloc(sizeof(double) * (size_t)total);
+        double *agg = tern_xmalloc(sizeof(double) * (size_t)reps), *rate = tern_xmalloc(sizeof(double) * (size_t)total);
         int *tokens = tern_xmalloc(sizeof(int) * (size_t)total);
-        double t0 = tern_time();
-        for (long i = 0; i < C; i++) {
-            cl[i] = (bench_client){.requests = requests, .max_tokens = max_tokens, .prompt = prompt, .lat = lat + i * requests,
-                                   .ttft = ttft + i * requests, .tokens = tokens + i * requests, .id = (int)i};
-            pthread_create(&th[i], NULL, bench_main, &cl[i]);
-        }
         int failed = 0;
-        for (long i = 0; i < C; i++) { pthread_join(th[i], NULL); failed += cl[i].failed; }
-        const double wall = tern_time() - t0;
-        long long sum = 0;
-        for (int i = 0; i < total; i++) sum += tokens[i];
-        double per_stream = 0;   // median over requests of tokens / latency
-        double *rate = tern_xmalloc(sizeof(double) * (size_t)total);
+        long long sum_all = 0;
+        for (int rep = 0; rep < reps; rep++) {
+            const int off = rep * per_rep;
+            double t0 = tern_time();
+            for (long i = 0; i < C; i++) {
+                cl[i] = (bench_client){.requests = requests, .max_tokens = max_tokens, .prompt = prompt, .lat = lat + off + i * requests,
+                                       .ttft = ttft + off + i * requests, .tokens = tokens + off + i * requests, .id = (int)(i + 1000 * rep)};
+                pthread_create(&th[i], NULL, bench_main, &cl[i]);
+            }
+            for (long i = 0; i < C; i++) { pthread_join(th[i], NULL); failed += cl[i].failed; }
+            const double wall = tern_time() - t0;
+            long long sum = 0;
+            for (int i = 0; i < per_rep; i++) sum += tokens[off + i];
+            agg[rep] = sum / wall;
+            sum_all += sum;
+        }
         for (int i = 0; i < total; i++) rate[i] = lat[i] > 0 ? tokens[i] / lat[i] : 0;
-        per_stream = pct(rate, total, 0.5);
-        printf("%-8ld %14.1f %14.1f %11.3fs %11.3fs %11.3fs %10lld%s\n", C, sum / wall, per_stream, pct(lat, total, 0.5), pct(lat, total, 0.9),
-               pct(ttft, total, 0.5), sum, failed ? "  FAILED REQUESTS" : "");
+        const double med = pct(agg, reps, 0.5);
+        if (!first) first = med;
+        printf("%-8ld %14.1f %14.1f %11.3fs %11.3fs %11.3fs %10lld %8.2fx%s\n", C, med, pct(rate, total, 0.5), pct(lat, total, 0.5),
+               pct(lat, total, 0.9), pct(ttft, total, 0.5), sum_all, med / first, failed ? "  FAILED REQUESTS" : "");
         fflush(stdout);
         if (failed) status = 1;
-        free(rate); free(lat); free(ttft); free(tokens); free(cl); free(th);
+        free(rate); free(agg); free(lat); free(ttft); free(tokens); free(cl); free(th);
     }
     return status;
 }
@@ -491,7 +500,7 @@ static int run_load(long total, int conc, size_t max_body, uint64_t seed, long m
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) { usage(argc < 2 ? stderr : stdout); return argc < 2 ? 2 : 0; }
     const char *mode = argv[1], *streams = "1,2,4,8", *prompt = "Once upon a time, in a land far away,";
-    long requests = -1, max_tokens = 64, conc = 8, max_body = 1 << 20, seed = 1, growth = 64;
+    long requests = -1, max_tokens = 64, conc = 8, max_body = 1 << 20, seed = 1, growth = 64, reps = 1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
@@ -505,6 +514,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--port")) { long p; if (tern_parse_long(v, &p) || p < 1 || p > 65535) { fprintf(stderr, "tern-loadgen: --port: bad port '%s'\n", v); return 2; } g_port = (int)p; }
         else if (!strcmp(a, "--requests")) dst = &requests;
         else if (!strcmp(a, "--max-tokens")) dst = &max_tokens;
+        else if (!strcmp(a, "--reps")) { dst = &reps; hi = 100; }
         else if (!strcmp(a, "--concurrency")) { dst = &conc; hi = 1024; }
         else if (!strcmp(a, "--max-body")) dst = &max_body;
         else if (!strcmp(a, "--seed")) { dst = &seed; lo = 0; }
@@ -514,7 +524,7 @@ int main(int argc, char **argv) {
     }
     if (!g_port) { fprintf(stderr, "tern-loadgen: --port is required\n"); return 2; }
     signal(SIGPIPE, SIG_IGN);
-    if (!strcmp(mode, "bench")) return run_bench(streams, requests < 0 ? 4 : (int)requests, (int)max_tokens, prompt);
+    if (!strcmp(mode, "bench")) return run_bench(streams, requests < 0 ? 4 : (int)requests, (int)max_tokens, prompt, (int)reps);
     if (!strcmp(mode, "load")) return run_load(requests < 0 ? 500 : requests, (int)conc, (size_t)max_body, (uint64_t)seed, growth);
     fprintf(stderr, "tern-loadgen: unknown mode '%s' (bench or load)\n", mode);
     return 2;
