@@ -627,6 +627,11 @@ void free_state(tern_rt_state *s) {
     free(s->xq);
     free(s->acc);
     free(s->xt); free(s->nrow); free(s->xqt); free(s->qh); free(s->splits);
+    if (s->multi) {
+        void **p = s->multi;
+        for (int i = 0; i < 4; i++) free(p[i]);
+        free(p);
+    }
     memset(s, 0, sizeof *s);
 }
 
@@ -941,6 +946,102 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
 // ---------------------------------------------------------------------------------------------
 // several sequences in one forward (tern-server's batched decoding; see runtime.h)
 
+// A step of up to MULTI_ROWS rows in ONE parallel region (decode_one's design for several rows):
+// each product is one tern_tmat_muln_team call that shares out row blocks and computes every block
+// for all rows, so the weights stream once per step; barriers instead of the ~12 fork/joins per
+// layer of layers_rows; each thread keeps its own copy of the rows' residual streams and
+// normalizes/quantizes the products' inputs itself. Same arithmetic as layers_rows (bit-identical
+// logits). Rows may share a sequence (a prompt chunk): all K/V of a layer are stored before its
+// attention. s->x [n, dim] holds the embeddings on entry and the final residual streams on exit.
+#define MULTI_ROWS 16
+enum { MS_XT, MS_XQ, MS_SX, MS_NROW };   // s->multi: per-thread buffers (void *[4])
+
+static void decode_multi(const tern_rt_model *m, tern_rt_state *s, tern_rt_state *const *kv, const int *pos, int n) {
+    const tern_rt_config *c = &m->config;
+    const tern_rt_weights *w = &m->weights;
+    const int D = c->dim, F = c->ffn_dim, KV = c->kv_dim, hd = c->head_dim, nkv = c->n_kv_heads, nh = c->n_heads;
+    const int max_team = s->n_threads < TERN_SPLIT_MAX ? s->n_threads : TERN_SPLIT_MAX;
+    const int nt = s->team < 1 ? 1 : s->team > max_team ? max_team : s->team;
+    const size_t wide = (size_t)(F > D ? F : D), xqp = (size_t)s->xq_pad;
+    // a product's rows of int8 input lie at the stride its matrix wants: cols rounded up to 256
+    const size_t dp = (size_t)(D + 255) / 256 * 256, fp = (size_t)(F + 255) / 256 * 256;
+    if (!s->multi) {   // for n_threads threads x MULTI_ROWS rows
+        void **p = tern_xcalloc(4, sizeof(void *));
+        const size_t T = (size_t)s->n_threads, R = MULTI_ROWS;
+        p[MS_XT] = tern_aligned_alloc(sizeof(float) * T * R * D);
+        p[MS_XQ] = tern_aligned_alloc(T * R * xqp);
+        memset(p[MS_XQ], 0, T * R * xqp);
+        p[MS_SX] = tern_aligned_alloc(sizeof(float) * T * R);
+        p[MS_NROW] = tern_aligned_alloc(sizeof(float) * T * (wide + (size_t)hd));
+        s->multi = p;
+    }
+    void **ms = s->multi;
+    for (int l = 0; l < c->n_layers; l++) {
+        const tern_rt_layer *L = &w->layers[l];
+        const tern_tmat *mats[4] = {&L->wqkv, &L->wo, &L->wgu, &L->w_down};
+        for (int j = 0; j < 4; j++) tern_tmat_split_init(s->splits + (size_t)(4 * l + j) * nt, nt, mats[j]);
+    }
+    #pragma omp parallel num_threads(nt)
+    {
+        const int me = omp_get_thread_num();
+        float *x = (float *)ms[MS_XT] + (size_t)me * MULTI_ROWS * D, *sx = (float *)ms[MS_SX] + (size_t)me * MULTI_ROWS;
+        int8_t *xq = (int8_t *)ms[MS_XQ] + (size_t)me * MULTI_ROWS * xqp;
+        float *nrow = (float *)ms[MS_NROW] + (size_t)me * (wide + (size_t)hd), *qh = nrow + wide;
+        float *sc = s->scores + (size_t)me * s->seq_len;
+        memcpy(x, s->x, sizeof(float) * (size_t)n * D);
+        for (int l = 0; l < c->n_layers; l++) {
+            const tern_rt_layer *L = &w->layers[l];
+            tern_split *sp = s->splits + (size_t)4 * l * nt;
+            // attention block: q, k, v of every row
+            for (int r = 0; r < n; r++) sx[r] = norm_quant(x + (size_t)r * D, L->attn_norm, D, c->norm_eps, nrow, xq + r * dp);
+            tern_tmat_muln_team(&L->wqkv, sp, nt, xq, n, sx, NULL, s->acc, TERN_KERNEL_AUTO);   // [n, D + 2 KV]
+            #pragma omp barrier
+            #pragma omp for schedule(static)
+            for (int t = 0; t < n * nkv; t++) {   // (row, kv head): k and v into the row's cache
+                const int r = t / nkv, h = t % nkv;
+                const int32_t *a = s->acc + (size_t)r * (D + 2 * KV);
+                const float fk = L->scale[1] / sx[r], fv = L->scale[2] / sx[r];
+                const tern_rt_state *ks = kv[r];
+                float *kc = ks->key_cache + ((size_t)l * ks->seq_len + pos[r]) * KV, *vc = ks->value_cache + ((size_t)l * ks->seq_len + pos[r]) * KV;
+                for (int q = h * hd; q < (h + 1) * hd; q++) kc[q] = (float)a[D + q] * fk;
+                tern_rope_rotate(kc + h * hd, hd, s->rope + (size_t)pos[r] * hd, 1.0f);
+                for (int q = h * hd; q < (h + 1) * hd; q++) vc[q] = (float)a[D + KV + q] * fv;
+            }
+            #pragma omp for schedule(dynamic, 1)
+            for (int t = 0; t < n * nh; t++) {   // (row, head): its query against its cache
+                const int r = t / nh, h = t % nh;
+                const float fq = L->scale[0] / sx[r];
+                const int32_t *a = s->acc + (size_t)r * (D + 2 * KV);
+                for (int q = 0; q < hd; q++) qh[q] = (float)a[h * hd + q] * fq;
+                tern_rope_rotate(qh, hd, s->rope + (size_t)pos[r] * hd, 1.0f);
+                attend_head(c, kv[r], l, h, qh, pos[r] + 1, s->att + (size_t)r * D + h * hd, sc);
+            }
+            for (int r = 0; r < n; r++) sx[r] = norm_quant(s->att + (size_t)r * D, L->attn_sub_norm, D, c->norm_eps, nrow, xq + r * dp);
+            tern_tmat_muln_team(&L->wo, sp + nt, nt, xq, n, sx, s->xb2, NULL, TERN_KERNEL_AUTO);
+            #pragma omp barrier
+            for (size_t i = 0; i < (size_t)n * D; i++) x[i] += s->xb2[i];
+            // feed-forward block
+            for (int r = 0; r < n; r++) sx[r] = norm_quant(x + (size_t)r * D, L->ffn_norm, D, c->norm_eps, nrow, xq + r * dp);
+            tern_tmat_muln_team(&L->wgu, sp + 2 * nt, nt, xq, n, sx, NULL, s->acc, TERN_KERNEL_AUTO);   // [n, 2F]
+            #pragma omp barrier
+            const int nck = (F + 1023) / 1024;
+            #pragma omp for schedule(static)
+            for (int ck = 0; ck < n * nck; ck++) {   // SwiGLU in the batched path's chunks
+                const int r = ck / nck, r0 = (ck % nck) * 1024, len = F - r0 < 1024 ? F - r0 : 1024;
+                const int32_t *ag = s->acc + (size_t)r * 2 * F + r0;
+                swiglu_chunk(ag, ag + F, L->scale[4] / sx[r], L->scale[5] / sx[r], len, s->hb + (size_t)r * F + r0);
+            }
+            for (int r = 0; r < n; r++) sx[r] = norm_quant(s->hb + (size_t)r * F, L->ffn_sub_norm, F, c->norm_eps, nrow, xq + r * fp);
+            tern_tmat_muln_team(&L->w_down, sp + 3 * nt, nt, xq, n, sx, s->xb2, NULL, TERN_KERNEL_AUTO);
+            #pragma omp barrier
+            for (size_t i = 0; i < (size_t)n * D; i++) x[i] += s->xb2[i];
+            // the next layer's first product overwrites s->xb2 / s->acc only after the barriers
+            // that follow its own inputs' preparation, which every thread reaches after reading them
+        }
+        if (me == 0) memcpy(s->x, x, sizeof(float) * (size_t)n * D);
+    }
+}
+
 float *forward_multi(const tern_rt_model *m, tern_rt_state *s, tern_rt_state *const *kv, const int *tokens, const int *pos, int n,
                      const int *out_rows, int n_out) {
     const tern_rt_config *c = &m->config;
@@ -963,7 +1064,8 @@ float *forward_multi(const tern_rt_model *m, tern_rt_state *s, tern_rt_state *co
     }
     update_fp_kind();
     for (int i = 0; i < n; i++) fp_row(w->token_embd, w->embd_type, tokens[i], D, s->x + (size_t)i * D);
-    layers_rows(m, s, kv, pos, 0, n);
+    if (n <= MULTI_ROWS) decode_multi(m, s, kv, pos, n);   // decode rows (and short chunks): one region
+    else layers_rows(m, s, kv, pos, 0, n);                 // prompt-sized: per-op parallel loops
     if (!n_out) return NULL;
     for (int j = 0; j < n_out; j++) memcpy(s->xb2 + (size_t)j * D, s->x + (size_t)out_rows[j] * D, sizeof(float) * D);
     rmsnorm_rows(s->xb, s->xb2, w->output_norm, n_out, D, c->norm_eps);

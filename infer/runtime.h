@@ -115,6 +115,7 @@ typedef struct {
     int8_t *xqt;     // [n_threads, xq_pad] its int8 activations, zero past the row's length
     float *qh;       // [n_threads, head_dim] a query head
     tern_split *splits; // [4 * n_layers, team] the work splits of each layer's 4 products
+    void *multi;     // forward_multi's per-thread buffers for its one-region step (allocated on first use)
 } tern_rt_state;
 
 // Load a bitnet GGUF: mmap, check architecture/keys/shapes/types, repack ternary weights.

@@ -407,17 +407,16 @@ static void test_batch_decode_kernels(void **st) {
 // forward_multi (several sequences per forward, each with its own KV cache) == each sequence
 // alone through forward(), one token at a time (the decode_one path, separate code), bit for bit:
 // prompt chunks and decode rows of three sequences mixed in one call, rows in any order, a
-// single-row step, a step without logits
-enum { FM_SEQS = 3, FM_LEN = 12 };
-static const int fm_tokens[FM_SEQS][FM_LEN] = {{1, 5, 260, 77, 299, 3, 3, 150, 42, 270, 9, 8},
-                                               {1, 9, 9, 9, 120, 121, 122, 4, 5, 6, 7, 8},
-                                               {1, 299, 298, 2, 40, 41, 42, 43, 44, 45, 46, 47}};
+// single-row step, a step without logits, a step over 16 rows (the per-op batched path instead
+// of the one-region step); the one-region step as a team of 1, 2 and 3 threads
+enum { FM_SEQS = 3, FM_LEN = 24 };
+static int fm_tokens[FM_SEQS][FM_LEN];
 typedef struct { int seq, pos; } fm_row;
 
 static void fm_step(const tern_rt_model *m, tern_rt_state *work, tern_rt_state *seqs, const fm_row *rows, int n,
                     const float ref[FM_SEQS][FM_LEN][300], int with_logits) {
-    tern_rt_state *kv[16] = {0};
-    int tok[16] = {0}, pos[16] = {0}, out[16] = {0}, n_out = 0;
+    tern_rt_state *kv[32] = {0};
+    int tok[32] = {0}, pos[32] = {0}, out[32] = {0}, n_out = 0;
     for (int i = 0; i < n; i++) {
         kv[i] = &seqs[rows[i].seq];
         tok[i] = fm_tokens[rows[i].seq][rows[i].pos];
@@ -426,7 +425,10 @@ static void fm_step(const tern_rt_model *m, tern_rt_state *work, tern_rt_state *
     }
     const float *lg = forward_multi(m, work, kv, tok, pos, n, out, n_out);
     if (!with_logits) { assert_null(lg); return; }
-    for (int j = 0; j < n_out; j++) assert_memory_equal(lg + (size_t)j * 300, ref[rows[out[j]].seq][rows[out[j]].pos], sizeof(float) * 300);
+    for (int j = 0; j < n_out; j++)
+        if (memcmp(lg + (size_t)j * 300, ref[rows[out[j]].seq][rows[out[j]].pos], sizeof(float) * 300))
+            fail_msg("team %d, a step of %d rows: logits of row %d (sequence %d, position %d) differ from the sequence alone (%g vs %g)",
+                     work->team, n, out[j], rows[out[j]].seq, rows[out[j]].pos, lg[(size_t)j * 300], ref[rows[out[j]].seq][rows[out[j]].pos][0]);
 }
 
 typedef struct { const tern_rt_model *m; tern_rt_state *work, *seq; } fm_dup_ctx;
@@ -446,38 +448,57 @@ static void test_forward_multi(void **st) {
     tm_write(&t, path, (tm_opts){.ttype = TERN_GGML_TQ2_0, .embd_type = TERN_GGML_F16, .scale_tensor = 1, .vocab = 1});
     tern_rt_model m;
     assert_int_equal(build_model(&m, path), 0);
+    tern_rng rng;
+    tern_rng_seed(&rng, 21);
+    for (int q = 0; q < FM_SEQS; q++)
+        for (int p = 0; p < FM_LEN; p++) fm_tokens[q][p] = p == 0 ? 1 : 3 + (int)(tern_rng_u64(&rng) % 297);
     static float ref[FM_SEQS][FM_LEN][300];
     tern_rt_state s, seqs[FM_SEQS], work;
     assert_int_equal(build_state(&s, &m, 1, 0), 0);
-    for (int q = 0; q < FM_SEQS; q++) {
+    for (int q = 0; q < FM_SEQS; q++)
         for (int p = 0; p < FM_LEN; p++) memcpy(ref[q][p], forward(&m, &s, &fm_tokens[q][p], 1, p, 0), sizeof ref[q][p]);
-        assert_int_equal(build_state(&seqs[q], &m, 1, 0), 0);
+    const int saved = omp_get_max_threads();
+    for (int team = 1; team <= 3; team++) {
+        omp_set_num_threads(team > 1 ? team : saved);
+        for (int q = 0; q < FM_SEQS; q++) assert_int_equal(build_state(&seqs[q], &m, 1, 0), 0);
+        assert_int_equal(build_state(&work, &m, 32, 0), 0);
+        work.team = team;
+        // step 1: prompt chunks of sequences 0 (0..4) and 1 (0..2)
+        const fm_row r1[] = {{0, 0}, {0, 1}, {0, 2}, {0, 3}, {0, 4}, {1, 0}, {1, 1}, {1, 2}};
+        fm_step(&m, &work, seqs, r1, 8, ref, 1);
+        // step 2: sequence 0 decodes, sequence 1 goes on with its prompt, sequence 2 starts; mixed order
+        const fm_row r2[] = {{1, 3}, {2, 0}, {0, 5}, {1, 4}, {2, 1}, {1, 5}, {1, 6}};
+        fm_step(&m, &work, seqs, r2, 7, ref, 1);
+        // step 3: one decode row each, no logits wanted
+        const fm_row r3[] = {{2, 2}, {0, 6}, {1, 7}};
+        fm_step(&m, &work, seqs, r3, 3, ref, 0);
+        // step 4: a single row (the sequence's own one-token decode step)
+        const fm_row r4[] = {{1, 8}};
+        fm_step(&m, &work, seqs, r4, 1, ref, 1);
+        // step 5: decode rows in reversed order
+        const fm_row r5[] = {{2, 3}, {1, 9}, {0, 7}};
+        fm_step(&m, &work, seqs, r5, 3, ref, 1);
+        // step 6: 20 rows (more than one region's worth: the per-op batched path)
+        fm_row r6[20];
+        int k = 0;
+        for (int p = 8; p < 20; p++) r6[k++] = (fm_row){0, p};
+        for (int p = 4; p < 10; p++) r6[k++] = (fm_row){2, p};
+        r6[k++] = (fm_row){1, 10};
+        r6[k++] = (fm_row){1, 11};
+        fm_step(&m, &work, seqs, r6, 20, ref, 1);
+        // step 7: the rest, decode-sized again
+        const fm_row r7[] = {{0, 20}, {2, 10}, {1, 12}, {0, 21}, {2, 11}};
+        fm_step(&m, &work, seqs, r7, 5, ref, 1);
+        if (team == 3) {   // a repeated (sequence, position) is a caller bug: tern_fatal (checked in a child)
+            fm_dup_ctx dc = {&m, &work, &seqs[0]};
+            char err[512];
+            assert_int_not_equal(tu_run_child(fm_dup_child, &dc, err, sizeof err), 0);
+            assert_non_null(strstr(err, "same sequence and position"));
+        }
+        for (int q = 0; q < FM_SEQS; q++) free_state(&seqs[q]);
+        free_state(&work);
     }
-    assert_int_equal(build_state(&work, &m, 16, 0), 0);
-    // step 1: prompt chunks of sequences 0 (0..4) and 1 (0..2)
-    const fm_row r1[] = {{0, 0}, {0, 1}, {0, 2}, {0, 3}, {0, 4}, {1, 0}, {1, 1}, {1, 2}};
-    fm_step(&m, &work, seqs, r1, 8, ref, 1);
-    // step 2: sequence 0 decodes, sequence 1 goes on with its prompt, sequence 2 starts; mixed order
-    const fm_row r2[] = {{1, 3}, {2, 0}, {0, 5}, {1, 4}, {2, 1}, {1, 5}, {1, 6}};
-    fm_step(&m, &work, seqs, r2, 7, ref, 1);
-    // step 3: one decode row each, no logits wanted
-    const fm_row r3[] = {{2, 2}, {0, 6}, {1, 7}};
-    fm_step(&m, &work, seqs, r3, 3, ref, 0);
-    // step 4: a single row (the sequence's own one-token decode step)
-    const fm_row r4[] = {{1, 8}};
-    fm_step(&m, &work, seqs, r4, 1, ref, 1);
-    // steps 5-6: decode rows in reversed order, then the rest
-    const fm_row r5[] = {{2, 3}, {1, 9}, {0, 7}};
-    fm_step(&m, &work, seqs, r5, 3, ref, 1);
-    const fm_row r6[] = {{0, 8}, {0, 9}, {0, 10}, {0, 11}, {2, 4}, {1, 10}};
-    fm_step(&m, &work, seqs, r6, 6, ref, 1);
-    // a repeated (sequence, position) is a caller bug: tern_fatal (checked in a child process)
-    fm_dup_ctx dc = {&m, &work, &seqs[0]};
-    char err[512];
-    assert_int_not_equal(tu_run_child(fm_dup_child, &dc, err, sizeof err), 0);
-    assert_non_null(strstr(err, "same sequence and position"));
-    for (int q = 0; q < FM_SEQS; q++) free_state(&seqs[q]);
-    free_state(&work);
+    omp_set_num_threads(saved);
     free_state(&s);
     free_model(&m);
     tm_free(&t);

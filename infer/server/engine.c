@@ -112,7 +112,9 @@ int srv_engine_submit(srv_engine *e, srv_job *j, srv_error *err) {
         srv_error_set(err, 503, "server_error", "shutting_down", NULL, "the server is shutting down");
         return -1;
     }
-    if (e->queued >= e->o.queue_max) {
+    int idle = e->o.n_slots;   // slots the engine has not filled yet take requests before the queue counts
+    for (int i = 0; i < e->o.n_slots; i++) idle -= e->slots[i].job != NULL;
+    if (e->queued >= e->o.queue_max + idle) {
         e->stats.rejected++;
         pthread_mutex_unlock(&e->mu);
         srv_error_set(err, 429, "rate_limit_error", "queue_full", NULL,

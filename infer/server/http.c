@@ -176,6 +176,7 @@ static void new_id(srv_http *h, char *out, size_t n, const char *prefix) {
 // format what was taken into SSE events (after the job ended: the end too)
 static void stream_format(stream_t *s, int done, const srv_job_status *st) {
     const srv_resp *r = &s->resp;
+    for (int i = 0; i < s->n_lp; i++) s->lp[i].offset += s->echo_len;   // offsets count the echoed prompt too
     if (!s->role_sent) {
         if (r->kind == SRV_CHAT) srv_sse_chunk(&s->out, r, "", 0, NULL, 0, NULL, NULL, 1, 0);
         else if (s->echo) srv_sse_chunk(&s->out, r, s->echo, s->echo_len, NULL, 0, NULL, NULL, 0, 0);
@@ -325,7 +326,13 @@ static enum MHD_Result handle_generate(srv_http *h, struct MHD_Connection *c, re
         for (int i = 0; i < k; i++) { g.stop[g.n_stop] = (char *)extra[i]; g.stop_len[g.n_stop++] = strlen(extra[i]); }
     }
     g.logprobs = r.logprobs;
-    g.first_text = kind == SRV_CHAT || (n == 1 && bos >= 0 && ids[0] == bos);
+    // the tokenizer drops the leading space of a text's first piece: a chat reply is a new text, a
+    // completion continues its prompt's text (if the prompt has any), as tern-generate prints it
+    g.first_text = 1;
+    for (int i = 0; i < n && kind == SRV_COMPLETION && g.first_text; i++) {
+        char piece[TERN_TOK_MAX_PIECE + 8];
+        if (tern_tokenizer_decode_piece(o->tok, ids[i], 1, piece, sizeof piece) > 0) g.first_text = 0;
+    }
     srv_resp resp = {.kind = kind, .model = o->model_id, .created = (long long)time(NULL), .tok = o->tok, .logprobs = r.logprobs};
     const int stream = r.stream, include_usage = r.include_usage;
     if (g.max_tokens == 0) {   // nothing to generate: the prompt's usage only
