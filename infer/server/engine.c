@@ -407,6 +407,12 @@ static int engine_step(srv_engine *e) {
     return n;
 }
 
+static double thread_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static void *engine_main(void *arg) {
     srv_engine *e = arg;
     // a model under 4 MB of ternary weights runs its steps on this thread alone (as the runtime's
@@ -445,8 +451,12 @@ static void *engine_main(void *arg) {
             continue;
         }
         pthread_mutex_unlock(&e->mu);
-        engine_step(e);
+        const double t0 = tern_time(), c0 = thread_cpu();
+        const int rows = engine_step(e);
+        const double dt = tern_time() - t0, dc = thread_cpu() - c0;
         pthread_mutex_lock(&e->mu);
+        const int b = rows < SRV_STAT_ROWS ? rows : SRV_STAT_ROWS;
+        if (rows > 0) { e->stats.step_count[b]++; e->stats.step_seconds[b] += dt; e->stats.step_cpu_seconds[b] += dc; }
         for (int i = 0; i < e->o.n_slots; i++) {   // publish
             slot_t *s = &e->slots[i];
             srv_job *j = s->job;

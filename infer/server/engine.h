@@ -76,6 +76,11 @@ void srv_engine_hold(srv_engine *e, int hold);
 typedef struct {
     int slots, slots_busy, queued, queue_max;
     long long requests, finished, cancelled, rejected, prompt_tokens, generated_tokens, steps;
+    // forward + sampling time of steps by their row count (1..SRV_STAT_ROWS; the last bucket: more)
+#define SRV_STAT_ROWS 16
+    long long step_count[SRV_STAT_ROWS + 1];
+    double step_seconds[SRV_STAT_ROWS + 1];
+    double step_cpu_seconds[SRV_STAT_ROWS + 1];   // the engine thread's own CPU time (its team's workers not counted)
 } srv_engine_stats;
 void srv_engine_get_stats(srv_engine *e, srv_engine_stats *s);
 

@@ -459,6 +459,22 @@ static enum MHD_Result handle_health(srv_http *h, struct MHD_Connection *c, req_
     json_object_set_new(o, "prompt_tokens", json_integer(st.prompt_tokens));
     json_object_set_new(o, "generated_tokens", json_integer(st.generated_tokens));
     json_object_set_new(o, "steps", json_integer(st.steps));
+    json_t *sm = json_object();   // mean milliseconds per step (forward + sampling) by rows in the step
+    for (int b = 1; b <= SRV_STAT_ROWS; b++)
+        if (st.step_count[b]) {
+            char k[16];
+            snprintf(k, sizeof k, b < SRV_STAT_ROWS ? "%d" : "%d+", b);
+            json_object_set_new(sm, k, json_real(1e3 * st.step_seconds[b] / (double)st.step_count[b]));
+        }
+    json_object_set_new(o, "step_ms_by_rows", sm);
+    json_t *cm = json_object();   // the same in CPU time of the engine thread (not its OpenMP workers)
+    for (int b = 1; b <= SRV_STAT_ROWS; b++)
+        if (st.step_count[b]) {
+            char k[16];
+            snprintf(k, sizeof k, b < SRV_STAT_ROWS ? "%d" : "%d+", b);
+            json_object_set_new(cm, k, json_real(1e3 * st.step_cpu_seconds[b] / (double)st.step_count[b]));
+        }
+    json_object_set_new(o, "step_cpu_ms_by_rows", cm);
     pthread_mutex_lock(&h->mu);
     json_object_set_new(o, "connections", json_integer(h->n_conns));
     json_object_set_new(o, "http_requests", json_integer(h->n_requests));

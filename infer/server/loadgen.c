@@ -281,6 +281,19 @@ static int run_bench(const char *streams, int requests, int max_tokens, const ch
         if (failed) status = 1;
         free(rate); free(agg); free(lat); free(ttft); free(tokens); free(cl); free(th);
     }
+    h = health();
+    const char *keys[2] = {"step_ms_by_rows", "step_cpu_ms_by_rows"};
+    const char *what[2] = {"wall", "engine thread CPU"};
+    for (int q = 0; q < 2; q++) {   // the engine's own time per step (forward + sampling), without HTTP
+        json_t *sm = h ? json_object_get(h, keys[q]) : NULL;
+        if (!json_is_object(sm)) continue;
+        printf("server step %s time (forward + sampling), mean ms by rows in the step:", what[q]);
+        const char *k;
+        json_t *v;
+        json_object_foreach(sm, k, v) printf(" %s: %.2f", k, json_real_value(v));
+        printf("\n");
+    }
+    json_decref(h);
     return status;
 }
 
