@@ -750,7 +750,7 @@ srv_http *srv_http_start(const srv_http_opts *o, const char *host, int port) {
     h->created = (long long)time(NULL);
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->wcv, NULL);
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h,
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
@@ -778,6 +778,17 @@ int srv_http_port(const srv_http *h) { return h->port; }
 
 void srv_http_stop(srv_http *h) {
     if (!h) return;
+    // no new connections; give the open ones up to 2 s to send what they have (a stream's error
+    // event and [DONE] after the engine's shutdown) before they are closed
+    MHD_quiesce_daemon(h->d);
+    for (int i = 0; i < 40; i++) {
+        pthread_mutex_lock(&h->mu);
+        int busy = 0;
+        for (conn_rec *r = h->conns; r; r = r->next) busy += !r->reading;   // in a request, not idle between them
+        pthread_mutex_unlock(&h->mu);
+        if (!busy) break;
+        usleep(50000);
+    }
     pthread_mutex_lock(&h->mu);
     h->watchdog_stop = 1;
     pthread_cond_signal(&h->wcv);
