@@ -607,6 +607,14 @@ static void test_engine_stop_cancel_queue(void **st) {
     }
     assert_int_equal(s.slots_busy, 2);
     assert_int_equal(s.queued, 1);
+    {   // a timed wait for output really waits (a job held in the queue has none)
+        srv_buf none = {0};
+        srv_job_status js0;
+        const double t0 = tern_time();
+        assert_int_equal(srv_job_take(q, 150, 0, &none, NULL, NULL, NULL, &js0), 0);
+        assert_true(tern_time() - t0 > 0.12);
+        assert_int_equal(none.len, 0);
+    }
     int *ids2 = malloc(sizeof(int));
     ids2[0] = g_tok.bos_id;
     srv_gen g = {.max_tokens = 1};

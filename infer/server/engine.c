@@ -47,7 +47,7 @@ typedef struct {
     int n_lps, cap_lps, lps_released;
     // this step's output, published under the lock
     srv_buf pend;
-    int pend_lp_from, pend_lp_to;
+    int pend_lp_from;         // records before this one were published
     const char *finish;       // set when the job ends this step
 } slot_t;
 
@@ -101,7 +101,11 @@ srv_job *srv_job_new(srv_engine *e, int *ids, int n, const srv_gen *g) {
         j->g.stop[i] = tern_xmalloc(g->stop_len[i] + 1);
         memcpy(j->g.stop[i], g->stop[i], g->stop_len[i] + 1);
     }
-    pthread_cond_init(&j->cv, NULL);
+    pthread_condattr_t ca;   // timed waits count on the monotonic clock (ts_in)
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->cv, &ca);
+    pthread_condattr_destroy(&ca);
     return j;
 }
 
@@ -514,10 +518,7 @@ srv_engine *srv_engine_new(const tern_rt_model *m, const tern_tokenizer *tok, co
     memcpy(e->eog, o->eog, sizeof(int) * (size_t)o->n_eog);
     e->o.eog = e->eog;
     pthread_mutex_init(&e->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_cond_init(&e->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&e->cv, NULL);
     e->slots = tern_xcalloc((size_t)o->n_slots, sizeof(slot_t));
     for (int i = 0; i < o->n_slots; i++) {
         if (build_state(&e->slots[i].kv, m, 1, o->ctx)) tern_fatal("engine: %s", tern_last_error());
