@@ -525,7 +525,10 @@ srv_engine *srv_engine_new(const tern_rt_model *m, const tern_tokenizer *tok, co
         e->slots[i].lg = tern_xmalloc(sizeof(float) * (size_t)m->config.vocab_size);
     }
     if (build_state(&e->work, m, o->batch, o->ctx)) tern_fatal("engine: %s", tern_last_error());
-    if (m->ternary_bytes < ((size_t)4 << 20)) e->work.n_threads = 1;   // see engine_main
+    if (m->ternary_bytes < ((size_t)4 << 20)) {   // see engine_main: the slots' one-row steps too
+        e->work.n_threads = 1;
+        for (int i = 0; i < o->n_slots; i++) e->slots[i].kv.n_threads = 1;
+    }
     e->row_kv = tern_xmalloc(sizeof(tern_rt_state *) * (size_t)o->batch);
     e->row_tok = tern_xmalloc(sizeof(int) * (size_t)o->batch);
     e->row_pos = tern_xmalloc(sizeof(int) * (size_t)o->batch);

@@ -5,7 +5,7 @@
 // byte pieces: one character may span several tokens, and a model can emit byte sequences that
 // are not UTF-8 at all. The engine therefore keeps the raw bytes of all generated tokens and
 // releases them in pieces that end on a character boundary (srv_utf8_complete), each repaired
-// (srv_utf8_repair: every ill-formed byte becomes U+FFFD, like a browser's decoder).
+// (srv_utf8_repair: every byte that does not begin a well-formed sequence becomes U+FFFD).
 // Stop sequences are searched in the raw bytes after every token (a match may start in earlier
 // tokens: srv_stop_find) and bytes that could still turn into a match are held back
 // (srv_stop_partial), so the text a client sees never contains a stop sequence or part of one.
