@@ -621,6 +621,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         rq->rec = ci ? ci->socket_context : NULL;
         rq->route = route_of(url, method, &rq->allow);
+        pthread_mutex_lock(&h->mu);
+        const int conns = h->n_conns;
+        pthread_mutex_unlock(&h->mu);
+        if (conns > h->o.max_conns && rq->route != R_HEALTH)
+            return fail(c, rq, 429, "rate_limit_error", "too_many_connections",
+                        "the server has %d open connections (limit %d, --max-conns); retry later", conns, h->o.max_conns);
         if (rq->route == R_NOT_FOUND)
             return fail(c, rq, 404, "invalid_request_error", "not_found", "no endpoint %.100s %.100s (see GET /v1/models, POST /v1/completions, POST /v1/chat/completions)", method, url);
         if (rq->route == R_BAD_METHOD) return fail(c, rq, 405, "invalid_request_error", "method_not_allowed", "%.100s needs %s", url, rq->allow);
@@ -755,7 +761,9 @@ srv_http *srv_http_start(const srv_http_opts *o, const char *host, int port) {
     h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h,
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->timeout_s,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o->max_conns,
+                            // beyond max_conns requests get a 429 (on_request); the library's own limit, which
+                            // can only refuse the connection, is a backstop well above it
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(4 * o->max_conns + 64),
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                             MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)128,

@@ -10,7 +10,7 @@
 // malformed JSON, wrong types, an unknown model, oversized bodies, a wrong API key, garbage bytes,
 // and clients that hang up mid-stream or before the answer. Every answer must be a well-formed
 // HTTP response with the expected status and a JSON body (OpenAI error objects for errors, valid
-// server-sent events for streams); 429 counts as a valid answer to a valid request. At the end
+// server-sent events for streams); 429 (no room) counts as a valid answer to any request. At the end
 // /health must show no busy slot and an empty queue, and the server's resident memory must not have
 // grown by more than --max-rss-growth MB since the warm-up. Exit status 0 only if all of that holds.
 #include "server/text.h"
@@ -130,7 +130,7 @@ static void response_free(response *r) { srv_buf_free(&r->head); srv_buf_free(&r
 
 static int request(const char *method, const char *path, const char *key, const char *body, response *r, double *elapsed) {
     int fd = dial();
-    if (fd < 0) { memset(r, 0, sizeof *r); return -1; }
+    if (fd < 0) { memset(r, 0, sizeof *r); return -2; }
     srv_buf req = {0};
     build_request(&req, method, path, key, body, body ? strlen(body) : 0);
     double t0 = tern_time();
@@ -415,14 +415,15 @@ static void one_load_request(load_state *s, int kind, tern_rng *r) {
     int rc = request(method, path, key, b, &resp, NULL);
     srv_buf_free(&big);
     if (rc) {
-        if (kind == K_TOO_LARGE && resp.status == 0) {   // the server may answer 413 and close before reading it all
+        if (rc == -2) note_bad(s, kind, "%s: cannot connect to the server (status %d) %s", "", 0);
+        else if (kind == K_TOO_LARGE && resp.status == 0) {   // the server may answer 413 and close before reading it all
             pthread_mutex_lock(&s->mu); s->ok[kind]++; s->io_errors++; pthread_mutex_unlock(&s->mu);
         } else note_bad(s, kind, "%s: no complete HTTP response (status %d) %s", "", resp.status);
         response_free(&resp);
         return;
     }
     int good;
-    if (expect == 200 && resp.status == 429) {   // a valid request the server had no room for
+    if (resp.status == 429) {   // the server had no room (queue full, too many connections): valid for any request
         good = is_error_body(&resp.body);
         pthread_mutex_lock(&s->mu);
         s->status429++;

@@ -34,7 +34,7 @@ static void usage(FILE *f) {
             "  --chat-template T    plain|chatml|llama3|bitnet (detected from the file)\n"
             "  --max-body BYTES     largest request body (1048576)\n"
             "  --timeout S          seconds a client has to send a request; idle keep-alive (30)\n"
-            "  --max-conns N        open connections at most (slots + queue + 16)\n"
+            "  --max-conns N        open connections; beyond them requests get 429 (2 x (slots + queue) + 64)\n"
             "  --random SPEC        random ternary weights of a shape (benchmarks; needs --tokenizer)\n"
             "  --tokenizer TOK.tkz  the tokenizer of a --random model (its vocabulary size wins)\n"
             "  --kernel K           auto|plain|avx2|avx512\n"
@@ -190,7 +190,7 @@ int main(int argc, char **argv) {
     }
     if (batch == 0) batch = slots > 64 ? slots : 64;
     if (batch < slots) { fprintf(stderr, "tern-server: --batch %ld must be at least --slots %ld (one decode row per slot)\n", batch, slots); return 2; }
-    if (max_conns == 0) max_conns = slots + queue + 16;
+    if (max_conns == 0) max_conns = 2 * (slots + queue) + 64;
     int eog[16];
     srv_engine_opts eo = {.n_slots = (int)slots, .ctx = (int)ctx, .batch = (int)batch, .queue_max = (int)queue, .eog = eog};
     eo.n_eog = eog_ids(&m, &tok, eog, 16);
