@@ -10,8 +10,9 @@
 // seconds would hold a connection (and a thread) forever. A watchdog thread therefore gives every
 // request `timeout_s` seconds from its first byte (or from the end of the previous request on a
 // kept-alive connection) until its body is complete, and shuts the socket down when that runs out.
-// While a job runs the connection has no idle timeout (generation may take long); after it ends,
-// the idle timeout applies again.
+// A non-streaming request's connection has no idle timeout while its job runs (generation may take
+// long); a stream keeps it and sends an SSE comment (": keep-alive") when it has had nothing to
+// send for a third of it, so a client that stops reading is dropped (and its job cancelled).
 #include "server/http.h"
 #include "server/api.h"
 #include "util.h"
@@ -166,6 +167,8 @@ typedef struct {
     int gone;
     int completion_tokens;
     double last_event;      // when output was last taken
+    double last_out;        // when bytes were last handed to libmicrohttpd
+    double keepalive_s;     // send an SSE comment after this long without output
 } stream_t;
 
 static void new_id(srv_http *h, char *out, size_t n, const char *prefix) {
@@ -214,10 +217,17 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
             size_t k = s->out.len - s->out_pos < max ? s->out.len - s->out_pos : max;
             memcpy(buf, s->out.p + s->out_pos, k);
             s->out_pos += k;
+            s->last_out = tern_time();
             if (s->out_pos == s->out.len) s->out_pos = s->out.len = 0;
             return (ssize_t)k;
         }
         if (s->finished) return MHD_CONTENT_READER_END_OF_STREAM;
+        const double now = tern_time();
+        if (s->role_sent && now - s->last_out >= s->keepalive_s) {   // nothing to send for a while: an
+            srv_buf_adds(&s->out, ": keep-alive\n\n");                // SSE comment keeps the connection active
+            s->last_out = now;
+            continue;
+        }
         srv_job_status st;
         // at most one event per STREAM_GAP_MS: a fast model's tokens go out in groups instead of
         // waking this thread (and taking the engine's lock) once per token
@@ -363,8 +373,10 @@ static enum MHD_Result handle_generate(srv_http *h, struct MHD_Connection *c, re
         free(echo);
         return send_error(c, rq, &e);
     }
-    set_timeout(c, 0);   // generation may take longer than the idle timeout
     if (stream) {
+        // The connection keeps its idle timeout: the stream sends at least a comment every third of
+        // it, so only a client that stops reading (its socket fills up) runs into it; its job is
+        // then cancelled when libmicrohttpd drops the response.
         stream_t *s = tern_xcalloc(1, sizeof *s);
         s->h = h;
         s->c = c;
@@ -376,6 +388,8 @@ static enum MHD_Result handle_generate(srv_http *h, struct MHD_Connection *c, re
         s->n_prompt = n;
         s->echo = echo;
         s->echo_len = echo_len;
+        s->keepalive_s = o->timeout_s / 3.0 > 1.0 ? o->timeout_s / 3.0 : 1.0;
+        s->last_out = tern_time();
         struct MHD_Response *resp_h = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, s, stream_free);
         if (!resp_h) { stream_free(s); return MHD_NO; }
         MHD_add_response_header(resp_h, "Content-Type", "text/event-stream");
@@ -385,7 +399,9 @@ static enum MHD_Result handle_generate(srv_http *h, struct MHD_Connection *c, re
         rq->status = 200;
         return rc;
     }
-    // non-streaming: wait here (this connection's own thread)
+    // non-streaming: wait here (this connection's own thread), without the idle timeout: the
+    // generation may take longer, and the client has nothing to read until it ends
+    set_timeout(c, 0);
     srv_buf text = {0};
     srv_token_lp *lp = NULL;
     int n_lp = 0, cap_lp = 0;

@@ -161,9 +161,10 @@ static int parse_sse(const char *p, size_t n, int chat, int *usage_tokens, srv_b
     int events = 0, done = 0;
     *has_error = 0;
     while (p < end) {
-        if ((size_t)(end - p) < 6 || memcmp(p, "data: ", 6)) return -1;
         const char *e = memmem(p, (size_t)(end - p), "\n\n", 2);
         if (!e) return -1;
+        if (*p == ':') { p = e + 2; continue; }   // a comment (keep-alive)
+        if ((size_t)(end - p) < 6 || memcmp(p, "data: ", 6)) return -1;
         if (done) return -1;   // nothing may follow [DONE]
         if (e - p == 12 && !memcmp(p + 6, "[DONE]", 6)) { done = 1; p = e + 2; continue; }
         json_t *j = json_loadb(p + 6, (size_t)(e - p - 6), 0, NULL);
