@@ -41,7 +41,7 @@ typedef struct {
     int n_eog;
 } srv_engine_opts;
 
-// 0 or -1 (tern_error set). m and tok must outlive the engine.
+// The engine and its thread, or NULL + tern_error (bad options). m and tok must outlive it.
 srv_engine *srv_engine_new(const tern_rt_model *m, const tern_tokenizer *tok, const srv_engine_opts *o);
 // Stop taking work: queued and running jobs end with finish "error" (server shutting down),
 // waiting callers wake up; the engine thread exits. The engine stays valid for releases.
