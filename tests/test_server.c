@@ -4,7 +4,7 @@
 // engine (jobs run together in slots give exactly the tokens and text of a plain single-sequence
 // generation loop: forward + sample, no shared engine code; stop sequences across tokens, logprobs,
 // cancellation, the queue bound) and the HTTP server in this process over real sockets (every error
-// status, streaming, a client that disconnects, a slow sender). ~3 s.
+// status, streaming, a client that disconnects, a slow sender). ~4 s.
 #include "testutil.h"
 #include "formats/gguf.h"
 #include "formats/tqpack.h"
@@ -781,7 +781,7 @@ static void test_http(void **st) {
     (void)st;
     srv_engine *e = new_engine(1, 1);
     srv_http_opts o = {.m = &g_model, .tok = &g_tok, .engine = e, .model_id = "tiny", .api_key = "sekret", .tmpl = SRV_TMPL_PLAIN,
-                       .ctx = 64, .max_body = 4096, .timeout_s = 1, .max_conns = 16};
+                       .ctx = 64, .max_body = 4096, .timeout_s = 2, .max_conns = 16};
     srv_http *h = srv_http_start(&o, "127.0.0.1", 0);
     assert_non_null(h);
     const int port = srv_http_port(h);
@@ -937,18 +937,27 @@ static void test_http(void **st) {
     assert_int_equal(wait_health(port, "jobs_cancelled", 2), 2);
     assert_int_equal(wait_health(port, "slots_busy", 0), 0);
     srv_engine_hold(e, 0);
-    // more connections than --max-conns (16): a request gets 429 too_many_connections, not a reset
+    // more connections than --max-conns: a request gets 429 too_many_connections, not a reset (a
+    // second server on the same engine, with 4 connections and a timeout that leaves the idle ones be)
     {
-        int idle[16];
-        for (int i = 0; i < 16; i++) idle[i] = connect_to(port);
-        assert_int_equal(wait_health(port, "connections", 17), 17);   // the health request's own included
-        expect_error(port, "POST", "/v1/completions", key, "{\"prompt\":\"a\"}", 429, "too_many_connections");
-        for (int i = 0; i < 16; i++) close(idle[i]);
+        srv_http_opts o2 = o;
+        o2.api_key = NULL;
+        o2.max_conns = 4;
+        o2.timeout_s = 60;
+        srv_http *h2 = srv_http_start(&o2, "127.0.0.1", 0);
+        assert_non_null(h2);
+        const int port2 = srv_http_port(h2);
+        int idle[4];
+        for (int i = 0; i < 4; i++) idle[i] = connect_to(port2);
+        assert_int_equal(wait_health(port2, "connections", 5), 5);   // the health request's own included
+        expect_error(port2, "POST", "/v1/completions", NULL, "{\"prompt\":\"a\"}", 429, "too_many_connections");
+        for (int i = 0; i < 4; i++) close(idle[i]);
+        srv_http_stop(h2);
     }
     // a slow sender: one byte every 0.2 s (never idle long enough for an idle timeout); the
-    // watchdog closes it once the request has taken more than the 1 s timeout
+    // watchdog closes it once the request has taken more than the 2 s timeout
     fa = connect_to(port);
-    const char *slow = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const char *slow = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     double t0 = tern_time(), closed_at = 0;
     for (size_t i = 0; i < strlen(slow) && !closed_at; i++) {
         struct pollfd p = {.fd = fa, .events = POLLIN};
@@ -961,7 +970,7 @@ static void test_http(void **st) {
     }
     close(fa);
     assert_true(closed_at > 0);
-    assert_true(closed_at - t0 > 0.9 && closed_at - t0 < 4.0);
+    assert_true(closed_at - t0 > 1.9 && closed_at - t0 < 8.0);
     assert_true(wait_health(port, "timeouts", 1) >= 1);
     srv_buf_free(&raw);
     hj = health(port);
