@@ -4,7 +4,8 @@
 // sequence search over the prompt, and a response body built from the prompt text.
 // The first input byte picks the endpoint (completions, chat, tokenize, detokenize); the rest is
 // the body. Seed corpus: tests/fuzz/corpus/server_request/.
-// Needs, besides the library sources: infer/server/api.c infer/server/text.c infer/server/chat.c
+// Built by `make fuzz-build` (Makefile: FUZZ_SERVER_OBJ). Needs, besides the library sources:
+// infer/server/api.c infer/server/text.c infer/server/chat.c
 // and -ljansson, e.g.
 //   clang -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp -D_GNU_SOURCE -Isrc -Iinfer \
 //     tests/fuzz/fuzz_server_request.c infer/server/api.c infer/server/text.c infer/server/chat.c \
