@@ -13,7 +13,10 @@
 # 5. tern-loadgen load: 800 requests from 16 clients mixing valid, malformed, oversized,
 #    unauthorized and hung-up requests: every answer well-formed, no slot or queue entry left,
 #    no 5xx, resident memory flat;
-# 6. the server must still be alive and exit 0 on SIGTERM.
+# 6. autocannon (npm): 960 requests over 16 kept-alive connections mixing completions, streams,
+#    chat, models, tokenize, health and bad requests (scripts/server/autocannon_test.mjs): every
+#    answer with its status and shape, no connection errors, no 5xx, slots and queue drained;
+# 7. the server must still be alive and exit 0 on SIGTERM.
 set -euo pipefail
 B=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,8 +27,8 @@ for p in tern-server tern-loadgen tern-generate tern-train tern-export tern-toke
 done
 command -v curl >/dev/null || { echo "server_interop.sh: curl not found (scripts/install-deps.sh interop)" >&2; exit 1; }
 command -v node >/dev/null || { echo "server_interop.sh: node not found (scripts/install-deps.sh interop)" >&2; exit 1; }
-if [ ! -d scripts/server/node_modules/openai ]; then
-  echo "server_interop.sh: installing the openai npm package into scripts/server/node_modules" >&2
+if [ ! -d scripts/server/node_modules/openai ] || [ ! -d scripts/server/node_modules/autocannon ]; then
+  echo "server_interop.sh: installing the npm packages openai and autocannon into scripts/server/node_modules" >&2
   (cd scripts/server && npm install --no-audit --no-fund >&2)
 fi
 work=$(mktemp -d /tmp/tern-server-interop-XXXXXX)
@@ -93,6 +96,9 @@ node scripts/server/openai_test.mjs "$B" "$work/model.gguf" "$PORT" "$KEY" || fa
 
 echo "== load: tern-loadgen"
 "$B/tern-loadgen" load --port "$PORT" --api-key "$KEY" --requests 800 --concurrency 16 --max-body 65536 --seed 7 || fails=$((fails + 1))
+
+echo "== load: autocannon (npm)"
+node scripts/server/autocannon_test.mjs "$PORT" "$KEY" 960 16 || fails=$((fails + 1))
 
 kill -0 "$pid" 2>/dev/null || { echo "FAIL: the server died"; cat "$work/server.log"; exit 1; }
 kill -TERM "$pid"

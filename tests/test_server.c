@@ -871,6 +871,33 @@ static void test_http(void **st) {
     expect_error(port, "GET", "/v1/models/gpt-4", key, NULL, 404, "model_not_found");
     expect_error(port, "GET", "/v2/anything", key, NULL, 404, "not_found");
     expect_error(port, "GET", "/v1/completions", key, NULL, 405, "method_not_allowed");
+    // requests refused from their headers (401, 404, 405) have their bodies read and dropped, so a
+    // kept-alive connection stays open for the next request (clients such as autocannon count a
+    // closed connection as an error)
+    {
+        int fd = connect_to(port);
+        const char *b = "{\"prompt\":\"a\"}";
+        srv_buf req = {0};
+        srv_buf_printf(&req, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(b), b);
+        srv_buf_printf(&req, "POST /v2/nothing HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n\r\n%s", key, strlen(b), b);
+        srv_buf_printf(&req, "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(b), b);
+        srv_buf_printf(&req, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        send_all(fd, req.p, req.len);
+        srv_buf raw = {0};
+        read_all(fd, &raw);
+        close(fd);
+        const int want[4] = {401, 404, 405, 200};
+        const char *p = raw.p;
+        for (int i = 0; i < 4; i++) {
+            int status = 0;
+            p = p ? strstr(p, "HTTP/1.1 ") : NULL;
+            if (!p || sscanf(p, "HTTP/1.1 %d", &status) != 1 || status != want[i])
+                fail_msg("kept-alive answer %d: status %d, wanted %d: %s", i, status, want[i], raw.p);
+            p += 9;
+        }
+        srv_buf_free(&raw);
+        srv_buf_free(&req);
+    }
     srv_buf big = {0};
     srv_buf_adds(&big, "{\"prompt\":\"");
     for (int i = 0; i < 5000; i++) srv_buf_adds(&big, "a");

@@ -65,6 +65,10 @@ typedef struct {
     char url[128];
     srv_buf body;
     int too_large;
+    int refused;            // 401/404/405 found from the headers, answered once the body has been
+                            // read (and dropped), so that the connection can stay open
+    char method[16];
+    size_t dropped;         // body bytes of a refused request (not kept)
     conn_rec *rec;
     double t0;
     int status;
@@ -611,6 +615,14 @@ static int route_of(const char *url, const char *method, const char **allow) {
     return R_NOT_FOUND;
 }
 
+// the answer to a request refused from its headers alone (rq->refused: 401, 404 or 405)
+static enum MHD_Result refuse(struct MHD_Connection *c, req_t *rq) {
+    if (rq->refused == 404)
+        return fail(c, rq, 404, "invalid_request_error", "not_found", "no endpoint %.15s %.100s (see GET /v1/models, POST /v1/completions, POST /v1/chat/completions)", rq->method, rq->url);
+    if (rq->refused == 405) return fail(c, rq, 405, "invalid_request_error", "method_not_allowed", "%.100s needs %s", rq->url, rq->allow);
+    return fail(c, rq, 401, "invalid_request_error", "invalid_api_key", "missing or wrong API key (send the header 'Authorization: Bearer KEY')");
+}
+
 static int key_ok(srv_http *h, struct MHD_Connection *c) {
     if (!h->o.api_key) return 1;
     const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
@@ -643,22 +655,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (conns > h->o.max_conns && rq->route != R_HEALTH)
             return fail(c, rq, 429, "rate_limit_error", "too_many_connections",
                         "the server has %d open connections (limit %d, --max-conns); retry later", conns, h->o.max_conns);
-        if (rq->route == R_NOT_FOUND)
-            return fail(c, rq, 404, "invalid_request_error", "not_found", "no endpoint %.100s %.100s (see GET /v1/models, POST /v1/completions, POST /v1/chat/completions)", method, url);
-        if (rq->route == R_BAD_METHOD) return fail(c, rq, 405, "invalid_request_error", "method_not_allowed", "%.100s needs %s", url, rq->allow);
-        if (rq->route != R_HEALTH && !key_ok(h, c))
-            return fail(c, rq, 401, "invalid_request_error", "invalid_api_key", "missing or wrong API key (send the header 'Authorization: Bearer KEY')");
+        snprintf(rq->method, sizeof rq->method, "%s", method);
+        if (rq->route == R_NOT_FOUND) rq->refused = 404;
+        else if (rq->route == R_BAD_METHOD) rq->refused = 405;
+        else if (rq->route != R_HEALTH && !key_ok(h, c)) rq->refused = 401;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
             long v;
             if (tern_parse_long(cl, &v) || v < 0) return fail(c, rq, 400, "invalid_request_error", NULL, "bad Content-Length");
-            if ((size_t)v > h->o.max_body)
-                return fail(c, rq, 413, "invalid_request_error", "request_too_large", "the request body has %ld bytes; the limit is %zu (--max-body)", v, h->o.max_body);
+            if ((size_t)v > h->o.max_body)   // not read: the answer now, and the connection closes
+                return rq->refused ? refuse(c, rq)
+                                   : fail(c, rq, 413, "invalid_request_error", "request_too_large", "the request body has %ld bytes; the limit is %zu (--max-body)", v, h->o.max_body);
         }
         return MHD_YES;
     }
     if (*upload_size) {   // body bytes
-        if (!rq->too_large) {
+        if (rq->refused && rq->dropped + *upload_size > h->o.max_body) return refuse(c, rq);   // chunked and too long
+        if (rq->refused) rq->dropped += *upload_size;   // counted, not kept
+        else if (!rq->too_large) {
             if (rq->body.len + *upload_size > h->o.max_body) {
                 rq->too_large = 1;
                 srv_buf_free(&rq->body);
@@ -673,6 +687,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rq->rec->reading = 0;
         pthread_mutex_unlock(&h->mu);
     }
+    if (rq->refused) return refuse(c, rq);
     if (rq->too_large)
         return fail(c, rq, 413, "invalid_request_error", "request_too_large", "the request body is over the limit of %zu bytes (--max-body)", h->o.max_body);
     switch (rq->route) {

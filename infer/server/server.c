@@ -57,7 +57,7 @@ static const char *base_name(const char *p) {
 // end-of-generation ids: EOS, the file's end-of-turn token, and control tokens that end turns
 static int eog_ids(const tern_rt_model *m, const tern_tokenizer *tok, int *out, int cap) {
     int n = 0;
-    out[n++] = tok->eos_id;
+    if (tok->eos_id >= 0) out[n++] = tok->eos_id;   // a vocabulary may have none
     int64_t v;
     if (m->gguf && tern_gguf_find_kv(m->gguf, "tokenizer.ggml.eot_token_id") >= 0 && !tern_gguf_get_i64(m->gguf, "tokenizer.ggml.eot_token_id", &v) &&
         v >= 0 && v < tok->vocab_size && v != tok->eos_id)
