@@ -147,3 +147,21 @@ int srv_chat_stops(srv_template t, const char **stops, int cap) {
     if (t == SRV_TMPL_PLAIN && cap >= 1) { stops[0] = "\nUser:"; return 1; }
     return 0;
 }
+
+int srv_chat_eog_ids(const tern_gguf *g, const tern_tokenizer *tok, int *out, int cap) {
+    int n = 0;
+    if (tok->eos_id >= 0 && n < cap) out[n++] = tok->eos_id;   // a vocabulary may have none
+    int64_t v;
+    if (g && n < cap && tern_gguf_find_kv(g, "tokenizer.ggml.eot_token_id") >= 0 &&
+        !tern_gguf_get_i64(g, "tokenizer.ggml.eot_token_id", &v) && v >= 0 && v < tok->vocab_size && v != tok->eos_id)
+        out[n++] = (int)v;
+    static const char *const names[] = {"<|eot_id|>", "<|im_end|>", "<|end_of_text|>", "<|endoftext|>", "<|end|>", "<end_of_turn>", "</s>"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && n < cap; i++) {
+        int id = tern_tokenizer_piece_id(tok, names[i], strlen(names[i]));
+        if (id < 0 || tok->types[id] != TERN_PIECE_CONTROL) continue;
+        int dup = 0;
+        for (int k = 0; k < n; k++) dup |= out[k] == id;
+        if (!dup) out[n++] = id;
+    }
+    return n;
+}

@@ -10,6 +10,7 @@
 #define TERN_SERVER_CHAT_H
 #include "server/api.h"
 #include "server/text.h"
+#include "formats/gguf.h"
 #include "tokenizers/tokenizer.h"
 
 typedef enum {
@@ -41,6 +42,11 @@ void srv_chat_prompt_free(srv_chat_prompt *p);
 // (the SentencePiece space prefix at the start and after each special token, as llama.cpp does).
 // 0, or -1 (tern_error set). *ids malloc'd.
 int srv_chat_tokenize(const tern_tokenizer *tok, const srv_chat_prompt *p, int bos, int **ids, int *n);
+// End-of-generation token ids, at most cap: the vocabulary's EOS, the file's
+// tokenizer.ggml.eot_token_id (g may be NULL), and the usual end-of-turn control tokens the
+// vocabulary has (<|eot_id|>, <|im_end|>, <|end_of_text|>, <|endoftext|>, <|end|>, <end_of_turn>,
+// </s>); no duplicates. Returns the count.
+int srv_chat_eog_ids(const tern_gguf *g, const tern_tokenizer *tok, int *out, int cap);
 // Stop sequences a template adds to every request (plain: "\nUser:"); count returned.
 int srv_chat_stops(srv_template t, const char **stops, int cap);
 

@@ -54,25 +54,6 @@ static const char *base_name(const char *p) {
     return s ? s + 1 : p;
 }
 
-// end-of-generation ids: EOS, the file's end-of-turn token, and control tokens that end turns
-static int eog_ids(const tern_rt_model *m, const tern_tokenizer *tok, int *out, int cap) {
-    int n = 0;
-    if (tok->eos_id >= 0) out[n++] = tok->eos_id;   // a vocabulary may have none
-    int64_t v;
-    if (m->gguf && tern_gguf_find_kv(m->gguf, "tokenizer.ggml.eot_token_id") >= 0 && !tern_gguf_get_i64(m->gguf, "tokenizer.ggml.eot_token_id", &v) &&
-        v >= 0 && v < tok->vocab_size && v != tok->eos_id)
-        out[n++] = (int)v;
-    const char *names[] = {"<|eot_id|>", "<|im_end|>", "<|end_of_text|>", "<|endoftext|>", "<|end|>", "<end_of_turn>", "</s>"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0] && n < cap; i++) {
-        int id = tern_tokenizer_piece_id(tok, names[i], strlen(names[i]));
-        if (id < 0 || tok->types[id] != TERN_PIECE_CONTROL) continue;
-        int dup = 0;
-        for (int k = 0; k < n; k++) dup |= out[k] == id;
-        if (!dup) out[n++] = id;
-    }
-    return n;
-}
-
 static int write_port_file(const char *path, int port) {
     char tmp[1100];
     tern_tmp_path(path, tmp, sizeof tmp);
@@ -193,7 +174,7 @@ int main(int argc, char **argv) {
     if (max_conns == 0) max_conns = 2 * (slots + queue) + 64;
     int eog[16];
     srv_engine_opts eo = {.n_slots = (int)slots, .ctx = (int)ctx, .batch = (int)batch, .queue_max = (int)queue, .eog = eog};
-    eo.n_eog = eog_ids(&m, &tok, eog, 16);
+    eo.n_eog = srv_chat_eog_ids(m.gguf, &tok, eog, 16);
     srv_engine *e = srv_engine_new(&m, &tok, &eo);
     if (!e) die("%s", tern_last_error());
     srv_http_opts ho = {.m = &m, .tok = &tok, .engine = e, .model_id = alias ? alias : id_buf, .api_key = api_key, .tmpl = tmpl,
