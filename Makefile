@@ -163,7 +163,7 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBOBJ) | $(FUZZ_DIR)/.deps
 # tern-server's request parser: its server sources (no HTTP library needed) and jansson
 FUZZ_SERVER_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,infer/server/api.c infer/server/text.c infer/server/chat.c)
 $(FUZZ_DIR)/fuzz_server_request: tests/fuzz/fuzz_server_request.c $(FUZZ_LIBOBJ) $(FUZZ_SERVER_OBJ) | $(FUZZ_DIR)/.deps
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(HDF5_CFLAGS) $< $(FUZZ_SERVER_OBJ) $(FUZZ_LIBOBJ) $(HDF5_LIBS) $(MPI_LIBS) -ljansson -lopenblas -lm -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(HDF5_CFLAGS) $< $(FUZZ_SERVER_OBJ) $(FUZZ_LIBOBJ) $(LIBS) -ljansson -o $@
 
 fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
