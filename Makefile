@@ -88,7 +88,7 @@ ARM_PROGS  := $(addprefix $(BUILD)/tern-,generate perplexity bench bench_kernels
 OPENMP_ON := $(shell echo | $(CC) -fopenmp -dM -E - 2>/dev/null | grep -c _OPENMP)
 $(info tern: OpenMP $(if $(filter 1,$(OPENMP_ON)),on,OFF) ($(shell nproc) CPUs here; threads from OMP_NUM_THREADS), build dir $(BUILD))
 
-.PHONY: all test bench demo interop deps clean test-arm fuzz fuzz-smoke fuzz-build
+.PHONY: all test bench demo interop interop-server deps clean test-arm fuzz fuzz-smoke fuzz-build
 .SECONDARY:
 ifeq ($(CROSS),1)
 all: $(LIBTERN_RT) $(ARM_PROGS) $(BUILD)/tests/rtcheck
@@ -139,7 +139,20 @@ $(BUILD)/tern-%: $(BUILD)/obj/data/%.o $(LIBTERN) $(LIBTERN_RT)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call obj,$(TEST_HELP)) $(LIBTERN) $(LIBTERN_RT)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $< $(call obj,$(TEST_HELP)) $(LIBTERN) $(LIBTERN_RT) $(LIBS) -lcmocka -o $@
+	$(CC) $(LDFLAGS) $< $(call obj,$(TEST_HELP)) $(TEST_EXTRA) $(LIBTERN) $(LIBTERN_RT) $(LIBS) -lcmocka -o $@
+
+# ---- tern-server (infer/server/): the runtime library + GNU libmicrohttpd + jansson ---------------
+# (the runtime library itself stays libc/libm/OpenMP; only these programs add the two libraries)
+SERVER_ALL  := $(wildcard infer/server/*.c)
+SERVER_PROG := $(call is_prog,$(SERVER_ALL))
+SERVER_OBJ  := $(call obj,$(filter-out $(SERVER_PROG),$(SERVER_ALL)))
+SERVER_LIBS := -lmicrohttpd -ljansson -lpthread
+SERVER_BINS := $(foreach p,$(SERVER_PROG),$(BUILD)/tern-$(basename $(notdir $(p))))
+all: $(SERVER_BINS)
+$(SERVER_BINS): $(BUILD)/tern-%: $(BUILD)/obj/infer/server/%.o $(SERVER_OBJ) $(LIBTERN_RT)
+	$(CC) $(LDFLAGS) $< $(SERVER_OBJ) $(LIBTERN_RT) $(SERVER_LIBS) $(RT_LIBS) -o $@
+$(BUILD)/tests/test_server: $(SERVER_OBJ)
+$(BUILD)/tests/test_server: TEST_EXTRA = $(SERVER_OBJ) $(SERVER_LIBS)
 
 # Run every test binary from the repo root; print one summary line; fail if any failed.
 test: all $(TESTS)
@@ -161,6 +174,12 @@ demo: all
 interop: all
 	@scripts/install-deps.sh interop
 	@scripts/interop.sh $(BUILD)
+	@scripts/server_interop.sh $(BUILD)
+
+# tern-server alone against curl, the OpenAI client (npm) and tern-loadgen
+interop-server: all
+	@scripts/install-deps.sh interop
+	@scripts/server_interop.sh $(BUILD)
 
 # ---- fuzzing (libFuzzer, clang): every tests/fuzz/fuzz_<target>.c defines LLVMFuzzerTestOneInput
 # and is linked against the library sources built with -fsanitize=fuzzer-no-link,address,undefined
@@ -189,6 +208,11 @@ $(FUZZ_DIR)/obj/%.o: %.c | $(FUZZ_DIR)/.deps
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(HDF5_CFLAGS) $(if $(findstring src/dist/,$<),$(MPI_CFLAGS)) -c $< -o $@
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBOBJ) | $(FUZZ_DIR)/.deps
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(HDF5_CFLAGS) $< $(FUZZ_LIBOBJ) $(HDF5_LIBS) $(MPI_LIBS) -lopenblas -lm -o $@
+
+# tern-server's request parser: its server sources (no HTTP library needed) and jansson
+FUZZ_SERVER_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,infer/server/api.c infer/server/text.c infer/server/chat.c)
+$(FUZZ_DIR)/fuzz_server_request: tests/fuzz/fuzz_server_request.c $(FUZZ_LIBOBJ) $(FUZZ_SERVER_OBJ) | $(FUZZ_DIR)/.deps
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(HDF5_CFLAGS) $< $(FUZZ_SERVER_OBJ) $(FUZZ_LIBOBJ) $(LIBS) -ljansson -o $@
 
 fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build

@@ -37,35 +37,6 @@ static double cpu_time(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static int parse_shape(const char *spec, tern_rt_config *c) {
-    memset(c, 0, sizeof *c);
-    c->seq_len = 0;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", spec);
-    if (!strcmp(buf, "small")) snprintf(buf, sizeof buf, "dim=256,ffn=768,layers=6,heads=4,kv_heads=4,vocab=4096");
-    if (!strcmp(buf, "2b")) snprintf(buf, sizeof buf, "dim=2560,ffn=6912,layers=30,heads=20,kv_heads=5,vocab=32000");
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(tok, '=');
-        long v;
-        if (!eq || tern_parse_long(eq + 1, &v) || v < 1 || v > (1 << 24)) {
-            fprintf(stderr, "tern-bench: --random: bad item '%s'\n", tok);
-            return -1;
-        }
-        *eq = 0;
-        if (!strcmp(tok, "dim")) c->dim = (int)v;
-        else if (!strcmp(tok, "ffn")) c->ffn_dim = (int)v;
-        else if (!strcmp(tok, "layers")) c->n_layers = (int)v;
-        else if (!strcmp(tok, "heads")) c->n_heads = (int)v;
-        else if (!strcmp(tok, "kv_heads")) c->n_kv_heads = (int)v;
-        else if (!strcmp(tok, "vocab")) c->vocab_size = (int)v;
-        else if (!strcmp(tok, "ctx")) c->seq_len = (int)v;
-        else { fprintf(stderr, "tern-bench: --random: unknown key '%s'\n", tok); return -1; }
-    }
-    if (!c->n_kv_heads) c->n_kv_heads = c->n_heads;
-    return 0;
-}
-
 // machine limits: read bandwidth, median and best of 7 streaming reads of an mb-MiB buffer with all threads
 static void print_bandwidth(long mb) {
     size_t n = (size_t)mb << 20;
@@ -153,7 +124,7 @@ int main(int argc, char **argv) {
         if (build_model(&m, path)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
     } else {
         tern_rt_config c;
-        if (parse_shape(random_spec, &c)) return 2;
+        if (rt_parse_shape(random_spec, &c)) { fprintf(stderr, "tern-bench: --random: %s\n", tern_last_error()); return 2; }
         if (!c.seq_len) c.seq_len = (int)(P + N);
         if (build_random_model(&m, &c, (uint64_t)seed)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
     }

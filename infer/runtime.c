@@ -588,6 +588,34 @@ static int check_config(const tern_rt_config *c) {
     return 0;
 }
 
+int rt_parse_shape(const char *spec, tern_rt_config *c) {
+    memset(c, 0, sizeof *c);
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", spec);
+    if (!strcmp(buf, "small")) snprintf(buf, sizeof buf, "dim=256,ffn=768,layers=6,heads=4,kv_heads=4,vocab=4096");
+    if (!strcmp(buf, "2b")) snprintf(buf, sizeof buf, "dim=2560,ffn=6912,layers=30,heads=20,kv_heads=5,vocab=32000");
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        long v;
+        if (!eq || tern_parse_long(eq + 1, &v) || v < 1 || v > (1 << 24)) {
+            tern_error("bad item '%s' (expected small, 2b, or key=value items)", tok);
+            return -1;
+        }
+        *eq = 0;
+        if (!strcmp(tok, "dim")) c->dim = (int)v;
+        else if (!strcmp(tok, "ffn")) c->ffn_dim = (int)v;
+        else if (!strcmp(tok, "layers")) c->n_layers = (int)v;
+        else if (!strcmp(tok, "heads")) c->n_heads = (int)v;
+        else if (!strcmp(tok, "kv_heads")) c->n_kv_heads = (int)v;
+        else if (!strcmp(tok, "vocab")) c->vocab_size = (int)v;
+        else if (!strcmp(tok, "ctx")) c->seq_len = (int)v;
+        else { tern_error("unknown key '%s' (dim, ffn, layers, heads, kv_heads, vocab, ctx)", tok); return -1; }
+    }
+    if (!c->n_kv_heads) c->n_kv_heads = c->n_heads;
+    return 0;
+}
+
 int build_random_model(tern_rt_model *m, const tern_rt_config *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     snprintf(m->path, sizeof m->path, "(random)");
@@ -709,6 +737,11 @@ void free_state(tern_rt_state *s) {
     free(s->xq);
     free(s->acc);
     free(s->xt); free(s->nrow); free(s->xqt); free(s->qh); free(s->splits);
+    if (s->multi) {
+        void **p = s->multi;
+        for (int i = 0; i < 4; i++) free(p[i]);
+        free(p);
+    }
     memset(s, 0, sizeof *s);
 }
 
@@ -801,16 +834,6 @@ static void attend_head(const tern_rt_config *c, const tern_rt_state *s, int lay
         if (g_avx2) axpy_f32_simd(o, p, v, hd);
         else for (int d = 0; d < hd; d++) o[d] += p * v[d];
     }
-}
-
-// causal GQA attention for n tokens at positions pos.., q [n, dim] -> out [n, dim]
-static void attention(const tern_rt_config *c, tern_rt_state *s, int layer, int n, int pos) {
-    long work = (long)n * c->n_heads * (pos + n) * c->head_dim; // multiply-adds, about
-    #pragma omp parallel for schedule(dynamic, 1) collapse(2) if (work > 65536) num_threads(s->n_threads)
-    for (int i = 0; i < n; i++)
-        for (int h = 0; h < c->n_heads; h++)
-            attend_head(c, s, layer, h, s->q + (size_t)i * c->dim + h * c->head_dim, pos + i + 1,
-                        s->att + (size_t)i * c->dim + h * c->head_dim, s->scores + (size_t)omp_get_thread_num() * s->seq_len);
 }
 
 // logits[r] = xn[r] . E^T for r < n; E [vocab, dim] f32/f16
@@ -933,19 +956,32 @@ static void decode_one(const tern_rt_model *m, tern_rt_state *s, int pos) {
     }
 }
 
-float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int n, int pos, int all_logits) {
+// The rows of a batched forward: row i is at position ROW_POS(i) of the sequence whose KV cache is
+// in ROW_KV(i) — one sequence (kv == NULL: s itself, positions pos0, pos0+1, ...) or, for
+// forward_multi, a state and a position per row.
+#define ROW_KV(i) (kv ? kv[i] : s)
+#define ROW_POS(i) (rpos ? rpos[i] : pos0 + (i))
+
+// causal GQA attention of n rows, q [n, dim] -> att [n, dim]: row i attends to positions
+// 0..ROW_POS(i) of its own KV cache (written for this step's rows before the call)
+static void attention_rows(const tern_rt_config *c, tern_rt_state *s, tern_rt_state *const *kv, const int *rpos, int pos0,
+                           int layer, int n) {
+    long work = 0;   // multiply-adds, about
+    for (int i = 0; i < n; i++) work += (long)c->n_heads * (ROW_POS(i) + 1) * c->head_dim;
+    #pragma omp parallel for schedule(dynamic, 1) collapse(2) if (work > 65536) num_threads(s->n_threads)
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < c->n_heads; h++)
+            attend_head(c, ROW_KV(i), layer, h, s->q + (size_t)i * c->dim + h * c->head_dim, ROW_POS(i) + 1,
+                        s->att + (size_t)i * c->dim + h * c->head_dim, s->scores + (size_t)omp_get_thread_num() * s->seq_len);
+}
+
+// All layers for n rows whose embeddings are in s->x [n, dim] (forward's batched path and
+// forward_multi's): one kernel call per fused matrix for all rows, so the weights are read once.
+static void layers_rows(const tern_rt_model *m, tern_rt_state *s, tern_rt_state *const *kv, const int *rpos, int pos0, int n) {
     const tern_rt_config *c = &m->config;
     const tern_rt_weights *w = &m->weights;
-    int D = c->dim, F = c->ffn_dim, KV = c->kv_dim, hd = c->head_dim;
-    update_fp_kind();
-    if (n < 1 || n > s->max_batch || pos < 0 || pos + n > s->seq_len)
-        tern_fatal("forward: %d tokens at position %d do not fit (batch %d, context %d)", n, pos, s->max_batch, s->seq_len);
-    for (int i = 0; i < n; i++) {
-        if (tokens[i] < 0 || tokens[i] >= c->vocab_size) tern_fatal("forward: token id %d out of range", tokens[i]);
-        fp_row(w->token_embd, w->embd_type, tokens[i], D, s->x + (size_t)i * D);
-    }
-    if (n == 1) decode_one(m, s, pos);
-    for (int l = 0; l < c->n_layers && n > 1; l++) {
+    const int D = c->dim, F = c->ffn_dim, KV = c->kv_dim, hd = c->head_dim;
+    for (int l = 0; l < c->n_layers; l++) {
         const tern_rt_layer *L = &w->layers[l];
         // attention block
         rmsnorm_rows(s->xb, s->x, L->attn_norm, n, D, c->norm_eps);
@@ -959,15 +995,17 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
             for (int r = 0; r < KV; r++) k[r] = (float)a[D + r] * fk;
             for (int r = 0; r < KV; r++) v[r] = (float)a[D + KV + r] * fv;
         }
-        float *kc = s->key_cache + (size_t)l * s->seq_len * KV, *vc = s->value_cache + (size_t)l * s->seq_len * KV;
         for (int i = 0; i < n; i++) {
-            const float *cs = s->rope + (size_t)(pos + i) * hd;
+            const tern_rt_state *ks = ROW_KV(i);
+            const int p = ROW_POS(i);
+            const float *cs = s->rope + (size_t)p * hd;
+            float *kc = ks->key_cache + (size_t)l * ks->seq_len * KV, *vc = ks->value_cache + (size_t)l * ks->seq_len * KV;
             for (int h = 0; h < c->n_heads; h++) tern_rope_rotate(s->q + (size_t)i * D + h * hd, hd, cs, 1.0f);
             for (int h = 0; h < c->n_kv_heads; h++) tern_rope_rotate(s->k + (size_t)i * KV + h * hd, hd, cs, 1.0f);
-            memcpy(kc + (size_t)(pos + i) * KV, s->k + (size_t)i * KV, sizeof(float) * KV);
-            memcpy(vc + (size_t)(pos + i) * KV, s->v + (size_t)i * KV, sizeof(float) * KV);
+            memcpy(kc + (size_t)p * KV, s->k + (size_t)i * KV, sizeof(float) * KV);
+            memcpy(vc + (size_t)p * KV, s->v + (size_t)i * KV, sizeof(float) * KV);
         }
-        attention(c, s, l, n, pos);
+        attention_rows(c, s, kv, rpos, pos0, l, n);
         rmsnorm_rows(s->xb, s->att, L->attn_sub_norm, n, D, c->norm_eps);
         quantize_rows(s->xb, n, D, s->xq, s->sx);
         tern_tmat_mul(&L->wo, s->xq, s->sx, n, s->xb2, TERN_KERNEL_AUTO);
@@ -990,9 +1028,156 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
         tern_tmat_mul(&L->w_down, s->xq, s->sx, n, s->xb2, TERN_KERNEL_AUTO);
         for (size_t i = 0; i < (size_t)n * D; i++) s->x[i] += s->xb2[i];
     }
+}
+#undef ROW_KV
+#undef ROW_POS
+
+float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int n, int pos, int all_logits) {
+    const tern_rt_config *c = &m->config;
+    const tern_rt_weights *w = &m->weights;
+    const int D = c->dim;
+    update_fp_kind();
+    if (n < 1 || n > s->max_batch || pos < 0 || pos + n > s->seq_len)
+        tern_fatal("forward: %d tokens at position %d do not fit (batch %d, context %d)", n, pos, s->max_batch, s->seq_len);
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size) tern_fatal("forward: token id %d out of range", tokens[i]);
+        fp_row(w->token_embd, w->embd_type, tokens[i], D, s->x + (size_t)i * D);
+    }
+    if (n == 1) decode_one(m, s, pos);
+    else layers_rows(m, s, NULL, NULL, pos, n);
     int first = all_logits ? 0 : n - 1, rows = all_logits ? n : 1;
     rmsnorm_rows(s->xb, s->x + (size_t)first * D, w->output_norm, rows, D, c->norm_eps);
     logits_rows(m, s, s->xb, rows, s->logits);
+    return s->logits;
+}
+
+// ---------------------------------------------------------------------------------------------
+// several sequences in one forward (tern-server's batched decoding; see runtime.h)
+
+// A step of up to MULTI_ROWS rows in ONE parallel region (decode_one's design for several rows):
+// each product is one tern_tmat_muln_team call that shares out row blocks and computes every block
+// for all rows, so the weights stream once per step; barriers instead of the ~12 fork/joins per
+// layer of layers_rows; each thread keeps its own copy of the rows' residual streams and
+// normalizes/quantizes the products' inputs itself. Same arithmetic as layers_rows (bit-identical
+// logits). Rows may share a sequence (a prompt chunk): all K/V of a layer are stored before its
+// attention. s->x [n, dim] holds the embeddings on entry and the final residual streams on exit.
+#define MULTI_ROWS 16
+enum { MS_XT, MS_XQ, MS_SX, MS_NROW };   // s->multi: per-thread buffers (void *[4])
+
+static void decode_multi(const tern_rt_model *m, tern_rt_state *s, tern_rt_state *const *kv, const int *pos, int n) {
+    const tern_rt_config *c = &m->config;
+    const tern_rt_weights *w = &m->weights;
+    const int D = c->dim, F = c->ffn_dim, KV = c->kv_dim, hd = c->head_dim, nkv = c->n_kv_heads, nh = c->n_heads;
+    const int max_team = s->n_threads < TERN_SPLIT_MAX ? s->n_threads : TERN_SPLIT_MAX;
+    const int nt = s->team < 1 ? 1 : s->team > max_team ? max_team : s->team;
+    const size_t wide = (size_t)(F > D ? F : D), xqp = (size_t)s->xq_pad;
+    // a product's rows of int8 input lie at the stride its matrix wants: cols rounded up to 256
+    const size_t dp = (size_t)(D + 255) / 256 * 256, fp = (size_t)(F + 255) / 256 * 256;
+    if (!s->multi) {   // for n_threads threads x MULTI_ROWS rows
+        void **p = tern_xcalloc(4, sizeof(void *));
+        const size_t T = (size_t)s->n_threads, R = MULTI_ROWS;
+        p[MS_XT] = tern_aligned_alloc(sizeof(float) * T * R * D);
+        p[MS_XQ] = tern_aligned_alloc(T * R * xqp);
+        memset(p[MS_XQ], 0, T * R * xqp);
+        p[MS_SX] = tern_aligned_alloc(sizeof(float) * T * R);
+        p[MS_NROW] = tern_aligned_alloc(sizeof(float) * T * (wide + (size_t)hd));
+        s->multi = p;
+    }
+    void **ms = s->multi;
+    for (int l = 0; l < c->n_layers; l++) {
+        const tern_rt_layer *L = &w->layers[l];
+        const tern_tmat *mats[4] = {&L->wqkv, &L->wo, &L->wgu, &L->w_down};
+        for (int j = 0; j < 4; j++) tern_tmat_split_init(s->splits + (size_t)(4 * l + j) * nt, nt, mats[j]);
+    }
+    #pragma omp parallel num_threads(nt)
+    {
+        const int me = omp_get_thread_num();
+        float *x = (float *)ms[MS_XT] + (size_t)me * MULTI_ROWS * D, *sx = (float *)ms[MS_SX] + (size_t)me * MULTI_ROWS;
+        int8_t *xq = (int8_t *)ms[MS_XQ] + (size_t)me * MULTI_ROWS * xqp;
+        float *nrow = (float *)ms[MS_NROW] + (size_t)me * (wide + (size_t)hd), *qh = nrow + wide;
+        float *sc = s->scores + (size_t)me * s->seq_len;
+        memcpy(x, s->x, sizeof(float) * (size_t)n * D);
+        for (int l = 0; l < c->n_layers; l++) {
+            const tern_rt_layer *L = &w->layers[l];
+            tern_split *sp = s->splits + (size_t)4 * l * nt;
+            // attention block: q, k, v of every row
+            for (int r = 0; r < n; r++) sx[r] = norm_quant(x + (size_t)r * D, L->attn_norm, D, c->norm_eps, nrow, xq + r * dp);
+            tern_tmat_muln_team(&L->wqkv, sp, nt, xq, n, sx, NULL, s->acc, TERN_KERNEL_AUTO);   // [n, D + 2 KV]
+            #pragma omp barrier
+            #pragma omp for schedule(static)
+            for (int t = 0; t < n * nkv; t++) {   // (row, kv head): k and v into the row's cache
+                const int r = t / nkv, h = t % nkv;
+                const int32_t *a = s->acc + (size_t)r * (D + 2 * KV);
+                const float fk = L->scale[1] / sx[r], fv = L->scale[2] / sx[r];
+                const tern_rt_state *ks = kv[r];
+                float *kc = ks->key_cache + ((size_t)l * ks->seq_len + pos[r]) * KV, *vc = ks->value_cache + ((size_t)l * ks->seq_len + pos[r]) * KV;
+                for (int q = h * hd; q < (h + 1) * hd; q++) kc[q] = (float)a[D + q] * fk;
+                tern_rope_rotate(kc + h * hd, hd, s->rope + (size_t)pos[r] * hd, 1.0f);
+                for (int q = h * hd; q < (h + 1) * hd; q++) vc[q] = (float)a[D + KV + q] * fv;
+            }
+            #pragma omp for schedule(dynamic, 1)
+            for (int t = 0; t < n * nh; t++) {   // (row, head): its query against its cache
+                const int r = t / nh, h = t % nh;
+                const float fq = L->scale[0] / sx[r];
+                const int32_t *a = s->acc + (size_t)r * (D + 2 * KV);
+                for (int q = 0; q < hd; q++) qh[q] = (float)a[h * hd + q] * fq;
+                tern_rope_rotate(qh, hd, s->rope + (size_t)pos[r] * hd, 1.0f);
+                attend_head(c, kv[r], l, h, qh, pos[r] + 1, s->att + (size_t)r * D + h * hd, sc);
+            }
+            for (int r = 0; r < n; r++) sx[r] = norm_quant(s->att + (size_t)r * D, L->attn_sub_norm, D, c->norm_eps, nrow, xq + r * dp);
+            tern_tmat_muln_team(&L->wo, sp + nt, nt, xq, n, sx, s->xb2, NULL, TERN_KERNEL_AUTO);
+            #pragma omp barrier
+            for (size_t i = 0; i < (size_t)n * D; i++) x[i] += s->xb2[i];
+            // feed-forward block
+            for (int r = 0; r < n; r++) sx[r] = norm_quant(x + (size_t)r * D, L->ffn_norm, D, c->norm_eps, nrow, xq + r * dp);
+            tern_tmat_muln_team(&L->wgu, sp + 2 * nt, nt, xq, n, sx, NULL, s->acc, TERN_KERNEL_AUTO);   // [n, 2F]
+            #pragma omp barrier
+            const int nck = (F + 1023) / 1024;
+            #pragma omp for schedule(static)
+            for (int ck = 0; ck < n * nck; ck++) {   // SwiGLU in the batched path's chunks
+                const int r = ck / nck, r0 = (ck % nck) * 1024, len = F - r0 < 1024 ? F - r0 : 1024;
+                const int32_t *ag = s->acc + (size_t)r * 2 * F + r0;
+                swiglu_chunk(ag, ag + F, L->scale[4] / sx[r], L->scale[5] / sx[r], len, s->hb + (size_t)r * F + r0);
+            }
+            for (int r = 0; r < n; r++) sx[r] = norm_quant(s->hb + (size_t)r * F, L->ffn_sub_norm, F, c->norm_eps, nrow, xq + r * fp);
+            tern_tmat_muln_team(&L->w_down, sp + 3 * nt, nt, xq, n, sx, s->xb2, NULL, TERN_KERNEL_AUTO);
+            #pragma omp barrier
+            for (size_t i = 0; i < (size_t)n * D; i++) x[i] += s->xb2[i];
+            // the next layer's first product overwrites s->xb2 / s->acc only after the barriers
+            // that follow its own inputs' preparation, which every thread reaches after reading them
+        }
+        if (me == 0) memcpy(s->x, x, sizeof(float) * (size_t)n * D);
+    }
+}
+
+float *forward_multi(const tern_rt_model *m, tern_rt_state *s, tern_rt_state *const *kv, const int *tokens, const int *pos, int n,
+                     const int *out_rows, int n_out) {
+    const tern_rt_config *c = &m->config;
+    const tern_rt_weights *w = &m->weights;
+    const int D = c->dim;
+    if (n < 1 || n > s->max_batch || n_out < 0 || n_out > n)
+        tern_fatal("forward_multi: %d rows (%d with logits) do not fit a batch of %d", n, n_out, s->max_batch);
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size) tern_fatal("forward_multi: token id %d out of range", tokens[i]);
+        if (pos[i] < 0 || pos[i] >= kv[i]->seq_len || pos[i] >= s->seq_len)
+            tern_fatal("forward_multi: row %d: position %d outside the context (%d)", i, pos[i], kv[i]->seq_len);
+        for (int j = 0; j < i; j++)
+            if (kv[j] == kv[i] && pos[j] == pos[i]) tern_fatal("forward_multi: rows %d and %d: same sequence and position %d", j, i, pos[i]);
+    }
+    for (int j = 0; j < n_out; j++)
+        if (out_rows[j] < 0 || out_rows[j] >= n) tern_fatal("forward_multi: logits row %d out of range", out_rows[j]);
+    if (n == 1) {   // one sequence, one token: the decode step of that sequence's own state
+        float *lg = forward(m, kv[0], tokens, 1, pos[0], 0);
+        return n_out ? lg : NULL;
+    }
+    update_fp_kind();
+    for (int i = 0; i < n; i++) fp_row(w->token_embd, w->embd_type, tokens[i], D, s->x + (size_t)i * D);
+    if (n <= MULTI_ROWS) decode_multi(m, s, kv, pos, n);   // decode rows (and short chunks): one region
+    else layers_rows(m, s, kv, pos, 0, n);                 // prompt-sized: per-op parallel loops
+    if (!n_out) return NULL;
+    for (int j = 0; j < n_out; j++) memcpy(s->xb2 + (size_t)j * D, s->x + (size_t)out_rows[j] * D, sizeof(float) * D);
+    rmsnorm_rows(s->xb, s->xb2, w->output_norm, n_out, D, c->norm_eps);
+    logits_rows(m, s, s->xb, n_out, s->logits);
     return s->logits;
 }
 

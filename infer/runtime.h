@@ -115,6 +115,7 @@ typedef struct {
     int8_t *xqt;     // [n_threads, xq_pad] its int8 activations, zero past the row's length
     float *qh;       // [n_threads, head_dim] a query head
     tern_split *splits; // [4 * n_layers, team] the work splits of each layer's 4 products
+    void *multi;     // forward_multi's per-thread buffers for its one-region step (allocated on first use)
 } tern_rt_state;
 
 // Load a bitnet GGUF: mmap, check architecture/keys/shapes/types, repack ternary weights.
@@ -123,6 +124,11 @@ int build_model(tern_rt_model *m, const char *path);
 // A model with random ternary weights (uniform std-1 f16 embedding, unit norms, s_w = 0.02), no vocab.
 // cfg needs dim, ffn_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len (rest derived).
 int build_random_model(tern_rt_model *m, const tern_rt_config *cfg, uint64_t seed);
+// A random model's shape: "small" (dim 256, ffn 768, 6 layers, 4 heads, vocab 4096), "2b" (the
+// BitNet b1.58 2B4T shape: 2560/6912/30 layers/20 heads, 5 kv heads, vocab 32000) or
+// "dim=D,ffn=F,layers=L,heads=H,kv_heads=K,vocab=V[,ctx=C]" (seq_len 0 when no ctx given).
+// 0, or -1 + tern_error (tern-bench --random, tern-server --random).
+int rt_parse_shape(const char *spec, tern_rt_config *c);
 void free_model(tern_rt_model *m);
 
 // Buffers for up to max_batch tokens per forward and a KV cache of seq_len positions
@@ -136,6 +142,18 @@ void free_state(tern_rt_state *s);
 float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int n, int pos, int all_logits);
 // Convenience: forward over any number of tokens in chunks of max_batch; logits of the last one.
 float *forward_prompt(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int n, int pos);
+
+// Several sequences in one forward (tern-server's batched decoding: one pass over the weights
+// for all rows). Row i is token tokens[i] at position pos[i] of the sequence whose KV cache is
+// kv[i]: a state of its own (build_state, any max_batch >= 1) or s itself. A sequence may have
+// several rows (a prompt chunk); its cache must hold every position below its rows' positions
+// that is not among them; no two rows share a sequence and a position. s supplies the working
+// buffers: 1 <= n <= s->max_batch, pos[i] < min(s->seq_len, kv[i]->seq_len). Returns the logits
+// of rows out_rows[0..n_out) as [n_out, vocab] (NULL when n_out = 0), in s->logits, or, for a
+// single row, in kv[0]->logits (that row then runs the one-token decode step of kv[0]). The
+// logits equal those of forward() on each sequence alone bit for bit (test_runtime checks).
+float *forward_multi(const tern_rt_model *m, tern_rt_state *s, tern_rt_state *const *kv, const int *tokens, const int *pos, int n,
+                     const int *out_rows, int n_out);
 
 // ---- sampler (sampler.c) ----
 typedef struct { float prob; int index; } tern_prob_index;

@@ -38,6 +38,32 @@ static int cmp_desc(const void *a, const void *b) {
     return x->index - y->index; // deterministic order among ties
 }
 
+// Move the k entries of a[0..n) that come first in cmp_desc order to a[0..k), sorted: a heap of
+// the best k so far (its root is the one of them that comes last), then a sort of those k. The
+// order is total (ties by index), so this is exactly the first k of a full sort, in O(n log k).
+static void heap_down(tern_prob_index *h, int k, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < k && cmp_desc(&h[l], &h[m]) > 0) m = l;
+        if (r < k && cmp_desc(&h[r], &h[m]) > 0) m = r;
+        if (m == i) return;
+        tern_prob_index t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void select_first_k(tern_prob_index *a, int n, int k) {
+    for (int i = k / 2 - 1; i >= 0; i--) heap_down(a, k, i);
+    for (int i = k; i < n; i++)
+        if (cmp_desc(&a[i], &a[0]) < 0) {
+            a[0] = a[i];
+            heap_down(a, k, 0);
+        }
+    qsort(a, (size_t)k, sizeof *a, cmp_desc);
+}
+
 int sample(tern_sampler *s, const float *logits) {
     int V = s->vocab_size;
     if (s->temperature == 0.0f) return sample_argmax(logits, V);
@@ -57,8 +83,10 @@ int sample(tern_sampler *s, const float *logits) {
     }
     int filter = s->top_k > 0 || s->top_p < 1.0f;
     if (filter) {
-        qsort(s->probindex, (size_t)n, sizeof *s->probindex, cmp_desc);
-        if (s->top_k > 0 && s->top_k < n) n = s->top_k;
+        if (s->top_k > 0 && s->top_k < n) {   // only the top k take part: select them, O(n log k)
+            select_first_k(s->probindex, n, s->top_k);
+            n = s->top_k;
+        } else qsort(s->probindex, (size_t)n, sizeof *s->probindex, cmp_desc);
         if (s->top_p < 1.0f) { // smallest prefix whose mass reaches top_p
             double cum = 0.0;
             int keep = n;

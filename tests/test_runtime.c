@@ -410,6 +410,106 @@ static void test_batch_decode_kernels(void **st) {
     tm_free(&t);
 }
 
+// forward_multi (several sequences per forward, each with its own KV cache) == each sequence
+// alone through forward(), one token at a time (the decode_one path, separate code), bit for bit:
+// prompt chunks and decode rows of three sequences mixed in one call, rows in any order, a
+// single-row step, a step without logits, a step over 16 rows (the per-op batched path instead
+// of the one-region step); the one-region step as a team of 1, 2 and 3 threads
+enum { FM_SEQS = 3, FM_LEN = 24 };
+static int fm_tokens[FM_SEQS][FM_LEN];
+typedef struct { int seq, pos; } fm_row;
+
+static void fm_step(const tern_rt_model *m, tern_rt_state *work, tern_rt_state *seqs, const fm_row *rows, int n,
+                    const float ref[FM_SEQS][FM_LEN][300], int with_logits) {
+    tern_rt_state *kv[32] = {0};
+    int tok[32] = {0}, pos[32] = {0}, out[32] = {0}, n_out = 0;
+    for (int i = 0; i < n; i++) {
+        kv[i] = &seqs[rows[i].seq];
+        tok[i] = fm_tokens[rows[i].seq][rows[i].pos];
+        pos[i] = rows[i].pos;
+        if (with_logits) out[n_out++] = i;
+    }
+    const float *lg = forward_multi(m, work, kv, tok, pos, n, out, n_out);
+    if (!with_logits) { assert_null(lg); return; }
+    for (int j = 0; j < n_out; j++)
+        if (memcmp(lg + (size_t)j * 300, ref[rows[out[j]].seq][rows[out[j]].pos], sizeof(float) * 300))
+            fail_msg("team %d, a step of %d rows: logits of row %d (sequence %d, position %d) differ from the sequence alone (%g vs %g)",
+                     work->team, n, out[j], rows[out[j]].seq, rows[out[j]].pos, lg[(size_t)j * 300], ref[rows[out[j]].seq][rows[out[j]].pos][0]);
+}
+
+typedef struct { const tern_rt_model *m; tern_rt_state *work, *seq; } fm_dup_ctx;
+static void fm_dup_child(void *arg) {
+    fm_dup_ctx *d = arg;
+    tern_rt_state *kv[2] = {d->seq, d->seq};
+    int tok[2] = {1, 2}, pos[2] = {3, 3};
+    forward_multi(d->m, d->work, kv, tok, pos, 2, NULL, 0);
+}
+
+static void test_forward_multi(void **st) {
+    (void)st;
+    tmodel t;
+    tm_build(&t, 256, 768, 2, 8, 2, 300, 40, 13);
+    char path[300];
+    tmp_path(path, sizeof path, "fm.gguf");
+    tm_write(&t, path, (tm_opts){.ttype = TERN_GGML_TQ2_0, .embd_type = TERN_GGML_F16, .scale_tensor = 1, .vocab = 1});
+    tern_rt_model m;
+    assert_int_equal(build_model(&m, path), 0);
+    tern_rng rng;
+    tern_rng_seed(&rng, 21);
+    for (int q = 0; q < FM_SEQS; q++)
+        for (int p = 0; p < FM_LEN; p++) fm_tokens[q][p] = p == 0 ? 1 : 3 + (int)(tern_rng_u64(&rng) % 297);
+    static float ref[FM_SEQS][FM_LEN][300];
+    tern_rt_state s, seqs[FM_SEQS], work;
+    assert_int_equal(build_state(&s, &m, 1, 0), 0);
+    for (int q = 0; q < FM_SEQS; q++)
+        for (int p = 0; p < FM_LEN; p++) memcpy(ref[q][p], forward(&m, &s, &fm_tokens[q][p], 1, p, 0), sizeof ref[q][p]);
+    const int saved = omp_get_max_threads();
+    for (int team = 1; team <= 3; team++) {
+        omp_set_num_threads(team > 1 ? team : saved);
+        for (int q = 0; q < FM_SEQS; q++) assert_int_equal(build_state(&seqs[q], &m, 1, 0), 0);
+        assert_int_equal(build_state(&work, &m, 32, 0), 0);
+        work.team = team;
+        // step 1: prompt chunks of sequences 0 (0..4) and 1 (0..2)
+        const fm_row r1[] = {{0, 0}, {0, 1}, {0, 2}, {0, 3}, {0, 4}, {1, 0}, {1, 1}, {1, 2}};
+        fm_step(&m, &work, seqs, r1, 8, ref, 1);
+        // step 2: sequence 0 decodes, sequence 1 goes on with its prompt, sequence 2 starts; mixed order
+        const fm_row r2[] = {{1, 3}, {2, 0}, {0, 5}, {1, 4}, {2, 1}, {1, 5}, {1, 6}};
+        fm_step(&m, &work, seqs, r2, 7, ref, 1);
+        // step 3: one decode row each, no logits wanted
+        const fm_row r3[] = {{2, 2}, {0, 6}, {1, 7}};
+        fm_step(&m, &work, seqs, r3, 3, ref, 0);
+        // step 4: a single row (the sequence's own one-token decode step)
+        const fm_row r4[] = {{1, 8}};
+        fm_step(&m, &work, seqs, r4, 1, ref, 1);
+        // step 5: decode rows in reversed order
+        const fm_row r5[] = {{2, 3}, {1, 9}, {0, 7}};
+        fm_step(&m, &work, seqs, r5, 3, ref, 1);
+        // step 6: 20 rows (more than one region's worth: the per-op batched path)
+        fm_row r6[20];
+        int k = 0;
+        for (int p = 8; p < 20; p++) r6[k++] = (fm_row){0, p};
+        for (int p = 4; p < 10; p++) r6[k++] = (fm_row){2, p};
+        r6[k++] = (fm_row){1, 10};
+        r6[k++] = (fm_row){1, 11};
+        fm_step(&m, &work, seqs, r6, 20, ref, 1);
+        // step 7: the rest, decode-sized again
+        const fm_row r7[] = {{0, 20}, {2, 10}, {1, 12}, {0, 21}, {2, 11}};
+        fm_step(&m, &work, seqs, r7, 5, ref, 1);
+        if (team == 3) {   // a repeated (sequence, position) is a caller bug: tern_fatal (checked in a child)
+            fm_dup_ctx dc = {&m, &work, &seqs[0]};
+            char err[512];
+            assert_int_not_equal(tu_run_child(fm_dup_child, &dc, err, sizeof err), 0);
+            assert_non_null(strstr(err, "same sequence and position"));
+        }
+        for (int q = 0; q < FM_SEQS; q++) free_state(&seqs[q]);
+        free_state(&work);
+    }
+    omp_set_num_threads(saved);
+    free_state(&s);
+    free_model(&m);
+    tm_free(&t);
+}
+
 static void test_random_model(void **st) {
     (void)st;
     tern_rt_config c = {.dim = 128, .ffn_dim = 320, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .vocab_size = 100, .seq_len = 16};
@@ -425,6 +525,54 @@ static void test_random_model(void **st) {
     free_model(&m);
     c.n_kv_heads = 3; // 4 heads not a multiple of 3
     assert_int_equal(build_random_model(&m, &c, 5), -1);
+}
+
+// a plain sampler written out here (full insertion sort, no selection): sample() must draw exactly
+// the same tokens, including among tied probabilities
+static int ref_sample(const float *lg, int V, float T, int top_k, float top_p, tern_rng *r, float *probs, int *idx) {
+    float mx = lg[0];
+    for (int i = 1; i < V; i++) mx = lg[i] > mx ? lg[i] : mx;
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) { probs[i] = expf((lg[i] - mx) / T); sum += probs[i]; }
+    for (int i = 0; i < V; i++) { probs[i] = (float)(probs[i] / sum); idx[i] = i; }
+    const int filter = top_k > 0 || top_p < 1.0f;   // without a filter the draw walks the ids in order
+    for (int i = 1; i < V && filter; i++)   // by probability, descending; lower index first among equals
+        for (int j = i; j > 0 && (probs[idx[j]] > probs[idx[j - 1]] || (probs[idx[j]] == probs[idx[j - 1]] && idx[j] < idx[j - 1])); j--) {
+            int t = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = t;
+        }
+    int n = top_k > 0 && top_k < V ? top_k : V;
+    if (top_p < 1.0f) {
+        double cum = 0.0;
+        for (int i = 0; i < n; i++) { cum += probs[idx[i]]; if (cum >= top_p) { n = i + 1; break; } }
+    }
+    double mass = 0.0;
+    for (int i = 0; i < n; i++) mass += probs[idx[i]];
+    double u = tern_rng_uniform(r) * mass, cum = 0.0;
+    for (int i = 0; i < n; i++) { cum += probs[idx[i]]; if (u < cum) return idx[i]; }
+    return idx[n - 1];
+}
+
+static void test_sampler_reference(void **st) {
+    (void)st;
+    enum { V = 700 };
+    static float lg[V], probs[V];
+    static int idx[V];
+    const struct { float T; int k; float p; } cfg[] = {{0.8f, 40, 0.95f}, {1.0f, 1, 1.0f}, {1.3f, 5, 1.0f}, {0.7f, 0, 0.9f},
+                                                       {1.0f, 699, 0.5f}, {2.0f, 100, 0.99f}, {0.5f, 0, 1.0f}};
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        tu_fill_normal(lg, V, 100 + c, 2.0f);
+        for (int i = 0; i < V; i += 3) lg[i] = roundf(lg[i] * 2.0f) / 2.0f;   // ties
+        tern_sampler s;
+        build_sampler(&s, V, cfg[c].T, cfg[c].k, cfg[c].p, 77 + c);
+        tern_rng r;
+        tern_rng_seed(&r, 77 + c);
+        for (int d = 0; d < 60; d++) {
+            lg[(d * 37) % V] += 0.25f;   // the distribution moves between draws
+            const int got = sample(&s, lg), want = ref_sample(lg, V, cfg[c].T, cfg[c].k, cfg[c].p, &r, probs, idx);
+            if (got != want) fail_msg("config %zu draw %d: sample %d, reference %d", c, d, got, want);
+        }
+        free_sampler(&s);
+    }
 }
 
 static void test_sampler(void **st) {
@@ -559,8 +707,10 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_reference),
         cmocka_unit_test(test_batch_decode_kernels),
+        cmocka_unit_test(test_forward_multi),
         cmocka_unit_test(test_random_model),
         cmocka_unit_test(test_sampler),
+        cmocka_unit_test(test_sampler_reference),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

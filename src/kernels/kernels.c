@@ -453,6 +453,17 @@ void tern_tmat_mul1_team(const tern_tmat *m, tern_split *split, int nt, const in
     for (int rb; (rb = split_next(split, nt, me)) >= 0;) run_block(m, xq, 1, &sx, outf, outi, ts, 0, &sumx, 1, rb);
 }
 
+void tern_tmat_muln_team(const tern_tmat *m, tern_split *split, int nt, const int8_t *xq, int N, const float *sx, float *outf,
+                         int32_t *outi, tern_kernel_kind k) {
+    k = resolve(k);
+    nt = nt < 1 ? 1 : nt > MAX_SPLIT ? MAX_SPLIT : nt;
+    int32_t sumx[TERN_TEAM_ROWS];
+    for (int n = 0; n < N; n++) sumx[n] = row_sum(xq + (size_t)n * m->cols_pad, m->cols_pad);
+    const int TT = k == TERN_KERNEL_AVX512VNNI ? 6 : k == TERN_KERNEL_AVX2 ? 2 : 4;
+    const int me = omp_get_thread_num() % nt;
+    for (int rb; (rb = split_next(split, nt, me)) >= 0;) run_block(m, xq, N, sx, outf, outi, k, sumx, TT, rb);
+}
+
 void tern_tmat_mul(const tern_tmat *m, const int8_t *xq, const float *sx, int N, float *out, tern_kernel_kind k) {
     run(m, xq, (size_t)m->cols, N, sx, out, NULL, k);
 }

@@ -108,5 +108,12 @@ typedef struct { _Alignas(64) uint64_t fb; } tern_split;   // [TERN_SPLIT_MAX] p
 void tern_tmat_split_init(tern_split *split, int nt, const tern_tmat *m);
 void tern_tmat_mul1_team(const tern_tmat *m, tern_split *split, int nt, const int8_t *xq, float sx, float *outf, int32_t *outi,
                          tern_kernel_kind k);
+// The same for N <= TERN_TEAM_ROWS rows (several sequences' decode step, tern-server): xq
+// [N, cols_pad] zero past cols, sx [N]; outf / outi [N, rows]. The row blocks are shared out as
+// above and every block is computed for all N rows (the weights are read once). Same results as
+// tern_tmat_mul / _i32, bit for bit.
+#define TERN_TEAM_ROWS 64
+void tern_tmat_muln_team(const tern_tmat *m, tern_split *split, int nt, const int8_t *xq, int N, const float *sx, float *outf,
+                         int32_t *outi, tern_kernel_kind k);
 
 #endif
