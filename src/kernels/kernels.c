@@ -459,9 +459,21 @@ void tern_tmat_muln_team(const tern_tmat *m, tern_split *split, int nt, const in
     nt = nt < 1 ? 1 : nt > MAX_SPLIT ? MAX_SPLIT : nt;
     int32_t sumx[TERN_TEAM_ROWS];
     for (int n = 0; n < N; n++) sumx[n] = row_sum(xq + (size_t)n * m->cols_pad, m->cols_pad);
-    const int TT = k == TERN_KERNEL_AVX512VNNI ? 6 : k == TERN_KERNEL_AVX2 ? 2 : 4;
+    const tern_tile_set *ts = k == TERN_KERNEL_PLAIN ? NULL : tern_tiles_for(k);
+    const int TT = ts ? ts->tt : 4;
+    // kinds that take token pairs (i8mm): each thread re-lays its own copy (at most
+    // TERN_TEAM_ROWS rows, small beside the weights it streams), so the team needs no barrier
+    const int pairs = ts && ts->x_pairs && N >= 2;
+    int8_t *xpair = NULL;
+    const int8_t *x = xq;
+    if (pairs) {
+        xpair = tern_aligned_alloc((size_t)(N + 1) / 2 * 2 * m->cols_pad);
+        tern_x_pairs(xpair, xq, N, m->cols_pad);
+        x = xpair;
+    }
     const int me = omp_get_thread_num() % nt;
-    for (int rb; (rb = split_next(split, nt, me)) >= 0;) run_block(m, xq, N, sx, outf, outi, k, sumx, TT, rb);
+    for (int rb; (rb = split_next(split, nt, me)) >= 0;) run_block(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, rb);
+    free(xpair);
 }
 
 void tern_tmat_mul(const tern_tmat *m, const int8_t *xq, const float *sx, int N, float *out, tern_kernel_kind k) {
