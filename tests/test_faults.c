@@ -228,7 +228,7 @@ static void test_kill9(void **st) {
             while (count_rows(csv) <= rows && tern_time() - tw < 120 && waitpid(pid, NULL, WNOHANG) == 0) usleep(1000);
             usleep((useconds_t)(tern_rng_u64(&rng) % 30000));
         } else {
-            usleep((useconds_t)(tern_rng_u64(&rng) % (useconds_t)(1e6 * ref_secs / 10 + 1)));
+            usleep((useconds_t)(tern_rng_u64(&rng) % (useconds_t)(1e6 * ref_secs / 20 + 1)));   // 12 of these: well under 400 steps on a loaded machine
         }
         int st2;
         if (waitpid(pid, &st2, WNOHANG) == pid) {   // finished before the kill: the run is complete
