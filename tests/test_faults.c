@@ -228,7 +228,7 @@ static void test_kill9(void **st) {
             while (count_rows(csv) <= rows && tern_time() - tw < 120 && waitpid(pid, NULL, WNOHANG) == 0) usleep(1000);
             usleep((useconds_t)(tern_rng_u64(&rng) % 30000));
         } else {
-            usleep((useconds_t)(tern_rng_u64(&rng) % (useconds_t)(1e6 * ref_secs / 10 + 1)));
+            usleep((useconds_t)(tern_rng_u64(&rng) % (useconds_t)(1e6 * ref_secs / 20 + 1)));   // 12 of these: well under 400 steps on a loaded machine
         }
         int st2;
         if (waitpid(pid, &st2, WNOHANG) == pid) {   // finished before the kill: the run is complete
@@ -408,6 +408,30 @@ static void test_lock_and_signals(void **st) {
         tern_train_state_free(&s);
         free(r);
     }
+    // a stop request inside one long step (grad_accum at its limit: 2^20 micro-batches of 128
+    // tokens, ~0.6 ms of CPU each, minutes even on a fast machine) ends the run within a
+    // micro-batch; no step was completed, so no checkpoint is written
+    char d2[300], out2[320], latest2[400], o2[4096];
+    in_dir(d2, sizeof d2, "longstep");
+    snprintf(out2, sizeof out2, "out_dir=%s", d2);
+    snprintf(latest2, sizeof latest2, "%s/latest.h5", d2);
+    pid_t a = spawn(ARGV(train, RUN_KEYS, "steps=2", "batch=8", "grad_accum=1048576", out2), NULL, outf, errf, NULL);
+    double tw = tern_time();
+    do {   // the start-up is done when the trainer prints its compute line (flushed)
+        usleep(20000);
+        slurp(outf, o2, sizeof o2);
+    } while (!strstr(o2, "# compute:") && tern_time() - tw < 120);
+    assert_non_null(strstr(o2, "# compute:"));
+    usleep(300000);   // into the step's micro-batches
+    kill(a, SIGINT);
+    double secs = 0;
+    int status = wait_status(a, 60, &secs);
+    slurp(outf, o2, sizeof o2);
+    printf("  SIGINT inside a step of 1048576 micro-batches: exit %d after %.2f s\n", status, secs);
+    assert_int_equal(status, 130);
+    assert_true(secs < 10);
+    assert_non_null(strstr(o2, "stopped by signal 2 at step 0"));
+    assert_int_equal(access(latest2, F_OK), -1);
 }
 
 // ---- resume: the same run, or an error naming what changed -------------------------------------
