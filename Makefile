@@ -24,12 +24,13 @@ CFLAGS  := -std=gnu11 $(OPT) $(ARCH) -fno-math-errno -fopenmp -Wall -Wextra -Wer
 HDF5_CFLAGS = $(shell pkg-config --cflags hdf5 2>/dev/null)
 HDF5_LIBS   = $(shell pkg-config --libs hdf5 2>/dev/null)
 LDFLAGS := $(OPT) -fopenmp
-LIBS     = $(HDF5_LIBS) -lopenblas -lm
+LIBS     = $(HDF5_LIBS) -lopenblas -ljansson -lpcre2-8 -lm
 RT_LIBS := -lm
 
 # src/ files the standalone runtime also uses (must include only libc/libm/OpenMP headers)
 RT_SRC_ALL := src/util.c src/model/quant.c src/kernels/vmath.c src/tokenizers/tokenizer.c src/formats/gguf.c \
-              src/formats/tqpack.c src/kernels/kernels.c
+              src/formats/tqpack.c src/kernels/kernels.c src/tokenizers/spm.c src/tokenizers/bytelevel.c \
+              src/tokenizers/pretokenizer.c src/tokenizers/unicode.c src/tokenizers/tokenizer_gguf.c
 RT_SRC     := $(wildcard $(RT_SRC_ALL))
 LIB_SRC    := $(filter-out $(RT_SRC),$(wildcard src/*.c src/*/*.c))
 LPAREN     := (
@@ -51,7 +52,7 @@ DEPS_STAMP := $(BUILD)/.deps-installed
 OPENMP_ON := $(shell echo | $(CC) -fopenmp -dM -E - 2>/dev/null | grep -c _OPENMP)
 $(info tern: OpenMP $(if $(filter 1,$(OPENMP_ON)),on,OFF) ($(shell nproc) CPUs here; threads from OMP_NUM_THREADS), build dir $(BUILD))
 
-.PHONY: all test bench demo interop deps clean
+.PHONY: all test bench demo interop deps clean unicode-tables
 .SECONDARY:
 all: $(LIBTERN) $(LIBTERN_RT) $(PROGS)
 
@@ -104,6 +105,12 @@ demo: all
 interop: all
 	@scripts/install-deps.sh interop
 	@scripts/interop.sh $(BUILD)
+
+# Regenerate the pre-tokenizers' Unicode class tables from PCRE2 (committed; see the generator)
+unicode-tables: | $(DEPS_STAMP)
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -Wall -Wextra -Werror scripts/gen_unicode_tables.c -lpcre2-8 -o $(BUILD)/gen_unicode_tables
+	$(BUILD)/gen_unicode_tables src/tokenizers/unicode_tables.h
 
 clean:
 	rm -rf build build-san

@@ -1,5 +1,6 @@
 // trainer.c — the training loop (see trainer.h).
 #include "training/trainer.h"
+#include "tokenizers/tokenizer_json.h"
 #include "training/schedule.h"
 #include "util.h"
 #include <cblas.h>
@@ -77,10 +78,14 @@ int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume) {
     snprintf(latest, sizeof latest, "%s/latest.h5", r->out_dir);
     int resuming = resume && access(latest, R_OK) == 0;
     int64_t resume_epoch = 0, resume_pos = 0;
-    if (r->tokenizer[0]) {
+    if (r->tokenizer[0]) { // a .tkz or a tokenizer.json; checkpoints embed its .tkz bytes
+        tern_tokenizer tk;
+        void *bytes;
         size_t n;
-        void *bytes = tern_read_file(r->tokenizer, &n);
-        if (!bytes || open_tokenizer_bytes(t, bytes, n, r->tokenizer) != 0) return -1;
+        if (tern_tokenizer_load_any(&tk, r->tokenizer) != 0) return -1;
+        tern_tokenizer_to_bytes(&tk, &bytes, &n);
+        tern_tokenizer_free(&tk);
+        if (open_tokenizer_bytes(t, bytes, n, r->tokenizer) != 0) return -1;
     }
     if (resuming) {
         tern_model_config mc;
