@@ -8,7 +8,7 @@
 //   tern-tokenizer encode  -t TOK -o OUT.tok [--val VAL.tok] [--val-frac F] [--width 2|4] [--no-bos]
 //                          [--special] [-q] TEXT...
 //   tern-tokenizer decode  -t TOK [-o OUT.txt] [--special] IN.tok
-//   tern-tokenizer ids     -t TOK [--bos] [--eos] [--special] [TEXT|-]
+//   tern-tokenizer ids     -t TOK [--bos] [--eos] [--special] [TEXT...|-]   (one line of ids per text)
 //   tern-tokenizer convert IN OUT
 //   tern-tokenizer gguf    -t TOK -o VOCAB.gguf
 //   tern-tokenizer info    TOK|IN.tok
@@ -43,7 +43,7 @@ static void usage(FILE *f) {
             "       %s encode  -t TOK -o OUT.tok [--val VAL.tok] [--val-frac F] [--width 2|4] [--no-bos]\n"
             "                         [--special] [-q] TEXT...\n"
             "       %s decode  -t TOK [-o OUT.txt] [--special] IN.tok\n"
-            "       %s ids     -t TOK [--bos] [--eos] [--special] [TEXT|-]\n"
+            "       %s ids     -t TOK [--bos] [--eos] [--special] [TEXT...|-]\n"
             "       %s convert IN OUT\n"
             "       %s gguf    -t TOK -o VOCAB.gguf\n"
             "       %s info    TOK|IN.tok\n"
@@ -482,27 +482,29 @@ static char *read_input(const char *path, size_t *n) {
     return b;
 }
 
-// ids of one text (a file, or stdin), on one line
+// the ids of each text (files, or stdin), one line per text
 static int cmd_ids(args *a) {
     if (!a->tok) return fail("ids: missing -t TOKENIZER");
-    if (a->n_files > 1) return fail("ids: give one text file (or - for stdin)");
     tern_tokenizer t;
     if (tern_tokenizer_load_any(&t, a->tok) != 0) return fail_last();
-    size_t n;
-    char *text = read_input(a->n_files ? a->files[0] : "-", &n);
-    if (!text) {
-        tern_tokenizer_free(&t);
-        return fail_last();
+    int fl = (a->bos ? TERN_ENC_BOS : 0) | (a->eos ? TERN_ENC_EOS : 0) | (a->special ? TERN_ENC_SPECIAL : 0), rc = 0;
+    for (int f = 0; f < (a->n_files ? a->n_files : 1) && !rc; f++) {
+        const char *path = a->n_files ? a->files[f] : "-";
+        size_t n;
+        char *text = read_input(path, &n);
+        if (!text) {
+            rc = fail_last();
+            break;
+        }
+        int *ids, m;
+        if (tern_tokenizer_encode_ex(&t, text, n, fl, &ids, &m) != 0) rc = fail("%s: %s", a->tok, tern_last_error());
+        else {
+            for (int i = 0; i < m; i++) printf("%s%d", i ? " " : "", ids[i]);
+            printf("\n");
+            free(ids);
+        }
+        free(text);
     }
-    int *ids, m, rc = 0;
-    int fl = (a->bos ? TERN_ENC_BOS : 0) | (a->eos ? TERN_ENC_EOS : 0) | (a->special ? TERN_ENC_SPECIAL : 0);
-    if (tern_tokenizer_encode_ex(&t, text, n, fl, &ids, &m) != 0) rc = fail("%s: %s", a->tok, tern_last_error());
-    else {
-        for (int i = 0; i < m; i++) printf("%s%d", i ? " " : "", ids[i]);
-        printf("\n");
-        free(ids);
-    }
-    free(text);
     tern_tokenizer_free(&t);
     return rc;
 }

@@ -14,15 +14,12 @@ void bpe_free_tables(tern_tok_priv *p) {
     free(p->raw_off);
     free(p->raw_len);
     free(p->rmap);
-    free(p->mkey);
-    free(p->mrank);
-    free(p->mres);
+    free(p->mtab);
     p->raw = NULL;
     p->raw_off = NULL;
     p->raw_len = NULL;
     p->rmap = NULL;
-    p->mkey = NULL;
-    p->mrank = p->mres = NULL;
+    p->mtab = NULL;
 }
 
 static int rmap_get(const tern_tokenizer *t, const uint8_t *s, size_t m) {
@@ -97,9 +94,7 @@ int bpe_build_tables(tern_tokenizer *t, const char *what) {
     // merges: (left, right) -> rank, result
     p->mcap = 1024;
     while (p->mcap < 2u * (uint32_t)t->n_merges) p->mcap *= 2;
-    p->mkey = tern_xcalloc(p->mcap, sizeof(uint64_t));
-    p->mrank = tern_xmalloc((size_t)p->mcap * sizeof(int32_t));
-    p->mres = tern_xmalloc((size_t)p->mcap * sizeof(int32_t));
+    p->mtab = tern_xcalloc(p->mcap, sizeof *p->mtab);
     char *cat = tern_xmalloc(2 * TERN_TOK_MAX_PIECE + 1);
     for (int r = 0; r < t->n_merges; r++) {
         int a = t->merges[2 * r], b = t->merges[2 * r + 1];
@@ -112,20 +107,16 @@ int bpe_build_tables(tern_tokenizer *t, const char *what) {
             free(cat);
             return -1;
         }
-        int dummy;
-        int prev = bpe_merge_lookup(p, a, b, &dummy);
-        if (prev >= 0) {
-            tern_error("%s: merge %d (\"%s\" \"%s\") repeats merge %d", what, r, t->pieces[a], t->pieces[b], prev);
-            free(cat);
-            return -1;
-        }
         uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
         uint64_t h = key * 0x9E3779B97F4A7C15ull;
         uint32_t mask = p->mcap - 1, i = (uint32_t)(h >> 32) & mask;
-        while (p->mkey[i]) i = (i + 1) & mask;
-        p->mkey[i] = key;
-        p->mrank[i] = r;
-        p->mres[i] = res;
+        while (p->mtab[i].key && p->mtab[i].key != key) i = (i + 1) & mask;
+        if (p->mtab[i].key) {
+            tern_error("%s: merge %d (\"%s\" \"%s\") repeats merge %d", what, r, t->pieces[a], t->pieces[b], p->mtab[i].rank);
+            free(cat);
+            return -1;
+        }
+        p->mtab[i] = (struct tok_merge){key, r, res};
     }
     free(cat);
     return 0;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 struct tern_tok_priv {
-    int *map;            // open addressing: stored piece bytes -> id, -1 empty
+    struct tok_slot { uint32_t tag; int32_t id; } *map; // open addressing: stored piece bytes -> id (-1 empty), tag = hash >> 32
     uint32_t map_cap;
     char *blob;          // piece storage
     int byte_id[256];    // llama: id of <0xHH>; gpt2: id of the byte's character piece (-1 none)
@@ -16,8 +16,7 @@ struct tern_tok_priv {
     uint16_t *raw_len;   // [vocab]
     int *rmap;           // decoded bytes -> id, for normal pieces written in the byte alphabet
     uint32_t rmap_cap;
-    uint64_t *mkey;      // merge table: key (left << 32 | right) + 1, 0 empty
-    int32_t *mrank, *mres;
+    struct tok_merge { uint64_t key; int32_t rank, res; } *mtab; // (left << 32 | right) + 1 -> rank, result; key 0 empty
     uint32_t mcap;
     // added tokens, matched in the text before pre-tokenization
     int n_added;
@@ -104,12 +103,12 @@ static inline int bpe_merge_lookup(const tern_tok_priv *p, int a, int b, int *re
     uint64_t h = key * 0x9E3779B97F4A7C15ull;
     uint32_t mask = p->mcap - 1, i = (uint32_t)(h >> 32) & mask;
     for (;;) {
-        uint64_t k = p->mkey[i];
-        if (k == key) {
-            *res = p->mres[i];
-            return p->mrank[i];
+        const struct tok_merge *e = &p->mtab[i];
+        if (e->key == key) {
+            *res = e->res;
+            return e->rank;
         }
-        if (k == 0) return -1;
+        if (e->key == 0) return -1;
         i = (i + 1) & mask;
     }
 }

@@ -61,12 +61,12 @@ const char *tern_tokenizer_kind_name(int kind) { return kind == TERN_TOK_GPT2 ? 
 int tern_tokenizer_piece_id(const tern_tokenizer *t, const char *s, size_t len) {
     if (len == 0 || len > TERN_TOK_MAX_PIECE || !t->priv) return -1;
     const tern_tok_priv *p = t->priv;
-    uint32_t mask = p->map_cap - 1;
-    uint32_t i = (uint32_t)tok_hbytes((const uint8_t *)s, len) & mask;
+    uint64_t h = tok_hbytes((const uint8_t *)s, len);
+    uint32_t mask = p->map_cap - 1, i = (uint32_t)h & mask, tag = (uint32_t)(h >> 32);
     for (;;) {
-        int id = p->map[i];
+        int id = p->map[i].id;
         if (id < 0) return -1;
-        if ((size_t)t->piece_len[id] == len && memcmp(t->pieces[id], s, len) == 0) return id;
+        if (p->map[i].tag == tag && (size_t)t->piece_len[id] == len && memcmp(t->pieces[id], s, len) == 0) return id;
         i = (i + 1) & mask;
     }
 }
@@ -267,8 +267,8 @@ int tern_tokenizer_build(tern_tokenizer *t, const tern_tokenizer_spec *s, const 
     p->blob = tern_xmalloc(total);
     p->map_cap = 1024;
     while (p->map_cap < 2u * (uint32_t)V) p->map_cap *= 2;
-    p->map = tern_xmalloc((size_t)p->map_cap * sizeof(int));
-    memset(p->map, 0xff, (size_t)p->map_cap * sizeof(int));
+    p->map = tern_xmalloc((size_t)p->map_cap * sizeof *p->map);
+    memset(p->map, 0xff, (size_t)p->map_cap * sizeof *p->map);
     for (int b = 0; b < 256; b++) p->byte_id[b] = -1;
     char *q = p->blob;
     for (int i = 0; i < V; i++) {
@@ -313,17 +313,18 @@ int tern_tokenizer_build(tern_tokenizer *t, const tern_tokenizer_spec *s, const 
             }
             p->byte_id[b] = i;
         }
-        uint32_t mask = p->map_cap - 1;
-        uint32_t k = (uint32_t)tok_hbytes((const uint8_t *)t->pieces[i], (size_t)len) & mask;
-        while (p->map[k] >= 0) {
-            int o = p->map[k];
-            if (t->piece_len[o] == len && memcmp(t->pieces[o], t->pieces[i], (size_t)len) == 0) {
+        uint64_t h = tok_hbytes((const uint8_t *)t->pieces[i], (size_t)len);
+        uint32_t mask = p->map_cap - 1, k = (uint32_t)h & mask, tag = (uint32_t)(h >> 32);
+        while (p->map[k].id >= 0) {
+            int o = p->map[k].id;
+            if (p->map[k].tag == tag && t->piece_len[o] == len && memcmp(t->pieces[o], t->pieces[i], (size_t)len) == 0) {
                 tern_error("%s: pieces %d and %d are the same", what, o, i);
                 goto fail;
             }
             k = (k + 1) & mask;
         }
-        p->map[k] = i;
+        p->map[k].tag = tag;
+        p->map[k].id = i;
     }
     if (t->kind == TERN_TOK_LLAMA) {
         for (int b = 0; b < 256; b++)

@@ -236,7 +236,7 @@ static int vocab_lookup(const json_t *vocab, const char *s) {
 
 // Scores of a SentencePiece-style vocabulary from its merges: the k-th distinct merge result
 // (in rank order) gets -(k + 1); other pieces 0 if they are one character, else the lowest.
-static void llama_scores(const tern_tokenizer_spec *s, const int32_t *mid, int nm, float *scores) {
+static void llama_scores(const tern_tokenizer_spec *s, const char *const *ml, const char *const *mr, int nm, float *scores) {
     int V = s->vocab_size;
     for (int i = 0; i < V; i++) scores[i] = NAN;
     int k = 0;
@@ -254,11 +254,10 @@ static void llama_scores(const tern_tokenizer_spec *s, const int32_t *mid, int n
         map[h] = i;
     }
     for (int m = 0; m < nm; m++) {
-        int a = mid[2 * m], b = mid[2 * m + 1];
-        size_t la = (size_t)s->piece_len[a], lb = (size_t)s->piece_len[b];
+        size_t la = strlen(ml[m]), lb = strlen(mr[m]);
         if (la + lb > TERN_TOK_MAX_PIECE) continue;
-        memcpy(cat, s->pieces[a], la);
-        memcpy(cat + la, s->pieces[b], lb);
+        memcpy(cat, ml[m], la);
+        memcpy(cat + la, mr[m], lb);
         uint32_t h = (uint32_t)tok_hbytes((const uint8_t *)cat, la + lb) & (cap - 1);
         for (; map[h] >= 0; h = (h + 1) & (cap - 1)) {
             int id = map[h];
@@ -311,7 +310,8 @@ int tern_tokenizer_from_json(tern_tokenizer *t, const char *buf, size_t n, const
     int *plen = NULL, *types = NULL;
     uint8_t *attrs = NULL;
     float *scores = NULL;
-    int32_t *mid = NULL;
+    const char **mleft = NULL, **mright = NULL;
+    char *msplit = NULL;
     components c = {what, -1, TERN_PRE_NONE, 0, 0};
     if (!json_is_object(root)) { fail(what, "top level", "not a JSON object"); goto done; }
     const json_t *model = json_object_get(root, "model");
@@ -406,36 +406,37 @@ int tern_tokenizer_from_json(tern_tokenizer *t, const char *buf, size_t n, const
             if (!*add) *add = jbool(cfg, k ? "add_eos_token" : "add_bos_token", 0);
         }
     }
-    // merges -> ids
+    // merges: the two piece strings each (resolved to ids by tern_tokenizer_build)
     size_t nm = json_is_array(merges) ? json_array_size(merges) : 0;
     if (nm > (size_t)INT_MAX / 2) { fail(what, "model.merges", "too many"); goto done; }
-    mid = tern_xmalloc((2 * nm + 1) * sizeof(int32_t));
+    mleft = tern_xmalloc((nm + 1) * sizeof(char *));
+    mright = tern_xmalloc((nm + 1) * sizeof(char *));
+    size_t split_bytes = 0;
     for (size_t m = 0; m < nm; m++) {
         const json_t *e = json_array_get(merges, m);
-        int a = -1, b = -1;
-        if (json_is_string(e)) {
+        if (json_is_string(e)) split_bytes += json_string_length(e) + 1;
+    }
+    msplit = tern_xmalloc(split_bytes + 1);
+    char *q = msplit;
+    for (size_t m = 0; m < nm; m++) {
+        const json_t *e = json_array_get(merges, m);
+        if (json_is_string(e)) { // "a b": split at the one space
             const char *s = json_string_value(e), *sp = strchr(s, ' ');
             if (!sp || strchr(sp + 1, ' ')) { fail(what, "model.merges", "merge %zu \"%.80s\" is not two pieces separated by one space", m, s); goto done; }
-            char tmp[2 * TERN_TOK_MAX_PIECE + 2];
-            size_t la = (size_t)(sp - s);
-            if (la >= sizeof tmp) { fail(what, "model.merges", "merge %zu is too long", m); goto done; }
-            memcpy(tmp, s, la);
-            tmp[la] = 0;
-            a = vocab_lookup(vocab, tmp);
-            b = vocab_lookup(vocab, sp + 1);
-            if (a < 0 || b < 0) { fail(what, "model.merges", "merge %zu \"%.80s\": \"%.80s\" is not in the vocabulary", m, s, a < 0 ? tmp : sp + 1); goto done; }
+            size_t L = json_string_length(e);
+            memcpy(q, s, L + 1);
+            q[sp - s] = 0;
+            mleft[m] = q;
+            mright[m] = q + (sp - s) + 1;
+            q += L + 1;
         } else if (json_is_array(e) && json_array_size(e) == 2 && json_is_string(json_array_get(e, 0)) &&
                    json_is_string(json_array_get(e, 1))) {
-            const char *x = json_string_value(json_array_get(e, 0)), *y = json_string_value(json_array_get(e, 1));
-            a = vocab_lookup(vocab, x);
-            b = vocab_lookup(vocab, y);
-            if (a < 0 || b < 0) { fail(what, "model.merges", "merge %zu: \"%.80s\" is not in the vocabulary", m, a < 0 ? x : y); goto done; }
+            mleft[m] = json_string_value(json_array_get(e, 0));
+            mright[m] = json_string_value(json_array_get(e, 1));
         } else {
             fail(what, "model.merges", "merge %zu is neither \"a b\" nor [\"a\", \"b\"]", m);
             goto done;
         }
-        mid[2 * m] = a;
-        mid[2 * m + 1] = b;
     }
     int unk = -1;
     const char *unk_tok = jstr(model, "unk_token");
@@ -450,7 +451,8 @@ int tern_tokenizer_from_json(tern_tokenizer *t, const char *buf, size_t n, const
         s.pre = c.pre;
         s.ignore_merges = jbool(model, "ignore_merges", 0);
         s.n_merges = (int)nm;
-        s.merge_ids = mid;
+        s.merge_left = mleft;
+        s.merge_right = mright;
     } else {
         s.add_space_prefix = c.add_space_prefix;
         if (jbool(model, "ignore_merges", 0)) { fail(what, "model", "ignore_merges with a SentencePiece-style tokenizer is not supported"); goto done; }
@@ -461,7 +463,7 @@ int tern_tokenizer_from_json(tern_tokenizer *t, const char *buf, size_t n, const
         }
         if (unk >= 0 && types[unk] == TERN_PIECE_NORMAL) types[unk] = TERN_PIECE_UNKNOWN;
         else if (unk >= 0 && types[unk] == TERN_PIECE_CONTROL) types[unk] = TERN_PIECE_UNKNOWN;
-        llama_scores(&s, mid, (int)nm, scores);
+        llama_scores(&s, mleft, mright, (int)nm, scores);
     }
     rc = tern_tokenizer_build(t, &s, what);
 done:
@@ -470,7 +472,9 @@ done:
     free(types);
     free(attrs);
     free(scores);
-    free(mid);
+    free(mleft);
+    free(mright);
+    free(msplit);
     json_decref(root);
     json_decref(cfg);
     return rc;
