@@ -247,8 +247,8 @@ static void test_json_refusals(void **st) {
     json_object_set_new(j, "post_processor", json_pack("{s:s}", "type", "RobertaProcessing"));
     expect_refused(j, "post_processor: RobertaProcessing is not supported");
     j = base();
-    json_object_set(json_object_get(json_array_get(json_object_get(json_object_get(j, "post_processor"), "single"), 0), "SpecialToken"),
-                    "id", json_string("<nope>"));
+    json_object_set_new(json_object_get(json_array_get(json_object_get(json_object_get(j, "post_processor"), "single"), 0), "SpecialToken"),
+                        "id", json_string("<nope>"));
     json_object_del(json_object_get(json_object_get(j, "post_processor"), "special_tokens"), "<|begin_of_text|>");
     expect_refused(j, "post_processor: special token \"<nope>\" is not in the vocabulary");
     // model
