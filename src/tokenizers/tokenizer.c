@@ -283,7 +283,7 @@ int tern_tokenizer_build(tern_tokenizer *t, const tern_tokenizer_spec *s, const 
         t->pieces[i] = q;
         t->piece_len[i] = len;
         q += len + 1;
-        t->scores[i] = s->scores ? s->scores[i] : 0.0f;
+        t->scores[i] = s->scores && t->kind == TERN_TOK_LLAMA ? s->scores[i] : 0.0f; // byte-level: no scores
         t->types[i] = s->types[i];
         t->attrs[i] = s->attrs ? s->attrs[i] : 0;
         if (!isfinite(t->scores[i])) {
@@ -373,11 +373,6 @@ fail:
 
 // ------------------------------------------------------------------------------------------
 // parsing the file
-
-typedef struct {
-    const uint8_t *b;
-    size_t n, off;
-} rd;
 
 // The version 1 layout check (the trained layout), with the messages tern has always given.
 static int check_v1_layout(int V, const uint8_t *types, char *const *pieces, const int *lens, const char *what) {
@@ -907,16 +902,10 @@ int tern_tokenizer_encode_ref(const tern_tokenizer *t, const char *text, size_t 
 }
 
 size_t tern_tokenizer_split_point(const tern_tokenizer *t, const char *text, size_t len, size_t pos) {
+    // Boundaries are at a space (spm_next_boundary, bpe_next_boundary). An added token never
+    // spans one unless it has a space (or takes whitespace with lstrip/rstrip): then none.
     if (t->priv->no_split) return len;
-    if (t->kind == TERN_TOK_LLAMA && !t->word_split) return len;
-    const uint8_t *s = (const uint8_t *)text;
-    // a boundary must not be inside an added token either: step over any that cover it
-    for (;;) {
-        size_t p = next_boundary(t, s, len, pos);
-        if (p >= len) return len;
-        // added tokens have no spaces (else no_split), and boundaries are at a space: never inside
-        return p;
-    }
+    return next_boundary(t, (const uint8_t *)text, len, pos);
 }
 
 // ------------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ typedef struct {
     int vocab_size;
     char **pieces;     // [vocab_size] NUL-terminated piece bytes (pieces never contain NUL)
     int *piece_len;    // [vocab_size] bytes
-    float *scores;     // [vocab_size] (llama kind: merge priority; gpt2: kept, unused)
+    float *scores;     // [vocab_size] llama kind: merge priority (higher first); gpt2 kind: all 0
     int *types;        // [vocab_size] TERN_PIECE_*
     uint8_t *attrs;    // [vocab_size] TERN_ATTR_* (added tokens)
     int bos_id, eos_id, unk_id; // -1 when the vocabulary has none
