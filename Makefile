@@ -30,7 +30,8 @@ RT_LIBS := -lm
 # src/ files the standalone runtime also uses (must include only libc/libm/OpenMP headers)
 RT_SRC_ALL := src/util.c src/model/quant.c src/kernels/vmath.c src/tokenizers/tokenizer.c src/formats/gguf.c \
               src/formats/tqpack.c src/kernels/kernels.c src/tokenizers/spm.c src/tokenizers/bytelevel.c \
-              src/tokenizers/pretokenizer.c src/tokenizers/unicode.c src/tokenizers/tokenizer_gguf.c
+              src/tokenizers/pretokenizer.c src/tokenizers/unicode.c src/tokenizers/tokenizer_gguf.c \
+              src/tokenizers/nfc.c
 RT_SRC     := $(wildcard $(RT_SRC_ALL))
 LIB_SRC    := $(filter-out $(RT_SRC),$(wildcard src/*.c src/*/*.c))
 LPAREN     := (
@@ -106,11 +107,13 @@ interop: all
 	@scripts/install-deps.sh interop
 	@scripts/interop.sh $(BUILD)
 
-# Regenerate the pre-tokenizers' Unicode class tables from PCRE2 (committed; see the generator)
+# Regenerate the tokenizers' Unicode tables (committed; see the generators): the classes from
+# PCRE2, then NFC's data from Python's unicodedata (which must have the same Unicode version)
 unicode-tables: | $(DEPS_STAMP)
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Wextra -Werror scripts/gen_unicode_tables.c -lpcre2-8 -o $(BUILD)/gen_unicode_tables
 	$(BUILD)/gen_unicode_tables src/tokenizers/unicode_tables.h
+	python3 scripts/gen_nfc_tables.py src/tokenizers/nfc_tables.h src/tokenizers/unicode_tables.h
 
 clean:
 	rm -rf build build-san

@@ -4,7 +4,7 @@
 // vocab-only GGUF, show info, benchmark encoding.
 //
 //   tern-tokenizer train   -o TOK [-v VOCAB] [--kind llama|bytelevel] [--pre llama3|gpt2|smollm|qwen2]
-//                          [--coverage F] [-q] TEXT...
+//                          [--nfc] [--coverage F] [-q] TEXT...
 //   tern-tokenizer encode  -t TOK -o OUT.tok [--val VAL.tok] [--val-frac F] [--width 2|4] [--no-bos]
 //                          [--special] [-q] TEXT...
 //   tern-tokenizer decode  -t TOK [-o OUT.txt] [--special] IN.tok
@@ -39,7 +39,7 @@ static const char *PROG = "tern-tokenizer";
 static void usage(FILE *f) {
     fprintf(f,
             "usage: %s train   -o TOK [-v VOCAB] [--kind llama|bytelevel] [--pre llama3|gpt2|smollm|qwen2]\n"
-            "                         [--coverage F] [-q] TEXT...\n"
+            "                         [--nfc] [--coverage F] [-q] TEXT...\n"
             "       %s encode  -t TOK -o OUT.tok [--val VAL.tok] [--val-frac F] [--width 2|4] [--no-bos]\n"
             "                         [--special] [-q] TEXT...\n"
             "       %s decode  -t TOK [-o OUT.txt] [--special] IN.tok\n"
@@ -51,7 +51,8 @@ static void usage(FILE *f) {
             "TOK: a tern tokenizer (.tkz) or a Hugging Face tokenizer.json; an output TOK ending in .json is\n"
             "written as tokenizer.json (and tokenizer_config.json beside it). --kind bytelevel trains a\n"
             "byte-level BPE (GGUF \"gpt2\") with the family's pre-tokenizer (--pre, default llama3);\n"
-            "--special matches control tokens (e.g. <|endoftext|>) written in the text.\n",
+            "--nfc normalizes text to NFC (as Qwen2's tokenizer.json does); --special matches control\n"
+            "tokens (e.g. <|endoftext|>) written in the text.\n",
             PROG, PROG, PROG, PROG, PROG, PROG, PROG, PROG);
 }
 
@@ -71,7 +72,7 @@ typedef struct {
     const char *out, *tok, *val;
     long vocab, width, reps;
     float coverage, val_frac;
-    int quiet, no_bos, bos, eos, special, kind, pre;
+    int quiet, no_bos, bos, eos, special, kind, pre, nfc;
     const char **files;
     int n_files;
 } args;
@@ -128,6 +129,7 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (!strcmp(s, "--bos")) a->bos = 1;
         else if (!strcmp(s, "--eos")) a->eos = 1;
         else if (!strcmp(s, "--special")) a->special = 1;
+        else if (!strcmp(s, "--nfc")) a->nfc = 1;
         else if (!strcmp(s, "-")) a->files[a->n_files++] = s;
         else if (s[0] == '-' && s[1]) return fail("unknown option '%s' (try %s --help)", s, PROG);
         else a->files[a->n_files++] = s;
@@ -152,6 +154,7 @@ static int cmd_train(args *a) {
     if (!a->out) return fail("train: missing -o TOKENIZER");
     if (a->n_files == 0) return fail("train: no input text files");
     if (a->pre >= 0 && a->kind != TERN_TOK_GPT2) return fail("train: --pre needs --kind bytelevel");
+    if (a->nfc && a->kind != TERN_TOK_GPT2) return fail("train: --nfc needs --kind bytelevel");
     if (a->kind == TERN_TOK_LLAMA && (a->vocab < TERN_TOK_MIN_VOCAB || a->vocab > TERN_TOK_MAX_VOCAB))
         return fail("train: vocab size %ld out of range (minimum %d = 3 control + 256 byte pieces + \"\xe2\x96\x81\"; "
                     "maximum %d)",
@@ -178,6 +181,7 @@ static int cmd_train(args *a) {
     o.char_coverage = a->coverage;
     o.verbose = !a->quiet;
     o.kind = a->kind;
+    o.nfc = a->nfc;
     if (a->pre >= 0) o.pre = a->pre;
     tern_tokenizer t;
     double t0 = tern_time();
@@ -442,7 +446,7 @@ static int cmd_info(args *a) {
                "%d user-defined), %d merges%s, hash %016llx\n",
                path, fmt, tern_pre_name(t.pre), tern_pre_gguf_name(t.pre), t.vocab_size, count[TERN_PIECE_NORMAL],
                count[TERN_PIECE_CONTROL] + count[TERN_PIECE_UNKNOWN] + count[TERN_PIECE_UNUSED], count[TERN_PIECE_USER],
-               t.n_merges, t.ignore_merges ? " (ignore_merges)" : "", (unsigned long long)t.hash);
+               t.n_merges, t.ignore_merges ? " (ignore_merges)" : t.nfc ? " (NFC normalizer)" : "", (unsigned long long)t.hash);
     }
     printf("  bos %d%s%s, eos %d%s%s, unk %d; bos added by default: %s, eos: %s\n", t.bos_id,
            t.bos_id >= 0 ? " " : "", t.bos_id >= 0 ? t.pieces[t.bos_id] : "", t.eos_id, t.eos_id >= 0 ? " " : "",

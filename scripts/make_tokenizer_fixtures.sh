@@ -3,7 +3,8 @@
 # tests/fixtures/tokenizers/<family>/tokenizer.json (+ tokenizer_config.json): tern trains each
 # family on the bundled tiny-shakespeare (first 300 KB), tests/fixtures/tokenizers/multilingual.txt
 # and the edge-case set, vocab 1200, and writes it as Hugging Face's tokenizer.json. Families:
-# gpt2, llama3, smollm, qwen2 (byte-level) and llama (SentencePiece-style). Deterministic: running
+# gpt2, llama3, smollm, qwen2 (byte-level), qwen2-nfc (qwen2 with Qwen2's NFC normalizer) and
+# llama (SentencePiece-style). Deterministic: running
 # it again gives byte-identical files. The interop test (scripts/interop/tokenizers.mjs) loads
 # them into Hugging Face's tokenizers and llama.cpp and compares ids with tern's.
 set -euo pipefail
@@ -18,6 +19,8 @@ for pre in gpt2 llama3 smollm qwen2; do
   mkdir -p "$F/$pre"
   "$B/tern-tokenizer" train -q --kind bytelevel --pre "$pre" -v 1200 -o "$F/$pre/tokenizer.json" $corpus
 done
+mkdir -p "$F/qwen2-nfc"
+"$B/tern-tokenizer" train -q --kind bytelevel --pre qwen2 --nfc -v 1200 -o "$F/qwen2-nfc/tokenizer.json" $corpus
 mkdir -p "$F/llama"
 "$B/tern-tokenizer" train -q -v 1200 -o "$F/llama/tokenizer.json" $corpus
-for d in gpt2 llama3 smollm qwen2 llama; do "$B/tern-tokenizer" info "$F/$d/tokenizer.json" | head -1; done
+for d in gpt2 llama3 smollm qwen2 qwen2-nfc llama; do "$B/tern-tokenizer" info "$F/$d/tokenizer.json" | head -1; done

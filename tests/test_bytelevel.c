@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include "tokenizers/nfc.h"
 #include "tokenizers/pretokenizer_pcre.h"
 #include "tokenizers/tokenizer.h"
 #include "tokenizers/tokenizer_json.h"
@@ -671,6 +672,70 @@ static void test_train_bytelevel(void **st) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// NFC: vectors computed with Python's unicodedata.normalize("NFC", ...) (Unicode 14.0)
+
+static void test_nfc(void **st) {
+    (void)st;
+    assert_string_equal(tern_nfc_version(), tern_uc_version());
+    static const char *const V[][2] = {
+        {"\x65\xcc\x81", "\xc3\xa9"},                                   // e + acute -> é
+        {"\xe1\xb8\x8a\xcc\xa3", "\xe1\xb8\x8c\xcc\x87"},              // reordering: Ḋ + dot below -> Ḍ + dot above
+        {"\xe2\x84\xab", "\xc3\x85"},                                   // Ångström sign (a singleton) -> Å
+        {"\xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8", "\xea\xb0\x81"},       // Hangul L V T -> 각
+        {"\xea\xb0\x80\xe1\x86\xa8", "\xea\xb0\x81"},                   // LV + T
+        {"\xcd\x84", "\xcc\x88\xcc\x81"},                              // excluded (non-starter decomposition)
+        {"\x61\xcc\xa8\xcc\x81", "\xc4\x85\xcc\x81"},                   // blocked second mark stays
+        {"\xcc\x81\x61", "\xcc\x81\x61"},                              // a leading mark
+        {"\x65\xcc\xa7\xcc\x81", "\xc8\xa9\xcc\x81"},
+        {"\xc3\xa9\xcc\xa7", "\xc8\xa9\xcc\x81"},                        // decompose, reorder, recompose
+        {"\xe0\xbd\xb3", "\xe0\xbd\xb1\xe0\xbd\xb2"},                   // Tibetan: excluded
+        {"\x41\xcc\x8a\xcc\x81", "\xc7\xba"},                          // two steps: Å then Ǻ
+        {"\xe0\xa4\x95\xe0\xa4\xbc", "\xe0\xa4\x95\xe0\xa4\xbc"},       // Devanagari nukta: composition excluded
+        {"caf\x65\xcc\x81 na\xc3\xafve", "caf\xc3\xa9 na\xc3\xafve"},
+        {"e\xff\xcc\x81", "e\xff\xcc\x81"},                            // an invalid byte blocks, and is kept
+    };
+    for (size_t k = 0; k < sizeof V / sizeof V[0]; k++) {
+        size_t m;
+        uint8_t *o = tern_nfc((const uint8_t *)V[k][0], strlen(V[k][0]), &m);
+        if (m != strlen(V[k][1]) || memcmp(o, V[k][1], m)) fail_msg("NFC vector %zu differs", k);
+        free(o);
+    }
+    // idempotent; ASCII unchanged
+    uint64_t r = 3;
+    char buf[4096];
+    for (int it = 0; it < 2000; it++) {
+        size_t n = random_text(buf, 1 + (int)(rnd(&r) % 40), &r), m1, m2;
+        uint8_t *a = tern_nfc((const uint8_t *)buf, n, &m1), *b = tern_nfc(a, m1, &m2);
+        assert_true(m1 == m2 && !memcmp(a, b, m1));
+        free(a);
+        free(b);
+    }
+    size_t m;
+    uint8_t *o = tern_nfc((const uint8_t *)g_corpus, 100000, &m);
+    assert_true(m == 100000 && !memcmp(o, g_corpus, m));
+    free(o);
+    // a tokenizer with the normalizer encodes the NFC of its input
+    tern_tokenizer t;
+    tern_tokenizer_train_opts op;
+    tern_tokenizer_train_defaults(&op);
+    op.kind = TERN_TOK_GPT2;
+    op.pre = TERN_PRE_QWEN2;
+    op.nfc = 1;
+    op.vocab_size = 600;
+    const char *texts[1] = {g_corpus};
+    size_t len = 100000;
+    assert_int_equal(tern_tokenizer_train(&t, texts, &len, 1, &op), 0);
+    assert_true(t.nfc);
+    int *x, nx, *y, ny;
+    assert_int_equal(tern_tokenizer_encode(&t, "cafe\xcc\x81 \xe2\x84\xab", 10, 0, &x, &nx), 0);
+    assert_int_equal(tern_tokenizer_encode(&t, "caf\xc3\xa9 \xc3\x85", 8, 0, &y, &ny), 0);
+    check_ids(x, nx, y, ny, "NFC");
+    free(x);
+    free(y);
+    tern_tokenizer_free(&t);
+}
+
+// ---------------------------------------------------------------------------------------------
 // the committed fixtures on the edge-case set: the plain reference, lossless raw bytes
 
 static size_t unescape(const char *l, size_t n, char *out) {
@@ -734,7 +799,8 @@ int main(void) {
         cmocka_unit_test(test_unicode_classes_vs_pcre2), cmocka_unit_test(test_pretok_hand),
         cmocka_unit_test(test_pretok_vs_pcre2),        cmocka_unit_test(test_encode_vs_reference),
         cmocka_unit_test(test_round_trips_and_threads), cmocka_unit_test(test_added_tokens),
-        cmocka_unit_test(test_train_bytelevel),        cmocka_unit_test(test_fixtures_edge_cases),
+        cmocka_unit_test(test_train_bytelevel),        cmocka_unit_test(test_nfc),
+        cmocka_unit_test(test_fixtures_edge_cases),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -238,8 +238,19 @@ static void test_json_refusals(void **st) {
     expect_refused(j, "pre_tokenizer: neither byte-level");
     // normalizer, decoder, post_processor
     j = base();
+    json_object_set_new(j, "normalizer", json_pack("{s:s}", "type", "NFKC"));
+    expect_refused(j, "normalizer: NFKC is not supported");
+    j = base(); // NFC (Qwen2's) is read, and written back
     json_object_set_new(j, "normalizer", json_pack("{s:s}", "type", "NFC"));
-    expect_refused(j, "normalizer: NFC is not supported");
+    s = json_dumps(j, 0);
+    json_decref(j);
+    assert_int_equal(tern_tokenizer_from_json(&t, s, strlen(s), NULL, 0, "nfc.json"), 0);
+    free(s);
+    assert_true(t.nfc);
+    assert_int_equal(tern_tokenizer_to_json(&t, &s, &n), 0);
+    assert_non_null(strstr(s, "\"NFC\""));
+    free(s);
+    tern_tokenizer_free(&t);
     j = base();
     json_object_set_new(j, "decoder", json_pack("{s:s}", "type", "WordPiece"));
     expect_refused(j, "decoder: a byte-level tokenizer needs the ByteLevel decoder");

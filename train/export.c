@@ -134,6 +134,9 @@ int main(int argc, char **argv) {
             free(buf);
         }
         have_tok = 1;
+        if (tok.nfc)
+            fprintf(stderr, "%s: note: the tokenizer normalizes text to NFC; GGUF cannot say so and llama.cpp does not "
+                            "normalize (text that is not in NFC tokenizes differently there and in tern's runtime)\n", prog);
         if (tok.vocab_size != mc.vocab_size) {
             fprintf(stderr, "%s: %s: tokenizer has %d pieces but the model's vocab_size is %d\n", prog, in, tok.vocab_size, mc.vocab_size);
             return 1;

@@ -2,6 +2,7 @@
 // file (versions 1 and 2), added tokens, encoding (fragments, chunks, threads), decoding.
 // The kinds' own algorithms live in spm.c and bytelevel.c. libc + OpenMP only.
 #include "tokenizers/tok_internal.h"
+#include "tokenizers/nfc.h"
 #include "tokenizers/unicode.h"
 #include "util.h"
 #include <limits.h>
@@ -20,7 +21,8 @@ static const char TOK_MAGIC[8] = {'T', 'E', 'R', 'N', 'T', 'K', 'Z', 0};
 #define TOK_FLAG_ADD_BOS 2u
 #define TOK_FLAG_ADD_EOS 4u
 #define TOK_FLAG_IGNORE_MERGES 8u
-#define TOK_V2_FLAGS 15u
+#define TOK_FLAG_NFC 16u
+#define TOK_V2_FLAGS 31u
 
 uint64_t tern_fnv1a64(const void *buf, size_t n) {
     const uint8_t *p = buf;
@@ -115,7 +117,7 @@ static inline int is_added_type(int ty) {
 static int is_v1(const tern_tokenizer *t) {
     if (t->kind != TERN_TOK_LLAMA || t->vocab_size < TERN_TOK_MIN_VOCAB || t->bos_id != TERN_TOK_BOS ||
         t->eos_id != TERN_TOK_EOS || t->unk_id != TERN_TOK_UNK || !t->add_bos || t->add_eos || t->n_merges ||
-        t->ignore_merges || t->pre)
+        t->ignore_merges || t->pre || t->nfc)
         return 0;
     if (strcmp(t->pieces[0], "<unk>") || strcmp(t->pieces[1], "<s>") || strcmp(t->pieces[2], "</s>")) return 0;
     for (int i = 0; i < t->vocab_size; i++) {
@@ -139,7 +141,8 @@ int tern_tokenizer_to_bytes(const tern_tokenizer *t, void **buf, size_t *n) {
         p += TOK_V1_HEADER;
     } else {
         uint32_t flags = (t->add_space_prefix ? TOK_FLAG_SPACE_PREFIX : 0u) | (t->add_bos ? TOK_FLAG_ADD_BOS : 0u) |
-                         (t->add_eos ? TOK_FLAG_ADD_EOS : 0u) | (t->ignore_merges ? TOK_FLAG_IGNORE_MERGES : 0u);
+                         (t->add_eos ? TOK_FLAG_ADD_EOS : 0u) | (t->ignore_merges ? TOK_FLAG_IGNORE_MERGES : 0u) |
+                         (t->nfc ? TOK_FLAG_NFC : 0u);
         uint32_t hdr[10] = {2, (uint32_t)t->vocab_size, flags, (uint32_t)t->kind, (uint32_t)t->pre,
                             (uint32_t)t->bos_id, (uint32_t)t->eos_id, (uint32_t)t->unk_id, (uint32_t)t->n_merges, 0};
         memcpy(p + 8, hdr, 40);
@@ -215,8 +218,8 @@ int tern_tokenizer_build(tern_tokenizer *t, const tern_tokenizer_spec *s, const 
         tern_error("%s: unknown pre-tokenizer %d (known: %s)", what, s->pre, tern_pre_names());
         return -1;
     }
-    if (s->kind == TERN_TOK_LLAMA && (s->pre != TERN_PRE_NONE || s->n_merges || s->ignore_merges)) {
-        tern_error("%s: a llama (SentencePiece-style) tokenizer has no pre-tokenizer and no merges", what);
+    if (s->kind == TERN_TOK_LLAMA && (s->pre != TERN_PRE_NONE || s->n_merges || s->ignore_merges || s->nfc)) {
+        tern_error("%s: a llama (SentencePiece-style) tokenizer has no pre-tokenizer, merges or NFC normalizer", what);
         return -1;
     }
     const int *ids3[3] = {&s->bos_id, &s->eos_id, &s->unk_id};
@@ -257,6 +260,7 @@ int tern_tokenizer_build(tern_tokenizer *t, const tern_tokenizer_spec *s, const 
     t->add_space_prefix = s->kind == TERN_TOK_LLAMA && s->add_space_prefix;
     t->pre = s->pre;
     t->ignore_merges = s->ignore_merges != 0;
+    t->nfc = s->nfc != 0;
     t->pieces = tern_xmalloc((size_t)V * sizeof(char *));
     t->piece_len = tern_xmalloc((size_t)V * sizeof(int));
     t->scores = tern_xmalloc((size_t)V * sizeof(float));
@@ -473,6 +477,7 @@ int tern_tokenizer_from_bytes(tern_tokenizer *t, const void *buf, size_t n, cons
         s.add_bos = (flags & TOK_FLAG_ADD_BOS) != 0;
         s.add_eos = (flags & TOK_FLAG_ADD_EOS) != 0;
         s.ignore_merges = (flags & TOK_FLAG_IGNORE_MERGES) != 0;
+        s.nfc = (flags & TOK_FLAG_NFC) != 0;
     }
     s.add_space_prefix = (flags & TOK_FLAG_SPACE_PREFIX) != 0;
     int V = (int)V32;
@@ -807,8 +812,18 @@ static void encode_job(const tern_tokenizer *t, enc_ctx *c, const uint8_t *s, co
         iv_push(out, j->id);
         return;
     }
-    if (t->kind == TERN_TOK_GPT2) bpe_encode_fragment(t, c, s + j->a, j->b - j->a, fast, out);
-    else spm_encode_fragment(t, c, s + j->a, j->b - j->a, j->prefix, fast && t->word_split, out);
+    if (t->kind == TERN_TOK_GPT2) {
+        const uint8_t *p = s + j->a;
+        size_t n = j->b - j->a;
+        if (t->nfc && tern_nfc_may_change(p, n)) {
+            size_t m;
+            uint8_t *q = tern_nfc(p, n, &m);
+            bpe_encode_fragment(t, c, q, m, fast, out);
+            free(q);
+        } else {
+            bpe_encode_fragment(t, c, p, n, fast, out);
+        }
+    } else spm_encode_fragment(t, c, s + j->a, j->b - j->a, j->prefix, fast && t->word_split, out);
 }
 
 static int encode_impl(const tern_tokenizer *t, const char *text, size_t len, int flags, int fast, int **ids, int *n) {

@@ -37,7 +37,9 @@
 // from llama.cpp, for losslessness: a literal U+2581 in the input is emitted as its three byte
 // pieces (llama.cpp would turn it into a space).
 //
-// Encoding the gpt2 kind (Hugging Face / llama.cpp BPE): pre-tokenize each text fragment; per
+// Encoding the gpt2 kind (Hugging Face / llama.cpp BPE): normalize each text fragment to NFC
+// when the tokenizer says so (nfc.h; Qwen2's tokenizer.json does, llama.cpp ignores it), then
+// pre-tokenize it; per
 // word: with ignore_merges, a word that is a piece is emitted whole; else its bytes become their
 // byte pieces and the adjacent pair with the lowest merge rank is merged (ties: leftmost) until
 // none is left. Invalid UTF-8 is pre-tokenized as U+FFFD would be and its bytes are kept as
@@ -59,7 +61,7 @@
 //   uint16 length (1..1024), length bytes (no NUL). Nothing after the last piece.
 // Version 2 (everything else):
 //   char magic[8]; uint32 version = 2; uint32 vocab_size; uint32 flags (bit 0 add_space_prefix,
-//   1 add_bos, 2 add_eos, 3 ignore_merges); uint32 kind (0 llama, 1 gpt2); uint32 pre
+//   1 add_bos, 2 add_eos, 3 ignore_merges, 4 nfc); uint32 kind (0 llama, 1 gpt2); uint32 pre
 //   (TERN_PRE_*); int32 bos_id, eos_id, unk_id (-1: none); uint32 n_merges; uint32 reserved = 0;
 //   then per piece: uint8 type, uint8 attr (bit 0 lstrip, 1 rstrip), float32 score,
 //   uint16 length, bytes; then per merge (rank order): uint32 left id, uint32 right id.
@@ -103,6 +105,8 @@ typedef struct {
     int add_space_prefix;       // llama kind: 1 for trained tokenizers
     int pre;                    // gpt2 kind: TERN_PRE_*
     int ignore_merges;          // gpt2 kind: a word that is a piece is emitted whole
+    int nfc;                    // gpt2 kind: text fragments are normalized to NFC first (Qwen2's
+                                // tokenizer.json; not lossless for text that is not NFC)
     int n_merges;               // gpt2 kind
     int32_t *merges;            // [2 * n_merges] left and right piece id of each merge, by rank
     int word_split;             // llama kind: 1 when no piece has ▁ after its first byte and no
@@ -121,7 +125,7 @@ typedef struct {
     const int *types;           // [vocab_size]
     const uint8_t *attrs;       // or NULL (0)
     int bos_id, eos_id, unk_id; // -1: none
-    int add_bos, add_eos, add_space_prefix, pre, ignore_merges;
+    int add_bos, add_eos, add_space_prefix, pre, ignore_merges, nfc;
     int n_merges;
     const int32_t *merge_ids;   // [2 * n_merges] piece ids, or NULL and:
     const char *const *merge_left, *const *merge_right; // piece strings (NUL-terminated)
@@ -189,6 +193,7 @@ typedef struct {
     int verbose;           // progress lines on stderr
     int kind;              // TERN_TOK_LLAMA (default) or TERN_TOK_GPT2
     int pre;               // gpt2 kind: TERN_PRE_* (default TERN_PRE_LLAMA3)
+    int nfc;               // gpt2 kind: normalize to NFC (texts and the tokenizer's encoding)
 } tern_tokenizer_train_opts;
 void tern_tokenizer_train_defaults(tern_tokenizer_train_opts *o);
 // texts[i] of lens[i] bytes are separate texts (each gets the space prefix). If the texts have

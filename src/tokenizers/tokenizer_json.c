@@ -47,7 +47,7 @@ static size_t seq_items(const json_t *o, const char *key, const json_t **items, 
 
 typedef struct {
     const char *what;
-    int kind, pre, add_space_prefix, metaspace;
+    int kind, pre, add_space_prefix, metaspace, nfc;
 } components;
 
 static int fail(const char *what, const char *part, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -131,6 +131,11 @@ static int read_normalizer(const json_t *no, components *c) {
     const json_t *it[3];
     size_t n = seq_items(no, "normalizers", it, 2);
     if (n == 0) return 0;
+    if (n == 1 && jtype_is(it[0], "NFC")) { // Qwen2's: only with a byte-level pre-tokenizer
+        if (c->kind != TERN_TOK_GPT2) return fail(what, "normalizer", "NFC is supported with a byte-level pre-tokenizer only");
+        c->nfc = 1;
+        return 0;
+    }
     int prepend = 0, replace = 0;
     for (size_t i = 0; i < n && n <= 2; i++) {
         if (jtype_is(it[i], "Prepend") && jstr(it[i], "prepend") && !strcmp(jstr(it[i], "prepend"), MARK) && i == 0) {
@@ -145,7 +150,7 @@ static int read_normalizer(const json_t *no, components *c) {
             }
         }
         const char *ty = jstr(it[i], "type");
-        return fail(what, "normalizer", "%s is not supported (known: the SentencePiece Prepend(\"\xe2\x96\x81\") + "
+        return fail(what, "normalizer", "%s is not supported (known: NFC; the SentencePiece Prepend(\"\xe2\x96\x81\") + "
                                         "Replace(\" \" -> \"\xe2\x96\x81\"))", ty ? ty : "?");
     }
     if (n > 2 || !replace) return fail(what, "normalizer", "only Prepend(\"\xe2\x96\x81\") + Replace(\" \" -> \"\xe2\x96\x81\") is supported");
@@ -312,7 +317,7 @@ int tern_tokenizer_from_json(tern_tokenizer *t, const char *buf, size_t n, const
     float *scores = NULL;
     const char **mleft = NULL, **mright = NULL;
     char *msplit = NULL;
-    components c = {what, -1, TERN_PRE_NONE, 0, 0};
+    components c = {what, -1, TERN_PRE_NONE, 0, 0, 0};
     if (!json_is_object(root)) { fail(what, "top level", "not a JSON object"); goto done; }
     const json_t *model = json_object_get(root, "model");
     if (!json_is_object(model)) { fail(what, "model", "missing"); goto done; }
@@ -449,6 +454,7 @@ int tern_tokenizer_from_json(tern_tokenizer *t, const char *buf, size_t n, const
                              .unk_id = unk, .add_bos = add_bos, .add_eos = add_eos};
     if (c.kind == TERN_TOK_GPT2) {
         s.pre = c.pre;
+        s.nfc = c.nfc;
         s.ignore_merges = jbool(model, "ignore_merges", 0);
         s.n_merges = (int)nm;
         s.merge_left = mleft;
@@ -647,7 +653,7 @@ int tern_tokenizer_to_json(const tern_tokenizer *t, char **buf, size_t *n) {
         json_object_set_new(root, "truncation", json_null());
         json_object_set_new(root, "padding", json_null());
         json_object_set_new(root, "added_tokens", added);
-        json_object_set_new(root, "normalizer", json_null());
+        json_object_set_new(root, "normalizer", t->nfc ? json_pack("{s:s}", "type", "NFC") : json_null());
         json_object_set_new(root, "pre_tokenizer", pre_tokenizer_json(t->pre));
         json_object_set_new(root, "post_processor",
                             t->add_bos || t->add_eos ? template_json(t)

@@ -4,9 +4,11 @@
 // each merge replacing the pair left to right in every word that has it (as Hugging Face's
 // BpeTrainer). Deterministic: ties between equal counts go to the bytewise smaller merged
 // string, then the smaller left id. A pair whose merged string is already a piece is never
-// learned (each piece results from one merge only), nor one longer than a piece may be.
+// learned (each piece results from one merge only), nor one longer than a piece may be. With
+// nfc, the texts are normalized to NFC first, as the tokenizer will normalize what it encodes.
 // libc only.
 #include "tokenizers/tok_internal.h"
+#include "tokenizers/nfc.h"
 #include "tokenizers/unicode.h"
 #include "util.h"
 #include <stdio.h>
@@ -336,6 +338,8 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
     for (int ti = 0; ti < n_texts; ti++) {
         const uint8_t *s = (const uint8_t *)texts[ti];
         size_t n = lens[ti], a = 0;
+        uint8_t *norm = NULL;
+        if (o->nfc && tern_nfc_may_change(s, n)) s = norm = tern_nfc(s, n, &n); // as encoding will see it
         while (a < n) { // cut out the special-token strings
             size_t b = n, skip = 0;
             for (size_t i = a; i < n && b == n; i++) {
@@ -356,6 +360,7 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
                 if (wb - wa >= 2 && wb - wa <= (size_t)maxw) wm_add(&words, s + a + wa, wb - wa, 1);
             a = b + skip;
         }
+        free(norm);
     }
     wref *wr = tern_xmalloc((words.n + 1) * sizeof(wref));
     int nw = 0;
@@ -511,7 +516,8 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
     tern_tokenizer_spec spec = {.kind = TERN_TOK_GPT2, .vocab_size = NV, .pieces = (const char *const *)pieces,
                                 .piece_len = plen, .types = types, .bos_id = B.npieces + sp.bos,
                                 .eos_id = B.npieces + sp.eos, .unk_id = -1, .add_bos = sp.add_bos, .pre = pre,
-                                .ignore_merges = pre == TERN_PRE_LLAMA3, .n_merges = nm, .merge_ids = merges};
+                                .ignore_merges = pre == TERN_PRE_LLAMA3, .nfc = o->nfc != 0, .n_merges = nm,
+                                .merge_ids = merges};
     int rc = tern_tokenizer_build(t, &spec, "trained tokenizer");
     if (rc == 0 && o->verbose)
         fprintf(stderr, "tokenizer: vocab %d (256 bytes, %d merges, %d special) in %.2f s\n", NV, nm, sp.n,

@@ -35,6 +35,7 @@ void tern_tokenizer_train_defaults(tern_tokenizer_train_opts *o) {
     o->verbose = 0;
     o->kind = TERN_TOK_LLAMA;
     o->pre = TERN_PRE_LLAMA3;
+    o->nfc = 0;
 }
 
 static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *lens, int n_texts,
@@ -43,6 +44,10 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
 int tern_tokenizer_train(tern_tokenizer *t, const char *const *texts, const size_t *lens, int n_texts,
                          const tern_tokenizer_train_opts *o) {
     if (o->kind == TERN_TOK_GPT2) return tok_train_bytelevel(t, texts, lens, n_texts, o);
+    if (o->nfc) {
+        tern_error("NFC normalization is for byte-level tokenizers only");
+        return -1;
+    }
     return train_spm(t, texts, lens, n_texts, o);
 }
 
