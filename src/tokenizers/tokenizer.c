@@ -336,6 +336,10 @@ int tern_tokenizer_build(tern_tokenizer *t, const tern_tokenizer_spec *s, const 
                 tern_error("%s: the vocabulary has no byte piece <0x%02X> (a llama tokenizer needs all 256)", what, b);
                 goto fail;
             }
+        if (tern_tokenizer_piece_id(t, "\xe2\x96\x81", 3) < 0) {   // without it a space would encode as 3 byte pieces of "▁"
+            tern_error("%s: has no \"\xe2\x96\x81\" piece (spaces could not be encoded losslessly)", what);
+            goto fail;
+        }
         spm_compute_word_split(t);
     } else {
         t->n_merges = s->n_merges;
