@@ -59,12 +59,14 @@ HDF5_LIBS   = $(shell pkg-config --libs hdf5 2>/dev/null)
 MPI_CFLAGS = $(shell pkg-config --cflags ompi-c 2>/dev/null)
 MPI_LIBS   = $(shell pkg-config --libs ompi-c 2>/dev/null)
 LDFLAGS := $(OPT) -fopenmp $(if $(filter 1,$(CROSS)),$(if $(filter 1,$(STATIC)),-static))
-LIBS     = $(HDF5_LIBS) $(MPI_LIBS) -lopenblas -lm
+LIBS     = $(HDF5_LIBS) $(MPI_LIBS) -lopenblas -ljansson -lpcre2-8 -lm
 RT_LIBS := -lm
 
 # src/ files the standalone runtime also uses (must include only libc/libm/OpenMP headers)
 RT_SRC_ALL := src/util.c src/model/quant.c src/kernels/vmath.c src/tokenizers/tokenizer.c src/formats/gguf.c \
-              src/formats/tqpack.c src/kernels/kernels.c
+              src/formats/tqpack.c src/kernels/kernels.c src/tokenizers/spm.c src/tokenizers/bytelevel.c \
+              src/tokenizers/pretokenizer.c src/tokenizers/unicode.c src/tokenizers/tokenizer_gguf.c \
+              src/tokenizers/nfc.c
 RT_SRC_ALL += src/kernels/kernels_x86.c src/kernels/kernels_arm.c   # the vector tile kernels (empty on the other architecture)
 RT_SRC     := $(wildcard $(RT_SRC_ALL))
 LIB_SRC    := $(filter-out $(RT_SRC),$(wildcard src/*.c src/*/*.c))
@@ -88,7 +90,7 @@ ARM_PROGS  := $(addprefix $(BUILD)/tern-,generate perplexity bench bench_kernels
 OPENMP_ON := $(shell echo | $(CC) -fopenmp -dM -E - 2>/dev/null | grep -c _OPENMP)
 $(info tern: OpenMP $(if $(filter 1,$(OPENMP_ON)),on,OFF) ($(shell nproc) CPUs here; threads from OMP_NUM_THREADS), build dir $(BUILD))
 
-.PHONY: all test bench demo interop interop-server deps clean test-arm fuzz fuzz-smoke fuzz-build
+.PHONY: all test bench demo interop interop-server deps clean unicode-tables test-arm fuzz fuzz-smoke fuzz-build
 .SECONDARY:
 ifeq ($(CROSS),1)
 all: $(LIBTERN_RT) $(ARM_PROGS) $(BUILD)/tests/rtcheck
@@ -181,6 +183,14 @@ interop-server: all
 	@scripts/install-deps.sh interop
 	@scripts/server_interop.sh $(BUILD)
 
+# Regenerate the tokenizers' Unicode tables (committed; see the generators): the classes from
+# PCRE2, then NFC's data from Python's unicodedata (which must have the same Unicode version)
+unicode-tables: | $(DEPS_STAMP)
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -Wall -Wextra -Werror scripts/gen_unicode_tables.c -lpcre2-8 -o $(BUILD)/gen_unicode_tables
+	$(BUILD)/gen_unicode_tables src/tokenizers/unicode_tables.h
+	python3 scripts/gen_nfc_tables.py src/tokenizers/nfc_tables.h src/tokenizers/unicode_tables.h
+
 # ---- fuzzing (libFuzzer, clang): every tests/fuzz/fuzz_<target>.c defines LLVMFuzzerTestOneInput
 # and is linked against the library sources built with -fsanitize=fuzzer-no-link,address,undefined
 # in build-fuzz/. `make fuzz` runs each target FUZZ_SECONDS (default 60) from its committed seed
@@ -207,12 +217,12 @@ $(FUZZ_DIR)/obj/%.o: %.c | $(FUZZ_DIR)/.deps
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(HDF5_CFLAGS) $(if $(findstring src/dist/,$<),$(MPI_CFLAGS)) -c $< -o $@
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBOBJ) | $(FUZZ_DIR)/.deps
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(HDF5_CFLAGS) $< $(FUZZ_LIBOBJ) $(HDF5_LIBS) $(MPI_LIBS) -lopenblas -lm -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(HDF5_CFLAGS) $< $(FUZZ_LIBOBJ) $(LIBS) -o $@
 
 # tern-server's request parser: its server sources (no HTTP library needed) and jansson
 FUZZ_SERVER_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,infer/server/api.c infer/server/text.c infer/server/chat.c)
 $(FUZZ_DIR)/fuzz_server_request: tests/fuzz/fuzz_server_request.c $(FUZZ_LIBOBJ) $(FUZZ_SERVER_OBJ) | $(FUZZ_DIR)/.deps
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(HDF5_CFLAGS) $< $(FUZZ_SERVER_OBJ) $(FUZZ_LIBOBJ) $(LIBS) -ljansson -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(HDF5_CFLAGS) $< $(FUZZ_SERVER_OBJ) $(FUZZ_LIBOBJ) $(LIBS) -o $@
 
 fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build

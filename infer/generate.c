@@ -1,9 +1,11 @@
 // generate.c — text generation with a bitnet GGUF, streaming the continuation to stdout.
 //   tern-generate -m model.gguf -p "prompt" [-n 256] [--temp 0.8] [--top-k 40] [--top-p 0.95]
 //                 [--seed 42] [--greedy] [-c ctx] [-b batch] [--kernel K]
-//                 [--ids] [--tokenize] [--no-bos]
+//                 [--ids] [--tokenize] [--no-bos] [--special]
 // Prints prefill and decode tokens/s on stderr. --ids prints generated token ids instead of
-// text; --tokenize prints the prompt's token ids and exits.
+// text; --tokenize prints the prompt's token ids and exits. The prompt starts with bos when the
+// tokenizer adds one by default (tokenizer.ggml.add_bos_token) unless --no-bos; --special
+// matches control tokens written in the prompt (e.g. <|eot_id|>, as llama.cpp's parse_special).
 #include "runtime.h"
 #include "tokenizers/tokenizer.h"
 #include "util.h"
@@ -16,11 +18,12 @@ static void usage(FILE *f, int rc) {
     fprintf(f,
             "usage: tern-generate -m model.gguf -p \"prompt\" [-n 256] [--temp 0.8] [--top-k 40] [--top-p 0.95]\n"
             "                     [--seed 42] [--greedy] [-c ctx] [-b batch=64] [--kernel K]\n"
-            "                     [--ids] [--tokenize] [--no-bos]\n"
+            "                     [--ids] [--tokenize] [--no-bos] [--special]\n"
             "  -n N       tokens to generate (default 256, fewer if the context ends first; an explicit N must fit)\n"
             "  --temp T   0..100 (0 = greedy)   --top-k K  0 (off)..vocab   --top-p P  (0, 1]\n"
             "  -c ctx     1..the model's context (default: the model's)    -b batch  1..4096\n"
-            "  --kernel K one of " TERN_KERNEL_NAMES "\n");
+            "  --kernel K one of " TERN_KERNEL_NAMES "\n"
+            "  --special  match control tokens (e.g. <|eot_id|>) written in the prompt\n");
     exit(rc);
 }
 
@@ -33,7 +36,7 @@ int main(int argc, char **argv) {
     const char *path = NULL, *prompt = NULL;
     long n_gen = 256, ctx = 0, batch = 64, seed = 42, top_k = 40;
     float temp = 0.8f, top_p = 0.95f;
-    int print_ids = 0, tokenize_only = 0, add_bos = 1, n_explicit = 0, c_explicit = 0;
+    int print_ids = 0, tokenize_only = 0, add_bos = 1, special = 0, n_explicit = 0, c_explicit = 0;
     tern_kernel_kind kind = TERN_KERNEL_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -43,6 +46,7 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--ids")) { print_ids = 1; continue; }
         if (!strcmp(a, "--tokenize")) { tokenize_only = 1; continue; }
         if (!strcmp(a, "--no-bos")) { add_bos = 0; continue; }
+        if (!strcmp(a, "--special")) { special = 1; continue; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage(stdout, 0);
         if (!v) { fprintf(stderr, "tern-generate: %s needs a value\n", a); usage(stderr, 2); }
         i++;
@@ -86,7 +90,8 @@ int main(int argc, char **argv) {
     tern_tokenizer tok;
     if (rt_require_vocab(&m) || rt_build_tokenizer(&m, &tok)) die(tern_last_error());
     int *ids = NULL, n_prompt = 0;
-    if (tern_tokenizer_encode(&tok, prompt, strlen(prompt), add_bos && m.vocab.add_bos, &ids, &n_prompt)) die(tern_last_error());
+    int flags = (add_bos && tok.add_bos ? TERN_ENC_BOS : 0) | (special ? TERN_ENC_SPECIAL : 0);
+    if (tern_tokenizer_encode_ex(&tok, prompt, strlen(prompt), flags, &ids, &n_prompt)) die(tern_last_error());
     if (tokenize_only) {
         for (int i = 0; i < n_prompt; i++) printf("%s%d", i ? " " : "", ids[i]);
         printf("\n");
@@ -136,7 +141,7 @@ int main(int argc, char **argv) {
             if (tok.types[next] != TERN_PIECE_CONTROL && tok.types[next] != TERN_PIECE_UNKNOWN) first_text = 0;
         }
         fflush(stdout);
-        if (next == m.vocab.eos_id) { n_done++; break; }
+        if (next == tok.eos_id) { n_done++; break; }
         if (n_done + 1 == n_gen) { n_done++; break; }
         logits = forward(&m, &s, &next, 1, pos++, 0);
     }

@@ -1,6 +1,7 @@
 // runtime.c — load a bitnet GGUF, KV cache, batched forward. See runtime.h for the model.
 // The hot loop is tern_tmat_mul (kernels.c): int8 activations x 2-bit ternary weights, int32 sums.
 #include "runtime.h"
+#include "tokenizers/tokenizer_gguf.h"
 #include "model/quant.h"
 #include "model/rope.h"
 #include "kernels/rowops.h"
@@ -412,17 +413,15 @@ static const float *load_norm(tern_rt_model *m, const char *name, int n) {
     return (const float *)t->data;
 }
 
+// the tokenizer's settings and arrays (validated fully when rt_build_tokenizer builds it)
 static int load_vocab(tern_rt_model *m) {
     tern_gguf *g = m->gguf;
     const char *path = m->path;
     tern_rt_vocab *v = &m->vocab;
-    if (tern_gguf_find_kv(g, "tokenizer.ggml.tokens") < 0) { m->has_vocab = 0; return 0; }
-    const char *model = NULL;
-    if (tern_gguf_get_str(g, "tokenizer.ggml.model", &model, NULL)) return -1;
-    if (strcmp(model, "llama") != 0) {
-        tern_error("%s: tokenizer.ggml.model is '%s', only 'llama' is supported", path, model);
-        return -1;
-    }
+    tern_tokenizer_gguf_meta meta;
+    int rc = tern_tokenizer_gguf_read_meta(g, &meta, path);
+    if (rc < 0) return -1;
+    if (rc == 1) { m->has_vocab = 0; return 0; }
     const char *const *strs;
     uint64_t n, ns, nt;
     if (tern_gguf_get_arr_str(g, "tokenizer.ggml.tokens", &strs, NULL, &n)) return -1;
@@ -430,28 +429,19 @@ static int load_vocab(tern_rt_model *m) {
         tern_error("%s: tokenizer has %llu tokens but token_embd has %d rows", path, (unsigned long long)n, m->config.vocab_size);
         return -1;
     }
-    if (tern_gguf_get_arr_f32(g, "tokenizer.ggml.scores", &v->scores, &ns)) return -1;
-    if (tern_gguf_get_arr_i32(g, "tokenizer.ggml.token_type", &v->types, &nt)) return -1;
-    if (ns != n || nt != n) { tern_error("%s: tokenizer scores/token_type length differs from tokens (%llu)", path, (unsigned long long)n); return -1; }
+    v->scores = NULL;
+    v->types = NULL;
+    if (tern_gguf_find_kv(g, "tokenizer.ggml.scores") >= 0 && tern_gguf_get_arr_f32(g, "tokenizer.ggml.scores", &v->scores, &ns)) return -1;
+    if (tern_gguf_find_kv(g, "tokenizer.ggml.token_type") >= 0 && tern_gguf_get_arr_i32(g, "tokenizer.ggml.token_type", &v->types, &nt)) return -1;
+    if ((v->scores && ns != n) || (v->types && nt != n)) { tern_error("%s: tokenizer scores/token_type length differs from tokens (%llu)", path, (unsigned long long)n); return -1; }
     v->pieces = strs;
     v->vocab_size = (int)n;
-    int64_t id;
-    v->bos_id = 1; v->eos_id = 2; v->unk_id = 0;
-    const char *keys[3] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id"};
-    int *dst[3] = {&v->bos_id, &v->eos_id, &v->unk_id};
-    for (int i = 0; i < 3; i++) {
-        if (tern_gguf_find_kv(g, keys[i]) < 0) continue;
-        if (tern_gguf_get_i64(g, keys[i], &id)) return -1;
-        if (id < 0 || id >= (int64_t)n) { tern_error("%s: %s = %lld out of range", path, keys[i], (long long)id); return -1; }
-        *dst[i] = (int)id;
-    }
-    v->add_bos = 1;
-    if (tern_gguf_find_kv(g, "tokenizer.ggml.add_bos_token") >= 0 && tern_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &v->add_bos))
-        return -1;
-    v->add_space_prefix = 1;
-    if (tern_gguf_find_kv(g, "tokenizer.ggml.add_space_prefix") >= 0 &&
-        tern_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix))
-        return -1;
+    v->kind = meta.kind;
+    v->bos_id = meta.bos_id;
+    v->eos_id = meta.eos_id;
+    v->unk_id = meta.unk_id;
+    v->add_bos = meta.add_bos;
+    v->add_space_prefix = meta.add_space_prefix;
     m->has_vocab = 1;
     return 0;
 }
@@ -1213,45 +1203,11 @@ int rt_check_prompt(const tern_rt_model *m, int n, int ctx) {
     return 0;
 }
 
-// serialize the GGUF vocab as a tern tokenizer file (tokenizer.h, version 1) and parse that
+// the GGUF's tokenizer.ggml.* keys -> a tern tokenizer of either kind (tokenizers/tokenizer_gguf.h)
 int rt_build_tokenizer(const tern_rt_model *m, tern_tokenizer *t) {
     memset(t, 0, sizeof *t);
     if (rt_require_vocab(m)) return -1;
-    const tern_rt_vocab *v = &m->vocab;
-    size_t n = 24;
-    for (int i = 0; i < v->vocab_size; i++) {
-        size_t len = strlen(v->pieces[i]);
-        if (len < 1 || len > TERN_TOK_MAX_PIECE) {
-            tern_error("%s: tokenizer piece %d has length %zu (must be 1..%d)", m->path, i, len, TERN_TOK_MAX_PIECE);
-            return -1;
-        }
-        if (v->types[i] < 0 || v->types[i] > 255) { tern_error("%s: tokenizer piece %d has type %d", m->path, i, v->types[i]); return -1; }
-        n += 7 + len;
-    }
-    uint8_t *buf = tern_xmalloc(n), *p = buf;
-    uint32_t hdr[4] = {1, (uint32_t)v->vocab_size, v->add_space_prefix ? 1u : 0u, 0};
-    memcpy(p, "TERNTKZ", 8);
-    memcpy(p + 8, hdr, sizeof hdr);
-    p += 24;
-    for (int i = 0; i < v->vocab_size; i++) {
-        uint16_t len = (uint16_t)strlen(v->pieces[i]);
-        *p++ = (uint8_t)v->types[i];
-        memcpy(p, &v->scores[i], 4);
-        memcpy(p + 4, &len, 2);
-        memcpy(p + 6, v->pieces[i], len);
-        p += 6 + len;
-    }
-    char what[600];
-    snprintf(what, sizeof what, "%s (tokenizer)", m->path);
-    int rc = tern_tokenizer_from_bytes(t, buf, n, what);
-    free(buf);
-    if (rc) return -1;
-    if (t->bos_id != v->bos_id || t->eos_id != v->eos_id || t->unk_id != v->unk_id) {
-        tern_error("%s: tokenizer bos/eos/unk ids %d/%d/%d differ from tern's layout (1/2/0)", m->path, v->bos_id, v->eos_id, v->unk_id);
-        tern_tokenizer_free(t);
-        return -1;
-    }
-    return 0;
+    return tern_tokenizer_gguf_read(t, m->gguf, m->path) == 0 ? 0 : -1;
 }
 
 double rt_nll(const tern_rt_model *m, tern_rt_state *s, const int *ids, int n, int ctx, long *scored, int *windows) {

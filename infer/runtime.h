@@ -66,12 +66,13 @@ typedef struct {
 
 typedef struct {
     int vocab_size;
+    int kind;                    // TERN_TOK_LLAMA (tokenizer.ggml.model "llama") / TERN_TOK_GPT2 ("gpt2")
     const char *const *pieces;   // [vocab] NUL-terminated, owned by the GGUF handle
-    const float *scores;         // [vocab]
-    const int32_t *types;        // [vocab] 1 normal, 2 unknown, 3 control, 6 byte
-    int bos_id, eos_id, unk_id;
-    int add_bos;                 // tokenizer.ggml.add_bos_token (default 1)
-    int add_space_prefix;        // tokenizer.ggml.add_space_prefix (default 1)
+    const float *scores;         // [vocab], NULL when absent (gpt2)
+    const int32_t *types;        // [vocab] 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte; NULL when absent
+    int bos_id, eos_id, unk_id;  // -1: none (llama.cpp's defaults for absent keys)
+    int add_bos;                 // tokenizer.ggml.add_bos_token (default: llama 1, gpt2 1 for llama-bpe)
+    int add_space_prefix;        // tokenizer.ggml.add_space_prefix (llama kind, default 1)
 } tern_rt_vocab;                 // the tokenizer as stored in the GGUF (has_vocab = 0 when absent)
 
 typedef struct {
@@ -179,8 +180,8 @@ int sample_argmax(const float *logits, int n);      // first index of the maximu
 double rt_nll(const tern_rt_model *m, tern_rt_state *s, const int *ids, int n, int ctx, long *scored, int *windows);
 // -1 + tern_error("path: no tokenizer in the file ...") when the GGUF has no tokenizer.ggml.tokens
 int rt_require_vocab(const tern_rt_model *m);
-// A tern_tokenizer from the GGUF's tokenizer.ggml.* arrays (built through the tern tokenizer
-// file format, so it is validated the same way). 0 or -1 + error naming the file.
+// A tern_tokenizer (either kind) from the GGUF's tokenizer.ggml.* keys, validated fully
+// (tokenizers/tokenizer_gguf.h). 0 or -1 + error naming the file.
 int rt_build_tokenizer(const tern_rt_model *m, tern_tokenizer *t);
 // -1 + error when a prompt of n tokens leaves no room to generate in a context of ctx (0: model's)
 int rt_check_prompt(const tern_rt_model *m, int n, int ctx);

@@ -8,7 +8,7 @@
 #   scripts/install-deps.sh arm        + the AArch64 cross compiler and qemu-user (make ARCH=aarch64, make test-arm)
 #   scripts/install-deps.sh fuzz       + clang, libFuzzer, LLVM's OpenMP (make fuzz, make fuzz-smoke)
 set -euo pipefail
-pkgs="gcc make pkg-config libopenblas-openmp-dev libhdf5-dev libcmocka-dev openmpi-bin libopenmpi-dev libmicrohttpd-dev libjansson-dev"
+pkgs="gcc make pkg-config libopenblas-openmp-dev libhdf5-dev libcmocka-dev libjansson-dev libpcre2-dev openmpi-bin libopenmpi-dev libmicrohttpd-dev"
 for group in "$@"; do
   case "$group" in
     build) ;;

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# interop.sh — tern's exported GGUF against llama.cpp (node-llama-cpp's prebuilt binaries).
+# interop.sh — tern against real implementations: llama.cpp (node-llama-cpp's prebuilt binaries)
+# and Hugging Face's tokenizers.js (npm @huggingface/tokenizers).
 #   scripts/interop.sh [BUILD_DIR=build] [ckpt.h5]
-# Without a checkpoint, a small model is trained on tests/fixtures/parity.txt by the parity test
-# binary (TERN_PARITY_OUT). The checkpoint is exported as TQ2_0 and as TQ1_0, and
-# scripts/interop/interop.mjs compares tokenization, greedy continuations and perplexity with
-# tern's own programs (tolerances stated there). Exits non-zero on any mismatch.
-# node-llama-cpp is installed into scripts/interop/node_modules on first use (npm, ~85 MB).
+# 1. Without a checkpoint, a small model is trained on tests/fixtures/parity.txt by the parity
+#    test binary (TERN_PARITY_OUT; SentencePiece-style tokenizer). The checkpoint is exported as
+#    TQ2_0 and as TQ1_0, and scripts/interop/interop.mjs compares tokenization, greedy
+#    continuations and perplexity with tern's own programs (tolerances stated there).
+# 2. The same with a byte-level BPE (LLaMA 3 pre-tokenizer): tern-tokenizer train --kind
+#    bytelevel, encode, tern-train (configs/tiny.cfg, 100 steps), tern-export, interop.mjs.
+# 3. scripts/interop/tokenizers.mjs: every tokenizer fixture (tests/fixtures/tokenizers: gpt2,
+#    llama3, smollm, qwen2, llama) on the edge-case set, ids against tokenizers.js and llama.cpp.
+# Exits non-zero on any mismatch. The npm packages are installed into scripts/interop/node_modules
+# on first use (~90 MB).
 set -euo pipefail
 B=${1:-build}
 ckpt=${2:-}
@@ -13,8 +19,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 case "$B" in /*) ;; *) B="$root/$B" ;; esac
 command -v node >/dev/null || { echo "interop.sh: node not found (scripts/install-deps.sh interop)" >&2; exit 1; }
-if [ ! -d scripts/interop/node_modules/node-llama-cpp ] || [ ! -d scripts/interop/node_modules/@node-llama-cpp/linux-x64 ]; then
-  echo "interop.sh: installing node-llama-cpp into scripts/interop/node_modules" >&2
+if [ ! -d scripts/interop/node_modules/node-llama-cpp ] || [ ! -d scripts/interop/node_modules/@node-llama-cpp/linux-x64 ] ||
+   [ ! -d scripts/interop/node_modules/@huggingface/tokenizers ]; then
+  echo "interop.sh: installing node-llama-cpp and @huggingface/tokenizers into scripts/interop/node_modules" >&2
   (cd scripts/interop && npm install --no-audit --no-fund --omit=optional >&2)
 fi
 work=$(mktemp -d /tmp/tern-interop-XXXXXX)
@@ -31,4 +38,14 @@ for t in tq2_0 tq1_0; do
   "$B/tern-export" "$ckpt" "$work/model-$t.gguf" --type "$t"
   node scripts/interop/interop.mjs "$B" "$work/model-$t.gguf" tests/fixtures/parity.txt || status=1
 done
+# a model trained with a byte-level tokenizer (GGUF "gpt2", pre "llama-bpe")
+echo "interop.sh: training a small model with a byte-level BPE tokenizer (configs/tiny.cfg, 100 steps)" >&2
+"$B/tern-tokenizer" train -q --kind bytelevel --pre llama3 -v 512 -o "$work/bl.tkz" tests/fixtures/parity.txt
+"$B/tern-tokenizer" encode -q -t "$work/bl.tkz" -o "$work/bl-train.tok" --val "$work/bl-val.tok" tests/fixtures/parity.txt
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$B/tern-train" configs/tiny.cfg train_data="$work/bl-train.tok" val_data="$work/bl-val.tok" \
+  tokenizer="$work/bl.tkz" out_dir="$work/bl" vocab_size=512 steps=100 log_interval=50 eval_interval=50 >/dev/null
+"$B/tern-export" "$work/bl/latest.h5" "$work/model-bytelevel.gguf"
+node scripts/interop/interop.mjs "$B" "$work/model-bytelevel.gguf" tests/fixtures/parity.txt || status=1
+# tokenizers: every family's fixture on the edge-case set, against tokenizers.js and llama.cpp
+node scripts/interop/tokenizers.mjs "$B" tests/fixtures/tokenizers 2> >(grep -v 'node-llama-cpp' >&2) || status=1
 exit $status

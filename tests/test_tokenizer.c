@@ -419,7 +419,7 @@ static void test_bad_files(void **st) {
     expect_bad(b, n + 1, "unexpected bytes");
     memcpy(b, good, n); b[0] = 'X';
     expect_bad(b, n, "bad magic");
-    memcpy(b, good, n); b[8] = 2;
+    memcpy(b, good, n); b[8] = 3;
     expect_bad(b, n, "version");
     memcpy(b, good, n); b[12] = 7; b[13] = 0; // vocab 7
     expect_bad(b, n, "vocab size");

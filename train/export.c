@@ -1,13 +1,13 @@
 // export.c — tern HDF5 checkpoint -> GGUF v3 (llama.cpp architecture `bitnet`).
 //   tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0] [--embd f16|f32] [--name NAME]
-//               [--tokenizer file.tok] [--no-tokenizer]
+//               [--tokenizer TOK] [--no-tokenizer]   (TOK: .tkz or tokenizer.json)
 //
 // What is written (shared/docs/formats.md):
 //   KVs: general.architecture = "bitnet", general.name, general.file_type, bitnet.context_length,
 //        .embedding_length, .block_count, .feed_forward_length, .attention.head_count,
 //        .attention.head_count_kv, .attention.layer_norm_rms_epsilon, .rope.freq_base,
-//        .rope.dimension_count, .vocab_size; tokenizer.ggml.model = "llama", tokens, scores,
-//        token_type, bos/eos/unknown ids, add_bos_token, add_eos_token, add_space_prefix.
+//        .rope.dimension_count, .vocab_size; the tokenizer as tokenizer.ggml.* keys of either kind
+//        (src/tokenizers/tokenizer_gguf.h: model "llama" with scores, or "gpt2" with merges and pre).
 //   Tensors: token_embd (f16 default, or f32), output_norm (f32), per block the four norms (f32)
 //        and the seven BitLinear weights as TQ2_0 (default) or TQ1_0 blocks with d = 1, each
 //        followed by blk.N.<name>.scale, f32 {1} = the exact fp32 s_w (quant.h): llama.cpp's bitnet
@@ -24,6 +24,8 @@
 #include "model/model.h"
 #include "model/quant.h"
 #include "tokenizers/tokenizer.h"
+#include "tokenizers/tokenizer_gguf.h"
+#include "tokenizers/tokenizer_json.h"
 #include "formats/tqpack.h"
 #include "util.h"
 #include <stdio.h>
@@ -117,7 +119,7 @@ int main(int argc, char **argv) {
     int have_tok = 0;
     if (!no_tok) {
         if (tok_path) {
-            if (tern_tokenizer_load(&tok, tok_path)) die(tern_last_error());
+            if (tern_tokenizer_load_any(&tok, tok_path)) die(tern_last_error());
         } else {
             void *buf = NULL;
             size_t n = 0;
@@ -134,6 +136,9 @@ int main(int argc, char **argv) {
             free(buf);
         }
         have_tok = 1;
+        if (tok.nfc)
+            fprintf(stderr, "%s: note: the tokenizer normalizes text to NFC; GGUF cannot say so and llama.cpp does not "
+                            "normalize (text that is not in NFC tokenizes differently there and in tern's runtime)\n", prog);
         if (tok.vocab_size != mc.vocab_size) {
             fprintf(stderr, "%s: %s: tokenizer has %d pieces but the model's vocab_size is %d\n", prog, in, tok.vocab_size, mc.vocab_size);
             return 1;
@@ -168,24 +173,7 @@ int main(int argc, char **argv) {
     check(tern_gguf_add_f32(w, "bitnet.rope.freq_base", mc.rope_theta), out);
     check(tern_gguf_add_u32(w, "bitnet.rope.dimension_count", (uint32_t)hd), out);
     check(tern_gguf_add_u32(w, "bitnet.vocab_size", (uint32_t)mc.vocab_size), out);
-    if (have_tok) {
-        float *scores = keep(&kl, tern_xmalloc(sizeof(float) * (size_t)tok.vocab_size));
-        int32_t *types = keep(&kl, tern_xmalloc(sizeof(int32_t) * (size_t)tok.vocab_size));
-        for (int i = 0; i < tok.vocab_size; i++) {
-            scores[i] = tok.scores[i];
-            types[i] = tok.types[i];
-        }
-        check(tern_gguf_add_str(w, "tokenizer.ggml.model", "llama"), out);
-        check(tern_gguf_add_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok.pieces, (uint64_t)tok.vocab_size), out);
-        check(tern_gguf_add_arr(w, "tokenizer.ggml.scores", TERN_GGUF_FLOAT32, scores, (uint64_t)tok.vocab_size), out);
-        check(tern_gguf_add_arr(w, "tokenizer.ggml.token_type", TERN_GGUF_INT32, types, (uint64_t)tok.vocab_size), out);
-        check(tern_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)tok.bos_id), out);
-        check(tern_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)tok.eos_id), out);
-        check(tern_gguf_add_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)tok.unk_id), out);
-        check(tern_gguf_add_bool(w, "tokenizer.ggml.add_bos_token", 1), out);
-        check(tern_gguf_add_bool(w, "tokenizer.ggml.add_eos_token", 0), out);
-        check(tern_gguf_add_bool(w, "tokenizer.ggml.add_space_prefix", tok.add_space_prefix), out);
-    }
+    if (have_tok) check(tern_tokenizer_gguf_write(&tok, w), out); // tokenizer.ggml.* (tokenizers/tokenizer_gguf.h)
     // tensors, in llama.cpp's usual order
     long n_fp = 0, n_tern = 0;
     size_t tern_bytes = 0;

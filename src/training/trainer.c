@@ -1,6 +1,7 @@
 // trainer.c — the training loop (see trainer.h).
 #include "training/trainer.h"
 #include "dist/dist.h"
+#include "tokenizers/tokenizer_json.h"
 #include "training/memory.h"
 #include "training/schedule.h"
 #include "util.h"
@@ -325,10 +326,14 @@ static int load_start(tern_trainer *t, int resuming, tern_train_state *st, int64
     tern_run_config *r = &t->cfg.run;
     char latest[4096];
     snprintf(latest, sizeof latest, "%s/latest.h5", r->out_dir);
-    if (r->tokenizer[0]) {
+    if (r->tokenizer[0]) { // a .tkz or a tokenizer.json; checkpoints embed its .tkz bytes
+        tern_tokenizer tk;
+        void *bytes;
         size_t n;
-        void *bytes = tern_read_file(r->tokenizer, &n);
-        if (!bytes || open_tokenizer_bytes(t, bytes, n, r->tokenizer) != 0) return -1;
+        if (tern_tokenizer_load_any(&tk, r->tokenizer) != 0) return -1;
+        tern_tokenizer_to_bytes(&tk, &bytes, &n);
+        tern_tokenizer_free(&tk);
+        if (open_tokenizer_bytes(t, bytes, n, r->tokenizer) != 0) return -1;
     }
     if (resuming) {
         tern_model_config mc;
