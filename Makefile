@@ -84,14 +84,19 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call obj,$(TEST_HELP)) $(LIBTERN) $(L
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $< $(call obj,$(TEST_HELP)) $(LIBTERN) $(LIBTERN_RT) $(LIBS) -lcmocka -o $@
 
-# Run every test binary from the repo root; print one summary line; fail if any failed.
+# Run every test binary from the repo root (output kept in $(BUILD)/tests/<name>.log); print one
+# summary line with the count of loud skips ("tern-skip: ..." lines, tests/testutil.h TU_SKIP) and
+# their reasons; fail if any binary failed. TERN_TEST_STRICT=1 turns every TU_SKIP into a failure.
 test: all $(TESTS)
-	@pass=0; fail=0; failed=""; \
+	@pass=0; fail=0; failed=""; skipped=0; \
 	for t in $(TESTS); do \
 	  echo "== $$t"; \
-	  if OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
+	  if OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $$t > $$t.log 2>&1; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
+	  cat $$t.log; \
+	  skipped=$$((skipped + $$(grep -c '^tern-skip: ' $$t.log))); \
 	done; \
-	echo "test binaries: $$pass passed, $$fail failed"; \
+	echo "test binaries: $$pass passed, $$fail failed; $$skipped skipped"; \
+	for t in $(TESTS); do grep -h '^tern-skip: ' $$t.log; done | sed 's/^/  /'; \
 	[ $$fail -eq 0 ] || { echo "FAILED:$$failed"; exit 1; }
 
 bench: all

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Install the Debian packages tern needs, only those that are missing.
 # Idempotent; works as root or through sudo. Usage:
-#   scripts/install-deps.sh            build + test deps (make, make test)
-#   scripts/install-deps.sh demo       + gnuplot (loss plots in make demo)
+#   scripts/install-deps.sh            build + test deps (make, make test; h5dump checks checkpoint layout)
+#   scripts/install-deps.sh demo       + gnuplot (loss plots in make demo; make test plots one)
+#   scripts/install-deps.sh coverage   + lcov (make coverage)
 #   scripts/install-deps.sh ref        + python3-torch, python3-h5py (reference scripts)
 #   scripts/install-deps.sh interop    + nodejs, npm (make interop against llama.cpp)
 set -euo pipefail
-pkgs="gcc make pkg-config libopenblas-openmp-dev libhdf5-dev libcmocka-dev"
+pkgs="gcc make pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools libcmocka-dev"
 for group in "$@"; do
   case "$group" in
     build) ;;
     demo) pkgs="$pkgs gnuplot-nox" ;;
+    coverage) pkgs="$pkgs lcov" ;;
     ref) pkgs="$pkgs python3-torch python3-h5py python3-numpy" ;;
     interop) pkgs="$pkgs nodejs npm" ;;
-    *) echo "install-deps.sh: unknown group '$group' (known: build demo ref interop)" >&2; exit 2 ;;
+    *) echo "install-deps.sh: unknown group '$group' (known: build demo coverage ref interop)" >&2; exit 2 ;;
   esac
 done
 missing=""
