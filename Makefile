@@ -51,7 +51,7 @@ DEPS_STAMP := $(BUILD)/.deps-installed
 OPENMP_ON := $(shell echo | $(CC) -fopenmp -dM -E - 2>/dev/null | grep -c _OPENMP)
 $(info tern: OpenMP $(if $(filter 1,$(OPENMP_ON)),on,OFF) ($(shell nproc) CPUs here; threads from OMP_NUM_THREADS), build dir $(BUILD))
 
-.PHONY: all test bench demo interop deps clean
+.PHONY: all test bench demo interop deps clean mutate coverage
 .SECONDARY:
 all: $(LIBTERN) $(LIBTERN_RT) $(PROGS)
 
@@ -110,7 +110,17 @@ interop: all
 	@scripts/install-deps.sh interop
 	@scripts/interop.sh $(BUILD)
 
+# Mutation testing (slow, not part of make test): tests/mutants/*.patch applied one at a time to a
+# scratch copy in build-mutate/; MUTANTS="tests/mutants/a.patch ..." runs only those.
+mutate:
+	@scripts/mutate.sh $(MUTANTS)
+
+# Line and branch coverage of src/ and infer/ under make test's binaries (gcov/lcov, build-cov/).
+coverage:
+	@scripts/install-deps.sh coverage
+	@scripts/coverage.sh
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-mutate build-cov
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
