@@ -110,8 +110,17 @@ static void check_text(const tern_tokenizer *t, const char *s, size_t len, int w
     size_t dl;
     assert_int_equal(tern_tokenizer_decode(t, a, (size_t)na, &d, &dl), 0);
     if (dl != len || memcmp(d, s, len) != 0) fail_msg("round trip failed (%zu bytes in, %zu out)", len, dl);
-    // with bos in front: same text back
     free(d);
+    // with bos in front: <s> then the same ids, and the same text back
+    int *c, nc;
+    assert_int_equal(tern_tokenizer_encode(t, s, len, 1, &c, &nc), 0);
+    assert_int_equal(nc, na + 1);
+    assert_int_equal(c[0], TERN_TOK_BOS);
+    check_ids(c + 1, nc - 1, a, na, "encode with bos");
+    assert_int_equal(tern_tokenizer_decode(t, c, (size_t)nc, &d, &dl), 0);
+    if (dl != len || memcmp(d, s, len) != 0) fail_msg("round trip with bos failed (%zu bytes in, %zu out)", len, dl);
+    free(d);
+    free(c);
     free(a);
     free(b);
 }
@@ -218,6 +227,49 @@ static void test_priority_and_ties(void **st) {
     char text[200];
     for (int i = 0; i < 199; i++) text[i] = "a a"[i % 3 == 0 ? 1 : 0];
     check_text(&t, text, 199, 1);
+    tern_tokenizer_free(&t);
+    free(buf);
+}
+
+// A vocabulary built so that equal-score merges compete: "ab", "bc", "ca", "▁x" share one score,
+// so which pair merges first decides the result ("abc" -> ab c leftmost, a bc rightmost). llama.cpp merges the leftmost of equal-score pairs; the plain reference above does
+// the same by its strict '>' scan, and both fast paths must agree with it on random texts.
+static void test_equal_score_ties(void **st) {
+    (void)st;
+    const char *p[9] = {MARK, "a", "b", "c", "x", "ab", "bc", "ca", MARK "x"};
+    const float s[9] = {0, 0, 0, 0, 0, -1, -1, -1, -1};
+    size_t n;
+    void *buf = make_file(9, p, s, &n);
+    tern_tokenizer t;
+    assert_int_equal(tern_tokenizer_from_bytes(&t, buf, n, "mem"), 0);
+    assert_true(t.word_split);
+    // worked by hand; ids 259 ▁, 260 a, 261 b, 262 c, 263 x, 264 ab, 265 bc, 266 ca, 267 ▁x.
+    // No longer pieces: the first of two overlapping equal-score pairs decides (rightmost-first
+    // would give the ids in the comments).
+    struct { const char *in; int n; int ids[8]; } cases[] = {
+        {"abc", 3, {259, 264, 262}},           // ▁ [ab] c      (rightmost: ▁ a [bc])
+        {"xbca", 3, {267, 265, 260}},          // [▁x] [bc] a   (rightmost: [▁x] b [ca])
+        {"cabca", 4, {259, 266, 265, 260}},    // ▁ [ca] [bc] a (rightmost: ▁ c [ab] [ca])
+        {" abc", 4, {259, 259, 264, 262}},     // ▁ ▁ [ab] c
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int *ids, m;
+        assert_int_equal(tern_tokenizer_encode(&t, cases[k].in, strlen(cases[k].in), 0, &ids, &m), 0);
+        check_ids(ids, m, cases[k].ids, cases[k].n, cases[k].in);
+        free(ids);
+        check_text(&t, cases[k].in, strlen(cases[k].in), 1);
+    }
+    // random texts over "abcx " (words repeat, so the word cache is used), against the plain reference
+    char text[400];
+    uint64_t r = 77;
+    for (int k = 0; k < 300; k++) {
+        size_t len = 1 + (size_t)(k * 13 % 397);
+        for (size_t i = 0; i < len; i++) {
+            r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+            text[i] = "abcabx c"[r % 8];
+        }
+        check_text(&t, text, len, 1);
+    }
     tern_tokenizer_free(&t);
     free(buf);
 }
@@ -483,6 +535,7 @@ static void test_bad_files(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand_merges),      cmocka_unit_test(test_priority_and_ties),
+        cmocka_unit_test(test_equal_score_ties),
         cmocka_unit_test(test_random_round_trips), cmocka_unit_test(test_bundled_round_trips),
         cmocka_unit_test(test_determinism),      cmocka_unit_test(test_reserved_texts),
         cmocka_unit_test(test_bad_files),
