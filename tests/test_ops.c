@@ -168,6 +168,69 @@ static void test_act_quant_cases(void **st) {
     assert_memory_equal(qi, wanti, 6);
 }
 
+// ---- the quantizers against naive references (no code shared with quant.c) ---------------------
+// activations: rows of every length 1..100, the absmax at every position (both signs): a scale
+// that misses one position (a vector tail, the first or last element) cannot pass
+static void naive_act(const float *x, int n, float *s_out, float *q) {
+    float m = 0.0f;
+    for (int i = 0; i < n; i++) if (fabsf(x[i]) > m) m = fabsf(x[i]);
+    float s = 127.0f / (m > 1e-5f ? m : 1e-5f);
+    for (int i = 0; i < n; i++) {
+        float v = rintf(x[i] * s);
+        q[i] = (v > 127.0f ? 127.0f : v < -128.0f ? -128.0f : v) + 0.0f;
+    }
+    *s_out = s;
+}
+
+static void test_act_quant_naive(void **st) {
+    (void)st;
+    float x[100], q[100], qr[100];
+    int8_t qi[100];
+    long rows = 0;
+    for (int n = 1; n <= 100; n++)
+        for (int p = 0; p < n; p++) {
+            tu_fill_uniform(x, n, (uint64_t)(1000 * n + p), -1.0f, 1.0f);
+            x[p] = (p % 2 ? -1.0f : 1.0f) * (1.5f + 0.01f * (float)n);   // the absmax, at p
+            float sr, s = tern_act_quantize_row(x, n, q);
+            naive_act(x, n, &sr, qr);
+            if (s != sr) fail_msg("n %d, absmax at %d: s_x %.9g, naive %.9g", n, p, s, sr);
+            if (memcmp(q, qr, sizeof(float) * (size_t)n)) fail_msg("n %d, absmax at %d: quantized values differ", n, p);
+            assert_true(tern_act_quantize_row_i8(x, n, qi) == sr);
+            for (int i = 0; i < n; i++) if (qi[i] != (int8_t)qr[i]) fail_msg("i8: n %d, absmax at %d, elem %d", n, p, i);
+            assert_true(fabsf(qr[p]) == 127.0f);
+            rows++;
+        }
+    printf("activation quantizer == naive on %ld rows (lengths 1..100, absmax at every position)\n", rows);
+}
+
+// weights: s_w = mean|W| (summed in double), W/s_w rounded half to even and clipped, for sizes
+// 1..100 and sizes past the 64Ki summation chunk and the threaded path
+static void test_weight_quant_naive(void **st) {
+    (void)st;
+    const long big[3] = {65536 + 3, 4 * 65536 + 17, 9 * 65536 + 1};
+    float *w = malloc(sizeof(float) * big[2]), *q = malloc(sizeof(float) * big[2]);
+    int8_t *qi = malloc((size_t)big[2]);
+    for (int k = 0; k < 103; k++) {
+        long n = k < 100 ? k + 1 : big[k - 100];
+        tu_fill_normal(w, n, 500 + (uint64_t)k, 0.02f);
+        w[n - 1] = 0.3f;                     // a large last element moves the mean
+        double sum = 0.0;
+        for (long i = 0; i < n; i++) sum += fabs((double)w[i]);
+        float sr = (float)(sum / (double)n);
+        if (sr < 1e-5f) sr = 1e-5f;
+        float s = tern_weight_scale(w, n);
+        if (s != sr) fail_msg("n %ld: s_w %.9g, naive %.9g", n, s, sr);
+        tern_weight_quantize(w, n, s, q);
+        tern_weight_quantize_i8(w, n, s, qi);
+        for (long i = 0; i < n; i++) {
+            float v = rintf(w[i] / sr);
+            v = (v > 1.0f ? 1.0f : v < -1.0f ? -1.0f : v) + 0.0f;
+            if (q[i] != v || qi[i] != (int8_t)v) fail_msg("n %ld elem %ld: %g / %g -> %g (naive %g)", n, i, w[i], sr, q[i], v);
+        }
+    }
+    free(w); free(q); free(qi);
+}
+
 // ---- straight-through gradients -------------------------------------------------------------
 static void test_quant_ste(void **st) {
     (void)st;
@@ -387,7 +450,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_forward),    cmocka_unit_test(test_attention_forward),
         cmocka_unit_test(test_cross_entropy_forward), cmocka_unit_test(test_weight_quant_cases),
-        cmocka_unit_test(test_act_quant_cases),   cmocka_unit_test(test_quant_ste),
+        cmocka_unit_test(test_act_quant_cases), cmocka_unit_test(test_act_quant_naive), cmocka_unit_test(test_weight_quant_naive),   cmocka_unit_test(test_quant_ste),
         cmocka_unit_test(test_bitlinear_exact),   cmocka_unit_test(test_bitlinear_shared),   cmocka_unit_test(test_fatal_errors),
         cmocka_unit_test(test_arena_sizing),
     };
