@@ -12,10 +12,11 @@
 #   # origin: where it comes from (optional)
 #   # equivalent: why no test can tell it from the original (optional: the mutant is expected
 #     to survive; it is reported apart and not counted against the score)
-# A mutant is killed when one of its tests exits non-zero, crashes or times out.
+# A mutant is killed when one of its tests exits non-zero, crashes or times out (the tests run
+# fastest first; the first that fails is reported).
 #
-# Environment: MUTATE_DIR (scratch, default build-mutate), MUTATE_TIMEOUT (seconds per test binary,
-# default 120), MUTATE_MIN_SCORE (exit 1 below this % killed of the non-equivalent mutants, default
+# Environment: MUTATE_DIR (scratch, default build-mutate), MUTATE_TIMEOUT (the least time a test
+# binary gets, default 60 s; each gets 10x its unmutated run time when that is more), MUTATE_MIN_SCORE (exit 1 below this % killed of the non-equivalent mutants, default
 # 90), MUTATE_ALL_TESTS=1 (run every test binary for every mutant), MUTATE_JOBS (make -j, default 2).
 # Output: one line per mutant, a table and the score on stdout and in $MUTATE_DIR/report.txt;
 # logs of each build and test run under $MUTATE_DIR/logs. Exit 1 when a mutant does not apply or
@@ -27,7 +28,7 @@ dir=${MUTATE_DIR:-build-mutate}
 case "$dir" in /*) ;; *) dir="$root/$dir" ;; esac
 tree="$dir/tree"
 logs="$dir/logs"
-tmo=${MUTATE_TIMEOUT:-120}
+tmo=${MUTATE_TIMEOUT:-60}
 min_score=${MUTATE_MIN_SCORE:-90}
 jobs=${MUTATE_JOBS:-2}
 mkdir -p "$tree" "$logs"
@@ -75,21 +76,29 @@ targets_for() {
   echo "$out"
 }
 build() { local log=$1; shift; make -C "$tree" -j"$jobs" BUILD=build $(targets_for "$@") > "$log" 2>&1; }
-# runs test binary $1 in the scratch tree; prints "" (pass) or why it failed
+# runs test binary $1 in the scratch tree with timeout $3 s; prints "" (pass) or why it failed
 run_test() {
-  local log="$2"
-  (cd "$tree" && OMP_NUM_THREADS=2 timeout -k 5 "$tmo" "build/tests/$1" > "$log" 2>&1)
+  local log="$2" t="$3"
+  (cd "$tree" && OMP_NUM_THREADS=2 timeout -k 5 "$t" "build/tests/$1" > "$log" 2>&1)
   local rc=$?
-  if [ $rc -eq 0 ]; then echo ""; elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then echo "timeout ${tmo}s";
+  if [ $rc -eq 0 ]; then echo ""; elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then echo "timeout ${t}s";
   elif [ $rc -gt 128 ]; then echo "signal $((rc - 128))"; else echo "exit $rc"; fi
 }
 
 echo "mutate: scratch tree $tree; baseline build and tests (${!need[*]})"
 if ! build "$logs/baseline.build.log" "${!need[@]}"; then echo "mutate: the unmutated tree does not build (see $logs/baseline.build.log)"; exit 1; fi
+# baseline: every test passes; its duration sets its timeout under mutation (10x, at least
+# MUTATE_TIMEOUT) and the order tests run in (fastest first)
+declare -A dur tlimit
 for x in "${!need[@]}"; do
-  why=$(run_test "$x" "$logs/baseline.$x.log")
+  t0=$(date +%s.%N)
+  why=$(run_test "$x" "$logs/baseline.$x.log" 1800)
   [ -z "$why" ] || { echo "mutate: $x fails without any mutant ($why; see $logs/baseline.$x.log)"; exit 1; }
+  dur[$x]=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+  tlimit[$x]=$(awk -v d="${dur[$x]}" -v m="$tmo" 'BEGIN { l = int(10 * d + 1); print l < m ? m : l }')
 done
+by_speed() { for x in "$@"; do echo "${dur[$x]} $x"; done | sort -n | awk '!seen[$2]++ { print $2 }'; }
+echo "mutate: baseline passed; seconds per test: $(for x in $(by_speed "${!need[@]}"); do printf '%s %.1f, ' "$x" "${dur[$x]}"; done)"
 
 killed=0; survived=0; equiv=0; equiv_killed=0; errors=0
 report="$dir/report.txt"
@@ -109,14 +118,10 @@ for m in "${mutants[@]}"; do
       result="BUILD-ERROR" detail="see $logs/$name.build.log"
     else
       result="survived"
-      declare -A done_t=()
-      for x in $tests; do
-        [ -n "${done_t[$x]:-}" ] && continue
-        done_t[$x]=1
-        why=$(run_test "$x" "$logs/$name.$x.log")
+      for x in $(by_speed $tests); do
+        why=$(run_test "$x" "$logs/$name.$x.log" "${tlimit[$x]}")
         if [ -n "$why" ]; then result="killed" detail="$x ($why)"; break; fi
       done
-      unset done_t
     fi
     for f in $files; do cp "$root/$f" "$tree/$f"; done   # restore (new mtime: rebuilt next time)
   fi
