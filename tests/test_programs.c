@@ -187,6 +187,32 @@ static void test_generate(void **st) {
     assert_int_not_equal(run_prog("generate", args, out, sizeof out, err, sizeof err), 0);
 }
 
+// a model that always predicts </s>: column 0 of every embedding row is 100 (101 for </s>) and
+// output_norm keeps only that column, so logits = h0 * E[v][0] with h0 > 0 whatever the blocks add
+static void test_generate_stops_at_eos(void **st) {
+    (void)st;
+    tern_model m;
+    tern_model_build(&m, &tm.cfg);
+    memcpy(m.params.data, tm.params.data, sizeof(float) * (size_t)tm.params.total);
+    for (int v = 0; v < tm.cfg.vocab_size; v++) m.token_embd->data[(size_t)v * tm.cfg.dim] = v == TERN_TOK_EOS ? 101.0f : 100.0f;
+    for (int i = 0; i < tm.cfg.dim; i++) m.output_norm->data[i] = i == 0 ? 1.0f : 0.0f;
+    char path[400], g2[400], args[1024], out[4096], err[4096];
+    snprintf(path, sizeof path, "%s/eos.h5", tmpdir);
+    snprintf(g2, sizeof g2, "%s/eos.gguf", tmpdir);
+    void *tb;
+    size_t tn;
+    tern_tokenizer_to_bytes(&tok, &tb, &tn);
+    assert_int_equal(tern_checkpoint_save(path, &m.cfg, &m.params, tb, tn, NULL), 0);
+    free(tb);
+    tern_model_free(&m);
+    snprintf(args, sizeof args, "'%s' '%s'", path, g2);
+    assert_int_equal(run_prog("export", args, NULL, 0, err, sizeof err), 0);
+    snprintf(args, sizeof args, "-m '%s' -p 'To be' -n 10 --greedy --ids", g2);
+    assert_int_equal(run_prog("generate", args, out, sizeof out, err, sizeof err), 0);
+    assert_string_equal(out, "2\n");   // </s>, then it stops
+    assert_non_null(strstr(err, "decode: 1 tokens"));
+}
+
 // "perplexity: P over N tokens (W windows of context C; ...)" against rt_nll in this process
 static void check_perplexity(const char *extra, int ctx) {
     char out[4096], err[4096], args[1024];
@@ -265,13 +291,16 @@ static void test_eval(void **st) {
 static void test_bench(void **st) {
     (void)st;
     char out[8192], err[4096], args[1024];
-    snprintf(args, sizeof args, "-m '%s' -p 8 -n 4 -r 1 -b 4", gguf);   // (each repeat also measures bandwidth)
+    snprintf(args, sizeof args, "-m '%s' -p 8 -n 0 -r 1 -b 4", gguf);
     assert_int_equal(run_prog("bench", args, out, sizeof out, err, sizeof err), 0);
     assert_non_null(strstr(out, "prefill     8 tokens:"));
-    assert_non_null(strstr(out, "tok/s"));
-    snprintf(args, sizeof args, "--random dim=256,ffn=256,layers=1,heads=2,kv_heads=1,vocab=300,ctx=32 -p 4 -n 4 -r 1");
+    assert_null(strstr(out, "decode"));
+    // a decode run also streams a 512 MiB buffer for the bandwidth ratio: one repeat of 2 tokens
+    snprintf(args, sizeof args, "--random dim=256,ffn=256,layers=1,heads=2,vocab=300,ctx=32 -p 0 -n 2 -r 1");
     assert_int_equal(run_prog("bench", args, out, sizeof out, err, sizeof err), 0);
-    assert_non_null(strstr(out, "model: (random)  dim 256 ffn 256 layers 1 heads 2/1 vocab 300"));
+    assert_non_null(strstr(out, "model: (random)  dim 256 ffn 256 layers 1 heads 2/2 vocab 300"));   // kv_heads = heads
+    assert_non_null(strstr(out, "decode      2 tokens:"));
+    assert_null(strstr(out, "prefill"));
     assert_int_equal(run_prog("bench", "--bandwidth 8", out, sizeof out, err, sizeof err), 0);
     assert_non_null(strstr(out, "memory read bandwidth:"));
     assert_int_not_equal(run_prog("bench", "--random dim=256,bogus=3", out, sizeof out, err, sizeof err), 0);
@@ -287,7 +316,8 @@ int main(int argc, char **argv) {
     snprintf(self, sizeof self, "%s", argv[0]);
     snprintf(bindir, sizeof bindir, "%s/..", dirname(self));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_generate), cmocka_unit_test(test_perplexity), cmocka_unit_test(test_eval),
+        cmocka_unit_test(test_generate), cmocka_unit_test(test_generate_stops_at_eos), cmocka_unit_test(test_perplexity),
+        cmocka_unit_test(test_eval),
         cmocka_unit_test(test_bench),
     };
     return cmocka_run_group_tests_name("programs", tests, setup, teardown);

@@ -78,7 +78,8 @@ static void tm_free(tmodel *t) {
 typedef struct {
     int ttype;          // TERN_GGML_TQ2_0 / TQ1_0
     int embd_type;      // F32 / F16
-    int scale_tensor;   // 1: d = 1 + blk.N.x.scale; 0: d = fp16(s_w)
+    int scale_tensor;   // 1: d = 1 + blk.N.x.scale = s_w; 2: d = 0.5 + scale = 2 s_w (the two multiply); 0: d = fp16(s_w)
+    int no_special_ids; // leave out tokenizer.ggml.bos/eos/unknown_token_id (defaults 1, 2, 0)
     int vocab;          // write the tokenizer
     const char *arch;   // default "bitnet"
     const char *skip;   // tensor name to leave out
@@ -127,9 +128,11 @@ static void tm_write(const tmodel *t, const char *path, tm_opts o) {
         tern_gguf_add_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)pieces, (uint64_t)t->vocab);
         tern_gguf_add_arr(w, "tokenizer.ggml.scores", TERN_GGUF_FLOAT32, scores, (uint64_t)t->vocab);
         tern_gguf_add_arr(w, "tokenizer.ggml.token_type", TERN_GGUF_INT32, types, (uint64_t)t->vocab);
-        tern_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", 1);
-        tern_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", 2);
-        tern_gguf_add_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+        if (!o.no_special_ids) {
+            tern_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", 1);
+            tern_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", 2);
+            tern_gguf_add_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+        }
     }
     int64_t ne[2] = {t->dim, t->vocab};
     if (o.embd_type == TERN_GGML_F16) {
@@ -162,7 +165,7 @@ static void tm_write(const tmodel *t, const char *path, tm_opts o) {
                 assert_int_equal(tern_gguf_add_tensor(w, name, 2, ne2, TERN_GGML_F32, f, sizeof(float) * n), 0);
                 continue;
             }
-            float d = o.scale_tensor ? 1.0f : t->sw[l][j];
+            float d = o.scale_tensor == 2 ? 0.5f : o.scale_tensor ? 1.0f : t->sw[l][j];
             size_t nb = o.ttype == TERN_GGML_TQ1_0 ? tern_tq1_bytes(n) : tern_tq2_bytes(n);
             void *buf = malloc(nb);
             keep[nkeep++] = buf;
@@ -174,7 +177,10 @@ static void tm_write(const tmodel *t, const char *path, tm_opts o) {
             if (o.scale_tensor) {
                 snprintf(name, sizeof name, "blk.%d.%s.scale", l, tm_names[j]);
                 int64_t one[1] = {1};
-                assert_int_equal(tern_gguf_add_tensor(w, name, 1, one, TERN_GGML_F32, &t->sw[l][j], sizeof(float)), 0);
+                float *sc = malloc(sizeof(float));
+                *sc = o.scale_tensor == 2 ? 2.0f * t->sw[l][j] : t->sw[l][j];
+                keep[nkeep++] = sc;
+                assert_int_equal(tern_gguf_add_tensor(w, name, 1, one, TERN_GGML_F32, sc, sizeof(float)), 0);
             }
         }
     }
@@ -386,6 +392,8 @@ static void test_matches_reference(void **st) {
     // non-default RoPE base and epsilon (as Llama-3-style models use): read from the file, not assumed
     check_variant((tm_opts){.ttype = TERN_GGML_TQ2_0, .embd_type = TERN_GGML_F32, .scale_tensor = 1, .vocab = 1}, 2, 500000.0f, 1e-6f, 3e-6);
     check_variant((tm_opts){.ttype = TERN_GGML_TQ1_0, .embd_type = TERN_GGML_F32, .scale_tensor = 0, .vocab = 0}, 4, 1000.0f, 1e-3f, 3e-6);
+    // blocks' d = 0.5 and a scale tensor of 2 s_w: the runtime multiplies them, as llama.cpp does
+    check_variant((tm_opts){.ttype = TERN_GGML_TQ2_0, .embd_type = TERN_GGML_F32, .scale_tensor = 2, .vocab = 1}, 2, 10000.0f, 1e-5f, 3e-6);
 }
 
 // batched prefill == token-by-token decode (bit-identical), across kernel kinds; chunked prompt
@@ -614,6 +622,16 @@ static void test_bad_input(void **st) {
     // missing file
     tmp_path(bad, sizeof bad, "nope.gguf");
     expect_load_error(bad, "");
+    // no bos/eos/unknown ids in the file: llama.cpp's defaults 1, 2, 0
+    o.no_special_ids = 1;
+    tm_write(&t, good, o);
+    tern_rt_model mi;
+    assert_int_equal(build_model(&mi, good), 0);
+    assert_int_equal(mi.vocab.bos_id, 1);
+    assert_int_equal(mi.vocab.eos_id, 2);
+    assert_int_equal(mi.vocab.unk_id, 0);
+    free_model(&mi);
+    o.no_special_ids = 0;
     // missing tokenizer: loads, but has no vocab; rt_require_vocab names the file
     o.vocab = 0;
     tm_write(&t, good, o);
