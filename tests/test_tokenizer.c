@@ -369,7 +369,27 @@ static void test_bundled_round_trips(void **st) {
         tot += m;
         free(s);
     }
-    // > 2 MB: several 1 MB chunks; 1 thread and 2 threads give the same ids
+    // > 2 MB: several 1 MB chunks (the bundled corpus again when the optional corpora are absent):
+    // chunking does not change the ids, and 1 thread and 2 threads give the same ids
+    while (tot < 2500000) {
+        all = realloc(all, tot + n);
+        memcpy(all + tot, corpus, n);
+        tot += n;
+    }
+    {   // 1.8 MB = two chunks, cut near 1 MiB; each half of a split at 0.9 MB is one chunk, encoded
+        // without chunking (that path is checked against the whole-string reference above)
+        const size_t L = 1800000;
+        size_t p = tern_tokenizer_split_point(&t, all, L, 900000);
+        assert_true(p > 900000 && p < 1000000);
+        int *c, nc, *h, nh, *tl, nt;
+        assert_int_equal(tern_tokenizer_encode(&t, all, L, 0, &c, &nc), 0);
+        assert_int_equal(tern_tokenizer_encode(&t, all, p, 0, &h, &nh), 0);
+        assert_int_equal(tern_tokenizer_encode_ex(&t, all + p, L - p, TERN_ENC_CONTINUE, &tl, &nt), 0);
+        assert_int_equal(nc, nh + nt);
+        check_ids(c, nh, h, nh, "two chunks vs one (head)");
+        check_ids(c + nh, nt, tl, nt, "two chunks vs one (tail)");
+        free(c); free(h); free(tl);
+    }
     int *a, na, *b, nb;
     omp_set_num_threads(1);
     assert_int_equal(tern_tokenizer_encode(&t, all, tot, 1, &a, &na), 0);
