@@ -302,7 +302,14 @@ static void test_bench(void **st) {
     assert_non_null(strstr(out, "decode      2 tokens:"));
     assert_null(strstr(out, "prefill"));
     assert_int_equal(run_prog("bench", "--bandwidth 8", out, sizeof out, err, sizeof err), 0);
-    assert_non_null(strstr(out, "memory read bandwidth:"));
+    double best, med;
+    assert_int_equal(sscanf(out, "memory read bandwidth: %lf GB/s best, %lf median", &best, &med), 2);
+    assert_true(best >= med && med > 0);     // the fastest of 7 repeats, and their median
+    const char *pk = strstr(out, "VNNI peak: ");
+    if (pk) {
+        assert_int_equal(sscanf(pk, "VNNI peak: %lf GOPS best, %lf median", &best, &med), 2);
+        assert_true(best >= med && med > 0);
+    }
     assert_int_not_equal(run_prog("bench", "--random dim=256,bogus=3", out, sizeof out, err, sizeof err), 0);
     assert_non_null(strstr(err, "bogus"));
     snprintf(args, sizeof args, "--random dim=256,ffn=256,layers=1,heads=2,kv_heads=1,vocab=300,ctx=32 -p 30 -n 8");
