@@ -432,6 +432,7 @@ static void test_fuzz(void **st) {
     tern_rng r;
     tern_rng_seed(&r, 11);
     size_t hdr = last_end;   // flips anywhere up to the end of the last tensor
+    int accepted = 0, refused = 0;
     for (int it = 0; it < 400; it++) {
         char *m = malloc(n);
         memcpy(m, buf, n);
@@ -440,17 +441,33 @@ static void test_fuzz(void **st) {
         write_bytes(q, m, n);
         g = tern_gguf_open(q);
         if (g) {
-            // whatever was accepted must be self-consistent: tensor data inside the file
+            // whatever was accepted must be self-consistent: known types and shapes, sizes that
+            // match them, aligned data that lies inside the file (reading it must not fault)
+            accepted++;
+            const uint8_t *base = NULL;
             for (int i = 0; i < tern_gguf_n_tensors(g); i++) {
                 const tern_gguf_tensor *t = tern_gguf_tensor_at(g, i);
+                size_t nb = 0;
+                assert_true(t->n_dims >= 1 && t->n_dims <= 4 && tern_ggml_type_known(t->type));
+                assert_int_equal(tern_ggml_nbytes(t->type, t->n_dims, t->ne, &nb), 0);
+                assert_int_equal(nb, t->nbytes);
+                assert_int_equal(t->offset % tern_gguf_alignment(g), 0);
+                const uint8_t *ds = (const uint8_t *)t->data - t->offset;   // the data section start
+                if (!base) base = ds;
+                assert_ptr_equal(ds, base);
                 volatile uint8_t sink = 0;
                 for (size_t j = 0; j < t->nbytes; j++) sink ^= ((const uint8_t *)t->data)[j];
                 (void)sink;
             }
             tern_gguf_close(g);
+        } else {
+            refused++;
+            assert_non_null(strstr(tern_last_error(), q));   // one message naming the file
         }
         free(m);
     }
+    printf("byte flips: %d files accepted, %d refused\n", accepted, refused);
+    assert_true(accepted > 0 && refused > 0);
     free(buf);
 }
 
