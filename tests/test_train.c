@@ -259,7 +259,7 @@ static void test_finetune_to_ternary(void **st) {
     t.quiet = 1;
     t.model.quant_lambda = 0.0f;
     float start = tern_trainer_eval(&t); // loaded weights, fp mode: the fp model's loss
-    assert_float_equal(start, fp_loss, 1e-5);
+    assert_true(start == fp_loss);   // the same weights (bit-exact checkpoint), the same evaluation
     assert_int_equal(tern_trainer_run(&t), 0);
     t.model.quant_lambda = 1.0f;
     float end = tern_trainer_eval(&t);
