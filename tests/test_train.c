@@ -137,8 +137,8 @@ static char *csv_without_speed(const char *path) {
     return out;
 }
 
-// A run that saved at step 5, went on to step 8 (its CSV has rows 6..8) and is then resumed from
-// the step-5 checkpoint (as after a crash): every counter comes back — step, tokens_seen, the RNG,
+// A run that saved at step 7, went on to step 8 (its CSV has row 8, and its final checkpoint is
+// step 8) and is then resumed from the step-7 checkpoint (as after a crash): every counter comes back — step, tokens_seen, the RNG,
 // the loader position, AdamW's m and v — and the CSV log equals the uninterrupted run's.
 static void test_resume_counters(void **st) {
     (void)st;
@@ -150,7 +150,7 @@ static void test_resume_counters(void **st) {
     assert_int_equal(tern_trainer_run(&a), 0);
     tern_config c2;
     tiny(&c2, "cnt_resumed", 8);
-    c2.run.ckpt_interval = 5;
+    c2.run.ckpt_interval = 7;
     assert_int_equal(tern_config_validate(&c2), 0);
     tern_trainer b;
     assert_int_equal(tern_trainer_init(&b, &c2, 0), 0);
@@ -160,14 +160,18 @@ static void test_resume_counters(void **st) {
     char latest[600], tmp[600];
     snprintf(latest, sizeof latest, "%s/cnt_resumed/latest.h5", dir);
     snprintf(tmp, sizeof tmp, "%s/cnt_resumed/latest.tmp", dir);
-    assert_int_equal(symlink("ckpt_00000005.h5", tmp), 0);
+    tern_train_state ts;
+    assert_int_equal(tern_checkpoint_read_state(latest, &ts), 1);
+    assert_int_equal(ts.step, 8);   // the run's end is saved too, one step after the periodic one
+    tern_train_state_free(&ts);
+    assert_int_equal(symlink("ckpt_00000007.h5", tmp), 0);
     assert_int_equal(rename(tmp, latest), 0);
     assert_int_equal(tern_trainer_init(&b, &c2, 1), 0);
     b.quiet = 1;
     const long BT = 4 * 16;
-    assert_int_equal(b.step, 5);
-    assert_int_equal(b.tokens_seen, 5 * BT);
-    assert_int_equal(b.train.pos, 5 * 4 % b.train.n_windows);
+    assert_int_equal(b.step, 7);
+    assert_int_equal(b.tokens_seen, 7 * BT);
+    assert_int_equal(b.train.pos, 7 * 4 % b.train.n_windows);
     assert_int_equal(tern_trainer_run(&b), 0);
     assert_int_equal(b.step, 8);
     assert_int_equal(b.tokens_seen, a.tokens_seen);
