@@ -178,7 +178,10 @@ static void test_generate(void **st) {
     snprintf(args, sizeof args, "-m '%s/none.gguf' -p x", tmpdir);
     assert_int_equal(run_prog("generate", args, out, sizeof out, err, sizeof err), 1);
     assert_non_null(strstr(err, "none.gguf"));
-    snprintf(args, sizeof args, "-m '%s' -p '%.200s' -c 8", gguf, text);
+    char longp[301];
+    for (int i = 0; i < 300; i++) longp[i] = "to be "[i % 6];
+    longp[300] = 0;
+    snprintf(args, sizeof args, "-m '%s' -p '%s' -c 8", gguf, longp);
     assert_int_equal(run_prog("generate", args, out, sizeof out, err, sizeof err), 1);
     assert_non_null(strstr(err, "context"));
     snprintf(args, sizeof args, "-m '%s' -p x -n -3", gguf);
