@@ -41,11 +41,13 @@ hdr() { sed -n "s/^# $2: *//p" "$1" | head -1; }
 files_of() { sed -n 's#^+++ [ab]/\([^	 ]*\).*#\1#p' "$1"; }
 
 # ---- scratch copy: tracked and untracked-but-not-ignored files, copied only when they differ (so
-# make's timestamps keep the previous build valid); files gone from the working tree are removed
+# the previous build stays valid for the rest) and then with a new mtime (so make rebuilds what was
+# built from another version, e.g. a mutant left behind by an interrupted run); files gone from the
+# working tree are removed
 git ls-files -co --exclude-standard | LC_ALL=C sort > "$dir/files.lst"
 while IFS= read -r f; do
   [ -f "$f" ] || continue
-  if ! cmp -s "$f" "$tree/$f"; then mkdir -p "$tree/$(dirname "$f")"; cp -p "$f" "$tree/$f"; fi
+  if ! cmp -s "$f" "$tree/$f"; then mkdir -p "$tree/$(dirname "$f")"; cp "$f" "$tree/$f"; fi
 done < "$dir/files.lst"
 (cd "$tree" && find . -type f ! -path './build/*' | sed 's#^\./##' | LC_ALL=C sort) > "$dir/scratch.lst"
 LC_ALL=C comm -23 "$dir/scratch.lst" "$dir/files.lst" | while IFS= read -r f; do rm -f "$tree/$f"; done
@@ -113,6 +115,9 @@ for m in "${mutants[@]}"; do
   if ! (cd "$tree" && patch -p1 -F0 -s --dry-run --no-backup-if-mismatch < "$root/$m" > "$logs/$name.patch.log" 2>&1); then
     result="STALE" detail="does not apply (see $logs/$name.patch.log)"
   else
+    for f in $files; do mkdir -p "$dir/orig/$(dirname "$f")"; cp "$tree/$f" "$dir/orig/$f"; done
+    restore() { for f in $files; do cp "$dir/orig/$f" "$tree/$f"; done; }   # new mtime: rebuilt next time
+    trap 'restore; exit 130' INT TERM   # never leave a mutant behind
     (cd "$tree" && patch -p1 -F0 -s --no-backup-if-mismatch < "$root/$m" > /dev/null)
     if ! build "$logs/$name.build.log" $tests; then
       result="BUILD-ERROR" detail="see $logs/$name.build.log"
@@ -123,7 +128,8 @@ for m in "${mutants[@]}"; do
         if [ -n "$why" ]; then result="killed" detail="$x ($why)"; break; fi
       done
     fi
-    for f in $files; do cp "$root/$f" "$tree/$f"; done   # restore (new mtime: rebuilt next time)
+    restore
+    trap - INT TERM
   fi
   case "$result" in
     killed) if [ -n "$eq" ]; then equiv_killed=$((equiv_killed + 1)); detail="$detail — marked equivalent but killed: drop the equivalent line"; fi
