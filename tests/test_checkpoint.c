@@ -312,6 +312,13 @@ static void test_rejects(void **st) {
     // without mc the parameter check still catches it
     expect_error("config2", tern_checkpoint_load(path, NULL, &p3, NULL), "missing dataset /blk.2.attn_norm.weight", path);
     tern_params_free(&p3);
+    // float fields must match exactly: the file has norm_eps 1e-6, rope_theta 500000
+    tern_model_config m4 = m;
+    m4.norm_eps = 1e-5f;
+    expect_error("eps", tern_checkpoint_load(path, &m4, &p, NULL), "checkpoint has norm_eps 1e-06, the model has 1e-05", path);
+    m4 = m;
+    m4.rope_theta = 500000.0625f;   // the next float up
+    expect_error("theta", tern_checkpoint_load(path, &m4, &p, NULL), "checkpoint has rope_theta 500000", path);
     // untied file into a tied model
     path_in(path, sizeof path, "untied.h5");
     save_sample(path, 0, 0);
