@@ -33,6 +33,11 @@ static void test_defaults_valid(void **st) {
     assert_float_equal(c.run.lr, 2.4e-3f, 1e-9);
     assert_float_equal(c.run.lr2, 1.5e-3f, 1e-9);
     assert_int_equal(c.run.warmup, 100);
+    // auto warmup: steps / 10, at most 500
+    tern_config_defaults(&c);
+    c.run.steps = 20000;
+    assert_int_equal(tern_config_validate(&c), 0);
+    assert_int_equal(c.run.warmup, 500);
     // full precision: auto lr is 4e-4
     tern_config_defaults(&c);
     c.model.ternary = 0;
