@@ -105,6 +105,28 @@ static void test_encoder_valid(void **st) {
     assert_int_equal(tern_gguf_version(g), 2);
     tern_gguf_close(g);
     free(e.p);
+    // the header ending at every offset modulo the alignment (key lengths 1..40), among them
+    // exactly on a boundary (no padding): the data section starts at the next multiple of 32
+    for (int L = 1; L <= 40; L++) {
+        enc f = {0};
+        char key[48];
+        for (int i = 0; i < L; i++) key[i] = (char)('a' + i % 26);
+        key[L] = 0;
+        e_hdr(&f, 3, 1, 1);
+        e_kv_u32(&f, key, 9);
+        e_tinfo(&f, "t", 1, ne, 0, 0);
+        const size_t hdr = f.n;
+        e_pad(&f, 32);
+        e_put(&f, v, 16);
+        write_bytes(p, f.p, f.n);
+        g = tern_gguf_open(p);
+        if (!g) fail_msg("key length %d (header %zu bytes): %s", L, hdr, tern_last_error());
+        t = tern_gguf_get_tensor(g, "t");
+        assert_non_null(t);
+        assert_memory_equal(t->data, v, 16);
+        tern_gguf_close(g);
+        free(f.p);
+    }
 }
 
 static void test_rejects(void **st) {
