@@ -196,6 +196,9 @@ static void test_rejects(void **st) {
     int64_t ne8[1] = {8};
     e_hdr(&e, 3, 2, 0); e_tinfo(&e, "a", 1, ne8, 0, 0); e_tinfo(&e, "b", 1, ne1, 0, 0); e_pad(&e, 32); e_zeros(&e, 64);
     expect_reject(&e, "overlap.gguf", "overlap", NULL);
+    int64_t ne16[1] = {16};   // a [0, 64) and b [32, 96): b starts inside a and ends past it
+    e_hdr(&e, 3, 2, 0); e_tinfo(&e, "a", 1, ne16, 0, 0); e_tinfo(&e, "b", 1, ne16, 0, 32); e_pad(&e, 32); e_zeros(&e, 96);
+    expect_reject(&e, "overlap2.gguf", "overlap", NULL);
 
     int64_t ne5[5] = {1, 1, 1, 1, 4};
     e_hdr(&e, 3, 1, 0); e_tinfo(&e, "t5", 5, ne5, 0, 0); e_pad(&e, 32); e_zeros(&e, 64);
