@@ -455,6 +455,11 @@ static void test_arena_sizing(void **st) {
     assert_null(a.head->next); // no new block in the second step
     tern_arena_reset(&a);
     assert_ptr_equal(tern_arena_alloc(&a, 1000), first);
+    for (int step = 0; step < 3; step++) {   // the same step again and again: the high-water mark stays
+        tern_arena_reset(&a);
+        for (int i = 0; i < 10; i++) tern_arena_alloc(&a, 1000);
+    }
+    assert_true(a.high == high);
     tern_arena_free(&a);
 }
 
