@@ -49,6 +49,11 @@ while IFS= read -r f; do
   [ -f "$f" ] || continue
   if ! cmp -s "$f" "$tree/$f"; then mkdir -p "$tree/$(dirname "$f")"; cp "$f" "$tree/$f"; fi
 done < "$dir/files.lst"
+# files a killed run may have left mutated or built from a mutant: rebuilt whatever their content
+if [ -f "$dir/active" ]; then
+  while IFS= read -r f; do [ -f "$root/$f" ] && cp "$root/$f" "$tree/$f"; done < "$dir/active"
+  rm -f "$dir/active"
+fi
 (cd "$tree" && find . -type f ! -path './build/*' | sed 's#^\./##' | LC_ALL=C sort) > "$dir/scratch.lst"
 LC_ALL=C comm -23 "$dir/scratch.lst" "$dir/files.lst" | while IFS= read -r f; do rm -f "$tree/$f"; done
 
@@ -116,6 +121,7 @@ for m in "${mutants[@]}"; do
     result="STALE" detail="does not apply (see $logs/$name.patch.log)"
   else
     for f in $files; do mkdir -p "$dir/orig/$(dirname "$f")"; cp "$tree/$f" "$dir/orig/$f"; done
+    printf '%s\n' $files > "$dir/active"
     restore() { for f in $files; do cp "$dir/orig/$f" "$tree/$f"; done; }   # new mtime: rebuilt next time
     trap 'restore; exit 130' INT TERM   # never leave a mutant behind
     (cd "$tree" && patch -p1 -F0 -s --no-backup-if-mismatch < "$root/$m" > /dev/null)
@@ -129,6 +135,7 @@ for m in "${mutants[@]}"; do
       done
     fi
     restore
+    rm -f "$dir/active"
     trap - INT TERM
   fi
   case "$result" in
