@@ -319,19 +319,22 @@ static void test_bitlinear_exact(void **st) {
             for (int n = 0; n < N; n++) s += (double)R[n * M + m] * xq[n * K + k] / sxs[n];
             CLOSE(w->grad[m * K + k], s, 2e-6, 2e-5);
         }
-    // ramp lambda = 0.5: forward equals the mixed product
-    tern_graph_reset(&g);
-    tern_tensor *y2 = tern_bitlinear(&g, x, w, 0.5f);
-    for (int n = 0; n < N; n++)
-        for (int m = 0; m < M; m++) {
-            double s = 0;
-            for (int k = 0; k < K; k++) {
-                double xm = 0.5 * xq[n * K + k] / sxs[n] + 0.5 * x->data[n * K + k];
-                double wm = 0.5 * wq[m * K + k] * sw + 0.5 * w->data[m * K + k];
-                s += xm * wm;
+    // ramp lambda = 0.5 and 0.25: forward equals the mixed product (lambda * quantized + (1 - lambda) * fp)
+    for (int li = 0; li < 2; li++) {
+        const double lam = li ? 0.25 : 0.5;
+        tern_graph_reset(&g);
+        tern_tensor *y2 = tern_bitlinear(&g, x, w, (float)lam);
+        for (int n = 0; n < N; n++)
+            for (int m = 0; m < M; m++) {
+                double s = 0;
+                for (int k = 0; k < K; k++) {
+                    double xm = lam * xq[n * K + k] / sxs[n] + (1 - lam) * x->data[n * K + k];
+                    double wm = lam * wq[m * K + k] * sw + (1 - lam) * w->data[m * K + k];
+                    s += xm * wm;
+                }
+                CLOSE(y2->data[n * M + m], s, 2e-6, 2e-5);
             }
-            CLOSE(y2->data[n * M + m], s, 2e-6, 2e-5);
-        }
+    }
     printf("bitlinear backward and ramp forward vs double loops: worst err/tol %.3f\n", g_worst);
     tern_graph_free(&g);
     tern_params_free(&p);
