@@ -157,14 +157,23 @@ static void test_generate(void **st) {
     assert_int_equal(parse_ids(out, got, CTX), np);
     assert_memory_equal(got, pids, sizeof(int) * (size_t)np);
     free(pids);
-    // -c 16: generation stops at the context
-    snprintf(args, sizeof args, "-m '%s' -p '%s' -n 500 -c 16 --greedy --ids", gguf, prompt);
+    // -c 16 without -n: generation fills the context after the prompt, exactly
+    snprintf(args, sizeof args, "-m '%s' -p '%s' -c 16 --greedy --ids", gguf, prompt);
     assert_int_equal(run_prog("generate", args, out, sizeof out, err, sizeof err), 0);
     nw = greedy_ref(prompt, 500, 16, want);
     ng = parse_ids(out, got, CTX);
     assert_int_equal(ng, nw);
     assert_memory_equal(got, want, sizeof(int) * (size_t)nw);
-    assert_true(nw <= 16 - np);
+    assert_int_equal(nw, 16 - np);
+    // an explicit -n that does not fit after the prompt is refused, naming the room left
+    snprintf(args, sizeof args, "-m '%s' -p '%s' -n %d -c 16 --greedy --ids", gguf, prompt, 16 - np + 1);
+    assert_int_equal(run_prog("generate", args, out, sizeof out, err, sizeof err), 2);
+    char room[64];
+    snprintf(room, sizeof room, "only %d tokens fit the context of 16", 16 - np);
+    assert_non_null(strstr(err, room));
+    snprintf(args, sizeof args, "-m '%s' -p '%s' -n %d -c 16 --greedy --ids", gguf, prompt, 16 - np);
+    assert_int_equal(run_prog("generate", args, out, sizeof out, err, sizeof err), 0);
+    assert_int_equal(parse_ids(out, got, CTX), nw);
     // sampling: the same seed gives the same tokens, another seed other tokens
     char a[4096], b[4096], c[4096];
     snprintf(args, sizeof args, "-m '%s' -p '%s' -n 24 --temp 1.5 --top-k 0 --top-p 1 --seed 7 --ids", gguf, prompt);
