@@ -51,7 +51,7 @@ DEPS_STAMP := $(BUILD)/.deps-installed
 OPENMP_ON := $(shell echo | $(CC) -fopenmp -dM -E - 2>/dev/null | grep -c _OPENMP)
 $(info tern: OpenMP $(if $(filter 1,$(OPENMP_ON)),on,OFF) ($(shell nproc) CPUs here; threads from OMP_NUM_THREADS), build dir $(BUILD))
 
-.PHONY: all test bench demo interop deps clean mutate coverage fuzz fuzz-smoke fuzz-build
+.PHONY: all test bench demo interop deps clean mutate mutate-check coverage fuzz fuzz-smoke fuzz-build
 .SECONDARY:
 all: $(LIBTERN) $(LIBTERN_RT) $(PROGS)
 
@@ -114,6 +114,9 @@ interop: all
 # scratch copy in build-mutate/; MUTANTS="tests/mutants/a.patch ..." runs only those.
 mutate:
 	@scripts/mutate.sh $(MUTANTS)
+# seconds: does every mutant still apply to the tree? (scripts/refresh_mutants.py rewrites stale ones)
+mutate-check:
+	@scripts/refresh_mutants.py --check
 
 # Line and branch coverage of src/ and infer/ under make test's binaries (gcov/lcov, build-cov/).
 coverage:

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """refresh_mutants.py — rewrite mutants that no longer apply because the code around them moved.
 
-  scripts/refresh_mutants.py [tests/mutants/x.patch ...]     (default: every tests/mutants/*.patch)
+  scripts/refresh_mutants.py [--check] [tests/mutants/x.patch ...]   (default: every tests/mutants/*.patch)
+
+--check (make mutate-check) only lists the mutants that no longer apply and exits 1 if any do.
 
 For each mutant that `patch -p1 -F0 --dry-run` refuses, each hunk's change is looked for in the
 current file: first the hunk's whole old text (context and removed lines), then its removed lines
@@ -71,10 +73,17 @@ def redo(src, hunk):
 
 
 def main():
-    paths = sys.argv[1:] or sorted(glob.glob(os.path.join(root, "tests", "mutants", "*.patch")))
+    args = sys.argv[1:]
+    check = "--check" in args
+    args = [a for a in args if a != "--check"]
+    paths = args or sorted(glob.glob(os.path.join(root, "tests", "mutants", "*.patch")))
     bad = 0
     for p in paths:
         if applies(p):
+            continue
+        if check:
+            print(f"STALE {os.path.relpath(p, root)} (scripts/refresh_mutants.py rewrites it where the change is still there)")
+            bad += 1
             continue
         hdr, files = parse(open(p, encoding="utf-8").read())
         body = ""
@@ -94,6 +103,8 @@ def main():
         with open(p, "w", encoding="utf-8") as f:
             f.write("".join(hdr) + body)
         print(f"refreshed     {os.path.relpath(p, root)}" + ("" if applies(p) else "  (still does not apply!)"))
+    if check:
+        print(f"mutate-check: {len(paths) - bad} of {len(paths)} mutants apply")
     return 1 if bad else 0
 
 
