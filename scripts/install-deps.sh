@@ -8,7 +8,7 @@
 #   scripts/install-deps.sh interop    + nodejs, npm (make interop against llama.cpp)
 #   scripts/install-deps.sh fuzz       + clang, libFuzzer, LLVM's OpenMP (make fuzz, make fuzz-smoke)
 set -euo pipefail
-pkgs="gcc make pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools libcmocka-dev"
+pkgs="gcc make pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools libcmocka-dev openmpi-bin libopenmpi-dev"
 for group in "$@"; do
   case "$group" in
     build) ;;
