@@ -70,12 +70,18 @@ for m in "${mutants[@]}"; do
 done
 if [ "${MUTATE_ALL_TESTS:-0}" = 1 ]; then for x in $all_tests; do need[$x]=1; done; fi
 # build only what the tests run: their binaries and the programs they start (a "tern-NAME" string
-# in the test's source naming a program of infer/ train/ data/)
+# in the test's source naming a program of infer/ train/ data/; every program for a test that
+# finds programs by listing the build directory or by a name made at run time ("tern-%s"), like
+# test_faults and test_programs)
 progs=$(cd "$tree" && grep -l '^int main(' infer/*.c train/*.c data/*.c 2>/dev/null | sed 's#.*/\(.*\)\.c#tern-\1#' | sort -u)
 targets_for() {
   local x p out=""
   for x in "$@"; do
     out="$out build/tests/$x"
+    if grep -q 'opendir(bindir)\|tern-%s' "$tree/tests/$x.c"; then
+      for p in $progs; do out="$out build/$p"; done
+      continue
+    fi
     for p in $(grep -o 'tern-[a-z_]*' "$tree/tests/$x.c" | sort -u); do
       echo "$progs" | grep -qx "$p" && out="$out build/$p"
     done
