@@ -9,9 +9,6 @@
 #include "kernels/vmath.h"
 #include <math.h>
 #include <omp.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +16,10 @@
 #include <unistd.h>
 
 // ---------------------------------------------------------------------------------------------
-// fp32 / fp16 dot products for the logits matrix and attention. The AVX2 versions are used when
-// the CPU has AVX2+FMA+F16C and the integer kernels are not forced to plain (TERN_KERNEL=plain
-// then gives an all-plain runtime); an f16 logits matrix uses AVX-512 when the kernels run avx512.
+// fp32 / fp16 dot products for the logits matrix and attention. The SIMD versions (x86: AVX2 with
+// FMA and F16C; AArch64: NEON, which adds in the AVX2 versions' order) are used when the CPU has
+// them and the integer kernels are not forced to plain (TERN_KERNEL=plain then gives an all-plain
+// runtime); on x86 an f16 logits matrix and attention use AVX-512 when the kernels run avx512.
 // Float results may differ in the last bits between these (summation order); within one kind,
 // batched and token-by-token forward give bit-identical logits.
 
@@ -39,6 +37,8 @@ static void f16_to_f32_plain(const uint16_t *h, float *out, int n) {
     for (int i = 0; i < n; i++) out[i] = tern_fp16_to_fp32(h[i]);
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 __attribute__((target("avx2,fma"))) static float dot_f32_avx2(const float *a, const float *b, int n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -103,36 +103,126 @@ __attribute__((target("avx512f"))) static void dot4_f16_avx512(const uint16_t *E
     }
 }
 
-// 1 when the fp32 helpers use AVX2/FMA/F16C: the CPU has them and the integer kernels are not
-// forced to plain (TERN_KERNEL=plain then gives an all-plain runtime). Set by forward().
-// g_avx512: the decode logits use dot4_f16_avx512 (CPU has AVX-512F and the kernels run avx512).
+// o [hd] += p * v [hd]
+__attribute__((target("avx2,fma"))) static void axpy_f32_avx2(float *o, float p, const float *v, int n) {
+    const __m256 pv = _mm256_set1_ps(p);
+    int d = 0;
+    for (; d + 8 <= n; d += 8) _mm256_storeu_ps(o + d, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + d), _mm256_loadu_ps(o + d)));
+    for (; d < n; d++) o[d] += p * v[d];
+}
+#define dot_f32_simd dot_f32_avx2
+#define dot_f16_simd dot_f16_avx2
+#define f16_to_f32_simd f16_to_f32_avx2
+#define axpy_f32_simd axpy_f32_avx2
+
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+// NEON, in the AVX2 versions' order: their two 8-lane accumulators are four 4-lane ones here
+// (s[0], s[1] = lanes 0-7 of the first; s[2], s[3] of the second), reduced the same way.
+static inline float reduce_like_avx2(float32x4_t s0, float32x4_t s1, float32x4_t s2, float32x4_t s3) {
+    const float32x4_t h = vaddq_f32(vaddq_f32(s0, s2), vaddq_f32(s1, s3));   // (s0 + s1) as 8 lanes, then low + high half
+    return (vgetq_lane_f32(h, 0) + vgetq_lane_f32(h, 2)) + (vgetq_lane_f32(h, 1) + vgetq_lane_f32(h, 3));
+}
+
+static float dot_f32_simd(const float *a, const float *b, int n) {
+    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+        s2 = vfmaq_f32(s2, vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
+        s3 = vfmaq_f32(s3, vld1q_f32(a + i + 12), vld1q_f32(b + i + 12));
+    }
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    }
+    float r = reduce_like_avx2(s0, s1, s2, s3);
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+
+static inline float32x4_t f16x4(const uint16_t *h) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h))); }
+
+static void f16_to_f32_simd(const uint16_t *h, float *out, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(out + i, f16x4(h + i));
+    for (; i < n; i++) out[i] = tern_fp16_to_fp32(h[i]);
+}
+
+static float dot_f16_simd(const uint16_t *a, const float *b, int n) {
+    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = vfmaq_f32(s0, f16x4(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, f16x4(a + i + 4), vld1q_f32(b + i + 4));
+        s2 = vfmaq_f32(s2, f16x4(a + i + 8), vld1q_f32(b + i + 8));
+        s3 = vfmaq_f32(s3, f16x4(a + i + 12), vld1q_f32(b + i + 12));
+    }
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, f16x4(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, f16x4(a + i + 4), vld1q_f32(b + i + 4));
+    }
+    float r = reduce_like_avx2(s0, s1, s2, s3);
+    for (; i < n; i++) r += tern_fp16_to_fp32(a[i]) * b[i];
+    return r;
+}
+
+static void axpy_f32_simd(float *o, float p, const float *v, int n) {
+    const float32x4_t pv = vdupq_n_f32(p);
+    int d = 0;
+    for (; d + 4 <= n; d += 4) vst1q_f32(o + d, vfmaq_f32(vld1q_f32(o + d), pv, vld1q_f32(v + d)));
+    for (; d < n; d++) o[d] += p * v[d];
+}
+#endif
+
+// 1 when the fp32 helpers use SIMD (x86: AVX2/FMA/F16C; AArch64: NEON): the CPU has them and the
+// integer kernels are not forced to plain (TERN_KERNEL=plain then gives an all-plain runtime). Set
+// by forward(). g_avx512 (x86): the decode logits use dot4_f16_avx512 and attention head_avx512
+// (CPU has AVX-512F and the kernels run avx512).
 static int g_avx2 = 0, g_avx512 = 0;
+#if defined(__x86_64__) || defined(__i386__)
 // F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c"
 static int cpu_has_f16c(void) {
-#if defined(__x86_64__) || defined(__i386__)
     unsigned a, b, c, d;
     return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
-#else
-    return 0;
-#endif
 }
+#endif
 static void update_fp_kind(void) {
     static int cpu = -1, cpu512 = 0;
     if (cpu < 0) {
+#if defined(__x86_64__) || defined(__i386__)
         __builtin_cpu_init();
         cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
         cpu512 = cpu && __builtin_cpu_supports("avx512f");
+#elif defined(__aarch64__)
+        cpu = 1;   // Advanced SIMD with fp16 conversions: the AArch64 baseline
+#else
+        cpu = 0;
+#endif
     }
     tern_kernel_kind k = tern_kernel_best();
-    tern_vmath_force(k == TERN_KERNEL_PLAIN ? 0 : -1);   // exp: libm in an all-plain runtime
+    tern_vmath_force(k == TERN_KERNEL_PLAIN ? 0 : -1);   // exp: the plain C code in an all-plain runtime (same bits)
     g_avx2 = cpu && k != TERN_KERNEL_PLAIN;
     g_avx512 = cpu512 && k == TERN_KERNEL_AVX512VNNI;
 }
+#if !defined(__x86_64__) && !defined(__i386__) && !defined(__aarch64__)
+static float dot_f32_simd(const float *a, const float *b, int n) { return dot_f32_plain(a, b, n); }
+static void f16_to_f32_simd(const uint16_t *h, float *out, int n) { f16_to_f32_plain(h, out, n); }
+static float dot_f16_simd(const uint16_t *a, const float *b, int n) {
+    float r = 0;
+    for (int i = 0; i < n; i++) r += tern_fp16_to_fp32(a[i]) * b[i];
+    return r;
+}
+static void axpy_f32_simd(float *o, float p, const float *v, int n) {
+    for (int d = 0; d < n; d++) o[d] += p * v[d];
+}
+#endif
 static float dot_f32(const float *a, const float *b, int n) {
-    return g_avx2 ? dot_f32_avx2(a, b, n) : dot_f32_plain(a, b, n);
+    return g_avx2 ? dot_f32_simd(a, b, n) : dot_f32_plain(a, b, n);
 }
 static void f16_to_f32(const uint16_t *h, float *out, int n) {
-    if (g_avx2) f16_to_f32_avx2(h, out, n);
+    if (g_avx2) f16_to_f32_simd(h, out, n);
     else f16_to_f32_plain(h, out, n);
 }
 
@@ -641,14 +731,7 @@ static void quantize_rows(const float *x, int n, int C, int8_t *xq, float *sx) {
     for (int r = 0; r < n; r++) sx[r] = tern_act_quantize_row_i8(x + (size_t)r * C, C, xq + (size_t)r * C);
 }
 
-// o [hd] += p * v [hd]
-__attribute__((target("avx2,fma"))) static void axpy_f32_avx2(float *o, float p, const float *v, int n) {
-    const __m256 pv = _mm256_set1_ps(p);
-    int d = 0;
-    for (; d + 8 <= n; d += 8) _mm256_storeu_ps(o + d, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + d), _mm256_loadu_ps(o + d)));
-    for (; d < n; d++) o[d] += p * v[d];
-}
-
+#if defined(__x86_64__) || defined(__i386__)
 // One query head against T cached positions (rows of K and V at stride ld), AVX-512 with
 // hd = 16 * NQ <= 128: the query and the output stay in registers for all T.
 // sc [T]: scores, then probabilities (as in the portable loop below: same softmax code).
@@ -688,6 +771,7 @@ static inline __attribute__((always_inline)) T512F void head_avx512(const float 
 HEAD512(1) HEAD512(2) HEAD512(3) HEAD512(4) HEAD512(5) HEAD512(6) HEAD512(7) HEAD512(8)
 typedef void (*head_fn)(const float *, const float *, const float *, size_t, int, float, float *, float *);
 static const head_fn heads512[8] = {head512_1, head512_2, head512_3, head512_4, head512_5, head512_6, head512_7, head512_8};
+#endif
 
 // query head h (q [head_dim]) of layer `layer` against cached positions 0..T-1 -> o [head_dim];
 // sc [seq_len] scratch
@@ -696,10 +780,12 @@ static void attend_head(const tern_rt_config *c, const tern_rt_state *s, int lay
     const float scale = 1.0f / sqrtf((float)hd);
     const float *kc = s->key_cache + (size_t)layer * s->seq_len * c->kv_dim;
     const float *vc = s->value_cache + (size_t)layer * s->seq_len * c->kv_dim;
+#if defined(__x86_64__) || defined(__i386__)
     if (g_avx512 && hd % 16 == 0 && hd <= 128) {
         heads512[hd / 16 - 1](q, kc + kh * hd, vc + kh * hd, (size_t)c->kv_dim, T, scale, sc, o);
         return;
     }
+#endif
     float mx = -INFINITY;
     for (int t = 0; t < T; t++) {
         float v = dot_f32(q, kc + (size_t)t * c->kv_dim + kh * hd, hd) * scale;
@@ -712,7 +798,7 @@ static void attend_head(const tern_rt_config *c, const tern_rt_state *s, int lay
     for (int t = 0; t < T; t++) {
         const float p = sc[t];
         const float *v = vc + (size_t)t * c->kv_dim + kh * hd;
-        if (g_avx2) axpy_f32_avx2(o, p, v, hd);
+        if (g_avx2) axpy_f32_simd(o, p, v, hd);
         else for (int d = 0; d < hd; d++) o[d] += p * v[d];
     }
 }
@@ -733,6 +819,7 @@ static void logits_rows(const tern_rt_model *m, tern_rt_state *s, const float *x
     int V = c->vocab_size, D = c->dim;
     const void *E = m->weights.output;
     int type = m->weights.output_type;
+#if defined(__x86_64__) || defined(__i386__)
     if (type == TERN_GGML_F16 && g_avx512) {   // one streaming pass over E; 4 rows of E stay in L1 for all n
         const uint16_t *E16 = E;
         #pragma omp parallel for schedule(static) num_threads(s->n_threads)
@@ -742,6 +829,7 @@ static void logits_rows(const tern_rt_model *m, tern_rt_state *s, const float *x
             for (int r = 0; r < n; r++) out[(size_t)r * V + v] = dot_f16_avx2(E16 + (size_t)v * D, xn + (size_t)r * D, D);
         return;
     }
+#endif
     #pragma omp parallel num_threads(s->n_threads)
     {
         float *row = s->erow + (size_t)omp_get_thread_num() * D;
@@ -750,7 +838,7 @@ static void logits_rows(const tern_rt_model *m, tern_rt_state *s, const float *x
             const float *er;
             if (type == TERN_GGML_F32) er = (const float *)E + (size_t)v * D;
             else if (n == 1 && g_avx2) { // decode: one pass over the f16 row
-                out[v] = dot_f16_avx2((const uint16_t *)E + (size_t)v * D, xn, D);
+                out[v] = dot_f16_simd((const uint16_t *)E + (size_t)v * D, xn, D);
                 continue;
             } else { f16_to_f32((const uint16_t *)E + (size_t)v * D, row, D); er = row; }
             for (int r = 0; r < n; r++) out[(size_t)r * V + v] = dot_f32(xn + (size_t)r * D, er, D);
