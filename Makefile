@@ -90,7 +90,7 @@ ARM_PROGS  := $(addprefix $(BUILD)/tern-,generate perplexity bench bench_kernels
 OPENMP_ON := $(shell echo | $(CC) -fopenmp -dM -E - 2>/dev/null | grep -c _OPENMP)
 $(info tern: OpenMP $(if $(filter 1,$(OPENMP_ON)),on,OFF) ($(shell nproc) CPUs here; threads from OMP_NUM_THREADS), build dir $(BUILD))
 
-.PHONY: all test bench demo interop interop-server deps clean unicode-tables test-arm fuzz fuzz-smoke fuzz-build
+.PHONY: all test bench demo interop interop-server deps clean unicode-tables test-arm mutate mutate-check coverage fuzz fuzz-smoke fuzz-build
 .SECONDARY:
 ifeq ($(CROSS),1)
 all: $(LIBTERN_RT) $(ARM_PROGS) $(BUILD)/tests/rtcheck
@@ -156,14 +156,19 @@ $(SERVER_BINS): $(BUILD)/tern-%: $(BUILD)/obj/infer/server/%.o $(SERVER_OBJ) $(L
 $(BUILD)/tests/test_server: $(SERVER_OBJ)
 $(BUILD)/tests/test_server: TEST_EXTRA = $(SERVER_OBJ) $(SERVER_LIBS)
 
-# Run every test binary from the repo root; print one summary line; fail if any failed.
+# Run every test binary from the repo root (output kept in $(BUILD)/tests/<name>.log); print one
+# summary line with the count of loud skips ("tern-skip: ..." lines, tests/testutil.h TU_SKIP) and
+# their reasons; fail if any binary failed. TERN_TEST_STRICT=1 turns every TU_SKIP into a failure.
 test: all $(TESTS)
-	@pass=0; fail=0; failed=""; \
+	@pass=0; fail=0; failed=""; skipped=0; \
 	for t in $(TESTS); do \
 	  echo "== $$t"; \
-	  if OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
+	  if OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $$t > $$t.log 2>&1; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
+	  cat $$t.log; \
+	  skipped=$$((skipped + $$(grep -c '^tern-skip: ' $$t.log))); \
 	done; \
-	echo "test binaries: $$pass passed, $$fail failed"; \
+	echo "test binaries: $$pass passed, $$fail failed; $$skipped skipped"; \
+	for t in $(TESTS); do grep -h '^tern-skip: ' $$t.log; done | sed 's/^/  /'; \
 	[ $$fail -eq 0 ] || { echo "FAILED:$$failed"; exit 1; }
 
 bench: all
@@ -190,6 +195,19 @@ unicode-tables: | $(DEPS_STAMP)
 	$(CC) -O2 -Wall -Wextra -Werror scripts/gen_unicode_tables.c -lpcre2-8 -o $(BUILD)/gen_unicode_tables
 	$(BUILD)/gen_unicode_tables src/tokenizers/unicode_tables.h
 	python3 scripts/gen_nfc_tables.py src/tokenizers/nfc_tables.h src/tokenizers/unicode_tables.h
+
+# Mutation testing (slow, not part of make test): tests/mutants/*.patch applied one at a time to a
+# scratch copy in build-mutate/; MUTANTS="tests/mutants/a.patch ..." runs only those.
+mutate:
+	@scripts/mutate.sh $(MUTANTS)
+# seconds: does every mutant still apply to the tree? (scripts/refresh_mutants.py rewrites stale ones)
+mutate-check:
+	@scripts/refresh_mutants.py --check
+
+# Line and branch coverage of src/ and infer/ under make test's binaries (gcov/lcov, build-cov/).
+coverage:
+	@scripts/install-deps.sh coverage
+	@scripts/coverage.sh
 
 # ---- fuzzing (libFuzzer, clang): every tests/fuzz/fuzz_<target>.c defines LLVMFuzzerTestOneInput
 # and is linked against the library sources built with -fsanitize=fuzzer-no-link,address,undefined
@@ -231,7 +249,7 @@ fuzz-smoke: fuzz-build
 	@scripts/fuzz.sh $(FUZZ_DIR) 4 $(FUZZ_PICK)
 
 clean:
-	rm -rf build build-san build-fuzz build-aarch64 build-aarch64-static build-aarch64-san
+	rm -rf build build-san build-mutate build-cov build-fuzz build-aarch64 build-aarch64-static build-aarch64-san
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 ifneq ($(filter fuzz fuzz-smoke fuzz-build,$(MAKECMDGOALS)),)

@@ -108,6 +108,10 @@ int main(int argc, char **argv) {
         if (n_explicit) {
             fprintf(stderr, "tern-generate: -n %ld: only %d tokens fit the context of %d after the %d-token prompt\n", n_gen,
                     s.seq_len - n_prompt, s.seq_len, n_prompt);
+            free_state(&s);
+            free(ids);
+            tern_tokenizer_free(&tok);
+            free_model(&m);
             return 2;
         }
         n_gen = s.seq_len - n_prompt;   // the default: as many as fit

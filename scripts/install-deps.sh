@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # Install the Debian packages tern needs, only those that are missing.
 # Idempotent; works as root or through sudo. Usage:
-#   scripts/install-deps.sh            build + test deps (make, make test)
-#   scripts/install-deps.sh demo       + gnuplot (loss plots in make demo)
+#   scripts/install-deps.sh            build + test deps (make, make test; h5dump checks checkpoint layout)
+#   scripts/install-deps.sh demo       + gnuplot (loss plots in make demo; make test plots one)
+#   scripts/install-deps.sh coverage   + lcov (make coverage)
 #   scripts/install-deps.sh ref        + python3-torch, python3-h5py (reference scripts)
 #   scripts/install-deps.sh interop    + nodejs, npm, curl (make interop: llama.cpp, tern-server's clients)
 #   scripts/install-deps.sh arm        + the AArch64 cross compiler and qemu-user (make ARCH=aarch64, make test-arm)
 #   scripts/install-deps.sh fuzz       + clang, libFuzzer, LLVM's OpenMP (make fuzz, make fuzz-smoke)
 set -euo pipefail
-pkgs="gcc make pkg-config libopenblas-openmp-dev libhdf5-dev libcmocka-dev libjansson-dev libpcre2-dev openmpi-bin libopenmpi-dev libmicrohttpd-dev"
+pkgs="gcc make pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools libcmocka-dev libjansson-dev libpcre2-dev openmpi-bin libopenmpi-dev libmicrohttpd-dev"
 for group in "$@"; do
   case "$group" in
     build) ;;
     demo) pkgs="$pkgs gnuplot-nox" ;;
+    coverage) pkgs="$pkgs lcov" ;;
     ref) pkgs="$pkgs python3-torch python3-h5py python3-numpy" ;;
     interop) pkgs="$pkgs nodejs npm curl" ;;
     arm) pkgs="$pkgs gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user" ;;
     fuzz) pkgs="$pkgs clang libclang-rt-14-dev libomp-dev" ;;
-    *) echo "install-deps.sh: unknown group '$group' (known: build demo ref interop arm fuzz)" >&2; exit 2 ;;
+    *) echo "install-deps.sh: unknown group '$group' (known: build demo coverage ref interop arm fuzz)" >&2; exit 2 ;;
   esac
 done
 missing=""

@@ -14,7 +14,7 @@ Modes:
             Regenerates the test fixtures deterministically (fixed seeds, seed search included):
             tests/fixtures/ref_tiny_<variant>.h5 (a tern checkpoint, format_version 1) and
             tests/fixtures/ref_tiny_<variant>_expected.h5 (batch, logits, loss, every gradient, activations)
-            for variants ternary, fp, ternary_untied. See tests/fixtures/README.md.
+            for variants ternary, fp, ternary_untied, ternary_long. See tests/fixtures/README.md.
   check     CKPT EXPECTED
             Loads a tern checkpoint and an *_expected.h5 file, recomputes logits/loss/grads on its batch,
             prints the loss and the max differences against the stored values (exit 1 if over tolerance).
@@ -310,7 +310,13 @@ FIXTURE_CFG = dict(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=88, voca
 FIXTURE_BATCH = 2
 FIXTURE_VARIANTS = [("ternary", dict(ternary=1, tied_head=1), 1000),
                     ("fp", dict(ternary=0, tied_head=1), 2000),
-                    ("ternary_untied", dict(ternary=1, tied_head=0), 3000)]
+                    ("ternary_untied", dict(ternary=1, tied_head=0), 3000),
+                    # non-default RoPE base and epsilon; 130 positions = three causal query blocks of 64
+                    # (one layer, batch 1: fewer quantized values, so a seed far from ties exists)
+                    ("ternary_long", dict(ternary=1, tied_head=1, seq_len=130, n_layers=1, rope_theta=500000.0,
+                                          norm_eps=1e-6), 4000)]
+FIXTURE_NO_ACTS = ("ternary_long",)  # no act/ datasets (debugging only; they would be ~0.5 MB)
+FIXTURE_BATCH_OF = {"ternary_long": 1}
 SEED_TRIES = 200
 
 
@@ -393,8 +399,10 @@ def write_expected(path, cfg, variant, seed, inputs, targets, logits, loss, grad
 def cmd_fixture(args):
     os.makedirs(args.out_dir, exist_ok=True)
     for variant, over, base_seed in FIXTURE_VARIANTS:
-        cfg = make_config(**FIXTURE_CFG, **over)
-        inputs, targets = random_batch(cfg, FIXTURE_BATCH, base_seed)
+        if args.variant and variant != args.variant:
+            continue
+        cfg = make_config(**{**FIXTURE_CFG, **over})
+        inputs, targets = random_batch(cfg, FIXTURE_BATCH_OF.get(variant, FIXTURE_BATCH), base_seed)
         best = None
         tries = SEED_TRIES if cfg["ternary"] else 1
         for s in range(base_seed, base_seed + tries):  # pick the weights farthest from rounding ties
@@ -415,7 +423,8 @@ def cmd_fixture(args):
         extra = dict(loss_fp64=np.float64(loss64.item()),
                      min_act_tie_margin=np.float32(m[0]), min_act_tie_margin_rel=np.float32(m[1]),
                      min_weight_tie_margin=np.float32(m[2]))
-        write_expected(ex, cfg, variant, seed, inputs, targets, logits, loss, grads, acts, extra)
+        write_expected(ex, cfg, variant, seed, inputs, targets, logits, loss, grads,
+                       {} if variant in FIXTURE_NO_ACTS else acts, extra)
         dl = (logits.double() - l64).abs().max().item()
         dg = max(((grads[k].double() - g64[k]).abs().max() / g64[k].abs().max()).item() for k in grads)
         print(f"{variant}: seed {seed} loss {loss.item():.7f} (fp64 {loss64.item():.7f}) "
@@ -763,7 +772,7 @@ def cmd_selfcheck(args):
     report("rope pair (j, j+hd/2)", max(abs(yr[0, 0, t, j] - e1).item(), abs(yr[0, 0, t, j + hd // 2] - e2).item()), 1e-12)
     print("5. vectorised torch forward vs a literal float64 numpy loop version of the spec (fixtures)")
     for variant, over, _ in FIXTURE_VARIANTS:
-        cfg = make_config(**FIXTURE_CFG, **over)
+        cfg = make_config(**{**FIXTURE_CFG, **over})
         P = random_params(cfg, 5)
         inp, _ = random_batch(cfg, 2, 5)
         with torch.no_grad():
@@ -780,6 +789,7 @@ def main():
     sub = ap.add_subparsers(dest="mode", required=True)
     p = sub.add_parser("fixture", help="write tests/fixtures/ref_tiny_*.h5")
     p.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
+    p.add_argument("--variant", default="", help="only this variant (default: all)")
     p = sub.add_parser("check", help="recompute an expected file from a checkpoint")
     p.add_argument("ckpt")
     p.add_argument("expected")

@@ -20,6 +20,7 @@
 #include "formats/checkpoint.h"
 #include "model/config.h"
 #include "util.h"
+#include "testutil.h"
 
 static char dir[256];
 
@@ -455,6 +456,13 @@ static void test_rejects(void **st) {
     // without mc the parameter check still catches it
     expect_error("config2", tern_checkpoint_load(path, NULL, &p3, NULL), "missing dataset /blk.2.attn_norm.weight", path);
     tern_params_free(&p3);
+    // float fields must match exactly: the file has norm_eps 1e-6, rope_theta 500000
+    tern_model_config m4 = m;
+    m4.norm_eps = 1e-5f;
+    expect_error("eps", tern_checkpoint_load(path, &m4, &p, NULL), "checkpoint has norm_eps 1e-06, the model has 1e-05", path);
+    m4 = m;
+    m4.rope_theta = 500000.0625f;   // the next float up
+    expect_error("theta", tern_checkpoint_load(path, &m4, &p, NULL), "checkpoint has rope_theta 500000", path);
     // untied file into a tied model
     path_in(path, sizeof path, "untied.h5");
     save_sample(path, 0, 0);
@@ -509,7 +517,7 @@ static void test_save_step_rotation(void **st) {
 
 static void test_h5dump_layout(void **st) {
     (void)st;
-    if (access("/usr/bin/h5dump", X_OK) != 0) { printf("  (h5dump not installed: skipped)\n"); return; }
+    if (system("command -v h5dump >/dev/null 2>&1") != 0) TU_SKIP("h5dump not installed (Debian hdf5-tools; scripts/install-deps.sh)");
     char path[300], cmd[800], outp[300];
     path_in(path, sizeof path, "dump.h5");
     path_in(outp, sizeof outp, "dump.txt");
@@ -593,8 +601,8 @@ static void test_checksum(void **st) {
         flip_byte(path, offs[i]);
         char what[64];
         snprintf(what, sizeof what, "flip at %ld", offs[i]);
-        expect_error(what, tern_checkpoint_load(path, &m, &p, NULL), "checksum mismatch: file is damaged", path);
-        expect_error(what, tern_checkpoint_read_config(path, &m), "checksum mismatch: file is damaged", path);
+        expect_error(what, tern_checkpoint_load(path, &m, &p, NULL), "checksum mismatch: file is damaged (changed on purpose?", path);
+        expect_error(what, tern_checkpoint_read_config(path, &m), "checksum mismatch: file is damaged (changed on purpose?", path);
         expect_error(what, tern_checkpoint_read_state(path, &(tern_train_state){0}), "checksum mismatch", path);
     }
     for (long off = 0; off < 48; off += 5) {   // the header's own fields
@@ -604,12 +612,15 @@ static void test_checksum(void **st) {
     }
     save_sample(path, 1, 1);
     assert_int_equal(truncate(path, n - 7), 0);
-    expect_error("truncated", tern_checkpoint_read_config(path, &m), "checksum mismatch: file is damaged", path);
+    char needle[160];   // the size check names both sizes
+    snprintf(needle, sizeof needle, "checksum mismatch: file is damaged (%ld bytes, the header says %ld: truncated?)", n - 7, n);
+    expect_error("truncated", tern_checkpoint_read_config(path, &m), needle, path);
     save_sample(path, 1, 1);
     FILE *f = fopen(path, "ab");
     fputc(0, f);
     fclose(f);
-    expect_error("extended", tern_checkpoint_read_config(path, &m), "checksum mismatch: file is damaged", path);
+    snprintf(needle, sizeof needle, "checksum mismatch: file is damaged (%ld bytes, the header says %ld", n + 1, n);
+    expect_error("extended", tern_checkpoint_read_config(path, &m), needle, path);
     // an intended edit: refused until resealed, then loads
     save_sample(path, 1, 1);
     hid_t hf = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);

@@ -33,6 +33,11 @@ static void test_defaults_valid(void **st) {
     assert_float_equal(c.run.lr, 2.4e-3f, 1e-9);
     assert_float_equal(c.run.lr2, 1.5e-3f, 1e-9);
     assert_int_equal(c.run.warmup, 100);
+    // auto warmup: steps / 10, at most 500
+    tern_config_defaults(&c);
+    c.run.steps = 20000;
+    assert_int_equal(tern_config_validate(&c), 0);
+    assert_int_equal(c.run.warmup, 500);
     // full precision: auto lr is 4e-4
     tern_config_defaults(&c);
     c.model.ternary = 0;
@@ -167,6 +172,20 @@ static void test_validate(void **st) {
     expect_invalid("max_tokens", "9223372036854775807", "max_tokens 9223372036854775807 exceeds the limit");
     expect_invalid("eval_batches", "2000000000", "eval_batches 2000000000 exceeds the limit");
     expect_invalid("ckpt_keep", "2000000000", "ckpt_keep 2000000000 exceeds the limit");
+    {   // a model size exactly at its limit is valid (the limit is inclusive), one above is not
+        tern_model_config m;
+        tern_config c;
+        tern_config_defaults(&c);
+        m = c.model;
+        m.n_layers = TERN_MAX_LAYERS;
+        m.seq_len = TERN_MAX_SEQ_LEN;
+        m.vocab_size = TERN_MAX_VOCAB_SIZE;
+        m.dim = TERN_MAX_DIM;
+        m.n_heads = m.n_kv_heads = 256;
+        assert_int_equal(tern_model_config_validate(&m), 0);
+        m.n_layers = TERN_MAX_LAYERS + 1;
+        assert_int_equal(tern_model_config_validate(&m), -1);
+    }
     {   // steps x tokens per step may not overflow; max_tokens may not wrap into a negative step count
         tern_config c;
         tern_config_defaults(&c);

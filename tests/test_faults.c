@@ -372,6 +372,15 @@ static void test_lock_and_signals(void **st) {
     fputs("half a checkpoint", f);
     fclose(f);
     assert_int_equal(symlink("ckpt_00000001.h5", stale2), 0);
+    // files that only look like temporary files are the user's: kept
+    char keep[3][400];
+    const char *keep_names[3] = {"latest.h5.tmp.keep", "notes.tmp.1", "ckpt_7.h5.tmp.5"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(keep[i], sizeof keep[i], "%s/%s", d, keep_names[i]);
+        f = fopen(keep[i], "w");
+        fputs("mine", f);
+        fclose(f);
+    }
     in_dir(outf, sizeof outf, "a.out");
     in_dir(errf, sizeof errf, "a.err");
     const char *sigs[2] = {"SIGINT", "SIGTERM"};
@@ -387,6 +396,7 @@ static void test_lock_and_signals(void **st) {
             char err[4096];
             slurp(errf, err, sizeof err);
             assert_non_null(strstr(err, "removed"));
+            for (int i = 0; i < 3; i++) assert_int_equal(access(keep[i], F_OK), 0);
         }
         // a second run on the same out_dir fails at once, naming the first one's pid
         run_t *r = malloc(sizeof *r);
@@ -454,6 +464,8 @@ static void test_resume_checks(void **st) {
         {"seq_len=8", "cannot resume: seq_len 16 -> 8", NULL},
         {"lr=2e-2", "cannot resume: lr", NULL},
         {"grad_accum=2", "cannot resume: grad_accum 1 -> 2", NULL},
+        {"rope_theta=500000", "cannot resume: the checkpoint's model differs from the config (rope_theta 10000 vs 500000)", NULL},
+        {"norm_eps=1e-6", "cannot resume: the checkpoint's model differs from the config (norm_eps", NULL},
         {other, "cannot resume: train_data", "has 5000 tokens"},
         {"steps=3", "steps 3 is lower than the checkpoint's step 4", NULL},
     };

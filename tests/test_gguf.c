@@ -105,6 +105,28 @@ static void test_encoder_valid(void **st) {
     assert_int_equal(tern_gguf_version(g), 2);
     tern_gguf_close(g);
     free(e.p);
+    // the header ending at every offset modulo the alignment (key lengths 1..40), among them
+    // exactly on a boundary (no padding): the data section starts at the next multiple of 32
+    for (int L = 1; L <= 40; L++) {
+        enc f = {0};
+        char key[48];
+        for (int i = 0; i < L; i++) key[i] = (char)('a' + i % 26);
+        key[L] = 0;
+        e_hdr(&f, 3, 1, 1);
+        e_kv_u32(&f, key, 9);
+        e_tinfo(&f, "t", 1, ne, 0, 0);
+        const size_t hdr = f.n;
+        e_pad(&f, 32);
+        e_put(&f, v, 16);
+        write_bytes(p, f.p, f.n);
+        g = tern_gguf_open(p);
+        if (!g) fail_msg("key length %d (header %zu bytes): %s", L, hdr, tern_last_error());
+        t = tern_gguf_get_tensor(g, "t");
+        assert_non_null(t);
+        assert_memory_equal(t->data, v, 16);
+        tern_gguf_close(g);
+        free(f.p);
+    }
 }
 
 static void test_rejects(void **st) {
@@ -174,6 +196,9 @@ static void test_rejects(void **st) {
     int64_t ne8[1] = {8};
     e_hdr(&e, 3, 2, 0); e_tinfo(&e, "a", 1, ne8, 0, 0); e_tinfo(&e, "b", 1, ne1, 0, 0); e_pad(&e, 32); e_zeros(&e, 64);
     expect_reject(&e, "overlap.gguf", "overlap", NULL);
+    int64_t ne16[1] = {16};   // a [0, 64) and b [32, 96): b starts inside a and ends past it
+    e_hdr(&e, 3, 2, 0); e_tinfo(&e, "a", 1, ne16, 0, 0); e_tinfo(&e, "b", 1, ne16, 0, 32); e_pad(&e, 32); e_zeros(&e, 96);
+    expect_reject(&e, "overlap2.gguf", "overlap", NULL);
 
     int64_t ne5[5] = {1, 1, 1, 1, 4};
     e_hdr(&e, 3, 1, 0); e_tinfo(&e, "t5", 5, ne5, 0, 0); e_pad(&e, 32); e_zeros(&e, 64);
@@ -432,6 +457,7 @@ static void test_fuzz(void **st) {
     tern_rng r;
     tern_rng_seed(&r, 11);
     size_t hdr = last_end;   // flips anywhere up to the end of the last tensor
+    int accepted = 0, refused = 0;
     for (int it = 0; it < 400; it++) {
         char *m = malloc(n);
         memcpy(m, buf, n);
@@ -440,17 +466,33 @@ static void test_fuzz(void **st) {
         write_bytes(q, m, n);
         g = tern_gguf_open(q);
         if (g) {
-            // whatever was accepted must be self-consistent: tensor data inside the file
+            // whatever was accepted must be self-consistent: known types and shapes, sizes that
+            // match them, aligned data that lies inside the file (reading it must not fault)
+            accepted++;
+            const uint8_t *base = NULL;
             for (int i = 0; i < tern_gguf_n_tensors(g); i++) {
                 const tern_gguf_tensor *t = tern_gguf_tensor_at(g, i);
+                size_t nb = 0;
+                assert_true(t->n_dims >= 1 && t->n_dims <= 4 && tern_ggml_type_known(t->type));
+                assert_int_equal(tern_ggml_nbytes(t->type, t->n_dims, t->ne, &nb), 0);
+                assert_int_equal(nb, t->nbytes);
+                assert_int_equal(t->offset % tern_gguf_alignment(g), 0);
+                const uint8_t *ds = (const uint8_t *)t->data - t->offset;   // the data section start
+                if (!base) base = ds;
+                assert_ptr_equal(ds, base);
                 volatile uint8_t sink = 0;
                 for (size_t j = 0; j < t->nbytes; j++) sink ^= ((const uint8_t *)t->data)[j];
                 (void)sink;
             }
             tern_gguf_close(g);
+        } else {
+            refused++;
+            assert_non_null(strstr(tern_last_error(), q));   // one message naming the file
         }
         free(m);
     }
+    printf("byte flips: %d files accepted, %d refused\n", accepted, refused);
+    assert_true(accepted > 0 && refused > 0);
     free(buf);
 }
 

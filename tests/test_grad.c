@@ -8,8 +8,8 @@
 #include <string.h>
 
 #define H 1e-2
-#define ATOL 2e-3
-#define RTOL 2e-2
+#define ATOL 2e-4   // 10x the worst measured: err/tol was <= 0.011 at 2e-3 / 2e-2 (finite-difference noise)
+#define RTOL 2e-3
 #define MAXE 48
 
 typedef struct { tern_params p; tern_tensor *t[4]; int n; } inputs;

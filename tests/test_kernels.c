@@ -258,6 +258,11 @@ static void test_from_tq(void **st) {
     assert_int_equal(tern_tmat_from_tq2(&b, q2, rows, cols), -1);
     assert_non_null(strstr(tern_last_error(), "scale"));
     assert_null(b.w);
+    // a whole row with another d (each row consistent in itself): rejected too
+    assert_int_equal(tern_tq2_pack(w, n, s, q2), 0);
+    for (int blk = 0; blk < cols / 256; blk++) { q2[66 * (cols / 256 + blk) + 64] = 0x00; q2[66 * (cols / 256 + blk) + 65] = 0x3c; }
+    assert_int_equal(tern_tmat_from_tq2(&b, q2, rows, cols), -1);
+    assert_non_null(strstr(tern_last_error(), "row 1"));
     // code 3 is not ternary
     assert_int_equal(tern_tq2_pack(w, n, s, q2), 0);
     q2[66 * 3 + 5] |= 3;

@@ -78,6 +78,32 @@ static void test_windows_and_epochs(void **st) {
     tern_loader_close(&ld);
 }
 
+// Golden order at a fixed seed, from an independent transcription of loader.h's definition in
+// Python (xorshift64* seeded by tern_rng_seed, itself a splitmix64, of splitmix64(seed ^
+// splitmix64(epoch)); offset = next % (slack + 1);
+// Fisher-Yates from the back, j = next % (i + 1)). 10007 tokens, seq_len 1000: 10 windows, slack 6.
+static void test_golden_order(void **st) {
+    (void)st;
+    static const int off[3] = {3, 6, 2};
+    static const int perm[3][10] = {{7, 4, 6, 2, 8, 1, 0, 9, 3, 5}, {3, 0, 1, 8, 6, 9, 4, 2, 7, 5}, {5, 7, 2, 8, 4, 1, 0, 9, 6, 3}};
+    const int T = 1000, B = 3;
+    tern_loader ld;
+    assert_int_equal(tern_loader_open(&ld, PATH, T, B, 1234), 0);
+    assert_int_equal(ld.n_windows, 10);
+    int *in = malloc(sizeof(int) * B * T), *tg = malloc(sizeof(int) * B * T);
+    for (int k = 0; k < 30; k += B) {   // 10 batches of 3 windows: three epochs, batches straddle their ends
+        tern_loader_next(&ld, in, tg);
+        for (int b = 0; b < B; b++) {
+            int w = k + b, e = w / 10, want = off[e] + perm[e][w % 10] * T;   // token value = position
+            if (in[b * T] != want) fail_msg("window %d (epoch %d): starts at %d, expected %d", w, e, in[b * T], want);
+            assert_int_equal(tg[b * T + T - 1], want + T);
+        }
+    }
+    free(in);
+    free(tg);
+    tern_loader_close(&ld);
+}
+
 static void draw(tern_loader *ld, int nb, int *out) {
     int n = ld->batch * ld->seq_len;
     int *tg = malloc((size_t)n * sizeof(int));
@@ -174,6 +200,7 @@ static void test_bad(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_windows_and_epochs),
+        cmocka_unit_test(test_golden_order),
         cmocka_unit_test(test_seed_and_resume),
         cmocka_unit_test(test_eval_windows),
         cmocka_unit_test(test_bad),

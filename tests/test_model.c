@@ -3,8 +3,11 @@
 #include "testutil.h"
 #include "model/model.h"
 #include "model/quant.h"
+#include "training/eval.h"
+#include "tokenizers/tokenizer.h"
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void tiny_cfg(tern_model_config *c, int ternary, int tied) {
@@ -105,11 +108,85 @@ static void test_model_greedy(void **st) {
     tern_model_free(&m);
 }
 
+// greedy generation past seq_len: every new token is the argmax of a forward over the last
+// seq_len tokens (the sliding window computed here, independently of model.c's loop)
+static void test_model_greedy_past_context(void **st) {
+    (void)st;
+    tern_model_config c;
+    tiny_cfg(&c, 1, 1);
+    tern_model m;
+    tern_model_build(&m, &c);
+    tern_model_init_weights(&m, 8);
+    for (int i = 0; i < m.params.n; i++)   // weights large enough that every context token matters
+        if (m.params.t[i]->ndim == 2) for (long j = 0; j < m.params.t[i]->n; j++) m.params.t[i]->data[j] *= 25.0f;
+    enum { NP = 3, NN = 3 * 8 };          // runs to 27 tokens with a context of 8
+    int prompt[NP] = {1, 5, 9}, out[NN], seq[NP + NN];
+    tern_model_generate_greedy(&m, prompt, NP, NN, out);
+    memcpy(seq, prompt, sizeof prompt);
+    tern_graph g;
+    tern_graph_init(&g, tern_model_graph_nodes(&c), 0, 0);
+    g.grad_enabled = 0;
+    int distinct = 0;
+    for (int n = NP; n < NP + NN; n++) {
+        int start = n - c.seq_len > 0 ? n - c.seq_len : 0;
+        tern_graph_reset(&g);
+        tern_tensor *lg = tern_model_forward(&m, &g, seq + start, 1, n - start);
+        const float *last = lg->data + (size_t)(n - start - 1) * c.vocab_size;
+        int best = 0;
+        for (int v = 1; v < c.vocab_size; v++) if (last[v] > last[best]) best = v;
+        if (out[n - NP] != best) fail_msg("generated token %d: %d, reference %d", n - NP, out[n - NP], best);
+        seq[n] = best;
+        distinct += n > NP && seq[n] != seq[n - 1];
+    }
+    assert_true(distinct >= 4);   // not one token repeated: the context changes the prediction
+    tern_graph_free(&g);
+    tern_model_free(&m);
+}
+
+// bits per byte on a case worked by hand: a model with all-zero weights predicts the uniform
+// distribution (loss ln V per token exactly), and the target tokens' text is counted in bytes
+static void test_eval_bpb(void **st) {
+    (void)st;
+    tern_tokenizer tok;
+    tern_tokenizer_train_opts o;
+    tern_tokenizer_train_defaults(&o);
+    o.vocab_size = 266;
+    const char *text = "ab ab ab abc";
+    size_t len = strlen(text);
+    assert_int_equal(tern_tokenizer_train(&tok, &text, &len, 1, &o), 0);
+    assert_int_equal(tok.vocab_size, 266);   // 259 a, 260 b, 261 ▁, 262 c, 263 ab, 264 ▁ab, 265 ▁abc
+    assert_string_equal(tok.pieces[264], "\xe2\x96\x81" "ab");
+    tern_model_config c;
+    tiny_cfg(&c, 1, 1);
+    c.vocab_size = 266;
+    for (int seq = 4; seq <= 8; seq += 4) {   // 2 windows (4 + partial 2), then 1 partial window of 6
+        c.seq_len = seq;
+        tern_model m;
+        tern_model_build(&m, &c);             // weights stay zero
+        // targets: " ab" 3 bytes, " ab" 3, " abc" 4, "\n" 1, " " 1, "a" 1 = 13 bytes, 6 tokens
+        const int ids[7] = {1, 264, 264, 265, 3 + '\n', 261, 259};
+        tern_eval_result r;
+        tern_eval_ids(&m, ids, 7, 2, 0, &tok, &r);
+        assert_int_equal(r.n_scored, 6);
+        assert_int_equal(r.n_windows, seq == 4 ? 2 : 1);
+        assert_int_equal(r.n_bytes, 13);
+        double want = 6.0 * log2(266.0) / 13.0;
+        printf("bpb %.9f (hand: 6 log2(266) / 13 = %.9f), loss %.9f (ln 266 = %.9f)\n", r.bpb, want, r.loss, log(266.0));
+        assert_true(fabs(r.loss - log(266.0)) < 1e-6);
+        assert_true(fabs(r.bpb - want) < 1e-6);
+        assert_true(fabs(r.ppl - 266.0) < 1e-3);
+        tern_model_free(&m);
+    }
+    tern_tokenizer_free(&tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_gradcheck_fp),
         cmocka_unit_test(test_model_ternary_forward),
         cmocka_unit_test(test_model_greedy),
+        cmocka_unit_test(test_model_greedy_past_context),
+        cmocka_unit_test(test_eval_bpb),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

@@ -43,7 +43,13 @@ static void check_variant(const char *variant) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t f = H5Fopen(ex, H5F_ACC_RDONLY, H5P_DEFAULT);
     assert_true(f >= 0);
-    int B = 2, T = c.seq_len, N = B * T, V = c.vocab_size;
+    int B = 0, T = c.seq_len, V = c.vocab_size;
+    hid_t a = H5Aopen(f, "batch", H5P_DEFAULT);
+    assert_true(a >= 0);
+    assert_true(H5Aread(a, H5T_NATIVE_INT, &B) >= 0);
+    H5Aclose(a);
+    assert_true(B >= 1 && B <= 16);
+    int N = B * T;
     int *in = malloc(sizeof(int) * N), *tg = malloc(sizeof(int) * N);
     float *logits = malloc(sizeof(float) * N * V), loss;
     assert_int_equal(read_ds(f, "inputs", H5T_NATIVE_INT, in, N), 0);
@@ -60,8 +66,10 @@ static void check_variant(const char *variant) {
     for (long i = 0; i < (long)N * V; i++) dl = fmax(dl, fabs((double)lg->data[i] - logits[i]));
     printf("ref %-15s loss tern %.7f torch %.7f |d| %.2e; logits max|d| %.2e\n", variant, l->data[0], loss,
            fabs(l->data[0] - loss), dl);
-    assert_true(fabs(l->data[0] - loss) <= 1e-5);
-    assert_true(dl <= 1e-4);
+    // tolerances: 10x the largest difference measured over the four variants (loss 4.8e-7, logits
+    // 1.4e-6, grads 9.7e-7 relative); see tests/fixtures/README.md
+    assert_true(fabs(l->data[0] - loss) <= 5e-6);
+    assert_true(dl <= 1.5e-5);
     double worst = 0;
     const char *worst_name = "";
     for (int i = 0; i < m.params.n; i++) {
@@ -75,7 +83,7 @@ static void check_variant(const char *variant) {
         free(gr);
     }
     printf("ref %-15s grads: worst max|d|/max|g| %.2e (%s) over %d tensors\n", variant, worst, worst_name, m.params.n);
-    assert_true(worst <= 1e-4);
+    assert_true(worst <= 1e-5);
     H5Fclose(f);
     tern_graph_free(&g);
     tern_model_free(&m);
@@ -85,12 +93,15 @@ static void check_variant(const char *variant) {
 static void test_ref_ternary(void **st) { (void)st; check_variant("ternary"); }
 static void test_ref_fp(void **st) { (void)st; check_variant("fp"); }
 static void test_ref_ternary_untied(void **st) { (void)st; check_variant("ternary_untied"); }
+// rope_theta 500000, norm_eps 1e-6, 130 positions: three causal query blocks of 64
+static void test_ref_ternary_long(void **st) { (void)st; check_variant("ternary_long"); }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ref_ternary),
         cmocka_unit_test(test_ref_fp),
         cmocka_unit_test(test_ref_ternary_untied),
+        cmocka_unit_test(test_ref_ternary_long),
     };
     return cmocka_run_group_tests_name("model_ref", tests, NULL, NULL);
 }

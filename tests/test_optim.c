@@ -45,6 +45,7 @@ static void test_two_steps_by_hand(void **st) {
     for (int k = 0; k < 4; k++) wb[k] = b->data[k];
     const float ga[2][6] = {{0.2f, -0.1f, 0.0f, 0.3f, 1e-3f, -2.0f}, {-0.4f, -0.1f, 0.05f, 0.3f, 0.0f, 1.0f}};
     const float gb[2][4] = {{0.01f, -0.02f, 0.5f, 0.0f}, {0.02f, 0.02f, -0.5f, 0.1f}};
+    double dw = 0, dm = 0, dv = 0;
     for (long t = 1; t <= 2; t++) {
         tern_params_zero_grad(&p);
         memcpy(a->grad, ga[t - 1], sizeof ga[0]);
@@ -59,22 +60,26 @@ static void test_two_steps_by_hand(void **st) {
         for (int k = 0; k < 6; k++) wa[k] = ref_step(wa[k], &ma[k], &va[k], ga[t - 1][k], t, 0.1, 0.1, 1);
         for (int k = 0; k < 4; k++) wb[k] = ref_step(wb[k], &mb[k], &vb[k], gb[t - 1][k], t, 0.1, 0.1, 0);
         for (int k = 0; k < 6; k++) {
-            assert_near(a->data[k], wa[k], 2e-6);
+            dw = fmax(dw, fabs(a->data[k] - wa[k])); dm = fmax(dm, fabs(p.m[a->offset + k] - ma[k]));
+            dv = fmax(dv, fabs(p.v[a->offset + k] - va[k]));
+            assert_near(a->data[k], wa[k], 5e-7);   // measured 1.1e-7 (was 2e-6)
             assert_near(p.m[a->offset + k], ma[k], 1e-7);
             assert_near(p.v[a->offset + k], va[k], 1e-8);
         }
-        for (int k = 0; k < 4; k++) assert_near(b->data[k], wb[k], 2e-6);
+        for (int k = 0; k < 4; k++) { dw = fmax(dw, fabs(b->data[k] - wb[k])); assert_near(b->data[k], wb[k], 5e-7); }
+        if (t == 1) assert_true(b->data[3] == 4.0f);   // no_decay, g = 0: m = v = 0, the update is exactly 0
         for (int k = 0; k < 5; k++) {
             assert_true(c->data[k] == 7.0f);
             assert_true(p.m[c->offset + k] == 0.0f);
         }
     }
+    printf("AdamW vs double reference: max |dw| %.2e, |dm| %.2e, |dv| %.2e\n", dw, dm, dv);
     // the same numbers computed by hand (python, double): a[0] after steps 1 and 2
     // step 1: 0.5*(1-0.01) - 0.1*0.2/(0.2+1e-8) = 0.395000005; step 2: 0.4273873988573822
     assert_near(a->data[0], 0.4273873988573822, 1e-6);
     assert_near(p.m[a->offset], -0.022, 1e-8);
     assert_near(p.v[a->offset], 0.0099, 1e-9);
-    // no_decay: b[3] had g=0 then 0.1: step 1 leaves it at 4 exactly (m = v = 0 → update 0)
+    // no_decay: b[3] had g=0 then 0.1: step 1 left it at 4 exactly (m = v = 0 → update 0; checked above)
     tern_adamw_free(&o);
     tern_params_free(&p);
 }

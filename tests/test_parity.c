@@ -1,7 +1,7 @@
 // test_parity.c — training side vs runtime for one checkpoint and one text:
 // checkpoint (tern_model, random weights, a tokenizer trained on the text) -> tern-export -> GGUF
 // -> runtime. The runtime's perplexity must equal the training side's evaluation (tern_eval_ids,
-// what tern-eval runs, same windows) within 0.1% (f16 embedding) / 0.01% (f32), and greedy generation must give the
+// what tern-eval runs, same windows) within 10x the measured difference, and greedy generation must give the
 // same tokens as tern_model_generate_greedy. Also tern-export's refusals (bad input).
 #include "testutil.h"
 #include "formats/checkpoint.h"
@@ -66,6 +66,8 @@ static tern_model_config test_config(int tied) {
     return c;
 }
 
+typedef struct { float theta, eps; int ctx; } parity_opts;   // zeros: test_config's defaults
+
 // a model that predicts something: init, then a few AdamW steps on the evaluation text
 #define TRAIN_STEPS 12
 static void make_model(tern_model *m, const tern_model_config *c, uint64_t seed) {
@@ -116,8 +118,12 @@ static int run_export(const char *args, char *err, size_t errn) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-static void check_parity(int tied, const char *export_opts, double ppl_tol) {
+static void check_parity(int tied, const char *export_opts, double ppl_tol, parity_opts po) {
     tern_model_config c = test_config(tied);
+    if (po.theta > 0) c.rope_theta = po.theta;
+    if (po.eps > 0) c.norm_eps = po.eps;
+    if (po.ctx > 0) c.seq_len = po.ctx;
+    const int ctx = c.seq_len;
     tern_model tm;
     make_model(&tm, &c, 77 + (uint64_t)tied);
     char ckpt[600], gguf[300], args[1500], err[1024];
@@ -136,6 +142,8 @@ static void check_parity(int tied, const char *export_opts, double ppl_tol) {
     assert_int_equal(build_model(&m, gguf), 0);
     assert_int_equal(m.has_vocab, 1);
     assert_int_equal(m.config.vocab_size, tok.vocab_size);
+    assert_int_equal(m.config.seq_len, ctx);
+    assert_true(m.config.rope_theta == c.rope_theta && m.config.norm_eps == c.norm_eps);
     // the GGUF's tokenizer encodes like the original
     tern_tokenizer t2;
     assert_int_equal(rt_build_tokenizer(&m, &t2), 0);
@@ -143,10 +151,10 @@ static void check_parity(int tied, const char *export_opts, double ppl_tol) {
     tern_tokenizer_free(&t2);
 
     tern_rt_state s;
-    assert_int_equal(build_state(&s, &m, 16, CTX), 0);
+    assert_int_equal(build_state(&s, &m, 16, ctx), 0);
     long scored;
     int windows;
-    double nll_rt = rt_nll(&m, &s, ids, n_ids, CTX, &scored, &windows);
+    double nll_rt = rt_nll(&m, &s, ids, n_ids, ctx, &scored, &windows);
     assert_int_equal(scored, n_ids - 1);
     tern_eval_result r; // the training side's evaluation (tern-eval), windows of seq_len = CTX
     tern_eval_ids(&tm, ids, n_ids, 2, 0, NULL, &r);
@@ -154,8 +162,9 @@ static void check_parity(int tied, const char *export_opts, double ppl_tol) {
     assert_int_equal(r.n_windows, windows);
     double ppl_rt = exp(nll_rt / scored), ppl_tr = r.ppl;
     double rel = fabs(ppl_rt / ppl_tr - 1.0);
-    fprintf(stderr, "parity (%s, %s): runtime ppl %.6f, training ppl %.6f, rel diff %.2e over %ld tokens, %d windows\n",
-            tied ? "tied" : "untied", export_opts, ppl_rt, ppl_tr, rel, scored, windows);
+    fprintf(stderr, "parity (%s, %s, theta %g, eps %g, ctx %d): runtime ppl %.6f, training ppl %.6f, rel diff %.2e "
+            "(tol %.1e) over %ld tokens, %d windows\n", tied ? "tied" : "untied", export_opts, c.rope_theta, c.norm_eps, ctx,
+            ppl_rt, ppl_tr, rel, ppl_tol, scored, windows);
     assert_true(rel <= ppl_tol);
     assert_true(ppl_tr > 1.5); // a model that actually predicts something uncertain
 
@@ -174,9 +183,18 @@ static void check_parity(int tied, const char *export_opts, double ppl_tol) {
     tern_model_free(&tm);
 }
 
-static void test_parity_tq2_f32(void **st) { (void)st; check_parity(1, "--type tq2_0 --embd f32", 1e-4); }
-static void test_parity_tq1_f16(void **st) { (void)st; check_parity(1, "--type tq1_0 --embd f16", 1e-3); }
-static void test_parity_untied(void **st) { (void)st; check_parity(0, "", 1e-3); }
+// Tolerances: 10x the relative perplexity difference measured here (tq2_0/f32 1.5e-6, tq1_0/f16
+// 1.9e-5, untied (f16) 1.1e-5, long 0); before: 1e-4, 1e-3, 1e-3 (50-100x).
+static void test_parity_tq2_f32(void **st) { (void)st; check_parity(1, "--type tq2_0 --embd f32", 1.5e-5, (parity_opts){0}); }
+static void test_parity_tq1_f16(void **st) { (void)st; check_parity(1, "--type tq1_0 --embd f16", 2e-4, (parity_opts){0}); }
+static void test_parity_untied(void **st) { (void)st; check_parity(0, "", 1.5e-4, (parity_opts){0}); }
+// rope_theta and norm_eps that are not the defaults must travel through the GGUF; a context of 150
+// runs the training attention over three causal query blocks of 64 and the runtime's batched
+// prefill over several chunks of 16
+static void test_parity_long_theta(void **st) {
+    (void)st;
+    check_parity(1, "--type tq2_0 --embd f32", 1.5e-5, (parity_opts){.theta = 500000.0f, .eps = 1e-6f, .ctx = 150});
+}
 
 static void test_export_errors(void **st) {
     (void)st;
@@ -239,6 +257,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_parity_tq2_f32),
         cmocka_unit_test(test_parity_tq1_f16),
         cmocka_unit_test(test_parity_untied),
+        cmocka_unit_test(test_parity_long_theta),
         cmocka_unit_test(test_export_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -78,7 +78,8 @@ static void tm_free(tmodel *t) {
 typedef struct {
     int ttype;          // TERN_GGML_TQ2_0 / TQ1_0
     int embd_type;      // F32 / F16
-    int scale_tensor;   // 1: d = 1 + blk.N.x.scale; 0: d = fp16(s_w)
+    int scale_tensor;   // 1: d = 1 + blk.N.x.scale = s_w; 2: d = 0.5 + scale = 2 s_w (the two multiply); 0: d = fp16(s_w)
+    int no_special_ids; // leave out tokenizer.ggml.bos/eos/unknown_token_id (defaults 1, 2, 0)
     int vocab;          // write the tokenizer
     const char *arch;   // default "bitnet"
     const char *skip;   // tensor name to leave out
@@ -127,9 +128,11 @@ static void tm_write(const tmodel *t, const char *path, tm_opts o) {
         tern_gguf_add_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)pieces, (uint64_t)t->vocab);
         tern_gguf_add_arr(w, "tokenizer.ggml.scores", TERN_GGUF_FLOAT32, scores, (uint64_t)t->vocab);
         tern_gguf_add_arr(w, "tokenizer.ggml.token_type", TERN_GGUF_INT32, types, (uint64_t)t->vocab);
-        tern_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", 1);
-        tern_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", 2);
-        tern_gguf_add_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+        if (!o.no_special_ids) {
+            tern_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", 1);
+            tern_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", 2);
+            tern_gguf_add_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+        }
     }
     int64_t ne[2] = {t->dim, t->vocab};
     if (o.embd_type == TERN_GGML_F16) {
@@ -162,7 +165,7 @@ static void tm_write(const tmodel *t, const char *path, tm_opts o) {
                 assert_int_equal(tern_gguf_add_tensor(w, name, 2, ne2, TERN_GGML_F32, f, sizeof(float) * n), 0);
                 continue;
             }
-            float d = o.scale_tensor ? 1.0f : t->sw[l][j];
+            float d = o.scale_tensor == 2 ? 0.5f : o.scale_tensor ? 1.0f : t->sw[l][j];
             size_t nb = o.ttype == TERN_GGML_TQ1_0 ? tern_tq1_bytes(n) : tern_tq2_bytes(n);
             void *buf = malloc(nb);
             keep[nkeep++] = buf;
@@ -174,7 +177,10 @@ static void tm_write(const tmodel *t, const char *path, tm_opts o) {
             if (o.scale_tensor) {
                 snprintf(name, sizeof name, "blk.%d.%s.scale", l, tm_names[j]);
                 int64_t one[1] = {1};
-                assert_int_equal(tern_gguf_add_tensor(w, name, 1, one, TERN_GGML_F32, &t->sw[l][j], sizeof(float)), 0);
+                float *sc = malloc(sizeof(float));
+                *sc = o.scale_tensor == 2 ? 2.0f * t->sw[l][j] : t->sw[l][j];
+                keep[nkeep++] = sc;
+                assert_int_equal(tern_gguf_add_tensor(w, name, 1, one, TERN_GGML_F32, sc, sizeof(float)), 0);
             }
         }
     }
@@ -197,10 +203,21 @@ static void ref_rmsnorm(float *o, const float *x, const float *w, int C, float e
     float rs = 1.0f / sqrtf(ss / (float)C + eps);
     for (int c = 0; c < C; c++) o[c] = x[c] * rs * w[c];
 }
-// y[rows] = BitLinear(x[cols]) with explicit int32 accumulation
+static double g_min_margin = 1; // the reference's smallest |x*s_x - (k + 0.5)| / max(|x*s_x|, 1)
+// y[rows] = BitLinear(x[cols]) with explicit int32 accumulation; its own absmax int8 quantizer
+// (quant.h's rule written out, no code shared with quant.c)
 static void ref_bitlinear(float *y, const float *x, const int8_t *wq, float sw, int rows, int cols) {
     int8_t *xq = malloc(cols);
-    float sx = tern_act_quantize_row_i8(x, cols, xq);
+    float m = 0.0f;
+    for (int k = 0; k < cols; k++) m = fabsf(x[k]) > m ? fabsf(x[k]) : m;
+    float sx = 127.0f / (m > 1e-5f ? m : 1e-5f);
+    for (int k = 0; k < cols; k++) {
+        float xs = x[k] * sx, fr = fabsf(xs - truncf(xs));
+        double margin = fabs(fr - 0.5) / (fabsf(xs) > 1 ? fabsf(xs) : 1);
+        if (margin < g_min_margin) g_min_margin = margin;
+        float v = rintf(x[k] * sx);
+        xq[k] = (int8_t)(v > 127.0f ? 127.0f : v < -128.0f ? -128.0f : v);
+    }
     for (int r = 0; r < rows; r++) {
         int32_t acc = 0;
         for (int k = 0; k < cols; k++) acc += (int32_t)xq[k] * wq[(size_t)r * cols + k];
@@ -209,13 +226,27 @@ static void ref_bitlinear(float *y, const float *x, const int8_t *wq, float sw, 
     free(xq);
 }
 
+// RoPE, NEOX pairing (element j < hd/2 with j + hd/2), angle pos * theta^(-2j/hd) computed here in
+// double (rope.h computes it in float: the two differ by float rounding only)
+static void ref_rope(float *x, int heads, int hd, int pos, double theta) {
+    for (int h = 0; h < heads; h++) {
+        float *v = x + h * hd;
+        for (int j = 0; j < hd / 2; j++) {
+            double a = pos * exp(-2.0 * j / hd * log(theta)), c = cos(a), sn = sin(a);
+            double x0 = v[j], x1 = v[j + hd / 2];
+            v[j] = (float)(x0 * c - x1 * sn);
+            v[j + hd / 2] = (float)(x0 * sn + x1 * c);
+        }
+    }
+}
+
 // logits [T, vocab] for tokens[T]; embd: the embedding as the file stores it (f16-rounded or not)
 static void ref_forward(const tmodel *t, const float *embd, const int *tokens, int T, float *logits) {
     int D = t->dim, F = t->ffn, H = t->heads, hd = D / H, KV = t->kv_heads * hd, G = H / t->kv_heads;
     float *x = malloc(sizeof(float) * T * D), *h = malloc(sizeof(float) * F), *q = malloc(sizeof(float) * T * D);
     float *k = malloc(sizeof(float) * T * KV), *v = malloc(sizeof(float) * T * KV), *a = malloc(sizeof(float) * T * D);
     float *g = malloc(sizeof(float) * F), *u = malloc(sizeof(float) * F), *y = malloc(sizeof(float) * D);
-    float *cs = malloc(sizeof(float) * hd), *p = malloc(sizeof(float) * T);
+    float *p = malloc(sizeof(float) * T);
     for (int i = 0; i < T; i++) memcpy(x + i * D, embd + (size_t)tokens[i] * D, sizeof(float) * D);
     for (int l = 0; l < t->layers; l++) {
         for (int i = 0; i < T; i++) {
@@ -223,9 +254,8 @@ static void ref_forward(const tmodel *t, const float *embd, const int *tokens, i
             ref_bitlinear(q + i * D, h, t->wq[l][TM_Q], t->sw[l][TM_Q], D, D);
             ref_bitlinear(k + i * KV, h, t->wq[l][TM_K], t->sw[l][TM_K], KV, D);
             ref_bitlinear(v + i * KV, h, t->wq[l][TM_V], t->sw[l][TM_V], KV, D);
-            tern_rope_angles(i, hd, t->theta, cs);
-            for (int hh = 0; hh < H; hh++) tern_rope_rotate(q + i * D + hh * hd, hd, cs, 1.0f);
-            for (int hh = 0; hh < t->kv_heads; hh++) tern_rope_rotate(k + i * KV + hh * hd, hd, cs, 1.0f);
+            ref_rope(q + i * D, H, hd, i, t->theta);
+            ref_rope(k + i * KV, t->kv_heads, hd, i, t->theta);
         }
         for (int i = 0; i < T; i++)
             for (int hh = 0; hh < H; hh++) {
@@ -266,7 +296,7 @@ static void ref_forward(const tmodel *t, const float *embd, const int *tokens, i
             logits[(size_t)i * t->vocab + vv] = (float)s;
         }
     }
-    free(x); free(h); free(q); free(k); free(v); free(a); free(g); free(u); free(y); free(cs); free(p);
+    free(x); free(h); free(q); free(k); free(v); free(a); free(g); free(u); free(y); free(p);
 }
 
 // max |a-b| over n, relative to max |b|
@@ -299,9 +329,32 @@ static int teardown(void **st) {
 static const int test_tokens[T_TOK] = {1, 5, 260, 77, 299, 3, 3, 150, 42, 270, 9};
 
 // runtime (batched prefill, all logits) vs the reference, for one file variant
-static void check_variant(tm_opts o, int kv_heads, double tol) {
+// runtime (batched prefill, all logits) vs the independent reference, for one file variant.
+// Ternary BitLinear rounds x * s_x to integers, so two correct implementations whose float values
+// differ in the last bits round differently when a value sits within that much of a .5 tie (one
+// such flip moves the logits by ~1e-4 relative, measured). The model seed is therefore the first
+// from 7 up for which the reference meets no activation within MARGIN (relative) of a tie; then
+// only float rounding separates the two, measured at <= 2.4e-7 relative over these variants.
+#define MARGIN 1e-6
+static void check_variant(tm_opts o, int kv_heads, float theta, float eps, double tol) {
     tmodel t;
-    tm_build(&t, 256, 512, 2, 4, kv_heads, 300, 32, 7);
+    float *embd = malloc(sizeof(float) * 300 * 256), *ref = malloc(sizeof(float) * T_TOK * 300);
+    uint64_t seed = 7;
+    for (;; seed++) {
+        if (seed > 7 + 64) fail_msg("no tie-free model seed in 7..71");
+        tm_build(&t, 256, 512, 2, 4, kv_heads, 300, 32, seed);
+        t.theta = theta;
+        t.eps = eps;
+        for (long i = 0; i < 300 * 256; i++)
+            embd[i] = o.embd_type == TERN_GGML_F16 ? tern_fp16_to_fp32(tern_fp32_to_fp16(t.embd[i])) : t.embd[i];
+        if (!o.scale_tensor) // without the scale tensor the file holds s_w as the blocks' fp16 d
+            for (int l = 0; l < t.layers; l++)
+                for (int j = 0; j < 7; j++) t.sw[l][j] = tern_fp16_to_fp32(tern_fp32_to_fp16(t.sw[l][j]));
+        g_min_margin = 1;
+        ref_forward(&t, embd, test_tokens, T_TOK, ref);
+        if (g_min_margin >= MARGIN) break;
+        tm_free(&t);
+    }
     char path[300];
     tmp_path(path, sizeof path, "variant.gguf");
     tm_write(&t, path, o);
@@ -311,23 +364,16 @@ static void check_variant(tm_opts o, int kv_heads, double tol) {
     assert_int_equal(m.config.n_kv_heads, kv_heads);
     assert_int_equal(m.config.vocab_size, 300);
     assert_int_equal(m.config.seq_len, 32);
-    // exact fp32 scale with the scale tensor; fp16-rounded without
-    float want = o.scale_tensor ? t.sw[1][TM_G] : tern_fp16_to_fp32(tern_fp32_to_fp16(t.sw[1][TM_G]));
-    assert_true(m.weights.layers[1].scale[4] == want);
-    assert_true(m.weights.layers[1].w_down.scale == (o.scale_tensor ? t.sw[1][TM_D] : tern_fp16_to_fp32(tern_fp32_to_fp16(t.sw[1][TM_D]))));
-    float *embd = malloc(sizeof(float) * 300 * 256);
-    for (long i = 0; i < 300 * 256; i++)
-        embd[i] = o.embd_type == TERN_GGML_F16 ? tern_fp16_to_fp32(tern_fp32_to_fp16(t.embd[i])) : t.embd[i];
-    float *ref = malloc(sizeof(float) * T_TOK * 300);
-    if (!o.scale_tensor) // the reference uses the scale the file holds
-        for (int l = 0; l < t.layers; l++)
-            for (int j = 0; j < 7; j++) t.sw[l][j] = tern_fp16_to_fp32(tern_fp32_to_fp16(t.sw[l][j]));
-    ref_forward(&t, embd, test_tokens, T_TOK, ref);
+    assert_true(m.config.rope_theta == theta && m.config.norm_eps == eps);
+    // exact fp32 scale with the scale tensor; fp16-rounded (above) without
+    assert_true(m.weights.layers[1].scale[4] == t.sw[1][TM_G]);
+    assert_true(m.weights.layers[1].w_down.scale == t.sw[1][TM_D]);
     tern_rt_state s;
     assert_int_equal(build_state(&s, &m, 16, 0), 0);
     float *lg = forward(&m, &s, test_tokens, T_TOK, 0, 1);
     double e = rel_err(lg, ref, (long)T_TOK * 300);
-    if (e > tol) fprintf(stderr, "variant ttype %d embd %d scale %d kv %d: rel err %g\n", o.ttype, o.embd_type, o.scale_tensor, kv_heads, e);
+    printf("variant ttype %d embd %d scale %d kv %d theta %g eps %g (seed %llu, min tie margin %.2g): rel err %.3g (tol %.3g)\n",
+           o.ttype, o.embd_type, o.scale_tensor, kv_heads, theta, eps, (unsigned long long)seed, g_min_margin, e, tol);
     assert_true(e <= tol);
     // greedy tokens agree
     for (int i = 0; i < T_TOK; i++) assert_int_equal(sample_argmax(lg + i * 300, 300), sample_argmax(ref + i * 300, 300));
@@ -340,9 +386,14 @@ static void check_variant(tm_opts o, int kv_heads, double tol) {
 
 static void test_matches_reference(void **st) {
     (void)st;
-    check_variant((tm_opts){.ttype = TERN_GGML_TQ2_0, .embd_type = TERN_GGML_F32, .scale_tensor = 1, .vocab = 1}, 2, 2e-3);
-    check_variant((tm_opts){.ttype = TERN_GGML_TQ1_0, .embd_type = TERN_GGML_F16, .scale_tensor = 1, .vocab = 1}, 4, 2e-3);
-    check_variant((tm_opts){.ttype = TERN_GGML_TQ2_0, .embd_type = TERN_GGML_F16, .scale_tensor = 0, .vocab = 0}, 1, 2e-3);
+    check_variant((tm_opts){.ttype = TERN_GGML_TQ2_0, .embd_type = TERN_GGML_F32, .scale_tensor = 1, .vocab = 1}, 2, 10000.0f, 1e-5f, 3e-6);
+    check_variant((tm_opts){.ttype = TERN_GGML_TQ1_0, .embd_type = TERN_GGML_F16, .scale_tensor = 1, .vocab = 1}, 4, 10000.0f, 1e-5f, 3e-6);
+    check_variant((tm_opts){.ttype = TERN_GGML_TQ2_0, .embd_type = TERN_GGML_F16, .scale_tensor = 0, .vocab = 0}, 1, 10000.0f, 1e-5f, 3e-6);
+    // non-default RoPE base and epsilon (as Llama-3-style models use): read from the file, not assumed
+    check_variant((tm_opts){.ttype = TERN_GGML_TQ2_0, .embd_type = TERN_GGML_F32, .scale_tensor = 1, .vocab = 1}, 2, 500000.0f, 1e-6f, 3e-6);
+    check_variant((tm_opts){.ttype = TERN_GGML_TQ1_0, .embd_type = TERN_GGML_F32, .scale_tensor = 0, .vocab = 0}, 4, 1000.0f, 1e-3f, 3e-6);
+    // blocks' d = 0.5 and a scale tensor of 2 s_w: the runtime multiplies them, as llama.cpp does
+    check_variant((tm_opts){.ttype = TERN_GGML_TQ2_0, .embd_type = TERN_GGML_F32, .scale_tensor = 2, .vocab = 1}, 2, 10000.0f, 1e-5f, 3e-6);
 }
 
 // batched prefill == token-by-token decode (bit-identical), across kernel kinds; chunked prompt
@@ -389,10 +440,12 @@ static void test_batch_decode_kernels(void **st) {
         if (!tern_kernel_available((tern_kernel_kind)k)) continue;
         assert_int_equal(tern_kernel_force((tern_kernel_kind)k), 0);
         float *lg = forward(&m, &s, test_tokens, T_TOK, 0, 1);
-        assert_true(rel_err(lg, batch, T_TOK * 300) < 1e-4);
+        double e_auto = rel_err(lg, batch, T_TOK * 300), e_prev = prev ? rel_err(prev, lg, T_TOK * 300) : 0;
+        printf("kernel %s: rel err vs auto %.3g, vs the previous fast kind %.3g\n", tern_kernel_name((tern_kernel_kind)k), e_auto, e_prev);
+        assert_true(e_auto < 1.5e-6);   // measured 1.3e-7 (float summation order only)
         if (k != TERN_KERNEL_PLAIN) {   // integer sums are identical (test_kernels); the f16
             // logits dot differs between AVX2 and AVX-512 only in float summation order
-            if (prev) assert_true(rel_err(prev, lg, T_TOK * 300) < 1e-5);
+            if (prev) assert_true(e_prev < 1.5e-6);
             else { prev = malloc(sizeof(float) * T_TOK * 300); memcpy(prev, lg, sizeof(float) * T_TOK * 300); }
         }
         if (k != TERN_KERNEL_PLAIN && k != TERN_KERNEL_AVX512VNNI) {
@@ -575,6 +628,35 @@ static void test_sampler_reference(void **st) {
     }
 }
 
+// Pearson chi-square of counts[n] (draws total) against probabilities p[n] (cells with p = 0 must
+// stay empty)
+static double chi_square(const int *counts, const double *p, int n, int draws) {
+    double x2 = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] == 0) { if (counts[i]) fail_msg("token %d drawn %d times, probability 0", i, counts[i]); continue; }
+        double e = p[i] * draws;
+        x2 += (counts[i] - e) * (counts[i] - e) / e;
+    }
+    return x2;
+}
+
+// sampling frequencies against softmax(logits / T), restricted to the top-k / top-p set and
+// renormalized, computed here in double; at a fixed seed, so the statistics are deterministic
+static void check_sampler_dist(const float *lg, int V, float temp, int top_k, float top_p, const int *keep, int nkeep) {
+    double p[8] = {0}, z = 0;
+    for (int k = 0; k < nkeep; k++) z += exp((double)lg[keep[k]] / temp);
+    for (int k = 0; k < nkeep; k++) p[keep[k]] = exp((double)lg[keep[k]] / temp) / z;
+    tern_sampler s;
+    build_sampler(&s, V, temp, top_k, top_p, 2024);
+    int counts[8] = {0}, draws = 40000;
+    for (int i = 0; i < draws; i++) counts[sample(&s, lg)]++;
+    free_sampler(&s);
+    double x2 = chi_square(counts, p, V, draws);
+    // nkeep - 1 degrees of freedom; 27.9 is the 0.9999 quantile for 5 (smaller for fewer)
+    printf("sampler T %.2f top-k %d top-p %.2f: chi-square %.2f over %d tokens\n", temp, top_k, top_p, x2, nkeep);
+    assert_true(x2 < 27.9);
+}
+
 static void test_sampler(void **st) {
     (void)st;
     float lg[6] = {0.1f, 2.0f, 1.9f, -1.0f, 2.0f, 0.5f};
@@ -607,6 +689,14 @@ static void test_sampler(void **st) {
     assert_true(distinct[0] && distinct[3] && distinct[5]);
     free_sampler(&a);
     free_sampler(&b);
+    // frequencies: softmax(logits / T) (T < 1 sharpens, T > 1 flattens), then with top-k 3 (ties
+    // by index: 1, 4, 2) and top-p 0.75 at T 1 (sorted 1, 4, 2, 5, ...: 1 and 4 hold 0.60, + 2 reaches
+    // 0.87)
+    const int all6[6] = {0, 1, 2, 3, 4, 5}, top3[3] = {1, 4, 2};
+    check_sampler_dist(lg, 6, 0.7f, 0, 1.0f, all6, 6);
+    check_sampler_dist(lg, 6, 1.8f, 0, 1.0f, all6, 6);
+    check_sampler_dist(lg, 6, 1.0f, 3, 1.0f, top3, 3);
+    check_sampler_dist(lg, 6, 1.0f, 0, 0.75f, top3, 3);
 }
 
 // ---- bad input ---------------------------------------------------------------------------------
@@ -642,13 +732,13 @@ static void test_bad_input(void **st) {
     assert_non_null(bytes);
     // truncated: header only, then cut into the data
     write_bytes(bad, bytes, 20);
-    expect_load_error(bad, "");
+    expect_load_error(bad, "truncated file");
     write_bytes(bad, bytes, n - 100);
-    expect_load_error(bad, "");
+    expect_load_error(bad, "extends past the end of the file");
     // bad magic
     bytes[0] = 'X';
     write_bytes(bad, bytes, n);
-    expect_load_error(bad, "");
+    expect_load_error(bad, "bad magic");
     bytes[0] = 'G';
     // unknown tensor type: patch the type field of output_norm.weight (the last tensor info)
     const char *nm = "output_norm.weight";
@@ -685,7 +775,17 @@ static void test_bad_input(void **st) {
     o.mixed_d = 0;
     // missing file
     tmp_path(bad, sizeof bad, "nope.gguf");
-    expect_load_error(bad, "");
+    expect_load_error(bad, "cannot open");
+    // no bos/eos/unknown ids in the file: llama.cpp's defaults 1, 2, 0
+    o.no_special_ids = 1;
+    tm_write(&t, good, o);
+    tern_rt_model mi;
+    assert_int_equal(build_model(&mi, good), 0);
+    assert_int_equal(mi.vocab.bos_id, 1);
+    assert_int_equal(mi.vocab.eos_id, 2);
+    assert_int_equal(mi.vocab.unk_id, 0);
+    free_model(&mi);
+    o.no_special_ids = 0;
     // missing tokenizer: loads, but has no vocab; rt_require_vocab names the file
     o.vocab = 0;
     tm_write(&t, good, o);

@@ -69,6 +69,32 @@ static void test_two_stage(void **st) {
     NEAR(tern_lr_at(&r, 1000), 1e-4);
 }
 
+// odd step counts: mid = floor(S / 2); the LR drop and the weight-decay switch land on the same step
+static void test_two_stage_odd(void **st) {
+    (void)st;
+    for (long S = 1001; S <= 1003; S += 2) {
+        tern_run_config r = run_for(TERN_SCHED_TWO_STAGE, S, 100);
+        long mid = S / 2;   // 500, 501
+        // stage 1 at mid - 1: 2.4e-3 - 0.45e-3 * (mid - 1 - 100) / (mid - 100)
+        NEAR(tern_lr_at(&r, mid - 1), 2.4e-3 - 0.45e-3 * (double)(mid - 101) / (double)(mid - 100));
+        NEAR(tern_lr_at(&r, mid), 1.5e-3);                                   // the drop, at mid
+        NEAR(tern_lr_at(&r, mid + 1), 1.5e-3 * (1.0 - 1.0 / (double)(S - mid)));
+        NEAR(tern_lr_at(&r, S - 1), 1.5e-3 / (double)(S - mid));
+        NEAR(tern_wd_at(&r, mid - 1), 0.1);                                  // decay until mid - 1
+        NEAR(tern_wd_at(&r, mid), 0);                                        // off from mid on
+        assert_true(tern_lr_at(&r, mid - 1) - tern_lr_at(&r, mid) > 4e-4);
+    }
+    // tiny odd runs: S = 5, W = 1: mid 2
+    tern_run_config r = run_for(TERN_SCHED_TWO_STAGE, 5, 1);
+    NEAR(tern_lr_at(&r, 0), 2.4e-3);
+    NEAR(tern_lr_at(&r, 1), 2.4e-3);                  // stage 1: (1 - 1) / (2 - 1) = 0
+    NEAR(tern_lr_at(&r, 2), 1.5e-3);
+    NEAR(tern_lr_at(&r, 3), 1.0e-3);
+    NEAR(tern_lr_at(&r, 4), 0.5e-3);
+    NEAR(tern_wd_at(&r, 1), 0.1);
+    NEAR(tern_wd_at(&r, 2), 0);
+}
+
 static void test_cosine_linear_constant(void **st) {
     (void)st;
     tern_run_config r = run_for(TERN_SCHED_COSINE, 1100, 100);
@@ -104,7 +130,7 @@ static void test_lambda(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_warmup), cmocka_unit_test(test_two_stage),
+        cmocka_unit_test(test_warmup), cmocka_unit_test(test_two_stage), cmocka_unit_test(test_two_stage_odd),
         cmocka_unit_test(test_cosine_linear_constant), cmocka_unit_test(test_lambda),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 #include "tokenizers/tokenizer.h"
 #include "util.h"
+#include "testutil.h"
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -109,8 +110,17 @@ static void check_text(const tern_tokenizer *t, const char *s, size_t len, int w
     size_t dl;
     assert_int_equal(tern_tokenizer_decode(t, a, (size_t)na, &d, &dl), 0);
     if (dl != len || memcmp(d, s, len) != 0) fail_msg("round trip failed (%zu bytes in, %zu out)", len, dl);
-    // with bos in front: same text back
     free(d);
+    // with bos in front: <s> then the same ids, and the same text back
+    int *c, nc;
+    assert_int_equal(tern_tokenizer_encode(t, s, len, 1, &c, &nc), 0);
+    assert_int_equal(nc, na + 1);
+    assert_int_equal(c[0], TERN_TOK_BOS);
+    check_ids(c + 1, nc - 1, a, na, "encode with bos");
+    assert_int_equal(tern_tokenizer_decode(t, c, (size_t)nc, &d, &dl), 0);
+    if (dl != len || memcmp(d, s, len) != 0) fail_msg("round trip with bos failed (%zu bytes in, %zu out)", len, dl);
+    free(d);
+    free(c);
     free(a);
     free(b);
 }
@@ -221,6 +231,49 @@ static void test_priority_and_ties(void **st) {
     free(buf);
 }
 
+// A vocabulary built so that equal-score merges compete: "ab", "bc", "ca", "▁x" share one score,
+// so which pair merges first decides the result ("abc" -> ab c leftmost, a bc rightmost). llama.cpp merges the leftmost of equal-score pairs; the plain reference above does
+// the same by its strict '>' scan, and both fast paths must agree with it on random texts.
+static void test_equal_score_ties(void **st) {
+    (void)st;
+    const char *p[9] = {MARK, "a", "b", "c", "x", "ab", "bc", "ca", MARK "x"};
+    const float s[9] = {0, 0, 0, 0, 0, -1, -1, -1, -1};
+    size_t n;
+    void *buf = make_file(9, p, s, &n);
+    tern_tokenizer t;
+    assert_int_equal(tern_tokenizer_from_bytes(&t, buf, n, "mem"), 0);
+    assert_true(t.word_split);
+    // worked by hand; ids 259 ▁, 260 a, 261 b, 262 c, 263 x, 264 ab, 265 bc, 266 ca, 267 ▁x.
+    // No longer pieces: the first of two overlapping equal-score pairs decides (rightmost-first
+    // would give the ids in the comments).
+    struct { const char *in; int n; int ids[8]; } cases[] = {
+        {"abc", 3, {259, 264, 262}},           // ▁ [ab] c      (rightmost: ▁ a [bc])
+        {"xbca", 3, {267, 265, 260}},          // [▁x] [bc] a   (rightmost: [▁x] b [ca])
+        {"cabca", 4, {259, 266, 265, 260}},    // ▁ [ca] [bc] a (rightmost: ▁ c [ab] [ca])
+        {" abc", 4, {259, 259, 264, 262}},     // ▁ ▁ [ab] c
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int *ids, m;
+        assert_int_equal(tern_tokenizer_encode(&t, cases[k].in, strlen(cases[k].in), 0, &ids, &m), 0);
+        check_ids(ids, m, cases[k].ids, cases[k].n, cases[k].in);
+        free(ids);
+        check_text(&t, cases[k].in, strlen(cases[k].in), 1);
+    }
+    // random texts over "abcx " (words repeat, so the word cache is used), against the plain reference
+    char text[400];
+    uint64_t r = 77;
+    for (int k = 0; k < 300; k++) {
+        size_t len = 1 + (size_t)(k * 13 % 397);
+        for (size_t i = 0; i < len; i++) {
+            r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+            text[i] = "abcabx c"[r % 8];
+        }
+        check_text(&t, text, len, 1);
+    }
+    tern_tokenizer_free(&t);
+    free(buf);
+}
+
 static uint64_t rnd(uint64_t *s) {
     *s ^= *s << 13;
     *s ^= *s >> 7;
@@ -306,7 +359,7 @@ static void test_bundled_round_trips(void **st) {
         char *s = tern_read_file(files[f], &m);
         if (!s) {
             if (f == 0) fail_msg("%s missing", files[f]);
-            print_message("skipping %s (not present)\n", files[f]);
+            tu_skip_part("optional corpus %s not present: round trip not run on it", files[f]);
             continue;
         }
         if (m > 700000) m = 700000; // keep the test quick under ASan
@@ -316,7 +369,27 @@ static void test_bundled_round_trips(void **st) {
         tot += m;
         free(s);
     }
-    // > 2 MB: several 1 MB chunks; 1 thread and 2 threads give the same ids
+    // > 2 MB: several 1 MB chunks (the bundled corpus again when the optional corpora are absent):
+    // chunking does not change the ids, and 1 thread and 2 threads give the same ids
+    while (tot < 2500000) {
+        all = realloc(all, tot + n);
+        memcpy(all + tot, corpus, n);
+        tot += n;
+    }
+    {   // 1.8 MB = two chunks, cut near 1 MiB; each half of a split at 0.9 MB is one chunk, encoded
+        // without chunking (that path is checked against the whole-string reference above)
+        const size_t L = 1800000;
+        size_t p = tern_tokenizer_split_point(&t, all, L, 900000);
+        assert_true(p > 900000 && p < 1000000);
+        int *c, nc, *h, nh, *tl, nt;
+        assert_int_equal(tern_tokenizer_encode(&t, all, L, 0, &c, &nc), 0);
+        assert_int_equal(tern_tokenizer_encode(&t, all, p, 0, &h, &nh), 0);
+        assert_int_equal(tern_tokenizer_encode_ex(&t, all + p, L - p, TERN_ENC_CONTINUE, &tl, &nt), 0);
+        assert_int_equal(nc, nh + nt);
+        check_ids(c, nh, h, nh, "two chunks vs one (head)");
+        check_ids(c + nh, nt, tl, nt, "two chunks vs one (tail)");
+        free(c); free(h); free(tl);
+    }
     int *a, na, *b, nb;
     omp_set_num_threads(1);
     assert_int_equal(tern_tokenizer_encode(&t, all, tot, 1, &a, &na), 0);
@@ -482,6 +555,7 @@ static void test_bad_files(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand_merges),      cmocka_unit_test(test_priority_and_ties),
+        cmocka_unit_test(test_equal_score_ties),
         cmocka_unit_test(test_random_round_trips), cmocka_unit_test(test_bundled_round_trips),
         cmocka_unit_test(test_determinism),      cmocka_unit_test(test_reserved_texts),
         cmocka_unit_test(test_bad_files),

@@ -78,6 +78,10 @@ static void test_round_trip(void **st) {
     assert_int_equal(f.n_tokens, 0);
     assert_int_equal(f.width, 2);
     tern_tokfile_close(&f);
+    // the boundary: ids of a 65536-token vocabulary (0..65535) fit 2 bytes, one more needs 4
+    assert_int_equal(tern_tokfile_width_for(65536), 2);
+    assert_int_equal(tern_tokfile_width_for(65537), 4);
+    assert_int_equal(tern_tokfile_width_for(1), 2);
     no_tmp_files();
     free(ids);
     free(back);

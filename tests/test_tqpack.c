@@ -103,7 +103,71 @@ static void test_round_trip(void **st) {
     for (size_t i = 0; i < tern_tq1_bytes(n); i++) q1[i] = (uint8_t)tern_rng_u64(&r);
     assert_int_equal(tern_tq1_unpack(q1, n, back, NULL), 0);
     for (long i = 0; i < n; i++) assert_true(back[i] >= -1 && back[i] <= 1);
+    assert_int_equal(tern_tq1_pack(back, n, s, q1), 0);
+    int8_t *again = malloc(n);
+    assert_int_equal(tern_tq1_unpack(q1, n, again, NULL), 0);
+    assert_memory_equal(again, back, n);
+    free(again);
     free(w); free(back); free(deq); free(q2); free(q1);
+}
+
+// ---- known answers: tests/fixtures/tq_known.tq2 / .tq1, written by scripts/tq_known_answers.py
+// from ggml's definition (quantize_row_tq{1,2}_0_ref), no code shared with tqpack.c. The input
+// rule below is the script's: block b < 256 holds a lone +1 at position b, block 256 + p a lone -1
+// at position p, blocks 512..519 random ternary weights; d_b as in the script.
+#define KA_BLOCKS 520
+static uint64_t ka_lcg(uint64_t s) { return s * 6364136223846793005ull + 1442695040888963407ull; }
+static float ka_block(int b, int8_t *w) {
+    memset(w, 0, 256);
+    if (b < 256) { w[b] = 1; return (float)(b + 1) / 64.0f; }
+    if (b < 512) { w[b - 256] = -1; return (float)(b - 255) / 32.0f; }
+    uint64_t s = (uint64_t)b;
+    for (int i = 0; i < 256; i++) { s = ka_lcg(s); w[i] = (int8_t)((int)((s >> 33) % 3) - 1); }
+    return (float)(0.0371 * (b - 511));
+}
+
+static void *ka_read(const char *path, size_t want) {
+    size_t n;
+    void *p = tern_read_file(path, &n);
+    if (!p) fail_msg("%s (regenerate: python3 scripts/tq_known_answers.py)", tern_last_error());
+    if (n != want) fail_msg("%s: %zu bytes, expected %zu", path, n, want);
+    return p;
+}
+
+static void test_known_answers(void **st) {
+    (void)st;
+    uint8_t *k2 = ka_read("tests/fixtures/tq_known.tq2", (size_t)KA_BLOCKS * 66);
+    uint8_t *k1 = ka_read("tests/fixtures/tq_known.tq1", (size_t)KA_BLOCKS * 54);
+    int8_t w[256], back[256];
+    uint8_t q[66];
+    float deq[256], d;
+    for (int b = 0; b < KA_BLOCKS; b++) {
+        float db = ka_block(b, w), d16 = tern_fp16_to_fp32(tern_fp32_to_fp16(db));
+        // pack == ggml's bytes
+        assert_int_equal(tern_tq2_pack(w, 256, db, q), 0);
+        if (memcmp(q, k2 + (size_t)b * 66, 66)) fail_msg("tq2_0 pack: block %d differs from ggml's bytes", b);
+        assert_int_equal(tern_tq1_pack(w, 256, db, q), 0);
+        if (memcmp(q, k1 + (size_t)b * 54, 54)) fail_msg("tq1_0 pack: block %d differs from ggml's bytes", b);
+        // ggml's bytes unpack / dequantize to the input
+        assert_int_equal(tern_tq2_unpack(k2 + (size_t)b * 66, 256, back, &d), 0);
+        if (memcmp(back, w, 256) || d != d16) fail_msg("tq2_0 unpack: block %d", b);
+        assert_int_equal(tern_tq1_unpack(k1 + (size_t)b * 54, 256, back, &d), 0);
+        if (memcmp(back, w, 256) || d != d16) fail_msg("tq1_0 unpack: block %d", b);
+        assert_int_equal(tern_tq2_dequant(k2 + (size_t)b * 66, 256, deq), 0);
+        for (int i = 0; i < 256; i++) if (deq[i] != (float)w[i] * d16) fail_msg("tq2_0 dequant: block %d elem %d", b, i);
+        assert_int_equal(tern_tq1_dequant(k1 + (size_t)b * 54, 256, deq), 0);
+        for (int i = 0; i < 256; i++) if (deq[i] != (float)w[i] * d16) fail_msg("tq1_0 dequant: block %d elem %d", b, i);
+    }
+    // whole-matrix calls: the blocks in a row (n = 520 * 256; every block then has d of block 0)
+    int8_t *all = malloc((size_t)KA_BLOCKS * 256), *allb = malloc((size_t)KA_BLOCKS * 256);
+    float *ds = malloc(sizeof(float) * KA_BLOCKS);
+    for (int b = 0; b < KA_BLOCKS; b++) ka_block(b, all + (size_t)b * 256);
+    assert_int_equal(tern_tq1_unpack(k1, (int64_t)KA_BLOCKS * 256, allb, ds), 0);
+    assert_memory_equal(all, allb, (size_t)KA_BLOCKS * 256);
+    for (int b = 0; b < KA_BLOCKS; b++) assert_true(ds[b] == tern_fp16_to_fp32(tern_fp32_to_fp16(ka_block(b, w))));
+    assert_int_equal(tern_tq2_unpack(k2, (int64_t)KA_BLOCKS * 256, allb, ds), 0);
+    assert_memory_equal(all, allb, (size_t)KA_BLOCKS * 256);
+    free(all); free(allb); free(ds); free(k1); free(k2);
 }
 
 static void test_bad(void **st) {
@@ -131,7 +195,7 @@ static void test_bad(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tq2_bytes), cmocka_unit_test(test_tq1_bytes),
-        cmocka_unit_test(test_round_trip), cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_round_trip), cmocka_unit_test(test_known_answers), cmocka_unit_test(test_bad),
     };
     return cmocka_run_group_tests_name("tqpack", tests, NULL, NULL);
 }

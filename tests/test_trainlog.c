@@ -13,6 +13,7 @@
 
 #include "training/trainlog.h"
 #include "util.h"
+#include "testutil.h"
 
 static char dir[256];
 
@@ -132,7 +133,7 @@ static void test_progress_lines(void **st) {
 
 static void test_plot_script(void **st) {
     (void)st;
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) { printf("  (gnuplot not installed: skipped)\n"); return; }
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) TU_SKIP("gnuplot not installed (scripts/install-deps.sh demo)");
     char csv[300], png[300], cmd[900];
     snprintf(csv, sizeof csv, "%s/plot.csv", dir);
     snprintf(png, sizeof png, "%s/plot.png", dir);

@@ -59,6 +59,11 @@ static void check_level(int lv) {
         if (fabs(a - want) > 1e-6 * want) fail_msg("level %d: sum of %d: %g vs %g", lv, n, (double)a, want);
         for (int i = 0; i < n; i++) assert_true(ulp_err(y[i], exp((double)xs[i] - 0.5)) <= 2.5);
     }
+    // the shift is what keeps softmax finite: logits near 100 shifted by their max (exp(100) overflows)
+    float big[5] = {100.0f, 101.0f, 90.0f, -50.0f, 101.0f}, ob[5];
+    float sb = tern_vexp_shift(big, 101.0f, ob, 5);
+    for (int i = 0; i < 5; i++) assert_true(ulp_err(ob[i], exp((double)big[i] - 101.0)) <= 2.5);
+    assert_true(fabs(sb - (2.0 + exp(-1.0) + exp(-11.0) + exp(-151.0))) < 1e-6);
     // sigmoid, in place too
     for (int i = 0; i < 1000; i++) x[i] = -30.0f + 0.06f * (float)i;
     memcpy(y, x, sizeof(float) * 1000);

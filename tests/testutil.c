@@ -90,6 +90,23 @@ void tu_gradcheck_summary(void) {
     for (int i = 0; i < n_summary; i++) printf("%-30s %12.3e %10.3f\n", summary[i].name, summary[i].abs, summary[i].ratio);
 }
 
+void tu_skip_note(int strict_fails, const char *fmt, ...) {
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    extern const char *__progname;   // glibc: basename of argv[0]
+    const char *strict = getenv("TERN_TEST_STRICT");
+    if (strict_fails && strict && strcmp(strict, "0") != 0) {
+        printf("tern-skip-refused: %s: %s (TERN_TEST_STRICT is set: a test may not skip)\n", __progname, why);
+        fflush(stdout);
+        fail_msg("test skipped under TERN_TEST_STRICT: %s", why);
+    }
+    printf("tern-skip: %s: %s\n", __progname, why);
+    fflush(stdout);
+}
+
 int tu_run_child(void (*fn)(void *), void *arg, char *err, size_t n) {
     int fds[2];
     if (pipe(fds) != 0) return -1;
