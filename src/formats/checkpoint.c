@@ -113,13 +113,20 @@ static char *read_attr_str(hid_t loc, const char *path, const char *where, const
 
 // ---- model config as root attributes --------------------------------------------------------
 
-typedef struct { const char *name; size_t off; int is_float; } cfg_field;
-#define F(f, fl) {#f, offsetof(tern_model_config, f), fl}
+// optional: attributes added after format_version 1 was fixed; a file without them has the
+// defaults of tern_model_config_defaults (silu, sub-norms on, no rope scaling): every older
+// checkpoint is a BitNet model of that shape.
+typedef struct { const char *name; size_t off; int is_float, optional; } cfg_field;
+#define F(f, fl) {#f, offsetof(tern_model_config, f), fl, 0}
+#define O(f, fl) {#f, offsetof(tern_model_config, f), fl, 1}
 static const cfg_field CFG_FIELDS[] = {
     F(dim, 0), F(n_layers, 0), F(n_heads, 0), F(n_kv_heads, 0), F(ffn_dim, 0), F(vocab_size, 0),
     F(seq_len, 0), F(norm_eps, 1), F(rope_theta, 1), F(tied_head, 0), F(ternary, 0),
+    O(ffn_act, 0), O(sub_norms, 0), O(rope_scaling, 0), O(rope_scaling_factor, 1), O(rope_low_freq_factor, 1),
+    O(rope_high_freq_factor, 1), O(rope_original_ctx, 0),
 };
 #undef F
+#undef O
 #define NCFG ((int)(sizeof CFG_FIELDS / sizeof CFG_FIELDS[0]))
 
 static int write_config_attrs(hid_t f, const tern_model_config *mc) {
@@ -153,9 +160,10 @@ static int read_config_attrs(hid_t f, const char *path, tern_model_config *mc) {
         tern_error("%s: unsupported format_version %d (this build reads %d)", path, (int)ver, TERN_CKPT_VERSION);
         return -1;
     }
-    memset(mc, 0, sizeof *mc);
+    tern_model_config_defaults(mc);
     for (int i = 0; i < NCFG; i++) {
         char *p = (char *)mc + CFG_FIELDS[i].off;
+        if (CFG_FIELDS[i].optional && H5Aexists(f, CFG_FIELDS[i].name) <= 0) continue;
         int rc = CFG_FIELDS[i].is_float
                      ? read_attr_num(f, path, "", CFG_FIELDS[i].name, H5T_NATIVE_FLOAT, H5T_FLOAT, p)
                      : read_attr_num(f, path, "", CFG_FIELDS[i].name, H5T_NATIVE_INT, H5T_INTEGER, p);
@@ -495,7 +503,20 @@ int tern_checkpoint_read_state(const char *path, tern_train_state *st) {
     return rc;
 }
 
+static int load(const char *path, const tern_model_config *mc, tern_params *p, tern_train_state *st,
+                int (*may_miss)(const char *name), int *n_missing);
+
 int tern_checkpoint_load(const char *path, const tern_model_config *mc, tern_params *p, tern_train_state *st) {
+    return load(path, mc, p, st, NULL, NULL);
+}
+
+int tern_checkpoint_load_partial(const char *path, tern_params *p, int (*may_miss)(const char *name), int *n_missing) {
+    return load(path, NULL, p, NULL, may_miss, n_missing);
+}
+
+static int load(const char *path, const tern_model_config *mc, tern_params *p, tern_train_state *st,
+                int (*may_miss)(const char *name), int *n_missing) {
+    if (n_missing) *n_missing = 0;
     if (st) memset(st, 0, sizeof *st);
     if (!p->allocated) { tern_error("%s: parameters are not allocated", path); return -1; }
     hid_t f = open_ckpt(path);
@@ -514,8 +535,13 @@ int tern_checkpoint_load(const char *path, const tern_model_config *mc, tern_par
     // read into a scratch copy first so that a failure leaves p untouched
     float *scratch = tern_aligned_alloc(sizeof(float) * (size_t)(p->total ? p->total : 1));
     memcpy(scratch, p->data, sizeof(float) * (size_t)p->total);
-    for (int i = 0; i < p->n; i++)
+    for (int i = 0; i < p->n; i++) {
+        if (may_miss && may_miss(p->t[i]->name) && H5Lexists(f, p->t[i]->name, H5P_DEFAULT) <= 0) {
+            if (n_missing) (*n_missing)++;
+            continue;   // keeps the value it has
+        }
         if (read_f32(f, path, "/", p->t[i], scratch + p->t[i]->offset) != 0) { free(scratch); goto done; }
+    }
     if (!st) {
         memcpy(p->data, scratch, sizeof(float) * (size_t)p->total);
         free(scratch);

@@ -23,6 +23,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+// FFN activation (key ffn_act): gated SiLU (SwiGLU, LLaMA and llama.cpp's `bitnet`) or gated
+// squared ReLU, relu(gate)² · up (Microsoft's BitNet b1.58 2B4T, bitnet.cpp's `bitnet-b1.58`).
+enum { TERN_FFN_SILU = 0, TERN_FFN_RELU2 = 1 };
+// RoPE frequency scaling (key rope_scaling): none, or LLaMA-3's ("rope_type": "llama3" in Hugging
+// Face configs; model/rope.h computes the per-frequency divisors).
+enum { TERN_ROPE_SCALING_NONE = 0, TERN_ROPE_SCALING_LLAMA3 = 1 };
+#define TERN_MAX_VOCAB 262144   // vocabularies up to 256k pieces (LLaMA-3: 128256, Gemma: 256000)
+
 // Model hyper-parameters (stored as root attributes of every checkpoint, formats/checkpoint.h).
 typedef struct {
     int dim, n_layers, n_heads, n_kv_heads, ffn_dim, vocab_size, seq_len;
@@ -30,6 +38,13 @@ typedef struct {
     float rope_theta;   // default 10000
     int tied_head;      // 1 (default): logits = final_norm(x) · token_embd.weightᵀ
     int ternary;        // 1 (default): BitLinear quantized; 0: full precision
+    int ffn_act;        // TERN_FFN_SILU (default) or TERN_FFN_RELU2
+    int sub_norms;      // 1 (default): attn_sub_norm and ffn_sub_norm (BitNet); 0: none (plain LLaMA)
+    int rope_scaling;   // TERN_ROPE_SCALING_NONE (default) or TERN_ROPE_SCALING_LLAMA3, with:
+    float rope_scaling_factor;      //   factor (8 for LLaMA 3.1)
+    float rope_low_freq_factor;     //   low_freq_factor (1)
+    float rope_high_freq_factor;    //   high_freq_factor (4)
+    int rope_original_ctx;          //   original_max_position_embeddings (8192)
 } tern_model_config;    // head_dim = dim / n_heads
 
 typedef enum {
@@ -70,6 +85,9 @@ typedef struct {
     char init_from[TERN_PATH_MAX];   // checkpoint to start from (weights only: fine-tuning); "" = fresh init
     int freeze_embeddings; // 1: token_embd.weight is not updated (default 0)
     long to_ternary_ramp;  // steps over which λ ramps 0→1 (fp → ternary); 0 = ternary from step 0
+    char teacher[TERN_PATH_MAX];     // checkpoint of a distillation teacher ("" = none)
+    float distill_alpha;   // loss = (1-α)·CE + α·T²·KL(teacher ‖ student) (default 0.5)
+    float distill_temp;    // T, the softmax temperature of the KL term (default 1)
     int threads;           // OpenMP threads (0 = OMP_NUM_THREADS / all cores)
     int profile;           // 1: print per-op timing (default 0)
 } tern_run_config;
@@ -101,6 +119,8 @@ int tern_model_config_validate(const tern_model_config *m);
 int tern_model_config_exportable(const tern_model_config *m, char *why, size_t n);
 // Number of parameters of the model (the parameter list of model/model.h).
 long tern_model_config_nparams(const tern_model_config *m);
+const char *tern_ffn_act_name(int act);          // "silu", "relu2" or "?"
+const char *tern_rope_scaling_name(int kind);    // "none", "llama3" or "?"
 
 // Print every key as "key = value" lines, model keys first (re-loadable by tern_config_load).
 void tern_config_print(const tern_config *c, FILE *f);

@@ -1,5 +1,6 @@
 // model.c — BitNet b1.58 decoder (llama.cpp `bitnet` layout) on tern's ops.
 #include "model/model.h"
+#include "model/rope.h"
 #include "util.h"
 #include <math.h>
 #include <stdio.h>
@@ -11,7 +12,7 @@ static tern_tensor *add_param(tern_model *m, const char *name, int d0, int d1, i
     return tern_params_add(&m->params, name, d1 ? 2 : 1, shape, no_decay);
 }
 
-void tern_model_build(tern_model *m, const tern_model_config *cfg) {
+static void build(tern_model *m, const tern_model_config *cfg, int frozen) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     int dim = cfg->dim, hd = cfg->dim / cfg->n_heads, ffn = cfg->ffn_dim;
@@ -29,19 +30,44 @@ void tern_model_build(tern_model *m, const tern_model_config *cfg) {
         P(attn_q, cfg->n_heads * hd, dim, 0);
         P(attn_k, cfg->n_kv_heads * hd, dim, 0);
         P(attn_v, cfg->n_kv_heads * hd, dim, 0);
-        P(attn_sub_norm, dim, 0, 1);
+        if (cfg->sub_norms) { P(attn_sub_norm, dim, 0, 1); }
         P(attn_output, dim, dim, 0);
         P(ffn_norm, dim, 0, 1);
         P(ffn_gate, ffn, dim, 0);
         P(ffn_up, ffn, dim, 0);
-        P(ffn_sub_norm, ffn, 0, 1);
+        if (cfg->sub_norms) { P(ffn_sub_norm, ffn, 0, 1); }
         P(ffn_down, dim, ffn, 0);
     }
 #undef P
     m->output_norm = add_param(m, "output_norm.weight", dim, 0, 1);
     m->output = cfg->tied_head ? NULL : add_param(m, "output.weight", cfg->vocab_size, dim, 0);
-    tern_params_alloc(&m->params);
+    if (frozen) tern_params_alloc_data(&m->params);
+    else tern_params_alloc(&m->params);
     m->quant_lambda = cfg->ternary ? 1.0f : 0.0f;
+    if (cfg->rope_scaling == TERN_ROPE_SCALING_LLAMA3) {
+        m->rope_div = tern_xmalloc(sizeof(float) * (size_t)(hd / 2));
+        tern_rope_llama3_divisors(hd, cfg->rope_theta, cfg->rope_scaling_factor, cfg->rope_low_freq_factor,
+                                  cfg->rope_high_freq_factor, cfg->rope_original_ctx, m->rope_div);
+    }
+}
+
+void tern_model_build(tern_model *m, const tern_model_config *cfg) { build(m, cfg, 0); }
+void tern_model_build_frozen(tern_model *m, const tern_model_config *cfg) { build(m, cfg, 1); }
+
+size_t tern_model_param_bytes(const tern_model_config *cfg) {
+    // the exact layout (each tensor padded to 16 floats) without allocating it
+    long total = 0;
+    int hd = cfg->dim / cfg->n_heads;
+    long sizes[12] = {cfg->dim, (long)cfg->n_heads * hd * cfg->dim, (long)cfg->n_kv_heads * hd * cfg->dim,
+                      (long)cfg->n_kv_heads * hd * cfg->dim, cfg->sub_norms ? cfg->dim : 0, (long)cfg->dim * cfg->dim,
+                      cfg->dim, (long)cfg->ffn_dim * cfg->dim, (long)cfg->ffn_dim * cfg->dim, cfg->sub_norms ? cfg->ffn_dim : 0,
+                      (long)cfg->dim * cfg->ffn_dim, 0};
+    for (int i = 0; i < 11; i++) total += (sizes[i] + 15) & ~15L;
+    total *= cfg->n_layers;
+    total += ((long)cfg->vocab_size * cfg->dim + 15) & ~15L;
+    total += (cfg->dim + 15) & ~15L;
+    if (!cfg->tied_head) total += ((long)cfg->vocab_size * cfg->dim + 15) & ~15L;
+    return sizeof(float) * (size_t)total;
 }
 
 void tern_model_init_weights(tern_model *m, uint64_t seed) {
@@ -59,6 +85,7 @@ void tern_model_init_weights(tern_model *m, uint64_t seed) {
 void tern_model_free(tern_model *m) {
     tern_params_free(&m->params);
     free(m->layers);
+    free(m->rope_div);
     memset(m, 0, sizeof *m);
 }
 
@@ -78,10 +105,10 @@ tern_tensor *tern_model_forward(tern_model *m, tern_graph *g, const int *tokens,
         tern_tensor *q = qkv[0];                                           // [B*T, H*hd]
         tern_tensor *k = qkv[1];                                           // [B*T, Hkv*hd]
         tern_tensor *v = qkv[2];                                           // [B*T, Hkv*hd]
-        q = tern_rope(g, q, B, T, H, hd, 0, c->rope_theta);
-        k = tern_rope(g, k, B, T, Hkv, hd, 0, c->rope_theta);
+        q = tern_rope_ex(g, q, B, T, H, hd, 0, c->rope_theta, m->rope_div);
+        k = tern_rope_ex(g, k, B, T, Hkv, hd, 0, c->rope_theta, m->rope_div);
         tern_tensor *a = tern_attention(g, q, k, v, B, T, H, Hkv);         // [B*T, H*hd]
-        a = tern_rmsnorm(g, a, L->attn_sub_norm, eps);
+        if (L->attn_sub_norm) a = tern_rmsnorm(g, a, L->attn_sub_norm, eps);
         x = tern_add(g, x, tern_bitlinear(g, a, L->attn_output, lam));
         // feed-forward
         h = tern_rmsnorm(g, x, L->ffn_norm, eps);
@@ -89,7 +116,8 @@ tern_tensor *tern_model_forward(tern_model *m, tern_graph *g, const int *tokens,
         tern_bitlinear_n(g, h, wgu, 2, lam, gu);
         tern_tensor *gt = gu[0];                                           // [B*T, ffn]
         tern_tensor *up = gu[1];                                           // [B*T, ffn]
-        tern_tensor *f = tern_rmsnorm(g, tern_swiglu(g, gt, up), L->ffn_sub_norm, eps);
+        tern_tensor *f = c->ffn_act == TERN_FFN_RELU2 ? tern_relu2_glu(g, gt, up) : tern_swiglu(g, gt, up);
+        if (L->ffn_sub_norm) f = tern_rmsnorm(g, f, L->ffn_sub_norm, eps);
         x = tern_add(g, x, tern_bitlinear(g, f, L->ffn_down, lam));
     }
     x = tern_rmsnorm(g, x, m->output_norm, eps);

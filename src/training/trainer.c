@@ -21,9 +21,82 @@ static int same_shape_config(const tern_model_config *a, const tern_model_config
 #define CMP(f)                                                                          \
     if (a->f != b->f) { snprintf(what, n, #f " %g vs %g", (double)a->f, (double)b->f); return 0; }
     CMP(dim) CMP(n_layers) CMP(n_heads) CMP(n_kv_heads) CMP(ffn_dim) CMP(vocab_size) CMP(tied_head)
-    CMP(norm_eps) CMP(rope_theta)
+    CMP(norm_eps) CMP(rope_theta) CMP(ffn_act) CMP(rope_scaling) CMP(rope_scaling_factor) CMP(rope_low_freq_factor)
+    CMP(rope_high_freq_factor) CMP(rope_original_ctx)
 #undef CMP
     return 1;
+}
+
+static int is_sub_norm(const char *name) { return strstr(name, "_sub_norm.weight") != NULL; }
+
+// Weights of init_from into the model. A checkpoint without sub-norms (an imported LLaMA) may start
+// a model with them: the inserted attn_sub_norm / ffn_sub_norm start at 1 (BitDistill's SubLN
+// insertion); the reverse (dropping trained sub-norms) is refused.
+static int load_init_from(tern_trainer *t, const char *path, const tern_model_config *mc) {
+    if (mc->sub_norms == t->cfg.model.sub_norms) return tern_checkpoint_load(path, NULL, &t->model.params, NULL) < 0 ? -1 : 0;
+    if (mc->sub_norms) {
+        tern_error("%s: the checkpoint has sub-norms but the config sets sub_norms = 0 (they cannot be dropped)", path);
+        return -1;
+    }
+    for (int l = 0; l < t->cfg.model.n_layers; l++) {
+        tern_layer *L = &t->model.layers[l];
+        for (long i = 0; i < L->attn_sub_norm->n; i++) L->attn_sub_norm->data[i] = 1.0f;
+        for (long i = 0; i < L->ffn_sub_norm->n; i++) L->ffn_sub_norm->data[i] = 1.0f;
+    }
+    int missing;
+    if (tern_checkpoint_load_partial(path, &t->model.params, is_sub_norm, &missing) != 0) return -1;
+    if (missing != 2 * t->cfg.model.n_layers) {
+        tern_error("%s: expected to insert %d sub-norms, inserted %d", path, 2 * t->cfg.model.n_layers, missing);
+        return -1;
+    }
+    return 0;
+}
+
+// The distillation teacher: a frozen model of the checkpoint cfg.run.teacher, its graph and logits buffer.
+static int open_teacher(tern_trainer *t) {
+    const char *path = t->cfg.run.teacher;
+    tern_model_config tc;
+    if (tern_checkpoint_read_config(path, &tc) != 0) return -1;
+    if (tc.vocab_size != t->cfg.model.vocab_size) {
+        tern_error("%s: the teacher's vocab_size %d differs from the student's %d", path, tc.vocab_size, t->cfg.model.vocab_size);
+        return -1;
+    }
+    tern_model_build_frozen(&t->teacher, &tc);
+    t->has_teacher = 1;   // from here on tern_trainer_free releases it
+    if (tern_checkpoint_load(path, &tc, &t->teacher.params, NULL) < 0) return -1;
+    if (t->has_tok) {
+        void *bytes = NULL;
+        size_t n = 0;
+        int rc = tern_checkpoint_read_tokenizer(path, &bytes, &n);
+        if (rc < 0) return -1;
+        if (rc == 1 && tern_fnv1a64(bytes, n) != tern_tokenizer_hash(&t->tok)) {
+            free(bytes);
+            tern_error("%s: the teacher's tokenizer differs from the student's", path);
+            return -1;
+        }
+        free(bytes);
+    }
+    tern_graph_init(&t->teacher_graph, tern_model_graph_nodes(&tc), 0, 0);
+    t->teacher_graph.grad_enabled = 0;
+    size_t nl = (size_t)t->cfg.run.batch * t->cfg.model.seq_len * tc.vocab_size;
+    t->teacher_logits = tern_aligned_alloc(sizeof(float) * nl);
+    t->teacher_bytes = tern_model_param_bytes(&tc) + sizeof(float) * nl;
+    return 0;
+}
+
+// Teacher logits for nb sequences of T tokens into t->teacher_logits, one sequence per forward (its
+// activations are those of one sequence). Returns the teacher's summed NLL over the rows when
+// targets != NULL (else 0).
+static double teacher_forward(tern_trainer *t, const int *inputs, const int *targets, int nb, int T) {
+    const int V = t->cfg.model.vocab_size;
+    double nll = 0.0;
+    for (int b = 0; b < nb; b++) {
+        tern_graph_reset(&t->teacher_graph);
+        tern_tensor *lg = tern_model_forward(&t->teacher, &t->teacher_graph, inputs + (size_t)b * T, 1, T);
+        memcpy(t->teacher_logits + (size_t)b * T * V, lg->data, sizeof(float) * (size_t)T * V);
+        if (targets) nll += (double)tern_cross_entropy(&t->teacher_graph, lg, targets + (size_t)b * T, TERN_IGNORE_INDEX)->data[0] * T;
+    }
+    return nll;
 }
 
 static int open_tokenizer_bytes(tern_trainer *t, void *bytes, size_t n, const char *what) {
@@ -110,7 +183,7 @@ int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume) {
             tern_error("%s: its model does not match the config (%s)", r->init_from, what);
             return -1;
         }
-        if (tern_checkpoint_load(r->init_from, NULL, &t->model.params, NULL) < 0) return -1;
+        if (load_init_from(t, r->init_from, &mc) != 0) return -1;
         snprintf(t->last_ckpt, sizeof t->last_ckpt, "%s", r->init_from);
     } else {
         tern_model_init_weights(&t->model, r->seed);
@@ -124,6 +197,7 @@ int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume) {
         if (rc == 1 && open_tokenizer_bytes(t, bytes, n, src) != 0) return -1;
     }
     if (open_data(t) != 0) return -1;
+    if (r->teacher[0] && open_teacher(t) != 0) return -1;
     if (resuming && tern_loader_set_pos(&t->train, resume_epoch, resume_pos) != 0) return -1;
     tern_adamw_init_run(&t->opt, &t->model.params, r);
     tern_graph_init(&t->graph, tern_model_graph_nodes(&t->cfg.model), 0, 0);
@@ -147,11 +221,23 @@ int tern_trainer_step(tern_trainer *t) {
     float lr = tern_lr_at(r, t->step), wd = tern_wd_at(r, t->step);
     t->model.quant_lambda = t->cfg.model.ternary ? tern_lambda_at(r, t->step) : 0.0f;
     tern_params_zero_grad(&t->model.params);
-    double loss_sum = 0.0;
+    double loss_sum = 0.0, ce_sum = 0.0, kl_sum = 0.0;
     for (int a = 0; a < r->grad_accum; a++) {
         tern_loader_next(&t->train, t->inputs, t->targets);
+        if (t->has_teacher) teacher_forward(t, t->inputs, NULL, B, T);
         tern_graph_reset(&t->graph);
-        tern_tensor *loss = tern_model_loss(&t->model, &t->graph, t->inputs, t->targets, B, T);
+        tern_tensor *loss;
+        if (t->has_teacher) {
+            tern_tensor *logits = tern_model_forward(&t->model, &t->graph, t->inputs, B, T);
+            tern_tensor *ce = tern_cross_entropy(&t->graph, logits, t->targets, TERN_IGNORE_INDEX);
+            tern_tensor *kl = tern_kl_distill(&t->graph, logits, t->teacher_logits, t->targets, TERN_IGNORE_INDEX, r->distill_temp);
+            loss = tern_add(&t->graph, tern_scale(&t->graph, ce, 1.0f - r->distill_alpha), tern_scale(&t->graph, kl, r->distill_alpha));
+            ce_sum += ce->data[0];
+            kl_sum += kl->data[0];
+        } else {
+            loss = tern_model_loss(&t->model, &t->graph, t->inputs, t->targets, B, T);
+            ce_sum += loss->data[0];
+        }
         if (!isfinite(loss->data[0])) {
             tern_error("non-finite loss (%g) at step %ld", (double)loss->data[0], t->step + 1);
             return -1;
@@ -169,7 +255,51 @@ int tern_trainer_step(tern_trainer *t) {
     t->step++;
     t->tokens_seen += (long)B * T * r->grad_accum;
     t->last_loss = (float)(loss_sum / r->grad_accum);
+    t->last_ce = (float)(ce_sum / r->grad_accum);
+    t->last_kl = (float)(kl_sum / r->grad_accum);
     t->last_gnorm = gnorm;
+    return 0;
+}
+
+int tern_trainer_eval_distill(tern_trainer *t, tern_distill_eval *res) {
+    memset(res, 0, sizeof *res);
+    if (!t->has_val || !t->has_teacher) {
+        tern_error("distillation figures need validation data and a teacher");
+        return -1;
+    }
+    const tern_run_config *r = &t->cfg.run;
+    const int B = r->batch, T = t->cfg.model.seq_len, V = t->cfg.model.vocab_size;
+    long nwin = (long)tern_loader_eval_count(&t->val), want = (long)r->eval_batches * B;
+    if (want <= 0 || want > nwin) want = nwin;
+    int save_grad = t->graph.grad_enabled;
+    t->graph.grad_enabled = 0;
+    double ce = 0.0, tce = 0.0, kl = 0.0;
+    long agree = 0, done = 0;
+    while (done < want) {
+        int nb = (int)(want - done < B ? want - done : B);
+        nb = tern_loader_eval_windows(&t->val, done, nb, t->inputs, t->targets);
+        tce += teacher_forward(t, t->inputs, t->targets, nb, T);
+        tern_graph_reset(&t->graph);
+        tern_tensor *lg = tern_model_forward(&t->model, &t->graph, t->inputs, nb, T);
+        ce += (double)tern_cross_entropy(&t->graph, lg, t->targets, TERN_IGNORE_INDEX)->data[0] * nb * T;
+        kl += (double)tern_kl_distill(&t->graph, lg, t->teacher_logits, t->targets, TERN_IGNORE_INDEX, r->distill_temp)->data[0] * nb * T;
+        for (long i = 0; i < (long)nb * T; i++) {
+            const float *a = lg->data + (size_t)i * V, *b = t->teacher_logits + (size_t)i * V;
+            int ia = 0, ib = 0;
+            for (int v = 1; v < V; v++) { if (a[v] > a[ia]) ia = v; if (b[v] > b[ib]) ib = v; }
+            agree += ia == ib;
+        }
+        done += nb;
+    }
+    t->graph.grad_enabled = save_grad;
+    long n = want * T;
+    if (n > 0) {
+        res->student_ce = (float)(ce / n);
+        res->teacher_ce = (float)(tce / n);
+        res->kl = (float)(kl / n);
+        res->top1_agree = (float)((double)agree / n);
+    }
+    res->positions = n;
     return 0;
 }
 
@@ -243,6 +373,9 @@ int tern_trainer_run(tern_trainer *t) {
         double eta = (double)(r->steps - t->step) * elapsed / (double)(t->step - start_step);
         float lr = tern_lr_at(r, t->step - 1);
         if (!t->quiet) tern_progress_update(&prog, t->step, r->steps, t->last_loss, lr, t->last_gnorm, tps, eta);
+        if (!t->quiet && t->has_teacher && (t->step % r->log_interval == 0 || t->step == r->steps))
+            tern_progress_message(&prog, "step %ld: loss %.4f = %.2f·CE %.4f + %.2f·KL %.4f", t->step, t->last_loss,
+                                  1.0 - r->distill_alpha, t->last_ce, r->distill_alpha, t->last_kl);
         float val = NAN;
         if (t->has_val && ((r->eval_interval > 0 && t->step % r->eval_interval == 0) || t->step == r->steps)) {
             val = tern_trainer_eval(t);
@@ -280,6 +413,11 @@ void tern_trainer_free(tern_trainer *t) {
     tern_adamw_free(&t->opt);
     tern_graph_free(&t->graph);
     tern_model_free(&t->model);
+    if (t->has_teacher) {
+        tern_model_free(&t->teacher);
+        tern_graph_free(&t->teacher_graph);
+        free(t->teacher_logits);
+    }
     free(t->inputs);
     free(t->targets);
     memset(t, 0, sizeof *t);

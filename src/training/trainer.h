@@ -6,6 +6,12 @@
 // clip → AdamW with the schedule's lr and weight decay (schedule.h). The BitLinear mode follows
 // cfg.model.ternary, with the fp → ternary ramp λ (to_ternary_ramp) when fine-tuning.
 //
+// Distillation (cfg.run.teacher set): a frozen teacher model (values only: no gradients, no AdamW
+// state) runs forward over each micro-batch, one sequence at a time, into a [batch*seq_len, vocab]
+// logits buffer; the loss is (1-α)·CE + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T))
+// (ops.h tern_kl_distill). The teacher must have the student's vocabulary (and tokenizer, when both
+// carry one).
+//
 // Resume is exact: a checkpoint holds weights, AdamW m and v, the step, the data loader position
 // and the RNG state, so N straight steps and K steps + save + resume + N-K steps give
 // bit-identical weights (same thread count).
@@ -39,7 +45,19 @@ typedef struct {
     char last_ckpt[4096];      // path of the newest checkpoint written or loaded
     float last_loss, last_val_loss;
     double last_gnorm;
+    // distillation (has_teacher)
+    int has_teacher;
+    tern_model teacher;        // built frozen (tern_model_build_frozen)
+    tern_graph teacher_graph;  // grad disabled; reset per teacher sequence
+    float *teacher_logits;     // [batch * seq_len, vocab]
+    float last_ce, last_kl;    // the two terms of the last step's loss (means over its micro-batches)
+    size_t teacher_bytes;      // teacher weights + logits buffer (+ its activation arena once measured)
 } tern_trainer;
+
+// Validation figures against the teacher: student CE, teacher CE, KL(teacher ‖ student) at the
+// run's temperature (T² included, as in the loss), top-1 agreement (fraction of positions where
+// student and teacher argmax agree), over the same windows as tern_trainer_eval.
+typedef struct { float student_ce, teacher_ce, kl, top1_agree; long positions; } tern_distill_eval;
 
 // Build everything from a validated config. resume: 1 = continue from out_dir/latest.h5 when it
 // exists (exact resume), 0 = start fresh (init_from, if set, supplies the starting weights).
@@ -50,6 +68,8 @@ int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume);
 int tern_trainer_step(tern_trainer *t);
 // Mean validation loss over eval_batches micro-batches of sequential windows (or NAN without val data).
 float tern_trainer_eval(tern_trainer *t);
+// The distillation figures above (requires has_teacher and validation data). 0, or -1 when either is missing.
+int tern_trainer_eval_distill(tern_trainer *t, tern_distill_eval *r);
 // Write out_dir/ckpt_<step>.h5 (+ latest.h5, keep the newest ckpt_keep). 0 or -1.
 int tern_trainer_save(tern_trainer *t);
 // The whole run: steps until cfg.run.steps with progress line, CSV log, periodic evaluation and
