@@ -24,7 +24,7 @@ CFLAGS  := -std=gnu11 $(OPT) $(ARCH) -fno-math-errno -fopenmp -Wall -Wextra -Wer
 HDF5_CFLAGS = $(shell pkg-config --cflags hdf5 2>/dev/null)
 HDF5_LIBS   = $(shell pkg-config --libs hdf5 2>/dev/null)
 LDFLAGS := $(OPT) -fopenmp
-LIBS     = $(HDF5_LIBS) -lopenblas -lm
+LIBS     = $(HDF5_LIBS) -lopenblas -ljansson -lm
 RT_LIBS := -lm
 
 # src/ files the standalone runtime also uses (must include only libc/libm/OpenMP headers)

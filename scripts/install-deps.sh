@@ -6,7 +6,7 @@
 #   scripts/install-deps.sh ref        + python3-torch, python3-h5py (reference scripts)
 #   scripts/install-deps.sh interop    + nodejs, npm (make interop against llama.cpp)
 set -euo pipefail
-pkgs="gcc make pkg-config libopenblas-openmp-dev libhdf5-dev libcmocka-dev"
+pkgs="gcc make pkg-config libopenblas-openmp-dev libhdf5-dev libcmocka-dev libjansson-dev"
 for group in "$@"; do
   case "$group" in
     build) ;;
