@@ -1,6 +1,6 @@
 // import.c — a Hugging Face model directory -> a tern checkpoint.
 //
-//   tern-import HF_DIR -o MODEL.h5 [--seq-len N] [--tokenizer FILE.tok | --no-tokenizer]
+//   tern-import HF_DIR -o MODEL.h5 [--seq-len N] [--tokenizer FILE.tok | --no-tokenizer] [--save-tokenizer FILE.tok]
 //
 // HF_DIR holds config.json, model.safetensors (or model-0000x-of-0000y.safetensors shards with
 // model.safetensors.index.json; F32, F16, BF16, or BitNet's packed uint8) and a tokenizer
@@ -10,7 +10,8 @@
 // sub-norms and squared ReLU; -bf16 masters or the packed form). Anything else is refused with
 // one line naming the architecture. See src/formats/hfmodel.h for the mapping and docs/IMPORT.md.
 // --seq-len sets the checkpoint's context (default: the config's max_position_embeddings);
-// training programs may override seq_len again.
+// training programs may override seq_len again. --save-tokenizer also writes the imported
+// tokenizer as a tern tokenizer file, to encode training data with (tern-tokenizer encode -t).
 #include "formats/checkpoint.h"
 #include "formats/hfmodel.h"
 #include "tokenizers/tokenizer.h"
@@ -23,7 +24,7 @@
 
 static int usage(int rc) {
     fprintf(rc ? stderr : stdout,
-            "usage: tern-import HF_DIR -o MODEL.h5 [--seq-len N] [--tokenizer FILE.tok | --no-tokenizer]\n"
+            "usage: tern-import HF_DIR -o MODEL.h5 [--seq-len N] [--tokenizer FILE.tok | --no-tokenizer] [--save-tokenizer FILE.tok]\n"
             "  HF_DIR: config.json + model.safetensors (or shards + model.safetensors.index.json) + tokenizer.model\n"
             "  architectures: LlamaForCausalLM (full precision), BitNetForCausalLM (bf16 masters or packed)\n");
     return rc;
@@ -32,17 +33,18 @@ static int usage(int rc) {
 #define DIE(...) do { fprintf(stderr, "tern-import: " __VA_ARGS__); fputc('\n', stderr); rc = 1; goto out; } while (0)
 
 int main(int argc, char **argv) {
-    const char *dir = NULL, *out = NULL, *tok_path = NULL;
+    const char *dir = NULL, *out = NULL, *tok_path = NULL, *save_tok = NULL;
     long seq = 0;
     int no_tok = 0, rc = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(0);
-        if (!strcmp(a, "-o") || !strcmp(a, "--seq-len") || !strcmp(a, "--tokenizer")) {
+        if (!strcmp(a, "-o") || !strcmp(a, "--seq-len") || !strcmp(a, "--tokenizer") || !strcmp(a, "--save-tokenizer")) {
             if (i + 1 >= argc) { fprintf(stderr, "tern-import: %s needs a value\n", a); return usage(1); }
             const char *v = argv[++i];
             if (!strcmp(a, "-o")) out = v;
             else if (!strcmp(a, "--tokenizer")) tok_path = v;
+            else if (!strcmp(a, "--save-tokenizer")) save_tok = v;
             else if (tern_parse_long(v, &seq) || seq < 1 || seq > (1 << 24)) {
                 fprintf(stderr, "tern-import: bad --seq-len '%s' (expected 1..%d)\n", v, 1 << 24);
                 return 1;
@@ -53,7 +55,7 @@ int main(int argc, char **argv) {
         else { fprintf(stderr, "tern-import: unexpected argument '%s'\n", a); return usage(1); }
     }
     if (!dir || !out) return usage(1);
-    if (no_tok && tok_path) { fprintf(stderr, "tern-import: --tokenizer and --no-tokenizer exclude each other\n"); return 1; }
+    if (no_tok && (tok_path || save_tok)) { fprintf(stderr, "tern-import: --no-tokenizer excludes --tokenizer and --save-tokenizer\n"); return 1; }
     double t0 = tern_time();
     tern_model_config mc;
     tern_hf_info info;
@@ -85,6 +87,14 @@ int main(int argc, char **argv) {
     tern_model_build_frozen(&m, &mc);
     if (tern_hf_load_weights(dir, &m, &info) != 0) DIE("%s", tern_last_error());
     if (tern_checkpoint_save(out, &mc, &m.params, tok, tok_n, NULL) != 0) DIE("%s", tern_last_error());
+    if (save_tok) {
+        tern_tokenizer t;
+        if (tern_tokenizer_from_bytes(&t, tok, tok_n, tok_src) != 0) DIE("%s", tern_last_error());
+        int rs = tern_tokenizer_save(&t, save_tok);
+        tern_tokenizer_free(&t);
+        if (rs != 0) DIE("%s", tern_last_error());
+        printf("tokenizer: %s (%d pieces)\n", save_tok, mc.vocab_size);
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("weights: %s%s from %d file%s (%.1f MB), %d tensors%s\n", info.dtype, info.packed ? " (packed ternary codes + weight_scale)" : "",
