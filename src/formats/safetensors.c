@@ -40,19 +40,12 @@ static const struct { const char *name; size_t size; } DTYPES[TERN_ST_NDTYPES] =
 const char *tern_st_dtype_name(int dtype) { return dtype >= 0 && dtype < TERN_ST_NDTYPES ? DTYPES[dtype].name : "?"; }
 size_t tern_st_dtype_size(int dtype) { return dtype >= 0 && dtype < TERN_ST_NDTYPES ? DTYPES[dtype].size : 0; }
 
-float tern_bf16_to_fp32(uint16_t h) {
+// bfloat16 is the upper half of a float32
+static float bf16_to_f32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
     float f;
     memcpy(&f, &u, 4);
     return f;
-}
-
-uint16_t tern_fp32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   // NaN stays (quiet) NaN
-    u += 0x7fffu + ((u >> 16) & 1u);                                              // round to nearest even
-    return (uint16_t)(u >> 16);
 }
 
 // ---- the tensor set ----------------------------------------------------------------------------
@@ -372,7 +365,7 @@ int tern_st_read_f32(const tern_st_tensor *t, float *out) {
         return 0;
     case TERN_ST_BF16:
         #pragma omp parallel for schedule(static) if (n > 65536)
-        for (int64_t i = 0; i < n; i++) out[i] = tern_bf16_to_fp32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        for (int64_t i = 0; i < n; i++) out[i] = bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
         return 0;
     default:
         tern_error("%s: tensor %s has dtype %s, expected F32, F16 or BF16", t->file, t->name, tern_st_dtype_name(t->dtype));

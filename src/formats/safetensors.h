@@ -59,7 +59,5 @@ const char *tern_st_dtype_name(int dtype);                          // "F32", ..
 size_t tern_st_dtype_size(int dtype);                               // bytes per element; 0 unknown
 // F32, F16 or BF16 data -> out[numel] float. 0, or -1 + tern_error("file: tensor NAME has dtype X, expected a float").
 int tern_st_read_f32(const tern_st_tensor *t, float *out);
-float tern_bf16_to_fp32(uint16_t h);
-uint16_t tern_fp32_to_bf16(float f);    // round to nearest even (NaN stays NaN)
 
 #endif
