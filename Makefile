@@ -1,4 +1,4 @@
-# tern — build, test, bench.   make | make test | make test SANITIZE=1 | make bench | make demo
+# tern — build, test, bench.   make | make test | make test SANITIZE=1 | make bench | make demo | make import-demo
 #
 # Layout: src/*.c src/*/*.c -> libtern.a (training library: HDF5, OpenBLAS, OpenMP)
 #         src/ is grouped by concept: engine/ (tensors, graph, ops), model/ (config, model,
@@ -51,7 +51,7 @@ DEPS_STAMP := $(BUILD)/.deps-installed
 OPENMP_ON := $(shell echo | $(CC) -fopenmp -dM -E - 2>/dev/null | grep -c _OPENMP)
 $(info tern: OpenMP $(if $(filter 1,$(OPENMP_ON)),on,OFF) ($(shell nproc) CPUs here; threads from OMP_NUM_THREADS), build dir $(BUILD))
 
-.PHONY: all test bench demo interop deps clean
+.PHONY: all test bench demo import-demo interop deps clean
 .SECONDARY:
 all: $(LIBTERN) $(LIBTERN_RT) $(PROGS)
 
@@ -100,6 +100,10 @@ bench: all
 demo: all
 	@scripts/install-deps.sh demo
 	@scripts/demo.sh $(BUILD)
+
+import-demo: all
+	@scripts/install-deps.sh ref
+	@scripts/import_demo.sh $(BUILD)
 
 interop: all
 	@scripts/install-deps.sh interop
