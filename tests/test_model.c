@@ -51,7 +51,7 @@ static void test_model_gradcheck_imported_shapes(void **st) {
     (void)st;
     for (int v = 0; v < 2; v++) {
         tern_model_config c;
-        tiny_cfg(&c, 0, v);
+        tiny_cfg(&c, 0, 1 - v);   // v = 0 tied, v = 1 untied
         c.ffn_act = v ? TERN_FFN_SILU : TERN_FFN_RELU2;
         c.sub_norms = v;
         c.rope_scaling = TERN_ROPE_SCALING_LLAMA3;
