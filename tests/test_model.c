@@ -77,7 +77,7 @@ static void test_model_gradcheck_imported_shapes(void **st) {
         tern_tensor *in[8];
         for (int i = 0; i < 8; i++) { in[i] = tern_params_find(&m.params, names[i]); assert_non_null(in[i]); }
         tu_gc_result r = tu_gradcheck(v ? "model fp silu sub-norms llama3 untied" : "model fp relu2 no-sub-norms llama3 tied",
-                                      b_loss, NULL, in, 8, 1e-2, 1e-3, 2e-2, 24);
+                                      b_loss, NULL, in, 8, 3e-3, 1e-3, 2e-2, 24);   // ReLU²'s kink: a smaller step
         assert_true(r.worst_ratio <= 1.0);
         tern_model_free(&m);
     }
