@@ -19,8 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <libgen.h>
 
 static char dir[256];
+static char prog_bin[1024];   // the build's tern-export (beside tests/, as this binary was built)
 
 static void save_model(const char *path, tern_model_config *c, uint64_t seed) {
     assert_int_equal(tern_model_config_validate(c), 0);
@@ -34,7 +36,7 @@ static void save_model(const char *path, tern_model_config *c, uint64_t seed) {
 static int run_export(const char *ckpt, const char *out, const char *extra, char *log, size_t logn) {
     char cmd[3000], lp[600];
     snprintf(lp, sizeof lp, "%s/export.log", dir);
-    snprintf(cmd, sizeof cmd, "build/tern-export %s %s --no-tokenizer %s > %s 2>&1", ckpt, out, extra, lp);
+    snprintf(cmd, sizeof cmd, "%s %s %s --no-tokenizer %s > %s 2>&1", prog_bin, ckpt, out, extra, lp);
     int rc = system(cmd);
     size_t n;
     char *s = tern_read_file(lp, &n);
@@ -188,7 +190,12 @@ static int teardown(void **st) {
     return system(cmd) == 0 ? 0 : -1;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    char self[1024];
+    snprintf(self, sizeof self, "%s", argv[0]);
+    snprintf(prog_bin, sizeof prog_bin, "%s/../tern-export", dirname(self));
+    if (access(prog_bin, X_OK)) { fprintf(stderr, "test_export_shapes: %s not built\n", prog_bin); return 1; }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relu2_q8_fallback),
         cmocka_unit_test(test_silu_no_subnorms_llama3),

@@ -24,10 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <libgen.h>
 
 #define FIX "tests/fixtures/hf"
 
 static char tmpdir[256];
+static char prog_bin[1024];   // the build's tern-import (beside tests/, as this binary was built)
 
 static int read_ds(hid_t f, const char *name, hid_t type, void *buf, long n) {
     hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
@@ -231,9 +233,9 @@ static void test_tokenizer_model(void **st) {
 // tern-import end to end: the checkpoint loads back to the same model
 static void test_import_program(void **st) {
     (void)st;
-    char out[512], cmd[1024];
+    char out[512], cmd[2600];
     snprintf(out, sizeof out, "%s/bitnet.h5", tmpdir);
-    snprintf(cmd, sizeof cmd, "build/tern-import " FIX "/bitnet_packed -o %s --seq-len 12 > %s/import.log 2>&1", out, tmpdir);
+    snprintf(cmd, sizeof cmd, "%s " FIX "/bitnet_packed -o %s --seq-len 12 > %s/import.log 2>&1", prog_bin, out, tmpdir);
     assert_int_equal(system(cmd), 0);
     tern_model_config c;
     assert_int_equal(tern_checkpoint_read_config(out, &c), 0);
@@ -251,7 +253,7 @@ static void test_import_program(void **st) {
     assert_int_equal(tern_checkpoint_read_tokenizer(out, &tok, &n), 1);
     free(tok);
     tern_model_free(&m);
-    snprintf(cmd, sizeof cmd, "build/tern-import --help > /dev/null 2>&1");
+    snprintf(cmd, sizeof cmd, "%s --help > /dev/null 2>&1", prog_bin);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -538,7 +540,12 @@ static int teardown(void **st) {
     return system(cmd) == 0 ? 0 : -1;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    char self[1024];
+    snprintf(self, sizeof self, "%s", argv[0]);
+    snprintf(prog_bin, sizeof prog_bin, "%s/../tern-import", dirname(self));
+    if (access(prog_bin, X_OK)) { fprintf(stderr, "test_import: %s not built\n", prog_bin); return 1; }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama_f32),           cmocka_unit_test(test_llama_f16_untied_llama3),
         cmocka_unit_test(test_llama_bf16_sharded),  cmocka_unit_test(test_bitnet_bf16),
