@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
     char why[128];
     int exp = tern_model_config_exportable(&mc, why, sizeof why);
     printf("parameters: %ld (%.2fM)%s%s\n", tern_model_config_nparams(&mc), tern_model_config_nparams(&mc) / 1e6,
-           exp ? "" : "; not exportable to GGUF ternary: ", exp ? "" : why);
+           exp == 2 ? "" : exp ? "; exports with Q8_0 rows (8.5 bits/weight) where " : "; not exportable to GGUF: ", exp == 2 ? "" : why);
     if (has_tok) printf("tokenizer: %zu bytes embedded\n", tok_n);
     else printf("tokenizer: none\n");
     if (has_state) {

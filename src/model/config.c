@@ -424,9 +424,11 @@ int tern_model_config_validate(const tern_model_config *m) {
 
 int tern_model_config_exportable(const tern_model_config *m, char *why, size_t n) {
     if (why && n) why[0] = 0;
-    if (m->dim % 256) { if (why) snprintf(why, n, "dim %d is not a multiple of 256", m->dim); return 0; }
-    if (m->ffn_dim % 256) { if (why) snprintf(why, n, "ffn_dim %d is not a multiple of 256", m->ffn_dim); return 0; }
-    return 1;
+    if (m->dim % 32) { if (why) snprintf(why, n, "dim %d is not a multiple of 32", m->dim); return 0; }
+    if (m->ffn_dim % 32) { if (why) snprintf(why, n, "ffn_dim %d is not a multiple of 32", m->ffn_dim); return 0; }
+    if (m->dim % 256) { if (why) snprintf(why, n, "dim %d is not a multiple of 256", m->dim); return 1; }
+    if (m->ffn_dim % 256) { if (why) snprintf(why, n, "ffn_dim %d is not a multiple of 256", m->ffn_dim); return 1; }
+    return 2;
 }
 
 long tern_model_config_nparams(const tern_model_config *m) {
@@ -501,7 +503,7 @@ int tern_config_validate(tern_config *c) {
     if (c->model.ternary) {
         char why[128];
         if (!tern_model_config_exportable(&c->model, why, sizeof why))
-            fprintf(stderr, "warning: %s: this model cannot be exported to GGUF TQ1_0/TQ2_0 (rows of 256)\n", why);
+            fprintf(stderr, "warning: %s: this model cannot be exported to GGUF (BitLinear rows must be multiples of 32)\n", why);
     }
     return 0;
 }

@@ -110,12 +110,14 @@ int tern_config_set_arg(tern_config *c, const char *arg);
 // 1 if s looks like a key=value override ("name=..." with a known key), else 0.
 int tern_config_is_arg(const char *s);
 // Resolve auto values (lr, lr2, warmup, steps from max_tokens) and check everything. 0, or -1 with the
-// first problem. Ternary BitLinear widths (dim, ffn_dim) that are not multiples of 256 are NOT errors
+// first problem. Ternary BitLinear widths (dim, ffn_dim) that are not multiples of 32 are NOT errors
 // (tests and small experiments use them) but print one warning to stderr: such models cannot be
-// exported to GGUF TQ1_0/TQ2_0. Idempotent: validating a resolved config changes nothing.
+// exported to GGUF. Idempotent: validating a resolved config changes nothing.
 int tern_config_validate(tern_config *c);
 int tern_model_config_validate(const tern_model_config *m);
-// 1 if every BitLinear input width is a multiple of 256 (GGUF ternary rows), else 0 with a reason.
+// GGUF export of the BitLinear rows (dim, ffn_dim): 2 = every width a multiple of 256 (TQ2_0/TQ1_0
+// blocks); 1 = multiples of 32, some not of 256 (those rows become exact Q8_0, why says which);
+// 0 = not exportable (why says which width).
 int tern_model_config_exportable(const tern_model_config *m, char *why, size_t n);
 // Number of parameters of the model (the parameter list of model/model.h).
 long tern_model_config_nparams(const tern_model_config *m);
