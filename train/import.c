@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <libgen.h>
+#include <unistd.h>
 
 static int usage(int rc) {
     fprintf(rc ? stderr : stdout,
@@ -56,6 +58,12 @@ int main(int argc, char **argv) {
     }
     if (!dir || !out) return usage(1);
     if (no_tok && (tok_path || save_tok)) { fprintf(stderr, "tern-import: --no-tokenizer excludes --tokenizer and --save-tokenizer\n"); return 1; }
+    {   // the output directory must be writable before the (long) import starts
+        char d[4096];
+        snprintf(d, sizeof d, "%s", out);
+        const char *od = dirname(d);
+        if (access(od, W_OK) != 0) { fprintf(stderr, "tern-import: %s: cannot write into directory %s\n", out, od); return 1; }
+    }
     double t0 = tern_time();
     tern_model_config mc;
     tern_hf_info info;
