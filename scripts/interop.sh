@@ -2,7 +2,8 @@
 # interop.sh — tern's exported GGUF against llama.cpp (node-llama-cpp's prebuilt binaries).
 #   scripts/interop.sh [BUILD_DIR=build] [ckpt.h5]
 # Without a checkpoint, a small model is trained on tests/fixtures/parity.txt by the parity test
-# binary (TERN_PARITY_OUT). The checkpoint is exported as TQ2_0 and as TQ1_0, and
+# binary (TERN_PARITY_OUT). The checkpoint is exported as TQ2_0, as TQ1_0 and as Q8_0 (the exact
+# ternary Q8_0 rows tern-export uses for widths that are not a multiple of 256), and
 # scripts/interop/interop.mjs compares tokenization, greedy continuations and perplexity with
 # tern's own programs (tolerances stated there). Exits non-zero on any mismatch.
 # node-llama-cpp is installed into scripts/interop/node_modules on first use (npm, ~85 MB).
@@ -27,7 +28,7 @@ if [ -z "$ckpt" ]; then
   ckpt="$work/parity.h5"
 fi
 status=0
-for t in tq2_0 tq1_0; do
+for t in tq2_0 tq1_0 q8_0; do
   "$B/tern-export" "$ckpt" "$work/model-$t.gguf" --type "$t"
   node scripts/interop/interop.mjs "$B" "$work/model-$t.gguf" tests/fixtures/parity.txt || status=1
 done
