@@ -12,13 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(void) {
-    fprintf(stderr,
+static void usage(FILE *f, int rc) {
+    fprintf(f,
             "usage: tern-bench (-m model.gguf | --random dim=D,ffn=F,layers=L,heads=H,kv_heads=K,vocab=V[,ctx=C])\n"
             "                  [-p prefill_tokens=128] [-n decode_tokens=64] [-r reps=3] [-b batch=64]\n"
             "                  [--kernel auto|plain|avx2|avx512] [--seed S]\n"
-            "       tern-bench --bandwidth [MB=1024]\n");
-    exit(2);
+            "       tern-bench --bandwidth [MB=1024]\n"
+            "  -p, -n 0..65536 (not both 0)   -r 1..1000   -b 1..4096   MB 1..65536\n");
+    exit(rc);
 }
 
 static double median(double *v, int n) { return tern_median(v, n); }
@@ -73,11 +74,12 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         long *dst = NULL;
-        if (!strcmp(a, "-m")) { if (!v) usage(); path = v; i++; continue; }
-        if (!strcmp(a, "--random")) { if (!v) usage(); random_spec = v; i++; continue; }
+        if (!strcmp(a, "-m")) { if (!v) usage(stderr, 2); path = v; i++; continue; }
+        if (!strcmp(a, "--random")) { if (!v) usage(stderr, 2); random_spec = v; i++; continue; }
         if (!strcmp(a, "--bandwidth")) {
             bw_mb = 1024;
             if (v && tern_parse_long(v, &bw_mb) == 0) i++;
+            if (bw_mb < 1 || bw_mb > 65536) { fprintf(stderr, "tern-bench: --bandwidth %ld: MB must be in [1, 65536]\n", bw_mb); return 2; }
             continue;
         }
         if (!strcmp(a, "--kernel")) {
@@ -90,8 +92,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-r")) dst = &R;
         else if (!strcmp(a, "-b")) dst = &B;
         else if (!strcmp(a, "--seed")) dst = &seed;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
-        else { fprintf(stderr, "tern-bench: unknown option '%s'\n", a); usage(); }
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage(stdout, 0);
+        else { fprintf(stderr, "tern-bench: unknown option '%s'\n", a); usage(stderr, 2); }
         if (!v || tern_parse_long(v, dst) || *dst < 0) { fprintf(stderr, "tern-bench: %s: expected a non-negative integer\n", a); return 2; }
         i++;
     }
@@ -99,8 +101,11 @@ int main(int argc, char **argv) {
         print_bandwidth(bw_mb);
         return 0;
     }
-    if (!path == !random_spec) usage();
-    if (R < 1 || B < 1) { fprintf(stderr, "tern-bench: -r and -b must be >= 1\n"); return 2; }
+    if (!path == !random_spec) usage(stderr, 2);
+    if (R < 1 || R > 1000 || B < 1 || B > 4096 || P > 65536 || N > 65536 || P + N < 1) {
+        fprintf(stderr, "tern-bench: out of range: -r %ld (1..1000), -b %ld (1..4096), -p %ld / -n %ld (0..65536, not both 0)\n", R, B, P, N);
+        return 2;
+    }
     if (kind != TERN_KERNEL_AUTO && tern_kernel_force(kind)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
     tern_rt_model m;
     double t0 = tern_time();

@@ -9,6 +9,9 @@
 #include "kernels/vmath.h"
 #include <math.h>
 #include <omp.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,11 +107,20 @@ __attribute__((target("avx512f"))) static void dot4_f16_avx512(const uint16_t *E
 // forced to plain (TERN_KERNEL=plain then gives an all-plain runtime). Set by forward().
 // g_avx512: the decode logits use dot4_f16_avx512 (CPU has AVX-512F and the kernels run avx512).
 static int g_avx2 = 0, g_avx512 = 0;
+// F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c"
+static int cpu_has_f16c(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+#else
+    return 0;
+#endif
+}
 static void update_fp_kind(void) {
     static int cpu = -1, cpu512 = 0;
     if (cpu < 0) {
         __builtin_cpu_init();
-        cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
         cpu512 = cpu && __builtin_cpu_supports("avx512f");
     }
     tern_kernel_kind k = tern_kernel_best();
@@ -403,6 +415,14 @@ int build_model(tern_rt_model *m, const char *path) {
     if (!te) goto fail;
     if (te->ne[1] < 1 || te->ne[1] > (1 << 24)) { tern_error("%s: token_embd.weight has a bad vocab size", path); goto fail; }
     c->vocab_size = (int)te->ne[1];
+    if (tern_gguf_find_kv(g, "bitnet.vocab_size") >= 0) {   // optional, but when present it must agree
+        int64_t v;
+        if (tern_gguf_get_i64(g, "bitnet.vocab_size", &v)) goto fail;
+        if (v != c->vocab_size) {
+            tern_error("%s: bitnet.vocab_size %lld does not match token_embd.weight's %d rows", path, (long long)v, c->vocab_size);
+            goto fail;
+        }
+    }
     te = get_tensor(g, "token_embd.weight", 2, c->dim, c->vocab_size, MASK(TERN_GGML_F32) | MASK(TERN_GGML_F16));
     if (!te) goto fail;
     tern_rt_weights *w = &m->weights;

@@ -15,6 +15,7 @@
 // default (run keys teacher, distill_alpha, distill_temp). The validation loss is reported before
 // (fp and naively quantized), during (every eval_interval) and after; with a teacher also the
 // teacher's loss, the KL and the top-1 agreement between student and teacher.
+#include "training/memory.h"
 #include "training/trainer.h"
 #include "util.h"
 #include <math.h>
@@ -22,8 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int usage(int rc) {
-    fprintf(rc ? stderr : stdout,
+static int usage(FILE *f, int rc) {
+    fprintf(f,
             "usage: tern-finetune --from CKPT.h5 [CONFIG.cfg] [key=value ...] [--to-ternary [RAMP_STEPS]] [--no-sub-norms]\n"
             "                     [--teacher TEACHER.h5 [--distill-alpha A] [--distill-temp T]] [--freeze-embeddings]\n"
             "  --to-ternary [N]     make the model ternary, blending fp -> ternary over N steps (default steps/4);\n"
@@ -32,7 +33,8 @@ static int usage(int rc) {
             "  --teacher T.h5       distil from this frozen model (same vocabulary); loss = (1-A)CE + A*T^2*KL\n"
             "  --distill-alpha A    weight of the KL term, 0..1 (default 0.5)\n"
             "  --distill-temp T     softmax temperature of the KL term (default 1)\n"
-            "  keys: see configs/README.md (train_data=, val_data=, steps=, lr=, out_dir=, ...)\n");
+            "  keys: see configs/README.md (train_data=, val_data=, steps=, lr=, out_dir=, ...)\n"
+            "  exit status: 0 done, 1 error, 2 usage, 130/143 stopped by SIGINT/SIGTERM (checkpoint written)\n");
     return rc;
 }
 
@@ -45,15 +47,16 @@ static void print_distill(const char *when, tern_trainer *t) {
 }
 
 int main(int argc, char **argv) {
+    tern_trainer_catch_signals();   // before any slow start-up work
     const char *from = NULL, *file = NULL, *teacher = NULL;
     long ramp = -1;
     float alpha = -1.0f, temp = -1.0f;
     int to_ternary = 0, freeze = 0, no_sub = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(0);
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout, 0);
         if (!strcmp(a, "--from") || !strcmp(a, "--teacher") || !strcmp(a, "--distill-alpha") || !strcmp(a, "--distill-temp")) {
-            if (i + 1 >= argc) { fprintf(stderr, "tern-finetune: %s needs a value\n", a); return usage(1); }
+            if (i + 1 >= argc) { fprintf(stderr, "tern-finetune: %s needs a value\n", a); return usage(stderr, 2); }
             const char *v = argv[++i];
             if (!strcmp(a, "--from")) from = v;
             else if (!strcmp(a, "--teacher")) teacher = v;
@@ -63,7 +66,7 @@ int main(int argc, char **argv) {
                 if (tern_parse_float(v, &x) != 0 || !isfinite(x) || (alpha_flag ? (x < 0.0f || x > 1.0f) : !(x > 0.0f))) {
                     fprintf(stderr, "tern-finetune: bad value '%s' for %s (expected %s)\n", v, a,
                             alpha_flag ? "a number in [0, 1]" : "a positive number");
-                    return 1;
+                    return 2;
                 }
                 if (alpha_flag) alpha = x;
                 else temp = x;
@@ -71,20 +74,23 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--to-ternary")) {
             to_ternary = 1;
             if (i + 1 < argc && argv[i + 1][0] >= '0' && argv[i + 1][0] <= '9') {
-                if (tern_parse_long(argv[++i], &ramp) || ramp < 0) { fprintf(stderr, "tern-finetune: bad ramp steps '%s'\n", argv[i]); return 1; }
+                if (tern_parse_long(argv[++i], &ramp) || ramp < 0 || ramp > TERN_MAX_STEPS) {
+                    fprintf(stderr, "tern-finetune: --to-ternary: bad ramp steps '%s' (0 to %ld)\n", argv[i], TERN_MAX_STEPS);
+                    return 2;
+                }
             }
         } else if (!strcmp(a, "--freeze-embeddings")) freeze = 1;
         else if (!strcmp(a, "--no-sub-norms")) no_sub = 1;
-        else if (a[0] == '-') { fprintf(stderr, "tern-finetune: unknown option '%s'\n", a); return usage(1); }
+        else if (a[0] == '-') { fprintf(stderr, "tern-finetune: unknown option '%s'\n", a); return usage(stderr, 2); }
         else if (!strchr(a, '=')) {
-            if (file) { fprintf(stderr, "tern-finetune: more than one config file\n"); return usage(1); }
+            if (file) { fprintf(stderr, "tern-finetune: more than one config file\n"); return usage(stderr, 2); }
             file = a;
         }
     }
-    if (!from) { fprintf(stderr, "tern-finetune: --from CKPT.h5 is required\n"); return usage(1); }
+    if (!from) { fprintf(stderr, "tern-finetune: --from CKPT.h5 is required\n"); return usage(stderr, 2); }
     if ((alpha >= 0.0f || temp > 0.0f) && !teacher) {
         fprintf(stderr, "tern-finetune: --distill-alpha/--distill-temp need --teacher\n");
-        return 1;
+        return 2;
     }
     tern_config cfg;
     tern_config_defaults(&cfg);
@@ -114,10 +120,18 @@ int main(int argc, char **argv) {
     }
     if (alpha >= 0.0f) cfg.run.distill_alpha = alpha;
     if (temp > 0.0f) cfg.run.distill_temp = temp;
-    if (tern_config_validate(&cfg) != 0) { fprintf(stderr, "tern-finetune: %s\n", tern_last_error()); return 1; }
+    if (tern_config_validate(&cfg) != 0) {
+        if (file) fprintf(stderr, "tern-finetune: %s: %s\n", file, tern_last_error());
+        else fprintf(stderr, "tern-finetune: %s\n", tern_last_error());
+        return 1;
+    }
     printf("# tern-finetune from %s (%s checkpoint%s)\n", from, was_ternary ? "ternary" : "full-precision",
            !mc.sub_norms && cfg.model.sub_norms ? "; sub-norms inserted, initialised to 1" : "");
     tern_config_print(&cfg, stdout);
+    if (tern_mem_check_run(&cfg, 0, stdout) != 0) {
+        fprintf(stderr, "tern-finetune: %s%s%s\n", file ? file : "", file ? ": " : "", tern_last_error());
+        return 1;
+    }
     fflush(stdout);
     tern_trainer t;
     if (tern_trainer_init(&t, &cfg, 0) != 0) { fprintf(stderr, "tern-finetune: %s\n", tern_last_error()); tern_trainer_free(&t); return 1; }
@@ -140,8 +154,9 @@ int main(int argc, char **argv) {
         }
         fflush(stdout);
     }
-    int rc = tern_trainer_run(&t);
+    int rc = tern_trainer_run(&t), sig = tern_trainer_stop_signal();
     if (rc != 0) fprintf(stderr, "tern-finetune: %s\n", tern_last_error());
+    else if (sig) printf("stopped by signal %d at step %ld; checkpoint: %s\n", sig, t.step, t.last_ckpt);
     else {
         if (t.has_val) {
             t.model.quant_lambda = cfg.model.ternary ? 1.0f : 0.0f;
@@ -154,5 +169,5 @@ int main(int argc, char **argv) {
         printf("checkpoint: %s\n", t.last_ckpt);
     }
     tern_trainer_free(&t);
-    return rc ? 1 : 0;
+    return rc ? 1 : sig ? 128 + sig : 0;
 }

@@ -86,7 +86,7 @@ int tern_hf_read_config(const char *dir, int seq_len, tern_model_config *cfg, te
     long vocab, hidden, inter, layers, heads, kvh, maxpos, head_dim;
     double eps, theta;
     int tied, abias = 0, mbias = 0;
-    if (get_int(root, path, "vocab_size", A->vocab, 1, TERN_MAX_VOCAB, &vocab) || get_int(root, path, "hidden_size", A->hidden, 1, 1 << 20, &hidden) ||
+    if (get_int(root, path, "vocab_size", A->vocab, 1, TERN_MAX_VOCAB_SIZE, &vocab) || get_int(root, path, "hidden_size", A->hidden, 1, 1 << 20, &hidden) ||
         get_int(root, path, "intermediate_size", A->inter, 1, 1 << 22, &inter) ||
         get_int(root, path, "num_hidden_layers", A->layers, 1, 4096, &layers) ||
         get_int(root, path, "num_attention_heads", A->heads, 1, 65536, &heads) ||

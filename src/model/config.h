@@ -29,7 +29,6 @@ enum { TERN_FFN_SILU = 0, TERN_FFN_RELU2 = 1 };
 // RoPE frequency scaling (key rope_scaling): none, or LLaMA-3's ("rope_type": "llama3" in Hugging
 // Face configs; model/rope.h computes the per-frequency divisors).
 enum { TERN_ROPE_SCALING_NONE = 0, TERN_ROPE_SCALING_LLAMA3 = 1 };
-#define TERN_MAX_VOCAB 262144   // vocabularies up to 256k pieces (LLaMA-3: 128256, Gemma: 256000)
 
 // Model hyper-parameters (stored as root attributes of every checkpoint, formats/checkpoint.h).
 typedef struct {
@@ -90,7 +89,23 @@ typedef struct {
     float distill_temp;    // T, the softmax temperature of the KL term (default 1)
     int threads;           // OpenMP threads (0 = OMP_NUM_THREADS / all cores)
     int profile;           // 1: print per-op timing (default 0)
+    long max_memory;       // bytes a run may use (0 = auto: the machine's available memory); see training/memory.h
 } tern_run_config;
+
+// Limits enforced by validation (so that no size or count can overflow or allocate without bound;
+// the memory estimate of training/memory.h then refuses what does not fit the machine).
+#define TERN_MAX_DIM        65536
+#define TERN_MAX_LAYERS     1024
+#define TERN_MAX_HEADS      1024
+#define TERN_MAX_FFN        (1 << 20)
+#define TERN_MAX_VOCAB_SIZE (1 << 24)             // so 256k vocabularies (LLaMA-3 128256, Gemma 256000) fit
+#define TERN_MAX_SEQ_LEN    32768
+#define TERN_MAX_BATCH      (1 << 20)
+#define TERN_MAX_GRAD_ACCUM (1 << 20)
+#define TERN_MAX_STEPS      1000000000000L          // 1e12 optimizer steps
+#define TERN_MAX_RUN_TOKENS (1L << 60)              // steps * tokens per step
+#define TERN_MAX_THREADS    1024
+#define TERN_MAX_COUNT      (1 << 24)               // eval_batches, ckpt_keep
 
 typedef struct {
     tern_model_config model;
@@ -109,12 +124,16 @@ int tern_config_set(tern_config *c, const char *key, const char *value);
 int tern_config_set_arg(tern_config *c, const char *arg);
 // 1 if s looks like a key=value override ("name=..." with a known key), else 0.
 int tern_config_is_arg(const char *s);
-// Resolve auto values (lr, lr2, warmup, steps from max_tokens) and check everything. 0, or -1 with the
-// first problem. Ternary BitLinear widths (dim, ffn_dim) that are not multiples of 32 are NOT errors
+// Resolve auto values (lr, lr2, warmup, steps from max_tokens) and check everything, every size and
+// count against the TERN_MAX_* limits above and every product of them for overflow. 0, or -1 with
+// the first problem (programs prefix it with the config file's name). Ternary BitLinear widths (dim,
+// ffn_dim) that are not multiples of 32 are NOT errors
 // (tests and small experiments use them) but print one warning to stderr: such models cannot be
 // exported to GGUF. Idempotent: validating a resolved config changes nothing.
 int tern_config_validate(tern_config *c);
 int tern_model_config_validate(const tern_model_config *m);
+// warmup = auto resolves to this: min(steps / 10, 500)
+long tern_auto_warmup(long steps);
 // GGUF export of the BitLinear rows (dim, ffn_dim): 2 = every width a multiple of 256 (TQ2_0/TQ1_0
 // blocks); 1 = multiples of 32, some not of 256 (those rows become exact Q8_0, why says which);
 // 0 = not exportable (why says which width).
@@ -123,6 +142,9 @@ int tern_model_config_exportable(const tern_model_config *m, char *why, size_t n
 long tern_model_config_nparams(const tern_model_config *m);
 const char *tern_ffn_act_name(int act);          // "silu", "relu2" or "?"
 const char *tern_rope_scaling_name(int kind);    // "none", "llama3" or "?"
+
+// The value of one key as tern_config_print writes it, into buf. 0, or -1 for an unknown key.
+int tern_config_format(const tern_config *c, const char *key, char *buf, size_t n);
 
 // Print every key as "key = value" lines, model keys first (re-loadable by tern_config_load).
 void tern_config_print(const tern_config *c, FILE *f);

@@ -12,7 +12,7 @@ static tern_tensor *add_param(tern_model *m, const char *name, int d0, int d1, i
     return tern_params_add(&m->params, name, d1 ? 2 : 1, shape, no_decay);
 }
 
-static void build(tern_model *m, const tern_model_config *cfg, int frozen) {
+void tern_model_declare(tern_model *m, const tern_model_config *cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     int dim = cfg->dim, hd = cfg->dim / cfg->n_heads, ffn = cfg->ffn_dim;
@@ -41,8 +41,6 @@ static void build(tern_model *m, const tern_model_config *cfg, int frozen) {
 #undef P
     m->output_norm = add_param(m, "output_norm.weight", dim, 0, 1);
     m->output = cfg->tied_head ? NULL : add_param(m, "output.weight", cfg->vocab_size, dim, 0);
-    if (frozen) tern_params_alloc_data(&m->params);
-    else tern_params_alloc(&m->params);
     m->quant_lambda = cfg->ternary ? 1.0f : 0.0f;
     if (cfg->rope_scaling == TERN_ROPE_SCALING_LLAMA3) {
         m->rope_div = tern_xmalloc(sizeof(float) * (size_t)(hd / 2));
@@ -51,23 +49,22 @@ static void build(tern_model *m, const tern_model_config *cfg, int frozen) {
     }
 }
 
-void tern_model_build(tern_model *m, const tern_model_config *cfg) { build(m, cfg, 0); }
-void tern_model_build_frozen(tern_model *m, const tern_model_config *cfg) { build(m, cfg, 1); }
+void tern_model_build(tern_model *m, const tern_model_config *cfg) {
+    tern_model_declare(m, cfg);
+    tern_params_alloc(&m->params);
+}
+
+void tern_model_build_frozen(tern_model *m, const tern_model_config *cfg) {
+    tern_model_declare(m, cfg);
+    tern_params_alloc_data(&m->params);
+}
 
 size_t tern_model_param_bytes(const tern_model_config *cfg) {
-    // the exact layout (each tensor padded to 16 floats) without allocating it
-    long total = 0;
-    int hd = cfg->dim / cfg->n_heads;
-    long sizes[12] = {cfg->dim, (long)cfg->n_heads * hd * cfg->dim, (long)cfg->n_kv_heads * hd * cfg->dim,
-                      (long)cfg->n_kv_heads * hd * cfg->dim, cfg->sub_norms ? cfg->dim : 0, (long)cfg->dim * cfg->dim,
-                      cfg->dim, (long)cfg->ffn_dim * cfg->dim, (long)cfg->ffn_dim * cfg->dim, cfg->sub_norms ? cfg->ffn_dim : 0,
-                      (long)cfg->dim * cfg->ffn_dim, 0};
-    for (int i = 0; i < 11; i++) total += (sizes[i] + 15) & ~15L;
-    total *= cfg->n_layers;
-    total += ((long)cfg->vocab_size * cfg->dim + 15) & ~15L;
-    total += (cfg->dim + 15) & ~15L;
-    if (!cfg->tied_head) total += ((long)cfg->vocab_size * cfg->dim + 15) & ~15L;
-    return sizeof(float) * (size_t)total;
+    tern_model m;   // the exact layout (each tensor padded as tern_params pads it), nothing allocated
+    tern_model_declare(&m, cfg);
+    size_t bytes = sizeof(float) * (size_t)m.params.total;
+    tern_model_free(&m);
+    return bytes;
 }
 
 void tern_model_init_weights(tern_model *m, uint64_t seed) {

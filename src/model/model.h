@@ -50,6 +50,10 @@ void tern_model_build(tern_model *m, const tern_model_config *cfg);
 // The same model with values only (tern_params_alloc_data: no gradients, no AdamW state, a quarter
 // of the memory): a distillation teacher, evaluation, export, import.
 void tern_model_build_frozen(tern_model *m, const tern_model_config *cfg);
+// The registration half of tern_model_build: names, shapes and offsets of every parameter, no
+// memory for their values (m->params.allocated == 0). For checks and estimates that must not
+// allocate (checkpoint validation, training/memory.h). Free with tern_model_free.
+void tern_model_declare(tern_model *m, const tern_model_config *cfg);
 // Linear weights and embedding N(0, 0.02), norms 1, from a seed.
 void tern_model_init_weights(tern_model *m, uint64_t seed);
 // Bytes of one model's parameter values (fp32), as tern_params lays them out.
