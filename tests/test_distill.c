@@ -6,6 +6,7 @@
 //   - distill_alpha = 0 trains exactly (bit for bit) as plain cross-entropy does, so the KL term
 //     is the only thing distillation adds; a teacher with another vocabulary is refused.
 #include "testutil.h"
+#include "training/memory.h"
 #include "training/trainer.h"
 #include "formats/tokfile.h"
 #include "util.h"
@@ -200,6 +201,32 @@ static void test_teacher_mismatch(void **st) {
     snprintf(s.run.teacher, sizeof s.run.teacher, "%s/nope.h5", dir);
     assert_int_equal(tern_trainer_init(&t, &s, 0), -1);
     assert_non_null(strstr(tern_last_error(), "nope.h5"));
+    tern_trainer_free(&t);
+    // memory: the estimate counts the teacher; a max_memory the student alone fits is refused
+    student(&s, "memory", 4, 0.5f, 1);
+    tern_mem_inputs in;
+    tern_mem_inputs_for_run(&s, 0, &in);
+    assert_int_equal(in.has_teacher, 1);
+    assert_int_equal(in.teacher.sub_norms, 0);
+    tern_mem_estimate e, e0;
+    assert_int_equal(tern_mem_estimate_run(&s, &in, &e), 0);
+    in.has_teacher = 0;
+    assert_int_equal(tern_mem_estimate_run(&s, &in, &e0), 0);
+    assert_true(e.teacher > 0 && e.peak > e0.peak + e.teacher / 2);
+    s.run.max_memory = (long)(e0.peak + e.teacher / 2);
+    assert_int_equal(tern_trainer_init(&t, &s, 0), -1);
+    assert_non_null(strstr(tern_last_error(), "distillation teacher"));
+    assert_null(t.teacher.params.data);   // refused before the teacher is loaded
+    tern_trainer_free(&t);
+    // it fits without the limit; the estimates are the arenas' first blocks: a step grows neither
+    s.run.max_memory = 0;
+    assert_int_equal(tern_trainer_init(&t, &s, 0), 0);
+    t.quiet = 1;
+    size_t cap_s = tern_arena_capacity(&t.graph.arena), cap_t = tern_arena_capacity(&t.teacher_graph.arena);
+    assert_int_equal(tern_trainer_step(&t), 0);
+    assert_int_equal(tern_arena_capacity(&t.graph.arena), cap_s);
+    assert_int_equal(tern_arena_capacity(&t.teacher_graph.arena), cap_t);
+    assert_true(t.teacher_graph.arena.high <= cap_t && t.teacher_graph.arena.high > 0);
     tern_trainer_free(&t);
     // sub-norms cannot be dropped
     student(&s, "drop", 4, 0.5f, 0);

@@ -15,7 +15,13 @@
 //   load_scratch          while a checkpoint loads: its copies of params, m and v (resume), or of
 //                         the params (init_from); freed before the first step
 //   runtime               fixed: program, libraries, OpenBLAS/OpenMP thread buffers, HDF5
-// peak = params + grads + adam + batch + loader + tokenizer + runtime + max(activations, load_scratch)
+//   teacher               with a distillation teacher (run key teacher): its fp32 values only (no
+//                         gradients, no AdamW state), the [batch*seq_len, vocab] teacher logits
+//                         buffer, and its own arena (one sequence forward, no gradients); the
+//                         student's activations then also hold the KL term (tern_mem_distill_extra)
+//                         and load_scratch covers loading the teacher
+// peak = params + grads + adam + batch + loader + tokenizer + runtime + teacher
+//        + max(activations, load_scratch)
 // token_maps (the mmap'd token files) is reported but not in peak: the kernel can drop and
 // re-read those pages (page cache), so they need no free memory.
 //
@@ -37,6 +43,8 @@ typedef struct {
     size_t tokenizer;
     size_t load_scratch;           // transient, while a checkpoint loads
     size_t runtime;                // fixed overhead
+    size_t teacher;                // distillation teacher: the three below (0: none)
+    size_t teacher_params, teacher_logits, teacher_activations;
     size_t token_maps;             // mmap'd token files (reported, not in peak)
     size_t peak;                   // what the run needs at most
     long n_params;                 // parameters (floats in the flat buffers, padding included)
@@ -47,11 +55,14 @@ typedef struct {
     int resuming;                // 1: loads a checkpoint with optimizer state; 2: weights only (init_from)
     size_t train_bytes, val_bytes;   // token file sizes (0 = none / unknown)
     size_t tokenizer_bytes;      // tokenizer file size (0 = none)
+    int has_teacher;             // 1: distillation from a teacher of shape `teacher`
+    tern_model_config teacher;
 } tern_mem_inputs;
 
 // The inputs of a run as tern_trainer_init sees them: threads (threads key, else OpenMP's),
-// the sizes of train_data, val_data and tokenizer, and what it loads (resuming: 1 = a
-// checkpoint with optimizer state; else init_from, if set, = 2).
+// the sizes of train_data, val_data and tokenizer, what it loads (resuming: 1 = a
+// checkpoint with optimizer state; else init_from, if set, = 2) and the teacher's shape (read from
+// the teacher checkpoint's attributes).
 void tern_mem_inputs_for_run(const tern_config *cfg, int resuming, tern_mem_inputs *in);
 // Estimate for a run (resume: 1 when out_dir/latest.h5 will be resumed), print it with the limit
 // it is checked against (tern_mem_print; f may be NULL) and check it (tern_mem_check). For
@@ -60,6 +71,10 @@ int tern_mem_check_run(const tern_config *cfg, int resume, FILE *f);
 
 // Graph arena bytes of one training step (forward + loss + backward) of micro-batch B x T.
 size_t tern_mem_activations(const tern_model_config *m, int B, int T, int threads);
+// What logit distillation adds to the student's step arena (kl_distill and the weighted sum).
+size_t tern_mem_distill_extra(int B, int T);
+// The teacher's arena: one sequence of T forward without gradients, plus its cross-entropy.
+size_t tern_mem_teacher_arena(const tern_model_config *tc, int T, int threads);
 // Fill e from a validated config. 0, or -1 with tern_error on overflow (absurd sizes).
 int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, tern_mem_estimate *e);
 // Memory this process may still use: MemAvailable (/proc/meminfo), lowered to the cgroup's

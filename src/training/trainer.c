@@ -176,7 +176,9 @@ static int open_teacher(tern_trainer *t) {
         }
         free(bytes);
     }
-    tern_graph_init(&t->teacher_graph, tern_model_graph_nodes(&tc), 0, 0);
+    // its arena's first block is the estimate (training/memory.h): one sequence, no gradients
+    int nth = t->cfg.run.threads > 0 ? t->cfg.run.threads : omp_get_max_threads();
+    tern_graph_init(&t->teacher_graph, tern_model_graph_nodes(&tc), tern_mem_teacher_arena(&tc, t->cfg.model.seq_len, nth), 0);
     t->teacher_graph.grad_enabled = 0;
     size_t nl = (size_t)t->cfg.run.batch * t->cfg.model.seq_len * tc.vocab_size;
     t->teacher_logits = tern_aligned_alloc(sizeof(float) * nl);
