@@ -30,6 +30,16 @@ fi
 status=0
 for t in tq2_0 tq1_0 q8_0; do
   "$B/tern-export" "$ckpt" "$work/model-$t.gguf" --type "$t"
+  # ternary Q8_0 rows need the runtime of issue #13 (infer/rt_load.c); until a build has it, say so loudly
+  if [ "$t" = q8_0 ] && ! "$B/tern-perplexity" -m "$work/model-$t.gguf" -f tests/fixtures/parity.txt --max-tokens 64 >/dev/null 2>"$work/q8.err"; then
+    if grep -q 'not supported here' "$work/q8.err"; then
+      echo "interop.sh: SKIPPED q8_0: this build's runtime does not read ternary Q8_0 BitLinears yet: $(cat "$work/q8.err")" >&2
+      continue
+    fi
+    cat "$work/q8.err" >&2
+    status=1
+    continue
+  fi
   node scripts/interop/interop.mjs "$B" "$work/model-$t.gguf" tests/fixtures/parity.txt || status=1
 done
 exit $status
