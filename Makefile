@@ -1,4 +1,4 @@
-# tern — build, test, bench.   make | make test | make test SANITIZE=1 | make bench | make demo
+# tern — build, test, bench.   make | make test | make test SANITIZE=1 | make bench | make demo | make import-demo
 #
 # Layout: src/*.c src/*/*.c -> libtern.a (training library: HDF5, OpenBLAS, OpenMP)
 #         src/ is grouped by concept: engine/ (tensors, graph, ops), model/ (config, model,
@@ -90,7 +90,7 @@ ARM_PROGS  := $(addprefix $(BUILD)/tern-,generate perplexity bench bench_kernels
 OPENMP_ON := $(shell echo | $(CC) -fopenmp -dM -E - 2>/dev/null | grep -c _OPENMP)
 $(info tern: OpenMP $(if $(filter 1,$(OPENMP_ON)),on,OFF) ($(shell nproc) CPUs here; threads from OMP_NUM_THREADS), build dir $(BUILD))
 
-.PHONY: all test bench demo interop interop-server deps clean unicode-tables test-arm mutate mutate-check coverage fuzz fuzz-smoke fuzz-build
+.PHONY: all test bench demo import-demo interop interop-server deps clean unicode-tables test-arm mutate mutate-check coverage fuzz fuzz-smoke fuzz-build
 .SECONDARY:
 ifeq ($(CROSS),1)
 all: $(LIBTERN_RT) $(ARM_PROGS) $(BUILD)/tests/rtcheck
@@ -177,6 +177,10 @@ bench: all
 demo: all
 	@scripts/install-deps.sh demo
 	@scripts/demo.sh $(BUILD)
+
+import-demo: all
+	@scripts/install-deps.sh ref
+	@scripts/import_demo.sh $(BUILD)
 
 interop: all
 	@scripts/install-deps.sh interop

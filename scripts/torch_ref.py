@@ -58,6 +58,9 @@ PROG = "torch_ref.py"
 EPS_Q = 1e-5  # quantizer epsilon (TERN_QUANT_EPS)
 INT_FIELDS = ["dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim", "vocab_size", "seq_len", "tied_head", "ternary"]
 FLOAT_FIELDS = ["norm_eps", "rope_theta"]
+# optional checkpoint attributes (absent = these defaults): the shapes tern-import brings in
+OPT_INT_FIELDS = {"ffn_act": 0, "sub_norms": 1, "rope_scaling": 0, "rope_original_ctx": 8192}
+OPT_FLOAT_FIELDS = {"rope_scaling_factor": 8.0, "rope_low_freq_factor": 1.0, "rope_high_freq_factor": 4.0}
 BLOCK_PARAMS = ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_sub_norm", "attn_output",
                 "ffn_norm", "ffn_gate", "ffn_up", "ffn_sub_norm", "ffn_down"]
 
@@ -73,6 +76,8 @@ def die(msg):
 def make_config(**kw):
     cfg = dict(dim=256, n_layers=6, n_heads=4, n_kv_heads=4, ffn_dim=768, vocab_size=4096, seq_len=256,
                norm_eps=1e-5, rope_theta=10000.0, tied_head=1, ternary=1)
+    cfg.update(OPT_INT_FIELDS)
+    cfg.update(OPT_FLOAT_FIELDS)
     cfg.update(kw)
     return cfg
 
@@ -84,11 +89,12 @@ def param_shapes(cfg):
     out = [("token_embd.weight", (v, d))]
     for i in range(cfg["n_layers"]):
         p = f"blk.{i}."
+        sub = cfg.get("sub_norms", 1)
         out += [(p + "attn_norm.weight", (d,)), (p + "attn_q.weight", (qd, d)), (p + "attn_k.weight", (kd, d)),
-                (p + "attn_v.weight", (kd, d)), (p + "attn_sub_norm.weight", (d,)),
-                (p + "attn_output.weight", (d, d)), (p + "ffn_norm.weight", (d,)),
-                (p + "ffn_gate.weight", (f, d)), (p + "ffn_up.weight", (f, d)),
-                (p + "ffn_sub_norm.weight", (f,)), (p + "ffn_down.weight", (d, f))]
+                (p + "attn_v.weight", (kd, d))] + ([(p + "attn_sub_norm.weight", (d,))] if sub else []) + \
+               [(p + "attn_output.weight", (d, d)), (p + "ffn_norm.weight", (d,)),
+                (p + "ffn_gate.weight", (f, d)), (p + "ffn_up.weight", (f, d))] + \
+               ([(p + "ffn_sub_norm.weight", (f,))] if sub else []) + [(p + "ffn_down.weight", (d, f))]
     out.append(("output_norm.weight", (d,)))
     if not cfg["tied_head"]:
         out.append(("output.weight", (v, d)))
@@ -174,10 +180,28 @@ def rmsnorm(x, w, eps):
     return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * w
 
 
-def rope_tables(T, hd, theta, dtype):
-    """cos/sin [T, hd/2]: angle(t, j) = t * theta^(-2j/hd), computed in float64 then rounded."""
+def llama3_divisors(hd, cfg):
+    """LLaMA-3 rope scaling as frequency divisors (llama.cpp's rope_freqs), float64."""
+    f, lo, hi, L = cfg["rope_scaling_factor"], cfg["rope_low_freq_factor"], cfg["rope_high_freq_factor"], cfg["rope_original_ctx"]
+    out = []
+    for j in range(hd // 2):
+        wl = 2 * math.pi / cfg["rope_theta"] ** (-2.0 * j / hd)
+        if wl < L / hi:
+            out.append(1.0)
+        elif wl > L / lo:
+            out.append(f)
+        else:
+            sm = (L / wl - lo) / (hi - lo)
+            out.append(1.0 / ((1 - sm) / f + sm))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def rope_tables(T, hd, theta, dtype, cfg=None):
+    """cos/sin [T, hd/2]: angle(t, j) = t * theta^(-2j/hd) (/ the llama3 divisor), computed in float64 then rounded."""
     j = torch.arange(hd // 2, dtype=torch.float64)
     inv = theta ** (-2.0 * j / hd)
+    if cfg is not None and cfg.get("rope_scaling", 0) == 1:
+        inv = inv / llama3_divisors(hd, cfg)
     ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
     return torch.cos(ang).to(dtype), torch.sin(ang).to(dtype)
 
@@ -197,7 +221,7 @@ def forward(P, cfg, inputs, targets=None, acts=None, linear=None):
     lin = linear or (bitlinear if cfg["ternary"] else fplinear)
     E = P["token_embd.weight"]
     x = F.embedding(inputs.reshape(-1), E)  # [B*T, d]
-    cos, sin = rope_tables(T, hd, cfg["rope_theta"], E.dtype)
+    cos, sin = rope_tables(T, hd, cfg["rope_theta"], E.dtype, cfg)
     mask = torch.ones(T, T, dtype=torch.bool).triu(1)
     scale = 1.0 / math.sqrt(hd)
 
@@ -224,15 +248,19 @@ def forward(P, cfg, inputs, targets=None, acts=None, linear=None):
         att = att.masked_fill(mask, float("-inf")).softmax(dim=-1)
         a = (att @ v).transpose(1, 2).reshape(B * T, H * hd)
         dbg("attn", a)
-        a = rmsnorm(a, P[p + "attn_sub_norm.weight"], eps)
+        if cfg.get("sub_norms", 1):
+            a = rmsnorm(a, P[p + "attn_sub_norm.weight"], eps)
         dbg("attn_sub_norm", a)
         x = x + lin(a, P[p + "attn_output.weight"])
         dbg("attn_resid", x)
         h = rmsnorm(x, P[p + "ffn_norm.weight"], eps)
         dbg("ffn_norm", h)
-        f = F.silu(lin(h, P[p + "ffn_gate.weight"])) * lin(h, P[p + "ffn_up.weight"])
+        g = lin(h, P[p + "ffn_gate.weight"])
+        g = torch.relu(g) ** 2 if cfg.get("ffn_act", 0) == 1 else F.silu(g)
+        f = g * lin(h, P[p + "ffn_up.weight"])
         dbg("ffn_act", f)
-        f = rmsnorm(f, P[p + "ffn_sub_norm.weight"], eps)
+        if cfg.get("sub_norms", 1):
+            f = rmsnorm(f, P[p + "ffn_sub_norm.weight"], eps)
         dbg("ffn_sub_norm", f)
         x = x + lin(f, P[p + "ffn_down.weight"])
         save(f"blk{i}_out", x)
@@ -263,6 +291,12 @@ def save_checkpoint(path, cfg, P):
             f.attrs.create(k, np.int32(cfg[k]))
         for k in FLOAT_FIELDS:
             f.attrs.create(k, np.float32(cfg[k]))
+        for k, dflt in OPT_INT_FIELDS.items():   # only when not the default (older files stay byte-identical)
+            if cfg.get(k, dflt) != dflt:
+                f.attrs.create(k, np.int32(cfg[k]))
+        for k, dflt in OPT_FLOAT_FIELDS.items():
+            if cfg.get(k, dflt) != dflt:
+                f.attrs.create(k, np.float32(cfg[k]))
         for name, shape in param_shapes(cfg):
             t = P[name].detach().to(torch.float32).numpy()
             assert t.shape == shape, (name, t.shape, shape)
@@ -288,6 +322,9 @@ def load_checkpoint(path):
                 die(f"{path}: missing root attribute {k}")
             v = np.asarray(f.attrs[k]).reshape(-1)[0]
             cfg[k] = int(v) if k in INT_FIELDS else float(np.float32(v))
+        for k, dflt in list(OPT_INT_FIELDS.items()) + list(OPT_FLOAT_FIELDS.items()):
+            v = np.asarray(f.attrs[k]).reshape(-1)[0] if k in f.attrs else dflt
+            cfg[k] = int(v) if k in OPT_INT_FIELDS else float(np.float32(v))
         check_config(cfg, path)
         P = {}
         for name, shape in param_shapes(cfg):
@@ -783,6 +820,586 @@ def cmd_selfcheck(args):
 
 
 # ----------------------------------------------------------------------------------------------
+# Hugging Face layout: safetensors read/written with numpy (no safetensors package, no network),
+# config.json, SentencePiece tokenizer.model, and an independent float32 PyTorch forward of
+# transformers' LlamaForCausalLM and BitNetForCausalLM (as loaded with torch_dtype=float32), written
+# from transformers' modeling code: LlamaRMSNorm, rotate_half RoPE with inv_freq (and the llama3
+# rope_scaling formula of _compute_llama3_parameters), repeat_kv, eager causal attention, gated MLP;
+# BitNet: attn_sub_norm before o_proj, ffn_sub_norm before down_proj, relu2, and its two BitLinears:
+# AutoBitLinear online (bf16 masters: WeightQuant s = 1/mean|W|, round(W*s).clamp(-1,1)/s; ActQuant
+# s = 127/absmax, round(x*s).clamp(-128,127)/s) and the packed BitLinear (unpack_weights: code in bits
+# 2i of packed row p is row i*(out/4)+p, value code-1; y = (xq @ Wq^T) / (s_x * weight_scale)).
+
+import json
+import struct
+
+ST_SIZE = {"F32": 4, "F16": 2, "BF16": 2, "U8": 1, "I8": 1, "I32": 4, "I64": 8, "F64": 8, "BOOL": 1}
+
+
+def bf16_bits(a):
+    """float32 array -> uint16 bfloat16 bits, round to nearest even (NaN -> quiet NaN)."""
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    u = a.view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    r[np.isnan(a)] = 0x7FC0
+    return r
+
+
+def bf16_to_f32(u16):
+    return (np.asarray(u16, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def st_encode(arr, dtype):
+    if dtype == "F32":
+        return np.ascontiguousarray(arr, dtype="<f4").tobytes()
+    if dtype == "F16":
+        return np.ascontiguousarray(arr, dtype="<f2").tobytes()
+    if dtype == "BF16":
+        return bf16_bits(arr).astype("<u2").tobytes()
+    if dtype == "U8":
+        return np.ascontiguousarray(arr, dtype=np.uint8).tobytes()
+    raise ValueError(dtype)
+
+
+def st_write(path, tensors, metadata=None):
+    """tensors: list of (name, dtype, array) in file order. Header padded with spaces to 8 bytes."""
+    header, blobs, off = {}, [], 0
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    for name, dt, arr in tensors:
+        raw = st_encode(arr, dt)
+        header[name] = {"dtype": dt, "shape": [int(x) for x in np.shape(arr)], "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
+
+
+def st_read(path):
+    """-> dict name -> (dtype, np array: float32 for float dtypes, raw integers otherwise)."""
+    data = open(path, "rb").read()
+    if len(data) < 8:
+        die(f"{path}: too short")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > len(data) - 8:
+        die(f"{path}: header length past the end of the file")
+    header = json.loads(data[8:8 + n])
+    base = 8 + n
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        dt, shape, (b, en) = e["dtype"], e["shape"], e["data_offsets"]
+        raw = data[base + b:base + en]
+        if len(raw) != int(np.prod(shape, dtype=np.int64)) * ST_SIZE[dt]:
+            die(f"{path}: {name}: size does not match shape")
+        if dt == "F32":
+            a = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        elif dt == "F16":
+            a = np.frombuffer(raw, dtype="<f2").astype(np.float32)
+        elif dt == "BF16":
+            a = bf16_to_f32(np.frombuffer(raw, dtype="<u2"))
+        elif dt == "U8":
+            a = np.frombuffer(raw, dtype=np.uint8).copy()
+        else:
+            die(f"{path}: {name}: dtype {dt} not handled by the reference")
+        out[name] = (dt, a.reshape(shape))
+    return out
+
+
+def hf_read_dir(d):
+    """config dict, weights dict name -> (dtype, array) from a model directory (single file or sharded)."""
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    idx = os.path.join(d, "model.safetensors.index.json")
+    W = {}
+    if os.path.exists(idx):
+        wm = json.load(open(idx))["weight_map"]
+        for shard in dict.fromkeys(wm.values()):
+            W.update(st_read(os.path.join(d, shard)))
+    else:
+        W = st_read(os.path.join(d, "model.safetensors"))
+    return cfg, W
+
+
+# ---- tokenizer.model (SentencePiece ModelProto) -------------------------------------------------
+
+def pb_varint(x):
+    out = bytearray()
+    while True:
+        b = x & 0x7F
+        x >>= 7
+        out.append(b | 0x80 if x else b)
+        if not x:
+            return bytes(out)
+
+
+def pb_bytes(field, data):
+    return pb_varint(field << 3 | 2) + pb_varint(len(data)) + data
+
+
+def pb_int(field, v):
+    return pb_varint(field << 3) + pb_varint(v)
+
+
+def spm_model_bytes(pieces, add_dummy_prefix=True):
+    """pieces: list of (bytes, score, type) -> serialized ModelProto of a BPE model with byte fallback."""
+    out = bytearray()
+    for p, sc, ty in pieces:
+        msg = pb_bytes(1, p) + pb_varint(2 << 3 | 5) + struct.pack("<f", sc)
+        if ty != 1:
+            msg += pb_int(3, ty)
+        out += pb_bytes(1, msg)
+    trainer = pb_int(3, 2) + pb_int(4, len(pieces)) + pb_int(35, 1) + pb_int(40, 0) + pb_int(41, 1) + pb_int(42, 2)
+    out += pb_bytes(2, trainer)
+    norm = pb_bytes(1, b"identity") + pb_int(3, 1 if add_dummy_prefix else 0) + pb_int(4, 0) + pb_int(5, 1)
+    out += pb_bytes(3, norm)
+    return bytes(out)
+
+
+def read_tern_tokenizer(path):
+    """tern tokenizer file (TERNTKZ v1) -> (pieces [(bytes, score, type)], add_space_prefix)."""
+    data = open(path, "rb").read()
+    if data[:8] != b"TERNTKZ\0":
+        die(f"{path}: not a tern tokenizer file")
+    ver, V, flags, _ = struct.unpack("<4I", data[8:24])
+    if ver != 1:
+        die(f"{path}: tokenizer file version {ver} (reads 1)")
+    off, pieces = 24, []
+    for _ in range(V):
+        ty = data[off]
+        (sc,) = struct.unpack("<f", data[off + 1:off + 5])
+        (ln,) = struct.unpack("<H", data[off + 5:off + 7])
+        pieces.append((data[off + 7:off + 7 + ln], sc, ty))
+        off += 7 + ln
+    return pieces, bool(flags & 1)
+
+
+def fixture_pieces(V):
+    """A small valid tern/LLaMA-2-layout vocabulary of V pieces (<unk> <s> </s>, 256 bytes, normal pieces)."""
+    pieces = [(b"<unk>", 0.0, 2), (b"<s>", 0.0, 3), (b"</s>", 0.0, 3)]
+    pieces += [(f"<0x{b:02X}>".encode(), 0.0, 6) for b in range(256)]
+    words = ["\u2581", "e", "t", "a", "o", "n", "h", "s", "\u2581t", "\u2581a", "he", "in", "\u2581the", "er", "an",
+             "re", "on", "\u2581s", "th", "nd", "\u2581w", "ou", "\u2581o", "ha", "is", "\u2581h"]
+    for i, w in enumerate(words[:V - len(pieces)]):
+        pieces.append((w.encode(), -float(i), 1))
+    if len(pieces) != V:
+        raise ValueError(f"fixture vocabulary holds at most {len(pieces)} pieces")
+    return pieces
+
+
+# ---- the Hugging Face forward --------------------------------------------------------------------
+
+class HFQuantRecorder:
+    active = None   # list of x*s values of every activation quantization (tie margins)
+
+
+def hf_unpack(packed):
+    """transformers' unpack_weights: uint8 [P, in] -> int codes - 1, [4P, in]; code i of row p -> row i*P + p."""
+    P = packed.shape[0]
+    out = np.zeros((4 * P,) + packed.shape[1:], dtype=np.int8)
+    for i in range(4):
+        out[i * P:(i + 1) * P] = ((packed >> (2 * i)) & 3).astype(np.int8)
+    return out - 1
+
+
+def hf_forward(cfg, W, input_ids):
+    """Logits [B*T, vocab] (float32) of a LlamaForCausalLM / BitNetForCausalLM. W: name -> (dtype, array)."""
+    arch = cfg["architectures"][0]
+    bitnet = arch == "BitNetForCausalLM"
+    d = cfg["hidden_size"]
+    H = cfg["num_attention_heads"]
+    KV = cfg.get("num_key_value_heads") or H
+    hd = d // H
+    eps = cfg["rms_norm_eps"]
+    theta = float(cfg.get("rope_theta", 500000.0 if bitnet else 10000.0))
+    act = cfg.get("hidden_act", "relu2" if bitnet else "silu")
+    tied = cfg.get("tie_word_embeddings", False)
+    B, T = input_ids.shape
+
+    def w(name):
+        return torch.from_numpy(np.ascontiguousarray(W[name][1]))
+
+    def norm(x, wt):
+        var = x.pow(2).mean(-1, keepdim=True)
+        return wt * (x * torch.rsqrt(var + eps))
+
+    def act_quant(x):
+        s = 127 / x.abs().max(dim=-1, keepdim=True).values.clamp(min=1e-5)
+        if HFQuantRecorder.active is not None:
+            HFQuantRecorder.active.append((x * s).reshape(-1).clone())
+        return (x * s).round().clamp(-128, 127), s
+
+    def linear(x, name):
+        if not bitnet:
+            return x @ w(name + ".weight").t()
+        if W[name + ".weight"][0] == "U8":           # packed BitLinear (offline)
+            wq = torch.from_numpy(hf_unpack(W[name + ".weight"][1]).astype(np.float32))
+            ws = w(name + ".weight_scale").reshape(-1)[0]
+            xq, s = act_quant(x)
+            return (xq @ wq.t()) / (s * ws)
+        wt = w(name + ".weight")                      # AutoBitLinear, online quantization
+        s = 1.0 / wt.abs().mean().clamp(min=1e-5)
+        wq = (wt * s).round().clamp(-1, 1) / s
+        xq, sx = act_quant(x)
+        return (xq / sx) @ wq.t()
+
+    # RotaryEmbedding: inv_freq (float32), llama3 scaling as _compute_llama3_parameters
+    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+    rs = cfg.get("rope_scaling")
+    if rs and (rs.get("rope_type") or rs.get("type")) == "llama3":
+        factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+        old = rs["original_max_position_embeddings"]
+        low_wl, high_wl = old / lo, old / hi
+        wavelen = 2 * math.pi / inv_freq
+        inv_l = torch.where(wavelen > low_wl, inv_freq / factor, inv_freq)
+        smooth = (old / wavelen - lo) / (hi - lo)
+        smoothed = (1 - smooth) * inv_l / factor + smooth * inv_l
+        medium = ~(wavelen < high_wl) * ~(wavelen > low_wl)
+        inv_freq = torch.where(medium, smoothed, inv_l)
+    pos = torch.arange(T, dtype=torch.float32)
+    freqs = pos[:, None] * inv_freq[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos(), emb.sin()                    # [T, hd]
+
+    def rotate_half(x):
+        return torch.cat((-x[..., hd // 2:], x[..., :hd // 2]), dim=-1)
+
+    E = w("model.embed_tokens.weight")
+    x = E[torch.as_tensor(input_ids).long()]           # [B, T, d]
+    mask = torch.full((T, T), float("-inf")).triu(1)
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        h = norm(x, w(p + "input_layernorm.weight"))
+        q = linear(h, p + "self_attn.q_proj").view(B, T, H, hd).transpose(1, 2)
+        k = linear(h, p + "self_attn.k_proj").view(B, T, KV, hd).transpose(1, 2)
+        v = linear(h, p + "self_attn.v_proj").view(B, T, KV, hd).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = k[:, :, None].expand(B, KV, H // KV, T, hd).reshape(B, H, T, hd)   # repeat_kv
+        v = v[:, :, None].expand(B, KV, H // KV, T, hd).reshape(B, H, T, hd)
+        att = torch.softmax(q @ k.transpose(2, 3) * hd ** -0.5 + mask, dim=-1, dtype=torch.float32)
+        a = (att @ v).transpose(1, 2).reshape(B, T, H * hd)
+        if bitnet:
+            a = norm(a, w(p + "self_attn.attn_sub_norm.weight"))
+        x = x + linear(a, p + "self_attn.o_proj")
+        h = norm(x, w(p + "post_attention_layernorm.weight"))
+        g = linear(h, p + "mlp.gate_proj")
+        g = F.silu(g) if act == "silu" else torch.relu(g) ** 2
+        f = g * linear(h, p + "mlp.up_proj")
+        if bitnet:
+            f = norm(f, w(p + "mlp.ffn_sub_norm.weight"))
+        x = x + linear(f, p + "mlp.down_proj")
+    x = norm(x, w("model.norm.weight"))
+    head = E if tied else w("lm_head.weight")
+    return (x @ head.t()).reshape(B * T, -1)
+
+
+def hf_margins(cfg, W, inputs):
+    """(activation tie margin relative, weight tie margin) of a BitNet model on inputs."""
+    HFQuantRecorder.active = []
+    with torch.no_grad():
+        hf_forward(cfg, W, inputs)
+    vals = torch.cat(HFQuantRecorder.active)
+    HFQuantRecorder.active = None
+    dist = (vals - torch.floor(vals) - 0.5).abs()
+    act_rel = (dist / vals.abs().clamp(min=1.0)).min().item()
+    wmin = float("inf")
+    for name, (dt, a) in W.items():
+        if a.ndim == 2 and "proj" in name and dt != "U8":
+            t = torch.from_numpy(a.astype(np.float32))
+            r = (t * (1.0 / t.abs().mean())).abs()
+            wmin = min(wmin, (r - 0.5).abs().min().item())
+    return act_rel, wmin
+
+
+# ---- writing model directories -------------------------------------------------------------------
+
+def hf_config(arch, c, max_pos, tied, rope_scaling=None, quant=None):
+    bitnet = arch == "BitNetForCausalLM"
+    cfg = {"architectures": [arch], "model_type": "bitnet" if bitnet else "llama", "hidden_size": c["dim"],
+           "intermediate_size": c["ffn_dim"], "num_hidden_layers": c["n_layers"], "num_attention_heads": c["n_heads"],
+           "num_key_value_heads": c["n_kv_heads"], "vocab_size": c["vocab_size"], "max_position_embeddings": max_pos,
+           "rms_norm_eps": c["norm_eps"], "rope_theta": c["rope_theta"], "tie_word_embeddings": bool(tied),
+           "hidden_act": "relu2" if c.get("ffn_act", 0) == 1 else "silu", "attention_bias": False,
+           "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "float32", "rope_scaling": rope_scaling}
+    if not bitnet:
+        cfg["mlp_bias"] = False
+    if quant:
+        cfg["quantization_config"] = quant
+    return cfg
+
+
+HF_PROJ = [("attn_q", "self_attn.q_proj"), ("attn_k", "self_attn.k_proj"), ("attn_v", "self_attn.v_proj"),
+           ("attn_output", "self_attn.o_proj"), ("ffn_gate", "mlp.gate_proj"), ("ffn_up", "mlp.up_proj"),
+           ("ffn_down", "mlp.down_proj")]
+HF_NORM = [("attn_norm", "input_layernorm"), ("ffn_norm", "post_attention_layernorm"),
+           ("attn_sub_norm", "self_attn.attn_sub_norm"), ("ffn_sub_norm", "mlp.ffn_sub_norm")]
+
+
+def hf_tensors(c, P, dtype, packed=False, lm_head_when_tied=False, inv_freq=False):
+    """tern-named float32 params P -> [(hf name, dtype, array)] in HF order. packed: projections as uint8 +
+    F32 weight_scale (codes = round(W/mean|W|), weight_scale = 1/mean|W|, mean in float64)."""
+    out = [("model.embed_tokens.weight", dtype, P["token_embd.weight"])]
+    for l in range(c["n_layers"]):
+        for tn, hn in HF_NORM:
+            k = f"blk.{l}.{tn}.weight"
+            if k in P:
+                out.append((f"model.layers.{l}.{hn}.weight", dtype, P[k]))
+        for tn, hn in HF_PROJ:
+            a = np.asarray(P[f"blk.{l}.{tn}.weight"], dtype=np.float32)
+            name = f"model.layers.{l}.{hn}"
+            if packed:
+                mean = np.float32(np.abs(a.astype(np.float64)).mean())
+                q = np.clip(np.rint(a / mean), -1, 1).astype(np.int64)
+                Pr = a.shape[0] // 4
+                codes = (q + 1).astype(np.uint8)
+                pk = np.zeros((Pr, a.shape[1]), dtype=np.uint8)
+                for i in range(4):
+                    pk |= codes[i * Pr:(i + 1) * Pr] << (2 * i)
+                out.append((name + ".weight", "U8", pk))
+                out.append((name + ".weight_scale", "F32", np.array([1.0 / np.float64(mean)], dtype=np.float32)))
+            else:
+                out.append((name + ".weight", dtype, a))
+        if inv_freq:
+            hd = c["dim"] // c["n_heads"]
+            inv = 1.0 / (c["rope_theta"] ** (np.arange(0, hd, 2) / hd))
+            out.append((f"model.layers.{l}.self_attn.rotary_emb.inv_freq", "F32", inv.astype(np.float32)))
+    out.append(("model.norm.weight", dtype, P["output_norm.weight"]))
+    if not c["tied_head"]:
+        out.append(("lm_head.weight", dtype, P["output.weight"]))
+    elif lm_head_when_tied:
+        out.append(("lm_head.weight", dtype, P["token_embd.weight"]))
+    return out
+
+
+def hf_write_dir(out, config, tensors, shards=1, tokenizer_model=None):
+    os.makedirs(out, exist_ok=True)
+    for f in os.listdir(out):
+        if f.endswith(".safetensors") or f in ("model.safetensors.index.json", "config.json", "tokenizer.model"):
+            os.remove(os.path.join(out, f))
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    if shards == 1:
+        st_write(os.path.join(out, "model.safetensors"), tensors, {"format": "pt"})
+    else:
+        per = (len(tensors) + shards - 1) // shards
+        wm, total = {}, 0
+        for s in range(shards):
+            fn = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
+            part = tensors[s * per:(s + 1) * per]
+            st_write(os.path.join(out, fn), part, {"format": "pt"})
+            for name, dt, a in part:
+                wm[name] = fn
+                total += int(np.prod(np.shape(a))) * ST_SIZE[dt]
+        with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
+            json.dump({"metadata": {"total_size": total}, "weight_map": wm}, f, indent=2)
+            f.write("\n")
+    if tokenizer_model is not None:
+        with open(os.path.join(out, "tokenizer.model"), "wb") as f:
+            f.write(tokenizer_model)
+
+
+# ---- hf-fixture ----------------------------------------------------------------------------------
+
+HF_FIX_CFG = dict(dim=48, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=80, vocab_size=272, seq_len=12,
+                  norm_eps=1e-5, rope_theta=10000.0)
+HF_FIX_B = 2
+HF_LLAMA3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+             "original_max_position_embeddings": 64}
+# name, arch, dtype, overrides, options
+HF_FIXTURES = [
+    ("llama_f32", "LlamaForCausalLM", "F32", dict(tied_head=1), dict()),
+    ("llama_f16_untied", "LlamaForCausalLM", "F16", dict(tied_head=0, n_kv_heads=1), dict(rope_scaling=HF_LLAMA3)),
+    ("llama_bf16_sharded", "LlamaForCausalLM", "BF16", dict(tied_head=1, rope_theta=500000.0),
+     dict(shards=2, lm_head_when_tied=True, inv_freq=True)),
+    ("bitnet_bf16", "BitNetForCausalLM", "BF16", dict(tied_head=1, ffn_act=1, rope_theta=500000.0), dict()),
+]
+
+
+def hf_random_params(c, seed, sub_norms):
+    rng = np.random.default_rng(seed)
+    cc = dict(c, sub_norms=sub_norms)
+    P = {}
+    for name, shape in param_shapes(cc):
+        if len(shape) == 1:
+            a = 1.0 + 0.1 * rng.standard_normal(shape)
+        elif name in ("token_embd.weight", "output.weight"):
+            a = 0.15 * rng.standard_normal(shape)
+        else:
+            a = 0.08 * rng.standard_normal(shape)
+        P[name] = a.astype(np.float32)
+    return P
+
+
+def write_hf_expected(path, name, seed, inputs, logits, extra, pieces=None, add_prefix=True):
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w") as f:
+        f.attrs.create("format", np.bytes_(b"tern-hf-expected"))
+        f.attrs.create("format_version", np.int32(1))
+        f.attrs.create("fixture", np.bytes_(name.encode()))
+        f.attrs.create("seed", np.int64(seed))
+        for k, v in extra.items():
+            f.attrs.create(k, v)
+        f.create_dataset("inputs", data=inputs.astype(np.int32))
+        f.create_dataset("logits", data=logits.astype(np.float32))
+        if pieces is not None:
+            f.create_dataset("piece_bytes", data=np.frombuffer(b"".join(p for p, _, _ in pieces), dtype=np.uint8))
+            f.create_dataset("piece_len", data=np.array([len(p) for p, _, _ in pieces], dtype=np.int32))
+            f.create_dataset("piece_score", data=np.array([s for _, s, _ in pieces], dtype=np.float32))
+            f.attrs.create("add_space_prefix", np.int32(1 if add_prefix else 0))
+    os.replace(tmp, path)
+
+
+def cmd_hf_fixture(args):
+    root = args.out_dir
+    os.makedirs(root, exist_ok=True)
+    pieces = fixture_pieces(HF_FIX_CFG["vocab_size"])
+    spm = spm_model_bytes(pieces)
+    rng = np.random.default_rng(77)
+    inputs = rng.integers(0, HF_FIX_CFG["vocab_size"], size=(HF_FIX_B, HF_FIX_CFG["seq_len"])).astype(np.int64)
+    for name, arch, dtype, over, opt in HF_FIXTURES:
+        c = make_config(**dict(HF_FIX_CFG, **over))
+        bitnet = arch == "BitNetForCausalLM"
+        quant = {"quant_method": "bitnet", "linear_class": "autobitlinear", "quantization_mode": "online"} if bitnet else None
+        config = hf_config(arch, c, 64, c["tied_head"], opt.get("rope_scaling"), quant)
+        best = None
+        for s in range(1000, 1000 + (args.tries if bitnet else 1)):
+            P = hf_random_params(c, s, 1 if bitnet else 0)
+            T = hf_tensors(c, P, dtype, lm_head_when_tied=opt.get("lm_head_when_tied", False), inv_freq=opt.get("inv_freq", False))
+            W = {n: (dt, st_roundtrip(a, dt)) for n, dt, a in T}
+            m = hf_margins(config, W, inputs) if bitnet else (1.0, 1.0)
+            key = m[0] if m[1] > 1e-4 else m[0] - 1.0
+            if best is None or key > best[0]:
+                best = (key, s, P, T, W, m)
+        _, seed, P, T, W, m = best
+        d = os.path.join(root, name)
+        hf_write_dir(d, config, T, shards=opt.get("shards", 1), tokenizer_model=spm)
+        cfg_r, W_r = hf_read_dir(d)
+        with torch.no_grad():
+            logits = hf_forward(cfg_r, W_r, inputs).numpy()
+        extra = {"act_tie_margin_rel": np.float32(m[0]), "weight_tie_margin": np.float32(m[1])}
+        write_hf_expected(os.path.join(root, name + "_expected.h5"), name, seed, inputs, logits, extra,
+                          pieces if name == "llama_f32" else None)
+        print(f"{name}: seed {seed}, margins act {m[0]:.2e} weight {m[1]:.2e}, logits |max| {np.abs(logits).max():.3f}, "
+              f"{sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))} bytes")
+        if bitnet:   # the packed form of the same masters
+            Wf = {n: (dt, a) for n, (dt, a) in W_r.items()}
+            Pm = {}
+            for k, v in P.items():   # the masters as stored (bf16-rounded)
+                Pm[k] = st_roundtrip(v, dtype)
+            qcfg = {"quant_method": "bitnet", "linear_class": "bitlinear", "quantization_mode": "offline"}
+            config_p = hf_config(arch, c, 64, c["tied_head"], None, qcfg)
+            Tp = hf_tensors(c, Pm, dtype, packed=True)
+            dp = os.path.join(root, "bitnet_packed")
+            hf_write_dir(dp, config_p, Tp, tokenizer_model=spm)
+            cfg_p, W_p = hf_read_dir(dp)
+            with torch.no_grad():
+                lp = hf_forward(cfg_p, W_p, inputs).numpy()
+            write_hf_expected(os.path.join(root, "bitnet_packed_expected.h5"), "bitnet_packed", seed, inputs, lp, extra)
+            print(f"bitnet_packed: logits vs bitnet_bf16 max|d|/max {np.abs(lp - logits).max() / np.abs(logits).max():.2e}, "
+                  f"{sum(os.path.getsize(os.path.join(dp, f)) for f in os.listdir(dp))} bytes")
+            del Wf
+
+
+def st_roundtrip(a, dtype):
+    """The float32 values a tensor has after being stored as dtype."""
+    if dtype == "F32" or dtype == "U8":
+        return np.asarray(a)
+    if dtype == "F16":
+        return np.asarray(a, dtype=np.float32).astype(np.float16).astype(np.float32)
+    return bf16_to_f32(bf16_bits(a)).reshape(np.shape(a))
+
+
+def cmd_hf_check(args):
+    cfg, W = hf_read_dir(args.dir)
+    with h5py.File(args.expected, "r") as f:
+        inputs = f["inputs"][...].astype(np.int64)
+        want = f["logits"][...]
+    with torch.no_grad():
+        got = hf_forward(cfg, W, inputs).numpy()
+    rel = np.abs(got - want).max() / np.abs(want).max()
+    print(f"hf-check {args.dir}: logits max|d|/max|ref| = {rel:.3e}")
+    return 0 if rel <= 1e-5 else 1
+
+
+# ---- hf-export: a tern checkpoint as a Hugging Face directory ------------------------------------
+
+def cmd_hf_export(args):
+    c, P = load_checkpoint(args.ckpt)
+    P = {k: v.numpy() for k, v in P.items()}
+    arch = "BitNetForCausalLM" if c["ternary"] else "LlamaForCausalLM"
+    if c["ternary"] and not c.get("sub_norms", 1):
+        die(f"{args.ckpt}: a ternary model without sub-norms is not a BitNetForCausalLM")
+    if not c["ternary"] and c.get("sub_norms", 1):
+        die(f"{args.ckpt}: a full-precision model with sub-norms is not a LlamaForCausalLM (train with sub_norms=0)")
+    rs = None
+    if c.get("rope_scaling", 0) == 1:
+        rs = {"rope_type": "llama3", "factor": c["rope_scaling_factor"], "low_freq_factor": c["rope_low_freq_factor"],
+              "high_freq_factor": c["rope_high_freq_factor"], "original_max_position_embeddings": c["rope_original_ctx"]}
+    quant = None
+    if c["ternary"]:
+        quant = {"quant_method": "bitnet", "linear_class": "bitlinear" if args.packed else "autobitlinear",
+                 "quantization_mode": "offline" if args.packed else "online"}
+    elif args.packed:
+        die("--packed needs a ternary checkpoint")
+    config = hf_config(arch, c, c["seq_len"], c["tied_head"], rs, quant)
+    config["torch_dtype"] = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[args.dtype]
+    spm = None
+    tok = args.tokenizer
+    if tok:
+        pieces, prefix = read_tern_tokenizer(tok)
+        spm = spm_model_bytes(pieces, prefix)
+    else:
+        with h5py.File(args.ckpt, "r") as f:
+            if "tokenizer" in f:
+                tmp = args.out.rstrip("/") + ".tok.tmp"
+                open(tmp, "wb").write(f["tokenizer"][...].tobytes())
+                pieces, prefix = read_tern_tokenizer(tmp)
+                os.remove(tmp)
+                spm = spm_model_bytes(pieces, prefix)
+    hf_write_dir(args.out, config, hf_tensors(c, P, args.dtype, packed=args.packed), shards=args.shards, tokenizer_model=spm)
+    print(f"hf-export: wrote {args.out} ({arch}, {args.dtype}{', packed' if args.packed else ''}, "
+          f"{'with' if spm else 'no'} tokenizer.model)")
+    return 0
+
+
+# ---- hf-random: a random model of a known shape ---------------------------------------------------
+
+HF_PRESETS = {
+    # SmolLM-135M's config.json (HuggingFaceTB/SmolLM-135M): LlamaForCausalLM
+    "smollm-135m": dict(dim=576, n_layers=30, n_heads=9, n_kv_heads=3, ffn_dim=1536, vocab_size=49152, seq_len=2048,
+                        norm_eps=1e-5, rope_theta=10000.0, tied_head=1, ternary=0, sub_norms=0),
+}
+
+
+def cmd_hf_random(args):
+    c = make_config(**HF_PRESETS[args.preset])
+    rng = np.random.default_rng(args.seed)
+    P = {}
+    for name, shape in param_shapes(c):
+        P[name] = np.ones(shape, np.float32) if len(shape) == 1 else (0.02 * rng.standard_normal(shape, dtype=np.float32))
+    spm = None
+    if args.tokenizer:
+        pieces, prefix = read_tern_tokenizer(args.tokenizer)
+        spm = spm_model_bytes(pieces, prefix)
+    config = hf_config("LlamaForCausalLM", c, c["seq_len"], c["tied_head"])
+    config["torch_dtype"] = "bfloat16"
+    hf_write_dir(args.out, config, hf_tensors(c, P, args.dtype), shards=args.shards, tokenizer_model=spm)
+    n = sum(int(np.prod(s)) for _, s in param_shapes(c))
+    print(f"hf-random: wrote {args.out}: {args.preset}, {n / 1e6:.1f}M parameters, {args.dtype}, "
+          f"{'tokenizer.model from ' + args.tokenizer if spm else 'no tokenizer'}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
 
 def main():
     ap = argparse.ArgumentParser(prog=PROG, description="PyTorch reference of the tern model")
@@ -809,6 +1426,26 @@ def main():
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--which", choices=["both", "ternary", "fp"], default="both")
     sub.add_parser("selfcheck", help="STE / gradcheck self-checks")
+    p = sub.add_parser("hf-fixture", help="write the Hugging Face layout fixtures tests/fixtures/hf/")
+    p.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "hf"))
+    p.add_argument("--tries", type=int, default=60, help="seeds tried for the BitNet fixtures (tie margins)")
+    p = sub.add_parser("hf-check", help="recompute a Hugging Face fixture's expected logits")
+    p.add_argument("dir")
+    p.add_argument("expected")
+    p = sub.add_parser("hf-export", help="write a tern checkpoint as a Hugging Face model directory")
+    p.add_argument("ckpt")
+    p.add_argument("out")
+    p.add_argument("--dtype", choices=["F32", "F16", "BF16"], default="BF16")
+    p.add_argument("--packed", action="store_true", help="BitNet: uint8 ternary codes + weight_scale")
+    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--tokenizer", help="tern tokenizer file for tokenizer.model (default: the checkpoint's)")
+    p = sub.add_parser("hf-random", help="a random-weight Hugging Face model of a known shape")
+    p.add_argument("out")
+    p.add_argument("--preset", choices=sorted(HF_PRESETS), default="smollm-135m")
+    p.add_argument("--dtype", choices=["F32", "F16", "BF16"], default="BF16")
+    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--tokenizer", help="tern tokenizer file written as tokenizer.model (padded to the vocab at import)")
     args = ap.parse_args()
     torch.set_num_threads(getattr(args, "threads", 2))
     if args.mode == "fixture":
@@ -819,6 +1456,14 @@ def main():
         return cmd_eval(args)
     if args.mode == "bench":
         return cmd_bench(args)
+    if args.mode == "hf-fixture":
+        return cmd_hf_fixture(args) or 0
+    if args.mode == "hf-check":
+        return cmd_hf_check(args)
+    if args.mode == "hf-export":
+        return cmd_hf_export(args)
+    if args.mode == "hf-random":
+        return cmd_hf_random(args)
     return cmd_selfcheck(args)
 
 

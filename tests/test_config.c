@@ -250,10 +250,13 @@ static void test_validate(void **st) {
     // exportability
     char why[128];
     tern_model_config m = c.model;
-    assert_int_equal(tern_model_config_exportable(&m, why, sizeof why), 1);
+    assert_int_equal(tern_model_config_exportable(&m, why, sizeof why), 2);   // TQ rows throughout
     m.dim = 64; m.n_heads = 4; m.n_kv_heads = 4;
-    assert_int_equal(tern_model_config_exportable(&m, why, sizeof why), 0);
+    assert_int_equal(tern_model_config_exportable(&m, why, sizeof why), 1);   // Q8_0 rows
     assert_string_equal(why, "dim 64 is not a multiple of 256");
+    m.ffn_dim = 80;
+    assert_int_equal(tern_model_config_exportable(&m, why, sizeof why), 0);
+    assert_string_equal(why, "ffn_dim 80 is not a multiple of 32");
     assert_int_equal(tern_model_config_validate(&m), 0);
 }
 
@@ -299,7 +302,7 @@ static void test_shipped_configs(void **st) {
         tern_config_defaults(&c);
         if (tern_config_load(&c, cf[i].path) != 0) fail_msg("%s", tern_last_error());
         if (tern_config_validate(&c) != 0) fail_msg("%s: %s", cf[i].path, tern_last_error());
-        assert_int_equal(tern_model_config_exportable(&c.model, NULL, 0), 1);
+        assert_int_equal(tern_model_config_exportable(&c.model, NULL, 0), 2);   // TQ rows throughout
         long n = tern_model_config_nparams(&c.model);
         if (n < cf[i].lo || n > cf[i].hi) fail_msg("%s: %ld params", cf[i].path, n);
     }

@@ -355,7 +355,8 @@ static void test_memory_per_rank(void **st) {
     long P = PAD16((long)m->vocab_size * m->dim) + m->n_layers * layer + PAD16(m->dim);
     if (!m->tied_head) P += PAD16((long)m->vocab_size * m->dim);
 #undef PAD16
-    tern_mem_inputs one = {1, 0, 0, 0, 0, 1, 1}, two = {1, 0, 0, 0, 0, 2, 2}, two_load = {1, 1, 0, 0, 0, 2, 2};
+    tern_mem_inputs one = {.threads = 1, .ranks = 1, .node_ranks = 1}, two = {.threads = 1, .ranks = 2, .node_ranks = 2},
+                    two_load = {.threads = 1, .resuming = 1, .ranks = 2, .node_ranks = 2};
     tern_mem_estimate e1, e2, e3, ez, ezl;
     c.run.grad_accum = 1;
     assert_int_equal(tern_mem_estimate_run(&c, &one, &e1), 0);

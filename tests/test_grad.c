@@ -3,6 +3,7 @@
 // analytic backward; it fails when any element exceeds atol + rtol * |numeric|.
 #include "testutil.h"
 #include "model/quant.h"
+#include "model/rope.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -61,6 +62,8 @@ static tern_tensor *b_sum(tern_graph *g, tern_tensor **in, void *c) { (void)c; r
 static tern_tensor *b_mean(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_mean(g, in[0]); }
 static tern_tensor *b_silu(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_silu(g, in[0]); }
 static tern_tensor *b_swiglu(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_swiglu(g, in[0], in[1]); }
+static tern_tensor *b_relu2(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_relu2(g, in[0]); }
+static tern_tensor *b_relu2_glu(tern_graph *g, tern_tensor **in, void *c) { (void)c; return tern_relu2_glu(g, in[0], in[1]); }
 
 static void check_unary_binary(const char *name, tu_build_fn f, int n_in, int rows, int cols) {
     inputs in;
@@ -81,6 +84,41 @@ static void test_elementwise(void **st) {
     check_unary_binary("mean 11x5", b_mean, 1, 11, 5);
     check_unary_binary("silu 9x13", b_silu, 1, 9, 13);
     check_unary_binary("swiglu 5x31", b_swiglu, 2, 5, 31);
+    check_unary_binary("relu2 9x13", b_relu2, 1, 9, 13);
+    check_unary_binary("relu2_glu 5x31", b_relu2_glu, 2, 5, 31);
+}
+
+// ReLU² against its definition, elementwise (a plain loop that shares no code with the op), and
+// exactly zero gradient where the gate is negative.
+static void test_relu2_values(void **st) {
+    (void)st;
+    inputs in;
+    in_init(&in);
+    in_add(&in, "gate", 2, 4, 9);
+    in_add(&in, "up", 2, 4, 9);
+    in_alloc(&in, 5);
+    in.t[0]->data[0] = 0.0f;
+    in.t[0]->data[1] = -0.0f;
+    tern_graph g;
+    tern_graph_init(&g, 16, 0, 0);
+    tern_tensor *y = tern_relu2_glu(&g, in.t[0], in.t[1]), *z = tern_relu2(&g, in.t[0]);
+    int neg = 0;
+    for (long i = 0; i < y->n; i++) {
+        double a = in.t[0]->data[i], r = a > 0 ? a * a : 0.0;
+        assert_float_equal(z->data[i], r, 1e-6 * (1 + r));
+        assert_float_equal(y->data[i], r * in.t[1]->data[i], 1e-6 * (1 + fabs(r * in.t[1]->data[i])));
+        neg += a <= 0;
+    }
+    assert_true(neg > 5);
+    tern_params_zero_grad(&in.p);
+    float seed[36];
+    for (int i = 0; i < 36; i++) seed[i] = 1.0f;
+    tern_backward_vec(&g, y, seed);
+    for (long i = 0; i < y->n; i++)
+        if (in.t[0]->data[i] <= 0) { assert_true(in.t[0]->grad[i] == 0.0f); assert_true(in.t[1]->grad[i] == 0.0f); }
+        else assert_float_equal(in.t[0]->grad[i], 2 * in.t[0]->data[i] * in.t[1]->data[i], 1e-5);
+    tern_graph_free(&g);
+    tern_params_free(&in.p);
 }
 
 // ---- embedding (repeated ids) -----------------------------------------------------------------
@@ -132,6 +170,90 @@ static void test_rope(void **st) {
         char name[64];
         snprintf(name, sizeof name, "rope B%d T%d H%d D%d pos0 %d", r->B, r->T, r->Hh, r->D, r->pos0);
         expect_ok(tu_gradcheck(name, b_rope, r, in.t, 1, H, ATOL, RTOL, MAXE));
+        tern_params_free(&in.p);
+    }
+}
+
+// RoPE with LLaMA-3 frequency divisors: gradients, and the divisors against HF's formula
+typedef struct { int T, D; float div[8]; } rope_div_ctx;
+static tern_tensor *b_rope_div(tern_graph *g, tern_tensor **in, void *c) {
+    rope_div_ctx *r = c;
+    return tern_rope_ex(g, in[0], 1, r->T, 2, r->D, 5, 500.0f, r->div);
+}
+static void test_rope_scaled(void **st) {
+    (void)st;
+    rope_div_ctx r = {6, 16, {0}};
+    // theta 500, D 16, original context 40, factor 8, low 1, high 4: wavelengths 2pi..~1300 span all three cases
+    tern_rope_llama3_divisors(16, 500.0f, 8.0f, 1.0f, 4.0f, 40, r.div);
+    int ones = 0, full = 0, mid = 0;
+    for (int i = 0; i < 8; i++) {
+        double inv = pow(500.0, -2.0 * i / 16), wl = 2 * M_PI / inv, want;
+        // Hugging Face's _compute_llama3_parameters, written out independently
+        if (wl < 40.0 / 4) want = inv;
+        else if (wl > 40.0 / 1) want = inv / 8;
+        else { double sm = (40.0 / wl - 1) / (4 - 1); want = (1 - sm) * inv / 8 + sm * inv; }
+        assert_float_equal(inv / r.div[i], want, 1e-6 * want);
+        ones += r.div[i] == 1.0f; full += r.div[i] == 8.0f; mid += r.div[i] > 1.0f && r.div[i] < 8.0f;
+    }
+    assert_true(ones > 0 && full > 0 && mid > 0);
+    inputs in;
+    in_init(&in);
+    in_add(&in, "x", 2, r.T, 2 * r.D);
+    in_alloc(&in, 71);
+    expect_ok(tu_gradcheck("rope llama3-scaled T6 H2 D16 pos0 5", b_rope_div, &r, in.t, 1, H, ATOL, RTOL, MAXE));
+    tern_params_free(&in.p);
+}
+
+// ---- distillation KL ------------------------------------------------------------------------------
+typedef struct { float T; float teacher[6 * 11]; } kl_ctx;
+static const int kl_targets[6] = {3, TERN_IGNORE_INDEX, 0, 10, 7, 7};
+static tern_tensor *b_kl(tern_graph *g, tern_tensor **in, void *c) {
+    kl_ctx *k = c;
+    return tern_kl_distill(g, in[0], k->teacher, kl_targets, TERN_IGNORE_INDEX, k->T);
+}
+static void test_kl_distill(void **st) {
+    (void)st;
+    float temps[3] = {1.0f, 2.0f, 0.5f};
+    for (int t = 0; t < 3; t++) {
+        kl_ctx k;
+        k.T = temps[t];
+        tu_fill_normal(k.teacher, 66, 900 + t, 2.0f);
+        inputs in;
+        in_init(&in);
+        in_add(&in, "student", 2, 6, 11);
+        in_alloc(&in, 31 + t);
+        char name[64];
+        snprintf(name, sizeof name, "kl_distill 6x11 T=%g (1 ignored)", (double)k.T);
+        expect_ok(tu_gradcheck(name, b_kl, &k, in.t, 1, H, ATOL, RTOL, 100));
+        // value against a float64 loop written from the definition
+        tern_graph g;
+        tern_graph_init(&g, 16, 0, 0);
+        tern_tensor *l = b_kl(&g, in.t, &k);
+        double tot = 0;
+        int cnt = 0;
+        for (int i = 0; i < 6; i++) {
+            if (kl_targets[i] == TERN_IGNORE_INDEX) continue;
+            double zt = 0, zs = 0, kl = 0;
+            for (int v = 0; v < 11; v++) { zt += exp(k.teacher[i * 11 + v] / k.T); zs += exp(in.t[0]->data[i * 11 + v] / k.T); }
+            for (int v = 0; v < 11; v++) {
+                double p = exp(k.teacher[i * 11 + v] / k.T) / zt, q = exp(in.t[0]->data[i * 11 + v] / k.T) / zs;
+                kl += p * log(p / q);
+            }
+            tot += kl;
+            cnt++;
+        }
+        double want = k.T * k.T * tot / cnt;
+        assert_float_equal(l->data[0], want, 1e-5 * (1 + want));
+        assert_true(want > 0.01);
+        // student == teacher: KL 0 and zero gradient
+        memcpy(in.t[0]->data, k.teacher, sizeof k.teacher);
+        tern_graph_reset(&g);
+        tern_params_zero_grad(&in.p);
+        l = b_kl(&g, in.t, &k);
+        assert_true(fabsf(l->data[0]) < 1e-5f);
+        tern_backward(&g, l, 1.0f);
+        for (int i = 0; i < 66; i++) assert_true(fabsf(in.t[0]->grad[i]) < 1e-6f);
+        tern_graph_free(&g);
         tern_params_free(&in.p);
     }
 }
@@ -260,6 +382,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul),        cmocka_unit_test(test_elementwise), cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_rmsnorm),       cmocka_unit_test(test_rope),        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_relu2_values),  cmocka_unit_test(test_rope_scaled), cmocka_unit_test(test_kl_distill),
         cmocka_unit_test(test_cross_entropy), cmocka_unit_test(test_bitlinear_fp), cmocka_unit_test(test_graph_reuse),
         cmocka_unit_test(test_two_backward),
     };

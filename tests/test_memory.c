@@ -3,7 +3,9 @@
 // tern_mem_activations() computes, for ternary / full-precision / ramp models, tied and untied
 // heads, grouped-query attention, odd widths and 1-3 threads (so an op that changes what it
 // allocates fails here until the estimate follows); the parameter buffers are what the model
-// registers; a run that does not fit is refused before anything is allocated.
+// registers; a run that does not fit is refused before anything is allocated. The imported shapes
+// (squared ReLU, no sub-norms, llama3 rope) and distillation (the student's KL term, the teacher's
+// no-gradient arena, its values and logits buffer) are measured the same way.
 #include "testutil.h"
 #include "model/model.h"
 #include "training/memory.h"
@@ -20,6 +22,14 @@ static tern_model_config cfg_of(int dim, int layers, int heads, int kv, int ffn,
     tern_model_config_defaults(&m);
     m.dim = dim; m.n_layers = layers; m.n_heads = heads; m.n_kv_heads = kv; m.ffn_dim = ffn; m.vocab_size = vocab;
     m.seq_len = T; m.ternary = ternary; m.tied_head = tied;
+    assert_int_equal(tern_model_config_validate(&m), 0);
+    return m;
+}
+
+static tern_model_config shaped(tern_model_config m, int act, int sub_norms, int llama3) {
+    m.ffn_act = act;
+    m.sub_norms = sub_norms;
+    if (llama3) m.rope_scaling = TERN_ROPE_SCALING_LLAMA3;
     assert_int_equal(tern_model_config_validate(&m), 0);
     return m;
 }
@@ -56,6 +66,9 @@ static void test_activations_exact(void **st) {
         {cfg_of(64, 1, 2, 1, 64, 50, 8, 1, 0), 2, 2, 1.0f},      // untied head
         {cfg_of(256, 2, 4, 2, 512, 512, 64, 1, 1), 4, 2, 1.0f},  // configs/tiny.cfg
         {cfg_of(32, 1, 2, 1, 32, 40, 130, 1, 1), 1, 2, 1.0f},    // T > 2 query blocks of attention
+        {shaped(cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 1), TERN_FFN_RELU2, 1, 0), 2, 2, 1.0f},   // BitNet 2B4T shape
+        {shaped(cfg_of(64, 2, 4, 2, 96, 61, 9, 0, 0), TERN_FFN_SILU, 0, 1), 3, 2, 0.0f},    // imported LLaMA (no sub-norms, llama3 rope)
+        {shaped(cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 1), TERN_FFN_RELU2, 0, 0), 2, 3, 1.0f},   // relu2 without sub-norms
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t got = measure(&cases[i].m, cases[i].B, cases[i].threads, cases[i].lambda);
@@ -71,6 +84,91 @@ static void test_activations_exact(void **st) {
     omp_set_num_threads(2);
 }
 
+// Distillation as the trainer runs it: the frozen teacher forward one sequence at a time with its
+// cross-entropy (validation) on a no-gradient graph, then the student's step with CE and KL.
+static void measure_distill(const tern_model_config *sc, const tern_model_config *tc, int B, int threads,
+                            size_t *student_high, size_t *teacher_high) {
+    omp_set_num_threads(threads);
+    tern_model s, t;
+    tern_model_build(&s, sc);
+    tern_model_init_weights(&s, 3);
+    tern_model_build_frozen(&t, tc);
+    tern_model_init_weights(&t, 4);
+    int T = sc->seq_len, n = B * T, V = sc->vocab_size;
+    int *in = malloc(sizeof(int) * (size_t)n), *tg = malloc(sizeof(int) * (size_t)n);
+    float *tl = malloc(sizeof(float) * (size_t)n * V);
+    for (int i = 0; i < n; i++) { in[i] = (i * 7) % V; tg[i] = (i * 11 + 1) % V; }
+    tern_graph tgr, g;
+    tern_graph_init(&tgr, tern_model_graph_nodes(tc), 4096, 0);
+    tgr.grad_enabled = 0;
+    *teacher_high = 0;
+    for (int b = 0; b < B; b++) {
+        tern_graph_reset(&tgr);
+        tern_tensor *lg = tern_model_forward(&t, &tgr, in + (size_t)b * T, 1, T);
+        memcpy(tl + (size_t)b * T * V, lg->data, sizeof(float) * (size_t)T * V);
+        tern_cross_entropy(&tgr, lg, tg + (size_t)b * T, TERN_IGNORE_INDEX);
+        if (tgr.arena.high > *teacher_high) *teacher_high = tgr.arena.high;
+    }
+    tern_graph_init(&g, tern_model_graph_nodes(sc), 4096, 0);
+    tern_tensor *lg = tern_model_forward(&s, &g, in, B, T);
+    tern_tensor *ce = tern_cross_entropy(&g, lg, tg, TERN_IGNORE_INDEX);
+    tern_tensor *kl = tern_kl_distill(&g, lg, tl, tg, TERN_IGNORE_INDEX, 2.0f);
+    tern_tensor *loss = tern_add(&g, tern_scale(&g, ce, 0.5f), tern_scale(&g, kl, 0.5f));
+    tern_backward(&g, loss, 1.0f);
+    *student_high = g.arena.high;
+    tern_graph_free(&g);
+    tern_graph_free(&tgr);
+    tern_model_free(&s);
+    tern_model_free(&t);
+    free(in);
+    free(tg);
+    free(tl);
+}
+
+// The student's step arena with distillation, and the teacher's arena, exactly as estimated;
+// the estimate's teacher part covers the teacher's values, logits buffer and arena.
+static void test_distill_exact(void **st) {
+    (void)st;
+    struct { tern_model_config s, t; int B, threads; } cases[] = {
+        // LLaMA imported (fp teacher, no sub-norms) -> ternary student with sub-norms inserted
+        {cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 1), shaped(cfg_of(64, 2, 4, 2, 96, 61, 9, 0, 1), TERN_FFN_SILU, 0, 0), 2, 2},
+        // a bigger teacher of another shape, untied, llama3 rope; ReLU² ternary student
+        {shaped(cfg_of(64, 1, 4, 4, 64, 50, 12, 1, 1), TERN_FFN_RELU2, 1, 0),
+         shaped(cfg_of(96, 2, 4, 1, 160, 50, 12, 0, 0), TERN_FFN_SILU, 0, 1), 3, 3},
+        // a ternary teacher (its forward takes the int8 path without keeping x_eff)
+        {cfg_of(64, 1, 2, 1, 64, 50, 8, 1, 1), cfg_of(64, 2, 2, 2, 128, 50, 8, 1, 1), 2, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t sh, th;
+        measure_distill(&cases[i].s, &cases[i].t, cases[i].B, cases[i].threads, &sh, &th);
+        int T = cases[i].s.seq_len;
+        size_t se = tern_mem_activations(&cases[i].s, cases[i].B, T, cases[i].threads) + tern_mem_distill_extra(cases[i].B, T);
+        size_t te = tern_mem_teacher_arena(&cases[i].t, T, cases[i].threads);
+        printf("  distill case %zu: student arena %zu (estimate %zu), teacher arena %zu (estimate %zu)\n", i, sh, se, th, te);
+        if (sh != se) fail_msg("distill case %zu: the student step allocated %zu bytes, the estimate says %zu", i, sh, se);
+        if (th != te) fail_msg("distill case %zu: the teacher allocated %zu bytes, the estimate says %zu", i, th, te);
+    }
+    // the run estimate: teacher values only (4 bytes per parameter), logits [batch*seq_len, vocab]
+    tern_config c;
+    tern_config_defaults(&c);
+    c.model = cases[0].s;
+    c.run.batch = 2;
+    tern_mem_inputs in = {.threads = 2, .ranks = 1, .node_ranks = 1, .has_teacher = 1, .teacher = cases[0].t};
+    tern_mem_estimate e, e0;
+    assert_int_equal(tern_mem_estimate_run(&c, &in, &e), 0);
+    in.has_teacher = 0;
+    assert_int_equal(tern_mem_estimate_run(&c, &in, &e0), 0);
+    size_t tn = 4 * (size_t)tern_model_config_nparams(&cases[0].t);   // values only; tensors padded to 16 floats
+    assert_true(e.teacher_params >= tn && e.teacher_params < tn + 4 * 16 * 64);
+    assert_int_equal(e.teacher_logits, 4 * (size_t)2 * 9 * 61);
+    assert_int_equal(e.teacher_activations, tern_mem_teacher_arena(&cases[0].t, 9, 2));
+    assert_int_equal(e.teacher, e.teacher_params + e.teacher_logits + e.teacher_activations);
+    assert_int_equal(e.activations, e0.activations + tern_mem_distill_extra(2, 9));
+    assert_int_equal(e.params + e.grads + e.adam, e0.params + e0.grads + e0.adam);   // the student's alone
+    assert_true(e.peak >= e0.peak + e.teacher);
+    omp_set_num_threads(2);
+}
+
 static void test_estimate_parts(void **st) {
     (void)st;
     tern_config c;
@@ -80,7 +178,7 @@ static void test_estimate_parts(void **st) {
     assert_int_equal(tern_config_validate(&c), 0);
     tern_model m;
     tern_model_build(&m, &c.model);
-    tern_mem_inputs in = {2, 0, 64 + 2 * 9000, 64 + 2 * 900, 5000, 1, 1};
+    tern_mem_inputs in = {.threads = 2, .train_bytes = 64 + 2 * 9000, .val_bytes = 64 + 2 * 900, .tokenizer_bytes = 5000, .ranks = 1, .node_ranks = 1};
     tern_mem_estimate e;
     assert_int_equal(tern_mem_estimate_run(&c, &in, &e), 0);
     assert_int_equal(e.n_params, m.params.total);                    // what the model registers, padding included
@@ -112,7 +210,7 @@ static void test_estimate_parts(void **st) {
     big.run.batch = 1000000;   // cfg_train_signal_200639.cfg
     big.model = cfg_of(32, 1, 2, 1, 32, 512, 16, 1, 1);
     assert_int_equal(tern_config_validate(&big), 0);
-    tern_mem_inputs one = {2, 0, 0, 0, 0, 1, 1};
+    tern_mem_inputs one = {.threads = 2, .ranks = 1, .node_ranks = 1};
     assert_int_equal(tern_mem_estimate_run(&big, &one, &e), 0);
     assert_true(e.activations > ((size_t)100 << 30) / 100);   // > 1 GB of activations
     char b[32];
@@ -160,6 +258,7 @@ static void test_trainer_refuses(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_activations_exact),
+        cmocka_unit_test(test_distill_exact),
         cmocka_unit_test(test_estimate_parts),
         cmocka_unit_test(test_trainer_refuses),
     };

@@ -49,6 +49,43 @@ static void test_model_gradcheck_fp(void **st) {
     }
 }
 
+// the imported shapes: relu2 FFN, no sub-norms (a LLaMA block), llama3 rope scaling, untied head
+static void test_model_gradcheck_imported_shapes(void **st) {
+    (void)st;
+    for (int v = 0; v < 2; v++) {
+        tern_model_config c;
+        tiny_cfg(&c, 0, 1 - v);   // v = 0 tied, v = 1 untied
+        c.ffn_act = v ? TERN_FFN_SILU : TERN_FFN_RELU2;
+        c.sub_norms = v;
+        c.rope_scaling = TERN_ROPE_SCALING_LLAMA3;
+        c.rope_original_ctx = 8;    // head_dim 6: the 3 frequencies in the three bands
+        c.rope_theta = 500.0f;
+        assert_int_equal(tern_model_config_validate(&c), 0);
+        tern_model m;
+        tern_model_build(&m, &c);
+        assert_true((m.layers[0].attn_sub_norm == NULL) == (v == 0));
+        assert_non_null(m.rope_div);
+        long n = 0;
+        for (int i = 0; i < m.params.n; i++) n += m.params.t[i]->n;
+        assert_int_equal(n, tern_model_config_nparams(&c));
+        tern_model_init_weights(&m, 15 + v);
+        for (long i = 0; i < m.params.total; i++) m.params.data[i] *= 10.0f;
+        for (int i = 0; i < m.params.n; i++)
+            if (m.params.t[i]->ndim == 1) tu_fill_uniform(m.params.t[i]->data, m.params.t[i]->n, 50 + i, 0.5f, 1.5f);
+        for (int i = 0; i <= B * T; i++) tok[i] = (i * 11 + 2) % c.vocab_size;
+        cur = &m;
+        const char *names[] = {"token_embd.weight", "blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.1.ffn_gate.weight",
+                               "blk.1.ffn_up.weight", "blk.1.ffn_down.weight", "output_norm.weight",
+                               v ? "output.weight" : "blk.0.ffn_norm.weight"};
+        tern_tensor *in[8];
+        for (int i = 0; i < 8; i++) { in[i] = tern_params_find(&m.params, names[i]); assert_non_null(in[i]); }
+        tu_gc_result r = tu_gradcheck(v ? "model fp silu sub-norms llama3 untied" : "model fp relu2 no-sub-norms llama3 tied",
+                                      b_loss, NULL, in, 8, 3e-3, 1e-3, 2e-2, 24);   // ReLU²'s kink: a smaller step
+        assert_true(r.worst_ratio <= 1.0);
+        tern_model_free(&m);
+    }
+}
+
 // ternary forward: every BitLinear uses integers; lambda 1 and lambda 0 differ; quant is deterministic
 static void test_model_ternary_forward(void **st) {
     (void)st;
@@ -182,7 +219,7 @@ static void test_eval_bpb(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_model_gradcheck_fp),
+        cmocka_unit_test(test_model_gradcheck_fp), cmocka_unit_test(test_model_gradcheck_imported_shapes),
         cmocka_unit_test(test_model_ternary_forward),
         cmocka_unit_test(test_model_greedy),
         cmocka_unit_test(test_model_greedy_past_context),

@@ -77,13 +77,16 @@ int main(int argc, char **argv) {
     }
     printf("%s: %s v%d, %s\n", path, TERN_CKPT_FORMAT, version, sealed ? "checksum (xxh64) ok" : "no checksum (older file)");
     printf("model: dim %d, n_layers %d, n_heads %d, n_kv_heads %d, ffn_dim %d, vocab_size %d, seq_len %d,\n"
-           "       norm_eps %g, rope_theta %g, tied_head %d, ternary %d\n",
+           "       norm_eps %g, rope_theta %g, tied_head %d, ternary %d, ffn_act %s, sub_norms %d\n",
            mc.dim, mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.ffn_dim, mc.vocab_size, mc.seq_len, (double)mc.norm_eps,
-           (double)mc.rope_theta, mc.tied_head, mc.ternary);
+           (double)mc.rope_theta, mc.tied_head, mc.ternary, tern_ffn_act_name(mc.ffn_act), mc.sub_norms);
+    if (mc.rope_scaling == TERN_ROPE_SCALING_LLAMA3)
+        printf("       rope_scaling llama3: factor %g, low_freq_factor %g, high_freq_factor %g, original context %d\n",
+               (double)mc.rope_scaling_factor, (double)mc.rope_low_freq_factor, (double)mc.rope_high_freq_factor, mc.rope_original_ctx);
     char why[128];
     int exp = tern_model_config_exportable(&mc, why, sizeof why);
     printf("parameters: %ld (%.2fM)%s%s\n", tern_model_config_nparams(&mc), tern_model_config_nparams(&mc) / 1e6,
-           exp ? "" : "; not exportable to GGUF ternary: ", exp ? "" : why);
+           exp == 2 ? "" : exp ? "; exports with Q8_0 rows (8.5 bits/weight) where " : "; not exportable to GGUF: ", exp == 2 ? "" : why);
     if (has_tok) printf("tokenizer: %zu bytes embedded\n", tok_n);
     else printf("tokenizer: none\n");
     if (has_state) {

@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
     tern_tokfile tf;
     int has_tf = 0;
     if (tern_checkpoint_read_config(ckpt, &mc) != 0) DIE("%s", tern_last_error());
-    tern_model_build(&m, &mc);
+    tern_model_build_frozen(&m, &mc);   // values only: evaluation needs no gradients
     if (tern_checkpoint_load(ckpt, &mc, &m.params, NULL) < 0) DIE("%s", tern_last_error());
     if (fp) m.quant_lambda = 0.0f;
     void *tb = NULL;

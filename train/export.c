@@ -1,28 +1,37 @@
-// export.c — tern HDF5 checkpoint -> GGUF v3 (llama.cpp architecture `bitnet`).
-//   tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0] [--embd f16|f32] [--name NAME]
+// export.c — tern HDF5 checkpoint -> GGUF v3 (llama.cpp architecture `bitnet`, or bitnet.cpp's
+// `bitnet-b1.58` for squared-ReLU models).
+//   tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0|q8_0] [--embd f16|f32] [--name NAME]
 //               [--tokenizer TOK] [--no-tokenizer]   (TOK: .tkz or tokenizer.json)
 //
 // What is written (shared/docs/formats.md):
-//   KVs: general.architecture = "bitnet", general.name, general.file_type, bitnet.context_length,
+//   KVs: general.architecture = ARCH, general.name, general.file_type, ARCH.context_length,
 //        .embedding_length, .block_count, .feed_forward_length, .attention.head_count,
 //        .attention.head_count_kv, .attention.layer_norm_rms_epsilon, .rope.freq_base,
 //        .rope.dimension_count, .vocab_size; the tokenizer as tokenizer.ggml.* keys of either kind
 //        (src/tokenizers/tokenizer_gguf.h: model "llama" with scores, or "gpt2" with merges and pre).
-//   Tensors: token_embd (f16 default, or f32), output_norm (f32), per block the four norms (f32)
-//        and the seven BitLinear weights as TQ2_0 (default) or TQ1_0 blocks with d = 1, each
-//        followed by blk.N.<name>.scale, f32 {1} = the exact fp32 s_w (quant.h): llama.cpp's bitnet
-//        graph multiplies the product by it, tern's runtime folds it into the kernel scale. So
-//        the ternary integers and the scales are bit-identical to the training forward.
-//   An untied head (tied_head = 0) is written as output.weight (same type as the embedding);
-//        tern runs it, llama.cpp's bitnet loader does not know it (a warning says so).
-// Rows must be a multiple of 256 weights (TQ2_0/TQ1_0 blocks): dim and ffn_dim % 256 == 0 is
-// checked up front ("stated answer": config validation, no fallback type). Full-precision
-// checkpoints (ternary = 0) are refused: their weights are not ternary.
+//        ARCH = "bitnet" for SiLU models (ffn_act = silu), "bitnet-b1.58" for squared-ReLU models
+//        (ffn_act = relu2: Microsoft's BitNet b1.58 2B4T; bitnet.cpp's name, keys "bitnet-b1.58.*",
+//        the same tensor names; llama.cpp's own `bitnet` graph applies SiLU).
+//   Tensors: token_embd (f16 default, or f32), output_norm (f32), per block the norms (f32; the
+//        two sub-norms only when the model has them) and the seven BitLinear weights as TQ2_0
+//        (default) or TQ1_0 blocks with d = 1, each followed by blk.N.<name>.scale, f32 {1} = the
+//        exact fp32 s_w (quant.h): llama.cpp's bitnet graph multiplies the product by it, tern's
+//        runtime folds it into the kernel scale. So the ternary integers and the scales are
+//        bit-identical to the training forward.
+//   Rows that are not a multiple of 256 weights (TQ blocks) fall back to Q8_0 blocks holding the
+//        ternary codes exactly (d = 1, int8 values in {-1, 0, 1}) with the same .scale tensor:
+//        8.5 bits per weight for those tensors, still exact, read by llama.cpp and tern's runtime.
+//        Rows must then be a multiple of 32. --type q8_0 writes every BitLinear that way.
+//   rope_scaling = llama3: rope_freqs.weight f32 [head_dim/2] (the frequency divisors, as
+//        llama.cpp's converter writes them for LLaMA 3).
+//   An untied head (tied_head = 0) is written as output.weight (same type as the embedding).
+// Full-precision checkpoints (ternary = 0) are refused: their weights are not ternary.
 #include "formats/checkpoint.h"
 #include "model/config.h"
 #include "formats/gguf.h"
 #include "model/model.h"
 #include "model/quant.h"
+#include "model/rope.h"
 #include "tokenizers/tokenizer.h"
 #include "tokenizers/tokenizer_gguf.h"
 #include "tokenizers/tokenizer_json.h"
@@ -36,7 +45,7 @@
 static const char *prog = "tern-export";
 
 static void usage(FILE *f, int rc) {
-    fprintf(f, "usage: tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0] [--embd f16|f32] [--name NAME]\n"
+    fprintf(f, "usage: tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0|q8_0] [--embd f16|f32] [--name NAME]\n"
                "                   [--tokenizer file.tok] [--no-tokenizer]\n");
     exit(rc);
 }
@@ -84,7 +93,8 @@ int main(int argc, char **argv) {
             if (!strcmp(a, "--type")) {
                 if (!strcmp(v, "tq2_0")) ttype = TERN_GGML_TQ2_0;
                 else if (!strcmp(v, "tq1_0")) ttype = TERN_GGML_TQ1_0;
-                else die("--type: expected tq2_0 or tq1_0");
+                else if (!strcmp(v, "q8_0")) ttype = TERN_GGML_Q8_0;
+                else die("--type: expected tq2_0, tq1_0 or q8_0");
             } else if (!strcmp(a, "--embd")) {
                 if (!strcmp(v, "f16")) etype = TERN_GGML_F16;
                 else if (!strcmp(v, "f32")) etype = TERN_GGML_F32;
@@ -109,11 +119,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: %s: full-precision checkpoint (ternary = 0); only ternary models export to TQ2_0/TQ1_0\n", prog, in);
         return 1;
     }
-    if (mc.dim % 256 || mc.ffn_dim % 256) {
-        fprintf(stderr, "%s: %s: dim %d and ffn_dim %d must be multiples of 256 (TQ2_0/TQ1_0 store rows in 256-weight blocks)\n",
-                prog, in, mc.dim, mc.ffn_dim);
+    // BitLinear rows are dim (q, k, v, attn_output, gate, up) or ffn_dim (down) weights long
+    if (mc.dim % 32 || mc.ffn_dim % 32) {
+        fprintf(stderr, "%s: %s: dim %d and ffn_dim %d must be multiples of 32 (TQ2_0/TQ1_0 blocks hold 256 weights, the Q8_0 "
+                        "fallback 32)\n", prog, in, mc.dim, mc.ffn_dim);
         return 1;
     }
+    const char *arch = mc.ffn_act == TERN_FFN_RELU2 ? "bitnet-b1.58" : "bitnet";
+    if (!mc.sub_norms)
+        fprintf(stderr, "%s: warning: the model has no sub-norms; tern's runtime runs it, llama.cpp's and bitnet.cpp's %s graphs "
+                        "require attn_sub_norm and ffn_sub_norm\n", prog, arch);
     // tokenizer: from --tokenizer, else the checkpoint's /tokenizer
     tern_tokenizer tok;
     int have_tok = 0;
@@ -145,7 +160,7 @@ int main(int argc, char **argv) {
         }
     }
     tern_model model;
-    tern_model_build(&model, &mc);
+    tern_model_build_frozen(&model, &mc);   // values only
     if (tern_checkpoint_load(in, &mc, &model.params, NULL) < 0) die(tern_last_error());
 
     tern_gguf_writer *w = tern_gguf_writer_new();
@@ -159,20 +174,31 @@ int main(int argc, char **argv) {
         if (dot && dot != base) *dot = 0;
         name = base;
     }
-    check(tern_gguf_add_str(w, "general.architecture", "bitnet"), out);
+    // BitLinear type per row length: the TQ type when rows hold whole 256-weight blocks, else Q8_0
+    const int type_dim = mc.dim % 256 ? TERN_GGML_Q8_0 : ttype, type_ffn = mc.ffn_dim % 256 ? TERN_GGML_Q8_0 : ttype;
+    const int any_q8 = type_dim == TERN_GGML_Q8_0 || type_ffn == TERN_GGML_Q8_0;
+    if (any_q8 && ttype != TERN_GGML_Q8_0)
+        fprintf(stderr, "%s: %s rows of %d weights are not whole %s blocks: written as Q8_0 holding the ternary codes (8.5 bits/weight)\n",
+                prog, type_dim == TERN_GGML_Q8_0 ? "q/k/v/attn_output/gate/up" : "ffn_down",
+                type_dim == TERN_GGML_Q8_0 ? mc.dim : mc.ffn_dim, tern_ggml_type_name(ttype));
+    char key[128];
+#define KEY(suffix) (snprintf(key, sizeof key, "%s." suffix, arch), key)
+    check(tern_gguf_add_str(w, "general.architecture", arch), out);
     check(tern_gguf_add_str(w, "general.name", name), out);
-    check(tern_gguf_add_u32(w, "general.file_type", ttype == TERN_GGML_TQ2_0 ? 37u : 36u), out); // LLAMA_FTYPE_MOSTLY_TQ2_0 / TQ1_0
+    // LLAMA_FTYPE_MOSTLY_Q8_0 / TQ2_0 / TQ1_0 (informational)
+    check(tern_gguf_add_u32(w, "general.file_type", any_q8 ? 7u : ttype == TERN_GGML_TQ2_0 ? 37u : 36u), out);
     check(tern_gguf_add_u32(w, "general.quantization_version", 2), out);
-    check(tern_gguf_add_u32(w, "bitnet.context_length", (uint32_t)mc.seq_len), out);
-    check(tern_gguf_add_u32(w, "bitnet.embedding_length", (uint32_t)mc.dim), out);
-    check(tern_gguf_add_u32(w, "bitnet.block_count", (uint32_t)mc.n_layers), out);
-    check(tern_gguf_add_u32(w, "bitnet.feed_forward_length", (uint32_t)mc.ffn_dim), out);
-    check(tern_gguf_add_u32(w, "bitnet.attention.head_count", (uint32_t)mc.n_heads), out);
-    check(tern_gguf_add_u32(w, "bitnet.attention.head_count_kv", (uint32_t)mc.n_kv_heads), out);
-    check(tern_gguf_add_f32(w, "bitnet.attention.layer_norm_rms_epsilon", mc.norm_eps), out);
-    check(tern_gguf_add_f32(w, "bitnet.rope.freq_base", mc.rope_theta), out);
-    check(tern_gguf_add_u32(w, "bitnet.rope.dimension_count", (uint32_t)hd), out);
-    check(tern_gguf_add_u32(w, "bitnet.vocab_size", (uint32_t)mc.vocab_size), out);
+    check(tern_gguf_add_u32(w, KEY("context_length"), (uint32_t)mc.seq_len), out);
+    check(tern_gguf_add_u32(w, KEY("embedding_length"), (uint32_t)mc.dim), out);
+    check(tern_gguf_add_u32(w, KEY("block_count"), (uint32_t)mc.n_layers), out);
+    check(tern_gguf_add_u32(w, KEY("feed_forward_length"), (uint32_t)mc.ffn_dim), out);
+    check(tern_gguf_add_u32(w, KEY("attention.head_count"), (uint32_t)mc.n_heads), out);
+    check(tern_gguf_add_u32(w, KEY("attention.head_count_kv"), (uint32_t)mc.n_kv_heads), out);
+    check(tern_gguf_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), mc.norm_eps), out);
+    check(tern_gguf_add_f32(w, KEY("rope.freq_base"), mc.rope_theta), out);
+    check(tern_gguf_add_u32(w, KEY("rope.dimension_count"), (uint32_t)hd), out);
+    check(tern_gguf_add_u32(w, KEY("vocab_size"), (uint32_t)mc.vocab_size), out);
+#undef KEY
     if (have_tok) check(tern_tokenizer_gguf_write(&tok, w), out); // tokenizer.ggml.* (tokenizers/tokenizer_gguf.h)
     // tensors, in llama.cpp's usual order
     long n_fp = 0, n_tern = 0;
@@ -190,12 +216,23 @@ int main(int argc, char **argv) {
         n_fp += (T)->n;                                                                                    \
     } while (0)
     FP_MATRIX("token_embd.weight", E);
+    if (mc.rope_scaling == TERN_ROPE_SCALING_LLAMA3) {   // the frequency divisors, llama.cpp's rope_freqs
+        float *div = keep(&kl, tern_xmalloc(sizeof(float) * (size_t)(hd / 2)));
+        tern_rope_llama3_divisors(hd, mc.rope_theta, mc.rope_scaling_factor, mc.rope_low_freq_factor, mc.rope_high_freq_factor,
+                                  mc.rope_original_ctx, div);
+        int64_t ne1[1] = {hd / 2};
+        check(tern_gguf_add_tensor(w, "rope_freqs.weight", 1, ne1, TERN_GGML_F32, div, sizeof(float) * (size_t)(hd / 2)), out);
+        n_fp += hd / 2;
+        if (!strcmp(arch, "bitnet"))
+            fprintf(stderr, "%s: warning: llama3 rope scaling written as rope_freqs.weight; tern's runtime applies it, llama.cpp's bitnet graph does not\n", prog);
+    }
     const char *bl_names[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
     for (int l = 0; l < mc.n_layers; l++) {
         tern_layer *L = &model.layers[l];
         const tern_tensor *norms[4] = {L->attn_norm, L->attn_sub_norm, L->ffn_norm, L->ffn_sub_norm};
         const tern_tensor *bl[7] = {L->attn_q, L->attn_k, L->attn_v, L->attn_output, L->ffn_gate, L->ffn_up, L->ffn_down};
         for (int k = 0; k < 4; k++) {
+            if (!norms[k]) continue;   // no sub-norms
             int64_t ne1[1] = {norms[k]->n};
             check(tern_gguf_add_tensor(w, norms[k]->name, 1, ne1, TERN_GGML_F32, norms[k]->data, 4 * (size_t)norms[k]->n), out);
             n_fp += norms[k]->n;
@@ -207,13 +244,23 @@ int main(int argc, char **argv) {
             *s = tern_weight_scale(t->data, n);
             int8_t *q = tern_xmalloc((size_t)n);
             tern_weight_quantize_i8(t->data, n, *s, q);
-            size_t nb = ttype == TERN_GGML_TQ2_0 ? tern_tq2_bytes(n) : tern_tq1_bytes(n);
+            const int type = j == 6 ? type_ffn : type_dim;
+            size_t nb = type == TERN_GGML_TQ2_0 ? tern_tq2_bytes(n) : type == TERN_GGML_TQ1_0 ? tern_tq1_bytes(n) : (size_t)(n / 32) * 34;
             void *blk = keep(&kl, tern_xmalloc(nb));
-            int rc = ttype == TERN_GGML_TQ2_0 ? tern_tq2_pack(q, n, 1.0f, blk) : tern_tq1_pack(q, n, 1.0f, blk);
+            int rc = 0;
+            if (type == TERN_GGML_TQ2_0) rc = tern_tq2_pack(q, n, 1.0f, blk);
+            else if (type == TERN_GGML_TQ1_0) rc = tern_tq1_pack(q, n, 1.0f, blk);
+            else   // Q8_0, d = 1 (fp16 0x3C00) and the codes as they are: exactly ternary x .scale
+                for (long b = 0; b < n / 32; b++) {
+                    uint8_t *o = (uint8_t *)blk + 34 * b;
+                    o[0] = 0x00;
+                    o[1] = 0x3C;
+                    memcpy(o + 2, q + 32 * b, 32);
+                }
             free(q);
             check(rc, out);
             int64_t ne[2] = {t->shape[1], t->shape[0]};
-            check(tern_gguf_add_tensor(w, t->name, 2, ne, ttype, blk, nb), out);
+            check(tern_gguf_add_tensor(w, t->name, 2, ne, type, blk, nb), out);
             char sname[96];
             snprintf(sname, sizeof sname, "blk.%d.%s.scale", l, bl_names[j]);
             int64_t one[1] = {1};
@@ -229,13 +276,17 @@ int main(int argc, char **argv) {
     }
     if (!mc.tied_head) {
         FP_MATRIX("output.weight", model.output);
-        fprintf(stderr, "%s: warning: untied head written as output.weight; tern runs it, llama.cpp's bitnet loader does not\n", prog);
+        if (!strcmp(arch, "bitnet"))
+            fprintf(stderr, "%s: warning: untied head written as output.weight; tern runs it, llama.cpp's bitnet loader does not\n", prog);
     }
     if (tern_gguf_write(w, out)) die(tern_last_error());
     struct stat st;
     long long fsize = stat(out, &st) == 0 ? (long long)st.st_size : -1;
-    printf("wrote %s: %lld bytes (%.2f MB), %s BitLinear weights, %s embedding%s\n", out, fsize, fsize / 1e6,
-           ttype == TERN_GGML_TQ2_0 ? "TQ2_0" : "TQ1_0", etype == TERN_GGML_F16 ? "f16" : "f32", have_tok ? ", tokenizer" : "");
+    char types[64];
+    if (type_dim == type_ffn) snprintf(types, sizeof types, "%s", tern_ggml_type_name(type_dim));
+    else snprintf(types, sizeof types, "%s (ffn_down %s)", tern_ggml_type_name(type_dim), tern_ggml_type_name(type_ffn));
+    printf("wrote %s: %lld bytes (%.2f MB), architecture %s, %s BitLinear weights, %s embedding%s\n", out, fsize, fsize / 1e6, arch,
+           types, etype == TERN_GGML_F16 ? "f16" : "f32", have_tok ? ", tokenizer" : "");
     printf("bits per weight: %.4f over %ld ternary weights (blocks + scales), %.3f over all %ld parameters (whole file)\n",
            8.0 * (double)tern_bytes / (double)n_tern, n_tern, 8.0 * (double)fsize / (double)(n_tern + n_fp), n_tern + n_fp);
     tern_gguf_writer_free(w);

@@ -14,6 +14,7 @@ static const char *op_names[TERN_OP_COUNT] = {
     [TERN_OP_ATTENTION] = "attention", [TERN_OP_CROSS_ENTROPY] = "cross_entropy",
     [TERN_OP_QUANT_WEIGHT] = "quant_weight", [TERN_OP_QUANT_ACT] = "quant_act",
     [TERN_OP_BITLINEAR] = "bitlinear",
+    [TERN_OP_RELU2] = "relu2",         [TERN_OP_RELU2_GLU] = "relu2_glu", [TERN_OP_KL_DISTILL] = "kl_distill",
 };
 
 const char *tern_op_name(tern_op op) { return (op >= 0 && op < TERN_OP_COUNT && op_names[op]) ? op_names[op] : "?"; }
@@ -130,6 +131,9 @@ static void backward_walk(tern_graph *g) {
         case TERN_OP_QUANT_WEIGHT: tern_quant_weight_backward(g, nd); break;
         case TERN_OP_QUANT_ACT: tern_quant_act_backward(g, nd); break;
         case TERN_OP_BITLINEAR: tern_bitlinear_backward(g, nd); break;
+        case TERN_OP_RELU2: tern_relu2_backward(g, nd); break;
+        case TERN_OP_RELU2_GLU: tern_relu2_glu_backward(g, nd); break;
+        case TERN_OP_KL_DISTILL: tern_kl_distill_backward(g, nd); break;
         case TERN_OP_NONE:
         case TERN_OP_COUNT: tern_fatal("tern_backward: node %d has no op", i);
         }

@@ -30,6 +30,9 @@ typedef enum {
     TERN_OP_QUANT_WEIGHT,  // fake-quant: out = Wq * s_w, straight-through gradient
     TERN_OP_QUANT_ACT,     // fake-quant: out = xq / s_x per row, straight-through gradient
     TERN_OP_BITLINEAR,     // fused BitLinear: out = (xq . Wq^T) * s_w / s_x, STE gradients
+    TERN_OP_RELU2,         // out = max(x, 0)^2
+    TERN_OP_RELU2_GLU,     // out = max(gate, 0)^2 * up
+    TERN_OP_KL_DISTILL,    // T^2 * mean KL(softmax(teacher/T) || softmax(student/T)) over rows
     TERN_OP_COUNT
 } tern_op;
 

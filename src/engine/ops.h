@@ -18,13 +18,27 @@ tern_tensor *tern_embedding(tern_graph *g, tern_tensor *w, const int *ids, int n
 tern_tensor *tern_rmsnorm(tern_graph *g, tern_tensor *x, tern_tensor *w, float eps);
 tern_tensor *tern_silu(tern_graph *g, tern_tensor *x);
 tern_tensor *tern_swiglu(tern_graph *g, tern_tensor *gate, tern_tensor *up);
+// squared ReLU: out = max(x, 0)^2
+tern_tensor *tern_relu2(tern_graph *g, tern_tensor *x);
+// gated squared ReLU (BitNet b1.58 2B4T's FFN): out = max(gate, 0)^2 * up
+tern_tensor *tern_relu2_glu(tern_graph *g, tern_tensor *gate, tern_tensor *up);
 // x[B*T, H*D]; token t of each sequence is at position pos0 + t; NEOX pairing (i, i + D/2)
 tern_tensor *tern_rope(tern_graph *g, tern_tensor *x, int B, int T, int H, int D, int pos0, float theta);
+// Same with per-frequency divisors freq_div[D/2] (LLaMA-3 scaling, model/rope.h); NULL = none.
+// freq_div is read during the call only.
+tern_tensor *tern_rope_ex(tern_graph *g, tern_tensor *x, int B, int T, int H, int D, int pos0, float theta, const float *freq_div);
 // q[B*T, H*D], k,v[B*T, Hkv*D] (H % Hkv == 0) -> out[B*T, H*D]; causal, scale 1/sqrt(D)
 tern_tensor *tern_attention(tern_graph *g, tern_tensor *q, tern_tensor *k, tern_tensor *v, int B, int T, int H, int Hkv);
 // logits[N,V], targets[N] (ignore_index rows skipped) -> mean NLL [1]; targets are copied
 tern_tensor *tern_cross_entropy(tern_graph *g, tern_tensor *logits, const int *targets, int ignore_index);
 #define TERN_IGNORE_INDEX (-100)
+// Logit distillation: student[N,V] (differentiable), teacher[N,V] (values only; read again in the
+// backward, so they must stay alive until then), temperature T > 0. With p = softmax(teacher/T),
+// q = softmax(student/T), per row KL(p || q) = sum_v p_v (log p_v - log q_v); the result is
+// T^2 * the mean over rows whose target is not ignore_index (targets may be NULL: all rows).
+// d/d student = T * (q - p) / count per row (the T^2 keeps gradient magnitudes independent of T).
+tern_tensor *tern_kl_distill(tern_graph *g, tern_tensor *student, const float *teacher, const int *targets,
+                             int ignore_index, float T);
 
 // BitNet quantizers (see quant.h for the exact rules), straight-through gradients.
 tern_tensor *tern_quant_weight(tern_graph *g, tern_tensor *w);  // out = Wq * s_w
@@ -51,6 +65,9 @@ void tern_embedding_backward(tern_graph *g, tern_node *nd);
 void tern_rmsnorm_backward(tern_graph *g, tern_node *nd);
 void tern_silu_backward(tern_graph *g, tern_node *nd);
 void tern_swiglu_backward(tern_graph *g, tern_node *nd);
+void tern_relu2_backward(tern_graph *g, tern_node *nd);
+void tern_relu2_glu_backward(tern_graph *g, tern_node *nd);
+void tern_kl_distill_backward(tern_graph *g, tern_node *nd);
 void tern_rope_backward(tern_graph *g, tern_node *nd);
 void tern_attention_backward(tern_graph *g, tern_node *nd);
 void tern_cross_entropy_backward(tern_graph *g, tern_node *nd);

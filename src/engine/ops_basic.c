@@ -301,3 +301,61 @@ void tern_swiglu_backward(tern_graph *g, tern_node *nd) {
         }
     }
 }
+
+// ---- squared ReLU, plain and gated (BitNet b1.58 2B4T's FFN) -----------------------------------
+// d/dx max(x,0)^2 = 2 max(x,0): continuous, so finite differences apply everywhere.
+tern_tensor *tern_relu2(tern_graph *g, tern_tensor *x) {
+    double t0 = tern_prof_begin(g);
+    tern_tensor *out = new_like(g, "relu2", x);
+    const long n = x->n;
+    const float *a = x->data;
+    float *o = out->data;
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (long i = 0; i < n; i++) {
+        const float r = a[i] > 0.0f ? a[i] : 0.0f;
+        o[i] = r * r;
+    }
+    tern_graph_record(g, TERN_OP_RELU2, out, x, NULL, NULL);
+    tern_prof_end(g, TERN_OP_RELU2, t0);
+    return out;
+}
+
+void tern_relu2_backward(tern_graph *g, tern_node *nd) {
+    float *dx = tern_grad_of(g, nd->src[0]);
+    if (!dx) return;
+    const float *a = nd->src[0]->data, *d = nd->out->grad;
+    const long n = nd->out->n;
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (long i = 0; i < n; i++)
+        if (a[i] > 0.0f) dx[i] += d[i] * 2.0f * a[i];
+}
+
+tern_tensor *tern_relu2_glu(tern_graph *g, tern_tensor *gate, tern_tensor *up) {
+    double t0 = tern_prof_begin(g);
+    check_same("relu2_glu", gate, up);
+    tern_tensor *out = new_like(g, "relu2_glu", gate);
+    const long n = gate->n;
+    const float *a = gate->data, *u = up->data;
+    float *o = out->data;
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (long i = 0; i < n; i++) {
+        const float r = a[i] > 0.0f ? a[i] : 0.0f;
+        o[i] = r * r * u[i];
+    }
+    tern_graph_record(g, TERN_OP_RELU2_GLU, out, gate, up, NULL);
+    tern_prof_end(g, TERN_OP_RELU2_GLU, t0);
+    return out;
+}
+
+void tern_relu2_glu_backward(tern_graph *g, tern_node *nd) {
+    tern_tensor *gate = nd->src[0], *up = nd->src[1];
+    float *dg = tern_grad_of(g, gate), *du = tern_grad_of(g, up);
+    const float *a = gate->data, *u = up->data, *d = nd->out->grad;
+    const long n = nd->out->n;
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (long i = 0; i < n; i++) {
+        const float r = a[i] > 0.0f ? a[i] : 0.0f;
+        if (dg) dg[i] += d[i] * 2.0f * r * u[i];
+        if (du) du[i] += d[i] * r * r;
+    }
+}

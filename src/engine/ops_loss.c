@@ -63,3 +63,100 @@ void tern_cross_entropy_backward(tern_graph *g, tern_node *nd) {
         dr[nd->idx[i]] -= d;
     }
 }
+
+// ---- logit distillation: T^2 * mean_rows KL(softmax(teacher/T) || softmax(student/T)) --------------
+#define KL_CHUNK 1024
+
+// log-sum-exp of x[0..V) / T (invT = 1/T), in chunks on the stack
+static float lse_scaled(const float *x, int V, float invT) {
+    float m = -INFINITY;
+    for (int j = 0; j < V; j++) m = x[j] > m ? x[j] : m;
+    float buf[KL_CHUNK];
+    double sum = 0.0;
+    for (int j0 = 0; j0 < V; j0 += KL_CHUNK) {
+        const int n = V - j0 < KL_CHUNK ? V - j0 : KL_CHUNK;
+        for (int j = 0; j < n; j++) buf[j] = x[j0 + j] * invT;
+        sum += tern_vexp_shift(buf, m * invT, NULL, n);
+    }
+    return m * invT + (float)log(sum);
+}
+
+tern_tensor *tern_kl_distill(tern_graph *g, tern_tensor *student, const float *teacher, const int *targets,
+                             int ignore_index, float T) {
+    double t0 = tern_prof_begin(g);
+    if (student->ndim != 2) {
+        char a[128];
+        tern_fatal("kl_distill: student logits %s must be 2-D", tern_shape_str(student, a, sizeof a));
+    }
+    if (!(T > 0.0f)) tern_fatal("kl_distill: temperature %g must be positive", (double)T);
+    const int N = student->shape[0], V = student->shape[1];
+    const float invT = 1.0f / T;
+    int *use = tern_arena_alloc(&g->arena, sizeof(int) * (size_t)N);   // 1: row counts
+    int count = 0;
+    for (int i = 0; i < N; i++) {
+        use[i] = !targets || targets[i] != ignore_index;
+        count += use[i];
+    }
+    float *lse_t = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)N);  // (N,)
+    float *lse_s = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)N);  // (N,)
+    double *kl = tern_arena_alloc(&g->arena, sizeof(double) * (size_t)N);   // (N,)
+    const float *s = student->data;
+    #pragma omp parallel for schedule(static) if ((long)N * V > 32768)
+    for (int i = 0; i < N; i++) {
+        kl[i] = 0.0;
+        if (!use[i]) continue;
+        const float *tr = teacher + (size_t)i * V, *sr = s + (size_t)i * V;
+        lse_t[i] = lse_scaled(tr, V, invT);
+        lse_s[i] = lse_scaled(sr, V, invT);
+        // KL = sum_v p_v (t_v - s_v) / T - lse_t + lse_s
+        float p[KL_CHUNK];
+        double acc = 0.0;
+        for (int j0 = 0; j0 < V; j0 += KL_CHUNK) {
+            const int n = V - j0 < KL_CHUNK ? V - j0 : KL_CHUNK;
+            for (int j = 0; j < n; j++) p[j] = tr[j0 + j] * invT;
+            tern_vexp_shift(p, lse_t[i], p, n);
+            for (int j = 0; j < n; j++) acc += (double)p[j] * (double)((tr[j0 + j] - sr[j0 + j]) * invT);
+        }
+        kl[i] = acc - lse_t[i] + lse_s[i];
+    }
+    double total = 0.0;
+    for (int i = 0; i < N; i++) total += kl[i];
+    int one = 1;
+    tern_tensor *out = tern_new(g, "kl_distill", 1, &one);
+    out->data[0] = count ? (float)((double)T * T * total / count) : 0.0f;
+    tern_node *nd = tern_graph_record(g, TERN_OP_KL_DISTILL, out, student, NULL, NULL);
+    if (nd) {
+        nd->saved[0] = lse_t;
+        nd->saved[1] = lse_s;
+        nd->saved[2] = (void *)teacher;
+        nd->idx = use;
+        nd->ip[0] = count;
+        nd->fp[0] = T;
+    }
+    tern_prof_end(g, TERN_OP_KL_DISTILL, t0);
+    return out;
+}
+
+void tern_kl_distill_backward(tern_graph *g, tern_node *nd) {
+    float *dx = tern_grad_of(g, nd->src[0]);
+    const int count = nd->ip[0];
+    if (!dx || count == 0) return;
+    const int N = nd->src[0]->shape[0], V = nd->src[0]->shape[1];
+    const float T = nd->fp[0], invT = 1.0f / T;
+    const float *s = nd->src[0]->data, *teacher = nd->saved[2], *lse_t = nd->saved[0], *lse_s = nd->saved[1];
+    const float d = nd->out->grad[0] * T / (float)count;
+    #pragma omp parallel for schedule(static) if ((long)N * V > 32768)
+    for (int i = 0; i < N; i++) {
+        if (!nd->idx[i]) continue;
+        const float *tr = teacher + (size_t)i * V, *sr = s + (size_t)i * V;
+        float *dr = dx + (size_t)i * V;
+        float p[KL_CHUNK], q[KL_CHUNK];
+        for (int j0 = 0; j0 < V; j0 += KL_CHUNK) {
+            const int n = V - j0 < KL_CHUNK ? V - j0 : KL_CHUNK;
+            for (int j = 0; j < n; j++) { p[j] = tr[j0 + j] * invT; q[j] = sr[j0 + j] * invT; }
+            tern_vexp_shift(p, lse_t[i], p, n);
+            tern_vexp_shift(q, lse_s[i], q, n);
+            for (int j = 0; j < n; j++) dr[j0 + j] += d * (q[j] - p[j]);
+        }
+    }
+}

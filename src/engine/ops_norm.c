@@ -71,13 +71,17 @@ void tern_rmsnorm_backward(tern_graph *g, tern_node *nd) {
 // ---- RoPE -------------------------------------------------------------------------------------
 // x[B*T, H*D]; the table cs[T][D/2][2] (cos, sin) is computed once per call and saved.
 tern_tensor *tern_rope(tern_graph *g, tern_tensor *x, int B, int T, int H, int D, int pos0, float theta) {
+    return tern_rope_ex(g, x, B, T, H, D, pos0, theta, NULL);
+}
+
+tern_tensor *tern_rope_ex(tern_graph *g, tern_tensor *x, int B, int T, int H, int D, int pos0, float theta, const float *freq_div) {
     double t0 = tern_prof_begin(g);
     if (D % 2 || tern_rows(x) != (long)B * T || tern_cols(x) != H * D) {
         char a[128];
         tern_fatal("rope: %s does not match B=%d T=%d H=%d D=%d (D must be even)", tern_shape_str(x, a, sizeof a), B, T, H, D);
     }
     float *cs = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)T * D); // (T, D/2, 2)
-    for (int t = 0; t < T; t++) tern_rope_angles(pos0 + t, D, theta, cs + (size_t)t * D);
+    for (int t = 0; t < T; t++) tern_rope_angles_div(pos0 + t, D, theta, freq_div, cs + (size_t)t * D);
     tern_tensor *out = tern_new(g, "rope", x->ndim, x->shape);
     memcpy(out->data, x->data, sizeof(float) * (size_t)x->n);
     long rows = (long)B * T;

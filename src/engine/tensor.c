@@ -173,13 +173,27 @@ void tern_params_alloc(tern_params *p) {
     p->allocated = 1;
 }
 
+void tern_params_alloc_data(tern_params *p) {
+    size_t bytes = sizeof(float) * (size_t)(p->total ? p->total : 16);
+    p->data = tern_aligned_alloc(bytes);
+    memset(p->data, 0, bytes);
+    for (int i = 0; i < p->n; i++) {
+        p->t[i]->data = p->data + p->t[i]->offset;
+        p->t[i]->grad = NULL;
+        p->t[i]->requires_grad = 0;
+    }
+    p->allocated = 1;
+}
+
 tern_tensor *tern_params_find(const tern_params *p, const char *name) {
     if (!p->index_cap) return NULL;
     int k = p->index[index_slot(p, name)];
     return k ? p->t[k - 1] : NULL;
 }
 
-void tern_params_zero_grad(tern_params *p) { memset(p->grad, 0, sizeof(float) * (size_t)p->total); }
+void tern_params_zero_grad(tern_params *p) {
+    if (p->grad) memset(p->grad, 0, sizeof(float) * (size_t)p->total);
+}
 
 void tern_params_free(tern_params *p) {
     for (int i = 0; i < p->n; i++) free(p->t[i]);

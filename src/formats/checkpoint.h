@@ -13,7 +13,11 @@
 //                          (little-endian). The HDF5 superblock starts at byte 512.
 //   /                      attributes: format = "tern-checkpoint" (string), format_version = 2 (int32),
 //                          dim, n_layers, n_heads, n_kv_heads, ffn_dim, vocab_size, seq_len,
-//                          tied_head, ternary (int32), norm_eps, rope_theta (float32)
+//                          tied_head, ternary (int32), norm_eps, rope_theta (float32);
+//                          optional (absent = the defaults: silu, sub-norms, no rope scaling):
+//                          ffn_act (int32: 0 silu, 1 relu2), sub_norms (int32 0/1), rope_scaling
+//                          (int32: 0 none, 1 llama3), rope_scaling_factor, rope_low_freq_factor,
+//                          rope_high_freq_factor (float32), rope_original_ctx (int32)
 //   /<param name>          float32 dataset per parameter, natural shape ([out, in] for matrices),
 //                          e.g. /token_embd.weight [vocab, dim], /blk.0.attn_q.weight [dim, dim]
 //   /tokenizer             uint8 [n]: the tokenizer file bytes (optional)
@@ -100,6 +104,13 @@ int tern_checkpoint_read_config(const char *path, tern_model_config *mc);
 // Returns 1 when training state was loaded, 0 when weights only (st, if given, zeroed), -1 on error
 // (p untouched).
 int tern_checkpoint_load(const char *path, const tern_model_config *mc, tern_params *p, tern_train_state *st);
+
+// Weights only into p, where some parameters of p may be absent from the file: a parameter for
+// which may_miss(name) returns 1 and that the file lacks keeps its current value (*n_missing, if
+// given, counts them); every other parameter must be present with its shape, and every root
+// dataset must be a parameter of p. Used to insert sub-norms (initialised to 1) when a plain
+// LLaMA checkpoint is fine-tuned into a BitNet. 0 or -1 (p untouched on error).
+int tern_checkpoint_load_partial(const char *path, tern_params *p, int (*may_miss)(const char *name), int *n_missing);
 
 // The embedded tokenizer bytes: 1 and a malloc'd *buf (caller frees) if present, 0 if the file has
 // no /tokenizer, -1 on error.

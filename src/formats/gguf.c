@@ -22,15 +22,17 @@ const char *tern_ggml_type_name(int t) {
     switch (t) {
     case TERN_GGML_F32: return "f32";
     case TERN_GGML_F16: return "f16";
+    case TERN_GGML_Q8_0: return "q8_0";
     case TERN_GGML_TQ1_0: return "tq1_0";
     case TERN_GGML_TQ2_0: return "tq2_0";
     default: return "?";
     }
 }
-int tern_ggml_type_known(int t) { return t == TERN_GGML_F32 || t == TERN_GGML_F16 || t == TERN_GGML_TQ1_0 || t == TERN_GGML_TQ2_0; }
+int tern_ggml_type_known(int t) { return t == TERN_GGML_F32 || t == TERN_GGML_F16 || t == TERN_GGML_Q8_0 || t == TERN_GGML_TQ1_0 || t == TERN_GGML_TQ2_0; }
 int64_t tern_ggml_block_elems(int t) {
     switch (t) {
     case TERN_GGML_F32: case TERN_GGML_F16: return 1;
+    case TERN_GGML_Q8_0: return 32;
     case TERN_GGML_TQ1_0: case TERN_GGML_TQ2_0: return 256;
     default: return 0;
     }
@@ -39,6 +41,7 @@ size_t tern_ggml_block_bytes(int t) {
     switch (t) {
     case TERN_GGML_F32: return 4;
     case TERN_GGML_F16: return 2;
+    case TERN_GGML_Q8_0: return 34;
     case TERN_GGML_TQ1_0: return 54;
     case TERN_GGML_TQ2_0: return 66;
     default: return 0;

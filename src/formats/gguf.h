@@ -33,16 +33,16 @@ enum {
 
 // ggml tensor types tern knows (others are rejected: "unsupported tensor type N")
 enum {
-    TERN_GGML_F32 = 0, TERN_GGML_F16 = 1, TERN_GGML_TQ1_0 = 34, TERN_GGML_TQ2_0 = 35
+    TERN_GGML_F32 = 0, TERN_GGML_F16 = 1, TERN_GGML_Q8_0 = 8, TERN_GGML_TQ1_0 = 34, TERN_GGML_TQ2_0 = 35
 };
 
 // ---- type helpers (work for any type number; unknown types give 0 / "?") ----
 const char *tern_gguf_kv_type_name(uint32_t kv_type);   // "uint32", "string", "array", ... or "?"
 size_t tern_gguf_kv_type_size(uint32_t kv_type);        // bytes of one scalar; 0 for string/array/unknown
-const char *tern_ggml_type_name(int ggml_type);         // "f32", "f16", "tq1_0", "tq2_0" or "?"
-int tern_ggml_type_known(int ggml_type);                // 1 for the four types above
-int64_t tern_ggml_block_elems(int ggml_type);           // elements per block: 1, 1, 256, 256; 0 unknown
-size_t tern_ggml_block_bytes(int ggml_type);            // bytes per block: 4, 2, 54, 66; 0 unknown
+const char *tern_ggml_type_name(int ggml_type);         // "f32", "f16", "q8_0", "tq1_0", "tq2_0" or "?"
+int tern_ggml_type_known(int ggml_type);                // 1 for the five types above
+int64_t tern_ggml_block_elems(int ggml_type);           // elements per block: 1, 1, 32, 256, 256; 0 unknown
+size_t tern_ggml_block_bytes(int ggml_type);            // bytes per block: 4, 2, 34 (fp16 d + 32 int8), 54, 66; 0 unknown
 // Bytes of a row of n elements (n must be a multiple of the block size): 0 if not / unknown type.
 size_t tern_ggml_row_bytes(int ggml_type, int64_t n);
 // Bytes of a whole tensor; -1 + tern_error (no path prefix) on unknown type, n_dims out of 1..4,

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { K_INT, K_LONG, K_LONG_AUTO, K_FLOAT, K_FLOAT_AUTO, K_BOOL, K_U64, K_STR, K_SCHED, K_BYTES } key_type;
+typedef enum { K_INT, K_LONG, K_LONG_AUTO, K_FLOAT, K_FLOAT_AUTO, K_BOOL, K_U64, K_STR, K_SCHED, K_ACT, K_ROPE, K_BYTES } key_type;
 
 typedef struct {
     const char *name;
@@ -32,6 +32,13 @@ static const key_def KEYS[] = {
     {"rope_theta", K_FLOAT, M(rope_theta)},
     {"tied_head", K_BOOL, M(tied_head)},
     {"ternary", K_BOOL, M(ternary)},
+    {"ffn_act", K_ACT, M(ffn_act)},
+    {"sub_norms", K_BOOL, M(sub_norms)},
+    {"rope_scaling", K_ROPE, M(rope_scaling)},
+    {"rope_scaling_factor", K_FLOAT, M(rope_scaling_factor)},
+    {"rope_low_freq_factor", K_FLOAT, M(rope_low_freq_factor)},
+    {"rope_high_freq_factor", K_FLOAT, M(rope_high_freq_factor)},
+    {"rope_original_ctx", K_INT, M(rope_original_ctx)},
     {"batch", K_INT, R(batch)},
     {"grad_accum", K_INT, R(grad_accum)},
     {"steps", K_LONG, R(steps)},
@@ -59,6 +66,9 @@ static const key_def KEYS[] = {
     {"init_from", K_STR, R(init_from)},
     {"freeze_embeddings", K_BOOL, R(freeze_embeddings)},
     {"to_ternary_ramp", K_LONG, R(to_ternary_ramp)},
+    {"teacher", K_STR, R(teacher)},
+    {"distill_alpha", K_FLOAT, R(distill_alpha)},
+    {"distill_temp", K_FLOAT, R(distill_temp)},
     {"threads", K_INT, R(threads)},
     {"profile", K_BOOL, R(profile)},
     {"zero", K_INT, R(zero)},
@@ -71,6 +81,11 @@ static const key_def KEYS[] = {
 #define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 
 static const char *SCHED_NAMES[] = {"two_stage", "cosine", "linear", "constant"};
+static const char *ACT_NAMES[] = {"silu", "relu2"};
+static const char *ROPE_NAMES[] = {"none", "llama3"};
+
+const char *tern_ffn_act_name(int act) { return act >= 0 && act < 2 ? ACT_NAMES[act] : "?"; }
+const char *tern_rope_scaling_name(int kind) { return kind >= 0 && kind < 2 ? ROPE_NAMES[kind] : "?"; }
 
 const char *tern_schedule_name(int kind) {
     if (kind < 0 || kind >= (int)(sizeof SCHED_NAMES / sizeof SCHED_NAMES[0])) return "?";
@@ -97,6 +112,13 @@ void tern_model_config_defaults(tern_model_config *m) {
     m->rope_theta = 10000.0f;
     m->tied_head = 1;
     m->ternary = 1;
+    m->ffn_act = TERN_FFN_SILU;
+    m->sub_norms = 1;
+    m->rope_scaling = TERN_ROPE_SCALING_NONE;
+    m->rope_scaling_factor = 8.0f;     // LLaMA 3.1's values, used only with rope_scaling = llama3
+    m->rope_low_freq_factor = 1.0f;
+    m->rope_high_freq_factor = 4.0f;
+    m->rope_original_ctx = 8192;
 }
 
 void tern_config_defaults(tern_config *c) {
@@ -126,6 +148,9 @@ void tern_config_defaults(tern_config *c) {
     snprintf(r->out_dir, sizeof r->out_dir, "runs/default");
     r->freeze_embeddings = 0;
     r->to_ternary_ramp = 0;
+    r->teacher[0] = 0;
+    r->distill_alpha = 0.5f;
+    r->distill_temp = 1.0f;
     r->threads = 0;
     r->profile = 0;
     r->zero = 0;
@@ -258,6 +283,13 @@ static int set_value(tern_config *c, const key_def *k, const char *v, const char
         expect = "two_stage, cosine, linear or constant";
         for (int i = 0; i < (int)(sizeof SCHED_NAMES / sizeof SCHED_NAMES[0]); i++)
             if (strcmp(v, SCHED_NAMES[i]) == 0) { *(int *)p = i; return 0; }
+        break;
+    }
+    case K_ACT: case K_ROPE: {
+        const char **names = k->type == K_ACT ? ACT_NAMES : ROPE_NAMES;
+        expect = k->type == K_ACT ? "silu or relu2" : "none or llama3";
+        for (int i = 0; i < 2; i++)
+            if (strcmp(v, names[i]) == 0) { *(int *)p = i; return 0; }
         break;
     }
     }
@@ -403,14 +435,35 @@ int tern_model_config_validate(const tern_model_config *m) {
     if (!(m->rope_theta > 0 && isfinite(m->rope_theta))) { tern_error("rope_theta must be positive (got %g)", m->rope_theta); return -1; }
     if (m->tied_head != 0 && m->tied_head != 1) { tern_error("tied_head must be 0 or 1"); return -1; }
     if (m->ternary != 0 && m->ternary != 1) { tern_error("ternary must be 0 or 1"); return -1; }
+    if (m->ffn_act != TERN_FFN_SILU && m->ffn_act != TERN_FFN_RELU2) { tern_error("ffn_act must be silu or relu2"); return -1; }
+    if (m->sub_norms != 0 && m->sub_norms != 1) { tern_error("sub_norms must be 0 or 1"); return -1; }
+    if (m->rope_scaling != TERN_ROPE_SCALING_NONE && m->rope_scaling != TERN_ROPE_SCALING_LLAMA3) {
+        tern_error("rope_scaling must be none or llama3");
+        return -1;
+    }
+    if (m->rope_scaling == TERN_ROPE_SCALING_LLAMA3) {
+        if (!(m->rope_scaling_factor >= 1.0f) || !isfinite(m->rope_scaling_factor)) {
+            tern_error("rope_scaling_factor must be >= 1 (got %g)", m->rope_scaling_factor);
+            return -1;
+        }
+        if (!(m->rope_low_freq_factor > 0.0f) || !(m->rope_high_freq_factor > m->rope_low_freq_factor) ||
+            !isfinite(m->rope_high_freq_factor)) {
+            tern_error("rope_low_freq_factor %g and rope_high_freq_factor %g must satisfy 0 < low < high",
+                       m->rope_low_freq_factor, m->rope_high_freq_factor);
+            return -1;
+        }
+        if (m->rope_original_ctx <= 0) { tern_error("rope_original_ctx must be positive (got %d)", m->rope_original_ctx); return -1; }
+    }
     return 0;
 }
 
 int tern_model_config_exportable(const tern_model_config *m, char *why, size_t n) {
     if (why && n) why[0] = 0;
-    if (m->dim % 256) { if (why) snprintf(why, n, "dim %d is not a multiple of 256", m->dim); return 0; }
-    if (m->ffn_dim % 256) { if (why) snprintf(why, n, "ffn_dim %d is not a multiple of 256", m->ffn_dim); return 0; }
-    return 1;
+    if (m->dim % 32) { if (why) snprintf(why, n, "dim %d is not a multiple of 32", m->dim); return 0; }
+    if (m->ffn_dim % 32) { if (why) snprintf(why, n, "ffn_dim %d is not a multiple of 32", m->ffn_dim); return 0; }
+    if (m->dim % 256) { if (why) snprintf(why, n, "dim %d is not a multiple of 256", m->dim); return 1; }
+    if (m->ffn_dim % 256) { if (why) snprintf(why, n, "ffn_dim %d is not a multiple of 256", m->ffn_dim); return 1; }
+    return 2;
 }
 
 long tern_model_config_nparams(const tern_model_config *m) {
@@ -418,11 +471,11 @@ long tern_model_config_nparams(const tern_model_config *m) {
     long per = d                           // attn_norm
              + (long)m->n_heads * hd * d   // attn_q
              + 2L * m->n_kv_heads * hd * d // attn_k, attn_v
-             + d                           // attn_sub_norm
+             + (m->sub_norms ? d : 0)      // attn_sub_norm
              + d * d                       // attn_output
              + d                           // ffn_norm
              + 2 * f * d                   // ffn_gate, ffn_up
-             + f                           // ffn_sub_norm
+             + (m->sub_norms ? f : 0)      // ffn_sub_norm
              + d * f;                      // ffn_down
     long n = (long)m->vocab_size * d + per * m->n_layers + d;
     if (!m->tied_head) n += (long)m->vocab_size * d;
@@ -500,10 +553,18 @@ int tern_config_validate(tern_config *c) {
         tern_error("to_ternary_ramp %ld needs ternary = 1", r->to_ternary_ramp);
         return -1;
     }
+    if (!(r->distill_alpha >= 0.0f && r->distill_alpha <= 1.0f)) {
+        tern_error("distill_alpha must be in [0, 1] (got %g)", r->distill_alpha);
+        return -1;
+    }
+    if (!(r->distill_temp > 0.0f) || !isfinite(r->distill_temp)) {
+        tern_error("distill_temp must be positive (got %g)", r->distill_temp);
+        return -1;
+    }
     if (c->model.ternary) {
         char why[128];
         if (!tern_model_config_exportable(&c->model, why, sizeof why))
-            fprintf(stderr, "warning: %s: this model cannot be exported to GGUF TQ1_0/TQ2_0 (rows of 256)\n", why);
+            fprintf(stderr, "warning: %s: this model cannot be exported to GGUF (BitLinear rows must be multiples of 32)\n", why);
     }
     return 0;
 }
@@ -526,6 +587,8 @@ static void format_value(const tern_config *c, const key_def *k, char *buf, size
         break;
     case K_U64: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
     case K_SCHED: snprintf(buf, n, "%s", tern_schedule_name(*(const int *)p)); break;
+    case K_ACT: snprintf(buf, n, "%s", tern_ffn_act_name(*(const int *)p)); break;
+    case K_ROPE: snprintf(buf, n, "%s", tern_rope_scaling_name(*(const int *)p)); break;
     case K_BYTES: {
         long v = *(const long *)p;
         int k = 0;

@@ -23,6 +23,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+// FFN activation (key ffn_act): gated SiLU (SwiGLU, LLaMA and llama.cpp's `bitnet`) or gated
+// squared ReLU, relu(gate)² · up (Microsoft's BitNet b1.58 2B4T, bitnet.cpp's `bitnet-b1.58`).
+enum { TERN_FFN_SILU = 0, TERN_FFN_RELU2 = 1 };
+// RoPE frequency scaling (key rope_scaling): none, or LLaMA-3's ("rope_type": "llama3" in Hugging
+// Face configs; model/rope.h computes the per-frequency divisors).
+enum { TERN_ROPE_SCALING_NONE = 0, TERN_ROPE_SCALING_LLAMA3 = 1 };
+
 // Model hyper-parameters (stored as root attributes of every checkpoint, formats/checkpoint.h).
 typedef struct {
     int dim, n_layers, n_heads, n_kv_heads, ffn_dim, vocab_size, seq_len;
@@ -30,6 +37,13 @@ typedef struct {
     float rope_theta;   // default 10000
     int tied_head;      // 1 (default): logits = final_norm(x) · token_embd.weightᵀ
     int ternary;        // 1 (default): BitLinear quantized; 0: full precision
+    int ffn_act;        // TERN_FFN_SILU (default) or TERN_FFN_RELU2
+    int sub_norms;      // 1 (default): attn_sub_norm and ffn_sub_norm (BitNet); 0: none (plain LLaMA)
+    int rope_scaling;   // TERN_ROPE_SCALING_NONE (default) or TERN_ROPE_SCALING_LLAMA3, with:
+    float rope_scaling_factor;      //   factor (8 for LLaMA 3.1)
+    float rope_low_freq_factor;     //   low_freq_factor (1)
+    float rope_high_freq_factor;    //   high_freq_factor (4)
+    int rope_original_ctx;          //   original_max_position_embeddings (8192)
 } tern_model_config;    // head_dim = dim / n_heads
 
 typedef enum {
@@ -70,6 +84,9 @@ typedef struct {
     char init_from[TERN_PATH_MAX];   // checkpoint to start from (weights only: fine-tuning); "" = fresh init
     int freeze_embeddings; // 1: token_embd.weight is not updated (default 0)
     long to_ternary_ramp;  // steps over which λ ramps 0→1 (fp → ternary); 0 = ternary from step 0
+    char teacher[TERN_PATH_MAX];     // checkpoint of a distillation teacher ("" = none)
+    float distill_alpha;   // loss = (1-α)·CE + α·T²·KL(teacher ‖ student) (default 0.5)
+    float distill_temp;    // T, the softmax temperature of the KL term (default 1)
     int threads;           // OpenMP threads (0 = OMP_NUM_THREADS / all cores)
     int profile;           // 1: print per-op timing (default 0)
     // data-parallel training over MPI (dist/ddp.h); no effect on a single process
@@ -85,7 +102,7 @@ typedef struct {
 #define TERN_MAX_LAYERS     1024
 #define TERN_MAX_HEADS      1024
 #define TERN_MAX_FFN        (1 << 20)
-#define TERN_MAX_VOCAB_SIZE (1 << 24)
+#define TERN_MAX_VOCAB_SIZE (1 << 24)             // so 256k vocabularies (LLaMA-3 128256, Gemma 256000) fit
 #define TERN_MAX_SEQ_LEN    32768
 #define TERN_MAX_BATCH      (1 << 20)
 #define TERN_MAX_GRAD_ACCUM (1 << 20)
@@ -113,17 +130,22 @@ int tern_config_set_arg(tern_config *c, const char *arg);
 int tern_config_is_arg(const char *s);
 // Resolve auto values (lr, lr2, warmup, steps from max_tokens) and check everything, every size and
 // count against the TERN_MAX_* limits above and every product of them for overflow. 0, or -1 with
-// the first problem (programs prefix it with the config file's name). Ternary BitLinear widths (dim, ffn_dim) that are not multiples of 256 are NOT errors
+// the first problem (programs prefix it with the config file's name). Ternary BitLinear widths (dim,
+// ffn_dim) that are not multiples of 32 are NOT errors
 // (tests and small experiments use them) but print one warning to stderr: such models cannot be
-// exported to GGUF TQ1_0/TQ2_0. Idempotent: validating a resolved config changes nothing.
+// exported to GGUF. Idempotent: validating a resolved config changes nothing.
 int tern_config_validate(tern_config *c);
 int tern_model_config_validate(const tern_model_config *m);
 // warmup = auto resolves to this: min(steps / 10, 500)
 long tern_auto_warmup(long steps);
-// 1 if every BitLinear input width is a multiple of 256 (GGUF ternary rows), else 0 with a reason.
+// GGUF export of the BitLinear rows (dim, ffn_dim): 2 = every width a multiple of 256 (TQ2_0/TQ1_0
+// blocks); 1 = multiples of 32, some not of 256 (those rows become exact Q8_0, why says which);
+// 0 = not exportable (why says which width).
 int tern_model_config_exportable(const tern_model_config *m, char *why, size_t n);
 // Number of parameters of the model (the parameter list of model/model.h).
 long tern_model_config_nparams(const tern_model_config *m);
+const char *tern_ffn_act_name(int act);          // "silu", "relu2" or "?"
+const char *tern_rope_scaling_name(int kind);    // "none", "llama3" or "?"
 
 // The value of one key as tern_config_print writes it, into buf. 0, or -1 for an unknown key.
 int tern_config_format(const tern_config *c, const char *key, char *buf, size_t n);

@@ -1,5 +1,6 @@
 // model.c — BitNet b1.58 decoder (llama.cpp `bitnet` layout) on tern's ops.
 #include "model/model.h"
+#include "model/rope.h"
 #include "util.h"
 #include <math.h>
 #include <stdio.h>
@@ -9,11 +10,6 @@
 static tern_tensor *add_param(tern_model *m, const char *name, int d0, int d1, int no_decay) {
     int shape[2] = {d0, d1};
     return tern_params_add(&m->params, name, d1 ? 2 : 1, shape, no_decay);
-}
-
-void tern_model_build(tern_model *m, const tern_model_config *cfg) {
-    tern_model_declare(m, cfg);
-    tern_params_alloc(&m->params);
 }
 
 void tern_model_declare(tern_model *m, const tern_model_config *cfg) {
@@ -34,18 +30,41 @@ void tern_model_declare(tern_model *m, const tern_model_config *cfg) {
         P(attn_q, cfg->n_heads * hd, dim, 0);
         P(attn_k, cfg->n_kv_heads * hd, dim, 0);
         P(attn_v, cfg->n_kv_heads * hd, dim, 0);
-        P(attn_sub_norm, dim, 0, 1);
+        if (cfg->sub_norms) { P(attn_sub_norm, dim, 0, 1); }
         P(attn_output, dim, dim, 0);
         P(ffn_norm, dim, 0, 1);
         P(ffn_gate, ffn, dim, 0);
         P(ffn_up, ffn, dim, 0);
-        P(ffn_sub_norm, ffn, 0, 1);
+        if (cfg->sub_norms) { P(ffn_sub_norm, ffn, 0, 1); }
         P(ffn_down, dim, ffn, 0);
     }
 #undef P
     m->output_norm = add_param(m, "output_norm.weight", dim, 0, 1);
     m->output = cfg->tied_head ? NULL : add_param(m, "output.weight", cfg->vocab_size, dim, 0);
     m->quant_lambda = cfg->ternary ? 1.0f : 0.0f;
+    if (cfg->rope_scaling == TERN_ROPE_SCALING_LLAMA3) {
+        m->rope_div = tern_xmalloc(sizeof(float) * (size_t)(hd / 2));
+        tern_rope_llama3_divisors(hd, cfg->rope_theta, cfg->rope_scaling_factor, cfg->rope_low_freq_factor,
+                                  cfg->rope_high_freq_factor, cfg->rope_original_ctx, m->rope_div);
+    }
+}
+
+void tern_model_build(tern_model *m, const tern_model_config *cfg) {
+    tern_model_declare(m, cfg);
+    tern_params_alloc(&m->params);
+}
+
+void tern_model_build_frozen(tern_model *m, const tern_model_config *cfg) {
+    tern_model_declare(m, cfg);
+    tern_params_alloc_data(&m->params);
+}
+
+size_t tern_model_param_bytes(const tern_model_config *cfg) {
+    tern_model m;   // the exact layout (each tensor padded as tern_params pads it), nothing allocated
+    tern_model_declare(&m, cfg);
+    size_t bytes = sizeof(float) * (size_t)m.params.total;
+    tern_model_free(&m);
+    return bytes;
 }
 
 void tern_model_init_weights(tern_model *m, uint64_t seed) {
@@ -63,6 +82,7 @@ void tern_model_init_weights(tern_model *m, uint64_t seed) {
 void tern_model_free(tern_model *m) {
     tern_params_free(&m->params);
     free(m->layers);
+    free(m->rope_div);
     memset(m, 0, sizeof *m);
 }
 
@@ -82,10 +102,10 @@ tern_tensor *tern_model_forward(tern_model *m, tern_graph *g, const int *tokens,
         tern_tensor *q = qkv[0];                                           // [B*T, H*hd]
         tern_tensor *k = qkv[1];                                           // [B*T, Hkv*hd]
         tern_tensor *v = qkv[2];                                           // [B*T, Hkv*hd]
-        q = tern_rope(g, q, B, T, H, hd, 0, c->rope_theta);
-        k = tern_rope(g, k, B, T, Hkv, hd, 0, c->rope_theta);
+        q = tern_rope_ex(g, q, B, T, H, hd, 0, c->rope_theta, m->rope_div);
+        k = tern_rope_ex(g, k, B, T, Hkv, hd, 0, c->rope_theta, m->rope_div);
         tern_tensor *a = tern_attention(g, q, k, v, B, T, H, Hkv);         // [B*T, H*hd]
-        a = tern_rmsnorm(g, a, L->attn_sub_norm, eps);
+        if (L->attn_sub_norm) a = tern_rmsnorm(g, a, L->attn_sub_norm, eps);
         x = tern_add(g, x, tern_bitlinear(g, a, L->attn_output, lam));
         // feed-forward
         h = tern_rmsnorm(g, x, L->ffn_norm, eps);
@@ -93,7 +113,8 @@ tern_tensor *tern_model_forward(tern_model *m, tern_graph *g, const int *tokens,
         tern_bitlinear_n(g, h, wgu, 2, lam, gu);
         tern_tensor *gt = gu[0];                                           // [B*T, ffn]
         tern_tensor *up = gu[1];                                           // [B*T, ffn]
-        tern_tensor *f = tern_rmsnorm(g, tern_swiglu(g, gt, up), L->ffn_sub_norm, eps);
+        tern_tensor *f = c->ffn_act == TERN_FFN_RELU2 ? tern_relu2_glu(g, gt, up) : tern_swiglu(g, gt, up);
+        if (L->ffn_sub_norm) f = tern_rmsnorm(g, f, L->ffn_sub_norm, eps);
         x = tern_add(g, x, tern_bitlinear(g, f, L->ffn_down, lam));
     }
     x = tern_rmsnorm(g, x, m->output_norm, eps);

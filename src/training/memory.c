@@ -2,6 +2,7 @@
 #include "training/memory.h"
 #include "engine/tensor.h"
 #include "kernels/kernels.h"
+#include "formats/checkpoint.h"
 #include "model/model.h"
 #include "dist/dist.h"
 #include "util.h"
@@ -25,10 +26,11 @@ static size_t A(size_t bytes) { return bytes ? (bytes + 63) & ~(size_t)63 : 64; 
 // a tensor of n floats from the arena (tern_new: the struct, then its data)
 static size_t NEWT(size_t n) { return A(sizeof(tern_tensor)) + A(4 * n); }
 
-// tern_bitlinear_n of one input [N, K] onto n weights of Ms[j] rows; ternary: the int8 path.
-static size_t bitlinear_n(size_t N, size_t K, const size_t *Ms, int n, int ternary) {
+// tern_bitlinear_n of one input [N, K] onto n weights of Ms[j] rows; ternary: the int8 path
+// (x_eff, the dequantized input kept for backward, only when the graph records gradients).
+static size_t bitlinear_n(size_t N, size_t K, const size_t *Ms, int n, int ternary, int grad) {
     size_t b = 0;
-    if (ternary) b += A(4 * N) + A(N * (size_t)((K + 255) / 256 * 256)) + A(4 * N * K);   // sx, xi, x_eff
+    if (ternary) b += A(4 * N) + A(N * (size_t)((K + 255) / 256 * 256)) + (grad ? A(4 * N * K) : 0);   // sx, xi, x_eff
     for (int j = 0; j < n; j++) {
         b += NEWT(N * Ms[j]);
         if (ternary) b += A(4 * Ms[j] * K) + A(tern_tmat_bytes((int)Ms[j], (int)K));   // w_eff, packed Wq
@@ -36,53 +38,76 @@ static size_t bitlinear_n(size_t N, size_t K, const size_t *Ms, int n, int terna
     return b;
 }
 
+// model.c tern_model_forward of B x T tokens up to the logits; grad: the graph records gradients.
+static size_t forward_bytes(const tern_model_config *m, int B, int T, int threads, int grad) {
+    const size_t N = (size_t)B * T, d = (size_t)m->dim, f = (size_t)m->ffn_dim, V = (size_t)m->vocab_size;
+    const size_t H = (size_t)m->n_heads, hd = d / H, kv = (size_t)m->n_kv_heads * hd, nth = (size_t)(threads > 0 ? threads : 1);
+    const size_t Tz = (size_t)T;
+    const int tq = m->ternary, sub = m->sub_norms;
+    const size_t qkv[3] = {H * hd, kv, kv}, gu[2] = {f, f}, dd[1] = {d};
+    size_t fwd = 0;
+    fwd += A(4 * N) + NEWT(N * d);                                   // embedding: ids copy, output
+    size_t layer = 0;
+    layer += NEWT(N * d) + A(4 * N);                                 // rmsnorm attn_norm (+ rstd)
+    layer += bitlinear_n(N, d, qkv, 3, tq, grad);                    // q, k, v
+    layer += A(4 * Tz * hd) + NEWT(N * H * hd);                      // rope q (+ angles)
+    layer += A(4 * Tz * hd) + NEWT(N * kv);                          // rope k
+    layer += NEWT(N * H * hd) + A(4 * (size_t)B * H * Tz) + A(4 * nth * Tz * Tz);   // attention, lse, scores
+    if (sub) layer += NEWT(N * d) + A(4 * N);                        // rmsnorm attn_sub_norm
+    layer += bitlinear_n(N, d, dd, 1, tq, grad);                     // attn_output
+    layer += NEWT(N * d);                                            // residual add
+    layer += NEWT(N * d) + A(4 * N);                                 // rmsnorm ffn_norm
+    layer += bitlinear_n(N, d, gu, 2, tq, grad);                     // gate, up
+    layer += NEWT(N * f);                                            // swiglu or relu2_glu (same sizes)
+    if (sub) layer += NEWT(N * f) + A(4 * N);                        // rmsnorm ffn_sub_norm
+    layer += bitlinear_n(N, f, dd, 1, tq, grad);                     // ffn_down
+    layer += NEWT(N * d);                                            // residual add
+    fwd += layer * (size_t)m->n_layers;
+    fwd += NEWT(N * d) + A(4 * N);                                   // rmsnorm output_norm
+    fwd += NEWT(N * V);                                              // logits (token_embd or output.weight)
+    return fwd;
+}
+
+// tern_cross_entropy over N rows: targets, lse, nll, the loss
+static size_t cross_entropy_bytes(size_t N) { return 3 * A(4 * N) + NEWT(1); }
+
 size_t tern_mem_activations(const tern_model_config *m, int B, int T, int threads) {
     const size_t N = (size_t)B * T, d = (size_t)m->dim, f = (size_t)m->ffn_dim, V = (size_t)m->vocab_size;
     const size_t H = (size_t)m->n_heads, hd = d / H, kv = (size_t)m->n_kv_heads * hd, nth = (size_t)(threads > 0 ? threads : 1);
     const size_t Tz = (size_t)T;
-    const int tq = m->ternary;
-    const size_t qkv[3] = {H * hd, kv, kv}, gu[2] = {f, f}, dd[1] = {d};
-    size_t fwd = 0, bwd = 0;
-    // ---- forward (model.c tern_model_forward + tern_cross_entropy)
-    fwd += A(4 * N) + NEWT(N * d);                                   // embedding: ids copy, output
-    size_t layer = 0;
-    layer += NEWT(N * d) + A(4 * N);                                 // rmsnorm attn_norm (+ rstd)
-    layer += bitlinear_n(N, d, qkv, 3, tq);                          // q, k, v
-    layer += A(4 * Tz * hd) + NEWT(N * H * hd);                      // rope q (+ angles)
-    layer += A(4 * Tz * hd) + NEWT(N * kv);                          // rope k
-    layer += NEWT(N * H * hd) + A(4 * (size_t)B * H * Tz) + A(4 * nth * Tz * Tz);   // attention, lse, scores
-    layer += NEWT(N * d) + A(4 * N);                                 // rmsnorm attn_sub_norm
-    layer += bitlinear_n(N, d, dd, 1, tq);                           // attn_output
-    layer += NEWT(N * d);                                            // residual add
-    layer += NEWT(N * d) + A(4 * N);                                 // rmsnorm ffn_norm
-    layer += bitlinear_n(N, d, gu, 2, tq);                           // gate, up
-    layer += NEWT(N * f);                                            // swiglu
-    layer += NEWT(N * f) + A(4 * N);                                 // rmsnorm ffn_sub_norm
-    layer += bitlinear_n(N, f, dd, 1, tq);                           // ffn_down
-    layer += NEWT(N * d);                                            // residual add
-    fwd += layer * (size_t)m->n_layers;
-    fwd += NEWT(N * d) + A(4 * N);                                   // rmsnorm output_norm
-    fwd += NEWT(N * V);                                              // logits
-    fwd += 3 * A(4 * N) + NEWT(1);                                   // cross-entropy: targets, lse, nll, loss
+    const int sub = m->sub_norms;
+    size_t fwd = forward_bytes(m, B, T, threads, 1) + cross_entropy_bytes(N), bwd = 0;
     // ---- backward (graph.c tern_backward: each activation's gradient on first use, op scratch)
     bwd += A(4) + A(4 * N * V) + A(4 * N * d);                       // d loss, d logits, d final norm
     bwd += A(4 * N * d) + A(4 * nth * d);                            // d last residual, rmsnorm dw parts
     size_t lb = 0;
     lb += 2 * A(4 * N * d);                                          // add: d x_mid, d ffn_down out
-    lb += A(4 * N * f);                                              // d ffn_sub_norm out
-    lb += A(4 * N * f) + A(4 * nth * f);                             // d swiglu out, dw parts
+    if (sub) lb += A(4 * N * f);                                     // d ffn_sub_norm out
+    lb += A(4 * N * f) + (sub ? A(4 * nth * f) : 0);                 // d swiglu out, sub-norm dw parts
     lb += 2 * A(4 * N * f);                                          // d gate, d up
     lb += A(4 * N * d);                                              // d ffn_norm out
     lb += A(4 * nth * d);                                            // rmsnorm ffn_norm dw parts
     lb += 2 * A(4 * N * d);                                          // add: d block input, d attn_output out
-    lb += A(4 * N * d);                                              // d attn_sub_norm out
-    lb += A(4 * N * H * hd) + A(4 * nth * d);                        // d attention out, dw parts
+    if (sub) lb += A(4 * N * d);                                     // d attn_sub_norm out
+    lb += A(4 * N * H * hd) + (sub ? A(4 * nth * d) : 0);            // d attention out, sub-norm dw parts
     lb += A(4 * N * H * hd) + 2 * A(4 * N * kv);                     // d q_rope, d k_rope, d v
     lb += A(4 * nth * (2 * Tz * Tz + Tz));                           // attention backward scratch
     lb += A(4 * N * kv) + A(4 * N * H * hd);                         // d k, d q (rope backward)
     lb += A(4 * N * d) + A(4 * nth * d);                             // d attn_norm out, dw parts
     bwd += lb * (size_t)m->n_layers;
     return fwd + bwd;
+}
+
+size_t tern_mem_distill_extra(int B, int T) {
+    const size_t N = (size_t)B * T;
+    // kl_distill (use, lse_t, lse_s, kl in double, the loss), two scales and their sum; backward:
+    // the gradients of those four scalars (the loss's own is counted by tern_mem_activations)
+    return A(4 * N) + 2 * A(4 * N) + A(8 * N) + NEWT(1) + 3 * NEWT(1) + 4 * A(4);
+}
+
+size_t tern_mem_teacher_arena(const tern_model_config *tc, int T, int threads) {
+    // one sequence at a time, no gradients, plus the teacher's cross-entropy in validation
+    return forward_bytes(tc, 1, T, threads, 0) + cross_entropy_bytes((size_t)T);
 }
 
 int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, tern_mem_estimate *e) {
@@ -115,8 +140,20 @@ int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, ter
     e->tokenizer = in ? 4 * in->tokenizer_bytes + 48 * (size_t)m->vocab_size : 0;
     e->load_scratch = in && in->resuming == 1 ? 3 * P : in && in->resuming == 2 ? P : 0;
     e->runtime = RUNTIME_BASE + RUNTIME_PERTHREAD * (size_t)th;
+    if (in && in->has_teacher) {
+        const tern_model_config *tc = &in->teacher;
+        tern_model_declare(&decl, tc);
+        size_t tp = (size_t)decl.params.total * 4;
+        tern_model_free(&decl);
+        e->teacher_params = tp;
+        e->teacher_logits = 4 * (size_t)r->batch * (size_t)m->seq_len * (size_t)tc->vocab_size;
+        e->teacher_activations = tern_mem_teacher_arena(tc, m->seq_len, th);
+        e->teacher = e->teacher_params + e->teacher_logits + e->teacher_activations;
+        e->activations += tern_mem_distill_extra(r->batch, m->seq_len);
+        if (tp > e->load_scratch) e->load_scratch = tp;   // the teacher loads after the student
+    }
     size_t sum = 0;
-    size_t parts[] = {e->params, e->grads, e->adam, e->grad_scratch, e->batch, e->loader, e->tokenizer, e->runtime,
+    size_t parts[] = {e->params, e->grads, e->adam, e->grad_scratch, e->batch, e->loader, e->tokenizer, e->runtime, e->teacher,
                       e->activations > e->load_scratch ? e->activations : e->load_scratch};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (tern_add_size(sum, parts[i], &sum) != 0) { tern_error("memory estimate overflows (absurd sizes)"); return -1; }
@@ -187,11 +224,12 @@ size_t tern_mem_limit(const tern_mem_estimate *e, size_t max_memory) {
 int tern_mem_check(const tern_mem_estimate *e, size_t max_memory) {
     size_t limit = tern_mem_limit(e, max_memory);
     if (!limit || e->peak <= limit) return 0;
-    char a[32], b[32], c[32], d[32];
-    tern_error("the run needs about %s (activations %s per micro-batch, parameters + gradients + AdamW %s) but %s %s; "
+    char a[32], b[32], c[32], d[32], t[32], tw[80] = "";
+    if (e->teacher) snprintf(tw, sizeof tw, ", distillation teacher %s", tern_mem_str(e->teacher, t, sizeof t));
+    tern_error("the run needs about %s (activations %s per micro-batch, parameters + gradients + AdamW %s%s) but %s %s; "
                "lower batch or seq_len (raise grad_accum to keep the tokens per step), or the model size",
                tern_mem_str(e->peak, a, sizeof a), tern_mem_str(e->activations, b, sizeof b),
-               tern_mem_str(e->params + e->grads + e->adam, c, sizeof c),
+               tern_mem_str(e->params + e->grads + e->adam, c, sizeof c), tw,
                max_memory ? "max_memory is" : e->node_ranks > 1 ? "this rank's share of the machine's available memory is only"
                                                                 : "the machine has available only",
                tern_mem_str(limit, d, sizeof d));
@@ -203,6 +241,10 @@ void tern_mem_print(const tern_mem_estimate *e, size_t limit, FILE *f) {
     fprintf(f, "# memory: about %s at peak (limit %s): params %s, grads %s, AdamW %s, activations %s per micro-batch",
             tern_mem_str(e->peak, b[0], 32), limit ? tern_mem_str(limit, b[1], 32) : "unknown", tern_mem_str(e->params, b[2], 32),
             tern_mem_str(e->grads, b[3], 32), tern_mem_str(e->adam, b[4], 32), tern_mem_str(e->activations, b[5], 32));
+    if (e->teacher)
+        fprintf(f, ", teacher %s (weights %s, logits %s, activations %s; no gradients or AdamW)", tern_mem_str(e->teacher, b[6], 32),
+                tern_mem_str(e->teacher_params, b[1], 32), tern_mem_str(e->teacher_logits, b[2], 32),
+                tern_mem_str(e->teacher_activations, b[3], 32));
     if (e->grad_scratch) fprintf(f, ", second gradient buffer %s", tern_mem_str(e->grad_scratch, b[6], 32));
     if (e->load_scratch) fprintf(f, ", checkpoint load %s", tern_mem_str(e->load_scratch, b[6], 32));
     fprintf(f, ", other %s", tern_mem_str(e->batch + e->loader + e->tokenizer + e->runtime, b[7], 32));
@@ -226,6 +268,8 @@ void tern_mem_inputs_for_run(const tern_config *cfg, int resuming, tern_mem_inpu
     in->ranks = tern_dist_size();
     in->node_ranks = tern_dist_local_size();
     if (tern_dist_rank() != 0) in->resuming = 0;   // rank 0 alone loads checkpoints
+    // a distillation teacher: its shape from the checkpoint (when unreadable, the trainer reports why)
+    if (r->teacher[0] && tern_checkpoint_read_config(r->teacher, &in->teacher) == 0) in->has_teacher = 1;
 }
 
 int tern_mem_check_run(const tern_config *cfg, int resume, FILE *f) {

@@ -18,7 +18,12 @@
 //   grad_scratch          one more gradient-sized buffer (dist/ddp.h): a later micro-batch's
 //                         gradient (grad_accum > 1), and on several ranks the all-reduce send buffer
 //   runtime               fixed: program, libraries, OpenBLAS/OpenMP thread buffers, HDF5
-// peak = params + grads + adam + grad_scratch + batch + loader + tokenizer + runtime
+//   teacher               with a distillation teacher (run key teacher): its fp32 values only (no
+//                         gradients, no AdamW state), the [batch*seq_len, vocab] teacher logits
+//                         buffer, and its own arena (one sequence forward, no gradients); the
+//                         student's activations then also hold the KL term (tern_mem_distill_extra)
+//                         and load_scratch covers loading the teacher
+// peak = params + grads + adam + grad_scratch + batch + loader + tokenizer + runtime + teacher
 //        + max(activations, load_scratch)
 // Data parallel: the estimate is one rank's. With zero = 1 on several ranks, adam is the rank's
 // slice (1/ranks; rank 0 holds the full m and v while it loads a checkpoint), and the ranks on one
@@ -45,6 +50,8 @@ typedef struct {
     size_t load_scratch;           // transient, while a checkpoint loads
     size_t grad_scratch;           // second gradient buffer (accumulation, all-reduce send buffer)
     size_t runtime;                // fixed overhead
+    size_t teacher;                // distillation teacher: the three below (0: none)
+    size_t teacher_params, teacher_logits, teacher_activations;
     size_t token_maps;             // mmap'd token files (reported, not in peak)
     size_t peak;                   // what the run needs at most
     long n_params;                 // parameters (floats in the flat buffers, padding included)
@@ -57,12 +64,14 @@ typedef struct {
     size_t train_bytes, val_bytes;   // token file sizes (0 = none / unknown)
     size_t tokenizer_bytes;      // tokenizer file size (0 = none)
     int ranks, node_ranks;       // data-parallel ranks, and those on this node (0 = 1)
+    int has_teacher;             // 1: distillation from a teacher of shape `teacher`
+    tern_model_config teacher;
 } tern_mem_inputs;
 
 // The inputs of a run as tern_trainer_init sees them: threads (threads key, else OpenMP's),
-// the sizes of train_data, val_data and tokenizer, and what it loads (resuming: 1 = a
-// checkpoint with optimizer state; else init_from, if set, = 2; only rank 0 loads), and the
-// ranks of dist/dist.h.
+// the sizes of train_data, val_data and tokenizer, what it loads (resuming: 1 = a
+// checkpoint with optimizer state; else init_from, if set, = 2; only rank 0 loads), the
+// ranks of dist/dist.h, and the teacher's shape (read from the teacher checkpoint's attributes).
 void tern_mem_inputs_for_run(const tern_config *cfg, int resuming, tern_mem_inputs *in);
 // Estimate for a run (resume: 1 when out_dir/latest.h5 will be resumed), print it with the limit
 // it is checked against (tern_mem_print; f may be NULL) and check it (tern_mem_check). For
@@ -71,6 +80,10 @@ int tern_mem_check_run(const tern_config *cfg, int resume, FILE *f);
 
 // Graph arena bytes of one training step (forward + loss + backward) of micro-batch B x T.
 size_t tern_mem_activations(const tern_model_config *m, int B, int T, int threads);
+// What logit distillation adds to the student's step arena (kl_distill and the weighted sum).
+size_t tern_mem_distill_extra(int B, int T);
+// The teacher's arena: one sequence of T forward without gradients, plus its cross-entropy.
+size_t tern_mem_teacher_arena(const tern_model_config *tc, int T, int threads);
 // Fill e from a validated config. 0, or -1 with tern_error on overflow (absurd sizes).
 int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, tern_mem_estimate *e);
 // Memory this process may still use: MemAvailable (/proc/meminfo), lowered to the cgroup's

@@ -123,9 +123,84 @@ static int same_shape_config(const tern_model_config *a, const tern_model_config
 #define CMP(f)                                                                          \
     if (a->f != b->f) { snprintf(what, n, #f " %g vs %g", (double)a->f, (double)b->f); return 0; }
     CMP(dim) CMP(n_layers) CMP(n_heads) CMP(n_kv_heads) CMP(ffn_dim) CMP(vocab_size) CMP(tied_head)
-    CMP(norm_eps) CMP(rope_theta)
+    CMP(norm_eps) CMP(rope_theta) CMP(ffn_act) CMP(rope_scaling) CMP(rope_scaling_factor) CMP(rope_low_freq_factor)
+    CMP(rope_high_freq_factor) CMP(rope_original_ctx)
 #undef CMP
     return 1;
+}
+
+static int is_sub_norm(const char *name) { return strstr(name, "_sub_norm.weight") != NULL; }
+
+// Weights of init_from into the model. A checkpoint without sub-norms (an imported LLaMA) may start
+// a model with them: the inserted attn_sub_norm / ffn_sub_norm start at 1 (BitDistill's SubLN
+// insertion); the reverse (dropping trained sub-norms) is refused.
+static int load_init_from(tern_trainer *t, const char *path, const tern_model_config *mc) {
+    if (mc->sub_norms == t->cfg.model.sub_norms) return tern_checkpoint_load(path, NULL, &t->model.params, NULL) < 0 ? -1 : 0;
+    if (mc->sub_norms) {
+        tern_error("%s: the checkpoint has sub-norms but the config sets sub_norms = 0 (they cannot be dropped)", path);
+        return -1;
+    }
+    for (int l = 0; l < t->cfg.model.n_layers; l++) {
+        tern_layer *L = &t->model.layers[l];
+        for (long i = 0; i < L->attn_sub_norm->n; i++) L->attn_sub_norm->data[i] = 1.0f;
+        for (long i = 0; i < L->ffn_sub_norm->n; i++) L->ffn_sub_norm->data[i] = 1.0f;
+    }
+    int missing;
+    if (tern_checkpoint_load_partial(path, &t->model.params, is_sub_norm, &missing) != 0) return -1;
+    if (missing != 2 * t->cfg.model.n_layers) {
+        tern_error("%s: expected to insert %d sub-norms, inserted %d", path, 2 * t->cfg.model.n_layers, missing);
+        return -1;
+    }
+    return 0;
+}
+
+// The distillation teacher: a frozen model of the checkpoint cfg.run.teacher, its graph and logits buffer.
+static int open_teacher(tern_trainer *t) {
+    const char *path = t->cfg.run.teacher;
+    tern_model_config tc;
+    if (tern_checkpoint_read_config(path, &tc) != 0) return -1;
+    if (tc.vocab_size != t->cfg.model.vocab_size) {
+        tern_error("%s: the teacher's vocab_size %d differs from the student's %d", path, tc.vocab_size, t->cfg.model.vocab_size);
+        return -1;
+    }
+    tern_model_build_frozen(&t->teacher, &tc);
+    t->has_teacher = 1;   // from here on tern_trainer_free releases it
+    if (tern_checkpoint_load(path, &tc, &t->teacher.params, NULL) < 0) return -1;
+    if (t->has_tok) {
+        void *bytes = NULL;
+        size_t n = 0;
+        int rc = tern_checkpoint_read_tokenizer(path, &bytes, &n);
+        if (rc < 0) return -1;
+        if (rc == 1 && tern_fnv1a64(bytes, n) != tern_tokenizer_hash(&t->tok)) {
+            free(bytes);
+            tern_error("%s: the teacher's tokenizer differs from the student's", path);
+            return -1;
+        }
+        free(bytes);
+    }
+    // its arena's first block is the estimate (training/memory.h): one sequence, no gradients
+    int nth = t->cfg.run.threads > 0 ? t->cfg.run.threads : omp_get_max_threads();
+    tern_graph_init(&t->teacher_graph, tern_model_graph_nodes(&tc), tern_mem_teacher_arena(&tc, t->cfg.model.seq_len, nth), 0);
+    t->teacher_graph.grad_enabled = 0;
+    size_t nl = (size_t)t->cfg.run.batch * t->cfg.model.seq_len * tc.vocab_size;
+    t->teacher_logits = tern_aligned_alloc(sizeof(float) * nl);
+    t->teacher_bytes = tern_model_param_bytes(&tc) + sizeof(float) * nl;
+    return 0;
+}
+
+// Teacher logits for nb sequences of T tokens into t->teacher_logits, one sequence per forward (its
+// activations are those of one sequence). Returns the teacher's summed NLL over the rows when
+// targets != NULL (else 0).
+static double teacher_forward(tern_trainer *t, const int *inputs, const int *targets, int nb, int T) {
+    const int V = t->cfg.model.vocab_size;
+    double nll = 0.0;
+    for (int b = 0; b < nb; b++) {
+        tern_graph_reset(&t->teacher_graph);
+        tern_tensor *lg = tern_model_forward(&t->teacher, &t->teacher_graph, inputs + (size_t)b * T, 1, T);
+        memcpy(t->teacher_logits + (size_t)b * T * V, lg->data, sizeof(float) * (size_t)T * V);
+        if (targets) nll += (double)tern_cross_entropy(&t->teacher_graph, lg, targets + (size_t)b * T, TERN_IGNORE_INDEX)->data[0] * T;
+    }
+    return nll;
 }
 
 static int open_tokenizer_bytes(tern_trainer *t, void *bytes, size_t n, const char *what) {
@@ -365,7 +440,7 @@ static int load_start(tern_trainer *t, int resuming, tern_train_state *st, int64
             tern_error("%s: its model does not match the config (%s)", r->init_from, what);
             return -1;
         }
-        if (tern_checkpoint_load(r->init_from, NULL, &t->model.params, NULL) < 0) return -1;
+        if (load_init_from(t, r->init_from, &mc) != 0) return -1;
         snprintf(t->last_ckpt, sizeof t->last_ckpt, "%s", r->init_from);
     } else {
         tern_model_init_weights(&t->model, r->seed);
@@ -492,6 +567,7 @@ int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume) {
     if (rc == 0 && t->rank == 0 && have_state) rc = check_resume_data(t, t->last_ckpt, &st);
     tern_train_state_free(&st);
     if (rc == 0 && have_state) rc = tern_loader_set_pos(&t->train, resume_epoch, resume_pos);
+    if (rc == 0 && r->teacher[0]) rc = open_teacher(t);   // every rank: each distils its own micro-batches
     if (tern_dist_agree(rc) != 0) return -1;
     if (check_same_data(t) != 0) return -1;
     tern_adamw_init_run(&t->opt, &t->model.params, r);
@@ -533,7 +609,7 @@ int tern_trainer_step(tern_trainer *t) {
     tern_loader_get_pos(&t->train, &ep0, &pos0);
     tern_loader_skip(&t->train, lo);
     tern_ddp_step_begin(&t->ddp);
-    double loss_sum = 0.0;
+    double loss_sum = 0.0, ce_sum = 0.0, kl_sum = 0.0;
     int bad = 0;
     for (int a = 0; a < nmicro; a++) {
         // one process: a stop signal abandons the step between micro-batches (back to where it
@@ -548,7 +624,19 @@ int tern_trainer_step(tern_trainer *t) {
         tern_loader_next_n(&t->train, nb, t->inputs, t->targets);
         tern_graph_reset(&t->graph);
         tern_ddp_micro_begin(&t->ddp, &t->graph, a, a == nmicro - 1);
-        tern_tensor *loss = tern_model_loss(&t->model, &t->graph, t->inputs, t->targets, nb, T);
+        if (t->has_teacher) teacher_forward(t, t->inputs, NULL, nb, T);
+        tern_tensor *loss;
+        if (t->has_teacher) {   // (1 - alpha) CE + alpha T^2 KL(teacher || student)
+            tern_tensor *logits = tern_model_forward(&t->model, &t->graph, t->inputs, nb, T);
+            tern_tensor *ce = tern_cross_entropy(&t->graph, logits, t->targets, TERN_IGNORE_INDEX);
+            tern_tensor *kl = tern_kl_distill(&t->graph, logits, t->teacher_logits, t->targets, TERN_IGNORE_INDEX, r->distill_temp);
+            loss = tern_add(&t->graph, tern_scale(&t->graph, ce, 1.0f - r->distill_alpha), tern_scale(&t->graph, kl, r->distill_alpha));
+            ce_sum += (double)ce->data[0] * nb;
+            kl_sum += (double)kl->data[0] * nb;
+        } else {
+            loss = tern_model_loss(&t->model, &t->graph, t->inputs, t->targets, nb, T);
+            ce_sum += (double)loss->data[0] * nb;
+        }
         // a non-finite loss still runs its backward: the other ranks' gradient sums wait for it
         if (!isfinite(loss->data[0])) bad = 1;
         tern_backward(&t->graph, loss, (float)nb / (float)G);
@@ -558,8 +646,8 @@ int tern_trainer_step(tern_trainer *t) {
     tern_loader_skip(&t->train, G - hi);
     double t_compute = tern_time() - t0;
     tern_ddp_sync(&t->ddp);
-    double agg[2] = {loss_sum, (double)bad}, slowest = t_compute;
-    tern_dist_sum_doubles(agg, 2);
+    double agg[4] = {loss_sum, (double)bad, ce_sum, kl_sum}, slowest = t_compute;
+    tern_dist_sum_doubles(agg, 4);
     if (t->ranks > 1) { // how long this rank waited for the slowest one: not communication
         tern_dist_max_doubles(&slowest, 1);
         t->ddp.stats.t_skew += slowest - t_compute;
@@ -581,6 +669,8 @@ int tern_trainer_step(tern_trainer *t) {
     t->step++;
     t->tokens_seen += G * T;
     t->last_loss = (float)mean;
+    t->last_ce = (float)(agg[2] / (double)G);
+    t->last_kl = (float)(agg[3] / (double)G);
     t->last_gnorm = gnorm;
     if (t->steps_run++ == 0) { // the first step sizes arenas and faults pages in: not timed
         memset(&t->ddp.stats, 0, sizeof t->ddp.stats);
@@ -588,6 +678,48 @@ int tern_trainer_step(tern_trainer *t) {
         t->t_steps += tern_time() - t0;
         t->n_steps_timed++;
     }
+    return 0;
+}
+
+int tern_trainer_eval_distill(tern_trainer *t, tern_distill_eval *res) {
+    memset(res, 0, sizeof *res);
+    if (!t->has_val || !t->has_teacher) {
+        tern_error("distillation figures need validation data and a teacher");
+        return -1;
+    }
+    const tern_run_config *r = &t->cfg.run;
+    const int B = r->batch, T = t->cfg.model.seq_len, V = t->cfg.model.vocab_size;
+    long nwin = (long)tern_loader_eval_count(&t->val), want = (long)r->eval_batches * B;
+    if (want <= 0 || want > nwin) want = nwin;
+    int save_grad = t->graph.grad_enabled;
+    t->graph.grad_enabled = 0;
+    double ce = 0.0, tce = 0.0, kl = 0.0;
+    long agree = 0, done = 0;
+    while (done < want) {
+        int nb = (int)(want - done < B ? want - done : B);
+        nb = tern_loader_eval_windows(&t->val, done, nb, t->inputs, t->targets);
+        tce += teacher_forward(t, t->inputs, t->targets, nb, T);
+        tern_graph_reset(&t->graph);
+        tern_tensor *lg = tern_model_forward(&t->model, &t->graph, t->inputs, nb, T);
+        ce += (double)tern_cross_entropy(&t->graph, lg, t->targets, TERN_IGNORE_INDEX)->data[0] * nb * T;
+        kl += (double)tern_kl_distill(&t->graph, lg, t->teacher_logits, t->targets, TERN_IGNORE_INDEX, r->distill_temp)->data[0] * nb * T;
+        for (long i = 0; i < (long)nb * T; i++) {
+            const float *a = lg->data + (size_t)i * V, *b = t->teacher_logits + (size_t)i * V;
+            int ia = 0, ib = 0;
+            for (int v = 1; v < V; v++) { if (a[v] > a[ia]) ia = v; if (b[v] > b[ib]) ib = v; }
+            agree += ia == ib;
+        }
+        done += nb;
+    }
+    t->graph.grad_enabled = save_grad;
+    long n = want * T;
+    if (n > 0) {
+        res->student_ce = (float)(ce / n);
+        res->teacher_ce = (float)(tce / n);
+        res->kl = (float)(kl / n);
+        res->top1_agree = (float)((double)agree / n);
+    }
+    res->positions = n;
     return 0;
 }
 
@@ -695,6 +827,9 @@ int tern_trainer_run(tern_trainer *t) {
         double eta = (double)(r->steps - t->step) * elapsed / (double)(t->step - start_step);
         float lr = tern_lr_at(r, t->step - 1);
         if (!quiet) tern_progress_update(&prog, t->step, r->steps, t->last_loss, lr, t->last_gnorm, tps, eta);
+        if (!quiet && t->has_teacher && (t->step % r->log_interval == 0 || t->step == r->steps))
+            tern_progress_message(&prog, "step %ld: loss %.4f = %.2f·CE %.4f + %.2f·KL %.4f", t->step, t->last_loss,
+                                  1.0 - r->distill_alpha, t->last_ce, r->distill_alpha, t->last_kl);
         float val = NAN;
         if (t->has_val && ((r->eval_interval > 0 && t->step % r->eval_interval == 0) || t->step == r->steps)) {
             val = tern_trainer_eval(t);
@@ -769,6 +904,11 @@ void tern_trainer_free(tern_trainer *t) {
     tern_adamw_free(&t->opt);
     if (t->graph.nodes) tern_graph_free(&t->graph);
     tern_model_free(&t->model);
+    if (t->has_teacher) {
+        tern_model_free(&t->teacher);
+        tern_graph_free(&t->teacher_graph);
+        free(t->teacher_logits);
+    }
     free(t->inputs);
     free(t->targets);
     if (t->lock_fd >= 0) close(t->lock_fd);   // releases the run lock

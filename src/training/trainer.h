@@ -6,6 +6,12 @@
 // clip → AdamW with the schedule's lr and weight decay (schedule.h). The BitLinear mode follows
 // cfg.model.ternary, with the fp → ternary ramp λ (to_ternary_ramp) when fine-tuning.
 //
+// Distillation (cfg.run.teacher set): a frozen teacher model (values only: no gradients, no AdamW
+// state) runs forward over each micro-batch, one sequence at a time, into a [batch*seq_len, vocab]
+// logits buffer; the loss is (1-α)·CE + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T))
+// (ops.h tern_kl_distill). The teacher must have the student's vocabulary (and tokenizer, when both
+// carry one).
+//
 // Resume is exact: a checkpoint holds weights, AdamW m and v, the step, the data loader position
 // and the RNG state, so N straight steps and K steps + save + resume + N-K steps give
 // bit-identical weights (same thread count). A resume checks that it continues the same run:
@@ -77,7 +83,19 @@ typedef struct {
     long n_steps_timed, steps_run;
     int lock_fd;               // out_dir/.lock, flock'd (-1: none)
     size_t arena_bytes;        // the estimated activation arena (memory.h), the graph's first block
+    // distillation (has_teacher)
+    int has_teacher;
+    tern_model teacher;        // built frozen (tern_model_build_frozen)
+    tern_graph teacher_graph;  // grad disabled; reset per teacher sequence
+    float *teacher_logits;     // [batch * seq_len, vocab]
+    float last_ce, last_kl;    // the two terms of the last step's loss (means over its micro-batches)
+    size_t teacher_bytes;      // teacher weights + logits buffer (+ its activation arena once measured)
 } tern_trainer;
+
+// Validation figures against the teacher: student CE, teacher CE, KL(teacher ‖ student) at the
+// run's temperature (T² included, as in the loss), top-1 agreement (fraction of positions where
+// student and teacher argmax agree), over the same windows as tern_trainer_eval.
+typedef struct { float student_ce, teacher_ce, kl, top1_agree; long positions; } tern_distill_eval;
 
 // SIGINT/SIGTERM: the first one asks the run to stop (the current micro-batch loop checks it; a
 // checkpoint is written at the last completed step); programs install this before any slow
@@ -95,6 +113,8 @@ int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume);
 int tern_trainer_step(tern_trainer *t);
 // Mean validation loss over eval_batches micro-batches of sequential windows (or NAN without val data).
 float tern_trainer_eval(tern_trainer *t);
+// The distillation figures above (requires has_teacher and validation data). 0, or -1 when either is missing.
+int tern_trainer_eval_distill(tern_trainer *t, tern_distill_eval *r);
 // Write out_dir/ckpt_<step>.h5 (+ latest.h5, keep the newest ckpt_keep). 0 or -1. With several
 // ranks every rank calls it (weights are checked identical across ranks, ZeRO-1 moments gathered);
 // rank 0 writes.
