@@ -17,6 +17,7 @@
 #include "formats/spmodel.h"
 #include "model/quant.h"
 #include "tokenizers/tokenizer.h"
+#include "tokenizers/tokenizer_json.h"
 #include "util.h"
 #include <hdf5.h>
 #include <math.h>
@@ -227,6 +228,89 @@ static void test_tokenizer_model(void **st) {
     free(bytes);
     // fewer rows than pieces: an error
     assert_int_equal(tern_hf_read_tokenizer(FIX "/llama_f32", 271, &bytes, &n, &src), -1);
+    assert_non_null(strstr(tern_last_error(), "embedding rows"));
+}
+
+// encodings of a few texts by a and b are the same
+static void same_encoding(const tern_tokenizer *a, const tern_tokenizer *b) {
+    const char *texts[] = {"the cat sat", "Hello, world!  42", "\xc3\xa9t\xc3\xa9 \xe2\x82\xac\x35", "a\n\nb"};
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        int *x, *y, nx, ny;
+        assert_int_equal(tern_tokenizer_encode(a, texts[i], strlen(texts[i]), 0, &x, &nx), 0);
+        assert_int_equal(tern_tokenizer_encode(b, texts[i], strlen(texts[i]), 0, &y, &ny), 0);
+        assert_int_equal(nx, ny);
+        assert_memory_equal(x, y, sizeof(int) * (size_t)nx);
+        free(x);
+        free(y);
+    }
+}
+
+// tokenizer.json (tokenizers/tokenizer_json.h) is preferred to tokenizer.model: a SentencePiece-style
+// one (written from the fixture's tokenizer.model) imports as the same tokenizer, end to end
+// through tern-import; a byte-level one (GPT-2 family fixture) is padded with unused [PAD<id>]
+// pieces that encoding never produces and decoding drops; more pieces than rows is an error.
+static void test_tokenizer_json(void **st) {
+    (void)st;
+    void *bytes;
+    size_t n;
+    const char *src;
+    tern_tokenizer spm, t;
+    assert_int_equal(tern_hf_read_tokenizer(FIX "/llama_f32", 272, &bytes, &n, &src), 1);
+    assert_int_equal(tern_tokenizer_from_bytes(&spm, bytes, n, "tokenizer.model"), 0);
+    free(bytes);
+    char dir[512], p[700], cmd[3000], out[600];
+    snprintf(dir, sizeof dir, "%s/tj", tmpdir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp " FIX "/llama_f32/config.json " FIX "/llama_f32/model.safetensors %s/", dir, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    assert_int_equal(tern_tokenizer_save_json(&spm, p), 0);
+    assert_int_equal(tern_hf_read_tokenizer(dir, 272, &bytes, &n, &src), 1);
+    assert_string_equal(src, "tokenizer.json");
+    assert_int_equal(tern_tokenizer_from_bytes(&t, bytes, n, "tokenizer.json"), 0);
+    free(bytes);
+    assert_int_equal(t.kind, TERN_TOK_LLAMA);
+    assert_int_equal(t.vocab_size, 272);
+    same_encoding(&spm, &t);
+    tern_tokenizer_free(&t);
+    // tern-import takes it from the directory and embeds it in the checkpoint
+    snprintf(out, sizeof out, "%s/tj.h5", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s %s -o %s > %s/tj.log 2>&1", prog_bin, dir, out, tmpdir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tern_checkpoint_read_tokenizer(out, &bytes, &n), 1);
+    assert_int_equal(tern_tokenizer_from_bytes(&t, bytes, n, out), 0);
+    free(bytes);
+    same_encoding(&spm, &t);
+    tern_tokenizer_free(&t);
+    tern_tokenizer_free(&spm);
+    // byte-level, padded to a larger embedding
+    const char *gpt2 = "tests/fixtures/tokenizers/gpt2";
+    tern_tokenizer plain;
+    snprintf(p, sizeof p, "%s/tokenizer.json", gpt2);
+    assert_int_equal(tern_tokenizer_load_json(&plain, p), 0);
+    assert_int_equal(plain.kind, TERN_TOK_GPT2);
+    int V0 = plain.vocab_size, V = V0 + 37;
+    assert_int_equal(tern_hf_read_tokenizer(gpt2, V, &bytes, &n, &src), 1);
+    assert_int_equal(tern_tokenizer_from_bytes(&t, bytes, n, "padded"), 0);
+    free(bytes);
+    assert_int_equal(t.kind, TERN_TOK_GPT2);
+    assert_int_equal(t.vocab_size, V);
+    assert_int_equal(t.n_merges, plain.n_merges);
+    for (int i = 0; i < V0; i++) assert_string_equal(t.pieces[i], plain.pieces[i]);
+    char nm[32];
+    snprintf(nm, sizeof nm, "[PAD%d]", V - 1);
+    assert_string_equal(t.pieces[V - 1], nm);
+    assert_int_equal(t.types[V - 1], TERN_PIECE_UNUSED);
+    same_encoding(&plain, &t);
+    int pad_ids[2] = {V0, V - 1};
+    char *text;
+    size_t tl;
+    assert_int_equal(tern_tokenizer_decode(&t, pad_ids, 2, &text, &tl), 0);
+    assert_int_equal(tl, 0);   // padding decodes to nothing
+    free(text);
+    tern_tokenizer_free(&t);
+    tern_tokenizer_free(&plain);
+    // fewer rows than pieces
+    assert_int_equal(tern_hf_read_tokenizer(gpt2, V0 - 1, &bytes, &n, &src), -1);
     assert_non_null(strstr(tern_last_error(), "embedding rows"));
 }
 
@@ -550,6 +634,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_llama_f32),           cmocka_unit_test(test_llama_f16_untied_llama3),
         cmocka_unit_test(test_llama_bf16_sharded),  cmocka_unit_test(test_bitnet_bf16),
         cmocka_unit_test(test_bitnet_packed_equals_bf16), cmocka_unit_test(test_tokenizer_model),
+        cmocka_unit_test(test_tokenizer_json),
         cmocka_unit_test(test_import_program),      cmocka_unit_test(test_safetensors_reader),
         cmocka_unit_test(test_import_errors),       cmocka_unit_test(test_spm_errors),
     };

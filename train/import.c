@@ -1,10 +1,12 @@
 // import.c — a Hugging Face model directory -> a tern checkpoint.
 //
-//   tern-import HF_DIR -o MODEL.h5 [--seq-len N] [--tokenizer FILE.tok | --no-tokenizer] [--save-tokenizer FILE.tok]
+//   tern-import HF_DIR -o MODEL.h5 [--seq-len N] [--tokenizer TOK | --no-tokenizer] [--save-tokenizer FILE.tkz]
+//   (TOK: a tern .tkz file or a tokenizer.json, instead of the directory's)
 //
 // HF_DIR holds config.json, model.safetensors (or model-0000x-of-0000y.safetensors shards with
 // model.safetensors.index.json; F32, F16, BF16, or BitNet's packed uint8) and a tokenizer
-// (tokenizer.model: SentencePiece BPE, LLaMA-2 style). Architectures: LlamaForCausalLM (written as
+// (tokenizer.json, byte-level BPE or SentencePiece style, with tokenizer_config.json; else
+// tokenizer.model: SentencePiece BPE, LLaMA-2 style). Architectures: LlamaForCausalLM (written as
 // a full-precision tern model without sub-norms: fine-tune it to ternary with tern-finetune
 // --to-ternary) and BitNetForCausalLM (Microsoft's BitNet b1.58 2B4T: a ternary model with
 // sub-norms and squared ReLU; -bf16 masters or the packed form). Anything else is refused with
@@ -15,6 +17,7 @@
 #include "formats/checkpoint.h"
 #include "formats/hfmodel.h"
 #include "tokenizers/tokenizer.h"
+#include "tokenizers/tokenizer_json.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -26,8 +29,9 @@
 
 static int usage(int rc) {
     fprintf(rc ? stderr : stdout,
-            "usage: tern-import HF_DIR -o MODEL.h5 [--seq-len N] [--tokenizer FILE.tok | --no-tokenizer] [--save-tokenizer FILE.tok]\n"
-            "  HF_DIR: config.json + model.safetensors (or shards + model.safetensors.index.json) + tokenizer.model\n"
+            "usage: tern-import HF_DIR -o MODEL.h5 [--seq-len N] [--tokenizer TOK | --no-tokenizer] [--save-tokenizer FILE.tkz]\n"
+            "  HF_DIR: config.json + model.safetensors (or shards + model.safetensors.index.json) + tokenizer.json or tokenizer.model\n"
+            "  TOK: a tern .tkz file or a tokenizer.json, instead of the directory's\n"
             "  architectures: LlamaForCausalLM (full precision), BitNetForCausalLM (bf16 masters or packed)\n");
     return rc;
 }
@@ -76,18 +80,17 @@ int main(int argc, char **argv) {
     // the tokenizer first: a bad one fails before the (long) weight import
     if (tok_path) {
         tern_tokenizer t;
-        if (tern_tokenizer_load(&t, tok_path) != 0) DIE("%s", tern_last_error());
-        int v = t.vocab_size;
+        if (tern_tokenizer_load_any(&t, tok_path) != 0) DIE("%s", tern_last_error());
+        int v = t.vocab_size, rt = v == mc.vocab_size ? tern_tokenizer_to_bytes(&t, &tok, &tok_n) : 0;
         tern_tokenizer_free(&t);
         if (v != mc.vocab_size) DIE("%s: %d pieces but the model has vocab_size %d", tok_path, v, mc.vocab_size);
-        if (!(tok = tern_read_file(tok_path, &tok_n))) DIE("%s", tern_last_error());
+        if (rt != 0) DIE("%s", tern_last_error());
         tok_src = tok_path;
     } else if (!no_tok) {
         int r = tern_hf_read_tokenizer(dir, mc.vocab_size, &tok, &tok_n, &tok_src);
         if (r < 0) DIE("%s", tern_last_error());
         if (r == 0)
-            DIE("%s: no tokenizer tern can read (found: %s; tern reads a SentencePiece tokenizer.model); pass --tokenizer FILE.tok "
-                "or --no-tokenizer", dir, tok_src);
+            DIE("%s: no tokenizer.json or tokenizer.model; pass --tokenizer TOK or --no-tokenizer", dir);
     }
     printf("%s: %s; dim %d, %d layers, %d/%d heads, ffn %d (%s), vocab %d, rope_theta %g%s, %s head\n", dir, info.arch, mc.dim, mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.ffn_dim,
            tern_ffn_act_name(mc.ffn_act), mc.vocab_size, (double)mc.rope_theta,

@@ -3,6 +3,8 @@
 #include "formats/safetensors.h"
 #include "formats/spmodel.h"
 #include "model/quant.h"
+#include "tokenizers/tokenizer.h"
+#include "tokenizers/tokenizer_json.h"
 #include "util.h"
 
 #include <jansson.h>
@@ -324,10 +326,74 @@ out:
 
 // ---- tokenizer -----------------------------------------------------------------------------------
 
+// t padded to V pieces: the rows of the embedding beyond the tokenizer's pieces become unused
+// pieces "[PAD<id>]" (llama.cpp's converter names them so), which encoding never produces and
+// decoding drops. 0, or -1 with tern_error.
+static int pad_tokenizer(tern_tokenizer *t, int V, const char *what) {
+    const int V0 = t->vocab_size;
+    const char **pieces = tern_xmalloc(sizeof(char *) * (size_t)V);
+    int *lens = tern_xmalloc(sizeof(int) * (size_t)V), *types = tern_xmalloc(sizeof(int) * (size_t)V);
+    float *scores = tern_xmalloc(sizeof(float) * (size_t)V);
+    uint8_t *attrs = tern_xcalloc((size_t)V, 1);
+    char *names = tern_xmalloc((size_t)(V - V0) * 24);
+    for (int i = 0; i < V; i++) {
+        if (i < V0) {
+            pieces[i] = t->pieces[i];
+            lens[i] = t->piece_len[i];
+            types[i] = t->types[i];
+            scores[i] = t->scores[i];
+            attrs[i] = t->attrs[i];
+        } else {
+            char *nm = names + (size_t)(i - V0) * 24;
+            lens[i] = snprintf(nm, 24, "[PAD%d]", i);
+            pieces[i] = nm;
+            types[i] = TERN_PIECE_UNUSED;
+            scores[i] = -1e9f;
+        }
+    }
+    tern_tokenizer_spec sp = {
+        .kind = t->kind, .vocab_size = V, .pieces = pieces, .piece_len = lens, .scores = scores, .types = types,
+        .attrs = attrs, .bos_id = t->bos_id, .eos_id = t->eos_id, .unk_id = t->unk_id, .add_bos = t->add_bos,
+        .add_eos = t->add_eos, .add_space_prefix = t->add_space_prefix, .pre = t->pre, .ignore_merges = t->ignore_merges,
+        .nfc = t->nfc, .n_merges = t->n_merges, .merge_ids = t->merges};
+    tern_tokenizer padded;
+    int rc = tern_tokenizer_build(&padded, &sp, what);
+    free(pieces);
+    free(lens);
+    free(types);
+    free(scores);
+    free(attrs);
+    free(names);
+    if (rc != 0) return -1;
+    tern_tokenizer_free(t);
+    *t = padded;
+    return 0;
+}
+
+// tokenizer.json (+ tokenizer_config.json): Hugging Face's tokenizer, either kind (tokenizers/).
+static int json_tokenizer(const char *path, int vocab_size, void **bytes, size_t *n) {
+    tern_tokenizer t;
+    if (tern_tokenizer_load_json(&t, path) != 0) return -1;
+    int rc = -1;
+    if (t.vocab_size > vocab_size)
+        tern_error("%s: %d pieces, more than the model's %d embedding rows", path, t.vocab_size, vocab_size);
+    else if (t.vocab_size == vocab_size || pad_tokenizer(&t, vocab_size, path) == 0)
+        rc = tern_tokenizer_to_bytes(&t, bytes, n);
+    tern_tokenizer_free(&t);
+    return rc;
+}
+
 int tern_hf_read_tokenizer(const char *dir, int vocab_size, void **bytes, size_t *n, const char **src) {
     *bytes = NULL;
     *n = 0;
     char path[4096];
+    // tokenizer.json first: it is what transformers' fast tokenizers use (added tokens, the
+    // post-processor's bos/eos); tokenizer.model where that is all there is
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (access(path, F_OK) == 0) {
+        *src = "tokenizer.json";
+        return json_tokenizer(path, vocab_size, bytes, n) == 0 ? 1 : -1;
+    }
     snprintf(path, sizeof path, "%s/tokenizer.model", dir);
     if (access(path, F_OK) == 0) {
         *src = "tokenizer.model";
@@ -338,7 +404,6 @@ int tern_hf_read_tokenizer(const char *dir, int vocab_size, void **bytes, size_t
         free(buf);
         return rc == 0 ? 1 : -1;
     }
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    *src = access(path, F_OK) == 0 ? "tokenizer.json" : "none";
+    *src = "none";
     return 0;
 }

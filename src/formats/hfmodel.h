@@ -51,9 +51,12 @@ typedef struct {
 int tern_hf_read_config(const char *dir, int seq_len, tern_model_config *cfg, tern_hf_info *info);
 // The weights into m (built from that cfg, e.g. tern_model_build_frozen). 0 or -1.
 int tern_hf_load_weights(const char *dir, tern_model *m, tern_hf_info *info);
-// The tokenizer as tern tokenizer file bytes: tokenizer.model (SentencePiece BPE, LLaMA-2 style).
-// Returns 1 with *bytes (malloc'd) and *src ("tokenizer.model"), 0 when the directory has no
-// tokenizer tern can read (*src then says what is there: "tokenizer.json" or "none"), -1 on error.
+// The tokenizer as tern tokenizer file bytes: tokenizer.json (Hugging Face's, byte-level BPE or
+// SentencePiece style, with tokenizer_config.json when present; tokenizers/tokenizer_json.h), else
+// tokenizer.model (SentencePiece BPE, LLaMA-2 style). An embedding with more rows than the
+// tokenizer has pieces gets unused "[PAD<id>]" pieces; fewer rows is an error. Returns 1 with
+// *bytes (malloc'd) and *src ("tokenizer.json" / "tokenizer.model"), 0 when there is neither
+// (*src = "none"), -1 on error.
 int tern_hf_read_tokenizer(const char *dir, int vocab_size, void **bytes, size_t *n, const char **src);
 
 #endif
