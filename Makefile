@@ -29,7 +29,7 @@ RT_LIBS := -lm
 
 # src/ files the standalone runtime also uses (must include only libc/libm/OpenMP headers)
 RT_SRC_ALL := src/util.c src/model/quant.c src/kernels/vmath.c src/tokenizers/tokenizer.c src/formats/gguf.c \
-              src/formats/tqpack.c src/kernels/kernels.c
+              src/formats/tqpack.c src/formats/ggml_types.c src/kernels/kernels.c
 RT_SRC     := $(wildcard $(RT_SRC_ALL))
 LIB_SRC    := $(filter-out $(RT_SRC),$(wildcard src/*.c src/*/*.c))
 LPAREN     := (
