@@ -29,7 +29,8 @@ RT_LIBS := -lm
 
 # src/ files the standalone runtime also uses (must include only libc/libm/OpenMP headers)
 RT_SRC_ALL := src/util.c src/model/quant.c src/kernels/vmath.c src/tokenizers/tokenizer.c src/formats/gguf.c \
-              src/formats/tqpack.c src/formats/ggml_types.c src/kernels/kernels.c
+              src/formats/tqpack.c src/formats/ggml_types.c src/kernels/kernels.c \
+              src/kernels/qmatvec.c
 RT_SRC     := $(wildcard $(RT_SRC_ALL))
 LIB_SRC    := $(filter-out $(RT_SRC),$(wildcard src/*.c src/*/*.c))
 LPAREN     := (
@@ -64,6 +65,9 @@ $(DEPS_STAMP): scripts/install-deps.sh
 $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(HDF5_CFLAGS) -c $< -o $@
+
+# the logits kernels promise identical floats at every SIMD level: no fused multiply-adds there
+$(BUILD)/obj/src/kernels/qmatvec.o: CFLAGS += -ffp-contract=off
 
 $(LIBTERN): $(call obj,$(LIB_SRC))
 	@rm -f $@
