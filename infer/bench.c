@@ -1,11 +1,15 @@
 // bench.c — prefill and decode speed of the runtime, like llama-bench.
-//   tern-bench -m model.gguf [-p 128] [-n 64] [-r 3] [-b 64] [--kernel plain|avx2|avx512]
-//   tern-bench --random dim=2560,ffn=6912,layers=30,heads=20,kv_heads=5,vocab=32000[,ctx=512]
+//   tern-bench -m model.gguf [-p 128] [-n 64] [-r 3] [-b 64] [--kernel plain|avx2|avx512] [--kv q8|f32] [-d depth]
+//   tern-bench --random dim=2560,ffn=6912,layers=30,heads=20,kv_heads=5,vocab=32000[,ctx=512][,head=q8_0][,act=relu2]
+//   tern-bench --random 2b4t[,head=q6_k]   the BitNet b1.58 2B4T shape (vocab 128256, ReLU², head q8_0)
 //   tern-bench --bandwidth [MB]     the machine's limits: read bandwidth and VNNI peak (all OpenMP threads)
-// Prints medians over -r runs: prefill and decode tokens/s, effective GB/s of weights read per
-// decoded token, integer GOPS (2 ops per ternary weight per token).
+// Prints the load time and medians over -r runs: prefill and decode tokens/s, effective GB/s read
+// per decoded token (weights, the logits matrix, and the KV cache at that depth), integer GOPS
+// (2 ops per ternary weight per token). -d D: decode at depth D (the KV cache filled with random
+// entries for positions 0..D-1 instead of a D-token prompt; no prefill is timed).
 #include "membench.h"
 #include "runtime.h"
+#include "formats/ggml_types.h"
 #include "util.h"
 #include <omp.h>
 #include <stdio.h>
@@ -14,25 +18,44 @@
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: tern-bench (-m model.gguf | --random dim=D,ffn=F,layers=L,heads=H,kv_heads=K,vocab=V[,ctx=C])\n"
-            "                  [-p prefill_tokens=128] [-n decode_tokens=64] [-r reps=3] [-b batch=64]\n"
-            "                  [--kernel auto|plain|avx2|avx512] [--seed S]\n"
+            "usage: tern-bench (-m model.gguf | --random dim=D,ffn=F,layers=L,heads=H,kv_heads=K,vocab=V[,ctx=C][,head=T][,act=silu|relu2]\n"
+            "                   | --random small|2b|2b4t[,key=value...])\n"
+            "                  [-p prefill_tokens=128] [-n decode_tokens=64] [-r reps=3] [-b batch=64] [-d decode_depth=0]\n"
+            "                  [--kernel auto|plain|avx2|avx512] [--kv q8|f32] [--seed S]\n"
             "       tern-bench --bandwidth [MB=1024]\n");
     exit(2);
 }
 
 static double median(double *v, int n) { return tern_median(v, n); }
 
-static int parse_shape(const char *spec, tern_rt_config *c) {
+static int parse_shape(const char *spec, tern_rt_config *c, int *head) {
     memset(c, 0, sizeof *c);
     c->seq_len = 0;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", spec);
-    if (!strcmp(buf, "small")) snprintf(buf, sizeof buf, "dim=256,ffn=768,layers=6,heads=4,kv_heads=4,vocab=4096");
-    if (!strcmp(buf, "2b")) snprintf(buf, sizeof buf, "dim=2560,ffn=6912,layers=30,heads=20,kv_heads=5,vocab=32000");
+    *head = TERN_GGML_F16;
+    char buf[512], in[512];
+    snprintf(in, sizeof in, "%s", spec);
+    // a preset name first, then key=value items that override it
+    char *rest = strchr(in, ',');
+    if (rest) *rest++ = 0;
+    if (!strcmp(in, "small")) snprintf(buf, sizeof buf, "dim=256,ffn=768,layers=6,heads=4,kv_heads=4,vocab=4096%s%s", rest ? "," : "", rest ? rest : "");
+    else if (!strcmp(in, "2b")) snprintf(buf, sizeof buf, "dim=2560,ffn=6912,layers=30,heads=20,kv_heads=5,vocab=32000%s%s", rest ? "," : "", rest ? rest : "");
+    else if (!strcmp(in, "2b4t"))
+        snprintf(buf, sizeof buf, "dim=2560,ffn=6912,layers=30,heads=20,kv_heads=5,vocab=128256,head=q8_0,act=relu2%s%s", rest ? "," : "", rest ? rest : "");
+    else snprintf(buf, sizeof buf, "%s", spec);
     char *save = NULL;
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(tok, '=');
+        if (eq && !strncmp(tok, "head=", 5)) {
+            *head = tern_ggml_type_parse(eq + 1);
+            if (*head < 0 || !tern_qmat_supported(*head)) { fprintf(stderr, "tern-bench: --random: head=%s: expected f32|f16|bf16|q8_0|q4_k|q5_k|q6_k\n", eq + 1); return -1; }
+            continue;
+        }
+        if (eq && !strncmp(tok, "act=", 4)) {
+            if (!strcmp(eq + 1, "silu")) c->ffn_act = TERN_FFN_SILU;
+            else if (!strcmp(eq + 1, "relu2")) c->ffn_act = TERN_FFN_RELU2;
+            else { fprintf(stderr, "tern-bench: --random: act=%s: expected silu|relu2\n", eq + 1); return -1; }
+            continue;
+        }
         long v;
         if (!eq || tern_parse_long(eq + 1, &v) || v < 1 || v > (1 << 24)) {
             fprintf(stderr, "tern-bench: --random: bad item '%s'\n", tok);
@@ -67,7 +90,8 @@ static void print_bandwidth(long mb) {
 
 int main(int argc, char **argv) {
     const char *path = NULL, *random_spec = NULL;
-    long P = 128, N = 64, R = 3, B = 64, seed = 1234, bw_mb = -1;
+    long P = 128, N = 64, R = 3, B = 64, seed = 1234, bw_mb = -1, depth = 0;
+    int kv = TERN_KV_Q8;
     tern_kernel_kind kind = TERN_KERNEL_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -85,7 +109,13 @@ int main(int argc, char **argv) {
             i++;
             continue;
         }
+        if (!strcmp(a, "--kv")) {
+            if (!v || (kv = rt_kv_parse(v)) < 0) { fprintf(stderr, "tern-bench: --kv: expected q8|f32\n"); return 2; }
+            i++;
+            continue;
+        }
         if (!strcmp(a, "-p")) dst = &P;
+        else if (!strcmp(a, "-d")) dst = &depth;
         else if (!strcmp(a, "-n")) dst = &N;
         else if (!strcmp(a, "-r")) dst = &R;
         else if (!strcmp(a, "-b")) dst = &B;
@@ -108,24 +138,30 @@ int main(int argc, char **argv) {
         if (build_model(&m, path)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
     } else {
         tern_rt_config c;
-        if (parse_shape(random_spec, &c)) return 2;
-        if (!c.seq_len) c.seq_len = (int)(P + N);
-        if (build_random_model(&m, &c, (uint64_t)seed)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
+        int head;
+        if (parse_shape(random_spec, &c, &head)) return 2;
+        if (!c.seq_len) c.seq_len = (int)(depth + P + N);
+        if (build_random_model_typed(&m, &c, head, (uint64_t)seed)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
     }
     double t_load = tern_time() - t0;
     const tern_rt_config *c = &m.config;
-    if (P + N > c->seq_len || P + N < 1) {
-        fprintf(stderr, "tern-bench: -p %ld + -n %ld exceeds the context %d\n", P, N, c->seq_len);
+    if (depth > 0) P = 0;   // decode at depth: the cache is filled, no prompt
+    if (depth + P + N > c->seq_len || P + N < 1) {
+        fprintf(stderr, "tern-bench: -d %ld + -p %ld + -n %ld exceeds the context %d\n", depth, P, N, c->seq_len);
         free_model(&m);
         return 1;
     }
     tern_rt_state s;
-    build_state(&s, &m, (int)B, (int)(P + N));
-    printf("model: %s  dim %d ffn %d layers %d heads %d/%d vocab %d\n", m.path, c->dim, c->ffn_dim, c->n_layers, c->n_heads,
-           c->n_kv_heads, c->vocab_size);
-    printf("weights: %.3f G ternary (%.1f MB in kernel layout), %.1f MB fp (norms + logits matrix); loaded in %.2f s\n",
-           m.n_ternary / 1e9, m.ternary_bytes / 1e6, m.fp_bytes / 1e6, t_load);
-    printf("kernel: %s, threads: %d, batch %ld\n", tern_kernel_name(tern_kernel_best()), omp_get_max_threads(), B);
+    if (build_state_kv(&s, &m, (int)B, (int)(depth + P + N), kv)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
+    if (depth > 0) rt_kv_fill_random(&m, &s, (int)depth, (uint64_t)seed);
+    printf("model: %s  %s  dim %d ffn %d layers %d heads %d/%d vocab %d%s\n", m.path, c->arch, c->dim, c->ffn_dim, c->n_layers, c->n_heads,
+           c->n_kv_heads, c->vocab_size, c->ffn_act == TERN_FFN_RELU2 ? "  relu2" : "");
+    printf("weights: %.3f G ternary (%s in the file; %.1f MB in kernel layout), %.1f MB fp (norms + %s logits matrix); loaded in %.2f s\n",
+           m.n_ternary / 1e9, tern_ggml_type_name(m.bitlinear_type), m.ternary_bytes / 1e6, m.fp_bytes / 1e6,
+           tern_ggml_type_name(m.weights.output_type), t_load);
+    printf("kernel: %s, threads: %d, batch %ld, KV cache %s%s\n", tern_kernel_name(tern_kernel_best()), omp_get_max_threads(), B,
+           rt_kv_name(s.kv_type), depth > 0 ? "" : "");
+    if (depth > 0) printf("decode at depth %ld: KV cache filled with random entries for positions 0..%ld\n", depth, depth - 1);
     int *toks = tern_xmalloc(sizeof(int) * (size_t)(P + N + 1));
     tern_rng rng;
     tern_rng_seed(&rng, (uint64_t)seed);
@@ -138,10 +174,11 @@ int main(int argc, char **argv) {
     const size_t bw_n = (size_t)512 << 20;
     uint8_t *bw_buf = N > 0 ? tern_alloc_huge(bw_n) : NULL;   // huge pages, like the weights
     if (bw_buf) memset(bw_buf, 1, bw_n);
-    const double bytes_tok = (double)m.ternary_bytes + (double)m.fp_bytes;
+    const int p0 = (int)(depth + P);   // position of the first decoded token
+    const double bytes_tok = (double)m.ternary_bytes + (double)m.fp_bytes + (double)rt_kv_bytes(&m, &s, p0 + (int)N / 2);
     const double ops_tok = 2.0 * (double)m.n_ternary;
     // warm-up (page in the weights)
-    forward(&m, &s, toks, 1, 0, 0);
+    forward(&m, &s, toks, 1, p0 ? p0 - 1 : 0, 0);
     for (long r = 0; r < R; r++) {
         if (P > 0) tern_membench_vnni_peak(omp_get_max_threads(), 1, &pk[r]);
         double a = tern_time();
@@ -149,7 +186,7 @@ int main(int argc, char **argv) {
         double b = tern_time();
         if (bw_buf) tern_membench_read(bw_buf, bw_n, omp_get_max_threads(), 1, &bw[r]);
         double b2 = tern_time();
-        for (long i = 0; i < N; i++) forward(&m, &s, toks + P + i, 1, (int)(P + i), 0);
+        for (long i = 0; i < N; i++) forward(&m, &s, toks + P + i, 1, p0 + (int)i, 0);
         double e = tern_time();
         pre[r] = P > 0 ? P / (b - a) : 0;
         dec[r] = N > 0 ? N / (e - b2) : 0;
@@ -164,8 +201,9 @@ int main(int argc, char **argv) {
                    100 * median(pkr, (int)R), median(pk, (int)R));
     }
     if (N > 0) {
-        printf("decode  %5ld tokens: %9.2f tok/s  %8.1f int GOPS  %6.1f GB/s effective (%.1f MB weights/token)  (median of %ld)\n",
-               N, dm, ops_tok * dm / 1e9, bytes_tok * dm / 1e9, bytes_tok / 1e6, R);
+        printf("decode  %5ld tokens: %9.2f tok/s  %8.1f int GOPS  %6.1f GB/s effective (%.1f MB/token incl. %.1f MB KV cache at "
+               "position ~%ld)  (median of %ld)\n", N, dm, ops_tok * dm / 1e9, bytes_tok * dm / 1e9, bytes_tok / 1e6,
+               rt_kv_bytes(&m, &s, p0 + (int)N / 2) / 1e6, p0 + N / 2, R);
         printf("        = %.1f%% of the read bandwidth measured before each repeat (median ratio; bandwidth median %.1f GB/s)\n",
                100 * median(bwr, (int)R), median(bw, (int)R));
     }

@@ -673,32 +673,31 @@ int build_random_model_typed(tern_rt_model *m, const tern_rt_config *cfg, int he
     }
     layout_layers(m);
     m->bitlinear_type = TERN_GGML_TQ2_0;
-    // 2 random bits per weight: {-1, 0, 0, 1}; each row from its own generator
-    const int nsrc = 7 * c->n_layers;
-    #pragma omp parallel
-    {
-        uint8_t *codes = tern_xmalloc((size_t)(c->ffn_dim > c->dim ? c->ffn_dim : c->dim) + 64);
-        #pragma omp for schedule(dynamic, 1)
-        for (int i = 0; i < nsrc; i++) {
-            const int l = i / 7, j = i % 7;
-            int rows, cols, row0;
-            tern_tmat *dst;
-            rt_bl_shape(c, j, &rows, &cols);
-            bl_dst(c, &w->layers[l], j, &dst, &row0);
-            for (int r = 0; r < rows; r++) {
-                tern_rng rr;
-                tern_rng_seed(&rr, (seed + 1000003ull * (uint64_t)(7 * l + j + 1)) * 0x9E3779B97F4A7C15ull + (uint64_t)r);
-                for (int k = 0; k < cols; k += 32) {
-                    const uint64_t x = tern_rng_u64(&rr);
-                    for (int b = 0; b < 32 && k + b < cols; b++) {
-                        const int v = (int)((x >> (2 * b)) & 3);
-                        codes[k + b] = (uint8_t)(v == 0 ? 0 : v == 3 ? 2 : 1);
-                    }
-                }
-                tern_tmat_set_row_codes(dst, row0 + r, codes);
-            }
+    // random weights straight in the kernel layout: each 2-bit field of a random byte maps 0 -> -1,
+    // 1, 2 -> 0, 3 -> +1 (codes 0, 1, 1, 2); pad rows and columns too (their products are never
+    // read: pad columns meet zero activations, pad rows are not written out). Every 64 KiB from
+    // its own generator: the same weights for any thread count.
+    uint8_t lut[256];
+    for (int b = 0; b < 256; b++) {
+        int v = 0;
+        for (int f = 0; f < 4; f++) {
+            const int r = (b >> (2 * f)) & 3;
+            v |= (r == 0 ? 0 : r == 3 ? 2 : 1) << (2 * f);
         }
-        free(codes);
+        lut[b] = (uint8_t)v;
+    }
+    uint8_t *buf = m->weights.ternary;
+    const size_t total = (size_t)(w->layers[c->n_layers - 1].w_down.w + tern_tmat_weight_bytes(&w->layers[c->n_layers - 1].w_down) - buf);
+    const size_t CH = 65536;
+    #pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < total; o += CH) {
+        tern_rng rr;
+        tern_rng_seed(&rr, (seed + 1000003ull) * 0x9E3779B97F4A7C15ull + o / CH);
+        const size_t n = total - o < CH ? total - o : CH;
+        for (size_t i = 0; i < n; i += 8) {
+            uint64_t x = tern_rng_u64(&rr);
+            for (size_t j = 0; j < 8 && i + j < n; j++, x >>= 8) buf[o + i + j] = lut[x & 255];
+        }
     }
     for (int l = 0; l < c->n_layers; l++) {
         w->layers[l].wo.scale = w->layers[l].scale[3];

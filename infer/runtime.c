@@ -172,8 +172,11 @@ static float *kv_v_f32(const tern_rt_state *s, const tern_rt_config *c, int laye
 // int8 quantization of n values (absmax / 127, round half to even); returns the scale
 static float q8_row(const float *x, int n, int8_t *q) {
     float amax = 0.0f;
-    for (int i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
-    if (amax == 0.0f) { memset(q, 0, (size_t)n); return 0.0f; }
+    for (int i = 0; i < n; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+    if (amax == 0.0f) {
+        for (int i = 0; i < n; i++) q[i] = 0;
+        return 0.0f;
+    }
     const float id = 127.0f / amax;
     for (int i = 0; i < n; i++) {
         const float r = rintf(x[i] * id);
@@ -738,6 +741,29 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
     rmsnorm_rows(s->xb, s->x + (size_t)first * D, w->output_norm, rows, D, c->norm_eps);
     logits_rows(m, s, s->xb, rows, s->logits);
     return s->logits;
+}
+
+void rt_kv_fill_random(const tern_rt_model *m, tern_rt_state *s, int n, uint64_t seed) {
+    const tern_rt_config *c = &m->config;
+    if (n > s->seq_len) n = s->seq_len;
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int l = 0; l < c->n_layers; l++) {
+        float *k = tern_xmalloc(sizeof(float) * 2 * (size_t)c->head_dim), *v = k + c->head_dim;
+        tern_rng r;
+        tern_rng_seed(&r, seed + 7919u * (uint64_t)l);
+        for (int p = 0; p < n; p++)
+            for (int h = 0; h < c->n_kv_heads; h++) {
+                for (int d = 0; d < c->head_dim; d++) { k[d] = tern_rng_normal(&r); v[d] = tern_rng_normal(&r); }
+                kv_store_head(s, c, l, p, h, k, v);
+            }
+        free(k);
+    }
+}
+
+size_t rt_kv_bytes(const tern_rt_model *m, const tern_rt_state *s, int n) {
+    const tern_rt_config *c = &m->config;
+    const size_t per = s->kv_type == TERN_KV_F32 ? 2 * sizeof(float) * (size_t)c->kv_dim : 2 * ((size_t)c->kv_dim + sizeof(float) * c->n_kv_heads);
+    return per * (size_t)n * c->n_layers;
 }
 
 float *forward_prompt(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int n, int pos) {

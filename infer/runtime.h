@@ -192,6 +192,11 @@ void free_state(tern_rt_state *s);
 // cache must hold positions < pos. Returns logits: [n, vocab] rows when all_logits, else the
 // last token's [vocab] only. Pointer into s->logits.
 float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int n, int pos, int all_logits);
+// Benchmarks: positions 0 .. n-1 of every layer's KV cache filled with random keys and values
+// (what a decode step at depth n reads), instead of running a prompt of n tokens.
+void rt_kv_fill_random(const tern_rt_model *m, tern_rt_state *s, int n, uint64_t seed);
+// Bytes of KV cache one decode step at depth n reads (all layers, K and V, scales included).
+size_t rt_kv_bytes(const tern_rt_model *m, const tern_rt_state *s, int n);
 // Convenience: forward over any number of tokens in chunks of max_batch; logits of the last one.
 float *forward_prompt(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int n, int pos);
 
