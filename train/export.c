@@ -1,6 +1,7 @@
 // export.c — tern HDF5 checkpoint -> GGUF v3 (llama.cpp architecture `bitnet`).
-//   tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0] [--embd f16|f32] [--name NAME]
-//               [--tokenizer file.tok] [--no-tokenizer]
+//   tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0|i2_s|f16|bf16|f32] [--embd TYPE] [--head TYPE]
+//               [--name NAME] [--tokenizer file.tok] [--no-tokenizer]
+//   TYPE (embedding / untied head): q8_0 (default), q6_k, q5_k, q4_k, f16, bf16, f32
 //
 // What is written (shared/docs/formats.md):
 //   KVs: general.architecture = "bitnet", general.name, general.file_type, bitnet.context_length,
@@ -8,12 +9,18 @@
 //        .attention.head_count_kv, .attention.layer_norm_rms_epsilon, .rope.freq_base,
 //        .rope.dimension_count, .vocab_size; tokenizer.ggml.model = "llama", tokens, scores,
 //        token_type, bos/eos/unknown ids, add_bos_token, add_eos_token, add_space_prefix.
-//   Tensors: token_embd (f16 default, or f32), output_norm (f32), per block the four norms (f32)
-//        and the seven BitLinear weights as TQ2_0 (default) or TQ1_0 blocks with d = 1, each
-//        followed by blk.N.<name>.scale, f32 {1} = the exact fp32 s_w (quant.h): llama.cpp's bitnet
-//        graph multiplies the product by it, tern's runtime folds it into the kernel scale. So
-//        the ternary integers and the scales are bit-identical to the training forward.
-//   An untied head (tied_head = 0) is written as output.weight (same type as the embedding);
+//   Tensors: token_embd (--embd: q8_0 default, q6_k, q5_k, q4_k, f16, bf16 or f32; quantized by
+//        formats/ggml_types.h), output_norm (f32), per block the four norms (f32) and the seven
+//        BitLinear weights:
+//          tq2_0 (default) / tq1_0: blocks with d = 1, each tensor followed by blk.N.<name>.scale,
+//            f32 {1} = the exact fp32 s_w (quant.h): llama.cpp's bitnet graph multiplies the
+//            product by it, tern's runtime folds it into the kernel scale;
+//          i2_s (bitnet.cpp's format): the 2-bit codes and the exact fp32 s_w as the tensor's own
+//            scale, no .scale tensor (rows must be a multiple of 128 weights);
+//          f16 / bf16 / f32: the ternary values -1, 0, 1 (exact in every float type) and the
+//            .scale tensor, for tools that quantize from float files (llama.cpp's quantizer).
+//        So the ternary integers and the scales are bit-identical to the training forward.
+//   An untied head (tied_head = 0) is written as output.weight (--head: default the --embd type);
 //        tern runs it, llama.cpp's bitnet loader does not know it (a warning says so).
 // Rows must be a multiple of 256 weights (TQ2_0/TQ1_0 blocks): dim and ffn_dim % 256 == 0 is
 // checked up front ("stated answer": config validation, no fallback type). Full-precision
@@ -25,6 +32,7 @@
 #include "model/quant.h"
 #include "tokenizers/tokenizer.h"
 #include "formats/tqpack.h"
+#include "formats/ggml_types.h"
 #include "util.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +42,9 @@
 static const char *prog = "tern-export";
 
 static void usage(void) {
-    fprintf(stderr, "usage: tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0] [--embd f16|f32] [--name NAME]\n"
-                    "                   [--tokenizer file.tok] [--no-tokenizer]\n");
+    fprintf(stderr, "usage: tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0|i2_s|f16|bf16|f32] [--embd TYPE] [--head TYPE]\n"
+                    "                   [--name NAME] [--tokenizer file.tok] [--no-tokenizer]\n"
+                    "  TYPE (token embedding; untied output matrix): q8_0 (default), q6_k, q5_k, q4_k, f16, bf16, f32\n");
     exit(2);
 }
 
@@ -65,7 +74,7 @@ static void check(int rc, const char *out) {
 
 int main(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *name = NULL, *tok_path = NULL;
-    int ttype = TERN_GGML_TQ2_0, etype = TERN_GGML_F16, no_tok = 0;
+    int ttype = TERN_GGML_TQ2_0, etype = TERN_GGML_Q8_0, htype = -1, no_tok = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-tokenizer")) { no_tok = 1; continue; }
@@ -80,13 +89,19 @@ int main(int argc, char **argv) {
             if (!v) { fprintf(stderr, "%s: %s needs a value\n", prog, a); usage(); }
             i++;
             if (!strcmp(a, "--type")) {
-                if (!strcmp(v, "tq2_0")) ttype = TERN_GGML_TQ2_0;
-                else if (!strcmp(v, "tq1_0")) ttype = TERN_GGML_TQ1_0;
-                else die("--type: expected tq2_0 or tq1_0");
-            } else if (!strcmp(a, "--embd")) {
-                if (!strcmp(v, "f16")) etype = TERN_GGML_F16;
-                else if (!strcmp(v, "f32")) etype = TERN_GGML_F32;
-                else die("--embd: expected f16 or f32");
+                ttype = tern_ggml_type_parse(v);
+                if (ttype != TERN_GGML_TQ2_0 && ttype != TERN_GGML_TQ1_0 && ttype != TERN_GGML_I2_S && ttype != TERN_GGML_F16 &&
+                    ttype != TERN_GGML_BF16 && ttype != TERN_GGML_F32)
+                    die("--type: expected tq2_0, tq1_0, i2_s, f16, bf16 or f32");
+            } else if (!strcmp(a, "--embd") || !strcmp(a, "--head")) {
+                int t = tern_ggml_type_parse(v);
+                if (t != TERN_GGML_Q8_0 && t != TERN_GGML_Q6_K && t != TERN_GGML_Q5_K && t != TERN_GGML_Q4_K && t != TERN_GGML_F16 &&
+                    t != TERN_GGML_BF16 && t != TERN_GGML_F32) {
+                    fprintf(stderr, "%s: %s: expected q8_0, q6_k, q5_k, q4_k, f16, bf16 or f32\n", prog, a);
+                    return 1;
+                }
+                if (!strcmp(a, "--embd")) etype = t;
+                else htype = t;
             } else if (!strcmp(a, "--name")) name = v;
             else if (!strcmp(a, "--tokenizer")) tok_path = v;
             else { fprintf(stderr, "%s: unknown option '%s'\n", prog, a); usage(); }
@@ -105,10 +120,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: %s: full-precision checkpoint (ternary = 0); only ternary models export to TQ2_0/TQ1_0\n", prog, in);
         return 1;
     }
-    if (mc.dim % 256 || mc.ffn_dim % 256) {
-        fprintf(stderr, "%s: %s: dim %d and ffn_dim %d must be multiples of 256 (TQ2_0/TQ1_0 store rows in 256-weight blocks)\n",
-                prog, in, mc.dim, mc.ffn_dim);
+    if (htype < 0) htype = etype;
+    const int64_t tblk = tern_ggml_block_elems(ttype);
+    if (mc.dim % tblk || mc.ffn_dim % tblk) {
+        fprintf(stderr, "%s: %s: dim %d and ffn_dim %d must be multiples of %lld (%s stores rows in %lld-weight blocks)\n", prog, in,
+                mc.dim, mc.ffn_dim, (long long)tblk, tern_ggml_type_name(ttype), (long long)tblk);
         return 1;
+    }
+    for (int k = 0; k < 2; k++) {
+        const int t = k ? htype : etype;
+        if (mc.dim % tern_ggml_block_elems(t)) {
+            fprintf(stderr, "%s: %s: dim %d is not a multiple of the %s block size %lld; choose %s q8_0, f16, bf16 or f32\n", prog, in,
+                    mc.dim, tern_ggml_type_name(t), (long long)tern_ggml_block_elems(t), k ? "--head" : "--embd");
+            return 1;
+        }
     }
     // tokenizer: from --tokenizer, else the checkpoint's /tokenizer
     tern_tokenizer tok;
@@ -154,7 +179,10 @@ int main(int argc, char **argv) {
     }
     check(tern_gguf_add_str(w, "general.architecture", "bitnet"), out);
     check(tern_gguf_add_str(w, "general.name", name), out);
-    check(tern_gguf_add_u32(w, "general.file_type", ttype == TERN_GGML_TQ2_0 ? 37u : 36u), out); // LLAMA_FTYPE_MOSTLY_TQ2_0 / TQ1_0
+    // LLAMA_FTYPE_MOSTLY_TQ2_0 37 / TQ1_0 36 / F16 1 / BF16 32 / F32 0; bitnet.cpp's MOSTLY_I2_S 40
+    const uint32_t ftype = ttype == TERN_GGML_TQ2_0 ? 37u : ttype == TERN_GGML_TQ1_0 ? 36u : ttype == TERN_GGML_I2_S ? 40u
+                         : ttype == TERN_GGML_F16 ? 1u : ttype == TERN_GGML_BF16 ? 32u : 0u;
+    check(tern_gguf_add_u32(w, "general.file_type", ftype), out);
     check(tern_gguf_add_u32(w, "general.quantization_version", 2), out);
     check(tern_gguf_add_u32(w, "bitnet.context_length", (uint32_t)mc.seq_len), out);
     check(tern_gguf_add_u32(w, "bitnet.embedding_length", (uint32_t)mc.dim), out);
@@ -189,17 +217,15 @@ int main(int argc, char **argv) {
     size_t tern_bytes = 0;
     const tern_tensor *E = model.token_embd;
     int64_t ne2[2] = {mc.dim, mc.vocab_size};
-#define FP_MATRIX(nm, T)                                                                                   \
+#define FP_MATRIX(nm, T, TYPE)                                                                             \
     do {                                                                                                   \
-        if (etype == TERN_GGML_F16) {                                                                      \
-            uint16_t *h = keep(&kl, tern_xmalloc(sizeof(uint16_t) * (size_t)(T)->n));                      \
-            for (long i = 0; i < (T)->n; i++) h[i] = tern_fp32_to_fp16((T)->data[i]);                      \
-            check(tern_gguf_add_tensor(w, nm, 2, ne2, TERN_GGML_F16, h, 2 * (size_t)(T)->n), out);         \
-        } else                                                                                             \
-            check(tern_gguf_add_tensor(w, nm, 2, ne2, TERN_GGML_F32, (T)->data, 4 * (size_t)(T)->n), out); \
+        size_t nb_ = tern_ggml_row_bytes(TYPE, mc.dim) * (size_t)mc.vocab_size;                           \
+        void *q_ = keep(&kl, tern_xmalloc(nb_));                                                           \
+        check(tern_ggml_quantize(TYPE, (T)->data, (T)->n, q_), out);                                       \
+        check(tern_gguf_add_tensor(w, nm, 2, ne2, TYPE, q_, nb_), out);                                    \
         n_fp += (T)->n;                                                                                    \
     } while (0)
-    FP_MATRIX("token_embd.weight", E);
+    FP_MATRIX("token_embd.weight", E, etype);
     const char *bl_names[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
     for (int l = 0; l < mc.n_layers; l++) {
         tern_layer *L = &model.layers[l];
@@ -217,19 +243,37 @@ int main(int argc, char **argv) {
             *s = tern_weight_scale(t->data, n);
             int8_t *q = tern_xmalloc((size_t)n);
             tern_weight_quantize_i8(t->data, n, *s, q);
-            size_t nb = ttype == TERN_GGML_TQ2_0 ? tern_tq2_bytes(n) : tern_tq1_bytes(n);
-            void *blk = keep(&kl, tern_xmalloc(nb));
-            int rc = ttype == TERN_GGML_TQ2_0 ? tern_tq2_pack(q, n, 1.0f, blk) : tern_tq1_pack(q, n, 1.0f, blk);
+            int64_t ne[2] = {t->shape[1], t->shape[0]};
+            size_t nb = 0;
+            void *blk = NULL;
+            int rc = 0;
+            if (ttype == TERN_GGML_TQ2_0 || ttype == TERN_GGML_TQ1_0) {
+                nb = ttype == TERN_GGML_TQ2_0 ? tern_tq2_bytes(n) : tern_tq1_bytes(n);
+                blk = keep(&kl, tern_xmalloc(nb));
+                rc = ttype == TERN_GGML_TQ2_0 ? tern_tq2_pack(q, n, 1.0f, blk) : tern_tq1_pack(q, n, 1.0f, blk);
+            } else if (ttype == TERN_GGML_I2_S) {
+                nb = (size_t)n / 4 + TERN_I2S_TAIL;
+                blk = keep(&kl, tern_xmalloc(nb));
+                rc = tern_i2s_pack(q, n, *s, blk);
+            } else {   // the ternary values as floats, then the scale tensor
+                float *f = tern_xmalloc(sizeof(float) * (size_t)n);
+                for (long i = 0; i < n; i++) f[i] = (float)q[i];
+                nb = tern_ggml_row_bytes(ttype, t->shape[1]) * (size_t)t->shape[0];
+                blk = keep(&kl, tern_xmalloc(nb));
+                rc = tern_ggml_quantize(ttype, f, n, blk);
+                free(f);
+            }
             free(q);
             check(rc, out);
-            int64_t ne[2] = {t->shape[1], t->shape[0]};
             check(tern_gguf_add_tensor(w, t->name, 2, ne, ttype, blk, nb), out);
-            char sname[96];
-            snprintf(sname, sizeof sname, "blk.%d.%s.scale", l, bl_names[j]);
-            int64_t one[1] = {1};
-            check(tern_gguf_add_tensor(w, sname, 1, one, TERN_GGML_F32, s, sizeof(float)), out);
+            if (ttype != TERN_GGML_I2_S) {
+                char sname[96];
+                snprintf(sname, sizeof sname, "blk.%d.%s.scale", l, bl_names[j]);
+                int64_t one[1] = {1};
+                check(tern_gguf_add_tensor(w, sname, 1, one, TERN_GGML_F32, s, sizeof(float)), out);
+            }
+            tern_bytes += nb + (ttype == TERN_GGML_I2_S ? 0 : sizeof(float));
             n_tern += n;
-            tern_bytes += nb + sizeof(float);
         }
     }
     {
@@ -238,14 +282,15 @@ int main(int argc, char **argv) {
         n_fp += mc.dim;
     }
     if (!mc.tied_head) {
-        FP_MATRIX("output.weight", model.output);
+        FP_MATRIX("output.weight", model.output, htype);
         fprintf(stderr, "%s: warning: untied head written as output.weight; tern runs it, llama.cpp's bitnet loader does not\n", prog);
     }
     if (tern_gguf_write(w, out)) die(tern_last_error());
     struct stat st;
     long long fsize = stat(out, &st) == 0 ? (long long)st.st_size : -1;
-    printf("wrote %s: %lld bytes (%.2f MB), %s BitLinear weights, %s embedding%s\n", out, fsize, fsize / 1e6,
-           ttype == TERN_GGML_TQ2_0 ? "TQ2_0" : "TQ1_0", etype == TERN_GGML_F16 ? "f16" : "f32", have_tok ? ", tokenizer" : "");
+    printf("wrote %s: %lld bytes (%.2f MB), %s BitLinear weights, %s embedding%s%s%s\n", out, fsize, fsize / 1e6,
+           tern_ggml_type_name(ttype), tern_ggml_type_name(etype), mc.tied_head ? "" : ", output ", mc.tied_head ? "" : tern_ggml_type_name(htype),
+           have_tok ? ", tokenizer" : "");
     printf("bits per weight: %.4f over %ld ternary weights (blocks + scales), %.3f over all %ld parameters (whole file)\n",
            8.0 * (double)tern_bytes / (double)n_tern, n_tern, 8.0 * (double)fsize / (double)(n_tern + n_fp), n_tern + n_fp);
     tern_gguf_writer_free(w);

@@ -1,5 +1,5 @@
 // ggml_types.c — ggml tensor type table, dequantizers and quantizers (layouts: ggml_types.h).
-// libc/libm only. Written from the layouts ggml documents (ggml-common.h, ggml-quants.c) and
+// libc/libm/OpenMP only. Written from the layouts ggml documents (ggml-common.h, ggml-quants.c) and
 // bitnet.cpp's I2_S packer; the dequantizers repeat ggml's float arithmetic operation for
 // operation, so their results are bit-identical to ggml's (scripts/interop checks it against
 // llama.cpp's own library).
@@ -407,16 +407,21 @@ int tern_ggml_quantize(int type, const float *x, int64_t n, void *out) {
             o[2 * i + 1] = (uint8_t)(h >> 8);
         }
         return 0;
+    // blocks are independent: large tensors are split over OpenMP threads (same bytes for any count)
     case TERN_GGML_Q8_0:
+        #pragma omp parallel for schedule(static) if (n >= (1 << 20))
         for (int64_t b = 0; b < n / 32; b++) quant_q8_0(x + 32 * b, o + TERN_Q8_0_BYTES * b);
         return 0;
     case TERN_GGML_Q4_K:
+        #pragma omp parallel for schedule(static) if (n >= (1 << 16))
         for (int64_t b = 0; b < n / 256; b++) quant_qk_affine(x + 256 * b, o + TERN_Q4_K_BYTES * b, 4);
         return 0;
     case TERN_GGML_Q5_K:
+        #pragma omp parallel for schedule(static) if (n >= (1 << 16))
         for (int64_t b = 0; b < n / 256; b++) quant_qk_affine(x + 256 * b, o + TERN_Q5_K_BYTES * b, 5);
         return 0;
     case TERN_GGML_Q6_K:
+        #pragma omp parallel for schedule(static) if (n >= (1 << 16))
         for (int64_t b = 0; b < n / 256; b++) quant_q6_k(x + 256 * b, o + TERN_Q6_K_BYTES * b);
         return 0;
     default:

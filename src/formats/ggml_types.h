@@ -1,6 +1,6 @@
 // ggml_types.h — the ggml tensor types tern reads and writes in GGUF files: type numbers, sizes,
 // block layouts, a plain-C dequantizer per type and quantizers for the ones tern exports.
-// libc/libm only (part of the standalone runtime). Layouts exactly as ggml defines them
+// libc/libm/OpenMP only (part of the standalone runtime). Layouts exactly as ggml defines them
 // (ggml-common.h / ggml-quants.c; I2_S as microsoft/BitNet's ggml-bitnet-mad.cpp); all multi-byte
 // fields little-endian; fp16 fields IEEE binary16 ("d").
 //
