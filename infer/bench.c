@@ -2,6 +2,10 @@
 //   tern-bench -m model.gguf [-p 128] [-n 64] [-r 3] [-b 64] [--kernel plain|avx2|avx512] [--kv q8|f32] [-d depth]
 //   tern-bench --random dim=2560,ffn=6912,layers=30,heads=20,kv_heads=5,vocab=32000[,ctx=512][,head=q8_0][,act=relu2]
 //   tern-bench --random 2b4t[,head=q6_k]   the BitNet b1.58 2B4T shape (vocab 128256, ReLU², head q8_0)
+//   tern-bench --random 2b4t --save FILE [--type tq2_0|tq1_0|i2_s]
+//                                   writes a GGUF of that shape with random weights (and a placeholder
+//                                   tokenizer) instead of benchmarking: the same weights for tern,
+//                                   llama.cpp and bitnet.cpp (i2_s), and the file for load-time tests
 //   tern-bench --bandwidth [MB]     the machine's limits: read bandwidth and VNNI peak (all OpenMP threads)
 // Prints the load time and medians over -r runs: prefill and decode tokens/s, effective GB/s read
 // per decoded token (weights, the logits matrix, and the KV cache at that depth), integer GOPS
@@ -10,6 +14,7 @@
 #include "membench.h"
 #include "runtime.h"
 #include "formats/ggml_types.h"
+#include "formats/tqpack.h"
 #include "util.h"
 #include <omp.h>
 #include <stdio.h>
@@ -22,6 +27,7 @@ static void usage(void) {
             "                   | --random small|2b|2b4t[,key=value...])\n"
             "                  [-p prefill_tokens=128] [-n decode_tokens=64] [-r reps=3] [-b batch=64] [-d decode_depth=0]\n"
             "                  [--kernel auto|plain|avx2|avx512] [--kv q8|f32] [--seed S]\n"
+            "       tern-bench --random SHAPE --save out.gguf [--type tq2_0|tq1_0|i2_s] [--seed S]\n"
             "       tern-bench --bandwidth [MB=1024]\n");
     exit(2);
 }
@@ -75,6 +81,127 @@ static int parse_shape(const char *spec, tern_rt_config *c, int *head) {
     return 0;
 }
 
+// ---- --save: a GGUF of the random shape ----------------------------------------------------
+// architecture `bitnet` (SiLU) or `bitnet-b1.58` (act=relu2); BitLinear weights random {-1, 0, 0,
+// +1} with s_w 0.02 (tq2_0/tq1_0: d = 1 + a .scale tensor, as tern-export writes; i2_s: its own
+// scale); norms 1; the tied embedding uniform with std 1, stored as head=TYPE; a placeholder
+// "llama" tokenizer (pieces "<0x00>".."<0xFF>" and "t<i>") so every loader accepts the file.
+static int save_random(const tern_rt_config *c, int head, int ttype, uint64_t seed, const char *out) {
+    const char *arch = c->ffn_act == TERN_FFN_RELU2 ? "bitnet-b1.58" : "bitnet";
+    tern_gguf_writer *w = tern_gguf_writer_new();
+    char key[128];
+#define K(suffix) (snprintf(key, sizeof key, "%s." suffix, arch), key)
+    tern_gguf_add_str(w, "general.architecture", arch);
+    tern_gguf_add_str(w, "general.name", "tern-random");
+    tern_gguf_add_u32(w, "general.file_type", ttype == TERN_GGML_TQ2_0 ? 37u : ttype == TERN_GGML_TQ1_0 ? 36u : 40u);
+    tern_gguf_add_u32(w, K("context_length"), 4096);
+    tern_gguf_add_u32(w, K("embedding_length"), (uint32_t)c->dim);
+    tern_gguf_add_u32(w, K("block_count"), (uint32_t)c->n_layers);
+    tern_gguf_add_u32(w, K("feed_forward_length"), (uint32_t)c->ffn_dim);
+    tern_gguf_add_u32(w, K("attention.head_count"), (uint32_t)c->n_heads);
+    tern_gguf_add_u32(w, K("attention.head_count_kv"), (uint32_t)c->n_kv_heads);
+    tern_gguf_add_f32(w, K("attention.layer_norm_rms_epsilon"), 1e-5f);
+    tern_gguf_add_f32(w, K("rope.freq_base"), c->ffn_act == TERN_FFN_RELU2 ? 500000.0f : 10000.0f);
+    tern_gguf_add_u32(w, K("rope.dimension_count"), (uint32_t)(c->dim / c->n_heads));
+    tern_gguf_add_u32(w, K("vocab_size"), (uint32_t)c->vocab_size);
+#undef K
+    const int V = c->vocab_size;
+    char **pieces = tern_xmalloc(sizeof(char *) * (size_t)V);
+    float *scores = tern_xmalloc(sizeof(float) * (size_t)V);
+    int32_t *types = tern_xmalloc(sizeof(int32_t) * (size_t)V);
+    for (int i = 0; i < V; i++) {
+        pieces[i] = tern_xmalloc(16);
+        if (i < 3) snprintf(pieces[i], 16, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+        else if (i < 259) snprintf(pieces[i], 16, "<0x%02X>", i - 3);
+        else snprintf(pieces[i], 16, "t%d", i);
+        types[i] = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1;
+        scores[i] = -(float)i;
+    }
+    tern_gguf_add_str(w, "tokenizer.ggml.model", "llama");
+    tern_gguf_add_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)pieces, (uint64_t)V);
+    tern_gguf_add_arr(w, "tokenizer.ggml.scores", TERN_GGUF_FLOAT32, scores, (uint64_t)V);
+    tern_gguf_add_arr(w, "tokenizer.ggml.token_type", TERN_GGUF_INT32, types, (uint64_t)V);
+    // the embedding: f32 rows quantized to the head type, row by row in parallel
+    const size_t rb = tern_ggml_row_bytes(head, c->dim);
+    uint8_t *E = tern_xmalloc(rb * (size_t)V);
+    #pragma omp parallel
+    {
+        float *row = tern_xmalloc(sizeof(float) * (size_t)c->dim);
+        #pragma omp for schedule(static)
+        for (int r = 0; r < V; r++) {
+            tern_rng rr;
+            tern_rng_seed(&rr, seed * 0x9E3779B97F4A7C15ull + (uint64_t)r);
+            for (int i = 0; i < c->dim; i++) row[i] = 3.4641f * (tern_rng_uniform(&rr) - 0.5f);
+            tern_ggml_quantize(head, row, c->dim, E + (size_t)r * rb);
+        }
+        free(row);
+    }
+    int64_t ne2[2] = {c->dim, V};
+    int rc = tern_gguf_add_tensor(w, "token_embd.weight", 2, ne2, head, E, rb * (size_t)V);
+    // norms (all 1) and BitLinear tensors
+    const int hd = c->dim / c->n_heads, kvd = c->n_kv_heads * hd;
+    float *ones = tern_xmalloc(sizeof(float) * (size_t)(c->ffn_dim > c->dim ? c->ffn_dim : c->dim));
+    for (int i = 0; i < (c->ffn_dim > c->dim ? c->ffn_dim : c->dim); i++) ones[i] = 1.0f;
+    static const float sw = 0.02f;
+    const float one = 1.0f;
+    const char *names[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    const int rows[7] = {c->dim, kvd, kvd, c->dim, c->ffn_dim, c->ffn_dim, c->dim};
+    const int cols[7] = {c->dim, c->dim, c->dim, c->dim, c->dim, c->dim, c->ffn_dim};
+    void **blobs = tern_xcalloc(7 * (size_t)c->n_layers, sizeof(void *));
+    for (int l = 0; l < c->n_layers && !rc; l++) {
+        char name[96];
+        const char *nn[4] = {"attn_norm", "attn_sub_norm", "ffn_norm", "ffn_sub_norm"};
+        for (int k = 0; k < 4; k++) {
+            int64_t ne1[1] = {k == 3 ? c->ffn_dim : c->dim};
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, nn[k]);
+            rc |= tern_gguf_add_tensor(w, name, 1, ne1, TERN_GGML_F32, ones, sizeof(float) * (size_t)ne1[0]);
+        }
+        for (int j = 0; j < 7; j++) {
+            const int64_t n = (int64_t)rows[j] * cols[j];
+            int8_t *q = tern_xmalloc((size_t)n);
+            #pragma omp parallel for schedule(static)
+            for (int64_t o = 0; o < n; o += 65536) {
+                tern_rng rr;
+                tern_rng_seed(&rr, (seed + 1000003ull * (uint64_t)(7 * l + j + 1)) * 0x9E3779B97F4A7C15ull + (uint64_t)o);
+                for (int64_t i = o; i < n && i < o + 65536; i += 32) {
+                    uint64_t x = tern_rng_u64(&rr);
+                    for (int b = 0; b < 32 && i + b < n; b++, x >>= 2) q[i + b] = (int8_t)((x & 3) == 0 ? -1 : (x & 3) == 3 ? 1 : 0);
+                }
+            }
+            size_t nb = ttype == TERN_GGML_TQ2_0 ? tern_tq2_bytes(n) : ttype == TERN_GGML_TQ1_0 ? tern_tq1_bytes(n) : (size_t)n / 4 + 32;
+            void *blk = blobs[7 * l + j] = tern_xmalloc(nb);
+            rc |= ttype == TERN_GGML_TQ2_0 ? tern_tq2_pack(q, n, 1.0f, blk) : ttype == TERN_GGML_TQ1_0 ? tern_tq1_pack(q, n, 1.0f, blk)
+                                                                           : tern_i2s_pack(q, n, sw, blk);
+            free(q);
+            int64_t ne[2] = {cols[j], rows[j]};
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, names[j]);
+            rc |= tern_gguf_add_tensor(w, name, 2, ne, ttype, blk, nb);
+            if (ttype != TERN_GGML_I2_S) {
+                int64_t o1[1] = {1};
+                snprintf(name, sizeof name, "blk.%d.%s.scale", l, names[j]);
+                rc |= tern_gguf_add_tensor(w, name, 1, o1, TERN_GGML_F32, &sw, sizeof(float));
+            }
+        }
+    }
+    int64_t nd[1] = {c->dim};
+    rc |= tern_gguf_add_tensor(w, "output_norm.weight", 1, nd, TERN_GGML_F32, ones, sizeof(float) * (size_t)c->dim);
+    (void)one;
+    if (!rc) rc = tern_gguf_write(w, out);
+    tern_gguf_writer_free(w);
+    for (int i = 0; i < 7 * c->n_layers; i++) free(blobs[i]);
+    free(blobs);
+    free(E);
+    free(ones);
+    for (int i = 0; i < V; i++) free(pieces[i]);
+    free(pieces);
+    free(scores);
+    free(types);
+    if (rc) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
+    printf("wrote %s: %s, %s BitLinear weights, %s embedding, dim %d ffn %d layers %d heads %d/%d vocab %d\n", out, arch,
+           tern_ggml_type_name(ttype), tern_ggml_type_name(head), c->dim, c->ffn_dim, c->n_layers, c->n_heads, c->n_kv_heads, V);
+    return 0;
+}
+
 // machine limits: read bandwidth, median and best of 7 streaming reads of an mb-MiB buffer with all threads
 static void print_bandwidth(long mb) {
     size_t n = (size_t)mb << 20;
@@ -89,7 +216,8 @@ static void print_bandwidth(long mb) {
 }
 
 int main(int argc, char **argv) {
-    const char *path = NULL, *random_spec = NULL;
+    const char *path = NULL, *random_spec = NULL, *save = NULL;
+    int save_type = TERN_GGML_TQ2_0;
     long P = 128, N = 64, R = 3, B = 64, seed = 1234, bw_mb = -1, depth = 0;
     int kv = TERN_KV_Q8;
     tern_kernel_kind kind = TERN_KERNEL_AUTO;
@@ -99,6 +227,16 @@ int main(int argc, char **argv) {
         long *dst = NULL;
         if (!strcmp(a, "-m")) { if (!v) usage(); path = v; i++; continue; }
         if (!strcmp(a, "--random")) { if (!v) usage(); random_spec = v; i++; continue; }
+        if (!strcmp(a, "--save")) { if (!v) usage(); save = v; i++; continue; }
+        if (!strcmp(a, "--type")) {
+            save_type = v ? tern_ggml_type_parse(v) : -1;
+            if (save_type != TERN_GGML_TQ2_0 && save_type != TERN_GGML_TQ1_0 && save_type != TERN_GGML_I2_S) {
+                fprintf(stderr, "tern-bench: --type: expected tq2_0, tq1_0 or i2_s\n");
+                return 2;
+            }
+            i++;
+            continue;
+        }
         if (!strcmp(a, "--bandwidth")) {
             bw_mb = 1024;
             if (v && tern_parse_long(v, &bw_mb) == 0) i++;
@@ -130,6 +268,17 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!path == !random_spec) usage();
+    if (save) {
+        if (!random_spec) { fprintf(stderr, "tern-bench: --save needs --random SHAPE\n"); return 2; }
+        tern_rt_config c;
+        int head;
+        if (parse_shape(random_spec, &c, &head)) return 2;
+        if (c.dim % 256 || c.ffn_dim % 256 || c.dim % c.n_heads || c.n_heads % c.n_kv_heads || c.dim % tern_ggml_block_elems(head)) {
+            fprintf(stderr, "tern-bench: --save: dim and ffn must be multiples of 256, heads must divide dim and kv_heads heads\n");
+            return 2;
+        }
+        return save_random(&c, head, save_type, (uint64_t)seed, save);
+    }
     if (R < 1 || B < 1) { fprintf(stderr, "tern-bench: -r and -b must be >= 1\n"); return 2; }
     if (kind != TERN_KERNEL_AUTO && tern_kernel_force(kind)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
     tern_rt_model m;

@@ -540,6 +540,11 @@ int build_model(tern_rt_model *m, const char *path) {
         if (need_latent[i]) {   // latent fp weights: ternarize per tensor as training does
             src[i].latent = 1;
             src[i].scale = latent_scale(&src[i]);
+            if (!isfinite(src[i].scale)) {
+                tern_error("%s: tensor %s: values are not finite (mean |w| = %g)", path, src[i].name, (double)src[i].scale);
+                free(extra);
+                goto fail;
+            }
             any_latent = 1;
             m->latent_tensors++;
         }
