@@ -308,6 +308,7 @@ int main(int argc, char **argv) {
     printf("weights: %.3f G ternary (%s in the file; %.1f MB in kernel layout), %.1f MB fp (norms + %s logits matrix); loaded in %.2f s\n",
            m.n_ternary / 1e9, tern_ggml_type_name(m.bitlinear_type), m.ternary_bytes / 1e6, m.fp_bytes / 1e6,
            tern_ggml_type_name(m.weights.output_type), t_load);
+    if (path) printf("load: %.2f s checks, %.2f s ternary repack, %.2f s logits-matrix copy\n", m.load_s[0], m.load_s[1], m.load_s[2]);
     printf("kernel: %s, threads: %d, batch %ld, KV cache %s%s\n", tern_kernel_name(tern_kernel_best()), omp_get_max_threads(), B,
            rt_kv_name(s.kv_type), depth > 0 ? "" : "");
     if (depth > 0) printf("decode at depth %ld: KV cache filled with random entries for positions 0..%ld\n", depth, depth - 1);

@@ -118,6 +118,58 @@ static void float_row(const bl_src *b, int r, float *out) {
         for (int i = 0; i < b->cols; i++) out[i] = tern_bf16_to_fp32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
 }
 
+// TQ2_0 and I2_S rows straight into the kernel layout (no codes array): the 2-bit codes are the
+// same (w + 1), only their order differs, so each 64-byte kernel block is a few byte-wise shifts
+// and masks of two 32-byte source groups (the compiler vectorizes these loops). Returns 0, or -1
+// with msg: a code 3, or (TQ2_0) a non-zero block whose d is not the tensor's scale.
+// TQ2_0 block (66 bytes): byte mm of group g holds columns 128g + 32l + mm (l = 0..3) in bits 2l;
+// kernel byte j holds columns 64l + j in bits 2l: for j < 32 fields 0 and 2 of A = q[j] (g 0) and
+// B = q[32 + j] (g 1), for j >= 32 fields 1 and 3 of A = q[j - 32], B = q[j].
+static int tq2_row_direct(const bl_src *b, int r, char *msg, size_t msgn) {
+    const uint8_t *row = (const uint8_t *)b->t->data + (size_t)r * tern_ggml_row_bytes(TERN_GGML_TQ2_0, b->cols);
+    for (int k = 0; k < b->cols / 256; k++) {
+        const uint8_t *q = row + TERN_TQ2_BLOCK_BYTES * (size_t)k;
+        uint8_t *o = tern_tmat_block(b->dst, b->row0 + r, k);
+        unsigned bad = 0, nonzero = 0;
+        for (int j = 0; j < 32; j++) {
+            const uint8_t A = q[j], B = q[32 + j];
+            o[j] = (uint8_t)((A & 0x03) | ((A >> 2) & 0x0C) | ((B << 4) & 0x30) | ((B << 2) & 0xC0));
+            o[32 + j] = (uint8_t)(((A >> 2) & 0x03) | ((A >> 4) & 0x0C) | ((B << 2) & 0x30) | (B & 0xC0));
+            bad |= (unsigned)(A & (A >> 1) & 0x55) | (unsigned)(B & (B >> 1) & 0x55);
+            nonzero |= (unsigned)(A ^ 0x55) | (unsigned)(B ^ 0x55);
+        }
+        if (bad) { snprintf(msg, msgn, "row %d block %d holds code 3 (not a ternary value)", r, k); return -1; }
+        if (nonzero && f16_at(q + 64) != b->scale) {
+            snprintf(msg, msgn, "row %d block %d has scale d = %g, the tensor's other blocks %g (tern needs one scale per tensor)", r, k,
+                     (double)f16_at(q + 64), (double)b->scale);
+            return -1;
+        }
+    }
+    return 0;
+}
+// I2_S: 32-byte blocks of 128 columns, byte mm holds columns 32g + mm (g = 0..3) in bits 7-2g..6-2g.
+// Kernel block k covers I2_S blocks P = 2k and Q = 2k + 1 (Q absent in a last half block: w = 0).
+static int i2s_row_direct(const bl_src *b, int r, char *msg, size_t msgn) {
+    const uint8_t *row = (const uint8_t *)b->t->data + (size_t)r * ((size_t)b->cols / 4);
+    const int nh = b->cols / TERN_I2S_BLOCK;   // 128-column halves
+    for (int k = 0; k < (nh + 1) / 2; k++) {
+        const uint8_t *P = row + 64 * (size_t)k, *Q = 2 * k + 1 < nh ? P + 32 : NULL;
+        uint8_t *o = tern_tmat_block(b->dst, b->row0 + r, k);
+        unsigned bad = 0;
+        for (int j = 0; j < 32; j++) {
+            const uint8_t p = P[j], q = Q ? Q[j] : 0x55;
+            o[j] = (uint8_t)(((p >> 6) & 0x03) | (p & 0x0C) | ((q >> 2) & 0x30) | ((q << 4) & 0xC0));
+            o[32 + j] = (uint8_t)(((p >> 4) & 0x03) | ((p << 2) & 0x0C) | (q & 0x30) | ((q << 6) & 0xC0));
+            bad |= (unsigned)(p & (p >> 1) & 0x55) | (unsigned)(q & (q >> 1) & 0x55);
+        }
+        if (bad) {
+            snprintf(msg, msgn, "row %d columns %d..%d hold code 3 (not a ternary value)", r, 256 * k, 256 * k + (Q ? 255 : 127));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 // Row r of b as codes c[cols]. 0; -1 + msg (a bad block); 1: an F32/F16/BF16 value that is not
 // {0, +-a} (the tensor then holds latent weights). fbuf: [cols] float scratch.
 static int row_codes(const bl_src *b, int r, uint8_t *c, float *fbuf, char *msg, size_t msgn) {
@@ -363,7 +415,10 @@ static int fill_rows(tern_rt_model *m, bl_src *src, int nsrc, int only_latent, i
             bl_src *b = &src[si];
             const int r0 = (int)(jb - first[si]) * 64, r1 = r0 + 64 < b->rows ? r0 + 64 : b->rows;
             for (int r = r0; r < r1; r++) {
-                const int rc = row_codes(b, r, codes, fbuf, msg, sizeof msg);
+                const int rc = b->type == TERN_GGML_TQ2_0 ? tq2_row_direct(b, r, msg, sizeof msg)
+                             : b->type == TERN_GGML_I2_S ? i2s_row_direct(b, r, msg, sizeof msg)
+                             : row_codes(b, r, codes, fbuf, msg, sizeof msg);
+                if (rc == 0 && (b->type == TERN_GGML_TQ2_0 || b->type == TERN_GGML_I2_S)) continue;
                 if (rc == 1) { __atomic_store_n(&need_latent[si], 1, __ATOMIC_RELAXED); break; }
                 if (rc < 0) {
                     #pragma omp critical(tern_load_err)
@@ -444,6 +499,7 @@ static int arch_known(const char *arch, int *ffn_act) {
 }
 
 int build_model(tern_rt_model *m, const char *path) {
+    const double t_start = tern_time();
     memset(m, 0, sizeof *m);
     snprintf(m->path, sizeof m->path, "%s", path);
     m->gguf = tern_gguf_open(path);
@@ -532,6 +588,7 @@ int build_model(tern_rt_model *m, const char *path) {
     for (int i = 0; i < nsrc; i++)
         if (bl_open(m, i / 7, i % 7, &src[i], names[i], sizeof names[i], &extra[i])) { free(extra); goto fail; }
     m->bitlinear_type = src[0].type;
+    m->load_s[0] = tern_time() - t_start;
     layout_layers(m);
     for (int i = 0; i < nsrc; i++) bl_dst(c, &w->layers[i / 7], i % 7, &src[i].dst, &src[i].row0);
     if (fill_rows(m, src, nsrc, 0, need_latent)) { free(extra); goto fail; }
@@ -563,7 +620,9 @@ int build_model(tern_rt_model *m, const char *path) {
     free(need_latent);
     src = NULL;
     if (rt_load_vocab(m)) goto fail;
+    m->load_s[1] = tern_time() - t_start - m->load_s[0];
     copy_output(m);
+    m->load_s[2] = tern_time() - t_start - m->load_s[0] - m->load_s[1];
     return 0;
 fail:
     free(src);

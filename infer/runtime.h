@@ -112,6 +112,7 @@ typedef struct {
     int64_t n_ternary;           // ternary weights (rows*cols) over all BitLinear matrices
     int bitlinear_type;          // the file's type of blk.0.attn_q.weight (for reports)
     int latent_tensors;          // BitLinear tensors ternarized at load (latent fp weights)
+    double load_s[3];            // build_model's wall seconds: checks, ternary repack, logits-matrix copy
 } tern_rt_model;
 
 // KV cache element type (tern_rt_state.kv_type). Q8: per position and KV head, K and V rows of

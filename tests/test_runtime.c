@@ -94,6 +94,7 @@ typedef struct {
     int bitlinear_bad;  // blk.0.attn_q.weight as q4_0 blocks (unsupported for BitLinear)
     int mixed_d;        // blk.0.ffn_up.weight: second half of the blocks with twice the d (TQ2_0)
     int q8_not_ternary; // Q8_0: one element of blk.0.ffn_down.weight not ternary
+    int code3;          // TQ2_0 / I2_S: the first byte of blk.0.ffn_gate.weight = 0xFF (code 3)
 } tm_opts;
 
 #define T_F32 (-1)   // tm_opts: F32 where 0 means "default"
@@ -204,6 +205,7 @@ static void tm_write(const tmodel *t, const char *path, tm_opts o) {
                 keep[nkeep++] = buf;
                 int rc = ttype == TERN_GGML_TQ1_0 ? tern_tq1_pack(t->wq[l][j], n, d, buf) : tern_tq2_pack(t->wq[l][j], n, d, buf);
                 assert_int_equal(rc, 0);
+                if (o.code3 && l == 0 && j == TM_G) ((uint8_t *)buf)[0] = 0xFF;
                 if (o.mixed_d && l == 0 && j == TM_U && ttype == TERN_GGML_TQ2_0)
                     assert_int_equal(tern_tq2_pack(t->wq[l][j] + n / 2, n / 2, 2 * d, (char *)buf + nb / 2), 0);
                 assert_int_equal(tern_gguf_add_tensor(w, name, 2, ne2, ttype, buf, nb), 0);
@@ -217,6 +219,7 @@ static void tm_write(const tmodel *t, const char *path, tm_opts o) {
                 void *buf = malloc(nb);
                 keep[nkeep++] = buf;
                 assert_int_equal(tern_i2s_pack(t->wq[l][j], n, s, buf), 0);
+                if (o.code3 && l == 0 && j == TM_G) ((uint8_t *)buf)[0] = 0xFF;
                 assert_int_equal(tern_gguf_add_tensor(w, name, 2, ne2, ttype, buf, nb), 0);
             } else {   // Q8_0, F32, F16, BF16 from floats: ternary x s, or the master weights
                 float *f = malloc(sizeof(float) * n);
@@ -688,6 +691,16 @@ static void test_bad_input(void **st) {
     tm_write(&t, bad, o);
     expect_load_error(bad, "tensor blk.0.ffn_up.weight: row 128 block 0 has scale d = 2, the tensor's other blocks 1");
     o.mixed_d = 0;
+    // a code 3 (no ternary value) in TQ2_0 and in I2_S blocks
+    o.code3 = 1;
+    o.ttype = TERN_GGML_TQ2_0;
+    tm_write(&t, bad, o);
+    expect_load_error(bad, "tensor blk.0.ffn_gate.weight: row 0 block 0 holds code 3");
+    o.ttype = TERN_GGML_I2_S;
+    tm_write(&t, bad, o);
+    expect_load_error(bad, "tensor blk.0.ffn_gate.weight: row 0 columns 0..255 hold code 3");
+    o.ttype = 0;
+    o.code3 = 0;
     // q8_0 BitLinear weights that are not ternary x one scale
     o.ttype = TERN_GGML_Q8_0;
     o.q8_not_ternary = 1;

@@ -291,6 +291,8 @@ void tern_tmat_set_row_codes(tern_tmat *m, int r, const uint8_t *c) {
     }
 }
 
+uint8_t *tern_tmat_block(const tern_tmat *m, int r, int b) { return m->w + waddr(m, r, b, 0); }
+
 void tern_tmat_free(tern_tmat *m) {
     if (!m) return;
     if (m->owns_w) free(m->w);
