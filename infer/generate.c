@@ -1,7 +1,7 @@
 // generate.c — text generation with a bitnet GGUF, streaming the continuation to stdout.
 //   tern-generate -m model.gguf -p "prompt" [-n 256] [--temp 0.8] [--top-k 40] [--top-p 0.95]
 //                 [--seed 42] [--greedy] [-c ctx] [-b batch] [--kernel plain|avx2|avx512]
-//                 [--ids] [--tokenize] [--no-bos]
+//                 [--ids] [--tokenize] [--no-bos] [--kv q8|f32]
 // Prints prefill and decode tokens/s on stderr. --ids prints generated token ids instead of
 // text; --tokenize prints the prompt's token ids and exits.
 #include "runtime.h"
@@ -16,7 +16,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: tern-generate -m model.gguf -p \"prompt\" [-n 256] [--temp 0.8] [--top-k 40] [--top-p 0.95]\n"
             "                     [--seed 42] [--greedy] [-c ctx] [-b batch=64] [--kernel auto|plain|avx2|avx512]\n"
-            "                     [--ids] [--tokenize] [--no-bos]\n");
+            "                     [--ids] [--tokenize] [--no-bos] [--kv q8|f32]\n");
     exit(2);
 }
 
@@ -31,6 +31,7 @@ int main(int argc, char **argv) {
     float temp = 0.8f, top_p = 0.95f;
     int print_ids = 0, tokenize_only = 0, add_bos = 1;
     tern_kernel_kind kind = TERN_KERNEL_AUTO;
+    int kv = TERN_KV_Q8;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long *ldst = NULL;
@@ -44,7 +45,9 @@ int main(int argc, char **argv) {
         i++;
         if (!strcmp(a, "-m")) path = v;
         else if (!strcmp(a, "-p")) prompt = v;
-        else if (!strcmp(a, "--kernel")) {
+        else if (!strcmp(a, "--kv")) {
+            if ((kv = rt_kv_parse(v)) < 0) die("--kv: expected q8 or f32");
+        } else if (!strcmp(a, "--kernel")) {
             if (tern_kernel_parse(v, &kind)) die("--kernel: expected auto|plain|avx2|avx512");
         } else if (!strcmp(a, "-n")) ldst = &n_gen;
         else if (!strcmp(a, "-c")) ldst = &ctx;
@@ -77,7 +80,7 @@ int main(int argc, char **argv) {
     if (n_prompt < 1) die("empty prompt (no tokens); drop --no-bos or give text");
     if (rt_check_prompt(&m, n_prompt, (int)ctx)) die(tern_last_error());
     tern_rt_state s;
-    if (build_state(&s, &m, (int)batch, (int)ctx)) die(tern_last_error());
+    if (build_state_kv(&s, &m, (int)batch, (int)ctx, kv)) die(tern_last_error());
     if (n_gen > s.seq_len - n_prompt) n_gen = s.seq_len - n_prompt;
     tern_sampler sp;
     build_sampler(&sp, m.config.vocab_size, temp, (int)top_k, top_p, (uint64_t)seed);
