@@ -101,6 +101,19 @@ static void k4_scales(const uint8_t *s, int *sc, int *m) {   // the 8 6-bit scal
         else { sc[j] = (s[j + 4] & 15) | (s[j - 4] >> 6) << 4; m[j] = (s[j + 4] >> 4) | (s[j] >> 6) << 4; }
     }
 }
+// the same 6-bit scales and mins with 32-bit word operations (the SIMD paths): out[0..7] = sc,
+// out[8..15] = m. Words S0..S2 = bytes 0-3, 4-7, 8-11: sc 0-3 = S0 & 63, m 0-3 = S1 & 63 (per
+// byte); sc 4-7 = (S2 & 15) | (S0 >> 6) << 4, m 4-7 = (S2 >> 4) | (S1 >> 6) << 4.
+static inline void k4_unpack(const uint8_t *s, uint8_t *out) {
+    uint32_t S[3], o[4];
+    memcpy(S, s, 12);
+    o[0] = S[0] & 0x3f3f3f3fu;
+    o[1] = (S[2] & 0x0f0f0f0fu) | ((S[0] >> 2) & 0x30303030u);
+    o[2] = S[1] & 0x3f3f3f3fu;
+    o[3] = ((S[2] >> 4) & 0x0f0f0f0fu) | ((S[1] >> 2) & 0x30303030u);
+    memcpy(out, o, 16);
+}
+
 static float wval(int type, const uint8_t *w, int i) {
     if (type == TERN_GGML_F32) { float f; memcpy(&f, w + 4 * (size_t)i, 4); return f; }
     uint16_t h = (uint16_t)(w[2 * (size_t)i] | w[2 * (size_t)i + 1] << 8);
@@ -291,8 +304,9 @@ T256 static void rows4_avx2(int type, const uint8_t *const *W, const tern_qvec *
                 const int five = type == TERN_GGML_Q5_K;
                 const uint8_t *blk = W[r] + (five ? TERN_Q5_K_BYTES : TERN_Q4_K_BYTES) * (size_t)k;
                 const uint8_t *qs = blk + (five ? 48 : 16);
-                int sc[8], m[8];
-                k4_scales(blk + 4, sc, m);
+                uint8_t sm[16];   // scales, then mins
+                k4_unpack(blk + 4, sm);
+                const uint8_t *sc = sm;
                 const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
                 const __m256i one = _mm256_set1_epi8(1);
                 __m256i s32 = _mm256_setzero_si256();
@@ -309,7 +323,11 @@ T256 static void rows4_avx2(int type, const uint8_t *const *W, const tern_qvec *
                     s32 = _mm256_add_epi32(s32, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_set1_epi16((short)sc[2 * c])));
                     s32 = _mm256_add_epi32(s32, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), _mm256_set1_epi16((short)sc[2 * c + 1])));
                 }
-                const int32_t I1 = hsum8_i32(s32), I2 = k4_min_sum(m, v->bsum + 16 * k);
+                // sum_j m_j * (bsum[2j] + bsum[2j+1]): the mins doubled into int16 pairs against the 16 sums
+                const __m128i mm = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)sm),
+                                                    _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15));
+                const int32_t I2 = hsum8_i32(_mm256_madd_epi16(_mm256_cvtepu8_epi16(mm), _mm256_loadu_si256((const __m256i *)(v->bsum + 16 * k))));
+                const int32_t I1 = hsum8_i32(s32);
                 acc = acc + ((float)I1 * (h16_avx(blk) * dx) - (float)I2 * (h16_avx(blk + 2) * dx));
             }
         }
@@ -342,6 +360,15 @@ static const int16_t q6_idx[4][32] = {
     {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
     {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
     {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13, 14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
+};
+
+// vpermw indices for Q4_K/Q5_K: the 32 int16 products of weights 64c..64c+63 take the scales of
+// sub-blocks 2c (lanes 0-15) and 2c+1 (lanes 16-31)
+static const int16_t k4_idx[4][32] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5},
+    {6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7},
 };
 
 T512 static void rows4_avx512(int type, const uint8_t *const *W, const tern_qvec *v, float *out) {
@@ -428,8 +455,10 @@ T512 static void rows4_avx512(int type, const uint8_t *const *W, const tern_qvec
                 const int five = type == TERN_GGML_Q5_K;
                 const uint8_t *blk = W[r] + (five ? TERN_Q5_K_BYTES : TERN_Q4_K_BYTES) * (size_t)k;
                 const uint8_t *qs = blk + (five ? 48 : 16);
-                int sc[8], m[8];
-                k4_scales(blk + 4, sc, m);
+                uint8_t sm[16];   // scales, then mins
+                k4_unpack(blk + 4, sm);
+                const __m128i smv = _mm_loadu_si128((const __m128i *)sm);
+                const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(smv));   // int16 lanes 0-7: the scales
                 const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
                 const __m256i one = _mm256_set1_epi8(1), m4h = _mm256_set1_epi8(15);
                 __m512i s32 = _mm512_setzero_si512();
@@ -442,10 +471,12 @@ T512 static void rows4_avx512(int type, const uint8_t *const *W, const tern_qvec
                         hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
                     }
                     const __m512i q = join256(lo, hi), xv = _mm512_loadu_si512((const void *)(qx + 64 * c));
-                    const __m512i s16 = join256(_mm256_set1_epi16((short)sc[2 * c]), _mm256_set1_epi16((short)sc[2 * c + 1]));
+                    const __m512i s16 = _mm512_permutexvar_epi16(_mm512_loadu_si512((const void *)k4_idx[c]), sc16);
                     s32 = _mm512_add_epi32(s32, _mm512_madd_epi16(_mm512_maddubs_epi16(q, xv), s16));
                 }
-                const int32_t I1 = hsum16_i32(s32), I2 = k4_min_sum(m, v->bsum + 16 * k);
+                const __m128i mm = _mm_shuffle_epi8(smv, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15));
+                const int32_t I2 = hsum8_i32(_mm256_madd_epi16(_mm256_cvtepu8_epi16(mm), _mm256_loadu_si256((const __m256i *)(v->bsum + 16 * k))));
+                const int32_t I1 = hsum16_i32(s32);
                 acc = acc + ((float)I1 * (h16_avx(blk) * dx) - (float)I2 * (h16_avx(blk + 2) * dx));
             }
         }
