@@ -441,15 +441,22 @@ static int fill_rows(tern_rt_model *m, bl_src *src, int nsrc, int only_latent, i
 
 // the logits matrix (and the tied embedding) moved out of the file mapping onto huge pages: a
 // decode step streams it once per token (~170k TLB misses per token on 4 KiB pages for a 2B
-// model; measured +9-13% decode speed). Copied by all threads.
+// model; measured +9-13% decode speed). Copied by all threads, into the kernels' layout
+// (tern_qmat_repack: Q8_0 rows with their scales apart).
 static void copy_output(tern_rt_model *m) {
     tern_rt_weights *w = &m->weights;
-    const size_t nb = (size_t)m->config.vocab_size * w->output_row_bytes;
+    const int V = m->config.vocab_size;
+    const size_t nb = (size_t)V * w->output_row_bytes;
     uint8_t *copy = tern_alloc_huge(nb);
-    const size_t CH = (size_t)4 << 20;
+    const int CH = 1024;
     #pragma omp parallel for schedule(dynamic, 1)
-    for (size_t o = 0; o < nb; o += CH) memcpy(copy + o, (const uint8_t *)w->output + o, nb - o < CH ? nb - o : CH);
-    if (w->token_embd == w->output) w->token_embd = copy;
+    for (int r0 = 0; r0 < V; r0 += CH)
+        tern_qmat_repack(w->output_type, w->output, w->output_row_bytes, m->config.dim, r0, r0 + CH < V ? r0 + CH : V, copy);
+    w->output_layout = tern_qmat_layout(w->output_type);
+    if (w->token_embd == w->output) {
+        w->token_embd = copy;
+        w->embd_layout = w->output_layout;
+    }
     // the file's pages of that tensor are no longer read: drop them from this process (a private
     // read-only mapping: they stay in the page cache)
     const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)w->output + pg - 1) / pg * pg, b = ((uintptr_t)w->output + nb) / pg * pg;
@@ -551,9 +558,13 @@ int build_model(tern_rt_model *m, const char *path) {
                        tern_ggml_type_name(t->type), t->type);
             goto fail;
         }
-        if (k == 0) { w->token_embd = t->data; w->embd_type = t->type; w->embd_row_bytes = tern_ggml_row_bytes(t->type, c->dim); }
+        if (k == 0) {
+            w->token_embd = t->data;
+            w->embd_type = w->embd_layout = t->type;
+            w->embd_row_bytes = tern_ggml_row_bytes(t->type, c->dim);
+        }
         w->output = t->data;
-        w->output_type = t->type;
+        w->output_type = w->output_layout = t->type;
         w->output_row_bytes = tern_ggml_row_bytes(t->type, c->dim);
     }
     c->tied = w->output == w->token_embd;
@@ -713,11 +724,20 @@ int build_random_model_typed(tern_rt_model *m, const tern_rt_config *cfg, int he
     // the embedding (on huge pages) and one buffer of unit norms
     const size_t rb = tern_ggml_row_bytes(head_type, c->dim), n_embd = (size_t)c->vocab_size * rb;
     uint8_t *E = tern_alloc_huge(n_embd);
-    #pragma omp parallel for schedule(static)   // every row from its own seeded generator: any thread count
-    for (long r = 0; r < c->vocab_size; r++) random_row(head_type, E + (size_t)r * rb, rb, c->dim, seed, r);
+    #pragma omp parallel   // every row from its own seeded generator (any thread count), in the kernels' layout
+    {
+        uint8_t *row = tern_xmalloc(rb);
+        #pragma omp for schedule(static)
+        for (long r = 0; r < c->vocab_size; r++) {
+            random_row(head_type, row, rb, c->dim, seed, r);
+            tern_qmat_repack(head_type, row, rb, c->dim, 0, 1, E + (size_t)r * rb);
+        }
+        free(row);
+    }
     w->output_copy = E;
     w->token_embd = w->output = E;
     w->embd_type = w->output_type = head_type;
+    w->embd_layout = w->output_layout = tern_qmat_layout(head_type);
     w->embd_row_bytes = w->output_row_bytes = rb;
     size_t n_norm = (size_t)c->dim * (1 + 3 * (size_t)c->n_layers) + (size_t)c->ffn_dim * c->n_layers;
     float *norms = tern_xmalloc(n_norm * sizeof(float));

@@ -542,7 +542,7 @@ static void logits_rows(const tern_rt_model *m, tern_rt_state *s, const float *x
     const int CH = 256;   // rows per work item (a contiguous stretch of the matrix)
     #pragma omp parallel for schedule(dynamic, 1) num_threads(s->n_threads)
     for (int r0 = 0; r0 < V; r0 += CH)
-        tern_qmat_mul(w->output_type, w->output, w->output_row_bytes, r0, r0 + CH < V ? r0 + CH : V, s->lvec, n, out, (size_t)V,
+        tern_qmat_mul(w->output_layout, w->output, w->output_row_bytes, r0, r0 + CH < V ? r0 + CH : V, s->lvec, n, out, (size_t)V,
                       TERN_KERNEL_AUTO);
 }
 
@@ -688,7 +688,7 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
         tern_fatal("forward: %d tokens at position %d do not fit (batch %d, context %d)", n, pos, s->max_batch, s->seq_len);
     for (int i = 0; i < n; i++) {
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size) tern_fatal("forward: token id %d out of range", tokens[i]);
-        tern_qmat_row_f32(w->embd_type, w->token_embd, w->embd_row_bytes, tokens[i], D, s->x + (size_t)i * D);
+        tern_qmat_row_f32(w->embd_layout, w->token_embd, w->embd_row_bytes, tokens[i], D, s->x + (size_t)i * D);
     }
     if (n == 1) decode_one(m, s, pos);
     for (int l = 0; l < c->n_layers && n > 1; l++) {

@@ -83,6 +83,9 @@ typedef struct {
     const void *output;          // [vocab, dim] logits matrix: token_embd when tied, else output.weight
     int output_type;
     size_t output_row_bytes;
+    // the rows' layout for kernels/qmatvec.h: the file's type, or TERN_QMAT_Q8_0X for a Q8_0
+    // logits matrix (repacked when it is copied onto huge pages; a tied embedding shares it)
+    int embd_layout, output_layout;
     const float *output_norm;    // [dim]
     tern_rt_layer *layers;       // [n_layers]
     void *owned;                 // random models: one buffer holding the fp tensors above

@@ -43,6 +43,7 @@ static void check_type(int type, int rows, int cols, int N) {
     tern_qvec *v = malloc(sizeof(tern_qvec) * N);
     uint8_t *scratch = malloc(tern_qvec_bytes(cols) * N);
     for (int t = 0; t < N; t++) tern_qvec_prepare(&v[t], type, x + (size_t)t * cols, cols, scratch + tern_qvec_bytes(cols) * t);
+    // (a vector prepared for Q8_0 serves its repacked layout too)
     // reference: double products of what the kernels multiply
     double *xv = malloc(sizeof(double) * cols);
     double *ref = malloc(sizeof(double) * (size_t)N * rows), *mag = malloc(sizeof(double) * (size_t)N * rows);
@@ -78,6 +79,23 @@ static void check_type(int type, int rows, int cols, int N) {
             }
         for (int t = 0; t < N; t++) assert_true(isnan(out[k][(size_t)t * (rows + 3) + rows]));   // stride gap untouched
         if (k > 0) assert_memory_equal(out[k], out[0], sizeof(float) * (size_t)N * (rows + 3) - 3 * sizeof(float));
+        // the repacked layout (TERN_QMAT_Q8_0X for Q8_0) gives the same bits, and the same rows
+        const int lt = tern_qmat_layout(type);
+        uint8_t *R = malloc(rb * rows);
+        tern_qmat_repack(type, W, rb, cols, 0, rows, R);
+        if (type == TERN_GGML_Q8_0) assert_int_equal(lt, TERN_QMAT_Q8_0X);
+        else assert_memory_equal(R, W, rb * rows);
+        float *o2 = malloc(sizeof(float) * (size_t)N * rows);
+        tern_qmat_mul(lt, R, rb, 0, rows, v, N, o2, (size_t)rows, kinds[k]);
+        for (int t = 0; t < N; t++) assert_memory_equal(o2 + (size_t)t * rows, out[k] + (size_t)t * (rows + 3), sizeof(float) * rows);
+        float *row = malloc(sizeof(float) * cols);
+        for (int r = 0; r < rows; r += 5) {
+            tern_qmat_row_f32(lt, R, rb, r, cols, row);
+            assert_memory_equal(row, deq + (size_t)r * cols, sizeof(float) * cols);
+        }
+        free(row);
+        free(o2);
+        free(R);
     }
     for (int k = 0; k < 3; k++) free(out[k]);
     free(wf); free(x); free(W); free(deq); free(v); free(scratch); free(xv); free(ref); free(mag);
@@ -87,6 +105,7 @@ static void test_levels_identical(void **st) {
     (void)st;
     check_type(TERN_GGML_Q8_0, 37, 544, 3);   // 17 blocks: odd count; 37 rows: 4-row groups + 1
     check_type(TERN_GGML_Q8_0, 9, 2560, 1);
+    check_type(TERN_GGML_Q8_0, 6, 1568, 2);   // 49 blocks: 3 groups of 16 and a remainder
     check_type(TERN_GGML_Q6_K, 23, 512, 2);
     check_type(TERN_GGML_Q5_K, 23, 768, 2);
     check_type(TERN_GGML_Q4_K, 23, 512, 3);

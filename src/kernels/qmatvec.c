@@ -20,9 +20,25 @@
 
 int tern_qmat_supported(int type) {
     switch (type) {
-    case TERN_GGML_F32: case TERN_GGML_F16: case TERN_GGML_BF16: case TERN_GGML_Q8_0:
+    case TERN_GGML_F32: case TERN_GGML_F16: case TERN_GGML_BF16: case TERN_GGML_Q8_0: case TERN_QMAT_Q8_0X:
     case TERN_GGML_Q4_K: case TERN_GGML_Q5_K: case TERN_GGML_Q6_K: return 1;
     default: return 0;
+    }
+}
+
+int tern_qmat_layout(int type) { return type == TERN_GGML_Q8_0 ? TERN_QMAT_Q8_0X : type; }
+
+void tern_qmat_repack(int type, const void *src, size_t row_bytes, int n, int r0, int r1, void *dst) {
+    const uint8_t *s = src;
+    uint8_t *d = dst;
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *sr = s + (size_t)r * row_bytes;
+        uint8_t *dr = d + (size_t)r * row_bytes;
+        if (type != TERN_GGML_Q8_0) { memcpy(dr, sr, row_bytes); continue; }
+        for (int b = 0; b < n / 32; b++) {
+            memcpy(dr + 32 * (size_t)b, sr + TERN_Q8_0_BYTES * (size_t)b + 2, 32);
+            memcpy(dr + (size_t)n + 2 * (size_t)b, sr + TERN_Q8_0_BYTES * (size_t)b, 2);
+        }
     }
 }
 
@@ -44,7 +60,7 @@ void tern_qvec_prepare(tern_qvec *v, int type, const float *x, int n, void *scra
     v->q = (int8_t *)s;
     v->d = (float *)(s + ((size_t)n + 63) / 64 * 64);
     v->bsum = (int16_t *)((uint8_t *)v->d + (((size_t)n / 32 + 16) * sizeof(float) + 63) / 64 * 64);
-    if (type == TERN_GGML_Q8_0) {
+    if (type == TERN_GGML_Q8_0 || type == TERN_QMAT_Q8_0X) {
         for (int b = 0; b < n / 32; b++) {
             const float *xb = x + 32 * b;
             float amax = 0.0f;
@@ -143,12 +159,13 @@ static float row_plain(int type, const uint8_t *w, const tern_qvec *v) {
         float L[16] = {0};
         return float_tail(type, w, v->x, 0, n, L);
     }
-    if (type == TERN_GGML_Q8_0) {
+    if (type == TERN_GGML_Q8_0 || type == TERN_QMAT_Q8_0X) {
+        const int split = type == TERN_QMAT_Q8_0X;
         float L[16] = {0};
         for (int b = 0; b < n / 32; b++) {
             const uint8_t *blk = w + TERN_Q8_0_BYTES * (size_t)b;
-            const int8_t *qw = (const int8_t *)(blk + 2), *qx = v->q + 32 * b;
-            const float c = h16(blk) * v->d[b];
+            const int8_t *qw = split ? (const int8_t *)(w + 32 * (size_t)b) : (const int8_t *)(blk + 2), *qx = v->q + 32 * b;
+            const float c = h16(split ? w + (size_t)n + 2 * (size_t)b : blk) * v->d[b];
             for (int j = 0; j < 8; j++) {
                 int32_t p = 0;
                 for (int k = 0; k < 4; k++) p += (int32_t)qw[4 * j + k] * qx[4 * j + k];
@@ -247,7 +264,8 @@ T256 static void rows4_avx2(int type, const uint8_t *const *W, const tern_qvec *
         }
         return;
     }
-    if (type == TERN_GGML_Q8_0) {
+    if (type == TERN_GGML_Q8_0 || type == TERN_QMAT_Q8_0X) {
+        const int split = type == TERN_QMAT_Q8_0X;
         __m256 a[4], b[4];
         for (int r = 0; r < 4; r++) a[r] = b[r] = _mm256_setzero_ps();
         const int nb = n / 32;
@@ -257,8 +275,9 @@ T256 static void rows4_avx2(int type, const uint8_t *const *W, const tern_qvec *
 #pragma GCC unroll 4
             for (int r = 0; r < 4; r++) {
                 const uint8_t *blk = W[r] + TERN_Q8_0_BYTES * (size_t)k;
-                const __m256 p = _mm256_cvtepi32_ps(dot32_s8(_mm256_loadu_si256((const __m256i *)(blk + 2)), xv));
-                const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(h16_avx(blk) * dx));
+                const uint8_t *qw = split ? W[r] + 32 * (size_t)k : blk + 2, *dw = split ? W[r] + (size_t)n + 2 * (size_t)k : blk;
+                const __m256 p = _mm256_cvtepi32_ps(dot32_s8(_mm256_loadu_si256((const __m256i *)qw), xv));
+                const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(h16_avx(dw) * dx));
                 if (k & 1) b[r] = _mm256_add_ps(b[r], t);
                 else a[r] = _mm256_add_ps(a[r], t);
             }
@@ -362,6 +381,14 @@ static const int16_t q6_idx[4][32] = {
     {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13, 14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
 };
 
+// vpermps indices for split Q8_0: pair j of a group of 16 blocks = blocks 2j (lanes 0-7), 2j+1
+static const int32_t q8x_idx[8][16] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},         {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},         {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
+    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9},         {10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13}, {14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
+};
+
 // vpermw indices for Q4_K/Q5_K: the 32 int16 products of weights 64c..64c+63 take the scales of
 // sub-blocks 2c (lanes 0-15) and 2c+1 (lanes 16-31)
 static const int16_t k4_idx[4][32] = {
@@ -386,6 +413,48 @@ T512 static void rows4_avx512(int type, const uint8_t *const *W, const tern_qvec
             float L[16];
             _mm512_storeu_ps(L, a[r]);
             out[r] = float_tail(type, W[r], v->x, i, n, L);
+        }
+        return;
+    }
+    if (type == TERN_QMAT_Q8_0X) {
+        // 16 blocks at a time: their 16 scales c_b = d_w * d_x as one vector (the same float
+        // multiplications as the scalar code), then pairs of blocks as one 64-byte vector
+        __m512 a[4];
+        for (int r = 0; r < 4; r++) a[r] = _mm512_setzero_ps();
+        const int nb = n / 32;
+        int k = 0;
+        for (; k + 16 <= nb; k += 16) {
+            const __m512 dx = _mm512_loadu_ps(v->d + k);
+            __m512 c[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) c[r] = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(W[r] + (size_t)n + 2 * (size_t)k))), dx);
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                const __m512i xv = _mm512_loadu_si512((const void *)(v->q + 32 * (k + 2 * j)));
+                const __m512i idx = _mm512_loadu_si512((const void *)q8x_idx[j]);
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    const __m512i wv = _mm512_loadu_si512((const void *)(W[r] + 32 * (size_t)(k + 2 * j)));
+                    const __mmask64 neg = _mm512_movepi8_mask(wv);
+                    const __m512i sx = _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv);
+                    const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(wv), sx);
+                    a[r] = _mm512_add_ps(a[r], _mm512_mul_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, c[r])));
+                }
+            }
+        }
+        for (int r = 0; r < 4; r++) {   // the last < 16 blocks as the scalar reference does them
+            float L[16];
+            _mm512_storeu_ps(L, a[r]);
+            for (int b = k; b < nb; b++) {
+                const int8_t *qw = (const int8_t *)(W[r] + 32 * (size_t)b), *qx = v->q + 32 * b;
+                const float cb = h16_avx(W[r] + (size_t)n + 2 * (size_t)b) * v->d[b];
+                for (int j = 0; j < 8; j++) {
+                    int32_t p = 0;
+                    for (int q = 0; q < 4; q++) p += (int32_t)qw[4 * j + q] * qx[4 * j + q];
+                    L[8 * (b & 1) + j] = L[8 * (b & 1) + j] + (float)p * cb;
+                }
+            }
+            out[r] = reduce16(L);
         }
         return;
     }
@@ -513,5 +582,10 @@ void tern_qmat_mul(int type, const void *W, size_t row_bytes, int r0, int r1, co
 }
 
 void tern_qmat_row_f32(int type, const void *W, size_t row_bytes, int r, int n, float *out) {
+    if (type == TERN_QMAT_Q8_0X) {   // as ggml's dequantize_row_q8_0: q * d
+        const uint8_t *row = (const uint8_t *)W + (size_t)r * row_bytes;
+        for (int i = 0; i < n; i++) out[i] = (float)(int8_t)row[i] * h16(row + (size_t)n + 2 * (size_t)(i / 32));
+        return;
+    }
     if (tern_ggml_dequant(type, (const uint8_t *)W + (size_t)r * row_bytes, n, out)) tern_fatal("tern_qmat_row_f32: %s", tern_last_error());
 }

@@ -30,6 +30,11 @@
 #include <stdint.h>
 #include "kernels/kernels.h"
 
+// Q8_0 rows repacked for the kernels (tern_qmat_repack): each row's 32-byte quant groups first,
+// contiguous, then its fp16 scales — the same bytes as a ggml Q8_0 row, in an order the SIMD code
+// loads without shuffles. Products are bit-identical to those on the ggml layout.
+#define TERN_QMAT_Q8_0X 1000
+
 typedef struct {
     int type;          // the weight type it was prepared for
     int n;             // elements
@@ -39,8 +44,14 @@ typedef struct {
     int16_t *bsum;     // k-quants: [n/16]
 } tern_qvec;
 
-// 1 if products with a matrix of this ggml type are implemented here
+// 1 if products with a matrix of this ggml type (or TERN_QMAT_Q8_0X) are implemented here
 int tern_qmat_supported(int type);
+// The layout type tern_qmat_repack turns `type` rows into (TERN_QMAT_Q8_0X for Q8_0), or type
+// itself when it is used as stored.
+int tern_qmat_layout(int type);
+// Rows r0..r1-1 of a [rows, n] matrix of ggml `type` (row_bytes apart) into dst (same row_bytes,
+// layout tern_qmat_layout(type)); a plain copy for the other types.
+void tern_qmat_repack(int type, const void *src, size_t row_bytes, int n, int r0, int r1, void *dst);
 // Bytes of scratch tern_qvec_prepare needs for n elements (any type).
 size_t tern_qvec_bytes(int n);
 // Prepare x [n] for products with `type` rows (n must be a multiple of the type's block size;
