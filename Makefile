@@ -52,7 +52,7 @@ DEPS_STAMP := $(BUILD)/.deps-installed
 OPENMP_ON := $(shell echo | $(CC) -fopenmp -dM -E - 2>/dev/null | grep -c _OPENMP)
 $(info tern: OpenMP $(if $(filter 1,$(OPENMP_ON)),on,OFF) ($(shell nproc) CPUs here; threads from OMP_NUM_THREADS), build dir $(BUILD))
 
-.PHONY: all test bench demo interop deps clean
+.PHONY: all test bench demo interop deps clean fuzz fuzz-smoke fuzz-build
 .SECONDARY:
 all: $(LIBTERN) $(LIBTERN_RT) $(PROGS)
 
@@ -109,7 +109,44 @@ interop: all
 	@scripts/install-deps.sh interop
 	@scripts/interop.sh $(BUILD)
 
+# ---- fuzzing (libFuzzer, clang): every tests/fuzz/fuzz_<target>.c defines LLVMFuzzerTestOneInput
+# and is linked against the library sources built with -fsanitize=fuzzer-no-link,address,undefined
+# in build-fuzz/. `make fuzz` runs each target FUZZ_SECONDS (default 60) from its committed seed
+# corpus tests/fuzz/corpus/<target>/ (new inputs go to build-fuzz/corpus/<target>/, crashes to
+# build-fuzz/artifacts/); FUZZ_TARGETS=gguf,config picks some. `make fuzz-smoke`: 4 s each (CI).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := build-fuzz
+FUZZ_OPT     := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS  := -std=gnu11 $(FUZZ_OPT) -fsanitize=fuzzer-no-link $(ARCH) -fno-math-errno -fopenmp -Wall -Wextra \
+                -Wno-unknown-pragmas -D_GNU_SOURCE -DTERN_FUZZ -Isrc -Iinfer -MMD -MP
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+comma        := ,
+FUZZ_PICK    := $(if $(FUZZ_TARGETS),$(subst $(comma), ,$(FUZZ_TARGETS)),$(FUZZ_NAMES))
+FUZZ_BINS    := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_NAMES))
+FUZZ_LIBOBJ  := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(RT_SRC) $(LIB_SRC) $(INFER_LIB))
+
+$(FUZZ_DIR)/.deps: scripts/install-deps.sh
+	@mkdir -p $(@D)
+	@scripts/install-deps.sh fuzz
+	@touch $@
+$(FUZZ_DIR)/obj/%.o: %.c | $(FUZZ_DIR)/.deps
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(HDF5_CFLAGS) -c $< -o $@
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBOBJ) | $(FUZZ_DIR)/.deps
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(HDF5_CFLAGS) $< $(FUZZ_LIBOBJ) $(HDF5_LIBS) -lopenblas -lm -o $@
+
+fuzz-build: $(FUZZ_BINS)
+fuzz: fuzz-build
+	@scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_PICK)
+fuzz-smoke: fuzz-build
+	@scripts/fuzz.sh $(FUZZ_DIR) 4 $(FUZZ_PICK)
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+ifneq ($(filter fuzz fuzz-smoke fuzz-build,$(MAKECMDGOALS)),)
+-include $(shell find $(FUZZ_DIR) -name '*.d' 2>/dev/null)
+endif

@@ -22,13 +22,15 @@
 
 static const char *PROG = "tern-tokenizer";
 
-static void usage(void) {
-    fprintf(stderr,
+static void usage(FILE *f) {
+    fprintf(f,
             "usage: %s train  -o TOK [-v VOCAB] [--coverage F] [-q] TEXT...\n"
             "       %s encode -t TOK -o OUT.tok [--val VAL.tok] [--val-frac F] [--width 2|4] [--no-bos] [-q] TEXT...\n"
             "       %s decode -t TOK [-o OUT.txt] IN.tok\n"
             "       %s info   TOK|IN.tok\n"
-            "       %s bench  -t TOK [--reps N] TEXT\n",
+            "       %s bench  -t TOK [--reps N] TEXT\n"
+            "  -v 260..16777216   --coverage (0, 1]   --val-frac (0, 1)   --width 2|4   --reps 1..1000\n"
+            "  outputs (-o, --val) are written to a temporary file and renamed; never onto a directory or device\n",
             PROG, PROG, PROG, PROG, PROG);
 }
 
@@ -48,7 +50,7 @@ typedef struct {
     const char *out, *tok, *val;
     long vocab, width, reps;
     float coverage, val_frac;
-    int quiet, no_bos;
+    int quiet, no_bos, help;
     const char **files;
     int n_files;
 } args;
@@ -67,6 +69,7 @@ static int parse_args(int argc, char **argv, args *a) {
     do {                                                                       \
         if (!more) return fail("%s: missing value (try %s --help)", s, PROG); \
     } while (0)
+        if (!strcmp(s, "-h") || !strcmp(s, "--help")) { usage(stdout); a->help = 1; return 0; }
         if (!strcmp(s, "-o")) { NEED(); a->out = argv[++i]; }
         else if (!strcmp(s, "-t")) { NEED(); a->tok = argv[++i]; }
         else if (!strcmp(s, "--val")) { NEED(); a->val = argv[++i]; }
@@ -79,7 +82,8 @@ static int parse_args(int argc, char **argv, args *a) {
                 return fail("--width: must be 2 or 4, got '%s'", argv[i]);
         } else if (!strcmp(s, "--reps")) {
             NEED();
-            if (tern_parse_long(argv[++i], &a->reps) != 0 || a->reps < 1) return fail("--reps: bad value '%s'", argv[i]);
+            if (tern_parse_long(argv[++i], &a->reps) != 0 || a->reps < 1 || a->reps > 1000)
+                return fail("--reps: must be in [1, 1000], got '%s'", argv[i]);
         } else if (!strcmp(s, "--coverage")) {
             NEED();
             if (tern_parse_float(argv[++i], &a->coverage) != 0 || !(a->coverage > 0 && a->coverage <= 1))
@@ -101,6 +105,7 @@ static int parse_args(int argc, char **argv, args *a) {
 
 static int cmd_train(args *a) {
     if (!a->out) return fail("train: missing -o TOKENIZER");
+    if (tern_check_output_path(a->out) != 0) return fail_last();
     if (a->n_files == 0) return fail("train: no input text files");
     if (a->vocab < TERN_TOK_MIN_VOCAB || a->vocab > TERN_TOK_MAX_VOCAB)
         return fail("train: vocab size %ld out of range (minimum %d = 3 control + 256 byte pieces + \"\xe2\x96\x81\"; "
@@ -214,6 +219,8 @@ static int cmd_encode(args *a) {
     if (!a->out) return fail("encode: missing -o OUT.tok");
     if (a->n_files == 0) return fail("encode: no input text files");
     if (a->val_frac > 0 && !a->val) return fail("encode: --val-frac needs --val VAL.tok");
+    if (tern_check_output_path(a->out) != 0 || (a->val && tern_check_output_path(a->val) != 0)) return fail_last();
+    if (a->val && !strcmp(a->val, a->out)) return fail("encode: -o and --val are the same file '%s'", a->out);
     float frac = a->val ? (a->val_frac > 0 ? a->val_frac : 0.1f) : 0.0f;
     tern_tokenizer t;
     if (tern_tokenizer_load(&t, a->tok) != 0) return fail_last();
@@ -291,6 +298,7 @@ done:
 
 static int cmd_decode(args *a) {
     if (!a->tok) return fail("decode: missing -t TOKENIZER");
+    if (a->out && tern_check_output_path(a->out) != 0) return fail_last();
     if (a->n_files != 1) return fail("decode: give exactly one token file");
     tern_tokenizer t;
     if (tern_tokenizer_load(&t, a->tok) != 0) return fail_last();
@@ -341,11 +349,12 @@ done:
 static int cmd_info(args *a) {
     if (a->n_files != 1) return fail("info: give one tokenizer or token file");
     const char *path = a->files[0];
-    FILE *fp = fopen(path, "rb");
     char magic[8] = {0};
-    if (!fp) return fail("%s: cannot open", path);
-    size_t got = fread(magic, 1, 8, fp);
-    fclose(fp);
+    size_t size;
+    int fd = tern_open_regular(path, &size);   // a FIFO or directory is refused, never waited on
+    if (fd < 0) return fail_last();
+    ssize_t got = read(fd, magic, 8);
+    close(fd);
     if (got == 8 && !memcmp(magic, "TERNTOK\0", 8)) {
         tern_tokfile f;
         if (tern_tokfile_open(&f, path) != 0) return fail_last();
@@ -404,13 +413,17 @@ static int cmd_bench(args *a) {
 
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        usage();
-        return argc < 2;
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
     }
     args a;
     if (parse_args(argc, argv, &a) != 0) {
         free(a.files);
         return 1;
+    }
+    if (a.help) {
+        free(a.files);
+        return 0;
     }
     const char *c = argv[1];
     int rc;
@@ -420,7 +433,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(c, "info")) rc = cmd_info(&a);
     else if (!strcmp(c, "bench")) rc = cmd_bench(&a);
     else {
-        usage();
+        usage(stderr);
         rc = fail("unknown command '%s'", c);
     }
     free(a.files);

@@ -21,15 +21,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(void) {
-    fprintf(stderr,
+static void usage(FILE *f, int rc) {
+    fprintf(f,
             "usage: tern-bench (-m model.gguf | --random dim=D,ffn=F,layers=L,heads=H,kv_heads=K,vocab=V[,ctx=C][,head=T][,act=silu|relu2]\n"
             "                   | --random small|2b|2b4t[,key=value...])\n"
             "                  [-p prefill_tokens=128] [-n decode_tokens=64] [-r reps=3] [-b batch=64] [-d decode_depth=0]\n"
             "                  [--kernel auto|plain|avx2|avx512] [--kv q8|f32] [--seed S]\n"
             "       tern-bench --random SHAPE --save out.gguf [--type tq2_0|tq1_0|i2_s] [--seed S]\n"
-            "       tern-bench --bandwidth [MB=1024]\n");
-    exit(2);
+            "       tern-bench --bandwidth [MB=1024]\n"
+            "  -p, -n 0..65536 (not both 0)   -r 1..1000   -b 1..4096   -d 0..1048576   MB 1..65536\n");
+    exit(rc);
 }
 
 static double median(double *v, int n) { return tern_median(v, n); }
@@ -113,6 +114,7 @@ static int save_random(const tern_rt_config *c, int head, int ttype, uint64_t se
         pieces[i] = tern_xmalloc(16);
         if (i < 3) snprintf(pieces[i], 16, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
         else if (i < 259) snprintf(pieces[i], 16, "<0x%02X>", i - 3);
+        else if (i == 259) snprintf(pieces[i], 16, "\xe2\x96\x81");   // U+2581, the space piece a tokenizer needs
         else snprintf(pieces[i], 16, "t%d", i);
         types[i] = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1;
         scores[i] = -(float)i;
@@ -225,9 +227,9 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         long *dst = NULL;
-        if (!strcmp(a, "-m")) { if (!v) usage(); path = v; i++; continue; }
-        if (!strcmp(a, "--random")) { if (!v) usage(); random_spec = v; i++; continue; }
-        if (!strcmp(a, "--save")) { if (!v) usage(); save = v; i++; continue; }
+        if (!strcmp(a, "-m")) { if (!v) usage(stderr, 2); path = v; i++; continue; }
+        if (!strcmp(a, "--random")) { if (!v) usage(stderr, 2); random_spec = v; i++; continue; }
+        if (!strcmp(a, "--save")) { if (!v) usage(stderr, 2); save = v; i++; continue; }
         if (!strcmp(a, "--type")) {
             save_type = v ? tern_ggml_type_parse(v) : -1;
             if (save_type != TERN_GGML_TQ2_0 && save_type != TERN_GGML_TQ1_0 && save_type != TERN_GGML_I2_S) {
@@ -240,6 +242,7 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--bandwidth")) {
             bw_mb = 1024;
             if (v && tern_parse_long(v, &bw_mb) == 0) i++;
+            if (bw_mb < 1 || bw_mb > 65536) { fprintf(stderr, "tern-bench: --bandwidth %ld: MB must be in [1, 65536]\n", bw_mb); return 2; }
             continue;
         }
         if (!strcmp(a, "--kernel")) {
@@ -258,8 +261,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-r")) dst = &R;
         else if (!strcmp(a, "-b")) dst = &B;
         else if (!strcmp(a, "--seed")) dst = &seed;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
-        else { fprintf(stderr, "tern-bench: unknown option '%s'\n", a); usage(); }
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage(stdout, 0);
+        else { fprintf(stderr, "tern-bench: unknown option '%s'\n", a); usage(stderr, 2); }
         if (!v || tern_parse_long(v, dst) || *dst < 0) { fprintf(stderr, "tern-bench: %s: expected a non-negative integer\n", a); return 2; }
         i++;
     }
@@ -267,7 +270,7 @@ int main(int argc, char **argv) {
         print_bandwidth(bw_mb);
         return 0;
     }
-    if (!path == !random_spec) usage();
+    if (!path == !random_spec) usage(stderr, 2);
     if (save) {
         if (!random_spec) { fprintf(stderr, "tern-bench: --save needs --random SHAPE\n"); return 2; }
         tern_rt_config c;
@@ -279,7 +282,11 @@ int main(int argc, char **argv) {
         }
         return save_random(&c, head, save_type, (uint64_t)seed, save);
     }
-    if (R < 1 || B < 1) { fprintf(stderr, "tern-bench: -r and -b must be >= 1\n"); return 2; }
+    if (R < 1 || R > 1000 || B < 1 || B > 4096 || P > 65536 || N > 65536 || P + N < 1 || depth > 1048576) {
+        fprintf(stderr, "tern-bench: out of range: -r %ld (1..1000), -b %ld (1..4096), -p %ld / -n %ld (0..65536, not both 0), -d %ld (0..1048576)\n",
+                R, B, P, N, depth);
+        return 2;
+    }
     if (kind != TERN_KERNEL_AUTO && tern_kernel_force(kind)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
     tern_rt_model m;
     double t0 = tern_time();

@@ -61,11 +61,15 @@ int main(int argc, char **argv) {
     tern_kernel_kind only = TERN_KERNEL_AUTO;
     for (int i = 1; i < argc; i++) {
         long v;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: tern-bench_kernels [--reps N (1..31)] [--quick] [--decode-only] [--kind plain|avx2|avx512]\n");
+            return 0;
+        }
         if (!strcmp(argv[i], "--reps") && i + 1 < argc && tern_parse_long(argv[i + 1], &v) == 0 && v >= 1 && v <= 31) { reps = (int)v; i++; }
         else if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--decode-only")) decode_only = 1;
         else if (!strcmp(argv[i], "--kind") && i + 1 < argc && tern_kernel_parse(argv[i + 1], &only) == 0) i++;
-        else { fprintf(stderr, "tern-bench_kernels: bad argument '%s' (usage: [--reps N] [--quick] [--decode-only] [--kind plain|avx2|avx512])\n", argv[i]); return 1; }
+        else { fprintf(stderr, "tern-bench_kernels: bad argument '%s' (usage: [--reps N] [--quick] [--decode-only] [--kind plain|avx2|avx512])\n", argv[i]); return 2; }
     }
     const int T = omp_get_max_threads();
     printf("tern kernel benchmark: %d thread(s) for the kernels (OMP_NUM_THREADS), medians of %d repeats, auto kind = %s\n", T, reps,

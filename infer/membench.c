@@ -20,7 +20,11 @@ __attribute__((target("avx512f"))) static uint64_t read_avx512(const uint8_t *p,
         a2 = _mm512_add_epi64(a2, _mm512_load_si512((const void *)(p + i + 128)));
         a3 = _mm512_add_epi64(a3, _mm512_load_si512((const void *)(p + i + 192)));
     }
-    return (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+    // lanes summed as unsigned (wrapping): the header's _mm512_reduce_add_epi64 adds signed lanes
+    uint64_t lane[8], s = 0;
+    _mm512_storeu_si512((void *)lane, _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+    for (int i = 0; i < 8; i++) s += lane[i];
+    return s;
 }
 
 __attribute__((target("avx2"))) static uint64_t read_avx2(const uint8_t *p, size_t n) {
@@ -93,7 +97,12 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), noinline)) static
                                  _mm512_add_epi32(_mm512_add_epi32(c4, c5), _mm512_add_epi32(c6, c7)));
     s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c8, c9), _mm512_add_epi32(c10, c11)),
                                              _mm512_add_epi32(_mm512_add_epi32(c12, c13), _mm512_add_epi32(c14, c15))));
-    return _mm512_reduce_add_epi32(s);
+    // the accumulators wrap by design; sum the lanes as unsigned (the header's
+    // _mm512_reduce_add_epi32 adds signed ints: undefined behaviour on overflow)
+    uint32_t lane[16], sum = 0;
+    _mm512_storeu_si512((void *)lane, s);
+    for (int i = 0; i < 16; i++) sum += lane[i];
+    return (int32_t)sum;
 }
 
 double tern_membench_vnni_peak(int threads, int reps, double *best) {

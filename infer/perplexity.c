@@ -16,10 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(void) {
-    fprintf(stderr, "usage: tern-perplexity -m model.gguf -f text.txt [-c ctx] [-b batch=64] [--max-tokens N]\n"
-                    "                       [--kernel auto|plain|avx2|avx512] [--kv q8|f32] [--bos]\n");
-    exit(2);
+static void usage(FILE *f, int rc) {
+    fprintf(f, "usage: tern-perplexity -m model.gguf -f text.txt [-c ctx] [-b batch=64] [--max-tokens N]\n"
+               "                       [--kernel auto|plain|avx2|avx512] [--kv q8|f32] [--bos]\n"
+               "  -c ctx  1..the model's context (default: the model's)   -b batch  1..4096   --max-tokens N  >= 2\n");
+    exit(rc);
 }
 
 static void die(const char *msg) {
@@ -30,15 +31,15 @@ static void die(const char *msg) {
 int main(int argc, char **argv) {
     const char *path = NULL, *text_path = NULL;
     long ctx = 0, batch = 64, max_tokens = 0;
-    int add_bos = 0;
+    int add_bos = 0, c_explicit = 0, m_explicit = 0;
     tern_kernel_kind kind = TERN_KERNEL_AUTO;
     int kv = TERN_KV_Q8;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long *ldst = NULL;
         if (!strcmp(a, "--bos")) { add_bos = 1; continue; }
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
-        if (!v) { fprintf(stderr, "tern-perplexity: %s needs a value\n", a); usage(); }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage(stdout, 0);
+        if (!v) { fprintf(stderr, "tern-perplexity: %s needs a value\n", a); usage(stderr, 2); }
         i++;
         if (!strcmp(a, "-m")) path = v;
         else if (!strcmp(a, "-f")) text_path = v;
@@ -49,15 +50,27 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "-c")) ldst = &ctx;
         else if (!strcmp(a, "-b")) ldst = &batch;
         else if (!strcmp(a, "--max-tokens")) ldst = &max_tokens;
-        else { fprintf(stderr, "tern-perplexity: unknown option '%s'\n", a); usage(); }
+        else { fprintf(stderr, "tern-perplexity: unknown option '%s'\n", a); usage(stderr, 2); }
         if (ldst && (tern_parse_long(v, ldst) || *ldst < 0)) { fprintf(stderr, "tern-perplexity: %s: expected a non-negative integer, got '%s'\n", a, v); return 2; }
+        if (ldst == &ctx) c_explicit = 1;
+        if (ldst == &max_tokens) m_explicit = 1;
     }
-    if (!path || !text_path) usage();
-    if (batch < 1) die("-b must be >= 1");
+    if (!path || !text_path) usage(stderr, 2);
+    if (c_explicit && (ctx < 1 || ctx > (1L << 30))) { fprintf(stderr, "tern-perplexity: -c %ld: must be at least 1\n", ctx); return 2; }
+    if (batch < 1 || batch > 4096) { fprintf(stderr, "tern-perplexity: -b %ld: must be in [1, 4096]\n", batch); return 2; }
+    if (m_explicit && (max_tokens < 2 || max_tokens > 2147483647L)) {
+        fprintf(stderr, "tern-perplexity: --max-tokens %ld: must be in [2, 2147483647]\n", max_tokens);
+        return 2;
+    }
     if (kind != TERN_KERNEL_AUTO && tern_kernel_force(kind)) die(tern_last_error());
     tern_rt_model m;
     if (build_model(&m, path)) die(tern_last_error());
-    if (ctx == 0 || ctx > m.config.seq_len) ctx = m.config.seq_len;
+    if (ctx > m.config.seq_len) {
+        fprintf(stderr, "tern-perplexity: -c %ld: the model's context is %d tokens\n", ctx, m.config.seq_len);
+        free_model(&m);
+        return 2;
+    }
+    if (ctx == 0) ctx = m.config.seq_len;
     tern_tokenizer tok;
     if (rt_require_vocab(&m) || rt_build_tokenizer(&m, &tok)) die(tern_last_error());
     size_t len;

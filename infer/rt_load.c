@@ -548,6 +548,15 @@ int build_model(tern_rt_model *m, const char *path) {
     if (!te) goto fail;
     if (te->ne[1] < 1 || te->ne[1] > (1 << 24)) { tern_error("%s: token_embd.weight has a bad vocab size", path); goto fail; }
     c->vocab_size = (int)te->ne[1];
+    snprintf(key, sizeof key, "%s.vocab_size", arch);
+    if (tern_gguf_find_kv(g, key) >= 0) {   // optional, but when present it must agree
+        int64_t v;
+        if (tern_gguf_get_i64(g, key, &v)) goto fail;
+        if (v != c->vocab_size) {
+            tern_error("%s: %s %lld does not match token_embd.weight's %d rows", path, key, (long long)v, c->vocab_size);
+            goto fail;
+        }
+    }
     const char *mnames[2] = {"token_embd.weight", "output.weight"};
     for (int k = 0; k < 2; k++) {
         if (k == 1 && !tern_gguf_find_tensor(g, mnames[1])) break;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +21,9 @@ void tern_error(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err_buf, sizeof err_buf, fmt, ap);
     va_end(ap);
+    // one line, whatever a file's names contain: control characters (a key with '\n') become '?'
+    for (char *p = err_buf; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
 }
 
 const char *tern_last_error(void) { return err_buf[0] ? err_buf : "unknown error"; }
@@ -108,6 +113,7 @@ void tern_tmp_path(const char *path, char *tmp, size_t tmpsz) {
 }
 
 int tern_commit_file(const char *tmp, const char *path) {
+    if (tern_check_output_path(path) != 0) { tern_discard_file(tmp); return -1; }
     int fd = open(tmp, O_RDONLY);
     if (fd < 0) { tern_error("%s: cannot reopen temporary file: %s", path, strerror(errno)); tern_discard_file(tmp); return -1; }
     if (fsync(fd) != 0) { tern_error("%s: fsync failed: %s", path, strerror(errno)); close(fd); tern_discard_file(tmp); return -1; }
@@ -122,19 +128,72 @@ int tern_commit_file(const char *tmp, const char *path) {
 
 void tern_discard_file(const char *tmp) { unlink(tmp); }
 
+static const char *file_kind(mode_t m) {
+    return S_ISDIR(m) ? "directory" : S_ISFIFO(m) ? "FIFO" : S_ISCHR(m) ? "character device" : S_ISBLK(m) ? "block device"
+         : S_ISSOCK(m) ? "socket" : "special file";
+}
+
+int tern_open_regular(const char *path, size_t *size) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == EISDIR) tern_error("%s: is a directory", path);
+        else tern_error("%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        tern_error("%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode)) tern_error("%s: is a directory", path);
+        else tern_error("%s: not a regular file (%s)", path, file_kind(st.st_mode));
+        close(fd);
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (size) *size = (size_t)st.st_size;
+    return fd;
+}
+
+int tern_check_output_path(const char *path) {
+    if (!path || !*path) { tern_error("empty output path"); return -1; }
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT) return 0;   // a new file (its directory is checked when it is created)
+        tern_error("%s: cannot write: %s", path, strerror(errno));
+        return -1;
+    }
+    if (S_ISREG(st.st_mode)) return 0;
+    if (S_ISDIR(st.st_mode)) tern_error("%s: is a directory", path);
+    else tern_error("%s: not a regular file (%s); refusing to replace it", path, file_kind(st.st_mode));
+    return -1;
+}
+
 char *tern_read_file(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { tern_error("%s: cannot open: %s", path, strerror(errno)); return NULL; }
-    if (fseek(f, 0, SEEK_END) != 0) { tern_error("%s: cannot seek: %s", path, strerror(errno)); fclose(f); return NULL; }
-    long n = ftell(f);
-    if (n < 0) { tern_error("%s: cannot tell size: %s", path, strerror(errno)); fclose(f); return NULL; }
-    rewind(f);
-    char *buf = malloc((size_t)n + 1);
-    if (!buf) { tern_error("%s: out of memory (%ld bytes)", path, n); fclose(f); return NULL; }
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) { tern_error("%s: read failed", path); free(buf); fclose(f); return NULL; }
-    fclose(f);
+    size_t n;
+    int fd = tern_open_regular(path, &n);
+    if (fd < 0) return NULL;
+    if (n > (size_t)PTRDIFF_MAX - 1) { tern_error("%s: too large (%zu bytes)", path, n); close(fd); return NULL; }
+    char *buf = malloc(n + 1);
+    if (!buf) { tern_error("%s: out of memory (%zu bytes)", path, n); close(fd); return NULL; }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            tern_error("%s: read failed%s%s", path, r < 0 ? ": " : " (file shrank while reading)", r < 0 ? strerror(errno) : "");
+            free(buf);
+            close(fd);
+            return NULL;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
     buf[n] = 0;
-    if (size) *size = (size_t)n;
+    if (size) *size = n;
     return buf;
 }
 
@@ -193,4 +252,122 @@ float tern_fp16_to_fp32(uint16_t h) {
     float f;
     memcpy(&f, &x, 4);
     return f;
+}
+
+// ---- XXH64 (algorithm as specified by its author; written here from the specification) ----------
+#define P64_1 0x9E3779B185EBCA87ull
+#define P64_2 0xC2B2AE3D27D4EB4Full
+#define P64_3 0x165667B19E3779F9ull
+#define P64_4 0x85EBCA77C2B2AE63ull
+#define P64_5 0x27D4EB2F165667C5ull
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "tern_hash64 reads words little-endian; add byte swaps for a big-endian host"
+#endif
+static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+static inline uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }   // little-endian hosts
+static inline uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t h64_round(uint64_t acc, uint64_t in) { return rotl64(acc + in * P64_2, 31) * P64_1; }
+static inline uint64_t h64_merge(uint64_t acc, uint64_t v) { return (acc ^ h64_round(0, v)) * P64_1 + P64_4; }
+
+void tern_hash64_init(tern_hash64_state *s, uint64_t seed) {
+    memset(s, 0, sizeof *s);
+    s->seed = seed;
+    s->v[0] = seed + P64_1 + P64_2;
+    s->v[1] = seed + P64_2;
+    s->v[2] = seed;
+    s->v[3] = seed - P64_1;
+}
+
+static void h64_stripes(uint64_t *v, const uint8_t *p, size_t n) {   // n multiple of 32
+    uint64_t a = v[0], b = v[1], c = v[2], d = v[3];
+    for (size_t i = 0; i < n; i += 32) {
+        a = h64_round(a, rd64(p + i));
+        b = h64_round(b, rd64(p + i + 8));
+        c = h64_round(c, rd64(p + i + 16));
+        d = h64_round(d, rd64(p + i + 24));
+    }
+    v[0] = a; v[1] = b; v[2] = c; v[3] = d;
+}
+
+void tern_hash64_update(tern_hash64_state *s, const void *data, size_t n) {
+    const uint8_t *p = data;
+    s->total += n;
+    if (s->nbuf) {
+        size_t k = 32 - s->nbuf < n ? 32 - s->nbuf : n;
+        memcpy(s->buf + s->nbuf, p, k);
+        s->nbuf += (unsigned)k;
+        p += k;
+        n -= k;
+        if (s->nbuf < 32) return;
+        h64_stripes(s->v, s->buf, 32);
+        s->nbuf = 0;
+    }
+    size_t body = n / 32 * 32;
+    if (body) h64_stripes(s->v, p, body);
+    memcpy(s->buf, p + body, n - body);
+    s->nbuf = (unsigned)(n - body);
+}
+
+uint64_t tern_hash64_final(const tern_hash64_state *s) {
+    uint64_t h;
+    if (s->total >= 32) {
+        h = rotl64(s->v[0], 1) + rotl64(s->v[1], 7) + rotl64(s->v[2], 12) + rotl64(s->v[3], 18);
+        for (int i = 0; i < 4; i++) h = h64_merge(h, s->v[i]);
+    } else {
+        h = s->seed + P64_5;
+    }
+    h += s->total;
+    const uint8_t *p = s->buf, *e = s->buf + s->nbuf;
+    for (; p + 8 <= e; p += 8) h = rotl64(h ^ h64_round(0, rd64(p)), 27) * P64_1 + P64_4;
+    if (p + 4 <= e) { h = rotl64(h ^ (uint64_t)rd32(p) * P64_1, 23) * P64_2 + P64_3; p += 4; }
+    for (; p < e; p++) h = rotl64(h ^ (uint64_t)*p * P64_5, 11) * P64_1;
+    h ^= h >> 33;
+    h *= P64_2;
+    h ^= h >> 29;
+    h *= P64_3;
+    h ^= h >> 32;
+    return h;
+}
+
+uint64_t tern_hash64(const void *data, size_t n, uint64_t seed) {
+    tern_hash64_state s;
+    tern_hash64_init(&s, seed);
+    tern_hash64_update(&s, data, n);
+    return tern_hash64_final(&s);
+}
+
+// ---- string set ----------------------------------------------------------------------------------
+void tern_strset_init(tern_strset *s) { memset(s, 0, sizeof *s); }
+
+static size_t strset_find(const char **slot, size_t cap, const char *str) {   // cap: power of 2
+    size_t i = (size_t)tern_hash64(str, strlen(str), 0) & (cap - 1);
+    while (slot[i] && strcmp(slot[i], str) != 0) i = (i + 1) & (cap - 1);
+    return i;
+}
+
+int tern_strset_has(const tern_strset *s, const char *str) {
+    return s->cap && s->slot[strset_find(s->slot, s->cap, str)] != NULL;
+}
+
+int tern_strset_add(tern_strset *s, const char *str) {
+    if ((s->n + 1) * 2 > s->cap) {   // keep the load under 1/2
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        const char **slot = tern_xcalloc(cap, sizeof *slot);
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->slot[i]) slot[strset_find(slot, cap, s->slot[i])] = s->slot[i];
+        free(s->slot);
+        s->slot = slot;
+        s->cap = cap;
+    }
+    size_t i = strset_find(s->slot, s->cap, str);
+    if (s->slot[i]) return 0;
+    s->slot[i] = str;
+    s->n++;
+    return 1;
+}
+
+void tern_strset_free(tern_strset *s) {
+    free(s->slot);
+    memset(s, 0, sizeof *s);
 }

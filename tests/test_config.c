@@ -155,6 +155,63 @@ static void test_validate(void **st) {
     expect_invalid("clip", "-1", "clip must be >= 0");
     expect_invalid("ckpt_keep", "-1", "ckpt_keep must be >= 0");
     expect_invalid("norm_eps", "0", "norm_eps must be positive");
+    // limits: every size and count is bounded before anything is allocated
+    expect_invalid("n_layers", "1000000", "n_layers 1000000 exceeds the limit 1024");
+    expect_invalid("batch", "1000000000", "batch 1000000000 exceeds the limit 1048576");
+    expect_invalid("seq_len", "2147483647", "seq_len 2147483647 exceeds the limit 32768");
+    expect_invalid("dim", "131072", "dim 131072 exceeds the limit 65536");
+    expect_invalid("vocab_size", "16777217", "vocab_size 16777217 exceeds the limit 16777216");
+    expect_invalid("grad_accum", "2147483647", "grad_accum 2147483647 exceeds the limit 1048576");
+    expect_invalid("threads", "100000", "threads 100000 exceeds the limit 1024");
+    expect_invalid("steps", "9223372036854775807", "steps 9223372036854775807 exceeds the limit");
+    expect_invalid("max_tokens", "9223372036854775807", "max_tokens 9223372036854775807 exceeds the limit");
+    expect_invalid("eval_batches", "2000000000", "eval_batches 2000000000 exceeds the limit");
+    expect_invalid("ckpt_keep", "2000000000", "ckpt_keep 2000000000 exceeds the limit");
+    {   // steps x tokens per step may not overflow; max_tokens may not wrap into a negative step count
+        tern_config c;
+        tern_config_defaults(&c);
+        assert_int_equal(tern_config_set(&c, "batch", "65536"), 0);
+        assert_int_equal(tern_config_set(&c, "seq_len", "32"), 0);
+        assert_int_equal(tern_config_set(&c, "grad_accum", "1048576"), 0);
+        assert_int_equal(tern_config_set(&c, "steps", "100000000"), 0);
+        assert_int_equal(tern_config_validate(&c), -1);
+        assert_non_null(strstr(tern_last_error(), "tokens per step exceeds the limit"));
+        tern_config_defaults(&c);
+        assert_int_equal(tern_config_set(&c, "max_tokens", "1125899906842623"), 0);   // 2^50 - 1
+        assert_int_equal(tern_config_validate(&c), 0);
+        assert_int_equal(c.run.steps, 549755813888L);   // ceil((2^50 - 1) / 2048) = 2^39, positive
+        tern_config_defaults(&c);
+        assert_int_equal(tern_config_set(&c, "max_tokens", "1152921504606846976"), 0);   // 2^60: 2^49 steps
+        assert_int_equal(tern_config_validate(&c), -1);
+        assert_non_null(strstr(tern_last_error(), "steps 562949953421312 exceeds the limit"));
+    }
+    // max_memory: bytes with K/M/G/T suffixes, auto = 0, printed back re-loadably
+    {
+        tern_config c;
+        tern_config_defaults(&c);
+        assert_int_equal(tern_config_set(&c, "max_memory", "16G"), 0);
+        assert_int_equal(c.run.max_memory, 16L << 30);
+        assert_int_equal(tern_config_set(&c, "max_memory", "1.5GiB"), 0);
+        assert_int_equal(c.run.max_memory, 3L << 29);
+        assert_int_equal(tern_config_set(&c, "max_memory", "512m"), 0);
+        assert_int_equal(c.run.max_memory, 512L << 20);
+        assert_int_equal(tern_config_set(&c, "max_memory", "auto"), 0);
+        assert_int_equal(c.run.max_memory, 0);
+        assert_int_equal(tern_config_set(&c, "max_memory", "12345"), 0);
+        assert_int_equal(c.run.max_memory, 12345);
+        assert_int_equal(tern_config_set(&c, "max_memory", "-1G"), -1);
+        assert_int_equal(tern_config_set(&c, "max_memory", "4X"), -1);
+        assert_int_equal(tern_config_set(&c, "max_memory", "nan"), -1);
+        assert_int_equal(tern_config_set(&c, "max_memory", "9999999T"), -1);
+        assert_int_equal(tern_config_set(&c, "max_memory", "3G"), 0);
+        char *txt = tern_config_to_string(&c);
+        assert_non_null(strstr(txt, "max_memory = 3G\n"));
+        tern_config d;
+        tern_config_defaults(&d);
+        assert_int_equal(tern_config_parse(&d, txt, "printed"), 0);
+        assert_int_equal(d.run.max_memory, 3L << 30);
+        free(txt);
+    }
     // cosine allows a long warmup; still < steps
     tern_config c;
     tern_config_defaults(&c);

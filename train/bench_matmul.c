@@ -6,15 +6,20 @@
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 char *openblas_get_corename(void);   // OpenBLAS (its cblas.h declares it; the cblas.h in use may not)
 
 int main(int argc, char **argv) {
     long n = 1024, reps = 10;
+    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        printf("usage: tern-bench_matmul [n (1..8192)] [repeats (1..1000)]\n");
+        return 0;
+    }
     if ((argc > 1 && (tern_parse_long(argv[1], &n) || n < 1 || n > 8192)) ||
-        (argc > 2 && (tern_parse_long(argv[2], &reps) || reps < 1 || reps > 1000))) {
+        (argc > 2 && (tern_parse_long(argv[2], &reps) || reps < 1 || reps > 1000)) || argc > 3) {
         fprintf(stderr, "usage: tern-bench_matmul [n (1..8192)] [repeats (1..1000)]\n");
-        return 1;
+        return 2;
     }
     tern_graph g, ginputs; // inputs live in their own arena, which is never reset
     tern_graph_init(&g, 16, 0, 0);

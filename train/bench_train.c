@@ -6,8 +6,10 @@
 // --profile) where the time goes per op, plus the optimizer's share.
 #include "model/config.h"
 #include "model/model.h"
+#include "training/memory.h"
 #include "training/optim.h"
 #include "util.h"
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,14 +19,37 @@ int main(int argc, char **argv) {
     tern_config cfg;
     tern_config_defaults(&cfg);
     int steps = 10, profile = 0;
+    const char *file = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--profile")) profile = 1;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: tern-bench_train [config.cfg] [key=value ...] [--steps N (1..100000)] [--profile]\n");
+            return 0;
+        }
+        if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
+            long v;
+            if (tern_parse_long(argv[++i], &v) || v < 1 || v > 100000) {
+                fprintf(stderr, "tern-bench_train: --steps '%s': must be in [1, 100000]\n", argv[i]);
+                return 2;
+            }
+            steps = (int)v;
+        } else if (!strcmp(argv[i], "--profile")) profile = 1;
+        else if (argv[i][0] == '-') { fprintf(stderr, "tern-bench_train: unknown option '%s'\n", argv[i]); return 2; }
         else if (strchr(argv[i], '=')) {
             if (tern_config_set_arg(&cfg, argv[i]) != 0) { fprintf(stderr, "tern-bench_train: %s\n", tern_last_error()); return 1; }
-        } else if (tern_config_load(&cfg, argv[i]) != 0) { fprintf(stderr, "tern-bench_train: %s\n", tern_last_error()); return 1; }
+        } else if (tern_config_load(&cfg, (file = argv[i])) != 0) { fprintf(stderr, "tern-bench_train: %s\n", tern_last_error()); return 1; }
     }
-    if (steps < 1 || tern_config_validate(&cfg) != 0) { fprintf(stderr, "tern-bench_train: %s\n", tern_last_error()); return 1; }
+    if (tern_config_validate(&cfg) != 0) {
+        fprintf(stderr, "tern-bench_train: %s%s%s\n", file ? file : "", file ? ": " : "", tern_last_error());
+        return 1;
+    }
+    {   // refuse what does not fit before allocating it (training/memory.h)
+        tern_mem_inputs in = {omp_get_max_threads(), 0, 0, 0, 0};
+        tern_mem_estimate e;
+        if (tern_mem_estimate_run(&cfg, &in, &e) != 0 || tern_mem_check(&e, (size_t)cfg.run.max_memory) != 0) {
+            fprintf(stderr, "tern-bench_train: %s\n", tern_last_error());
+            return 1;
+        }
+    }
     tern_model m;
     tern_model_build(&m, &cfg.model);
     tern_model_init_weights(&m, 1);

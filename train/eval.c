@@ -13,9 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int usage(void) {
-    fprintf(stderr, "usage: tern-eval CHECKPOINT.h5 (--data TOKENS.tok | --text FILE.txt) [--batch N] [--max-windows N] [--fp]\n");
-    return 1;
+static int usage(FILE *f, int rc) {
+    fprintf(f, "usage: tern-eval CHECKPOINT.h5 (--data TOKENS.tok | --text FILE.txt) [--batch N] [--max-windows N] [--fp]\n"
+               "  --batch N        windows per forward pass, 1..4096 (default 8)\n"
+               "  --max-windows N  evaluate at most N windows (N >= 1; default all)\n"
+               "  --fp             a ternary checkpoint with full-precision BitLinears\n");
+    return rc;
 }
 
 #define DIE(...) do { fprintf(stderr, "tern-eval: " __VA_ARGS__); fputc('\n', stderr); rc = 1; goto out; } while (0)
@@ -25,15 +28,24 @@ int main(int argc, char **argv) {
     long batch = 8, maxw = 0;
     int fp = 0, rc = 0;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(stdout, 0);
         if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
         else if (!strcmp(argv[i], "--text") && i + 1 < argc) text = argv[++i];
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) { if (tern_parse_long(argv[++i], &batch) || batch < 1) return usage(); }
-        else if (!strcmp(argv[i], "--max-windows") && i + 1 < argc) { if (tern_parse_long(argv[++i], &maxw) || maxw < 0) return usage(); }
-        else if (!strcmp(argv[i], "--fp")) fp = 1;
-        else if (argv[i][0] == '-' || ckpt) { fprintf(stderr, "tern-eval: unexpected argument '%s'\n", argv[i]); return usage(); }
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) {
+            if (tern_parse_long(argv[++i], &batch) || batch < 1 || batch > 4096) {
+                fprintf(stderr, "tern-eval: --batch '%s': must be an integer in [1, 4096]\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--max-windows") && i + 1 < argc) {
+            if (tern_parse_long(argv[++i], &maxw) || maxw < 1) {
+                fprintf(stderr, "tern-eval: --max-windows '%s': must be a positive integer\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--fp")) fp = 1;
+        else if (argv[i][0] == '-' || ckpt) { fprintf(stderr, "tern-eval: unexpected argument '%s'\n", argv[i]); return usage(stderr, 2); }
         else ckpt = argv[i];
     }
-    if (!ckpt || (!data) == (!text)) return usage();
+    if (!ckpt || (!data) == (!text)) return usage(stderr, 2);
     tern_model_config mc;
     tern_model m = {0};
     tern_tokenizer tok;

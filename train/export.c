@@ -41,11 +41,11 @@
 
 static const char *prog = "tern-export";
 
-static void usage(void) {
-    fprintf(stderr, "usage: tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0|i2_s|f16|bf16|f32] [--embd TYPE] [--head TYPE]\n"
-                    "                   [--name NAME] [--tokenizer file.tok] [--no-tokenizer]\n"
-                    "  TYPE (token embedding; untied output matrix): q8_0 (default), q6_k, q5_k, q4_k, f16, bf16, f32\n");
-    exit(2);
+static void usage(FILE *f, int rc) {
+    fprintf(f, "usage: tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0|i2_s|f16|bf16|f32] [--embd TYPE] [--head TYPE]\n"
+               "                   [--name NAME] [--tokenizer file.tok] [--no-tokenizer]\n"
+               "  TYPE (token embedding; untied output matrix): q8_0 (default), q6_k, q5_k, q4_k, f16, bf16, f32\n");
+    exit(rc);
 }
 
 static void die(const char *msg) {
@@ -78,15 +78,15 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-tokenizer")) { no_tok = 1; continue; }
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage(stdout, 0);
         if (!strcmp(a, "-o")) {
-            if (!v || out) usage();
+            if (!v || out) usage(stderr, 2);
             out = v;
             i++;
             continue;
         }
         if (a[0] == '-' && a[1] == '-') {
-            if (!v) { fprintf(stderr, "%s: %s needs a value\n", prog, a); usage(); }
+            if (!v) { fprintf(stderr, "%s: %s needs a value\n", prog, a); usage(stderr, 2); }
             i++;
             if (!strcmp(a, "--type")) {
                 ttype = tern_ggml_type_parse(v);
@@ -104,14 +104,16 @@ int main(int argc, char **argv) {
                 else htype = t;
             } else if (!strcmp(a, "--name")) name = v;
             else if (!strcmp(a, "--tokenizer")) tok_path = v;
-            else { fprintf(stderr, "%s: unknown option '%s'\n", prog, a); usage(); }
+            else { fprintf(stderr, "%s: unknown option '%s'\n", prog, a); usage(stderr, 2); }
             continue;
         }
         if (!in) in = a;
         else if (!out) out = a;
-        else usage();
+        else usage(stderr, 2);
     }
-    if (!in || !out) usage();
+    if (!in || !out) usage(stderr, 2);
+    if (tern_check_output_path(out)) die(tern_last_error());   // before any work: never a device, FIFO or directory
+    if (name && strlen(name) > 200) die("--name: longer than 200 bytes");
 
     tern_model_config mc;
     if (tern_checkpoint_read_config(in, &mc)) die(tern_last_error());

@@ -95,10 +95,27 @@ size_t tern_arena_capacity(const tern_arena *a) {
 // ---- params ----------------------------------------------------------------------------------
 void tern_params_init(tern_params *p) { memset(p, 0, sizeof *p); }
 
+// slot of name in the hash index: where it is, or the empty slot where it would go
+static size_t index_slot(const tern_params *p, const char *name) {
+    size_t mask = (size_t)p->index_cap - 1, i = (size_t)tern_hash64(name, strlen(name), 0) & mask;
+    while (p->index[i] && strcmp(p->t[p->index[i] - 1]->name, name) != 0) i = (i + 1) & mask;
+    return i;
+}
+
+static void index_grow(tern_params *p) {
+    int cap = p->index_cap ? p->index_cap * 2 : 128;
+    free(p->index);
+    p->index = tern_xcalloc((size_t)cap, sizeof(int));
+    p->index_cap = cap;
+    for (int k = 0; k < p->n; k++) p->index[index_slot(p, p->t[k]->name)] = k + 1;
+}
+
 tern_tensor *tern_params_add(tern_params *p, const char *name, int ndim, const int *shape, int no_decay) {
     if (p->allocated) tern_fatal("tern_params_add(%s): parameters already allocated", name);
     if (ndim < 1 || ndim > TERN_MAX_DIMS) tern_fatal("tern_params_add(%s): bad ndim %d", name, ndim);
+    if (strlen(name) >= TERN_NAME_MAX) tern_fatal("tern_params_add(%s): name longer than %d bytes", name, TERN_NAME_MAX - 1);
     if (tern_params_find(p, name)) tern_fatal("tern_params_add(%s): duplicate parameter name", name);
+    if (p->n == INT32_MAX / 4) tern_fatal("tern_params_add(%s): too many parameters", name);
     if (p->n == p->cap) {
         p->cap = p->cap ? p->cap * 2 : 64;
         p->t = realloc(p->t, sizeof(*p->t) * (size_t)p->cap);
@@ -119,6 +136,8 @@ tern_tensor *tern_params_add(tern_params *p, const char *name, int ndim, const i
     t->offset = p->total;
     p->total += (t->n + 15) & ~15L; // keep every tensor 64-byte aligned
     p->t[p->n++] = t;
+    if (2 * p->n >= p->index_cap) index_grow(p);
+    else p->index[index_slot(p, t->name)] = p->n;
     return t;
 }
 
@@ -140,9 +159,9 @@ void tern_params_alloc(tern_params *p) {
 }
 
 tern_tensor *tern_params_find(const tern_params *p, const char *name) {
-    for (int i = 0; i < p->n; i++)
-        if (strcmp(p->t[i]->name, name) == 0) return p->t[i];
-    return NULL;
+    if (!p->index_cap) return NULL;
+    int k = p->index[index_slot(p, name)];
+    return k ? p->t[k - 1] : NULL;
 }
 
 void tern_params_zero_grad(tern_params *p) { memset(p->grad, 0, sizeof(float) * (size_t)p->total); }
@@ -154,5 +173,6 @@ void tern_params_free(tern_params *p) {
     free(p->grad);
     free(p->m);
     free(p->v);
+    free(p->index);
     memset(p, 0, sizeof *p);
 }

@@ -65,6 +65,8 @@ typedef struct {
     float *grad;       // (total,)
     float *m, *v;      // (total,) AdamW moments
     int allocated;
+    int *index;        // (index_cap,) name hash table: parameter position + 1, 0 = empty
+    int index_cap;     // power of 2, > 2 * n: tern_params_add/find are O(1), not a scan
 } tern_params;
 
 void tern_params_init(tern_params *p);

@@ -172,12 +172,8 @@ tern_gguf *tern_gguf_open(const char *path) {
     tern_gguf *g = tern_xcalloc(1, sizeof *g);
     g->path = strdup(path);
     if (!g->path) tern_fatal("out of memory");
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) { tern_error("%s: cannot open: %s", path, strerror(errno)); goto fail; }
-    struct stat st;
-    if (fstat(fd, &st) != 0) { tern_error("%s: cannot stat: %s", path, strerror(errno)); close(fd); goto fail; }
-    if (!S_ISREG(st.st_mode)) { tern_error("%s: not a regular file", path); close(fd); goto fail; }
-    g->size = (size_t)st.st_size;
+    int fd = tern_open_regular(path, &g->size);   // O_NONBLOCK: a FIFO is refused, never waited on
+    if (fd < 0) goto fail;
     if (g->size < 24) {
         close(fd);
         tern_error("%s: truncated file: %zu bytes is smaller than the 24-byte GGUF header", path, g->size);
@@ -215,18 +211,20 @@ tern_gguf *tern_gguf_open(const char *path) {
     g->kv = tern_xcalloc((size_t)nk, sizeof(gg_kv));
     g->n_kv = (int)nk;
     g->align = TERN_GGUF_DEFAULT_ALIGNMENT;
+    tern_strset seen, names;   // duplicate keys and tensor names: hash sets, not a quadratic scan
+    tern_strset_init(&seen);
+    tern_strset_init(&names);
     for (int i = 0; i < g->n_kv; i++) {
-        if (read_kv(&c, &g->kv[i], i)) goto fail;
-        for (int j = 0; j < i; j++)
-            if (strcmp(g->kv[j].key, g->kv[i].key) == 0) { tern_error("%s: duplicate key %s", path, g->kv[i].key); goto fail; }
+        if (read_kv(&c, &g->kv[i], i)) goto fail_set;
+        if (!tern_strset_add(&seen, g->kv[i].key)) { tern_error("%s: duplicate key %s", path, g->kv[i].key); goto fail_set; }
         if (strcmp(g->kv[i].key, "general.alignment") == 0) {
             if (g->kv[i].type != TERN_GGUF_UINT32) {
                 tern_error("%s: general.alignment is %s, expected uint32", path, kv_names[g->kv[i].type]);
-                goto fail;
+                goto fail_set;
             }
             uint32_t a;
             memcpy(&a, g->kv[i].raw, 4);
-            if (a == 0 || (a & (a - 1)) != 0) { tern_error("%s: general.alignment %u is not a power of 2", path, a); goto fail; }
+            if (a == 0 || (a & (a - 1)) != 0) { tern_error("%s: general.alignment %u is not a power of 2", path, a); goto fail_set; }
             g->align = a;
         }
     }
@@ -236,31 +234,32 @@ tern_gguf *tern_gguf_open(const char *path) {
         char what[96];
         char *name;
         snprintf(what, sizeof what, "name of tensor %lld", (long long)i);
-        if (rd_str(&c, &name, NULL, what)) goto fail;
+        if (rd_str(&c, &name, NULL, what)) goto fail_set;
         t->name = name;
         g->n_tensors = (int)i + 1;
         snprintf(what, sizeof what, "info of tensor %.40s", name);
         uint32_t nd;
-        if (rd_u32(&c, &nd, what)) goto fail;
-        if (nd < 1 || nd > TERN_GGUF_MAX_DIMS) { tern_error("%s: tensor %s: n_dims %u out of range 1..4", path, name, nd); goto fail; }
+        if (rd_u32(&c, &nd, what)) goto fail_set;
+        if (nd < 1 || nd > TERN_GGUF_MAX_DIMS) { tern_error("%s: tensor %s: n_dims %u out of range 1..4", path, name, nd); goto fail_set; }
         t->n_dims = (int)nd;
         for (int d = 0; d < TERN_GGUF_MAX_DIMS; d++) t->ne[d] = 1;
-        if (rd(&c, t->ne, 8 * (size_t)nd, what)) goto fail;
+        if (rd(&c, t->ne, 8 * (size_t)nd, what)) goto fail_set;
         int32_t ty;
-        if (rd(&c, &ty, 4, what) || rd_u64(&c, &t->offset, what)) goto fail;
+        if (rd(&c, &ty, 4, what) || rd_u64(&c, &t->offset, what)) goto fail_set;
         t->type = ty;
         for (uint32_t d = 0; d < nd; d++)
-            if (t->ne[d] <= 0) { tern_error("%s: tensor %s: dimension %u is %lld (must be > 0)", path, name, d, (long long)t->ne[d]); goto fail; }
-        if (!tern_ggml_type_known(ty)) { tern_error("%s: tensor %s: unsupported tensor type %d", path, name, ty); goto fail; }
+            if (t->ne[d] <= 0) { tern_error("%s: tensor %s: dimension %u is %lld (must be > 0)", path, name, d, (long long)t->ne[d]); goto fail_set; }
+        if (!tern_ggml_type_known(ty)) { tern_error("%s: tensor %s: unsupported tensor type %d", path, name, ty); goto fail_set; }
         if (tern_ggml_nbytes(ty, (int)nd, t->ne, &t->nbytes)) {
             char msg[256];
             snprintf(msg, sizeof msg, "%s", tern_last_error());
             tern_error("%s: tensor %s: %s", path, name, msg);
-            goto fail;
+            goto fail_set;
         }
-        for (int64_t j = 0; j < i; j++)
-            if (strcmp(g->t[j].name, name) == 0) { tern_error("%s: duplicate tensor name %s", path, name); goto fail; }
+        if (!tern_strset_add(&names, name)) { tern_error("%s: duplicate tensor name %s", path, name); goto fail_set; }
     }
+    tern_strset_free(&seen);
+    tern_strset_free(&names);
     // data section
     size_t data_start = (c.pos + g->align - 1) / g->align * g->align;
     if (nt > 0 && data_start > g->size) {
@@ -295,6 +294,9 @@ tern_gguf *tern_gguf_open(const char *path) {
         free(s);
     }
     return g;
+fail_set:
+    tern_strset_free(&seen);
+    tern_strset_free(&names);
 fail:
     tern_gguf_close(g);
     return NULL;

@@ -16,18 +16,9 @@ int tern_tokfile_width_for(int vocab_size) { return vocab_size <= 65536 ? 2 : 4;
 int tern_tokfile_open(tern_tokfile *f, const char *path) {
     memset(f, 0, sizeof *f);
     snprintf(f->path, sizeof f->path, "%s", path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        tern_error("%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        tern_error("%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    size_t size = (size_t)st.st_size;
+    size_t size;
+    int fd = tern_open_regular(path, &size);   // a directory or FIFO: one clear line, never a hang
+    if (fd < 0) return -1;
     if (size < TERN_TOKFILE_HEADER) {
         tern_error("%s: truncated token file (%zu bytes, header needs %d)", path, size, TERN_TOKFILE_HEADER);
         close(fd);
@@ -148,6 +139,7 @@ int tern_tokfile_writer_open(tern_tokfile_writer *w, const char *path, int vocab
         tern_error("%s: vocab size %d does not fit token width %d", path, vocab_size, width);
         return -1;
     }
+    if (tern_check_output_path(path) != 0) return -1;
     snprintf(w->path, sizeof w->path, "%s", path);
     tern_tmp_path(path, w->tmp, sizeof w->tmp);
     w->fp = fopen(w->tmp, "wb");

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { K_INT, K_LONG, K_LONG_AUTO, K_FLOAT, K_FLOAT_AUTO, K_BOOL, K_U64, K_STR, K_SCHED } key_type;
+typedef enum { K_INT, K_LONG, K_LONG_AUTO, K_FLOAT, K_FLOAT_AUTO, K_BOOL, K_U64, K_STR, K_SCHED, K_BYTES } key_type;
 
 typedef struct {
     const char *name;
@@ -61,6 +61,7 @@ static const key_def KEYS[] = {
     {"to_ternary_ramp", K_LONG, R(to_ternary_ramp)},
     {"threads", K_INT, R(threads)},
     {"profile", K_BOOL, R(profile)},
+    {"max_memory", K_BYTES, R(max_memory)},
 };
 #undef M
 #undef R
@@ -224,6 +225,29 @@ static int set_value(tern_config *c, const key_def *k, const char *v, const char
         snprintf((char *)p, TERN_PATH_MAX, "%s", v);
         return 0;
     }
+    case K_BYTES: {   // bytes with an optional K/M/G/T suffix (powers of 1024), or auto (0)
+        expect = "bytes with optional K/M/G/T suffix, or auto";
+        if (strcasecmp(v, "auto") == 0) { *(long *)p = 0; return 0; }
+        char *end;
+        errno = 0;
+        if (!isdigit((unsigned char)*v)) break;
+        double x = strtod(v, &end);
+        if (errno || end == v) break;
+        int sh = 0;
+        if (*end) {
+            const char *u = "KMGT", *q = strchr(u, toupper((unsigned char)*end));
+            if (!q || !*q) break;
+            sh = 10 * (int)(q - u + 1);
+            end++;
+            if (*end == 'i' || *end == 'I') end++;
+            if (*end == 'b' || *end == 'B') end++;
+            if (*end) break;
+        }
+        x = ldexp(x, sh);
+        if (!(x >= 0) || x > 9.0e18) break;
+        *(long *)p = (long)x;
+        return 0;
+    }
     case K_SCHED: {
         expect = "two_stage, cosine, linear or constant";
         for (int i = 0; i < (int)(sizeof SCHED_NAMES / sizeof SCHED_NAMES[0]); i++)
@@ -356,6 +380,12 @@ int tern_model_config_validate(const tern_model_config *m) {
         {"ffn_dim", m->ffn_dim}, {"vocab_size", m->vocab_size}, {"seq_len", m->seq_len}};
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
         if (pos[i].v <= 0) { tern_error("%s must be positive (got %d)", pos[i].n, pos[i].v); return -1; }
+    struct { const char *n; int v, max; } lim[] = {
+        {"dim", m->dim, TERN_MAX_DIM}, {"n_layers", m->n_layers, TERN_MAX_LAYERS}, {"n_heads", m->n_heads, TERN_MAX_HEADS},
+        {"n_kv_heads", m->n_kv_heads, TERN_MAX_HEADS}, {"ffn_dim", m->ffn_dim, TERN_MAX_FFN},
+        {"vocab_size", m->vocab_size, TERN_MAX_VOCAB_SIZE}, {"seq_len", m->seq_len, TERN_MAX_SEQ_LEN}};
+    for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++)
+        if (lim[i].v > lim[i].max) { tern_error("%s %d exceeds the limit %d", lim[i].n, lim[i].v, lim[i].max); return -1; }
     if (m->dim % m->n_heads) { tern_error("dim %d is not divisible by n_heads %d", m->dim, m->n_heads); return -1; }
     if (m->n_heads % m->n_kv_heads) {
         tern_error("n_heads %d is not divisible by n_kv_heads %d", m->n_heads, m->n_kv_heads);
@@ -363,8 +393,8 @@ int tern_model_config_validate(const tern_model_config *m) {
     }
     int hd = m->dim / m->n_heads;
     if (hd % 2) { tern_error("head_dim %d (dim %d / n_heads %d) must be even for RoPE", hd, m->dim, m->n_heads); return -1; }
-    if (!(m->norm_eps > 0)) { tern_error("norm_eps must be positive (got %g)", m->norm_eps); return -1; }
-    if (!(m->rope_theta > 0)) { tern_error("rope_theta must be positive (got %g)", m->rope_theta); return -1; }
+    if (!(m->norm_eps > 0 && m->norm_eps <= 1)) { tern_error("norm_eps must be positive and at most 1 (got %g)", m->norm_eps); return -1; }
+    if (!(m->rope_theta > 0 && isfinite(m->rope_theta))) { tern_error("rope_theta must be positive (got %g)", m->rope_theta); return -1; }
     if (m->tied_head != 0 && m->tied_head != 1) { tern_error("tied_head must be 0 or 1"); return -1; }
     if (m->ternary != 0 && m->ternary != 1) { tern_error("ternary must be 0 or 1"); return -1; }
     return 0;
@@ -393,17 +423,32 @@ long tern_model_config_nparams(const tern_model_config *m) {
     return n;
 }
 
+long tern_auto_warmup(long steps) { return steps / 10 < 500 ? steps / 10 : 500; }
+
 int tern_config_validate(tern_config *c) {
     if (tern_model_config_validate(&c->model) != 0) return -1;
     tern_run_config *r = &c->run;
     if (r->batch <= 0) { tern_error("batch must be positive (got %d)", r->batch); return -1; }
+    if (r->batch > TERN_MAX_BATCH) { tern_error("batch %d exceeds the limit %d", r->batch, TERN_MAX_BATCH); return -1; }
     if (r->grad_accum <= 0) { tern_error("grad_accum must be positive (got %d)", r->grad_accum); return -1; }
-    if (r->max_tokens < 0) { tern_error("max_tokens must be >= 0 (got %ld)", r->max_tokens); return -1; }
-    if (r->max_tokens > 0) {
-        long per = (long)r->batch * r->grad_accum * c->model.seq_len;
-        r->steps = (r->max_tokens + per - 1) / per;
+    if (r->grad_accum > TERN_MAX_GRAD_ACCUM) { tern_error("grad_accum %d exceeds the limit %d", r->grad_accum, TERN_MAX_GRAD_ACCUM); return -1; }
+    // the rows of one micro-batch (batch * seq_len) index int-shaped tensors
+    long rows = (long)r->batch * c->model.seq_len;
+    if (rows > 2147483647L / 64) {
+        tern_error("batch %d x seq_len %d = %ld token rows per micro-batch exceeds the limit %ld", r->batch, c->model.seq_len, rows,
+                   2147483647L / 64);
+        return -1;
     }
+    long per = rows * r->grad_accum;   // tokens per optimizer step (< 2^51: no overflow)
+    if (r->max_tokens < 0) { tern_error("max_tokens must be >= 0 (got %ld)", r->max_tokens); return -1; }
+    if (r->max_tokens > TERN_MAX_RUN_TOKENS) { tern_error("max_tokens %ld exceeds the limit %ld", r->max_tokens, TERN_MAX_RUN_TOKENS); return -1; }
+    if (r->max_tokens > 0) r->steps = r->max_tokens / per + (r->max_tokens % per != 0);
     if (r->steps <= 0) { tern_error("steps must be positive (got %ld)", r->steps); return -1; }
+    if (r->steps > TERN_MAX_STEPS) { tern_error("steps %ld exceeds the limit %ld", r->steps, TERN_MAX_STEPS); return -1; }
+    if (r->steps > TERN_MAX_RUN_TOKENS / per) {
+        tern_error("steps %ld x %ld tokens per step exceeds the limit of %ld tokens per run", r->steps, per, TERN_MAX_RUN_TOKENS);
+        return -1;
+    }
     if (r->lr < 0 || !isfinite(r->lr)) { tern_error("lr must be positive (got %g)", r->lr); return -1; }
     if (r->lr == 0) r->lr = c->model.ternary ? 2.4e-3f : 4e-4f;
     if (r->lr2 < 0 || !isfinite(r->lr2)) { tern_error("lr2 must be positive (got %g)", r->lr2); return -1; }
@@ -417,7 +462,8 @@ int tern_config_validate(tern_config *c) {
     }
     if (r->schedule < 0 || r->schedule > TERN_SCHED_CONSTANT) { tern_error("bad schedule %d", r->schedule); return -1; }
     if (r->warmup < -1) { tern_error("warmup must be >= 0 or auto (got %ld)", r->warmup); return -1; }
-    if (r->warmup == -1) r->warmup = r->steps / 10 < 500 ? r->steps / 10 : 500;
+    if (r->warmup > TERN_MAX_STEPS) { tern_error("warmup %ld exceeds the limit %ld", r->warmup, TERN_MAX_STEPS); return -1; }
+    if (r->warmup == -1) r->warmup = tern_auto_warmup(r->steps);
     if (r->schedule == TERN_SCHED_TWO_STAGE && r->warmup >= r->steps / 2 && r->warmup > 0) {
         tern_error("warmup %ld must be less than half of steps %ld for the two_stage schedule", r->warmup, r->steps);
         return -1;
@@ -434,6 +480,14 @@ int tern_config_validate(tern_config *c) {
     for (size_t i = 0; i < sizeof nn / sizeof nn[0]; i++)
         if (nn[i].v < 0) { tern_error("%s must be >= 0 (got %ld)", nn[i].n, nn[i].v); return -1; }
     if (r->log_interval <= 0) { tern_error("log_interval must be positive (got %ld)", r->log_interval); return -1; }
+    struct { const char *n; long v, max; } ll[] = {
+        {"eval_batches", r->eval_batches, TERN_MAX_COUNT}, {"ckpt_keep", r->ckpt_keep, TERN_MAX_COUNT},
+        {"threads", r->threads, TERN_MAX_THREADS}, {"eval_interval", r->eval_interval, TERN_MAX_STEPS},
+        {"ckpt_interval", r->ckpt_interval, TERN_MAX_STEPS}, {"log_interval", r->log_interval, TERN_MAX_STEPS},
+        {"to_ternary_ramp", r->to_ternary_ramp, TERN_MAX_STEPS}};
+    for (size_t i = 0; i < sizeof ll / sizeof ll[0]; i++)
+        if (ll[i].v > ll[i].max) { tern_error("%s %ld exceeds the limit %ld", ll[i].n, ll[i].v, ll[i].max); return -1; }
+    if (r->max_memory < 0) { tern_error("max_memory must be >= 0 (got %ld)", r->max_memory); return -1; }
     if (r->to_ternary_ramp > 0 && !c->model.ternary) {
         tern_error("to_ternary_ramp %ld needs ternary = 1", r->to_ternary_ramp);
         return -1;
@@ -464,6 +518,14 @@ static void format_value(const tern_config *c, const key_def *k, char *buf, size
         break;
     case K_U64: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
     case K_SCHED: snprintf(buf, n, "%s", tern_schedule_name(*(const int *)p)); break;
+    case K_BYTES: {
+        long v = *(const long *)p;
+        int k = 0;
+        while (k < 4 && v > 0 && v % 1024 == 0) { v /= 1024; k++; }
+        if (*(const long *)p == 0) snprintf(buf, n, "auto");
+        else snprintf(buf, n, "%ld%s", v, k ? (const char *[]){"", "K", "M", "G", "T"}[k] : "");
+        break;
+    }
     case K_STR: {
         // always quoted so that '#', spaces and empty strings survive a reload
         size_t o = 0;
@@ -477,6 +539,13 @@ static void format_value(const tern_config *c, const key_def *k, char *buf, size
         break;
     }
     }
+}
+
+int tern_config_format(const tern_config *c, const char *key, char *buf, size_t n) {
+    const key_def *k = find_key(key);
+    if (!k) { unknown_key("", key); return -1; }
+    format_value(c, k, buf, n);
+    return 0;
 }
 
 char *tern_config_to_string(const tern_config *c) {

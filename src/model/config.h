@@ -72,7 +72,23 @@ typedef struct {
     long to_ternary_ramp;  // steps over which λ ramps 0→1 (fp → ternary); 0 = ternary from step 0
     int threads;           // OpenMP threads (0 = OMP_NUM_THREADS / all cores)
     int profile;           // 1: print per-op timing (default 0)
+    long max_memory;       // bytes a run may use (0 = auto: the machine's available memory); see training/memory.h
 } tern_run_config;
+
+// Limits enforced by validation (so that no size or count can overflow or allocate without bound;
+// the memory estimate of training/memory.h then refuses what does not fit the machine).
+#define TERN_MAX_DIM        65536
+#define TERN_MAX_LAYERS     1024
+#define TERN_MAX_HEADS      1024
+#define TERN_MAX_FFN        (1 << 20)
+#define TERN_MAX_VOCAB_SIZE (1 << 24)
+#define TERN_MAX_SEQ_LEN    32768
+#define TERN_MAX_BATCH      (1 << 20)
+#define TERN_MAX_GRAD_ACCUM (1 << 20)
+#define TERN_MAX_STEPS      1000000000000L          // 1e12 optimizer steps
+#define TERN_MAX_RUN_TOKENS (1L << 60)              // steps * tokens per step
+#define TERN_MAX_THREADS    1024
+#define TERN_MAX_COUNT      (1 << 24)               // eval_batches, ckpt_keep
 
 typedef struct {
     tern_model_config model;
@@ -91,16 +107,22 @@ int tern_config_set(tern_config *c, const char *key, const char *value);
 int tern_config_set_arg(tern_config *c, const char *arg);
 // 1 if s looks like a key=value override ("name=..." with a known key), else 0.
 int tern_config_is_arg(const char *s);
-// Resolve auto values (lr, lr2, warmup, steps from max_tokens) and check everything. 0, or -1 with the
-// first problem. Ternary BitLinear widths (dim, ffn_dim) that are not multiples of 256 are NOT errors
+// Resolve auto values (lr, lr2, warmup, steps from max_tokens) and check everything, every size and
+// count against the TERN_MAX_* limits above and every product of them for overflow. 0, or -1 with
+// the first problem (programs prefix it with the config file's name). Ternary BitLinear widths (dim, ffn_dim) that are not multiples of 256 are NOT errors
 // (tests and small experiments use them) but print one warning to stderr: such models cannot be
 // exported to GGUF TQ1_0/TQ2_0. Idempotent: validating a resolved config changes nothing.
 int tern_config_validate(tern_config *c);
 int tern_model_config_validate(const tern_model_config *m);
+// warmup = auto resolves to this: min(steps / 10, 500)
+long tern_auto_warmup(long steps);
 // 1 if every BitLinear input width is a multiple of 256 (GGUF ternary rows), else 0 with a reason.
 int tern_model_config_exportable(const tern_model_config *m, char *why, size_t n);
 // Number of parameters of the model (the parameter list of model/model.h).
 long tern_model_config_nparams(const tern_model_config *m);
+
+// The value of one key as tern_config_print writes it, into buf. 0, or -1 for an unknown key.
+int tern_config_format(const tern_config *c, const char *key, char *buf, size_t n);
 
 // Print every key as "key = value" lines, model keys first (re-loadable by tern_config_load).
 void tern_config_print(const tern_config *c, FILE *f);

@@ -12,6 +12,11 @@ static tern_tensor *add_param(tern_model *m, const char *name, int d0, int d1, i
 }
 
 void tern_model_build(tern_model *m, const tern_model_config *cfg) {
+    tern_model_declare(m, cfg);
+    tern_params_alloc(&m->params);
+}
+
+void tern_model_declare(tern_model *m, const tern_model_config *cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     int dim = cfg->dim, hd = cfg->dim / cfg->n_heads, ffn = cfg->ffn_dim;
@@ -40,7 +45,6 @@ void tern_model_build(tern_model *m, const tern_model_config *cfg) {
 #undef P
     m->output_norm = add_param(m, "output_norm.weight", dim, 0, 1);
     m->output = cfg->tied_head ? NULL : add_param(m, "output.weight", cfg->vocab_size, dim, 0);
-    tern_params_alloc(&m->params);
     m->quant_lambda = cfg->ternary ? 1.0f : 0.0f;
 }
 

@@ -41,6 +41,10 @@ typedef struct {
 // Register all parameters (names and shapes as in GGUF: the struct fields above, in that order) and allocate the flat buffers.
 // The config must be valid (tern_model_config_validate). Weights are zero until initialised/loaded.
 void tern_model_build(tern_model *m, const tern_model_config *cfg);
+// The registration half of tern_model_build: names, shapes and offsets of every parameter, no
+// memory for their values (m->params.allocated == 0). For checks and estimates that must not
+// allocate (checkpoint validation, training/memory.h). Free with tern_model_free.
+void tern_model_declare(tern_model *m, const tern_model_config *cfg);
 // Linear weights and embedding N(0, 0.02), norms 1, from a seed.
 void tern_model_init_weights(tern_model *m, uint64_t seed);
 void tern_model_free(tern_model *m);

@@ -212,6 +212,10 @@ static int tok_build(tern_tokenizer *t, int V, const uint8_t *types, const float
         }
         t->map[k] = i;
     }
+    if (tern_tokenizer_piece_id(t, (const char *)SPACE_MARK, 3) < 0) {   // without it a space would encode as 3 byte pieces of "▁"
+        tern_error("%s: has no \"\xe2\x96\x81\" piece (spaces could not be encoded losslessly)", what);
+        goto fail;
+    }
     void *ser;
     size_t n;
     tern_tokenizer_to_bytes(t, &ser, &n);

@@ -34,8 +34,8 @@ int tern_loader_open(tern_loader *ld, const char *path, int seq_len, int batch, 
     }
     if (tern_tokfile_open(&ld->tf, path) != 0) return -1;
     if (ld->tf.n_tokens < (int64_t)seq_len + 1) {
-        tern_error("%s: too few tokens (%lld) for seq_len %d (need at least %d)", path, (long long)ld->tf.n_tokens,
-                   seq_len, seq_len + 1);
+        tern_error("%s: too few tokens (%lld) for seq_len %d (need at least %lld)", path, (long long)ld->tf.n_tokens,
+                   seq_len, (long long)seq_len + 1);
         tern_tokfile_close(&ld->tf);
         return -1;
     }

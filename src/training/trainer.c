@@ -1,20 +1,120 @@
 // trainer.c — the training loop (see trainer.h).
 #include "training/trainer.h"
+#include "training/memory.h"
 #include "training/schedule.h"
 #include "util.h"
 #include <cblas.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+// ---- signals -------------------------------------------------------------------------------------
+
 static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig) { stop_requested = sig; }
+static int signals_installed;
+static void on_signal(int sig) {
+    if (!stop_requested) stop_requested = sig;
+}
+
+void tern_trainer_catch_signals(void) {
+    if (signals_installed) return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signals_installed = 1;
+}
+
+int tern_trainer_stop_signal(void) { return (int)stop_requested; }
+
+// ---- the run directory: lock, stale temporary files ------------------------------------------------
+
+static int mkdir_run(const char *dir) {
+    char buf[TERN_PATH_MAX + 8];
+    snprintf(buf, sizeof buf, "%s", dir);
+    size_t n = strlen(buf);
+    for (size_t i = 1; i <= n; i++)
+        if (buf[i] == '/' || buf[i] == 0) {
+            char c = buf[i];
+            buf[i] = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+                tern_error("%s: cannot create output directory: %s", buf, strerror(errno));
+                return -1;
+            }
+            buf[i] = c;
+        }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) { tern_error("%s: out_dir is not a directory", dir); return -1; }
+    return 0;
+}
+
+// Exclusive lock on out_dir/.lock for the trainer's lifetime; the file holds the owner's pid.
+static int lock_run_dir(tern_trainer *t, const char *dir) {
+    char path[TERN_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) { tern_error("%s: cannot create the run lock: %s", path, strerror(errno)); return -1; }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = {0};
+        ssize_t r = pread(fd, pid, sizeof pid - 1, 0);
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            if (r > 0) pid[strcspn(pid, "\n")] = 0;
+            tern_error("%s: another run is using this directory (pid %s holds %s); wait for it or choose another out_dir", dir,
+                       r > 0 && pid[0] ? pid : "?", path);
+        } else {
+            tern_error("%s: cannot lock: %s", path, strerror(e));
+        }
+        return -1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) { /* the lock holds; the pid is informative */ }
+    t->lock_fd = fd;
+    return 0;
+}
+
+// "<base>.tmp.<digits>" with base one of the run's own files
+static int is_stale_tmp(const char *name) {
+    const char *p = strstr(name, ".tmp.");
+    if (!p || !p[5]) return 0;
+    for (const char *q = p + 5; *q; q++)
+        if (*q < '0' || *q > '9') return 0;
+    size_t bl = (size_t)(p - name);
+    if ((bl == 9 && !strncmp(name, "latest.h5", 9)) || (bl == 9 && !strncmp(name, "train.csv", 9))) return 1;
+    if (bl < 5 + 8 + 3 || strncmp(name, "ckpt_", 5) != 0 || strncmp(name + bl - 3, ".h5", 3) != 0) return 0;
+    for (size_t i = 5; i < bl - 3; i++)
+        if (name[i] < '0' || name[i] > '9') return 0;
+    return 1;
+}
+
+// With the lock held, temporary files of killed runs are garbage: remove and say so.
+static void remove_stale_tmp(const tern_trainer *t, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char path[TERN_PATH_MAX + 300];
+    while ((e = readdir(d))) {
+        if (!is_stale_tmp(e->d_name)) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0 && !t->quiet) fprintf(stderr, "removed %s (left by a run that was killed)\n", path);
+    }
+    closedir(d);
+}
+
+// ---- model, tokenizer, data -------------------------------------------------------------------------
 
 // Model configs must agree on every field but 'ternary' (fp -> ternary fine-tuning changes it).
 static int same_shape_config(const tern_model_config *a, const tern_model_config *b, char *what, size_t n) {
@@ -55,28 +155,174 @@ static int open_data(tern_trainer *t) {
     }
     if (r->val_data[0]) {
         if (tern_loader_open(&t->val, r->val_data, t->cfg.model.seq_len, r->batch, r->seed) != 0) return -1;
+        t->has_val = 1;
         if (t->val.tf.vocab_size > t->cfg.model.vocab_size) {
             tern_error("%s: token ids go up to vocab %d but the model's vocab_size is %d", r->val_data,
                        t->val.tf.vocab_size, t->cfg.model.vocab_size);
             return -1;
         }
-        t->has_val = 1;
     }
     return 0;
 }
 
+// Threads and the memory estimate, before anything big is allocated.
+static int check_resources(tern_trainer *t, int resuming) {
+    const tern_run_config *r = &t->cfg.run;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int nth = r->threads > 0 ? r->threads : omp_get_max_threads();
+    if (ncpu > 0 && nth > 4 * ncpu) {
+        tern_error("%s %d is more than 4 per CPU of this machine (%ld CPUs); set threads=%ld or less",
+                   r->threads > 0 ? "threads" : "OMP_NUM_THREADS", nth, ncpu, ncpu);
+        return -1;
+    }
+    tern_mem_inputs in;
+    tern_mem_inputs_for_run(&t->cfg, resuming, &in);
+    tern_mem_estimate e;
+    if (tern_mem_estimate_run(&t->cfg, &in, &e) != 0) return -1;
+    if (tern_mem_check(&e, (size_t)r->max_memory) != 0) return -1;
+    t->arena_bytes = e.activations;
+    return 0;
+}
+
+// ---- resume: is it the same run? ------------------------------------------------------------------
+
+// Keys that may change on resume without changing what the run computes up to now (and steps,
+// which stretches the schedule from here on: intended when a run is extended).
+static int safe_resume_key(const char *k) {
+    static const char *safe[] = {"steps", "max_tokens", "eval_interval", "eval_batches", "ckpt_interval", "ckpt_keep",
+                                 "log_interval", "threads", "profile", "max_memory", "out_dir", "init_from",
+                                 "train_data", "val_data", "tokenizer"};
+    for (size_t i = 0; i < sizeof safe / sizeof safe[0]; i++)
+        if (!strcmp(k, safe[i])) return 1;
+    return 0;
+}
+
+static void say(const tern_trainer *t, const char *fmt, const char *a, const char *b, const char *c) {
+    if (!t->quiet) { fprintf(stderr, fmt, a, b, c); fputc('\n', stderr); }
+}
+
+// The checkpoint's run config against the new one (train data identity checked after the loaders
+// open). 0, or -1 naming the first key that breaks exact resume, with its old and new value.
+static int check_resume_config(tern_trainer *t, const char *latest, const tern_train_state *st) {
+    tern_run_config *r = &t->cfg.run;
+    if (r->steps < st->step) {
+        tern_error("%s: steps %ld is lower than the checkpoint's step %ld (the run is past it; raise steps or use --fresh)",
+                   latest, r->steps, st->step);
+        return -1;
+    }
+    tern_config old;
+    tern_config_defaults(&old);
+    char what[4200];
+    snprintf(what, sizeof what, "%s:/train_state/run_config", latest);
+    // the stored config was printed resolved (no "auto" left): parsing it is enough
+    if (!st->run_config || !st->run_config[0] || tern_config_parse(&old, st->run_config, what) != 0) {
+        if (!t->quiet) fprintf(stderr, "note: %s: no usable run config in the checkpoint; resuming without comparing it\n", latest);
+        return 0;
+    }
+    // warmup = auto in both runs (the value auto gives for each one's steps): a longer run keeps
+    // the warmup it had, rather than refusing or changing the schedule's past
+    if (r->warmup != old.run.warmup && r->warmup == tern_auto_warmup(r->steps) &&
+        old.run.warmup == tern_auto_warmup(old.run.steps)) {
+        char o[32], n[32];
+        snprintf(o, sizeof o, "%ld", old.run.warmup);
+        snprintf(n, sizeof n, "%ld", r->warmup);
+        say(t, "resume: warmup is auto: keeping the checkpoint's %s (auto would give %s for the new steps)%s", o, n, "");
+        r->warmup = old.run.warmup;
+    }
+    const char *const *keys = tern_config_keys();
+    char a[2 * TERN_PATH_MAX + 8], b[2 * TERN_PATH_MAX + 8];
+    for (int i = 0; keys[i]; i++) {
+        tern_config_format(&old, keys[i], a, sizeof a);
+        tern_config_format(&t->cfg, keys[i], b, sizeof b);
+        if (!strcmp(a, b)) continue;
+        if (!safe_resume_key(keys[i])) {
+            tern_error("%s: cannot resume: %s %s -> %s would change the run; keep %s = %s, or use --fresh to start over", latest,
+                       keys[i], a, b, keys[i], a);
+            return -1;
+        }
+        if (!strcmp(keys[i], "steps"))
+            say(t, "resume: steps %s -> %s%s", a, b, r->schedule == TERN_SCHED_CONSTANT ? "" : " (the learning-rate schedule stretches from here)");
+        else if (!strcmp(keys[i], "threads"))
+            say(t, "resume: threads %s -> %s%s", a, b, " (sums run in another order: not bit-identical to an uninterrupted run)");
+        else if (strcmp(keys[i], "train_data") && strcmp(keys[i], "val_data") && strcmp(keys[i], "tokenizer") &&
+                 strcmp(keys[i], "init_from"))
+            say(t, "resume: %s %s -> %s", keys[i], a, b);
+        else if (strcmp(keys[i], "init_from"))
+            say(t, "resume: %s %s -> %s", keys[i], a, b);
+    }
+    return 0;
+}
+
+// The token files against what the checkpoint recorded (format_version 2).
+static int check_resume_data(tern_trainer *t, const char *latest, const tern_train_state *st) {
+    if (st->train_tokens < 0) {
+        say(t, "note: %s records no token-file identity (format_version 1): resuming trusts train_data%s%s", latest, "", "");
+        return 0;
+    }
+    struct { const char *key, *path; long had; uint64_t had_hash; const tern_loader *ld; int open; } d[2] = {
+        {"train_data", t->cfg.run.train_data, st->train_tokens, st->train_tok_hash, &t->train, 1},
+        {"val_data", t->cfg.run.val_data, st->val_tokens, st->val_tok_hash, &t->val, t->has_val}};
+    for (int i = 0; i < 2; i++) {
+        long now = d[i].open ? (long)d[i].ld->tf.n_tokens : -1;
+        uint64_t h = d[i].open ? d[i].ld->tf.tokenizer_hash : 0;
+        if (now == d[i].had && (now < 0 || h == d[i].had_hash)) continue;
+        if (i == 1 && now < 0) continue;   // validation data dropped: training itself is unchanged
+        if (d[i].had < 0 || now < 0) {
+            tern_error("%s: cannot resume: the run %s %s, now %s %s", latest, d[i].had < 0 ? "had no" : "used", d[i].key,
+                       now < 0 ? "none is given" : "it is", now < 0 ? "" : d[i].path);
+            return -1;
+        }
+        tern_error("%s: cannot resume: %s %s has %ld tokens (tokenizer %016llx), the run used %ld tokens (tokenizer %016llx)",
+                   latest, d[i].key, d[i].path, now, (unsigned long long)h, d[i].had, (unsigned long long)d[i].had_hash);
+        return -1;
+    }
+    return 0;
+}
+
+// The checkpoint's tokenizer against tokenizer= of the config (both embedded in every checkpoint).
+static int check_resume_tokenizer(tern_trainer *t, const char *latest) {
+    if (!t->cfg.run.tokenizer[0]) return 0;
+    void *bytes = NULL;
+    size_t n = 0;
+    int rc = tern_checkpoint_read_tokenizer(latest, &bytes, &n);
+    if (rc < 0) return -1;
+    int same = rc == 0 || (n == t->tok_n && !memcmp(bytes, t->tok_bytes, n));
+    free(bytes);
+    if (!same) {
+        tern_error("%s: cannot resume: tokenizer %s differs from the checkpoint's tokenizer", latest, t->cfg.run.tokenizer);
+        return -1;
+    }
+    return 0;
+}
+
+// ---- init ------------------------------------------------------------------------------------------
+
 int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume) {
     memset(t, 0, sizeof *t);
+    t->lock_fd = -1;
     t->cfg = *cfg;
     t->last_val_loss = NAN;
     tern_run_config *r = &t->cfg.run;
+    if (mkdir_run(r->out_dir) != 0 || lock_run_dir(t, r->out_dir) != 0) return -1;
+    remove_stale_tmp(t, r->out_dir);
+    char latest[4096];
+    snprintf(latest, sizeof latest, "%s/latest.h5", r->out_dir);
+    struct stat lst;
+    int resuming = resume && lstat(latest, &lst) == 0;
+    if (resuming && access(latest, R_OK) != 0) {
+        char target[1024] = "?";
+        ssize_t k = readlink(latest, target, sizeof target - 1);
+        if (k > 0) target[k] = 0;
+        tern_error("%s: cannot resume: it points to %s, which %s (use --fresh to start over)", latest, target,
+                   errno == ENOENT ? "does not exist" : strerror(errno));
+        return -1;
+    }
+    if (check_resources(t, resuming) != 0) return -1;
     if (r->threads > 0) { omp_set_num_threads(r->threads); openblas_set_num_threads(r->threads); }
     tern_model_build(&t->model, &t->cfg.model);
     tern_rng_seed(&t->rng, r->seed);
-    char latest[4096];
-    snprintf(latest, sizeof latest, "%s/latest.h5", r->out_dir);
-    int resuming = resume && access(latest, R_OK) == 0;
     int64_t resume_epoch = 0, resume_pos = 0;
+    tern_train_state st = {0};
     if (r->tokenizer[0]) {
         size_t n;
         void *bytes = tern_read_file(r->tokenizer, &n);
@@ -91,8 +337,11 @@ int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume) {
                        mc.ternary != t->cfg.model.ternary ? "ternary" : what);
             return -1;
         }
-        tern_train_state st;
-        int rc = tern_checkpoint_load(latest, &mc, &t->model.params, &st);
+        if (tern_checkpoint_read_state(latest, &st) < 0) return -1;
+        int rc = check_resume_config(t, latest, &st);
+        tern_train_state_free(&st);
+        if (rc != 0 || check_resume_tokenizer(t, latest) != 0) return -1;
+        rc = tern_checkpoint_load(latest, &mc, &t->model.params, &st);
         if (rc < 0) return -1;
         if (rc == 0) { tern_error("%s: has no training state to resume from", latest); return -1; }
         t->step = st.step;
@@ -100,7 +349,6 @@ int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume) {
         t->rng.s = st.rng_state;
         resume_epoch = st.loader_epoch; // applied once the loader is open
         resume_pos = st.loader_pos;
-        tern_train_state_free(&st);
         snprintf(t->last_ckpt, sizeof t->last_ckpt, "%s", latest);
     } else if (r->init_from[0]) {
         tern_model_config mc;
@@ -120,26 +368,28 @@ int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume) {
         void *bytes = NULL;
         size_t n = 0;
         int rc = src ? tern_checkpoint_read_tokenizer(src, &bytes, &n) : 0;
-        if (rc < 0) return -1;
-        if (rc == 1 && open_tokenizer_bytes(t, bytes, n, src) != 0) return -1;
+        if (rc < 0) { tern_train_state_free(&st); return -1; }
+        if (rc == 1 && open_tokenizer_bytes(t, bytes, n, src) != 0) { tern_train_state_free(&st); return -1; }
     }
-    if (open_data(t) != 0) return -1;
+    int drc = open_data(t);
+    if (drc == 0 && resuming) drc = check_resume_data(t, latest, &st);
+    tern_train_state_free(&st);
+    if (drc != 0) return -1;
     if (resuming && tern_loader_set_pos(&t->train, resume_epoch, resume_pos) != 0) return -1;
     tern_adamw_init_run(&t->opt, &t->model.params, r);
-    tern_graph_init(&t->graph, tern_model_graph_nodes(&t->cfg.model), 0, 0);
+    // the first block of the arena is the estimate (memory.h): no growth, no doubling on step 1
+    tern_graph_init(&t->graph, tern_model_graph_nodes(&t->cfg.model), t->arena_bytes + ((size_t)1 << 20), 0);
     t->graph.profile = r->profile;
     size_t bt = (size_t)r->batch * t->cfg.model.seq_len;
     t->inputs = tern_xmalloc(sizeof(int) * bt);
     t->targets = tern_xmalloc(sizeof(int) * bt);
-    if (mkdir(r->out_dir, 0777) != 0 && errno != EEXIST) {
-        tern_error("%s: cannot create output directory: %s", r->out_dir, strerror(errno));
-        return -1;
-    }
     char csv[4096];
     snprintf(csv, sizeof csv, "%s/train.csv", r->out_dir);
     if (tern_trainlog_open(&t->log, csv, t->step) != 0) return -1;
     return 0;
 }
+
+// ---- steps -----------------------------------------------------------------------------------------
 
 int tern_trainer_step(tern_trainer *t) {
     const tern_run_config *r = &t->cfg.run;
@@ -147,13 +397,20 @@ int tern_trainer_step(tern_trainer *t) {
     float lr = tern_lr_at(r, t->step), wd = tern_wd_at(r, t->step);
     t->model.quant_lambda = t->cfg.model.ternary ? tern_lambda_at(r, t->step) : 0.0f;
     tern_params_zero_grad(&t->model.params);
+    int64_t ep0, pos0;
+    tern_loader_get_pos(&t->train, &ep0, &pos0);
     double loss_sum = 0.0;
     for (int a = 0; a < r->grad_accum; a++) {
+        if (a > 0 && stop_requested) {   // abandon the step: back to where it started
+            tern_loader_set_pos(&t->train, ep0, pos0);
+            return 1;
+        }
         tern_loader_next(&t->train, t->inputs, t->targets);
         tern_graph_reset(&t->graph);
         tern_tensor *loss = tern_model_loss(&t->model, &t->graph, t->inputs, t->targets, B, T);
         if (!isfinite(loss->data[0])) {
             tern_error("non-finite loss (%g) at step %ld", (double)loss->data[0], t->step + 1);
+            tern_loader_set_pos(&t->train, ep0, pos0);
             return -1;
         }
         tern_backward(&t->graph, loss, 1.0f / (float)r->grad_accum);
@@ -164,6 +421,7 @@ int tern_trainer_step(tern_trainer *t) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", tern_last_error());
         tern_error("step %ld: %s", t->step + 1, msg);
+        tern_loader_set_pos(&t->train, ep0, pos0);
         return -1;
     }
     t->step++;
@@ -185,7 +443,7 @@ float tern_trainer_eval(tern_trainer *t) {
     t->graph.grad_enabled = 0;
     double total = 0.0;
     long done = 0;
-    while (done < want) {
+    while (done < want && !stop_requested) {
         int nb = (int)(want - done < B ? want - done : B);
         nb = tern_loader_eval_windows(&t->val, done, nb, t->inputs, t->targets);
         tern_graph_reset(&t->graph);
@@ -193,7 +451,7 @@ float tern_trainer_eval(tern_trainer *t) {
         done += nb;
     }
     t->graph.grad_enabled = save_grad;
-    return (float)(total / (double)want);
+    return done < want ? NAN : (float)(total / (double)want);
 }
 
 int tern_trainer_save(tern_trainer *t) {
@@ -207,6 +465,10 @@ int tern_trainer_save(tern_trainer *t) {
     st.loader_pos = pos;
     st.loader_seed = t->cfg.run.seed;
     st.run_config = tern_config_to_string(&t->cfg);
+    st.train_tokens = (long)t->train.tf.n_tokens;
+    st.train_tok_hash = t->train.tf.tokenizer_hash;
+    st.val_tokens = t->has_val ? (long)t->val.tf.n_tokens : -1;
+    st.val_tok_hash = t->has_val ? t->val.tf.tokenizer_hash : 0;
     int rc = tern_checkpoint_save_step(t->cfg.run.out_dir, t->step, t->cfg.run.ckpt_keep, &t->cfg.model,
                                        &t->model.params, t->tok_bytes, t->tok_n, &st, t->last_ckpt, sizeof t->last_ckpt);
     free(st.run_config);
@@ -215,12 +477,7 @@ int tern_trainer_save(tern_trainer *t) {
 
 int tern_trainer_run(tern_trainer *t) {
     const tern_run_config *r = &t->cfg.run;
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    stop_requested = 0;
+    tern_trainer_catch_signals();
     tern_progress prog;
     tern_progress_init(&prog, stderr, r->log_interval > 0 ? r->log_interval : 10);
     long start_step = t->step, saved_step = t->step;
@@ -229,7 +486,9 @@ int tern_trainer_run(tern_trainer *t) {
     int rc = 0;
     if (!t->quiet && t->step > 0) tern_progress_message(&prog, "resumed at step %ld from %s", t->step, t->last_ckpt);
     while (t->step < r->steps && !stop_requested) {
-        if (tern_trainer_step(t) != 0) {
+        int src = tern_trainer_step(t);
+        if (src == 1) break;   // stopped by a signal between micro-batches
+        if (src != 0) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", tern_last_error());
             tern_error("stopping: %s; last good checkpoint: %s", msg, t->last_ckpt[0] ? t->last_ckpt : "(none written yet)");
@@ -247,7 +506,7 @@ int tern_trainer_run(tern_trainer *t) {
         if (t->has_val && ((r->eval_interval > 0 && t->step % r->eval_interval == 0) || t->step == r->steps)) {
             val = tern_trainer_eval(t);
             t->last_val_loss = val;
-            if (!t->quiet) tern_progress_message(&prog, "step %ld: val loss %.4f (ppl %.2f)", t->step, val, exp(val));
+            if (!t->quiet && !isnan(val)) tern_progress_message(&prog, "step %ld: val loss %.4f (ppl %.2f)", t->step, val, exp(val));
         }
         if ((r->log_interval > 0 && t->step % r->log_interval == 0) || t->step == r->steps || !isnan(val))
             if (tern_trainlog_row(&t->log, t->step, t->tokens_seen, t->last_loss, lr, t->last_gnorm, tps, val) != 0) { rc = -1; break; }
@@ -263,11 +522,12 @@ int tern_trainer_run(tern_trainer *t) {
     }
     if (!t->quiet) {
         tern_progress_done(&prog);
-        if (stop_requested) fprintf(stderr, "interrupted by signal %d at step %ld: checkpoint %s written\n", (int)stop_requested, t->step, t->last_ckpt);
+        if (stop_requested)
+            fprintf(stderr, "interrupted by signal %d at step %ld: %s%s\n", (int)stop_requested, t->step,
+                    t->step > start_step || t->last_ckpt[0] ? "checkpoint " : "no checkpoint written (no step done)",
+                    t->step > start_step || t->last_ckpt[0] ? t->last_ckpt : "");
         if (r->profile) tern_graph_print_profile(&t->graph, stderr);
     }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
     return rc;
 }
 
@@ -278,9 +538,11 @@ void tern_trainer_free(tern_trainer *t) {
     if (t->has_tok) tern_tokenizer_free(&t->tok);
     free(t->tok_bytes);
     tern_adamw_free(&t->opt);
-    tern_graph_free(&t->graph);
+    if (t->graph.nodes) tern_graph_free(&t->graph);
     tern_model_free(&t->model);
     free(t->inputs);
     free(t->targets);
+    if (t->lock_fd >= 0) close(t->lock_fd);   // releases the run lock
     memset(t, 0, sizeof *t);
+    t->lock_fd = -1;
 }

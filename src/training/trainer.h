@@ -8,7 +8,21 @@
 //
 // Resume is exact: a checkpoint holds weights, AdamW m and v, the step, the data loader position
 // and the RNG state, so N straight steps and K steps + save + resume + N-K steps give
-// bit-identical weights (same thread count).
+// bit-identical weights (same thread count). A resume checks that it continues the same run:
+// the checkpoint's stored run config must agree with the new one on every key that changes the
+// results (batch, seed, schedule, lr, ...: "cannot resume: batch 8 -> 16"), the token files must
+// be the ones the run used (token count and tokenizer hash), and steps must not be lower than the
+// checkpoint's step. Safe changes (more steps, eval_interval, eval_batches, ckpt_*, log_interval,
+// threads, profile, max_memory, moved files) are allowed and printed. A latest.h5 that points at
+// a missing file is an error, not a fresh start.
+//
+// One run per directory: init takes an exclusive lock (flock) on out_dir/.lock for the trainer's
+// lifetime; a second process on the same out_dir fails at once, naming the holder's pid. With
+// the lock held, temporary files of killed runs (ckpt_*.h5.tmp.PID, latest.h5.tmp.PID,
+// train.csv.tmp.PID) are removed.
+//
+// Memory: before allocating anything, init estimates what the run needs (training/memory.h) and
+// refuses a config that exceeds max_memory or the machine's available memory.
 #ifndef TERN_TRAINER_H
 #define TERN_TRAINER_H
 #include "formats/checkpoint.h"
@@ -39,21 +53,32 @@ typedef struct {
     char last_ckpt[4096];      // path of the newest checkpoint written or loaded
     float last_loss, last_val_loss;
     double last_gnorm;
+    int lock_fd;               // out_dir/.lock, flock'd (-1: none)
+    size_t arena_bytes;        // the estimated activation arena (memory.h), the graph's first block
 } tern_trainer;
+
+// SIGINT/SIGTERM: the first one asks the run to stop (the current micro-batch loop checks it; a
+// checkpoint is written at the last completed step); programs install this before any slow
+// start-up work. Returns the signal that stopped the run (0: none).
+void tern_trainer_catch_signals(void);
+int tern_trainer_stop_signal(void);
 
 // Build everything from a validated config. resume: 1 = continue from out_dir/latest.h5 when it
 // exists (exact resume), 0 = start fresh (init_from, if set, supplies the starting weights).
-// 0, or -1 with tern_error.
+// 0, or -1 with tern_error. Call tern_trainer_free either way.
 int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume);
-// One optimizer step. Returns 0, or -1 on a non-finite loss or gradient (tern_error says where;
-// parameters are left as they were before the step).
+// One optimizer step. Returns 0, -1 on a non-finite loss or gradient (tern_error says where;
+// parameters are left as they were before the step), or 1 when a stop signal arrived during its
+// micro-batches (the step is abandoned: parameters, step count and data position unchanged).
 int tern_trainer_step(tern_trainer *t);
 // Mean validation loss over eval_batches micro-batches of sequential windows (or NAN without val data).
 float tern_trainer_eval(tern_trainer *t);
 // Write out_dir/ckpt_<step>.h5 (+ latest.h5, keep the newest ckpt_keep). 0 or -1.
 int tern_trainer_save(tern_trainer *t);
 // The whole run: steps until cfg.run.steps with progress line, CSV log, periodic evaluation and
-// checkpoints; SIGINT/SIGTERM save a checkpoint and return. 0 on success or interruption, -1 on error.
+// checkpoints; SIGINT/SIGTERM save a checkpoint and return (tern_trainer_stop_signal() says
+// which: programs exit 128 + signal, so `tern-train && tern-export` does not export an unfinished
+// model). 0 on success or interruption, -1 on error.
 int tern_trainer_run(tern_trainer *t);
 void tern_trainer_free(tern_trainer *t);
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Run libFuzzer targets built by `make fuzz-build`: scripts/fuzz.sh BUILD_DIR SECONDS TARGET...
+# Each target runs SECONDS from its committed seed corpus tests/fuzz/corpus/<target>/ (read only)
+# plus the inputs it found before (BUILD_DIR/corpus/<target>/, where new ones go). A crash, leak,
+# sanitizer report or timeout (> 20 s for one input) stops with the input saved in
+# BUILD_DIR/artifacts/ and a non-zero exit. Prints per target: runs, coverage (cov = edges,
+# ft = features), corpus size, and the final libFuzzer line.
+set -uo pipefail
+dir=$1; secs=$2; shift 2
+mkdir -p "$dir/artifacts" "$dir/logs"
+fail=0
+for t in "$@"; do
+  bin="$dir/fuzz_$t"
+  [ -x "$bin" ] || { echo "fuzz: no target $t ($bin)"; fail=1; continue; }
+  mkdir -p "$dir/corpus/$t" "tests/fuzz/corpus/$t"
+  log="$dir/logs/$t.log"
+  # one process, no fork mode: findings stop the run; -rss_limit_mb bounds memory per input
+  "$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2560 -print_final_stats=1 \
+         -artifact_prefix="$dir/artifacts/$t-" "$dir/corpus/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1
+  rc=$?
+  last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+  runs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
+  echo "fuzz $t: ${secs}s, ${runs:-?} runs, exit $rc | ${last:-no progress line}"
+  if [ $rc -ne 0 ]; then
+    fail=1
+    echo "fuzz $t: FAILED; the report (last lines of $log):"
+    grep -E 'ERROR|SUMMARY|Test unit written|panic|deadly|timeout' "$log" | head -20
+  fi
+done
+exit $fail

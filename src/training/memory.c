@@ -1,0 +1,222 @@
+// memory.c — the memory estimate of a training run (see memory.h).
+#include "training/memory.h"
+#include "engine/tensor.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+#include "util.h"
+
+#include <errno.h>
+#include <omp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Fixed cost measured on tern-train (x86-64 Debian 12, OpenBLAS 0.3.21 OpenMP build): the RSS of a
+// run whose parts above are all near zero: ~20 MiB at 2 threads (libraries, code, HDF5), plus per-thread OpenBLAS
+// and OpenMP buffers that the first products touch.
+#define RUNTIME_BASE      ((size_t)24 << 20)
+#define RUNTIME_PERTHREAD ((size_t)4 << 20)
+
+// one tern_arena_alloc of `bytes`: rounded up to 64, at least 64 (engine/tensor.c)
+static size_t A(size_t bytes) { return bytes ? (bytes + 63) & ~(size_t)63 : 64; }
+// a tensor of n floats from the arena (tern_new: the struct, then its data)
+static size_t NEWT(size_t n) { return A(sizeof(tern_tensor)) + A(4 * n); }
+
+// tern_bitlinear_n of one input [N, K] onto n weights of Ms[j] rows; ternary: the int8 path.
+static size_t bitlinear_n(size_t N, size_t K, const size_t *Ms, int n, int ternary) {
+    size_t b = 0;
+    if (ternary) b += A(4 * N) + A(N * (size_t)((K + 255) / 256 * 256)) + A(4 * N * K);   // sx, xi, x_eff
+    for (int j = 0; j < n; j++) {
+        b += NEWT(N * Ms[j]);
+        if (ternary) b += A(4 * Ms[j] * K) + A(tern_tmat_bytes((int)Ms[j], (int)K));   // w_eff, packed Wq
+    }
+    return b;
+}
+
+size_t tern_mem_activations(const tern_model_config *m, int B, int T, int threads) {
+    const size_t N = (size_t)B * T, d = (size_t)m->dim, f = (size_t)m->ffn_dim, V = (size_t)m->vocab_size;
+    const size_t H = (size_t)m->n_heads, hd = d / H, kv = (size_t)m->n_kv_heads * hd, nth = (size_t)(threads > 0 ? threads : 1);
+    const size_t Tz = (size_t)T;
+    const int tq = m->ternary;
+    const size_t qkv[3] = {H * hd, kv, kv}, gu[2] = {f, f}, dd[1] = {d};
+    size_t fwd = 0, bwd = 0;
+    // ---- forward (model.c tern_model_forward + tern_cross_entropy)
+    fwd += A(4 * N) + NEWT(N * d);                                   // embedding: ids copy, output
+    size_t layer = 0;
+    layer += NEWT(N * d) + A(4 * N);                                 // rmsnorm attn_norm (+ rstd)
+    layer += bitlinear_n(N, d, qkv, 3, tq);                          // q, k, v
+    layer += A(4 * Tz * hd) + NEWT(N * H * hd);                      // rope q (+ angles)
+    layer += A(4 * Tz * hd) + NEWT(N * kv);                          // rope k
+    layer += NEWT(N * H * hd) + A(4 * (size_t)B * H * Tz) + A(4 * nth * Tz * Tz);   // attention, lse, scores
+    layer += NEWT(N * d) + A(4 * N);                                 // rmsnorm attn_sub_norm
+    layer += bitlinear_n(N, d, dd, 1, tq);                           // attn_output
+    layer += NEWT(N * d);                                            // residual add
+    layer += NEWT(N * d) + A(4 * N);                                 // rmsnorm ffn_norm
+    layer += bitlinear_n(N, d, gu, 2, tq);                           // gate, up
+    layer += NEWT(N * f);                                            // swiglu
+    layer += NEWT(N * f) + A(4 * N);                                 // rmsnorm ffn_sub_norm
+    layer += bitlinear_n(N, f, dd, 1, tq);                           // ffn_down
+    layer += NEWT(N * d);                                            // residual add
+    fwd += layer * (size_t)m->n_layers;
+    fwd += NEWT(N * d) + A(4 * N);                                   // rmsnorm output_norm
+    fwd += NEWT(N * V);                                              // logits
+    fwd += 3 * A(4 * N) + NEWT(1);                                   // cross-entropy: targets, lse, nll, loss
+    // ---- backward (graph.c tern_backward: each activation's gradient on first use, op scratch)
+    bwd += A(4) + A(4 * N * V) + A(4 * N * d);                       // d loss, d logits, d final norm
+    bwd += A(4 * N * d) + A(4 * nth * d);                            // d last residual, rmsnorm dw parts
+    size_t lb = 0;
+    lb += 2 * A(4 * N * d);                                          // add: d x_mid, d ffn_down out
+    lb += A(4 * N * f);                                              // d ffn_sub_norm out
+    lb += A(4 * N * f) + A(4 * nth * f);                             // d swiglu out, dw parts
+    lb += 2 * A(4 * N * f);                                          // d gate, d up
+    lb += A(4 * N * d);                                              // d ffn_norm out
+    lb += A(4 * nth * d);                                            // rmsnorm ffn_norm dw parts
+    lb += 2 * A(4 * N * d);                                          // add: d block input, d attn_output out
+    lb += A(4 * N * d);                                              // d attn_sub_norm out
+    lb += A(4 * N * H * hd) + A(4 * nth * d);                        // d attention out, dw parts
+    lb += A(4 * N * H * hd) + 2 * A(4 * N * kv);                     // d q_rope, d k_rope, d v
+    lb += A(4 * nth * (2 * Tz * Tz + Tz));                           // attention backward scratch
+    lb += A(4 * N * kv) + A(4 * N * H * hd);                         // d k, d q (rope backward)
+    lb += A(4 * N * d) + A(4 * nth * d);                             // d attn_norm out, dw parts
+    bwd += lb * (size_t)m->n_layers;
+    return fwd + bwd;
+}
+
+int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, tern_mem_estimate *e) {
+    memset(e, 0, sizeof *e);
+    const tern_model_config *m = &cfg->model;
+    const tern_run_config *r = &cfg->run;
+    // parameters exactly as model.c registers them (declared, nothing allocated)
+    tern_model decl;
+    tern_model_declare(&decl, m);
+    e->n_params = decl.params.total;
+    tern_model_free(&decl);
+    size_t P = (size_t)e->n_params * 4;
+    e->params = P;
+    e->grads = P;
+    e->adam = 2 * P;
+    int th = in && in->threads > 0 ? in->threads : 1;
+    e->activations = tern_mem_activations(m, r->batch, m->seq_len, th);
+    e->batch = 2 * sizeof(int) * (size_t)r->batch * (size_t)m->seq_len;
+    size_t tw = 0, vw = 0;
+    if (in && in->train_bytes > 64) tw = (in->train_bytes - 64) / 2 / (size_t)m->seq_len;   // at most, 2-byte ids
+    if (in && in->val_bytes > 64) vw = (in->val_bytes - 64) / 2 / (size_t)m->seq_len;
+    e->loader = 8 * (tw + vw);
+    e->token_maps = in ? in->train_bytes + in->val_bytes : 0;
+    e->tokenizer = in ? 4 * in->tokenizer_bytes + 48 * (size_t)m->vocab_size : 0;
+    e->load_scratch = in && in->resuming == 1 ? 3 * P : in && in->resuming == 2 ? P : 0;
+    e->runtime = RUNTIME_BASE + RUNTIME_PERTHREAD * (size_t)th;
+    size_t sum = 0;
+    size_t parts[] = {e->params, e->grads, e->adam, e->batch, e->loader, e->tokenizer, e->runtime,
+                      e->activations > e->load_scratch ? e->activations : e->load_scratch};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (tern_add_size(sum, parts[i], &sum) != 0) { tern_error("memory estimate overflows (absurd sizes)"); return -1; }
+    e->peak = sum;
+    return 0;
+}
+
+static size_t meminfo_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024;
+}
+
+// reads one number from a file ("max" = unlimited -> 0)
+static size_t read_num(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char buf[64] = {0};
+    size_t v = 0;
+    if (fgets(buf, sizeof buf, f) && strncmp(buf, "max", 3) != 0) {
+        char *end;
+        errno = 0;
+        unsigned long long x = strtoull(buf, &end, 10);
+        if (!errno && end != buf) v = (size_t)x;
+    }
+    fclose(f);
+    return v;
+}
+
+size_t tern_mem_available(void) {
+    size_t avail = meminfo_available();
+    // cgroup v2: this process's group (the path after "0::" in /proc/self/cgroup)
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    char line[1024], path[1200];
+    if (f) {
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "0::", 3) != 0) continue;
+            line[strcspn(line, "\n")] = 0;
+            snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", line + 3);
+            size_t lim = read_num(path);
+            snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.current", line + 3);
+            size_t cur = read_num(path);
+            if (lim && lim > cur && (avail == 0 || lim - cur < avail)) avail = lim - cur;
+            break;
+        }
+        fclose(f);
+    }
+    return avail;
+}
+
+const char *tern_mem_str(size_t b, char *buf, size_t n) {
+    if (b >= ((size_t)1 << 30)) snprintf(buf, n, "%.2f GiB", b / 1073741824.0);
+    else if (b >= ((size_t)1 << 20)) snprintf(buf, n, "%.1f MiB", b / 1048576.0);
+    else snprintf(buf, n, "%.1f KiB", b / 1024.0);
+    return buf;
+}
+
+int tern_mem_check(const tern_mem_estimate *e, size_t max_memory) {
+    size_t limit = max_memory ? max_memory : tern_mem_available();
+    if (!limit || e->peak <= limit) return 0;
+    char a[32], b[32], c[32], d[32];
+    tern_error("the run needs about %s (activations %s per micro-batch, parameters + gradients + AdamW %s) but %s %s; "
+               "lower batch or seq_len (raise grad_accum to keep the tokens per step), or the model size",
+               tern_mem_str(e->peak, a, sizeof a), tern_mem_str(e->activations, b, sizeof b),
+               tern_mem_str(e->params + e->grads + e->adam, c, sizeof c),
+               max_memory ? "max_memory is" : "the machine has available only", tern_mem_str(limit, d, sizeof d));
+    return -1;
+}
+
+void tern_mem_print(const tern_mem_estimate *e, size_t limit, FILE *f) {
+    char b[8][32];
+    fprintf(f, "# memory: about %s at peak (limit %s): params %s, grads %s, AdamW %s, activations %s per micro-batch",
+            tern_mem_str(e->peak, b[0], 32), limit ? tern_mem_str(limit, b[1], 32) : "unknown", tern_mem_str(e->params, b[2], 32),
+            tern_mem_str(e->grads, b[3], 32), tern_mem_str(e->adam, b[4], 32), tern_mem_str(e->activations, b[5], 32));
+    if (e->load_scratch) fprintf(f, ", checkpoint load %s", tern_mem_str(e->load_scratch, b[6], 32));
+    fprintf(f, ", other %s", tern_mem_str(e->batch + e->loader + e->tokenizer + e->runtime, b[7], 32));
+    if (e->token_maps) fprintf(f, "; token files mapped %s (page cache)", tern_mem_str(e->token_maps, b[0], 32));
+    fputc('\n', f);
+}
+
+static size_t file_size(const char *path) {
+    struct stat st;
+    return path[0] && stat(path, &st) == 0 && S_ISREG(st.st_mode) ? (size_t)st.st_size : 0;
+}
+
+void tern_mem_inputs_for_run(const tern_config *cfg, int resuming, tern_mem_inputs *in) {
+    const tern_run_config *r = &cfg->run;
+    memset(in, 0, sizeof *in);
+    in->threads = r->threads > 0 ? r->threads : omp_get_max_threads();
+    in->resuming = resuming ? 1 : r->init_from[0] ? 2 : 0;
+    in->train_bytes = file_size(r->train_data);
+    in->val_bytes = file_size(r->val_data);
+    in->tokenizer_bytes = file_size(r->tokenizer);
+}
+
+int tern_mem_check_run(const tern_config *cfg, int resume, FILE *f) {
+    char latest[TERN_PATH_MAX + 16];
+    snprintf(latest, sizeof latest, "%s/latest.h5", cfg->run.out_dir);
+    tern_mem_inputs in;
+    tern_mem_inputs_for_run(cfg, resume && access(latest, R_OK) == 0, &in);
+    tern_mem_estimate e;
+    if (tern_mem_estimate_run(cfg, &in, &e) != 0) return -1;
+    if (f) tern_mem_print(&e, cfg->run.max_memory ? (size_t)cfg->run.max_memory : tern_mem_available(), f);
+    return tern_mem_check(&e, (size_t)cfg->run.max_memory);
+}

@@ -1,0 +1,76 @@
+// memory.h — how much memory a training or fine-tuning run needs, computed from its config
+// before anything is allocated, printed at start-up, and a run that does not fit refused.
+//
+// The estimate is a sum of named parts (tern_mem_estimate), each the bytes tern itself allocates:
+//   params, grads, adam   the flat fp32 buffers of engine/tensor.h (4 bytes x parameters each,
+//                         AdamW m and v together; every tensor padded to 16 floats)
+//   activations           the graph arena of ONE micro-batch step (forward + backward), exactly as
+//                         the ops allocate it (engine/ops_*.c, 64-byte rounded, per-thread scratch
+//                         at `threads` threads); tests/test_memory.c checks it against the arena's
+//                         high-water mark of real steps, so an op that changes what it allocates
+//                         must update tern_mem_activations() below
+//   batch                 token ids of a micro-batch (inputs and targets)
+//   loader                the loaders' window permutations (8 bytes per window, train and val)
+//   tokenizer             the tokenizer (file bytes, tables)
+//   load_scratch          while a checkpoint loads: its copies of params, m and v (resume), or of
+//                         the params (init_from); freed before the first step
+//   runtime               fixed: program, libraries, OpenBLAS/OpenMP thread buffers, HDF5
+// peak = params + grads + adam + batch + loader + tokenizer + runtime + max(activations, load_scratch)
+// token_maps (the mmap'd token files) is reported but not in peak: the kernel can drop and
+// re-read those pages (page cache), so they need no free memory.
+//
+// Extending it (a teacher model for distillation, recomputation, data parallelism...): add a
+// field, fill it in tern_mem_estimate_run from the config, add it to peak there and to the
+// printout; keep the test's comparison with measured usage.
+#ifndef TERN_MEMORY_H
+#define TERN_MEMORY_H
+#include <stddef.h>
+#include <stdio.h>
+
+#include "model/config.h"
+
+typedef struct {
+    size_t params, grads, adam;    // fp32 flat buffers
+    size_t activations;            // graph arena of one micro-batch step
+    size_t batch;                  // input/target ids
+    size_t loader;                 // window permutations
+    size_t tokenizer;
+    size_t load_scratch;           // transient, while a checkpoint loads
+    size_t runtime;                // fixed overhead
+    size_t token_maps;             // mmap'd token files (reported, not in peak)
+    size_t peak;                   // what the run needs at most
+    long n_params;                 // parameters (floats in the flat buffers, padding included)
+} tern_mem_estimate;
+
+typedef struct {
+    int threads;                 // OpenMP threads the run uses (>= 1)
+    int resuming;                // 1: loads a checkpoint with optimizer state; 2: weights only (init_from)
+    size_t train_bytes, val_bytes;   // token file sizes (0 = none / unknown)
+    size_t tokenizer_bytes;      // tokenizer file size (0 = none)
+} tern_mem_inputs;
+
+// The inputs of a run as tern_trainer_init sees them: threads (threads key, else OpenMP's),
+// the sizes of train_data, val_data and tokenizer, and what it loads (resuming: 1 = a
+// checkpoint with optimizer state; else init_from, if set, = 2).
+void tern_mem_inputs_for_run(const tern_config *cfg, int resuming, tern_mem_inputs *in);
+// Estimate for a run (resume: 1 when out_dir/latest.h5 will be resumed), print it with the limit
+// it is checked against (tern_mem_print; f may be NULL) and check it (tern_mem_check). For
+// programs, before tern_trainer_init (which checks again): 0, or -1 with tern_error.
+int tern_mem_check_run(const tern_config *cfg, int resume, FILE *f);
+
+// Graph arena bytes of one training step (forward + loss + backward) of micro-batch B x T.
+size_t tern_mem_activations(const tern_model_config *m, int B, int T, int threads);
+// Fill e from a validated config. 0, or -1 with tern_error on overflow (absurd sizes).
+int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, tern_mem_estimate *e);
+// Memory this process may still use: MemAvailable (/proc/meminfo), lowered to the cgroup's
+// memory.max - memory.current when that is smaller. 0 when unknown.
+size_t tern_mem_available(void);
+// Refuse an estimate that exceeds max_memory (config; 0 = tern_mem_available()): -1 with a one-line
+// tern_error naming the biggest parts and what to change. 0 when it fits (or nothing is known).
+int tern_mem_check(const tern_mem_estimate *e, size_t max_memory);
+// One line per part, "# memory: ..." (for the start-up printout).
+void tern_mem_print(const tern_mem_estimate *e, size_t limit, FILE *f);
+// "1.23 GiB" / "456.0 MiB" / "12.0 KiB" into buf.
+const char *tern_mem_str(size_t bytes, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Regenerate the committed seed corpora tests/fuzz/corpus/<target>/ with tern's own programs
+# (run from the repository root after `make`): scripts of record, so the seeds are reproducible.
+#   tests/fuzz/make_seeds.sh [BUILD_DIR=build]
+set -euo pipefail
+B=${1:-build}
+C=tests/fuzz/corpus
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p $C/gguf $C/tokenizer $C/tokfile $C/config $C/checkpoint $C/encode
+text=data/tinyshakespeare/input.txt
+head -c 20000 $text > "$tmp/a.txt"
+# tokenizers: the smallest vocabulary and a slightly larger one
+$B/tern-tokenizer train -q -v 260 -o $C/tokenizer/v260.tkz "$tmp/a.txt"
+$B/tern-tokenizer train -q -v 300 -o $C/tokenizer/v300.tkz "$tmp/a.txt"
+# token files, 2- and 4-byte ids
+head -c 600 $text > "$tmp/s.txt"
+$B/tern-tokenizer encode -q -t $C/tokenizer/v300.tkz -o $C/tokfile/w2.tok "$tmp/s.txt"
+$B/tern-tokenizer encode -q -t $C/tokenizer/v300.tkz -o $C/tokfile/w4.tok --width 4 "$tmp/s.txt"
+$B/tern-tokenizer encode -q -t $C/tokenizer/v260.tkz -o "$tmp/t.tok" "$tmp/a.txt"
+# configs: the shipped ones and the reproducers
+for f in configs/*.cfg tests/fixtures/repro/*.cfg; do cp "$f" $C/config/; done
+printf 'out_dir = "runs/we\\"ird #x"   # comment\nlr = auto\nmax_memory = 1.5G\nschedule = cosine\n' > $C/config/quoted.cfg
+# checkpoints: a tiny run with state and tokenizer (format_version 2, checksum), and the same
+# without its 512-byte header (what format_version 1 files look like: no checksum)
+common="n_heads=2 n_kv_heads=1 vocab_size=260 seq_len=8 batch=1 steps=1 warmup=0 eval_interval=0 log_interval=1 \
+        train_data=$tmp/t.tok tokenizer=$C/tokenizer/v260.tkz"
+$B/tern-train dim=8 n_layers=1 ffn_dim=8 $common out_dir=$tmp/c >/dev/null 2>&1
+cp "$tmp/c/ckpt_00000001.h5" $C/checkpoint/v2_state.h5
+tail -c +513 "$tmp/c/ckpt_00000001.h5" > $C/checkpoint/v1_state.h5
+# GGUF: a runnable one-layer model (rows of 256 for TQ2_0/TQ1_0) and one without tokenizer
+$B/tern-train dim=256 n_layers=1 ffn_dim=256 $common out_dir=$tmp/g >/dev/null 2>&1
+$B/tern-export "$tmp/g/latest.h5" -o $C/gguf/tq2.gguf >/dev/null
+$B/tern-export "$tmp/g/latest.h5" -o $C/gguf/tq1_notok.gguf --type tq1_0 --no-tokenizer >/dev/null
+# encoder inputs: text, UTF-8, control bytes, the ▁ character, invalid UTF-8
+head -c 300 $text > $C/encode/text.txt
+printf 'caf\xc3\xa9 \xe2\x96\x81 na\xc3\xafve \xf0\x9f\x98\x80\n\n\t end' > $C/encode/utf8.txt
+printf '\xff\xfe\x00\x01 \x80\xc3 \xe2\x96' > $C/encode/bytes.bin
+ls -la $C/*

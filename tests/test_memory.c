@@ -1,0 +1,167 @@
+// test_memory.c — the memory estimate of training/memory.h against what tern really allocates:
+// the activation arena of one training step (forward + loss + backward) must be exactly what
+// tern_mem_activations() computes, for ternary / full-precision / ramp models, tied and untied
+// heads, grouped-query attention, odd widths and 1-3 threads (so an op that changes what it
+// allocates fails here until the estimate follows); the parameter buffers are what the model
+// registers; a run that does not fit is refused before anything is allocated.
+#include "testutil.h"
+#include "model/model.h"
+#include "training/memory.h"
+#include "training/trainer.h"
+#include "formats/tokfile.h"
+#include "util.h"
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static tern_model_config cfg_of(int dim, int layers, int heads, int kv, int ffn, int vocab, int T, int ternary, int tied) {
+    tern_model_config m;
+    tern_model_config_defaults(&m);
+    m.dim = dim; m.n_layers = layers; m.n_heads = heads; m.n_kv_heads = kv; m.ffn_dim = ffn; m.vocab_size = vocab;
+    m.seq_len = T; m.ternary = ternary; m.tied_head = tied;
+    assert_int_equal(tern_model_config_validate(&m), 0);
+    return m;
+}
+
+// arena bytes of one real training step at `threads` threads, lambda = the BitLinear mode
+static size_t measure(const tern_model_config *mc, int B, int threads, float lambda) {
+    omp_set_num_threads(threads);
+    tern_model m;
+    tern_model_build(&m, mc);
+    tern_model_init_weights(&m, 3);
+    m.quant_lambda = lambda;
+    int T = mc->seq_len, n = B * T;
+    int *in = malloc(sizeof(int) * (size_t)n), *tg = malloc(sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) { in[i] = (i * 7) % mc->vocab_size; tg[i] = (i * 11 + 1) % mc->vocab_size; }
+    tern_graph g;
+    tern_graph_init(&g, tern_model_graph_nodes(mc), 4096, 0);
+    tern_tensor *loss = tern_model_loss(&m, &g, in, tg, B, T);
+    tern_backward(&g, loss, 1.0f);
+    size_t high = g.arena.high;
+    tern_graph_free(&g);
+    tern_model_free(&m);
+    free(in);
+    free(tg);
+    return high;
+}
+
+static void test_activations_exact(void **st) {
+    (void)st;
+    struct { tern_model_config m; int B; int threads; float lambda; } cases[] = {
+        {cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 1), 2, 1, 1.0f},      // GQA, odd vocab, ffn not a multiple of 256
+        {cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 1), 2, 2, 1.0f},      // per-thread scratch
+        {cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 1), 3, 3, 1.0f},
+        {cfg_of(64, 1, 4, 4, 88, 50, 16, 0, 1), 4, 2, 0.0f},     // full precision
+        {cfg_of(64, 1, 2, 1, 64, 50, 8, 1, 0), 2, 2, 1.0f},      // untied head
+        {cfg_of(256, 2, 4, 2, 512, 512, 64, 1, 1), 4, 2, 1.0f},  // configs/tiny.cfg
+        {cfg_of(32, 1, 2, 1, 32, 40, 130, 1, 1), 1, 2, 1.0f},    // T > 2 query blocks of attention
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t got = measure(&cases[i].m, cases[i].B, cases[i].threads, cases[i].lambda);
+        tern_model_config mc = cases[i].m;
+        size_t est = tern_mem_activations(&mc, cases[i].B, mc.seq_len, cases[i].threads);
+        printf("  case %zu: arena %zu bytes, estimate %zu\n", i, got, est);
+        if (got != est) fail_msg("case %zu: the step allocated %zu bytes, the estimate says %zu", i, got, est);
+    }
+    // the fp -> ternary ramp (0 < lambda < 1) allocates no more than the ternary path the estimate assumes
+    tern_model_config r = cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 1);
+    assert_true(measure(&r, 2, 2, 0.5f) <= tern_mem_activations(&r, 2, 9, 2));
+    // evaluation (no gradients) needs less than a training step
+    omp_set_num_threads(2);
+}
+
+static void test_estimate_parts(void **st) {
+    (void)st;
+    tern_config c;
+    tern_config_defaults(&c);
+    c.model = cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 0);
+    c.run.batch = 3;
+    assert_int_equal(tern_config_validate(&c), 0);
+    tern_model m;
+    tern_model_build(&m, &c.model);
+    tern_mem_inputs in = {2, 0, 64 + 2 * 9000, 64 + 2 * 900, 5000};
+    tern_mem_estimate e;
+    assert_int_equal(tern_mem_estimate_run(&c, &in, &e), 0);
+    assert_int_equal(e.n_params, m.params.total);                    // what the model registers, padding included
+    assert_int_equal(e.params, 4 * (size_t)m.params.total);
+    assert_int_equal(e.grads, e.params);
+    assert_int_equal(e.adam, 2 * e.params);
+    assert_int_equal(e.activations, tern_mem_activations(&c.model, 3, 9, 2));
+    assert_int_equal(e.batch, 2 * sizeof(int) * 3 * 9);
+    assert_int_equal(e.loader, 8 * (9000 / 9 + 900 / 9));
+    assert_int_equal(e.token_maps, 64 + 2 * 9000 + 64 + 2 * 900);
+    assert_int_equal(e.load_scratch, 0);
+    assert_true(e.peak >= e.params + e.grads + e.adam + e.activations);
+    in.resuming = 1;   // resume: params, m and v copied while loading
+    assert_int_equal(tern_mem_estimate_run(&c, &in, &e), 0);
+    assert_int_equal(e.load_scratch, 3 * e.params);
+    size_t sum = e.params + e.grads + e.adam + e.batch + e.loader + e.tokenizer + e.runtime +
+                 (e.activations > e.load_scratch ? e.activations : e.load_scratch);
+    assert_int_equal(e.peak, sum);
+    tern_model_free(&m);
+    // what the machine offers is known on Linux, and a limit is enforced
+    assert_true(tern_mem_available() > ((size_t)1 << 20));
+    assert_int_equal(tern_mem_check(&e, e.peak), 0);
+    assert_int_equal(tern_mem_check(&e, e.peak - 1), -1);
+    assert_non_null(strstr(tern_last_error(), "max_memory is"));
+    assert_null(strchr(tern_last_error(), '\n'));
+    // absurd configs: the estimate is computed without overflow and refused against the machine
+    tern_config big;
+    tern_config_defaults(&big);
+    big.run.batch = 1000000;   // cfg_train_signal_200639.cfg
+    big.model = cfg_of(32, 1, 2, 1, 32, 512, 16, 1, 1);
+    assert_int_equal(tern_config_validate(&big), 0);
+    tern_mem_inputs one = {2, 0, 0, 0, 0};
+    assert_int_equal(tern_mem_estimate_run(&big, &one, &e), 0);
+    assert_true(e.activations > ((size_t)100 << 30) / 100);   // > 1 GB of activations
+    char b[32];
+    printf("  batch 1000000: %s estimated\n", tern_mem_str(e.peak, b, sizeof b));
+}
+
+// The trainer refuses a run that exceeds max_memory before allocating anything, naming the sizes.
+static void test_trainer_refuses(void **st) {
+    (void)st;
+    char dir[] = "/tmp/tern_test_mem_XXXXXX", p[300];
+    assert_non_null(mkdtemp(dir));
+    snprintf(p, sizeof p, "%s/t.tok", dir);
+    int ids[400];
+    for (int i = 0; i < 400; i++) ids[i] = i % 50;
+    assert_int_equal(tern_tokfile_write(p, ids, 400, 50, 0, 0), 0);
+    tern_config c;
+    tern_config_defaults(&c);
+    c.model = cfg_of(64, 1, 2, 1, 64, 50, 16, 1, 1);
+    c.run.batch = 2;
+    c.run.steps = 2;
+    c.run.warmup = 0;
+    snprintf(c.run.train_data, sizeof c.run.train_data, "%s", p);
+    snprintf(c.run.out_dir, sizeof c.run.out_dir, "%s/run", dir);
+    c.run.max_memory = 1 << 20;
+    assert_int_equal(tern_config_validate(&c), 0);
+    tern_trainer t;
+    assert_int_equal(tern_trainer_init(&t, &c, 0), -1);
+    assert_non_null(strstr(tern_last_error(), "max_memory is 1.0 MiB"));
+    assert_null(t.model.params.data);   // nothing allocated
+    tern_trainer_free(&t);
+    c.run.max_memory = 0;   // auto: fits
+    assert_int_equal(tern_trainer_init(&t, &c, 0), 0);
+    // the arena's first block is the estimate: a step never grows it
+    t.quiet = 1;
+    size_t cap = tern_arena_capacity(&t.graph.arena);
+    assert_int_equal(tern_trainer_step(&t), 0);
+    assert_int_equal(tern_arena_capacity(&t.graph.arena), cap);
+    assert_true(t.graph.arena.high <= cap);
+    tern_trainer_free(&t);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_activations_exact),
+        cmocka_unit_test(test_estimate_parts),
+        cmocka_unit_test(test_trainer_refuses),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
