@@ -111,7 +111,7 @@ static void float_row(const bl_src *b, int r, float *out) {
     if (b->type == TERN_GGML_F32) memcpy(out, p, sizeof(float) * (size_t)b->cols);
     else if (b->type == TERN_GGML_F16) {
         static int fast = -1;
-        if (fast < 0) fast = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+        if (fast < 0) fast = __builtin_cpu_supports("avx2") && rt_cpu_has_f16c();
         if (fast) f16_row_fast(p, out, b->cols);
         else for (int i = 0; i < b->cols; i++) out[i] = f16_at(p + 2 * (size_t)i);
     } else

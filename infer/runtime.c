@@ -59,7 +59,7 @@ __attribute__((target("avx2,fma"))) static float dot_f32_avx2(const float *a, co
 // kernels run avx512).
 static int g_avx2 = 0, g_avx512 = 0, g_vnni = 0;
 // F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c"
-static int cpu_has_f16c(void) {
+int rt_cpu_has_f16c(void) {
 #if defined(__x86_64__) || defined(__i386__)
     unsigned a, b, c, d;
     return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
@@ -71,7 +71,7 @@ static void update_fp_kind(void) {
     static int cpu = -1, cpu512 = 0;
     if (cpu < 0) {
         __builtin_cpu_init();
-        cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
+        cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && rt_cpu_has_f16c();
         cpu512 = cpu && __builtin_cpu_supports("avx512f");
     }
     tern_kernel_kind k = tern_kernel_best();

@@ -15,6 +15,9 @@
 #include "formats/ggml_types.h"
 #include "util.h"
 #include <immintrin.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <math.h>
 #include <string.h>
 
@@ -555,9 +558,18 @@ T512 static void rows4_avx512(int type, const uint8_t *const *W, const tern_qvec
 
 // ------------------------------------------------------------------ driver
 static int g_f16c = -1;
+// F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c"
+static int cpu_has_f16c(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+#else
+    return 0;
+#endif
+}
 static tern_kernel_kind resolve(tern_kernel_kind k, int type) {
     if (k == TERN_KERNEL_AUTO || (unsigned)k >= TERN_KERNEL_NKINDS || !tern_kernel_available(k)) k = tern_kernel_best();
-    if (g_f16c < 0) g_f16c = __builtin_cpu_supports("f16c");
+    if (g_f16c < 0) g_f16c = cpu_has_f16c();
     if (k != TERN_KERNEL_PLAIN && !g_f16c) k = TERN_KERNEL_PLAIN;
     (void)type;
     return k;
