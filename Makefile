@@ -3,7 +3,8 @@
 # Layout: src/*.c src/*/*.c -> libtern.a (training library: HDF5, OpenBLAS, OpenMP)
 #         src/ is grouped by concept: engine/ (tensors, graph, ops), model/ (config, model,
 #         quantizers), training/ (trainer, loader, optimizer, schedule, eval, log), formats/
-#         (GGUF, HDF5 checkpoints, token files, ternary packing), tokenizers/, kernels/
+#         (GGUF, HDF5 checkpoints, token files, ternary packing), tokenizers/, kernels/,
+#         dist/ (data-parallel training over Open MPI)
 #         RT_SRC + infer/ non-program files -> libtern_rt.a (runtime: libc, libm, OpenMP only)
 #         every train/ data/ infer/ file with 'int main(' is a program -> $(BUILD)/tern-<name>
 #         tests/test_*.c -> $(BUILD)/tests/test_*  (cmocka)
@@ -23,8 +24,14 @@ ARCH    := -march=x86-64-v2 -mtune=generic
 CFLAGS  := -std=gnu11 $(OPT) $(ARCH) -fno-math-errno -fopenmp -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -Iinfer -MMD -MP
 HDF5_CFLAGS = $(shell pkg-config --cflags hdf5 2>/dev/null)
 HDF5_LIBS   = $(shell pkg-config --libs hdf5 2>/dev/null)
+# Open MPI (data-parallel training, src/dist/): flags from pkg-config (ompi-c), not the mpicc
+# wrapper, so any $(CC) and the sanitizer build work alike. Only src/dist/*.c see <mpi.h>; training
+# programs link libmpi but initialise MPI only when mpirun started them (src/dist/dist.h), so they
+# also run as one plain process. The runtime library and infer/ programs never link it.
+MPI_CFLAGS = $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS   = $(shell pkg-config --libs ompi-c 2>/dev/null)
 LDFLAGS := $(OPT) -fopenmp
-LIBS     = $(HDF5_LIBS) -lopenblas -lm
+LIBS     = $(HDF5_LIBS) $(MPI_LIBS) -lopenblas -lm
 RT_LIBS := -lm
 
 # src/ files the standalone runtime also uses (must include only libc/libm/OpenMP headers)
@@ -62,9 +69,10 @@ $(DEPS_STAMP): scripts/install-deps.sh
 	@scripts/install-deps.sh
 	@touch $@
 
+$(BUILD)/obj/src/dist/%.o: EXTRA_CFLAGS = $(MPI_CFLAGS)
 $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(HDF5_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(HDF5_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
 
 # the logits kernels promise identical floats at every SIMD level: no fused multiply-adds there
 $(BUILD)/obj/src/kernels/qmatvec.o: CFLAGS += -ffp-contract=off
@@ -133,9 +141,9 @@ $(FUZZ_DIR)/.deps: scripts/install-deps.sh
 	@touch $@
 $(FUZZ_DIR)/obj/%.o: %.c | $(FUZZ_DIR)/.deps
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(HDF5_CFLAGS) -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(HDF5_CFLAGS) $(if $(findstring src/dist/,$<),$(MPI_CFLAGS)) -c $< -o $@
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBOBJ) | $(FUZZ_DIR)/.deps
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(HDF5_CFLAGS) $< $(FUZZ_LIBOBJ) $(HDF5_LIBS) -lopenblas -lm -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(HDF5_CFLAGS) $< $(FUZZ_LIBOBJ) $(HDF5_LIBS) $(MPI_LIBS) -lopenblas -lm -o $@
 
 fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build

@@ -2,12 +2,12 @@
 # bench.sh — tern's speed and memory figures (make bench). Every section prints medians measured
 # in this one run; ratios compare figures from the same run. Threads: OMP_NUM_THREADS (default 2).
 # The machine may be shared and noisy: compare ratios, rerun for stable absolute numbers.
-#   scripts/bench.sh [BUILD_DIR] [section ...]     sections: matmul train torch tokenizer kernels infer
+#   scripts/bench.sh [BUILD_DIR] [section ...]     sections: matmul train torch tokenizer kernels infer mpi
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
 shift || true
-sections=${*:-matmul train torch tokenizer kernels infer}
+sections=${*:-matmul train torch tokenizer kernels infer mpi}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 echo "tern bench: $(nproc) CPUs, OMP_NUM_THREADS=$OMP_NUM_THREADS, $(date -u +%FT%TZ)"
 want() { case " $sections " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
@@ -57,4 +57,8 @@ fi
 if want infer && [ -x scripts/bench_infer.sh ]; then
   echo "== inference runtime"
   scripts/bench_infer.sh "$B"
+fi
+if want mpi && [ -x scripts/bench_mpi.sh ]; then
+  echo "== data-parallel training over MPI (1 rank x $OMP_NUM_THREADS threads vs $OMP_NUM_THREADS ranks x 1 thread)"
+  scripts/bench_mpi.sh "$B"
 fi

@@ -7,7 +7,7 @@
 #   scripts/install-deps.sh interop    + nodejs, npm (make interop against llama.cpp)
 #   scripts/install-deps.sh fuzz       + clang, libFuzzer, LLVM's OpenMP (make fuzz, make fuzz-smoke)
 set -euo pipefail
-pkgs="gcc make pkg-config libopenblas-openmp-dev libhdf5-dev libcmocka-dev"
+pkgs="gcc make pkg-config libopenblas-openmp-dev libhdf5-dev libcmocka-dev openmpi-bin libopenmpi-dev"
 for group in "$@"; do
   case "$group" in
     build) ;;

@@ -28,13 +28,18 @@ void tern_error(const char *fmt, ...) {
 
 const char *tern_last_error(void) { return err_buf[0] ? err_buf : "unknown error"; }
 
+static void (*fatal_hook)(const char *msg);
+
+void tern_set_fatal_hook(void (*hook)(const char *msg)) { fatal_hook = hook; }
+
 void tern_fatal(const char *fmt, ...) {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    fputs("tern: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "tern: %s\n", msg);
+    if (fatal_hook) fatal_hook(msg);
     exit(1);
 }
 

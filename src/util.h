@@ -13,6 +13,9 @@ void tern_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *tern_last_error(void);
 // Unrecoverable (programming error or resource exhaustion): print "tern: message" and exit(1).
 void tern_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+// A function tern_fatal calls with the message after printing it and before exit(1) (NULL: none).
+// The MPI layer (dist/dist.h) uses it to tell rank 0 why this rank is going down.
+void tern_set_fatal_hook(void (*hook)(const char *msg));
 
 void *tern_xmalloc(size_t n);            // malloc or tern_fatal
 void *tern_xcalloc(size_t n, size_t sz); // calloc or tern_fatal

@@ -273,8 +273,9 @@ static void test_shipped_configs(void **st) {
         {"configs/tiny.cfg", 500000, 3000000},
         {"configs/small.cfg", 5500000, 7000000},
         {"configs/base50m.cfg", 45000000, 60000000},
+        {"configs/base350m.cfg", 330000000, 370000000},
     };
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < (int)(sizeof cf / sizeof cf[0]); i++) {
         tern_config c;
         tern_config_defaults(&c);
         if (tern_config_load(&c, cf[i].path) != 0) fail_msg("%s", tern_last_error());

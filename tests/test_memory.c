@@ -80,7 +80,7 @@ static void test_estimate_parts(void **st) {
     assert_int_equal(tern_config_validate(&c), 0);
     tern_model m;
     tern_model_build(&m, &c.model);
-    tern_mem_inputs in = {2, 0, 64 + 2 * 9000, 64 + 2 * 900, 5000};
+    tern_mem_inputs in = {2, 0, 64 + 2 * 9000, 64 + 2 * 900, 5000, 1, 1};
     tern_mem_estimate e;
     assert_int_equal(tern_mem_estimate_run(&c, &in, &e), 0);
     assert_int_equal(e.n_params, m.params.total);                    // what the model registers, padding included
@@ -112,7 +112,7 @@ static void test_estimate_parts(void **st) {
     big.run.batch = 1000000;   // cfg_train_signal_200639.cfg
     big.model = cfg_of(32, 1, 2, 1, 32, 512, 16, 1, 1);
     assert_int_equal(tern_config_validate(&big), 0);
-    tern_mem_inputs one = {2, 0, 0, 0, 0};
+    tern_mem_inputs one = {2, 0, 0, 0, 0, 1, 1};
     assert_int_equal(tern_mem_estimate_run(&big, &one, &e), 0);
     assert_true(e.activations > ((size_t)100 << 30) / 100);   // > 1 GB of activations
     char b[32];

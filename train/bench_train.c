@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     {   // refuse what does not fit before allocating it (training/memory.h)
-        tern_mem_inputs in = {omp_get_max_threads(), 0, 0, 0, 0};
+        tern_mem_inputs in = {omp_get_max_threads(), 0, 0, 0, 0, 1, 1};
         tern_mem_estimate e;
         if (tern_mem_estimate_run(&cfg, &in, &e) != 0 || tern_mem_check(&e, (size_t)cfg.run.max_memory) != 0) {
             fprintf(stderr, "tern-bench_train: %s\n", tern_last_error());

@@ -108,7 +108,10 @@ void tern_backward_vec(tern_graph *g, tern_tensor *t, const float *seed) {
 static void backward_walk(tern_graph *g) {
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         tern_node *nd = &g->nodes[i];
-        if (!nd->out->grad) continue; // nothing flowed into this node
+        if (!nd->out->grad) { // nothing flowed into this node
+            if (g->node_hook) g->node_hook(g->node_hook_ctx, i);
+            continue;
+        }
         double t0 = g->profile ? tern_time() : 0.0;
         switch (nd->op) {
         case TERN_OP_MATMUL: tern_matmul_backward(g, nd); break;
@@ -131,6 +134,7 @@ static void backward_walk(tern_graph *g) {
         case TERN_OP_COUNT: tern_fatal("tern_backward: node %d has no op", i);
         }
         if (g->profile) g->prof_bwd[nd->op] += tern_time() - t0;
+        if (g->node_hook) g->node_hook(g->node_hook_ctx, i);
     }
 }
 

@@ -57,6 +57,13 @@ typedef struct {
     int profile;
     double prof_fwd[TERN_OP_COUNT], prof_bwd[TERN_OP_COUNT];
     long prof_calls[TERN_OP_COUNT];
+    // Backward hook (NULL: none): called as node_hook(node_hook_ctx, i) after the backward of node i
+    // (also for a node skipped because no gradient flowed into it), i = n_nodes-1 down to 0.
+    // Contract the data-parallel layer (dist/ddp.h) relies on: a parameter's gradient is written
+    // only by the backward of nodes that have the parameter among their src[], so once the walk has
+    // passed the lowest such node the parameter's gradient is final for this backward.
+    void (*node_hook)(void *ctx, int node);
+    void *node_hook_ctx;
 } tern_graph;
 
 // cap_nodes: most nodes one step may record (running out is a clear fatal error);

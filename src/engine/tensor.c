@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 long tern_numel(int ndim, const int *shape) {
     long n = 1;
@@ -141,16 +142,30 @@ tern_tensor *tern_params_add(tern_params *p, const char *name, int ndim, const i
     return t;
 }
 
+static size_t params_bytes(const tern_params *p) { return sizeof(float) * (size_t)(p->total ? p->total : 16); }
+
+// AdamW's m and v: zero pages from the kernel, resident only once written, so a run that keeps just
+// a slice of them (ZeRO-1, dist/ddp.h) never pays for the whole buffers.
+static float *zero_pages(size_t bytes) {
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) tern_fatal("out of memory allocating %zu bytes", bytes);
+    return m;
+}
+
+void tern_params_free_moments(tern_params *p) {
+    if (p->m) munmap(p->m, params_bytes(p));
+    if (p->v) munmap(p->v, params_bytes(p));
+    p->m = p->v = NULL;
+}
+
 void tern_params_alloc(tern_params *p) {
-    size_t bytes = sizeof(float) * (size_t)(p->total ? p->total : 16);
+    size_t bytes = params_bytes(p);
     p->data = tern_aligned_alloc(bytes);
     p->grad = tern_aligned_alloc(bytes);
-    p->m = tern_aligned_alloc(bytes);
-    p->v = tern_aligned_alloc(bytes);
+    p->m = zero_pages(bytes);
+    p->v = zero_pages(bytes);
     memset(p->data, 0, bytes);
     memset(p->grad, 0, bytes);
-    memset(p->m, 0, bytes);
-    memset(p->v, 0, bytes);
     for (int i = 0; i < p->n; i++) {
         p->t[i]->data = p->data + p->t[i]->offset;
         p->t[i]->grad = p->grad + p->t[i]->offset;
@@ -171,8 +186,7 @@ void tern_params_free(tern_params *p) {
     free(p->t);
     free(p->data);
     free(p->grad);
-    free(p->m);
-    free(p->v);
+    tern_params_free_moments(p);
     free(p->index);
     memset(p, 0, sizeof *p);
 }

@@ -72,7 +72,8 @@ typedef struct {
 void tern_params_init(tern_params *p);
 // Register a parameter before tern_params_alloc(); returns its (stable) tensor.
 tern_tensor *tern_params_add(tern_params *p, const char *name, int ndim, const int *shape, int no_decay);
-void tern_params_alloc(tern_params *p);                 // carve data/grad/m/v; zeroes all
+void tern_params_alloc(tern_params *p);                 // carve data/grad/m/v; zeroes all (m, v: untouched zero pages)
+void tern_params_free_moments(tern_params *p);          // release m and v (sharded optimizer); NULL after
 tern_tensor *tern_params_find(const tern_params *p, const char *name);
 void tern_params_zero_grad(tern_params *p);             // one memset
 void tern_params_free(tern_params *p);

@@ -61,6 +61,9 @@ static const key_def KEYS[] = {
     {"to_ternary_ramp", K_LONG, R(to_ternary_ramp)},
     {"threads", K_INT, R(threads)},
     {"profile", K_BOOL, R(profile)},
+    {"zero", K_INT, R(zero)},
+    {"bucket_mb", K_FLOAT, R(bucket_mb)},
+    {"overlap", K_BOOL, R(overlap)},
     {"max_memory", K_BYTES, R(max_memory)},
 };
 #undef M
@@ -125,6 +128,9 @@ void tern_config_defaults(tern_config *c) {
     r->to_ternary_ramp = 0;
     r->threads = 0;
     r->profile = 0;
+    r->zero = 0;
+    r->bucket_mb = 4.0f;
+    r->overlap = 1;
 }
 
 // ---- setting values -------------------------------------------------------------------------
@@ -479,6 +485,8 @@ int tern_config_validate(tern_config *c) {
         {"ckpt_keep", r->ckpt_keep}, {"to_ternary_ramp", r->to_ternary_ramp}, {"threads", r->threads}};
     for (size_t i = 0; i < sizeof nn / sizeof nn[0]; i++)
         if (nn[i].v < 0) { tern_error("%s must be >= 0 (got %ld)", nn[i].n, nn[i].v); return -1; }
+    if (r->zero != 0 && r->zero != 1) { tern_error("zero must be 0 or 1 (the ZeRO stage; got %d)", r->zero); return -1; }
+    if (!(r->bucket_mb > 0 && r->bucket_mb <= 4096)) { tern_error("bucket_mb must be in (0, 4096] MiB (got %g)", r->bucket_mb); return -1; }
     if (r->log_interval <= 0) { tern_error("log_interval must be positive (got %ld)", r->log_interval); return -1; }
     struct { const char *n; long v, max; } ll[] = {
         {"eval_batches", r->eval_batches, TERN_MAX_COUNT}, {"ckpt_keep", r->ckpt_keep, TERN_MAX_COUNT},

@@ -72,6 +72,10 @@ typedef struct {
     long to_ternary_ramp;  // steps over which λ ramps 0→1 (fp → ternary); 0 = ternary from step 0
     int threads;           // OpenMP threads (0 = OMP_NUM_THREADS / all cores)
     int profile;           // 1: print per-op timing (default 0)
+    // data-parallel training over MPI (dist/ddp.h); no effect on a single process
+    int zero;              // ZeRO stage: 0 = every rank keeps all AdamW state, 1 = sharded (default 0)
+    float bucket_mb;       // gradient all-reduce bucket size in MiB (default 4)
+    int overlap;           // 1: start each bucket's all-reduce during the backward (default 1)
     long max_memory;       // bytes a run may use (0 = auto: the machine's available memory); see training/memory.h
 } tern_run_config;
 

@@ -69,9 +69,11 @@ static void window(const tern_tokfile *tf, int64_t start, int T, int *in, int *t
     tern_tokfile_read(tf, start + 1, T, tg);
 }
 
-void tern_loader_next(tern_loader *ld, int *inputs, int *targets) {
+void tern_loader_next(tern_loader *ld, int *inputs, int *targets) { tern_loader_next_n(ld, ld->batch, inputs, targets); }
+
+void tern_loader_next_n(tern_loader *ld, int n, int *inputs, int *targets) {
     int T = ld->seq_len;
-    for (int b = 0; b < ld->batch; b++) {
+    for (int b = 0; b < n; b++) {
         if (ld->pos >= ld->n_windows) {
             ld->epoch++;
             ld->pos = 0;
@@ -79,6 +81,19 @@ void tern_loader_next(tern_loader *ld, int *inputs, int *targets) {
         }
         int64_t start = ld->offset + ld->perm[ld->pos++] * T;
         window(&ld->tf, start, T, inputs + (size_t)b * T, targets + (size_t)b * T);
+    }
+}
+
+void tern_loader_skip(tern_loader *ld, int64_t n) {
+    while (n > 0) {
+        if (ld->pos >= ld->n_windows) {
+            ld->epoch++;
+            ld->pos = 0;
+            build_epoch(ld);
+        }
+        int64_t take = ld->n_windows - ld->pos < n ? ld->n_windows - ld->pos : n;
+        ld->pos += take;
+        n -= take;
     }
 }
 

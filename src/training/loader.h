@@ -28,6 +28,11 @@ void tern_loader_close(tern_loader *ld);
 int tern_loader_check_tokenizer(const tern_loader *ld, int vocab_size, uint64_t tokenizer_hash);
 // Next training batch: inputs, targets [batch * seq_len] (row b = window b).
 void tern_loader_next(tern_loader *ld, int *inputs, int *targets);
+// Next n windows (any n >= 0): inputs, targets [n * seq_len]. tern_loader_next reads n = batch.
+void tern_loader_next_n(tern_loader *ld, int n, int *inputs, int *targets);
+// Pass over the next n windows without reading them: the position ends where n reads would leave it
+// (data-parallel ranks skip the other ranks' share of a global batch, training/trainer.h).
+void tern_loader_skip(tern_loader *ld, int64_t n);
 void tern_loader_get_pos(const tern_loader *ld, int64_t *epoch, int64_t *pos);
 // Resume at (epoch, pos): 0, or -1 with tern_error when out of range (epoch < 0, pos not in [0, n_windows]).
 int tern_loader_set_pos(tern_loader *ld, int64_t epoch, int64_t pos);

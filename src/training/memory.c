@@ -3,6 +3,7 @@
 #include "engine/tensor.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
+#include "dist/dist.h"
 #include "util.h"
 
 #include <errno.h>
@@ -96,7 +97,13 @@ int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, ter
     size_t P = (size_t)e->n_params * 4;
     e->params = P;
     e->grads = P;
-    e->adam = 2 * P;
+    int ranks = in && in->ranks > 1 ? in->ranks : 1;
+    e->node_ranks = in && in->node_ranks > 1 ? in->node_ranks : 1;
+    // ZeRO-1: the rank's slice of m and v (slices balanced to within a grad-norm chunk; rounded up),
+    // except while a checkpoint with optimizer state loads (rank 0 holds all of it until shared)
+    e->adam = r->zero && ranks > 1 && !(in && in->resuming == 1) ? 2 * (((size_t)e->n_params + (size_t)ranks - 1) / (size_t)ranks + 4096) * 4
+                                                                  : 2 * P;
+    e->grad_scratch = ranks > 1 || r->grad_accum > 1 ? P : 0;
     int th = in && in->threads > 0 ? in->threads : 1;
     e->activations = tern_mem_activations(m, r->batch, m->seq_len, th);
     e->batch = 2 * sizeof(int) * (size_t)r->batch * (size_t)m->seq_len;
@@ -109,7 +116,7 @@ int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, ter
     e->load_scratch = in && in->resuming == 1 ? 3 * P : in && in->resuming == 2 ? P : 0;
     e->runtime = RUNTIME_BASE + RUNTIME_PERTHREAD * (size_t)th;
     size_t sum = 0;
-    size_t parts[] = {e->params, e->grads, e->adam, e->batch, e->loader, e->tokenizer, e->runtime,
+    size_t parts[] = {e->params, e->grads, e->adam, e->grad_scratch, e->batch, e->loader, e->tokenizer, e->runtime,
                       e->activations > e->load_scratch ? e->activations : e->load_scratch};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (tern_add_size(sum, parts[i], &sum) != 0) { tern_error("memory estimate overflows (absurd sizes)"); return -1; }
@@ -172,15 +179,22 @@ const char *tern_mem_str(size_t b, char *buf, size_t n) {
     return buf;
 }
 
+size_t tern_mem_limit(const tern_mem_estimate *e, size_t max_memory) {
+    if (max_memory) return max_memory;
+    return tern_mem_available() / (size_t)(e->node_ranks > 1 ? e->node_ranks : 1);
+}
+
 int tern_mem_check(const tern_mem_estimate *e, size_t max_memory) {
-    size_t limit = max_memory ? max_memory : tern_mem_available();
+    size_t limit = tern_mem_limit(e, max_memory);
     if (!limit || e->peak <= limit) return 0;
     char a[32], b[32], c[32], d[32];
     tern_error("the run needs about %s (activations %s per micro-batch, parameters + gradients + AdamW %s) but %s %s; "
                "lower batch or seq_len (raise grad_accum to keep the tokens per step), or the model size",
                tern_mem_str(e->peak, a, sizeof a), tern_mem_str(e->activations, b, sizeof b),
                tern_mem_str(e->params + e->grads + e->adam, c, sizeof c),
-               max_memory ? "max_memory is" : "the machine has available only", tern_mem_str(limit, d, sizeof d));
+               max_memory ? "max_memory is" : e->node_ranks > 1 ? "this rank's share of the machine's available memory is only"
+                                                                : "the machine has available only",
+               tern_mem_str(limit, d, sizeof d));
     return -1;
 }
 
@@ -189,6 +203,7 @@ void tern_mem_print(const tern_mem_estimate *e, size_t limit, FILE *f) {
     fprintf(f, "# memory: about %s at peak (limit %s): params %s, grads %s, AdamW %s, activations %s per micro-batch",
             tern_mem_str(e->peak, b[0], 32), limit ? tern_mem_str(limit, b[1], 32) : "unknown", tern_mem_str(e->params, b[2], 32),
             tern_mem_str(e->grads, b[3], 32), tern_mem_str(e->adam, b[4], 32), tern_mem_str(e->activations, b[5], 32));
+    if (e->grad_scratch) fprintf(f, ", second gradient buffer %s", tern_mem_str(e->grad_scratch, b[6], 32));
     if (e->load_scratch) fprintf(f, ", checkpoint load %s", tern_mem_str(e->load_scratch, b[6], 32));
     fprintf(f, ", other %s", tern_mem_str(e->batch + e->loader + e->tokenizer + e->runtime, b[7], 32));
     if (e->token_maps) fprintf(f, "; token files mapped %s (page cache)", tern_mem_str(e->token_maps, b[0], 32));
@@ -208,6 +223,9 @@ void tern_mem_inputs_for_run(const tern_config *cfg, int resuming, tern_mem_inpu
     in->train_bytes = file_size(r->train_data);
     in->val_bytes = file_size(r->val_data);
     in->tokenizer_bytes = file_size(r->tokenizer);
+    in->ranks = tern_dist_size();
+    in->node_ranks = tern_dist_local_size();
+    if (tern_dist_rank() != 0) in->resuming = 0;   // rank 0 alone loads checkpoints
 }
 
 int tern_mem_check_run(const tern_config *cfg, int resume, FILE *f) {
@@ -217,6 +235,6 @@ int tern_mem_check_run(const tern_config *cfg, int resume, FILE *f) {
     tern_mem_inputs_for_run(cfg, resume && access(latest, R_OK) == 0, &in);
     tern_mem_estimate e;
     if (tern_mem_estimate_run(cfg, &in, &e) != 0) return -1;
-    if (f) tern_mem_print(&e, cfg->run.max_memory ? (size_t)cfg->run.max_memory : tern_mem_available(), f);
+    if (f) tern_mem_print(&e, tern_mem_limit(&e, (size_t)cfg->run.max_memory), f);
     return tern_mem_check(&e, (size_t)cfg->run.max_memory);
 }

@@ -13,9 +13,16 @@
 //   loader                the loaders' window permutations (8 bytes per window, train and val)
 //   tokenizer             the tokenizer (file bytes, tables)
 //   load_scratch          while a checkpoint loads: its copies of params, m and v (resume), or of
-//                         the params (init_from); freed before the first step
+//                         the params (init_from); freed before the first step (data parallel:
+//                         rank 0 alone loads)
+//   grad_scratch          one more gradient-sized buffer (dist/ddp.h): a later micro-batch's
+//                         gradient (grad_accum > 1), and on several ranks the all-reduce send buffer
 //   runtime               fixed: program, libraries, OpenBLAS/OpenMP thread buffers, HDF5
-// peak = params + grads + adam + batch + loader + tokenizer + runtime + max(activations, load_scratch)
+// peak = params + grads + adam + grad_scratch + batch + loader + tokenizer + runtime
+//        + max(activations, load_scratch)
+// Data parallel: the estimate is one rank's. With zero = 1 on several ranks, adam is the rank's
+// slice (1/ranks; rank 0 holds the full m and v while it loads a checkpoint), and the ranks on one
+// node share its available memory equally (the auto limit is MemAvailable / ranks on the node).
 // token_maps (the mmap'd token files) is reported but not in peak: the kernel can drop and
 // re-read those pages (page cache), so they need no free memory.
 //
@@ -36,10 +43,12 @@ typedef struct {
     size_t loader;                 // window permutations
     size_t tokenizer;
     size_t load_scratch;           // transient, while a checkpoint loads
+    size_t grad_scratch;           // second gradient buffer (accumulation, all-reduce send buffer)
     size_t runtime;                // fixed overhead
     size_t token_maps;             // mmap'd token files (reported, not in peak)
     size_t peak;                   // what the run needs at most
     long n_params;                 // parameters (floats in the flat buffers, padding included)
+    int node_ranks;                // ranks sharing this machine's memory (>= 1)
 } tern_mem_estimate;
 
 typedef struct {
@@ -47,11 +56,13 @@ typedef struct {
     int resuming;                // 1: loads a checkpoint with optimizer state; 2: weights only (init_from)
     size_t train_bytes, val_bytes;   // token file sizes (0 = none / unknown)
     size_t tokenizer_bytes;      // tokenizer file size (0 = none)
+    int ranks, node_ranks;       // data-parallel ranks, and those on this node (0 = 1)
 } tern_mem_inputs;
 
 // The inputs of a run as tern_trainer_init sees them: threads (threads key, else OpenMP's),
 // the sizes of train_data, val_data and tokenizer, and what it loads (resuming: 1 = a
-// checkpoint with optimizer state; else init_from, if set, = 2).
+// checkpoint with optimizer state; else init_from, if set, = 2; only rank 0 loads), and the
+// ranks of dist/dist.h.
 void tern_mem_inputs_for_run(const tern_config *cfg, int resuming, tern_mem_inputs *in);
 // Estimate for a run (resume: 1 when out_dir/latest.h5 will be resumed), print it with the limit
 // it is checked against (tern_mem_print; f may be NULL) and check it (tern_mem_check). For
@@ -65,7 +76,10 @@ int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, ter
 // Memory this process may still use: MemAvailable (/proc/meminfo), lowered to the cgroup's
 // memory.max - memory.current when that is smaller. 0 when unknown.
 size_t tern_mem_available(void);
-// Refuse an estimate that exceeds max_memory (config; 0 = tern_mem_available()): -1 with a one-line
+// The limit an estimate is checked against: max_memory (config, per process), or 0 = auto:
+// tern_mem_available() / e->node_ranks (0 when unknown).
+size_t tern_mem_limit(const tern_mem_estimate *e, size_t max_memory);
+// Refuse an estimate that exceeds tern_mem_limit(e, max_memory): -1 with a one-line
 // tern_error naming the biggest parts and what to change. 0 when it fits (or nothing is known).
 int tern_mem_check(const tern_mem_estimate *e, size_t max_memory);
 // One line per part, "# memory: ..." (for the start-up printout).

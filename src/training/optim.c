@@ -59,29 +59,49 @@ static int build_plan(tern_adamw *o, const tern_params *p) {
     return c;
 }
 
+// Sum of squares of one chunk, in order, in double (shared by the full and the sliced norm).
+static double chunk_sumsq(const float *x, int n) {
+    double s = 0;
+    for (int k = 0; k < n; k++) s += (double)x[k] * (double)x[k];
+    return s;
+}
+
 double tern_grad_norm(tern_adamw *o, const tern_params *p) {
     int nc = build_plan(o, p);
     const float *g = p->grad;
     #pragma omp parallel for schedule(static)
-    for (int c = 0; c < nc; c++) {
-        const float *x = g + o->chunk_off[c];
-        double s = 0;
-        for (int k = 0; k < o->chunk_len[c]; k++) s += (double)x[k] * (double)x[k];
-        o->partial[c] = s;
-    }
+    for (int c = 0; c < nc; c++) o->partial[c] = chunk_sumsq(g + o->chunk_off[c], o->chunk_len[c]);
     double total = 0;
     for (int c = 0; c < nc; c++) total += o->partial[c];
     return sqrt(total);
 }
 
-int tern_grads_check(const tern_adamw *o, const tern_params *p) {
+int tern_grad_norm_partials(tern_adamw *o, const tern_params *p, const float *g, long lo, long hi, double *out) {
+    int nc = build_plan(o, p), c0 = 0;
+    while (c0 < nc && o->chunk_off[c0] < lo) c0++;
+    int c1 = c0;
+    while (c1 < nc && o->chunk_off[c1] < hi) c1++;
+    #pragma omp parallel for schedule(static)
+    for (int c = c0; c < c1; c++) out[c - c0] = chunk_sumsq(g + (o->chunk_off[c] - lo), o->chunk_len[c]);
+    return c1 - c0;
+}
+
+int tern_grads_check(const tern_adamw *o, const tern_params *p) { return tern_grads_check_range(o, p, p->grad, 0, p->total); }
+
+// the part [*a, *b) of tensor t that lies in [lo, hi); 0 if none
+static int clamp_tensor(const tern_tensor *t, long lo, long hi, long *a, long *b) {
+    *a = t->offset > lo ? t->offset : lo;
+    *b = t->offset + t->n < hi ? t->offset + t->n : hi;
+    return *a < *b;
+}
+
+int tern_grads_check_range(const tern_adamw *o, const tern_params *p, const float *g, long lo, long hi) {
     for (int i = 0; i < p->n; i++) {
-        if (o->frozen[i]) continue;
-        const tern_tensor *t = p->t[i];
-        const float *g = p->grad + t->offset;
-        for (long k = 0; k < t->n; k++)
-            if (!isfinite(g[k])) {
-                tern_error("non-finite gradient in %s[%ld] (= %g)", t->name, k, (double)g[k]);
+        long a, b;
+        if (o->frozen[i] || !clamp_tensor(p->t[i], lo, hi, &a, &b)) continue;
+        for (long k = a; k < b; k++)
+            if (!isfinite(g[k - lo])) {
+                tern_error("non-finite gradient in %s[%ld] (= %g)", p->t[i]->name, k - p->t[i]->offset, (double)g[k - lo]);
                 return -1;
             }
     }
@@ -91,14 +111,19 @@ int tern_grads_check(const tern_adamw *o, const tern_params *p) {
 float tern_clip_grads(tern_adamw *o, tern_params *p, double norm, float clip) {
     if (!(clip > 0) || !(norm > clip)) return 1.0f;
     float scale = (float)((double)clip / norm);
-    for (int i = 0; i < p->n; i++) {
-        if (o->frozen[i]) continue;
-        float *g = p->grad + p->t[i]->offset;
-        long n = p->t[i]->n;
-        #pragma omp parallel for schedule(static) if (n > 65536)
-        for (long k = 0; k < n; k++) g[k] *= scale;
-    }
+    tern_clip_range(o, p, p->grad, 0, p->total, scale);
     return scale;
+}
+
+void tern_clip_range(const tern_adamw *o, const tern_params *p, float *g, long lo, long hi, float scale) {
+    for (int i = 0; i < p->n; i++) {
+        long a, b;
+        if (o->frozen[i] || !clamp_tensor(p->t[i], lo, hi, &a, &b)) continue;
+        float *x = g + (a - lo);
+        long n = b - a;
+        #pragma omp parallel for schedule(static) if (n > 65536)
+        for (long k = 0; k < n; k++) x[k] *= scale;
+    }
 }
 
 // The element loop on a contiguous range (memory-bound: 7 floats of traffic per element).
@@ -118,6 +143,11 @@ static void adamw_range(float *restrict w, const float *restrict g, float *restr
 #define ADAMW_BLOCK 4096L
 
 void tern_adamw_update(tern_adamw *o, tern_params *p, long t, float lr, float wd) {
+    tern_adamw_update_range(o, p, p->grad, p->m, p->v, 0, p->total, t, lr, wd);
+}
+
+void tern_adamw_update_range(tern_adamw *o, tern_params *p, const float *g, float *m, float *v, long lo, long hi,
+                             long t, float lr, float wd) {
     if (o->n != p->n) tern_fatal("tern_adamw: initialised for %d parameters, params has %d", o->n, p->n);
     if (t < 1) tern_fatal("tern_adamw_update: step t must be >= 1 (got %ld)", t);
     const float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
@@ -126,15 +156,16 @@ void tern_adamw_update(tern_adamw *o, tern_params *p, long t, float lr, float wd
     const float step_size = lr / bc1;
     #pragma omp parallel
     for (int i = 0; i < p->n; i++) {
-        if (o->frozen[i]) continue;
         const tern_tensor *tt = p->t[i];
-        const long off = tt->offset, n = tt->n, nb = (n + ADAMW_BLOCK - 1) / ADAMW_BLOCK;
+        long a, b;
+        if (o->frozen[i] || !clamp_tensor(tt, lo, hi, &a, &b)) continue;
+        const long n = b - a, nb = (n + ADAMW_BLOCK - 1) / ADAMW_BLOCK;
         const float decay = tt->no_decay ? 1.0f : 1.0f - lr * wd;
         #pragma omp for schedule(static) nowait
-        for (long b = 0; b < nb; b++) {
-            long s = b * ADAMW_BLOCK, len = n - s < ADAMW_BLOCK ? n - s : ADAMW_BLOCK;
-            adamw_range(p->data + off + s, p->grad + off + s, p->m + off + s, p->v + off + s, len, b1, b2, eps,
-                        decay, step_size, bc2_sqrt);
+        for (long k = 0; k < nb; k++) {
+            long s = a + k * ADAMW_BLOCK, len = b - s < ADAMW_BLOCK ? b - s : ADAMW_BLOCK;
+            adamw_range(p->data + s, g + (s - lo), m + (s - lo), v + (s - lo), len, b1, b2, eps, decay, step_size,
+                        bc2_sqrt);
         }
     }
 }

@@ -45,6 +45,20 @@ int tern_grads_check(const tern_adamw *o, const tern_params *p);
 float tern_clip_grads(tern_adamw *o, tern_params *p, double norm, float clip);
 // One AdamW update with bias correction for step t (1-based).
 void tern_adamw_update(tern_adamw *o, tern_params *p, long t, float lr, float wd);
+// Slices of the flat buffers, for the sharded optimizer of dist/ddp.h (ZeRO stage 1: each rank
+// updates the elements [lo, hi) only). g, m, v point at element lo (g[k - lo] is element k's
+// gradient); parameter values are p->data (whole buffer). Frozen tensors are skipped as above.
+// The full-buffer functions above are these on [0, p->total) with p->grad, p->m, p->v.
+// Norm partials: the sums of squares of the non-frozen norm chunks that start in [lo, hi), in the
+// global chunk order, into out[] (room for o->nchunks); returns how many. With lo and hi on chunk
+// starts (or 0 / p->total), the partials of consecutive slices concatenated are exactly
+// tern_grad_norm's chunk sums, so sqrt(their in-order sum) is bit-identical to tern_grad_norm.
+int tern_grad_norm_partials(tern_adamw *o, const tern_params *p, const float *g, long lo, long hi, double *out);
+int tern_grads_check_range(const tern_adamw *o, const tern_params *p, const float *g, long lo, long hi);
+void tern_clip_range(const tern_adamw *o, const tern_params *p, float *g, long lo, long hi, float scale);
+void tern_adamw_update_range(tern_adamw *o, tern_params *p, const float *g, float *m, float *v, long lo, long hi,
+                             long t, float lr, float wd);
+
 // norm → check → clip → update. Returns 0 when the update was applied, 1 when it was skipped because
 // a gradient is NaN/Inf (tern_error names the first bad element; parameters and m/v untouched).
 // *gnorm receives the norm before clipping (may be NULL).

@@ -13,16 +13,31 @@
 // results (batch, seed, schedule, lr, ...: "cannot resume: batch 8 -> 16"), the token files must
 // be the ones the run used (token count and tokenizer hash), and steps must not be lower than the
 // checkpoint's step. Safe changes (more steps, eval_interval, eval_batches, ckpt_*, log_interval,
-// threads, profile, max_memory, moved files) are allowed and printed. A latest.h5 that points at
-// a missing file is an error, not a fresh start.
+// threads, profile, max_memory, the data-parallel keys zero/bucket_mb/overlap, moved files) are
+// allowed and printed, and so is another number of ranks (the global batches are the same). A
+// latest.h5 that points at a missing file is an error, not a fresh start.
 //
 // One run per directory: init takes an exclusive lock (flock) on out_dir/.lock for the trainer's
-// lifetime; a second process on the same out_dir fails at once, naming the holder's pid. With
-// the lock held, temporary files of killed runs (ckpt_*.h5.tmp.PID, latest.h5.tmp.PID,
-// train.csv.tmp.PID) are removed.
+// lifetime (on several ranks rank 0 alone takes it: the other ranks never touch out_dir); a second
+// run on the same out_dir fails at once, naming the holder's pid. With the lock held, temporary
+// files of killed runs (ckpt_*.h5.tmp.PID, latest.h5.tmp.PID, train.csv.tmp.PID) are removed.
 //
 // Memory: before allocating anything, init estimates what the run needs (training/memory.h) and
-// refuses a config that exceeds max_memory or the machine's available memory.
+// refuses a config that exceeds max_memory or the machine's available memory (on several ranks
+// every rank checks its own share: ZeRO-1 slices, the ranks on its node splitting the node's memory).
+//
+// Data parallel (several ranks under mpirun, dist/dist.h and dist/ddp.h; docs/DISTRIBUTED.md):
+// batch × grad_accum sequences is the GLOBAL batch of a step on any number of ranks; `batch` is
+// the micro-batch, the most sequences one forward/backward holds. The step's global batch is the
+// next batch·grad_accum windows of the data order (loader.h, from seed and epoch only); rank r of
+// N takes the contiguous share tern_dist_split gives it and runs it in micro-batches of at most
+// `batch`, skipping the other ranks' windows, so every rank ends the step at the same loader
+// position and a run resumed on another number of ranks sees the same global batches. Gradients
+// are summed over ranks (ddp.h), the loss is the global mean, evaluation windows are split over
+// the ranks and their losses summed. Rank 0 alone reads the starting checkpoint / tokenizer (and
+// hands them to the others), writes checkpoints and train.csv and prints; the token files must be
+// readable on every rank. Failures on some ranks are agreed on (tern_dist_agree) so every rank
+// stops together, and only rank 0 reports them.
 #ifndef TERN_TRAINER_H
 #define TERN_TRAINER_H
 #include "formats/checkpoint.h"
@@ -32,6 +47,7 @@
 #include "training/optim.h"
 #include "tokenizers/tokenizer.h"
 #include "training/trainlog.h"
+#include "dist/ddp.h"
 
 typedef struct {
     tern_config cfg;
@@ -53,6 +69,12 @@ typedef struct {
     char last_ckpt[4096];      // path of the newest checkpoint written or loaded
     float last_loss, last_val_loss;
     double last_gnorm;
+    tern_ddp ddp;              // gradient sum over ranks and the (sharded) optimizer
+    int rank, ranks;           // this process's rank, and how many there are (dist.h)
+    int threads;               // OpenMP threads of this rank
+    uint64_t weights_hash;     // tern_dist_hash of the weights at the last save, equal on every rank
+    double t_steps;            // seconds spent in tern_trainer_step after the first (communication share)
+    long n_steps_timed, steps_run;
     int lock_fd;               // out_dir/.lock, flock'd (-1: none)
     size_t arena_bytes;        // the estimated activation arena (memory.h), the graph's first block
 } tern_trainer;
@@ -73,7 +95,9 @@ int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume);
 int tern_trainer_step(tern_trainer *t);
 // Mean validation loss over eval_batches micro-batches of sequential windows (or NAN without val data).
 float tern_trainer_eval(tern_trainer *t);
-// Write out_dir/ckpt_<step>.h5 (+ latest.h5, keep the newest ckpt_keep). 0 or -1.
+// Write out_dir/ckpt_<step>.h5 (+ latest.h5, keep the newest ckpt_keep). 0 or -1. With several
+// ranks every rank calls it (weights are checked identical across ranks, ZeRO-1 moments gathered);
+// rank 0 writes.
 int tern_trainer_save(tern_trainer *t);
 // The whole run: steps until cfg.run.steps with progress line, CSV log, periodic evaluation and
 // checkpoints; SIGINT/SIGTERM save a checkpoint and return (tern_trainer_stop_signal() says
@@ -81,5 +105,9 @@ int tern_trainer_save(tern_trainer *t);
 // model). 0 on success or interruption, -1 on error.
 int tern_trainer_run(tern_trainer *t);
 void tern_trainer_free(tern_trainer *t);
+// One line describing the data-parallel setup (ranks, threads per rank, global batch in tokens).
+void tern_trainer_describe(const tern_trainer *t, char *buf, size_t n);
+// One line of communication figures after a run on several ranks (empty on one rank).
+void tern_trainer_comm_report(const tern_trainer *t, char *buf, size_t n);
 
 #endif

@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
         FUZZ_CHECK(strcmp(s1, s2) == 0);
         free(s1);
         free(s2);
-        tern_mem_inputs in = {1 + (int)(n % 4), (int)(n % 3), n * 1000, n, n};
+        tern_mem_inputs in = {1 + (int)(n % 4), (int)(n % 3), n * 1000, n, n, 1 + (int)(n % 3), 1};
         tern_mem_estimate e;
         if (tern_mem_estimate_run(&c, &in, &e) == 0) FUZZ_CHECK(e.peak >= e.params + e.grads + e.adam);
     } else {
