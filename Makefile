@@ -10,6 +10,37 @@
 #         tests/test_*.c -> $(BUILD)/tests/test_*  (cmocka)
 
 CC      := gcc
+
+# ---- target architecture (kernels, #17) ----------------------------------------------------
+# ARCH = x86_64 or aarch64, the host's by default. Baseline x86-64-v2 so binaries run on any
+# x86-64 of the last decade; ARMv8.0-A on AArch64. The vector kernels beyond the baseline (x86:
+# AVX2, AVX-VNNI, AVX-512; ARM: dotprod, i8mm) are compiled per function (target attributes) and
+# picked at run time. -ffp-contract=off on ARM: plain C float code rounds as written (no fused
+# multiply-adds the x86 baseline lacks), so it gives the same bits on both.
+# `make ARCH=aarch64` on an x86-64 host cross-builds only the standalone runtime (libc, libm,
+# OpenMP: libtern_rt.a, tern-generate, tern-perplexity, tern-bench, tern-bench_kernels and the
+# self-checking test driver tests/rtcheck) with Debian's aarch64-linux-gnu-gcc into
+# build-aarch64/ (STATIC=1: statically linked, to copy onto a device: build-aarch64-static/;
+# SANITIZE=1: build-aarch64-san/); `make test-arm` runs the runtime's tests under qemu-aarch64
+# (scripts/test_arm.sh).
+HOST_ARCH := $(shell uname -m)
+ARCH      ?= $(HOST_ARCH)
+CROSS     := 0
+ifeq ($(ARCH),aarch64)
+  ARCH_FLAGS := -march=armv8-a -ffp-contract=off
+  ifneq ($(HOST_ARCH),aarch64)
+    CROSS := 1
+    CC    := aarch64-linux-gnu-gcc
+    AR    := aarch64-linux-gnu-ar
+    BUILD ?= build-aarch64$(if $(filter 1,$(SANITIZE)),-san)$(if $(filter 1,$(STATIC)),-static)
+  endif
+else ifeq ($(ARCH),x86_64)
+  ARCH_FLAGS := -march=x86-64-v2 -mtune=generic
+else
+  $(error ARCH=$(ARCH): tern builds for x86_64 and aarch64)
+endif
+# ---- end target architecture
+
 SANITIZE ?= 0
 ifeq ($(SANITIZE),1)
   BUILD ?= build-san
@@ -18,11 +49,8 @@ else
   BUILD ?= build
   OPT   := -O3 -g
 endif
-# Baseline x86-64-v2 so binaries run on any x86-64 of the last decade; AVX2/AVX-512 kernels
-# are compiled per function (target attributes) and picked at run time.
-ARCH    := -march=x86-64-v2 -mtune=generic
-CFLAGS  := -std=gnu11 $(OPT) $(ARCH) -fno-math-errno -fopenmp -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -Iinfer -MMD -MP
-HDF5_CFLAGS = $(shell pkg-config --cflags hdf5 2>/dev/null)
+CFLAGS  := -std=gnu11 $(OPT) $(ARCH_FLAGS) -fno-math-errno -fopenmp -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -Iinfer -MMD -MP
+HDF5_CFLAGS = $(if $(filter 1,$(CROSS)),,$(shell pkg-config --cflags hdf5 2>/dev/null))
 HDF5_LIBS   = $(shell pkg-config --libs hdf5 2>/dev/null)
 # Open MPI (data-parallel training, src/dist/): flags from pkg-config (ompi-c), not the mpicc
 # wrapper, so any $(CC) and the sanitizer build work alike. Only src/dist/*.c see <mpi.h>; training
@@ -30,7 +58,7 @@ HDF5_LIBS   = $(shell pkg-config --libs hdf5 2>/dev/null)
 # also run as one plain process. The runtime library and infer/ programs never link it.
 MPI_CFLAGS = $(shell pkg-config --cflags ompi-c 2>/dev/null)
 MPI_LIBS   = $(shell pkg-config --libs ompi-c 2>/dev/null)
-LDFLAGS := $(OPT) -fopenmp
+LDFLAGS := $(OPT) -fopenmp $(if $(filter 1,$(CROSS)),$(if $(filter 1,$(STATIC)),-static))
 LIBS     = $(HDF5_LIBS) $(MPI_LIBS) -lopenblas -lm
 RT_LIBS := -lm
 
@@ -38,6 +66,7 @@ RT_LIBS := -lm
 RT_SRC_ALL := src/util.c src/model/quant.c src/kernels/vmath.c src/tokenizers/tokenizer.c src/formats/gguf.c \
               src/formats/tqpack.c src/formats/ggml_types.c src/kernels/kernels.c \
               src/kernels/qmatvec.c
+RT_SRC_ALL += src/kernels/kernels_x86.c src/kernels/kernels_arm.c   # the vector tile kernels (empty on the other architecture)
 RT_SRC     := $(wildcard $(RT_SRC_ALL))
 LIB_SRC    := $(filter-out $(RT_SRC),$(wildcard src/*.c src/*/*.c))
 LPAREN     := (
@@ -55,18 +84,23 @@ LIBTERN_RT := $(BUILD)/libtern_rt.a
 PROGS      := $(foreach p,$(INFER_PROG) $(TOOL_PROG),$(BUILD)/tern-$(basename $(notdir $(p))))
 TESTS      := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 DEPS_STAMP := $(BUILD)/.deps-installed
+ARM_PROGS  := $(addprefix $(BUILD)/tern-,generate perplexity bench bench_kernels)
 
 OPENMP_ON := $(shell echo | $(CC) -fopenmp -dM -E - 2>/dev/null | grep -c _OPENMP)
 $(info tern: OpenMP $(if $(filter 1,$(OPENMP_ON)),on,OFF) ($(shell nproc) CPUs here; threads from OMP_NUM_THREADS), build dir $(BUILD))
 
-.PHONY: all test bench demo interop deps clean fuzz fuzz-smoke fuzz-build
+.PHONY: all test bench demo interop deps clean test-arm fuzz fuzz-smoke fuzz-build
 .SECONDARY:
+ifeq ($(CROSS),1)
+all: $(LIBTERN_RT) $(ARM_PROGS) $(BUILD)/tests/rtcheck
+else
 all: $(LIBTERN) $(LIBTERN_RT) $(PROGS)
+endif
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/install-deps.sh
 	@mkdir -p $(@D)
-	@scripts/install-deps.sh
+	@scripts/install-deps.sh $(if $(filter 1,$(CROSS)),arm)
 	@touch $@
 
 $(BUILD)/obj/src/dist/%.o: EXTRA_CFLAGS = $(MPI_CFLAGS)
@@ -79,10 +113,25 @@ $(BUILD)/obj/src/kernels/qmatvec.o: CFLAGS += -ffp-contract=off
 
 $(LIBTERN): $(call obj,$(LIB_SRC))
 	@rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 $(LIBTERN_RT): $(call obj,$(RT_SRC) $(INFER_LIB))
 	@rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
+
+# ---- ARM cross build and its tests under emulation (kernels, #17) --------------------------
+# the runtime's self-checking test driver: libtern_rt only (no cmocka, which Debian does not
+# ship for cross builds), so it runs wherever the runtime does, qemu-aarch64 included
+$(BUILD)/tests/rtcheck: $(BUILD)/obj/tests/rtcheck/rtcheck.o $(LIBTERN_RT)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $< $(LIBTERN_RT) $(RT_LIBS) -o $@
+# make test-arm: the x86 build makes a tiny model and the reference figures, then every ARM
+# kernel level runs the runtime's tests on an emulated CPU (scripts/test_arm.sh)
+test-arm: all $(BUILD)/tests/rtcheck
+	@scripts/install-deps.sh arm
+	@$(MAKE) --no-print-directory ARCH=aarch64 BUILD=build-aarch64 SANITIZE=0
+	@$(MAKE) --no-print-directory ARCH=aarch64 BUILD=build-aarch64-san SANITIZE=1 build-aarch64-san/tests/rtcheck
+	@scripts/test_arm.sh $(BUILD) build-aarch64 build-aarch64-san
+# ---- end ARM
 
 # runtime programs: libc, libm, OpenMP only
 $(BUILD)/tern-%: $(BUILD)/obj/infer/%.o $(LIBTERN_RT)
@@ -92,6 +141,9 @@ $(BUILD)/tern-%: $(BUILD)/obj/train/%.o $(LIBTERN) $(LIBTERN_RT)
 $(BUILD)/tern-%: $(BUILD)/obj/data/%.o $(LIBTERN) $(LIBTERN_RT)
 	$(CC) $(LDFLAGS) $< $(LIBTERN) $(LIBTERN_RT) $(LIBS) -o $@
 
+# test_tokfile's scratch directory lies in its own build dir, so `make test` and `make test
+# SANITIZE=1` can run at the same time
+$(BUILD)/obj/tests/test_tokfile.o: EXTRA_CFLAGS = -DTEST_TMPD='"$(BUILD)/test_tokfile_tmp"'
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call obj,$(TEST_HELP)) $(LIBTERN) $(LIBTERN_RT)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $< $(call obj,$(TEST_HELP)) $(LIBTERN) $(LIBTERN_RT) $(LIBS) -lcmocka -o $@
@@ -126,7 +178,7 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build-fuzz
 FUZZ_OPT     := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_CFLAGS  := -std=gnu11 $(FUZZ_OPT) -fsanitize=fuzzer-no-link $(ARCH) -fno-math-errno -fopenmp -Wall -Wextra \
+FUZZ_CFLAGS  := -std=gnu11 $(FUZZ_OPT) -fsanitize=fuzzer-no-link $(ARCH_FLAGS) -fno-math-errno -fopenmp -Wall -Wextra \
                 -Wno-unknown-pragmas -D_GNU_SOURCE -DTERN_FUZZ -Isrc -Iinfer -MMD -MP
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
@@ -152,7 +204,7 @@ fuzz-smoke: fuzz-build
 	@scripts/fuzz.sh $(FUZZ_DIR) 4 $(FUZZ_PICK)
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-aarch64 build-aarch64-static build-aarch64-san
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 ifneq ($(filter fuzz fuzz-smoke fuzz-build,$(MAKECMDGOALS)),)

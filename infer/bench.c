@@ -1,5 +1,5 @@
 // bench.c — prefill and decode speed of the runtime, like llama-bench.
-//   tern-bench -m model.gguf [-p 128] [-n 64] [-r 3] [-b 64] [--kernel plain|avx2|avx512] [--kv q8|f32] [-d depth]
+//   tern-bench -m model.gguf [-p 128] [-n 64] [-r 3] [-b 64] [--kernel K[,K2...]] [--kv q8|f32] [-d depth]
 //   tern-bench --random dim=2560,ffn=6912,layers=30,heads=20,kv_heads=5,vocab=32000[,ctx=512][,head=q8_0][,act=relu2]
 //   tern-bench --random 2b4t[,head=q6_k]   the BitNet b1.58 2B4T shape (vocab 128256, ReLU², head q8_0)
 //   tern-bench --random 2b4t --save FILE [--type tq2_0|tq1_0|i2_s]
@@ -10,7 +10,10 @@
 // Prints the load time and medians over -r runs: prefill and decode tokens/s, effective GB/s read
 // per decoded token (weights, the logits matrix, and the KV cache at that depth), integer GOPS
 // (2 ops per ternary weight per token). -d D: decode at depth D (the KV cache filled with random
-// entries for positions 0..D-1 instead of a D-token prompt; no prefill is timed).
+// entries for positions 0..D-1 instead of a D-token prompt; no prefill is timed). With several
+// kernel kinds (--kernel avx2,avxvnni,avx512; --kernel all: every vector kind the CPU has) every
+// repeat runs each kind in turn, so a shared machine's drift hits all of them alike; each kind gets
+// its own medians, plus ratios to the first kind.
 #include "membench.h"
 #include "runtime.h"
 #include "formats/ggml_types.h"
@@ -20,13 +23,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void usage(FILE *f, int rc) {
     fprintf(f,
             "usage: tern-bench (-m model.gguf | --random dim=D,ffn=F,layers=L,heads=H,kv_heads=K,vocab=V[,ctx=C][,head=T][,act=silu|relu2]\n"
             "                   | --random small|2b|2b4t[,key=value...])\n"
             "                  [-p prefill_tokens=128] [-n decode_tokens=64] [-r reps=3] [-b batch=64] [-d decode_depth=0]\n"
-            "                  [--kernel auto|plain|avx2|avx512] [--kv q8|f32] [--seed S]\n"
+            "                  [--kernel K[,K...]] [--kv q8|f32] [--seed S]     K: " TERN_KERNEL_NAMES "\n"
+            "                  (several kinds: each repeat runs each kind in turn; medians per kind;\n"
+            "                   all = every vector kind this CPU has)\n"
             "       tern-bench --random SHAPE --save out.gguf [--type tq2_0|tq1_0|i2_s] [--seed S]\n"
             "       tern-bench --bandwidth [MB=1024]\n"
             "  -p, -n 0..65536 (not both 0)   -r 1..1000   -b 1..4096   -d 0..1048576   MB 1..65536\n");
@@ -34,6 +40,13 @@ static void usage(FILE *f, int rc) {
 }
 
 static double median(double *v, int n) { return tern_median(v, n); }
+
+// CPU seconds used by the whole process (all threads)
+static double cpu_time(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 static int parse_shape(const char *spec, tern_rt_config *c, int *head) {
     memset(c, 0, sizeof *c);
@@ -222,7 +235,8 @@ int main(int argc, char **argv) {
     int save_type = TERN_GGML_TQ2_0;
     long P = 128, N = 64, R = 3, B = 64, seed = 1234, bw_mb = -1, depth = 0;
     int kv = TERN_KV_Q8;
-    tern_kernel_kind kind = TERN_KERNEL_AUTO;
+    tern_kernel_kind kinds[TERN_KERNEL_NKINDS] = {TERN_KERNEL_AUTO};
+    int nk = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -246,7 +260,28 @@ int main(int argc, char **argv) {
             continue;
         }
         if (!strcmp(a, "--kernel")) {
-            if (!v || tern_kernel_parse(v, &kind)) { fprintf(stderr, "tern-bench: --kernel: expected auto|plain|avx2|avx512\n"); return 2; }
+            char list[256];
+            if (!v || strlen(v) >= sizeof list) { fprintf(stderr, "tern-bench: --kernel: expected K[,K...] with K one of %s\n", TERN_KERNEL_NAMES); return 2; }
+            snprintf(list, sizeof list, "%s", v);
+            nk = 0;
+            char *sp = NULL;
+            int ntok = 0;
+            for (char *tok = strtok_r(list, ",", &sp); tok; tok = strtok_r(NULL, ",", &sp)) {
+                ntok++;
+                if (!strcmp(tok, "all")) {   // every vector kind this CPU has
+                    for (int k = TERN_KERNEL_PLAIN + 1; k < TERN_KERNEL_NKINDS && nk < TERN_KERNEL_NKINDS; k++)
+                        if (tern_kernel_available((tern_kernel_kind)k)) kinds[nk++] = (tern_kernel_kind)k;
+                    continue;
+                }
+                if (nk == TERN_KERNEL_NKINDS || tern_kernel_parse(tok, &kinds[nk])) {
+                    fprintf(stderr, "tern-bench: --kernel: '%s': expected K[,K...] with at most %d kinds, K one of %s\n", tok,
+                            TERN_KERNEL_NKINDS, TERN_KERNEL_NAMES);
+                    return 2;
+                }
+                nk++;
+            }
+            if (ntok == 0) { fprintf(stderr, "tern-bench: --kernel: empty list\n"); return 2; }
+            if (nk == 0) kinds[nk++] = TERN_KERNEL_PLAIN;   // "all" on a CPU without vector kinds
             i++;
             continue;
         }
@@ -287,7 +322,12 @@ int main(int argc, char **argv) {
                 R, B, P, N, depth);
         return 2;
     }
-    if (kind != TERN_KERNEL_AUTO && tern_kernel_force(kind)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
+    for (int k = 0; k < nk; k++)
+        if (!tern_kernel_available(kinds[k])) {
+            fprintf(stderr, "tern-bench: kernel %s is not available on this CPU\n", tern_kernel_name(kinds[k]));
+            return 1;
+        }
+    if (tern_kernel_force(kinds[0])) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
     tern_rt_model m;
     double t0 = tern_time();
     if (path) {
@@ -316,54 +356,100 @@ int main(int argc, char **argv) {
            m.n_ternary / 1e9, tern_ggml_type_name(m.bitlinear_type), m.ternary_bytes / 1e6, m.fp_bytes / 1e6,
            tern_ggml_type_name(m.weights.output_type), t_load);
     if (path) printf("load: %.2f s checks, %.2f s ternary repack, %.2f s logits-matrix copy\n", m.load_s[0], m.load_s[1], m.load_s[2]);
-    printf("kernel: %s, threads: %d, batch %ld, KV cache %s%s\n", tern_kernel_name(tern_kernel_best()), omp_get_max_threads(), B,
-           rt_kv_name(s.kv_type), depth > 0 ? "" : "");
+    // the kinds as run (AUTO resolved), for the labels
+    tern_kernel_kind shown[TERN_KERNEL_NKINDS];
+    for (int k = 0; k < nk; k++) {
+        tern_kernel_force(kinds[k]);
+        shown[k] = tern_kernel_best();
+    }
+    tern_kernel_force(kinds[0]);
+    printf("kernel: ");
+    for (int k = 0; k < nk; k++) printf("%s%s", k ? ", " : "", tern_kernel_name(shown[k]));
+    printf("%s, threads: %d, batch %ld, KV cache %s\n", nk > 1 ? " (alternating: each repeat runs each kind)" : "", omp_get_max_threads(), B,
+           rt_kv_name(s.kv_type));
     if (depth > 0) printf("decode at depth %ld: KV cache filled with random entries for positions 0..%ld\n", depth, depth - 1);
     int *toks = tern_xmalloc(sizeof(int) * (size_t)(P + N + 1));
     tern_rng rng;
     tern_rng_seed(&rng, (uint64_t)seed);
     for (long i = 0; i < P + N + 1; i++) toks[i] = (int)(tern_rng_u64(&rng) % (uint64_t)c->vocab_size);
-    double *pre = tern_xmalloc(sizeof(double) * (size_t)R), *dec = tern_xmalloc(sizeof(double) * (size_t)R);
+    // per kind k and repeat r, at [k * R + r]
+    const size_t nkr = (size_t)nk * (size_t)R;
+    double *pre = tern_xmalloc(sizeof(double) * nkr), *dec = tern_xmalloc(sizeof(double) * nkr);
     // the machine's limits, measured right before each repeat (a shared host's bandwidth drifts
     // by 2x over minutes): percentages are medians of per-repeat ratios
-    double *bw = tern_xmalloc(sizeof(double) * (size_t)R), *pk = tern_xmalloc(sizeof(double) * (size_t)R);
-    double *bwr = tern_xmalloc(sizeof(double) * (size_t)R), *pkr = tern_xmalloc(sizeof(double) * (size_t)R);
+    double *bw = tern_xmalloc(sizeof(double) * nkr), *pk = tern_xmalloc(sizeof(double) * nkr);
+    double *bwr = tern_xmalloc(sizeof(double) * nkr), *pkr = tern_xmalloc(sizeof(double) * nkr);
+    double *ratio = tern_xmalloc(sizeof(double) * 4 * (size_t)R);
+    // tokens per CPU-second of the process: on a machine shared with other jobs, the wall-clock
+    // rates measure the neighbours too; CPU time counts only what this process ran (with one
+    // thread it is the per-core speed; with more it includes OpenMP's spinning at barriers)
+    double *cpre = tern_xmalloc(sizeof(double) * nkr), *cdec = tern_xmalloc(sizeof(double) * nkr);
     const size_t bw_n = (size_t)512 << 20;
     uint8_t *bw_buf = N > 0 ? tern_alloc_huge(bw_n) : NULL;   // huge pages, like the weights
     if (bw_buf) memset(bw_buf, 1, bw_n);
     const int p0 = (int)(depth + P);   // position of the first decoded token
     const double bytes_tok = (double)m.ternary_bytes + (double)m.fp_bytes + (double)rt_kv_bytes(&m, &s, p0 + (int)N / 2);
     const double ops_tok = 2.0 * (double)m.n_ternary;
-    // warm-up (page in the weights)
-    forward(&m, &s, toks, 1, p0 ? p0 - 1 : 0, 0);
-    for (long r = 0; r < R; r++) {
-        if (P > 0) tern_membench_vnni_peak(omp_get_max_threads(), 1, &pk[r]);
-        double a = tern_time();
-        if (P > 0) forward_prompt(&m, &s, toks, (int)P, 0);
-        double b = tern_time();
-        if (bw_buf) tern_membench_read(bw_buf, bw_n, omp_get_max_threads(), 1, &bw[r]);
-        double b2 = tern_time();
-        for (long i = 0; i < N; i++) forward(&m, &s, toks + P + i, 1, p0 + (int)i, 0);
-        double e = tern_time();
-        pre[r] = P > 0 ? P / (b - a) : 0;
-        dec[r] = N > 0 ? N / (e - b2) : 0;
-        pkr[r] = pk[r] > 0 ? ops_tok * pre[r] / 1e9 / pk[r] : 0;
-        bwr[r] = bw_buf ? bytes_tok * dec[r] / 1e9 / bw[r] : 0;
+    // warm-up (page in the weights; each kind's code once)
+    for (int k = 0; k < nk; k++) {
+        tern_kernel_force(kinds[k]);
+        forward(&m, &s, toks, 1, p0 ? p0 - 1 : 0, 0);
     }
-    double pm = median(pre, (int)R), dm = median(dec, (int)R);
-    if (P > 0) {
-        printf("prefill %5ld tokens: %9.2f tok/s  %8.1f int GOPS   (median of %ld)\n", P, pm, ops_tok * pm / 1e9, R);
-        if (pk[0] > 0)
-            printf("        = %.1f%% of the VNNI peak measured before each repeat (median ratio; peak median %.1f GOPS)\n",
-                   100 * median(pkr, (int)R), median(pk, (int)R));
+    for (long r = 0; r < R; r++)
+        for (int k = 0; k < nk; k++) {
+            const size_t j = (size_t)k * (size_t)R + (size_t)r;
+            tern_kernel_force(kinds[k]);
+            pk[j] = 0;
+            if (P > 0) tern_membench_vnni_peak(omp_get_max_threads(), 1, &pk[j]);
+            double a = tern_time(), ca = cpu_time();
+            if (P > 0) forward_prompt(&m, &s, toks, (int)P, 0);
+            double b = tern_time(), cb = cpu_time();
+            if (bw_buf) tern_membench_read(bw_buf, bw_n, omp_get_max_threads(), 1, &bw[j]);
+            double b2 = tern_time(), cb2 = cpu_time();
+            for (long i = 0; i < N; i++) forward(&m, &s, toks + P + i, 1, p0 + (int)i, 0);
+            double e = tern_time(), ce = cpu_time();
+            cpre[j] = P > 0 ? P / (cb - ca) : 0;
+            cdec[j] = N > 0 ? N / (ce - cb2) : 0;
+            pre[j] = P > 0 ? P / (b - a) : 0;
+            dec[j] = N > 0 ? N / (e - b2) : 0;
+            pkr[j] = pk[j] > 0 ? ops_tok * pre[j] / 1e9 / pk[j] : 0;
+            bwr[j] = bw_buf ? bytes_tok * dec[j] / 1e9 / bw[j] : 0;
+        }
+    for (int k = 0; k < nk; k++) {
+        const size_t j = (size_t)k * (size_t)R;
+        const char *lab = tern_kernel_name(shown[k]);
+        double pm = median(pre + j, (int)R), dm = median(dec + j, (int)R);
+        if (nk > 1) printf("-- kernel %s\n", lab);
+        if (P > 0) {
+            printf("prefill %5ld tokens: %9.2f tok/s  %8.1f int GOPS   (median of %ld)\n", P, pm, ops_tok * pm / 1e9, R);
+            if (pk[j] > 0)
+                printf("        = %.1f%% of the VNNI peak measured before each repeat (median ratio; peak median %.1f GOPS)\n",
+                       100 * median(pkr + j, (int)R), median(pk + j, (int)R));
+            printf("        = %.2f tokens per CPU-second of this process (median)\n", median(cpre + j, (int)R));
+        }
+        if (N > 0) {
+            printf("decode  %5ld tokens: %9.2f tok/s  %8.1f int GOPS  %6.1f GB/s effective (%.1f MB/token incl. %.1f MB KV cache at "
+                   "position ~%ld)  (median of %ld)\n", N, dm, ops_tok * dm / 1e9, bytes_tok * dm / 1e9, bytes_tok / 1e6,
+                   rt_kv_bytes(&m, &s, p0 + (int)N / 2) / 1e6, p0 + N / 2, R);
+            printf("        = %.1f%% of the read bandwidth measured before each repeat (median ratio; bandwidth median %.1f GB/s)\n",
+                   100 * median(bwr + j, (int)R), median(bw + j, (int)R));
+            printf("        = %.2f tokens per CPU-second of this process (median)\n", median(cdec + j, (int)R));
+        }
     }
-    if (N > 0) {
-        printf("decode  %5ld tokens: %9.2f tok/s  %8.1f int GOPS  %6.1f GB/s effective (%.1f MB/token incl. %.1f MB KV cache at "
-               "position ~%ld)  (median of %ld)\n", N, dm, ops_tok * dm / 1e9, bytes_tok * dm / 1e9, bytes_tok / 1e6,
-               rt_kv_bytes(&m, &s, p0 + (int)N / 2) / 1e6, p0 + N / 2, R);
-        printf("        = %.1f%% of the read bandwidth measured before each repeat (median ratio; bandwidth median %.1f GB/s)\n",
-               100 * median(bwr, (int)R), median(bw, (int)R));
+    if (nk > 1) {   // per-repeat ratios to the first kind (both ran within the same repeat)
+        printf("-- ratios to %s (medians of per-repeat ratios)\n", tern_kernel_name(shown[0]));
+        for (int k = 1; k < nk; k++) {
+            for (long r = 0; r < R; r++) {
+                ratio[r] = P > 0 ? pre[(size_t)k * R + r] / pre[r] : 0;
+                ratio[R + r] = N > 0 ? dec[(size_t)k * R + r] / dec[r] : 0;
+                ratio[2 * R + r] = P > 0 ? cpre[(size_t)k * R + r] / cpre[r] : 0;
+                ratio[3 * R + r] = N > 0 ? cdec[(size_t)k * R + r] / cdec[r] : 0;
+            }
+            printf("%-8s prefill x%.3f  decode x%.3f   (per CPU-second: prefill x%.3f  decode x%.3f)\n", tern_kernel_name(shown[k]),
+                   median(ratio, (int)R), median(ratio + R, (int)R), median(ratio + 2 * R, (int)R), median(ratio + 3 * R, (int)R));
+        }
     }
+    free(ratio); free(cpre); free(cdec);
     free(bw); free(pk); free(bwr); free(pkr); free(bw_buf);
     free(pre);
     free(dec);

@@ -13,11 +13,10 @@
 // Threads: kernels run with OMP_NUM_THREADS threads; percentages compare the kernel's median with
 // the best repeat of the limit measured at the same thread count (conservative on a busy machine).
 //
-// usage: tern-bench_kernels [--reps N] [--quick] [--decode-only] [--kind plain|avx2|avx512]
+// usage: tern-bench_kernels [--reps N] [--quick] [--decode-only] [--kind K]   (K: one of TERN_KERNEL_NAMES)
 #include "kernels/kernels.h"
 #include "membench.h"
 #include "util.h"
-#include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,14 +61,14 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         long v;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: tern-bench_kernels [--reps N (1..31)] [--quick] [--decode-only] [--kind plain|avx2|avx512]\n");
+            printf("usage: tern-bench_kernels [--reps N (1..31)] [--quick] [--decode-only] [--kind K]   K: %s\n", TERN_KERNEL_NAMES);
             return 0;
         }
         if (!strcmp(argv[i], "--reps") && i + 1 < argc && tern_parse_long(argv[i + 1], &v) == 0 && v >= 1 && v <= 31) { reps = (int)v; i++; }
         else if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--decode-only")) decode_only = 1;
         else if (!strcmp(argv[i], "--kind") && i + 1 < argc && tern_kernel_parse(argv[i + 1], &only) == 0) i++;
-        else { fprintf(stderr, "tern-bench_kernels: bad argument '%s' (usage: [--reps N] [--quick] [--decode-only] [--kind plain|avx2|avx512])\n", argv[i]); return 2; }
+        else { fprintf(stderr, "tern-bench_kernels: bad argument '%s' (usage: [--reps N] [--quick] [--decode-only] [--kind %s])\n", argv[i], TERN_KERNEL_NAMES); return 2; }
     }
     const int T = omp_get_max_threads();
     printf("tern kernel benchmark: %d thread(s) for the kernels (OMP_NUM_THREADS), medians of %d repeats, auto kind = %s\n", T, reps,
@@ -102,7 +101,7 @@ int main(int argc, char **argv) {
     const int shapes[3][2] = {{2560, 2560}, {6912, 2560}, {2560, 6912}};
     const int Ns[3] = {1, 64, 128};
     printf("\n%-8s %-11s %5s %9s %9s %9s %8s\n", "kind", "W rows x cols", "N", "ms", "GB/s", "GOPS", "% limit");
-    for (int kk = TERN_KERNEL_PLAIN; kk <= TERN_KERNEL_AVX512VNNI; kk++) {
+    for (int kk = TERN_KERNEL_PLAIN; kk < TERN_KERNEL_NKINDS; kk++) {
         tern_kernel_kind k = (tern_kernel_kind)kk;
         if (!tern_kernel_available(k) || (only != TERN_KERNEL_AUTO && only != k)) continue;
         for (int s = 0; s < 3; s++) {
@@ -174,7 +173,7 @@ int main(int argc, char **argv) {
     int8_t *x = rand_x(1, ffn, &sx);
     float *out = tern_xmalloc((size_t)ffn * sizeof(float));
     printf("\nmodel decode (matmuls only): %d layers of 2560/6912 (q,k,v,o,gate,up,down), %.1f MiB packed weights\n", L, total / 1048576.0);
-    for (int kk = TERN_KERNEL_PLAIN; kk <= TERN_KERNEL_AVX512VNNI; kk++) {
+    for (int kk = TERN_KERNEL_PLAIN; kk < TERN_KERNEL_NKINDS; kk++) {
         tern_kernel_kind k = (tern_kernel_kind)kk;
         if (!tern_kernel_available(k) || (only != TERN_KERNEL_AUTO && only != k)) continue;
         double t[32];

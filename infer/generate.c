@@ -1,6 +1,6 @@
 // generate.c — text generation with a bitnet GGUF, streaming the continuation to stdout.
 //   tern-generate -m model.gguf -p "prompt" [-n 256] [--temp 0.8] [--top-k 40] [--top-p 0.95]
-//                 [--seed 42] [--greedy] [-c ctx] [-b batch] [--kernel plain|avx2|avx512]
+//                 [--seed 42] [--greedy] [-c ctx] [-b batch] [--kernel K]
 //                 [--ids] [--tokenize] [--no-bos] [--kv q8|f32]
 // Prints prefill and decode tokens/s on stderr. --ids prints generated token ids instead of
 // text; --tokenize prints the prompt's token ids and exits.
@@ -15,11 +15,12 @@
 static void usage(FILE *f, int rc) {
     fprintf(f,
             "usage: tern-generate -m model.gguf -p \"prompt\" [-n 256] [--temp 0.8] [--top-k 40] [--top-p 0.95]\n"
-            "                     [--seed 42] [--greedy] [-c ctx] [-b batch=64] [--kernel auto|plain|avx2|avx512]\n"
+            "                     [--seed 42] [--greedy] [-c ctx] [-b batch=64] [--kernel K]\n"
             "                     [--ids] [--tokenize] [--no-bos] [--kv q8|f32]\n"
             "  -n N       tokens to generate (default 256, fewer if the context ends first; an explicit N must fit)\n"
             "  --temp T   0..100 (0 = greedy)   --top-k K  0 (off)..vocab   --top-p P  (0, 1]\n"
             "  -c ctx     1..the model's context (default: the model's)    -b batch  1..4096\n"
+            "  --kernel K one of " TERN_KERNEL_NAMES "\n"
             "  --kv       the KV cache: q8 (int8 per head row, default) or f32\n");
     exit(rc);
 }
@@ -52,7 +53,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--kv")) {
             if ((kv = rt_kv_parse(v)) < 0) die("--kv: expected q8 or f32");
         } else if (!strcmp(a, "--kernel")) {
-            if (tern_kernel_parse(v, &kind)) die("--kernel: expected auto|plain|avx2|avx512");
+            if (tern_kernel_parse(v, &kind)) die("--kernel: expected one of " TERN_KERNEL_NAMES);
         } else if (!strcmp(a, "-n")) ldst = &n_gen;
         else if (!strcmp(a, "-c")) ldst = &ctx;
         else if (!strcmp(a, "-b")) ldst = &batch;

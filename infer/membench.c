@@ -2,8 +2,11 @@
 #include "membench.h"
 #include "kernels/kernels.h"
 #include "util.h"
-#include <immintrin.h>
 #include <omp.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define MB_X86 1
+#endif
 #include <string.h>
 
 #define MAX_REPS 64
@@ -12,6 +15,7 @@ static volatile uint64_t g_sink;
 // ---------------------------------------------------------------- streaming read
 // Three read loops; which one the memory system serves fastest varies with the machine (and, on a
 // shared host, with the moment), so each repeat runs all that the CPU has and keeps the fastest.
+#ifdef MB_X86
 __attribute__((target("avx512f"))) static uint64_t read_avx512(const uint8_t *p, size_t n) {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     for (size_t i = 0; i + 256 <= n; i += 256) {
@@ -38,6 +42,7 @@ __attribute__((target("avx2"))) static uint64_t read_avx2(const uint8_t *p, size
     a0 = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
     return (uint64_t)_mm256_extract_epi64(a0, 0) + (uint64_t)_mm256_extract_epi64(a0, 3);
 }
+#endif
 
 static uint64_t read_plain(const uint8_t *p, size_t n) {   // 8-byte words (the compiler vectorizes it)
     uint64_t a = 0;
@@ -57,7 +62,12 @@ static double read_once(const uint8_t *buf, size_t chunk, int threads, int kind)
 #pragma omp parallel num_threads(threads)
     {
         const uint8_t *p = buf + (size_t)omp_get_thread_num() * chunk;
+#ifdef MB_X86
         uint64_t s = kind == 2 ? read_avx512(p, chunk) : kind == 1 ? read_avx2(p, chunk) : read_plain(p, chunk);
+#else
+        (void)kind;
+        uint64_t s = read_plain(p, chunk);
+#endif
 #pragma omp atomic
         g_sink ^= s;
     }
@@ -68,7 +78,11 @@ double tern_membench_read(const uint8_t *buf, size_t n, int threads, int reps, d
     double t[MAX_REPS];
     reps = reps < 1 ? 1 : reps > MAX_REPS ? MAX_REPS : reps;
     threads = threads < 1 ? 1 : threads;
+#ifdef MB_X86
     const int top = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+    const int top = 0;
+#endif
     const size_t chunk = n / (size_t)threads / 4096 * 4096;   // per thread
     for (int r = 0; r < reps; r++) {
         t[r] = read_once(buf, chunk, threads, 0);
@@ -82,6 +96,7 @@ double tern_membench_read(const uint8_t *buf, size_t n, int threads, int reps, d
 
 // ---------------------------------------------------------------- VNNI peak
 #define VNNI_ITERS 2000000L
+#ifdef MB_X86
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), noinline)) static int32_t vnni_loop(long iters, int seed) {
     __m512i a = _mm512_set1_epi8((char)(seed | 1)), b = _mm512_set1_epi8((char)(seed + 2));
     // 16 independent accumulator chains with distinct starting values (nothing to merge or fold)
@@ -104,8 +119,14 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), noinline)) static
     for (int i = 0; i < 16; i++) sum += lane[i];
     return (int32_t)sum;
 }
+#endif
 
 double tern_membench_vnni_peak(int threads, int reps, double *best) {
+#ifndef MB_X86
+    (void)threads; (void)reps;
+    if (best) *best = 0;
+    return 0;
+#else
     if (!tern_kernel_available(TERN_KERNEL_AVX512VNNI)) {
         if (best) *best = 0;
         return 0;
@@ -125,4 +146,5 @@ double tern_membench_vnni_peak(int threads, int reps, double *best) {
     }
     // 16 vpdpbusd per iteration, each 64 u8*s8 multiplies + 64 adds
     return finish(t, reps, (double)VNNI_ITERS * 16 * 128 * threads, best);
+#endif
 }

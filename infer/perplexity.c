@@ -6,7 +6,8 @@
 // window w feeds tokens [w*ctx, w*ctx + ctx) from position 0 and scores the next token at every
 // position, so every token after the first is scored exactly once. ctx defaults to the model's
 // context; a last partial window is scored too. So with the default ctx the result equals
-// tern-eval's on the checkpoint the GGUF was exported from. Prints ppl = exp(mean NLL) and the count.
+// tern-eval's on the checkpoint the GGUF was exported from. Prints ppl = exp(mean NLL) and the count,
+// then the mean NLL to 9 decimals.
 #include "runtime.h"
 #include "tokenizers/tokenizer.h"
 #include "util.h"
@@ -18,7 +19,7 @@
 
 static void usage(FILE *f, int rc) {
     fprintf(f, "usage: tern-perplexity -m model.gguf -f text.txt [-c ctx] [-b batch=64] [--max-tokens N]\n"
-               "                       [--kernel auto|plain|avx2|avx512] [--kv q8|f32] [--bos]\n"
+               "                       [--kernel K] [--kv q8|f32] [--bos]     K: " TERN_KERNEL_NAMES "\n"
                "  -c ctx  1..the model's context (default: the model's)   -b batch  1..4096   --max-tokens N  >= 2\n");
     exit(rc);
 }
@@ -46,7 +47,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--kv")) {
             if ((kv = rt_kv_parse(v)) < 0) die("--kv: expected q8 or f32");
         } else if (!strcmp(a, "--kernel")) {
-            if (tern_kernel_parse(v, &kind)) die("--kernel: expected auto|plain|avx2|avx512");
+            if (tern_kernel_parse(v, &kind)) die("--kernel: expected one of " TERN_KERNEL_NAMES);
         } else if (!strcmp(a, "-c")) ldst = &ctx;
         else if (!strcmp(a, "-b")) ldst = &batch;
         else if (!strcmp(a, "--max-tokens")) ldst = &max_tokens;
@@ -93,6 +94,7 @@ int main(int argc, char **argv) {
     double dt = tern_time() - t0;
     printf("perplexity: %.4f over %ld tokens (%d windows of context %ld; %s: %d tokens)\n", exp(nll / (double)scored), scored,
            windows, ctx, text_path, n);
+    printf("mean NLL: %.9f nats/token\n", nll / (double)scored);   // full precision, for comparisons
     fprintf(stderr, "tern-perplexity: %.1f tokens/s, kernel %s, %d threads\n", scored / dt, tern_kernel_name(tern_kernel_best()),
             omp_get_max_threads());
     free(ids);

@@ -9,8 +9,6 @@ extern const char *const rt_bitlinear_names[7];   // attn_q, attn_k, attn_v, att
 void rt_bl_shape(const tern_rt_config *c, int j, int *rows, int *cols);
 // the GGUF tokenizer into m->vocab (has_vocab = 0 when the file has none); runtime.c
 int rt_load_vocab(tern_rt_model *m);
-// 1 if the CPU has F16C (CPUID; clang's __builtin_cpu_supports does not know "f16c")
-int rt_cpu_has_f16c(void);
 // make sure the last error names m->path
 void rt_prefix_path(const char *path);
 #endif

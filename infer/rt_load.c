@@ -6,7 +6,9 @@
 #include "formats/tqpack.h"
 #include "model/quant.h"
 #include "util.h"
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -101,19 +103,23 @@ typedef struct {
 static float f16_at(const uint8_t *p) { return tern_fp16_to_fp32((uint16_t)(p[0] | p[1] << 8)); }
 
 // F32/F16/BF16 row r as floats
+#if defined(__x86_64__) || defined(__i386__)
 __attribute__((target("avx2,f16c"))) static void f16_row_fast(const uint8_t *p, float *out, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * (size_t)i))));
     for (; i < n; i++) out[i] = f16_at(p + 2 * (size_t)i);
 }
+#endif
 static void float_row(const bl_src *b, int r, float *out) {
     const uint8_t *p = (const uint8_t *)b->t->data + (size_t)r * tern_ggml_row_bytes(b->type, b->cols);
     if (b->type == TERN_GGML_F32) memcpy(out, p, sizeof(float) * (size_t)b->cols);
     else if (b->type == TERN_GGML_F16) {
+#if defined(__x86_64__) || defined(__i386__)
         static int fast = -1;
-        if (fast < 0) fast = __builtin_cpu_supports("avx2") && rt_cpu_has_f16c();
-        if (fast) f16_row_fast(p, out, b->cols);
-        else for (int i = 0; i < b->cols; i++) out[i] = f16_at(p + 2 * (size_t)i);
+        if (fast < 0) fast = __builtin_cpu_supports("avx2") && tern_cpu_has_f16c();
+        if (fast) { f16_row_fast(p, out, b->cols); return; }
+#endif
+        for (int i = 0; i < b->cols; i++) out[i] = f16_at(p + 2 * (size_t)i);
     } else
         for (int i = 0; i < b->cols; i++) out[i] = tern_bf16_to_fp32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
 }

@@ -10,9 +10,6 @@
 #include "kernels/vmath.h"
 #include <math.h>
 #include <omp.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +17,13 @@
 #include <unistd.h>
 
 // ---------------------------------------------------------------------------------------------
-// fp32 dot products for attention on an F32 KV cache. The AVX2 versions are used when the CPU has
-// AVX2+FMA+F16C and the integer kernels are not forced to plain (TERN_KERNEL=plain then gives an
-// all-plain runtime). Float results may differ in the last bits between these (summation order);
-// within one kind, batched and token-by-token forward give bit-identical logits.
+// fp32 dot products for attention on an F32 KV cache. The SIMD versions (x86: AVX2 with FMA and
+// F16C; AArch64: NEON, which adds in the AVX2 versions' order) are used when the CPU has them and
+// the integer kernels are not forced to plain (TERN_KERNEL=plain then gives an all-plain runtime);
+// on x86 that attention uses AVX-512 and a Q8 cache's attention VNNI when the kernels run avx512.
+// The logits products are qmatvec's (the same bits at every level). Float results may differ in
+// the last bits between these (summation order); within one kind, batched and token-by-token
+// forward give bit-identical logits.
 
 static float dot_f32_plain(const float *a, const float *b, int n) {
     float s[4] = {0, 0, 0, 0};
@@ -35,6 +35,8 @@ static float dot_f32_plain(const float *a, const float *b, int n) {
     return r;
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#define RT_X86 1
 #include <immintrin.h>
 __attribute__((target("avx2,fma"))) static float dot_f32_avx2(const float *a, const float *b, int n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -53,35 +55,85 @@ __attribute__((target("avx2,fma"))) static float dot_f32_avx2(const float *a, co
     return r;
 }
 
-// 1 when the fp32 helpers use AVX2/FMA/F16C: the CPU has them and the integer kernels are not
-// forced to plain (TERN_KERNEL=plain then gives an all-plain runtime). Set by forward().
-// g_avx512: F32-cache attention in AVX-512 registers; g_vnni: Q8-cache attention on VNNI (the
-// kernels run avx512).
-static int g_avx2 = 0, g_avx512 = 0, g_vnni = 0;
-// F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c"
-int rt_cpu_has_f16c(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
-#else
-    return 0;
-#endif
+// o [hd] += p * v [hd]
+__attribute__((target("avx2,fma"))) static void axpy_f32_avx2(float *o, float p, const float *v, int n) {
+    const __m256 pv = _mm256_set1_ps(p);
+    int d = 0;
+    for (; d + 8 <= n; d += 8) _mm256_storeu_ps(o + d, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + d), _mm256_loadu_ps(o + d)));
+    for (; d < n; d++) o[d] += p * v[d];
 }
+#define dot_f32_simd dot_f32_avx2
+#define axpy_f32_simd axpy_f32_avx2
+
+#elif defined(__aarch64__)
+#define RT_X86 0
+#include <arm_neon.h>
+// NEON, in the AVX2 versions' order: their two 8-lane accumulators are four 4-lane ones here
+// (s[0], s[1] = lanes 0-7 of the first; s[2], s[3] of the second), reduced the same way.
+static inline float reduce_like_avx2(float32x4_t s0, float32x4_t s1, float32x4_t s2, float32x4_t s3) {
+    const float32x4_t h = vaddq_f32(vaddq_f32(s0, s2), vaddq_f32(s1, s3));   // (s0 + s1) as 8 lanes, then low + high half
+    return (vgetq_lane_f32(h, 0) + vgetq_lane_f32(h, 2)) + (vgetq_lane_f32(h, 1) + vgetq_lane_f32(h, 3));
+}
+
+static float dot_f32_simd(const float *a, const float *b, int n) {
+    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+        s2 = vfmaq_f32(s2, vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
+        s3 = vfmaq_f32(s3, vld1q_f32(a + i + 12), vld1q_f32(b + i + 12));
+    }
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    }
+    float r = reduce_like_avx2(s0, s1, s2, s3);
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+
+
+static void axpy_f32_simd(float *o, float p, const float *v, int n) {
+    const float32x4_t pv = vdupq_n_f32(p);
+    int d = 0;
+    for (; d + 4 <= n; d += 4) vst1q_f32(o + d, vfmaq_f32(vld1q_f32(o + d), pv, vld1q_f32(v + d)));
+    for (; d < n; d++) o[d] += p * v[d];
+}
+#else
+#define RT_X86 0
+static float dot_f32_simd(const float *a, const float *b, int n) { return dot_f32_plain(a, b, n); }
+static void axpy_f32_simd(float *o, float p, const float *v, int n) {
+    for (int d = 0; d < n; d++) o[d] += p * v[d];
+}
+#endif
+
+// 1 when the fp32 helpers use SIMD (x86: AVX2/FMA/F16C; AArch64: NEON): the CPU has them and the
+// integer kernels are not forced to plain (TERN_KERNEL=plain then gives an all-plain runtime). Set
+// by forward(). g_avx512 (x86): F32-cache attention in AVX-512 registers; g_vnni (x86): Q8-cache
+// attention on VNNI (both when the kernels run avx512).
+static int g_avx2 = 0, g_avx512 = 0, g_vnni = 0;
 static void update_fp_kind(void) {
     static int cpu = -1, cpu512 = 0;
     if (cpu < 0) {
+#if RT_X86
         __builtin_cpu_init();
-        cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && rt_cpu_has_f16c();
+        cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && tern_cpu_has_f16c();
         cpu512 = cpu && __builtin_cpu_supports("avx512f");
+#elif defined(__aarch64__)
+        cpu = 1;   // Advanced SIMD: the AArch64 baseline
+#else
+        cpu = 0;
+#endif
     }
     tern_kernel_kind k = tern_kernel_best();
-    tern_vmath_force(k == TERN_KERNEL_PLAIN ? 0 : -1);   // exp: libm in an all-plain runtime
+    tern_vmath_force(k == TERN_KERNEL_PLAIN ? 0 : -1);   // exp: the plain C code in an all-plain runtime (same bits)
     g_avx2 = cpu && k != TERN_KERNEL_PLAIN;
     g_avx512 = cpu512 && k == TERN_KERNEL_AVX512VNNI;
-    g_vnni = k == TERN_KERNEL_AVX512VNNI;
+    g_vnni = RT_X86 && k == TERN_KERNEL_AVX512VNNI;
 }
 static float dot_f32(const float *a, const float *b, int n) {
-    return g_avx2 ? dot_f32_avx2(a, b, n) : dot_f32_plain(a, b, n);
+    return g_avx2 ? dot_f32_simd(a, b, n) : dot_f32_plain(a, b, n);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,15 +377,8 @@ static void quantize_rows(const float *x, int n, int C, int8_t *xq, float *sx) {
     for (int r = 0; r < n; r++) sx[r] = tern_act_quantize_row_i8(x + (size_t)r * C, C, xq + (size_t)r * C);
 }
 
-// o [hd] += p * v [hd]
-__attribute__((target("avx2,fma"))) static void axpy_f32_avx2(float *o, float p, const float *v, int n) {
-    const __m256 pv = _mm256_set1_ps(p);
-    int d = 0;
-    for (; d + 8 <= n; d += 8) _mm256_storeu_ps(o + d, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + d), _mm256_loadu_ps(o + d)));
-    for (; d < n; d++) o[d] += p * v[d];
-}
-
 // ---- attention on an F32 KV cache (exact; the reference) ----
+#if RT_X86
 // One query head against T cached positions (rows of K and V at stride ld), AVX-512 with
 // hd = 16 * NQ <= 128: the query and the output stay in registers for all T.
 // sc [T]: scores, then probabilities (as in the portable loop below: same softmax code).
@@ -373,6 +418,7 @@ static inline __attribute__((always_inline)) T512F void head_avx512(const float 
 HEAD512(1) HEAD512(2) HEAD512(3) HEAD512(4) HEAD512(5) HEAD512(6) HEAD512(7) HEAD512(8)
 typedef void (*head_fn)(const float *, const float *, const float *, size_t, int, float, float *, float *);
 static const head_fn heads512[8] = {head512_1, head512_2, head512_3, head512_4, head512_5, head512_6, head512_7, head512_8};
+#endif
 
 // query head h (q [head_dim]) of layer `layer` against cached positions 0..T-1 -> o [head_dim];
 // sc [seq_len] scratch
@@ -380,10 +426,12 @@ static void attend_head_f32(const tern_rt_config *c, const tern_rt_state *s, int
     const int hd = c->head_dim, kh = h / (c->n_heads / c->n_kv_heads);
     const float scale = 1.0f / sqrtf((float)hd);
     const float *kc = kv_k_f32(s, c, layer, 0), *vc = kv_v_f32(s, c, layer, 0);
+#if RT_X86
     if (g_avx512 && hd % 16 == 0 && hd <= 128) {
         heads512[hd / 16 - 1](q, kc + kh * hd, vc + kh * hd, (size_t)c->kv_dim, T, scale, sc, o);
         return;
     }
+#endif
     float mx = -INFINITY;
     for (int t = 0; t < T; t++) {
         float v = dot_f32(q, kc + (size_t)t * c->kv_dim + kh * hd, hd) * scale;
@@ -396,7 +444,7 @@ static void attend_head_f32(const tern_rt_config *c, const tern_rt_state *s, int
     for (int t = 0; t < T; t++) {
         const float p = sc[t];
         const float *v = vc + (size_t)t * c->kv_dim + kh * hd;
-        if (g_avx2) axpy_f32_avx2(o, p, v, hd);
+        if (g_avx2) axpy_f32_simd(o, p, v, hd);
         else for (int d = 0; d < hd; d++) o[d] += p * v[d];
     }
 }
@@ -420,6 +468,7 @@ static void q8_scores_plain(const uint8_t *K, const float *dk, int hd, const int
         sc[t] = (float)(a - corr) * (qs * dk[t]);
     }
 }
+#if RT_X86
 #define TVNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 TVNNI static void q8_scores_vnni(const uint8_t *K, const float *dk, int hd, const int8_t *qq, int32_t corr, float qs, int t0, int t1, float *sc) {
     for (int tb = t0 / 16; tb * 16 < t1; tb++) {
@@ -444,6 +493,7 @@ TVNNI static void q8_scores_vnni(const uint8_t *K, const float *dk, int hd, cons
         for (int i = 0; i < n; i++) sc[16 * tb + i] = (float)(a[i] - corr) * (qs * dk[16 * tb + i]);
     }
 }
+#endif
 
 // softmax of sc [T] (in place: probabilities), then w8 [T rounded up to 64] and ws [T/64 blocks]
 static void q8_softmax(float *sc, const float *dv, int T, uint8_t *w8, float *ws) {
@@ -476,6 +526,7 @@ static void q8_out_plain(const int8_t *V, size_t S, int T, const uint8_t *w8, co
         o[d] = acc;
     }
 }
+#if RT_X86
 TVNNI static void q8_out_vnni(const int8_t *V, size_t S, int T, const uint8_t *w8, const float *ws, int d0, int d1, float *o) {
     for (int dc = d0 / 16; dc < d1 / 16; dc++) {
         const int8_t *vb = V + (size_t)dc * (S / 4) * 64;
@@ -496,13 +547,18 @@ TVNNI static void q8_out_vnni(const int8_t *V, size_t S, int T, const uint8_t *w
         memcpy(o + 16 * dc, acc, sizeof acc);
     }
 }
+#endif
 static void q8_scores(const uint8_t *K, const float *dk, int hd, const int8_t *qq, int32_t corr, float qs, int t0, int t1, float *sc) {
-    if (g_vnni) q8_scores_vnni(K, dk, hd, qq, corr, qs, t0, t1, sc);
-    else q8_scores_plain(K, dk, hd, qq, corr, qs, t0, t1, sc);
+#if RT_X86
+    if (g_vnni) { q8_scores_vnni(K, dk, hd, qq, corr, qs, t0, t1, sc); return; }
+#endif
+    q8_scores_plain(K, dk, hd, qq, corr, qs, t0, t1, sc);
 }
 static void q8_out(const int8_t *V, size_t S, int T, const uint8_t *w8, const float *ws, int d0, int d1, float *o) {
-    if (g_vnni) q8_out_vnni(V, S, T, w8, ws, d0, d1, o);
-    else q8_out_plain(V, S, T, w8, ws, d0, d1, o);
+#if RT_X86
+    if (g_vnni) { q8_out_vnni(V, S, T, w8, ws, d0, d1, o); return; }
+#endif
+    q8_out_plain(V, S, T, w8, ws, d0, d1, o);
 }
 // query head q [hd] -> qq, and the per-head factor and correction of q8_scores
 static void q8_query(const float *q, int hd, int8_t *qq, float *qs, int32_t *corr) {

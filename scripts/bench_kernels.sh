@@ -2,7 +2,7 @@
 # bench_kernels.sh — ternary kernel micro-benchmark: memory read bandwidth, VNNI peak, and
 # matvec (N=1) / matmul (N=64,128) speed of every kernel kind on BitNet-2B-shaped matrices,
 # plus a 30-layer decode pass. Prints medians. Usage: scripts/bench_kernels.sh [BUILD_DIR] [args]
-# (args go to tern-bench_kernels: --reps N, --quick, --kind plain|avx2|avx512)
+# (args go to tern-bench_kernels: --reps N, --quick, --kind plain|avx2|avxvnni|avx512|neon|dotprod|i8mm)
 set -eu
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift

@@ -5,6 +5,7 @@
 #   scripts/install-deps.sh demo       + gnuplot (loss plots in make demo)
 #   scripts/install-deps.sh ref        + python3-torch, python3-h5py (reference scripts)
 #   scripts/install-deps.sh interop    + nodejs, npm (make interop against llama.cpp)
+#   scripts/install-deps.sh arm        + the AArch64 cross compiler and qemu-user (make ARCH=aarch64, make test-arm)
 #   scripts/install-deps.sh fuzz       + clang, libFuzzer, LLVM's OpenMP (make fuzz, make fuzz-smoke)
 set -euo pipefail
 pkgs="gcc make pkg-config libopenblas-openmp-dev libhdf5-dev libcmocka-dev openmpi-bin libopenmpi-dev"
@@ -14,8 +15,9 @@ for group in "$@"; do
     demo) pkgs="$pkgs gnuplot-nox" ;;
     ref) pkgs="$pkgs python3-torch python3-h5py python3-numpy" ;;
     interop) pkgs="$pkgs nodejs npm" ;;
+    arm) pkgs="$pkgs gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user" ;;
     fuzz) pkgs="$pkgs clang libclang-rt-14-dev libomp-dev" ;;
-    *) echo "install-deps.sh: unknown group '$group' (known: build demo ref interop fuzz)" >&2; exit 2 ;;
+    *) echo "install-deps.sh: unknown group '$group' (known: build demo ref interop arm fuzz)" >&2; exit 2 ;;
   esac
 done
 missing=""

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include "kernels/kernels.h"
+#include "kernels/tiles.h"
 #include "formats/tqpack.h"
 #include "util.h"
 #include <stdio.h>
@@ -34,7 +35,8 @@ static void naive(const int8_t *w, const int8_t *x, int rows, int cols, int N, i
         }
 }
 
-static const tern_kernel_kind fast_kinds[] = {TERN_KERNEL_AVX2, TERN_KERNEL_AVX512VNNI};
+static const tern_kernel_kind fast_kinds[] = {TERN_KERNEL_AVX2, TERN_KERNEL_AVXVNNI, TERN_KERNEL_AVX512VNNI,
+                                             TERN_KERNEL_NEON, TERN_KERNEL_DOTPROD, TERN_KERNEL_I8MM};
 
 // checks plain == naive, every available fast kind == plain; returns number of kinds compared
 static int check_shape(int rows, int cols, int N, uint64_t seed) {
@@ -71,8 +73,24 @@ static void test_kinds(void **st) {
     assert_int_equal(tern_kernel_parse("plain", &k), 0); assert_int_equal(k, TERN_KERNEL_PLAIN);
     assert_int_equal(tern_kernel_parse("avx2", &k), 0); assert_int_equal(k, TERN_KERNEL_AVX2);
     assert_int_equal(tern_kernel_parse("avx512", &k), 0); assert_int_equal(k, TERN_KERNEL_AVX512VNNI);
+    assert_int_equal(tern_kernel_parse("avxvnni", &k), 0); assert_int_equal(k, TERN_KERNEL_AVXVNNI);
+    assert_int_equal(tern_kernel_parse("neon", &k), 0); assert_int_equal(k, TERN_KERNEL_NEON);
+    assert_int_equal(tern_kernel_parse("dotprod", &k), 0); assert_int_equal(k, TERN_KERNEL_DOTPROD);
+    assert_int_equal(tern_kernel_parse("i8mm", &k), 0); assert_int_equal(k, TERN_KERNEL_I8MM);
     assert_int_equal(tern_kernel_parse("sse9", &k), -1);
     assert_string_equal(tern_kernel_name(TERN_KERNEL_AVX512VNNI), "avx512");
+    assert_string_equal(tern_kernel_name(TERN_KERNEL_AVXVNNI), "avxvnni");
+    for (int i = 0; i < TERN_KERNEL_NKINDS; i++) {   // names and parse agree
+        assert_int_equal(tern_kernel_parse(tern_kernel_name((tern_kernel_kind)i), &k), 0);
+        assert_int_equal(k, i);
+    }
+    // kinds of the other architecture are never available
+#if defined(__x86_64__)
+    assert_false(tern_kernel_available(TERN_KERNEL_NEON) || tern_kernel_available(TERN_KERNEL_DOTPROD) || tern_kernel_available(TERN_KERNEL_I8MM));
+    assert_int_equal(tern_kernel_force(TERN_KERNEL_NEON), -1);
+#elif defined(__aarch64__)
+    assert_false(tern_kernel_available(TERN_KERNEL_AVX2) || tern_kernel_available(TERN_KERNEL_AVXVNNI) || tern_kernel_available(TERN_KERNEL_AVX512VNNI));
+#endif
     assert_int_not_equal(tern_kernel_best(), TERN_KERNEL_AUTO);
     assert_true(tern_kernel_available(tern_kernel_best()));
     assert_int_equal(tern_kernel_force(TERN_KERNEL_PLAIN), 0);
@@ -94,19 +112,30 @@ static void test_kinds(void **st) {
     assert_int_equal(tern_kernel_best(), cpu);
     unsetenv("TERN_KERNEL");
     assert_int_equal(tern_kernel_best(), cpu);
-    print_message("kernel kinds available here:%s%s%s; best: %s\n", " plain",
-                  tern_kernel_available(TERN_KERNEL_AVX2) ? " avx2" : "",
-                  tern_kernel_available(TERN_KERNEL_AVX512VNNI) ? " avx512" : "", tern_kernel_name(tern_kernel_best()));
+    // AUTO picks the fastest kind the CPU has: x86 avx512 > avxvnni > avx2; ARM i8mm > dotprod > neon
+    const tern_kernel_kind order[] = {TERN_KERNEL_AVX512VNNI, TERN_KERNEL_AVXVNNI, TERN_KERNEL_AVX2,
+                                      TERN_KERNEL_I8MM, TERN_KERNEL_DOTPROD, TERN_KERNEL_NEON, TERN_KERNEL_PLAIN};
+    tern_kernel_kind want = TERN_KERNEL_PLAIN;
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (tern_kernel_available(order[i])) { want = order[i]; break; }
+    assert_int_equal(tern_kernel_best(), want);
+    char avail[128] = "";
+    for (int i = TERN_KERNEL_PLAIN; i < TERN_KERNEL_NKINDS; i++)
+        if (tern_kernel_available((tern_kernel_kind)i)) {
+            strcat(avail, " ");
+            strcat(avail, tern_kernel_name((tern_kernel_kind)i));
+        }
+    print_message("kernel kinds available here:%s; best: %s\n", avail, tern_kernel_name(tern_kernel_best()));
 }
 
 static void test_odd_shapes(void **st) {
     (void)st;
-    const int rows[] = {1, 3, 17, 255, 257}, Ns[] = {1, 2, 7, 33}, cols[] = {256, 512, 768, 1280};
+    const int rows[] = {1, 3, 17, 255, 257}, Ns[] = {1, 2, 3, 7, 9, 33}, cols[] = {256, 512, 768, 1280};
     int n = 0;
     for (int a = 0; a < 5; a++)
-        for (int b = 0; b < 4; b++)
+        for (int b = 0; b < 6; b++)
             for (int c = 0; c < 4; c++) n += check_shape(rows[a], cols[c], Ns[b], 1000 + 100 * a + 10 * b + c);
-    assert_true(n >= 80);
+    assert_true(n >= 120);
 }
 
 static void test_padded_cols(void **st) {
@@ -139,7 +168,7 @@ static void check_extremes(int cols) {
     assert_int_equal(ref[2 * rows + 3], -128 * cols / 2 - 127 * cols / 2);
     tern_tmat m;
     assert_int_equal(tern_tmat_from_i8(&m, w, rows, cols, 0.5f), 0);
-    for (int kk = TERN_KERNEL_PLAIN; kk <= TERN_KERNEL_AVX512VNNI; kk++) {
+    for (int kk = TERN_KERNEL_PLAIN; kk < TERN_KERNEL_NKINDS; kk++) {
         if (!tern_kernel_available((tern_kernel_kind)kk)) continue;
         tern_tmat_mul_i32(&m, x, N, got, (tern_kernel_kind)kk);
         for (int i = 0; i < N * rows; i++)
@@ -175,7 +204,7 @@ static void test_float_epilogue(void **st) {
     tern_tmat m;
     const float scale = 0.0371f;
     assert_int_equal(tern_tmat_from_i8(&m, w, rows, cols, scale), 0);
-    for (int kk = TERN_KERNEL_PLAIN; kk <= TERN_KERNEL_AVX512VNNI; kk++) {
+    for (int kk = TERN_KERNEL_PLAIN; kk < TERN_KERNEL_NKINDS; kk++) {
         if (!tern_kernel_available((tern_kernel_kind)kk)) continue;
         memset(out, 0, sizeof out);
         tern_tmat_mul(&m, x, sx, N, out, (tern_kernel_kind)kk);
@@ -326,6 +355,26 @@ static void test_decode_split(void **st) {
     free(h);
 }
 
+// the token-pair layout of tiles.h (i8mm's activations): column k of token t at byte
+// 16*(k/8) + 8*(t%2) + k%8 of pair t/2, which starts at 2*(t/2)*cp; an odd last token's partner is 0
+static void test_x_pairs(void **st) {
+    (void)st;
+    for (int N = 1; N <= 5; N++) {
+        const int cp = 512;
+        int8_t *src = malloc((size_t)N * cp), *dst = malloc((size_t)(N + 1) / 2 * 2 * cp);
+        fill_i8(src, (long)N * cp, 300 + (uint64_t)N);
+        memset(dst, 0x77, (size_t)(N + 1) / 2 * 2 * cp);
+        tern_x_pairs(dst, src, N, cp);
+        for (int t = 0; t < (N + 1) / 2 * 2; t++)
+            for (int k = 0; k < cp; k++) {
+                const int8_t want = t < N ? src[(size_t)t * cp + k] : 0;
+                const int8_t got = dst[(size_t)2 * (t / 2) * cp + 16 * (k / 8) + 8 * (t % 2) + k % 8];
+                if (got != want) fail_msg("N %d token %d col %d: %d, want %d", N, t, k, got, want);
+            }
+        free(src); free(dst);
+    }
+}
+
 static void test_bad_input(void **st) {
     (void)st;
     int8_t w[8] = {0, 1, -1, 2, 0, 0, 0, 0};
@@ -351,7 +400,7 @@ int main(void) {
         cmocka_unit_test(test_kinds),          cmocka_unit_test(test_odd_shapes), cmocka_unit_test(test_padded_cols),
         cmocka_unit_test(test_extremes),       cmocka_unit_test(test_float_epilogue),
         cmocka_unit_test(test_from_tq),        cmocka_unit_test(test_from_gguf),      cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_decode_split),
+        cmocka_unit_test(test_decode_split),   cmocka_unit_test(test_x_pairs),
     };
     return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
 }

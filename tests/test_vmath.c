@@ -1,6 +1,7 @@
-// test_vmath.c — the vectorized exp (vmath.h) on every level this CPU has (libm, AVX2, AVX-512):
-// ulp error against exp in double over a dense sweep and random points, the special values,
-// the row sum and its tails, and the sigmoid.
+// test_vmath.c — the vectorized exp (vmath.h) on every level this CPU has (plain C, AVX2, AVX-512;
+// NEON on AArch64): ulp error against exp in double over a dense sweep and random points, the
+// special values, the row sum and its tails, the sigmoid; and every level bit-identical to plain C
+// (elements, row sums of every length, sigmoid).
 #include "testutil.h"
 #include "kernels/vmath.h"
 #include <float.h>
@@ -42,7 +43,7 @@ static void check_level(int lv) {
     float sp[8] = {0.0f, -INFINITY, INFINITY, NAN, -100.0f, 100.0f, 88.72f, -87.33f}, o[8];
     tern_vexp_shift(sp, 0.0f, o, 8);
     assert_true(o[0] == 1.0f);
-    assert_true(o[1] == 0.0f && o[4] >= 0.0f && o[4] < FLT_MIN);   // vector paths flush to 0, libm: denormal
+    assert_true(o[1] == 0.0f && o[4] == 0.0f);   // results below FLT_MIN flush to 0
     assert_true(isinf(o[2]) && o[2] > 0 && isinf(o[5]));
     assert_true(isnan(o[3]));
     assert_true(isfinite(o[6]) && o[6] > 3e38f);
@@ -70,6 +71,46 @@ static void check_level(int lv) {
     free(y);
 }
 
+// every level against plain C, bit for bit: elements over the whole range (special values
+// included), row sums of every length 1..100 and the sigmoid
+static void test_levels_identical(void **st) {
+    (void)st;
+    enum { N = 4099 };
+    float *x = malloc(sizeof(float) * N), *ref = malloc(sizeof(float) * N), *got = malloc(sizeof(float) * N);
+    uint64_t s = 777;
+    for (int i = 0; i < N; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = -100.0f + 200.0f * (float)((s >> 40) & 0xffffff) / 16777216.0f;
+    }
+    const float sp[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 88.72283935546875f, 88.7228394f, -87.33654022216797f, -87.3365479f,
+                        -103.0f, 1e-30f, -1e-30f, 0.5f, -0.5f};
+    for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) x[100 + 7 * i] = sp[i];
+    assert_int_equal(tern_vmath_force(0), 0);
+    const float ref_sum = tern_vexp_shift(x, 1.5f, ref, N);
+    float ref_sums[101], ref_sig[N];
+    for (int n = 1; n <= 100; n++) ref_sums[n] = tern_vexp_shift(x + 3000, 20.0f, NULL, n);
+    tern_vsigmoid(x, ref_sig, N);
+    int levels = 0;
+    for (int lv = 1; lv <= 2; lv++) {
+        if (tern_vmath_force(lv) != 0) continue;
+        levels++;
+        const float sum = tern_vexp_shift(x, 1.5f, got, N);
+        for (int i = 0; i < N; i++)
+            if (memcmp(&got[i], &ref[i], 4) != 0) fail_msg("level %d: exp(%.9g) = %.9g, plain %.9g", lv, (double)(x[i] - 1.5f), (double)got[i], (double)ref[i]);
+        if (memcmp(&sum, &ref_sum, 4) != 0) fail_msg("level %d: sum %.9g, plain %.9g", lv, (double)sum, (double)ref_sum);
+        for (int n = 1; n <= 100; n++) {
+            const float a = tern_vexp_shift(x + 3000, 20.0f, NULL, n);
+            if (memcmp(&a, &ref_sums[n], 4) != 0) fail_msg("level %d: sum of %d: %.9g, plain %.9g", lv, n, (double)a, (double)ref_sums[n]);
+        }
+        tern_vsigmoid(x, got, N);
+        for (int i = 0; i < N; i++)
+            if (memcmp(&got[i], &ref_sig[i], 4) != 0) fail_msg("level %d: sigmoid(%.9g) = %.9g, plain %.9g", lv, (double)x[i], (double)got[i], (double)ref_sig[i]);
+    }
+    print_message("vmath: %d vector level(s) bit-identical to plain C\n", levels);
+    assert_int_equal(tern_vmath_force(-1), 0);
+    free(x); free(ref); free(got);
+}
+
 static void test_levels(void **st) {
     (void)st;
     int ran = 0;
@@ -84,6 +125,6 @@ static void test_levels(void **st) {
 }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_levels)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_levels), cmocka_unit_test(test_levels_identical)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

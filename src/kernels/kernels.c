@@ -1,53 +1,45 @@
-// kernels.c — int8 x ternary matrix kernels: plain C reference, AVX2, AVX-512 VNNI, runtime dispatch.
-// libc/libm/OpenMP only. Layout and contract: see kernels.h.
+// kernels.c — int8 x ternary matrix kernels: kind selection, matrix construction, the plain C
+// reference and the driver that runs a kind's tile kernels. libc/libm/OpenMP only. Layout and
+// contract: see kernels.h; the vector tile kernels live in kernels_x86.c (AVX2, AVX-VNNI, AVX-512
+// VNNI) and kernels_arm.c (NEON, dotprod, i8mm), behind tiles.h.
 //
 // All kinds compute acc = sum_k x_k * c_k (c = w + 1 in {0,1,2}) with exact integer arithmetic and
-// then acc - sum_k x_k = sum_k x_k * w_k:
-//   AVX-512: vpdpbusd (u8 codes x s8 activations, 4 products into each int32 lane, no saturation)
-//   AVX2:    vpmaddubsw (u8 x s8 → int16 pair sums, |.| <= 2*2*128 = 512: never saturates),
-//            vpmaddwd with ones → int32
+// then acc - sum_k x_k = sum_k x_k * w_k, so every kind gives the same int32 sums.
 // Work split: OpenMP over blocks of ROW_BLOCK rows (decode: one sequential weight stream per
 // thread, with stealing at the end; prefill: dynamic; threads write disjoint out rows); inside a
-// block, tiles of up to TILE_R rows x TILE_T tokens are held in registers across all columns.
+// block, tiles of up to TILE_R rows x (the kind's) tt tokens are held in registers across all columns.
 #include "kernels/kernels.h"
+#include "kernels/tiles.h"
 #include "formats/tqpack.h"
 #include "util.h"
-#include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
 
 #define ROW_BLOCK 64
-#define TILE_R 4
-#define ACC_T 8           // most tokens in a tile; tile output acc[t * TILE_R + r], t < ACC_T
-#ifndef PF_HINT
-#define PF_HINT _MM_HINT_T0
-#endif
-#ifndef PF_AHEAD
-#define PF_AHEAD 16         // decode: weight prefetch distance in 256-column blocks of a row tile (1 KiB each)
-#endif
-#define MAX_COLS (1 << 22)
+#define MAX_COLS (1 << 22)   // keeps |sum x*c| (and the decode kernels' scaled lanes) < 2^31
 #ifndef PAR_MIN_BYTES
 #define PAR_MIN_BYTES (256 * 1024)   // N * packed weight bytes below which one thread runs the product
-#endif // keeps |sum x*c| < 2^31
+#endif
 
 // ------------------------------------------------------------------ kind selection
-static const char *kind_names[TERN_KERNEL_NKINDS] = {"auto", "plain", "avx2", "avx512"};
+#if !defined(__x86_64__) && !defined(__i386__) && !defined(__aarch64__)
+// an architecture without vector kernels here: plain C only
+int tern_cpu_has(tern_kernel_kind k) { (void)k; return 0; }
+const tern_tile_set *tern_tiles_for(tern_kernel_kind k) { (void)k; return NULL; }
+#endif
+
+static const char *kind_names[TERN_KERNEL_NKINDS] = {"auto", "plain", "avx2", "avxvnni", "avx512", "neon", "dotprod", "i8mm"};
 
 const char *tern_kernel_name(tern_kernel_kind k) {
     return ((unsigned)k < TERN_KERNEL_NKINDS) ? kind_names[k] : "?";
 }
 
 int tern_kernel_available(tern_kernel_kind k) {
-    switch (k) {
-    case TERN_KERNEL_AUTO: case TERN_KERNEL_PLAIN: return 1;
-    case TERN_KERNEL_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case TERN_KERNEL_AVX512VNNI:
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-    default: return 0;
-    }
+    if (k == TERN_KERNEL_AUTO || k == TERN_KERNEL_PLAIN) return 1;
+    if ((unsigned)k >= TERN_KERNEL_NKINDS) return 0;
+    return tern_cpu_has(k) && tern_tiles_for(k) != NULL;
 }
 
 int tern_kernel_parse(const char *s, tern_kernel_kind *k) {
@@ -70,9 +62,13 @@ int tern_kernel_force(tern_kernel_kind k) {
     return 0;
 }
 
+// the fastest kind first, per architecture (a CPU has kinds of one architecture only)
+static const tern_kernel_kind preference[] = {TERN_KERNEL_AVX512VNNI, TERN_KERNEL_AVXVNNI, TERN_KERNEL_AVX2,
+                                              TERN_KERNEL_I8MM, TERN_KERNEL_DOTPROD, TERN_KERNEL_NEON};
+
 static tern_kernel_kind cpu_best(void) {
-    if (tern_kernel_available(TERN_KERNEL_AVX512VNNI)) return TERN_KERNEL_AVX512VNNI;
-    if (tern_kernel_available(TERN_KERNEL_AVX2)) return TERN_KERNEL_AVX2;
+    for (size_t i = 0; i < sizeof preference / sizeof preference[0]; i++)
+        if (tern_kernel_available(preference[i])) return preference[i];
     return TERN_KERNEL_PLAIN;
 }
 
@@ -88,7 +84,7 @@ tern_kernel_kind tern_kernel_best(void) {
         int bad = tern_kernel_parse(env, &e) != 0, unavail = !bad && !tern_kernel_available(e);
         if ((bad || unavail) && !__atomic_exchange_n(&g_warned, 1, __ATOMIC_SEQ_CST))
             fprintf(stderr, "tern: warning: TERN_KERNEL=%s is %s; using %s\n", env,
-                    bad ? "not one of plain|avx2|avx512" : "not available on this CPU", kind_names[k]);
+                    bad ? "not one of " TERN_KERNEL_NAMES : "not available on this CPU", kind_names[k]);
         if (!bad && !unavail && e != TERN_KERNEL_AUTO) k = e;
     }
     return k;
@@ -324,13 +320,7 @@ void tern_tmat_get_row_i8(const tern_tmat *m, int r, int8_t *out) {
     }
 }
 
-// ------------------------------------------------------------------ micro-kernels
-// Signature of a tile kernel: R rows of the row tile starting at w (block b of row r at
-// w + 256*b + 64*r), T token rows of activations starting at x (row stride xs bytes, zero-padded
-// to nblk*256),
-// acc[t*TILE_R + r] = sum_k x[t][k] * c[r][k] (codes, i.e. before subtracting sum x).
-typedef void (*tile_fn)(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *acc);
-
+// ------------------------------------------------------------------ plain C tile (see tiles.h)
 static void tile_plain(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *acc, int R, int T) {
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) {
@@ -345,211 +335,49 @@ static void tile_plain(const uint8_t *w, const int8_t *x, size_t xs, int nblk, i
         }
 }
 
-#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-#define T256 __attribute__((target("avx2,fma")))
-
-// acc += u8(a) . s8(b) per 4-byte group, as one instruction in inline asm: GCC models the
-// intrinsic as non-destructive and pads the loops with register copies (and spills).
-static inline __attribute__((always_inline)) T512 __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
-    return acc;
-}
-
-// [sum(a), sum(b), sum(c), sum(d)] of four 16-lane int32 vectors: a transpose-and-add tree
-// (13 instructions for the 4 sums instead of ~8 each), exact (integer adds in any order)
-static inline __attribute__((always_inline)) T512 __m128i hsum4(__m512i a, __m512i b, __m512i c, __m512i d) {
-    // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] and the same for c, d
-    const __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
-    const __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
-    // per 128-bit lane: [a, b, c, d] partial sums
-    const __m512i s = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
-    const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
-    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-}
-
-static inline __attribute__((always_inline)) T512 void tile512(const uint8_t *w, const int8_t *x, size_t xs, int nblk,
-                                                                int32_t *out, const int R, const int T) {
-    __m512i acc[TILE_R][6];
-    const __m512i mask = _mm512_set1_epi8(3);
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 6
-        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_si512();
-    for (int b = 0; b < nblk; b++) {
-        if (T <= 2) {   // decode: memory-bound; prefetch the weight stream ahead
-#pragma GCC unroll 4
-            for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), PF_HINT);
-        }
-#pragma GCC unroll 4
-        for (int l = 0; l < 4; l++) {
-            __m512i c[TILE_R];
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++) {
-                __m512i v = _mm512_load_si512((const void *)(w + 256 * (size_t)b + 64 * r));
-                c[r] = _mm512_and_si512(_mm512_srli_epi16(v, 2 * l), mask);
-            }
-#pragma GCC unroll 6
-            for (int t = 0; t < T; t++) {
-                __m512i xv = _mm512_loadu_si512((const void *)(x + (size_t)t * xs + 256 * (size_t)b + 64 * l));
-#pragma GCC unroll 4
-                for (int r = 0; r < R; r++) acc[r][t] = dpbusd(acc[r][t], c[r], xv);
+void tern_x_pairs(int8_t *dst, const int8_t *src, int N, int cp) {
+    for (int p = 0; p < (N + 1) / 2; p++) {
+        int8_t *d = dst + (size_t)2 * p * cp;
+        for (int u = 0; u < 2; u++) {
+            const int t = 2 * p + u;
+            for (int g = 0; g < cp / 8; g++) {
+                if (t < N) memcpy(d + 16 * (size_t)g + 8 * u, src + (size_t)t * cp + 8 * (size_t)g, 8);
+                else memset(d + 16 * (size_t)g + 8 * u, 0, 8);
             }
         }
     }
-#pragma GCC unroll 6
-    for (int t = 0; t < T; t++) {
-        const __m512i z = _mm512_setzero_si512();
-        _mm_storeu_si128((__m128i *)(out + t * TILE_R),
-                         hsum4(acc[0][t], R > 1 ? acc[1][t] : z, R > 2 ? acc[2][t] : z, R > 3 ? acc[3][t] : z));
-    }
 }
-
-// Decode (T = 1) variant. Its weight stream is read once, so the kernel must consume bytes as
-// fast as memory delivers them (~35 GB/s per core): fewer instructions per weight byte matter.
-// Sub-vector l of a block is taken as v & (3 << 2l) = c * 4^l without the shift (c * 4^l <= 128
-// still fits vpdpbusd's u8 operand) into its own accumulator acc[r][l], which therefore holds
-// 4^l * (its part of sum x*c); an exact arithmetic shift right by 2l per lane at the end undoes
-// the factor. Lane bound: 4 * nblk products of |c * 4^l * x| <= 128 * 128 per lane, < 2^31 for
-// cols <= MAX_COLS. 16 independent accumulator chains; the weight stream is prefetched PF_AHEAD
-// blocks ahead.
-static inline __attribute__((always_inline)) T512 void tile512_dec(const uint8_t *w, const int8_t *x, int nblk, int32_t *out,
-                                                                    const int R) {
-    __m512i acc[TILE_R][4];
-    __m512i mask[4];
-#pragma GCC unroll 4
-    for (int l = 0; l < 4; l++) mask[l] = _mm512_set1_epi8((char)(3 << (2 * l)));
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int l = 0; l < 4; l++) acc[r][l] = _mm512_setzero_si512();
-    for (int b = 0; b < nblk; b++) {
-#pragma GCC unroll 4
-        for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), PF_HINT);
-        __m512i xv[4];
-#pragma GCC unroll 4
-        for (int l = 0; l < 4; l++) xv[l] = _mm512_loadu_si512((const void *)(x + 256 * (size_t)b + 64 * l));
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            __m512i v = _mm512_load_si512((const void *)(w + 256 * (size_t)b + 64 * r));
-#pragma GCC unroll 4
-            for (int l = 0; l < 4; l++) acc[r][l] = dpbusd(acc[r][l], _mm512_and_si512(v, mask[l]), xv[l]);
-        }
-    }
-    __m512i s[TILE_R];
-#pragma GCC unroll 4
-    for (int r = 0; r < TILE_R; r++) {
-        s[r] = _mm512_setzero_si512();
-        if (r < R) {
-            s[r] = acc[r][0];
-#pragma GCC unroll 3
-            for (int l = 1; l < 4; l++) s[r] = _mm512_add_epi32(s[r], _mm512_srai_epi32(acc[r][l], 2 * l));
-        }
-    }
-    _mm_storeu_si128((__m128i *)out, hsum4(s[0], s[1], s[2], s[3]));
-}
-
-// AVX2: per 256-column block the 8 vpmaddubsw results of each (row, token) are summed in int16
-// (|sum| <= 8 * 512 = 4096, exact), then widened once per block with vpmaddwd into int32.
-static inline __attribute__((always_inline)) T256 void tile256(const uint8_t *w, const int8_t *x, size_t xs, int nblk,
-                                                                int32_t *out, const int R, const int T) {
-    __m256i acc[TILE_R][2];
-    const __m256i mask = _mm256_set1_epi8(3);
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 2
-        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_si256();
-    for (int b = 0; b < nblk; b++) {
-        if (T == 1) {   // decode: memory-bound; prefetch the weight stream ahead
-#pragma GCC unroll 4
-            for (int r = 0; r < TILE_R; r++) _mm_prefetch((const char *)(w + 256 * (size_t)(b + PF_AHEAD) + 64 * r), PF_HINT);
-        }
-        __m256i s16[TILE_R][2];
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++)
-#pragma GCC unroll 2
-            for (int t = 0; t < T; t++) s16[r][t] = _mm256_setzero_si256();
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-#pragma GCC unroll 4
-            for (int l = 0; l < 4; l++) {
-                __m256i c[TILE_R];
-#pragma GCC unroll 4
-                for (int r = 0; r < R; r++) {
-                    __m256i v = _mm256_load_si256((const __m256i *)(w + 256 * (size_t)b + 64 * r + 32 * h));
-                    c[r] = _mm256_and_si256(_mm256_srli_epi16(v, 2 * l), mask);
-                }
-#pragma GCC unroll 2
-                for (int t = 0; t < T; t++) {
-                    __m256i xv = _mm256_loadu_si256((const __m256i *)(x + (size_t)t * xs + 256 * (size_t)b + 64 * l + 32 * h));
-#pragma GCC unroll 4
-                    for (int r = 0; r < R; r++) s16[r][t] = _mm256_add_epi16(s16[r][t], _mm256_maddubs_epi16(c[r], xv));
-                }
-            }
-        }
-        const __m256i ones = _mm256_set1_epi16(1);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++)
-#pragma GCC unroll 2
-            for (int t = 0; t < T; t++) acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(s16[r][t], ones));
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 2
-        for (int t = 0; t < T; t++) {
-            __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc[r][t]), _mm256_extracti128_si256(acc[r][t], 1));
-            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-            out[t * TILE_R + r] = _mm_cvtsi128_si32(s);
-        }
-}
-
-// instantiate every (R, T) tile shape
-#define DEF512(R, T)                                                                                               \
-    static T512 void t512_##R##_##T(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
-        if (T == 1) tile512_dec(w, x, nblk, a, R);                                                             \
-        else tile512(w, x, xs, nblk, a, R, T);                                                                 \
-    }
-#define DEF512_R(R) DEF512(R, 1) DEF512(R, 2) DEF512(R, 3) DEF512(R, 4) DEF512(R, 5) DEF512(R, 6)
-DEF512_R(1) DEF512_R(2) DEF512_R(3) DEF512_R(4)
-#define DEF256(R, T)                                                                                               \
-    static T256 void t256_##R##_##T(const uint8_t *w, const int8_t *x, size_t xs, int nblk, int32_t *a) { \
-        tile256(w, x, xs, nblk, a, R, T);                                                                      \
-    }
-DEF256(1, 1) DEF256(1, 2) DEF256(2, 1) DEF256(2, 2) DEF256(3, 1) DEF256(3, 2) DEF256(4, 1) DEF256(4, 2)
-
-#define ROW512(R) {t512_##R##_1, t512_##R##_2, t512_##R##_3, t512_##R##_4, t512_##R##_5, t512_##R##_6}
-static const tile_fn tiles512[TILE_R][6] = {ROW512(1), ROW512(2), ROW512(3), ROW512(4)};
-static const tile_fn tiles256[TILE_R][2] = {{t256_1_1, t256_1_2}, {t256_2_1, t256_2_2}, {t256_3_1, t256_3_2}, {t256_4_1, t256_4_2}};
 
 // ------------------------------------------------------------------ driver
-// one block of ROW_BLOCK rows, all N tokens (see run)
+// one block of ROW_BLOCK rows, all N tokens (see run). ts: the kind's tiles (NULL: plain C);
+// pairs: x is in the token-pair layout (tiles.h), else N rows of cp bytes.
 static void run_block(const tern_tmat *m, const int8_t *x, int N, const float *sx, float *outf, int32_t *outi,
-                      tern_kernel_kind k, const int32_t *sumx, int TT, int rb) {
+                      const tern_tile_set *ts, int pairs, const int32_t *sumx, int TT, int rb) {
     const int cp = m->cols_pad, rows = m->rows, nblk = cp / 256;
-        const int r_end = rows < (rb + 1) * ROW_BLOCK ? rows : (rb + 1) * ROW_BLOCK;
-        int32_t acc[TILE_R * ACC_T];
-        for (int t0 = 0; t0 < N; t0 += TT) {
-            const int T = N - t0 < TT ? N - t0 : TT;
-            const int8_t *xt = x + (size_t)t0 * cp;
-            for (int r0 = rb * ROW_BLOCK; r0 < r_end; r0 += TILE_R) {
-                const int R = r_end - r0 < TILE_R ? r_end - r0 : TILE_R;
-                const uint8_t *wr = m->w + (size_t)r0 * m->row_bytes;   // r0 % TILE_R == 0: a tile start
-                if (k == TERN_KERNEL_AVX512VNNI) tiles512[R - 1][T - 1](wr, xt, (size_t)cp, nblk, acc);
-                else if (k == TERN_KERNEL_AVX2) tiles256[R - 1][T - 1](wr, xt, (size_t)cp, nblk, acc);
-                else tile_plain(wr, xt, (size_t)cp, nblk, acc, R, T);
-                for (int t = 0; t < T; t++) {
-                    const int n = t0 + t;
-                    const int32_t *a = acc + t * TILE_R;
-                    if (outf) {
-                        const float f = m->scale / sx[n];
-                        float *o = outf + (size_t)n * rows + r0;
-                        for (int r = 0; r < R; r++) o[r] = (float)(a[r] - sumx[n]) * f;
-                    } else {
-                        for (int r = 0; r < R; r++) outi[(size_t)n * rows + r0 + r] = a[r] - sumx[n];
-                    }
+    const int r_end = rows < (rb + 1) * ROW_BLOCK ? rows : (rb + 1) * ROW_BLOCK;
+    int32_t acc[TILE_R * ACC_T];
+    for (int t0 = 0; t0 < N; t0 += TT) {   // TT is even when pairs: t0 starts a pair
+        const int T = N - t0 < TT ? N - t0 : TT;
+        const int8_t *xt = x + (size_t)t0 * cp;
+        for (int r0 = rb * ROW_BLOCK; r0 < r_end; r0 += TILE_R) {
+            const int R = r_end - r0 < TILE_R ? r_end - r0 : TILE_R;
+            const uint8_t *wr = m->w + (size_t)r0 * m->row_bytes;   // r0 % TILE_R == 0: a tile start
+            if (!ts) tile_plain(wr, xt, (size_t)cp, nblk, acc, R, T);
+            else if (N == 1 && !pairs) ts->dec[R - 1](wr, xt, (size_t)cp, nblk, acc);
+            else ts->tiles[R - 1][T - 1](wr, xt, (size_t)cp, nblk, acc);
+            for (int t = 0; t < T; t++) {
+                const int n = t0 + t;
+                const int32_t *a = acc + t * TILE_R;
+                if (outf) {
+                    const float f = m->scale / sx[n];
+                    float *o = outf + (size_t)n * rows + r0;
+                    for (int r = 0; r < R; r++) o[r] = (float)(a[r] - sumx[n]) * f;
+                } else {
+                    for (int r = 0; r < R; r++) outi[(size_t)n * rows + r0 + r] = a[r] - sumx[n];
                 }
             }
         }
+    }
 }
 
 // Decode's work split. A matvec streams its weights once, so each thread should read one
@@ -606,7 +434,16 @@ static void run(const tern_tmat *m, const int8_t *xq, size_t ldx, int N, const f
     int32_t *sumx = N <= 64 ? sxs_stack : tern_xmalloc((size_t)N * sizeof(int32_t));
 #pragma omp parallel for schedule(static) if ((long)N * cp >= (1L << 18))
     for (int n = 0; n < N; n++) sumx[n] = row_sum(x + (size_t)n * cp, cp);
-    const int TT = k == TERN_KERNEL_AVX512VNNI ? 6 : k == TERN_KERNEL_AVX2 ? 2 : 4;
+    const tern_tile_set *ts = k == TERN_KERNEL_PLAIN ? NULL : tern_tiles_for(k);
+    const int TT = ts ? ts->tt : 4;
+    // kinds that take token pairs (i8mm) get the activations re-laid once per call
+    const int pairs = ts && ts->x_pairs && N >= 2;
+    int8_t *xpair = NULL;
+    if (pairs) {
+        xpair = tern_aligned_alloc((size_t)(N + 1) / 2 * 2 * cp);
+        tern_x_pairs(xpair, x, N, cp);
+        x = xpair;
+    }
     const int nrb = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
     // decode (N <= 2, memory-bound): contiguous ranges with stealing from the back (see
     // run_decode_split); prefill (compute-bound): dynamic, for load balance. A small product (e.g.
@@ -620,14 +457,15 @@ static void run(const tern_tmat *m, const int8_t *xq, size_t ldx, int N, const f
         split_range rg[MAX_SPLIT];
         split_init(rg, nt, nrb);
 #pragma omp parallel num_threads(nt)
-        for (int rb; (rb = split_next(rg, nt, omp_get_thread_num())) >= 0;) run_block(m, x, N, sx, outf, outi, k, sumx, TT, rb);
+        for (int rb; (rb = split_next(rg, nt, omp_get_thread_num())) >= 0;) run_block(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, rb);
     } else if (N <= 2) {
-        for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, sx, outf, outi, k, sumx, TT, rb);
+        for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, rb);
     } else {
 #pragma omp parallel for schedule(dynamic, 1) if (par)
-        for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, sx, outf, outi, k, sumx, TT, rb);
+        for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, rb);
     }
     if (sumx != sxs_stack) free(sumx);
+    free(xpair);
     free(xbuf);
 }
 
@@ -641,7 +479,8 @@ void tern_tmat_mul1_team(const tern_tmat *m, tern_split *split, int nt, const in
     nt = nt < 1 ? 1 : nt > MAX_SPLIT ? MAX_SPLIT : nt;
     const int32_t sumx = row_sum(xq, m->cols_pad);
     const int me = omp_get_thread_num() % nt;
-    for (int rb; (rb = split_next(split, nt, me)) >= 0;) run_block(m, xq, 1, &sx, outf, outi, k, &sumx, 1, rb);
+    const tern_tile_set *ts = k == TERN_KERNEL_PLAIN ? NULL : tern_tiles_for(k);
+    for (int rb; (rb = split_next(split, nt, me)) >= 0;) run_block(m, xq, 1, &sx, outf, outi, ts, 0, &sumx, 1, rb);
 }
 
 void tern_tmat_mul(const tern_tmat *m, const int8_t *xq, const float *sx, int N, float *out, tern_kernel_kind k) {

@@ -1,8 +1,10 @@
 // kernels.h — int8 activations x ternary weights matrix kernels. libc/libm/OpenMP only (runtime).
 //
-// Kinds: plain C reference, AVX2 (target avx2,fma), AVX-512 VNNI (avx512f/bw/vl/vnni). All kinds
-// compute exactly the same int32 sums (integer arithmetic, no saturation), so results are
-// bit-identical across kinds; the float output is (float)acc * (scale / sx[n]).
+// Kinds: plain C reference on every CPU; x86-64: AVX2 (target avx2,fma), AVX-VNNI (256-bit VEX
+// vpdpbusd, avxvnni), AVX-512 VNNI (avx512f/bw/vl/vnni); AArch64: NEON (ARMv8.0 Advanced SIMD),
+// dotprod (ARMv8.2 sdot), i8mm (smmla for prefill, sdot for decode). All kinds compute exactly the
+// same int32 sums (integer arithmetic, no saturation), so results are bit-identical across kinds
+// and architectures; the float output is (float)acc * (scale / sx[n]).
 //
 // Weight layout (private, kernel's own): codes c = w + 1 in {0,1,2}, 2 bits each; cols_pad/4 bytes
 // per row (cols_pad = cols rounded up to 256). Rows are grouped in tiles of 4 (rows_pad = rows
@@ -10,8 +12,10 @@
 // pass reads one sequential stream:  w[tile][block b][row r in tile][64 bytes]  i.e. byte address
 // (R/4)*4*row_bytes + 256*b + 64*(R%4) + m. Within a 256-column block the 64 bytes of a row hold
 // byte m (0..63), bits 2l..2l+1 = column 64l + m (l = 0..3): one 64-byte load unpacks with
-// shift+mask into 4 vectors of 64 consecutive columns (AVX2: two 32-byte halves).
-// The kernels compute sum_k x_k * c_k - sum_k x_k (vpdpbusd u8 x s8 / vpmaddubsw).
+// shift+mask into 4 vectors of 64 consecutive columns (AVX2/AVX-VNNI: two 32-byte halves; NEON:
+// four 16-byte quarters). The same layout serves every kind (weights are repacked once, at load).
+// The kernels compute sum_k x_k * c_k - sum_k x_k (vpdpbusd / vpmaddubsw u8 x s8; sdot / smmla /
+// smlal s8 x s8).
 //
 // cols: any cols >= 1 is supported (the row is zero-padded to a multiple of 256; when cols is not
 // a multiple of 256 tern_tmat_mul copies the activations into a zero-padded buffer per call).
@@ -22,16 +26,22 @@
 #include <stdint.h>
 #include "formats/gguf.h"
 
-typedef enum { TERN_KERNEL_AUTO = 0, TERN_KERNEL_PLAIN, TERN_KERNEL_AVX2, TERN_KERNEL_AVX512VNNI } tern_kernel_kind;
-#define TERN_KERNEL_NKINDS 4
+typedef enum {
+    TERN_KERNEL_AUTO = 0, TERN_KERNEL_PLAIN,
+    TERN_KERNEL_AVX2, TERN_KERNEL_AVXVNNI, TERN_KERNEL_AVX512VNNI,   // x86-64
+    TERN_KERNEL_NEON, TERN_KERNEL_DOTPROD, TERN_KERNEL_I8MM,         // AArch64
+} tern_kernel_kind;
+#define TERN_KERNEL_NKINDS 8
+#define TERN_KERNEL_NAMES "auto|plain|avx2|avxvnni|avx512|neon|dotprod|i8mm"   // for usage lines
 
 // The kind AUTO resolves to: the one forced with tern_kernel_force(), else env TERN_KERNEL
-// (plain|avx2|avx512; an unknown or unavailable value prints one warning to stderr and is ignored),
-// else the best the CPU supports (avx512 > avx2 > plain). Never returns AUTO.
+// (one of TERN_KERNEL_NAMES; an unknown or unavailable value prints one warning to stderr and is
+// ignored), else the best the CPU supports (x86: avx512 > avxvnni > avx2 > plain; AArch64, from
+// getauxval(AT_HWCAP/AT_HWCAP2): i8mm > dotprod > neon > plain). Never returns AUTO.
 tern_kernel_kind tern_kernel_best(void);
-const char *tern_kernel_name(tern_kernel_kind k);          // "auto", "plain", "avx2", "avx512"
-int tern_kernel_available(tern_kernel_kind k);              // 1 if this CPU can run it (AUTO: 1)
-int tern_kernel_parse(const char *s, tern_kernel_kind *k);  // "plain|avx2|avx512|auto" → 0, else -1
+const char *tern_kernel_name(tern_kernel_kind k);          // "auto", "plain", "avx2", "avxvnni", ...
+int tern_kernel_available(tern_kernel_kind k);              // 1 if this CPU (and build) can run it (AUTO: 1)
+int tern_kernel_parse(const char *s, tern_kernel_kind *k);  // one of TERN_KERNEL_NAMES → 0, else -1
 // Force a kind for AUTO (process-wide; TERN_KERNEL_AUTO clears). -1 + tern_error if unavailable.
 int tern_kernel_force(tern_kernel_kind k);
 

@@ -1,4 +1,5 @@
-// qmatvec.c — logits-matrix products for ggml weight types: plain C reference, AVX2, AVX-512.
+// qmatvec.c — logits-matrix products for ggml weight types: plain C reference, AVX2, AVX-512
+// (x86-64; on other architectures the plain code).
 // The arithmetic every level must follow, operation by operation, is defined in qmatvec.h; the
 // Makefile builds this file with -ffp-contract=off so no compiler fuses a multiply and an add.
 // Level dispatch as in kernels.c (tern_kernel_kind, resolved through tern_kernel_best()).
@@ -14,9 +15,12 @@
 #include "kernels/qmatvec.h"
 #include "formats/ggml_types.h"
 #include "util.h"
-#include <immintrin.h>
 #if defined(__x86_64__) || defined(__i386__)
+#define QM_X86 1
 #include <cpuid.h>
+#include <immintrin.h>
+#else
+#define QM_X86 0
 #endif
 #include <math.h>
 #include <string.h>
@@ -220,6 +224,7 @@ static float row_plain(int type, const uint8_t *w, const tern_qvec *v) {
     return acc;
 }
 
+#if QM_X86   // the vector levels (x86-64 only; elsewhere every kind runs the plain code)
 // ------------------------------------------------------------------ AVX2
 #define T256 __attribute__((target("avx2,fma,f16c")))
 
@@ -556,28 +561,39 @@ T512 static void rows4_avx512(int type, const uint8_t *const *W, const tern_qvec
     }
 }
 
+#endif   // QM_X86
+
 // ------------------------------------------------------------------ driver
-static int g_f16c = -1;
-// F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c"
-static int cpu_has_f16c(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+// F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c".
+// The one F16C check of the runtime (qmatvec.h); 0 off x86.
+int tern_cpu_has_f16c(void) {
+#if QM_X86
+    static int f16c = -1;
+    if (f16c < 0) {
+        unsigned a, b, c, d;
+        f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) ? 1 : 0;
+    }
+    return f16c;
 #else
     return 0;
 #endif
 }
-static tern_kernel_kind resolve(tern_kernel_kind k, int type) {
+
+// the code a kernel kind runs here: AVX-512 for avx512, AVX2 for avx2 and avxvnni (the logits
+// products have no AVX-VNNI variant), plain otherwise (plain, the AArch64 kinds, a CPU without F16C)
+static tern_kernel_kind resolve(tern_kernel_kind k) {
     if (k == TERN_KERNEL_AUTO || (unsigned)k >= TERN_KERNEL_NKINDS || !tern_kernel_available(k)) k = tern_kernel_best();
-    if (g_f16c < 0) g_f16c = cpu_has_f16c();
-    if (k != TERN_KERNEL_PLAIN && !g_f16c) k = TERN_KERNEL_PLAIN;
-    (void)type;
-    return k;
+#if QM_X86
+    if (!tern_cpu_has_f16c()) return TERN_KERNEL_PLAIN;
+    if (k == TERN_KERNEL_AVXVNNI) return TERN_KERNEL_AVX2;
+    if (k == TERN_KERNEL_AVX2 || k == TERN_KERNEL_AVX512VNNI) return k;
+#endif
+    return TERN_KERNEL_PLAIN;
 }
 
 void tern_qmat_mul(int type, const void *W, size_t row_bytes, int r0, int r1, const tern_qvec *x, int N, float *out, size_t ldo,
                    tern_kernel_kind k) {
-    k = resolve(k, type);
+    k = resolve(k);
     const uint8_t *base = W;
     for (int r = r0; r < r1; r += 4) {
         const int R = r1 - r < 4 ? r1 - r : 4;
@@ -585,9 +601,12 @@ void tern_qmat_mul(int type, const void *W, size_t row_bytes, int r0, int r1, co
         for (int i = 0; i < 4; i++) rows[i] = base + (size_t)(r + (i < R ? i : 0)) * row_bytes;
         for (int t = 0; t < N; t++) {
             float o[4];
+#if QM_X86
             if (k == TERN_KERNEL_AVX512VNNI) rows4_avx512(type, rows, &x[t], o);
             else if (k == TERN_KERNEL_AVX2) rows4_avx2(type, rows, &x[t], o);
-            else for (int i = 0; i < R; i++) o[i] = row_plain(type, rows[i], &x[t]);
+            else
+#endif
+                for (int i = 0; i < R; i++) o[i] = row_plain(type, rows[i], &x[t]);
             for (int i = 0; i < R; i++) out[(size_t)t * ldo + r + i] = o[i];
         }
     }

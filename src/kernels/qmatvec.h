@@ -3,7 +3,8 @@
 //
 // Weight types: F32, F16, BF16 (float products), Q8_0, Q4_K, Q5_K, Q6_K (integer products).
 // Levels: plain C reference, AVX2, AVX-512 (the kinds of kernels.h: TERN_KERNEL_AVX512VNNI runs
-// the AVX-512 code; AUTO resolves through tern_kernel_best()). Every level gives bit-identical
+// the AVX-512 code, AVX2 and AVXVNNI the AVX2 code, the AArch64 kinds and any x86 CPU without F16C
+// the plain code; AUTO resolves through tern_kernel_best()). Every level gives bit-identical
 // results: integer sums are exact, and the float arithmetic after them is defined below, operation
 // by operation, and done in that order by every level (mul and add kept separate, never fused:
 // this file is compiled with -ffp-contract=off).
@@ -62,6 +63,8 @@ void tern_qvec_prepare(tern_qvec *v, int type, const float *x, int n, void *scra
 // (the caller splits the rows).
 void tern_qmat_mul(int type, const void *W, size_t row_bytes, int r0, int r1, const tern_qvec *x, int N, float *out, size_t ldo,
                    tern_kernel_kind k);
+// 1 if the CPU has F16C (x86 CPUID; 0 on other architectures): the runtime's one F16C check
+int tern_cpu_has_f16c(void);
 // Row r of W as floats (out [n]): the embedding lookup. Plain C (ggml_types' dequantizers).
 void tern_qmat_row_f32(int type, const void *W, size_t row_bytes, int r, int n, float *out);
 

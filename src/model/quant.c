@@ -2,6 +2,9 @@
 #include "model/quant.h"
 #include <math.h>
 #include <stdlib.h>
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 #define SCALE_CHUNK 65536
 
@@ -43,13 +46,25 @@ void tern_weight_quantize_i8(const float *w, long n, float s, int8_t *wq) {
 // max |x| in 16 lanes (vectorizes; max is exact in any order, so the result is the same as a
 // sequential scan: NaNs are skipped either way)
 static inline float act_scale(const float *x, int n) {
-    float lane[16] = {0};
+    float m = 0.0f;
     int i = 0;
+#if defined(__aarch64__)
+    // NEON: fmaxnm skips a NaN like the comparison below; same maximum, same scale
+    float32x4_t v0 = vdupq_n_f32(0), v1 = v0, v2 = v0, v3 = v0;
+    for (; i + 16 <= n; i += 16) {
+        v0 = vmaxnmq_f32(v0, vabsq_f32(vld1q_f32(x + i)));
+        v1 = vmaxnmq_f32(v1, vabsq_f32(vld1q_f32(x + i + 4)));
+        v2 = vmaxnmq_f32(v2, vabsq_f32(vld1q_f32(x + i + 8)));
+        v3 = vmaxnmq_f32(v3, vabsq_f32(vld1q_f32(x + i + 12)));
+    }
+    m = vmaxnmvq_f32(vmaxnmq_f32(vmaxnmq_f32(v0, v1), vmaxnmq_f32(v2, v3)));
+#else
+    float lane[16] = {0};
     for (; i + 16 <= n; i += 16)
         for (int j = 0; j < 16; j++) { float a = fabsf(x[i + j]); lane[j] = a > lane[j] ? a : lane[j]; }
-    float m = 0.0f;
-    for (; i < n; i++) { float a = fabsf(x[i]); m = a > m ? a : m; }
     for (int j = 0; j < 16; j++) m = lane[j] > m ? lane[j] : m;
+#endif
+    for (; i < n; i++) { float a = fabsf(x[i]); m = a > m ? a : m; }
     return 127.0f / (m > TERN_QUANT_EPS ? m : TERN_QUANT_EPS);
 }
 
@@ -66,6 +81,19 @@ float tern_act_quantize_row(const float *x, int n, float *xq) {
 
 float tern_act_quantize_row_i8(const float *x, int n, int8_t *xq) {
     float s = act_scale(x, n);
-    for (int i = 0; i < n; i++) xq[i] = (int8_t)int8_of(x[i], s);
+    int i = 0;
+#if defined(__aarch64__)
+    // NEON, 16 at a time: round half to even (frintn, = rintf in the default rounding mode), convert
+    // (exact: an integer), narrow with saturation (= the clamp to [-128, 127]; a NaN converts to 0
+    // on both paths)
+    const float32x4_t sv = vdupq_n_f32(s);
+    for (; i + 16 <= n; i += 16) {
+        int32x4_t q[4];
+        for (int j = 0; j < 4; j++) q[j] = vcvtq_s32_f32(vrndnq_f32(vmulq_f32(vld1q_f32(x + i + 4 * j), sv)));
+        const int16x8_t lo = vcombine_s16(vqmovn_s32(q[0]), vqmovn_s32(q[1])), hi = vcombine_s16(vqmovn_s32(q[2]), vqmovn_s32(q[3]));
+        vst1q_s8(xq + i, vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi)));
+    }
+#endif
+    for (; i < n; i++) xq[i] = (int8_t)int8_of(x[i], s);
     return s;
 }
