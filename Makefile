@@ -64,7 +64,8 @@ RT_LIBS := -lm
 
 # src/ files the standalone runtime also uses (must include only libc/libm/OpenMP headers)
 RT_SRC_ALL := src/util.c src/model/quant.c src/kernels/vmath.c src/tokenizers/tokenizer.c src/formats/gguf.c \
-              src/formats/tqpack.c src/kernels/kernels.c src/tokenizers/spm.c src/tokenizers/bytelevel.c \
+              src/formats/tqpack.c src/formats/ggml_types.c src/kernels/kernels.c \
+              src/kernels/qmatvec.c src/tokenizers/spm.c src/tokenizers/bytelevel.c \
               src/tokenizers/pretokenizer.c src/tokenizers/unicode.c src/tokenizers/tokenizer_gguf.c \
               src/tokenizers/nfc.c
 RT_SRC_ALL += src/kernels/kernels_x86.c src/kernels/kernels_arm.c   # the vector tile kernels (empty on the other architecture)
@@ -109,6 +110,9 @@ $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(HDF5_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
 
+# the logits kernels promise identical floats at every SIMD level: no fused multiply-adds there
+$(BUILD)/obj/src/kernels/qmatvec.o: CFLAGS += -ffp-contract=off
+
 $(LIBTERN): $(call obj,$(LIB_SRC))
 	@rm -f $@
 	$(AR) rcs $@ $^
@@ -139,6 +143,9 @@ $(BUILD)/tern-%: $(BUILD)/obj/train/%.o $(LIBTERN) $(LIBTERN_RT)
 $(BUILD)/tern-%: $(BUILD)/obj/data/%.o $(LIBTERN) $(LIBTERN_RT)
 	$(CC) $(LDFLAGS) $< $(LIBTERN) $(LIBTERN_RT) $(LIBS) -o $@
 
+# test_tokfile's scratch directory lies in its own build dir, so `make test` and `make test
+# SANITIZE=1` can run at the same time
+$(BUILD)/obj/tests/test_tokfile.o: EXTRA_CFLAGS = -DTEST_TMPD='"$(BUILD)/test_tokfile_tmp"'
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call obj,$(TEST_HELP)) $(LIBTERN) $(LIBTERN_RT)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $< $(call obj,$(TEST_HELP)) $(TEST_EXTRA) $(LIBTERN) $(LIBTERN_RT) $(LIBS) -lcmocka -o $@

@@ -1,7 +1,7 @@
 // generate.c — text generation with a bitnet GGUF, streaming the continuation to stdout.
 //   tern-generate -m model.gguf -p "prompt" [-n 256] [--temp 0.8] [--top-k 40] [--top-p 0.95]
 //                 [--seed 42] [--greedy] [-c ctx] [-b batch] [--kernel K]
-//                 [--ids] [--tokenize] [--no-bos] [--special]
+//                 [--ids] [--tokenize] [--no-bos] [--special] [--kv q8|f32]
 // Prints prefill and decode tokens/s on stderr. --ids prints generated token ids instead of
 // text; --tokenize prints the prompt's token ids and exits. The prompt starts with bos when the
 // tokenizer adds one by default (tokenizer.ggml.add_bos_token) unless --no-bos; --special
@@ -18,12 +18,13 @@ static void usage(FILE *f, int rc) {
     fprintf(f,
             "usage: tern-generate -m model.gguf -p \"prompt\" [-n 256] [--temp 0.8] [--top-k 40] [--top-p 0.95]\n"
             "                     [--seed 42] [--greedy] [-c ctx] [-b batch=64] [--kernel K]\n"
-            "                     [--ids] [--tokenize] [--no-bos] [--special]\n"
+            "                     [--ids] [--tokenize] [--no-bos] [--special] [--kv q8|f32]\n"
             "  -n N       tokens to generate (default 256, fewer if the context ends first; an explicit N must fit)\n"
             "  --temp T   0..100 (0 = greedy)   --top-k K  0 (off)..vocab   --top-p P  (0, 1]\n"
             "  -c ctx     1..the model's context (default: the model's)    -b batch  1..4096\n"
             "  --kernel K one of " TERN_KERNEL_NAMES "\n"
-            "  --special  match control tokens (e.g. <|eot_id|>) written in the prompt\n");
+            "  --special  match control tokens (e.g. <|eot_id|>) written in the prompt\n"
+            "  --kv       the KV cache: q8 (int8 per head row, default) or f32\n");
     exit(rc);
 }
 
@@ -38,6 +39,7 @@ int main(int argc, char **argv) {
     float temp = 0.8f, top_p = 0.95f;
     int print_ids = 0, tokenize_only = 0, add_bos = 1, special = 0, n_explicit = 0, c_explicit = 0;
     tern_kernel_kind kind = TERN_KERNEL_AUTO;
+    int kv = TERN_KV_Q8;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long *ldst = NULL;
@@ -52,7 +54,9 @@ int main(int argc, char **argv) {
         i++;
         if (!strcmp(a, "-m")) path = v;
         else if (!strcmp(a, "-p")) prompt = v;
-        else if (!strcmp(a, "--kernel")) {
+        else if (!strcmp(a, "--kv")) {
+            if ((kv = rt_kv_parse(v)) < 0) die("--kv: expected q8 or f32");
+        } else if (!strcmp(a, "--kernel")) {
             if (tern_kernel_parse(v, &kind)) die("--kernel: expected one of " TERN_KERNEL_NAMES);
         } else if (!strcmp(a, "-n")) ldst = &n_gen;
         else if (!strcmp(a, "-c")) ldst = &ctx;
@@ -103,7 +107,7 @@ int main(int argc, char **argv) {
     if (n_prompt < 1) die("empty prompt (no tokens); drop --no-bos or give text");
     if (rt_check_prompt(&m, n_prompt, (int)ctx)) die(tern_last_error());
     tern_rt_state s;
-    if (build_state(&s, &m, (int)batch, (int)ctx)) die(tern_last_error());
+    if (build_state_kv(&s, &m, (int)batch, (int)ctx, kv)) die(tern_last_error());
     if (n_gen > s.seq_len - n_prompt) {
         if (n_explicit) {
             fprintf(stderr, "tern-generate: -n %ld: only %d tokens fit the context of %d after the %d-token prompt\n", n_gen,

@@ -1,5 +1,6 @@
 // perplexity.c — perplexity of a bitnet GGUF over a text file.
-//   tern-perplexity -m model.gguf -f text.txt [-c ctx] [-b batch] [--max-tokens N] [--kernel k]
+//   tern-perplexity -m model.gguf -f text.txt [-c ctx] [-b batch] [--max-tokens N] [--kernel k] [--kv q8|f32]
+// --kv: the KV cache type (q8, the default: int8; f32: exact)
 // The text is tokenized as one string (no <s>, as tern-eval --text does; --bos prepends it) and
 // cut into the windows of src/training/eval.h: consecutive windows of ctx+1 tokens that overlap by one;
 // window w feeds tokens [w*ctx, w*ctx + ctx) from position 0 and scores the next token at every
@@ -18,7 +19,7 @@
 
 static void usage(FILE *f, int rc) {
     fprintf(f, "usage: tern-perplexity -m model.gguf -f text.txt [-c ctx] [-b batch=64] [--max-tokens N]\n"
-               "                       [--kernel K] [--bos]     K: " TERN_KERNEL_NAMES "\n"
+               "                       [--kernel K] [--kv q8|f32] [--bos]     K: " TERN_KERNEL_NAMES "\n"
                "  -c ctx  1..the model's context (default: the model's)   -b batch  1..4096   --max-tokens N  >= 2\n");
     exit(rc);
 }
@@ -33,6 +34,7 @@ int main(int argc, char **argv) {
     long ctx = 0, batch = 64, max_tokens = 0;
     int add_bos = 0, c_explicit = 0, m_explicit = 0;
     tern_kernel_kind kind = TERN_KERNEL_AUTO;
+    int kv = TERN_KV_Q8;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long *ldst = NULL;
@@ -42,7 +44,9 @@ int main(int argc, char **argv) {
         i++;
         if (!strcmp(a, "-m")) path = v;
         else if (!strcmp(a, "-f")) text_path = v;
-        else if (!strcmp(a, "--kernel")) {
+        else if (!strcmp(a, "--kv")) {
+            if ((kv = rt_kv_parse(v)) < 0) die("--kv: expected q8 or f32");
+        } else if (!strcmp(a, "--kernel")) {
             if (tern_kernel_parse(v, &kind)) die("--kernel: expected one of " TERN_KERNEL_NAMES);
         } else if (!strcmp(a, "-c")) ldst = &ctx;
         else if (!strcmp(a, "-b")) ldst = &batch;
@@ -82,7 +86,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     tern_rt_state s;
-    if (build_state(&s, &m, (int)batch, (int)ctx)) die(tern_last_error());
+    if (build_state_kv(&s, &m, (int)batch, (int)ctx, kv)) die(tern_last_error());
     long scored = 0;
     int windows = 0;
     double t0 = tern_time();

@@ -1,11 +1,12 @@
-// runtime.c — load a bitnet GGUF, KV cache, batched forward. See runtime.h for the model.
-// The hot loop is tern_tmat_mul (kernels.c): int8 activations x 2-bit ternary weights, int32 sums.
-#include "runtime.h"
+// runtime.c — state, KV cache, batched and one-token forward, the GGUF's tokenizer, helpers for
+// programs. See runtime.h for the model; rt_load.c builds it. The hot loops are tern_tmat_mul
+// (kernels.c: int8 activations x 2-bit ternary weights, int32 sums) and the logits products
+// (qmatvec.c).
+#include "rt_internal.h"
 #include "tokenizers/tokenizer_gguf.h"
 #include "model/quant.h"
 #include "model/rope.h"
 #include "kernels/rowops.h"
-#include "formats/tqpack.h"
 #include "util.h"
 #include "kernels/vmath.h"
 #include <math.h>
@@ -17,12 +18,13 @@
 #include <unistd.h>
 
 // ---------------------------------------------------------------------------------------------
-// fp32 / fp16 dot products for the logits matrix and attention. The SIMD versions (x86: AVX2 with
-// FMA and F16C; AArch64: NEON, which adds in the AVX2 versions' order) are used when the CPU has
-// them and the integer kernels are not forced to plain (TERN_KERNEL=plain then gives an all-plain
-// runtime); on x86 an f16 logits matrix and attention use AVX-512 when the kernels run avx512.
-// Float results may differ in the last bits between these (summation order); within one kind,
-// batched and token-by-token forward give bit-identical logits.
+// fp32 dot products for attention on an F32 KV cache. The SIMD versions (x86: AVX2 with FMA and
+// F16C; AArch64: NEON, which adds in the AVX2 versions' order) are used when the CPU has them and
+// the integer kernels are not forced to plain (TERN_KERNEL=plain then gives an all-plain runtime);
+// on x86 that attention uses AVX-512 and a Q8 cache's attention VNNI when the kernels run avx512.
+// The logits products are qmatvec's (the same bits at every level). Float results may differ in
+// the last bits between these (summation order); within one kind, batched and token-by-token
+// forward give bit-identical logits.
 
 static float dot_f32_plain(const float *a, const float *b, int n) {
     float s[4] = {0, 0, 0, 0};
@@ -34,12 +36,8 @@ static float dot_f32_plain(const float *a, const float *b, int n) {
     return r;
 }
 
-static void f16_to_f32_plain(const uint16_t *h, float *out, int n) {
-    for (int i = 0; i < n; i++) out[i] = tern_fp16_to_fp32(h[i]);
-}
-
 #if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
+#define RT_X86 1
 #include <immintrin.h>
 __attribute__((target("avx2,fma"))) static float dot_f32_avx2(const float *a, const float *b, int n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -58,52 +56,6 @@ __attribute__((target("avx2,fma"))) static float dot_f32_avx2(const float *a, co
     return r;
 }
 
-__attribute__((target("avx2,f16c"))) static void f16_to_f32_avx2(const uint16_t *h, float *out, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
-    for (; i < n; i++) out[i] = tern_fp16_to_fp32(h[i]);
-}
-
-// dot of an f16 row with an f32 vector, converting in registers (decode's logits)
-__attribute__((target("avx2,fma,f16c"))) static float dot_f16_avx2(const uint16_t *a, const float *b, int n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i + 8))), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))), _mm256_loadu_ps(b + i), s0);
-    s0 = _mm256_add_ps(s0, s1);
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    float r = _mm_cvtss_f32(h);
-    for (; i < n; i++) r += tern_fp16_to_fp32(a[i]) * b[i];
-    return r;
-}
-
-// decode's logits on AVX-512: 4 f16 rows of E against one f32 vector per pass (x loaded once per
-// 16 columns for the 4 rows; 8 independent accumulator chains); out[j] = E[j] . x
-__attribute__((target("avx512f"))) static void dot4_f16_avx512(const uint16_t *E, size_t stride, const float *x, int n, float *out) {
-    __m512 s[4][2];
-    for (int j = 0; j < 4; j++) s[j][0] = s[j][1] = _mm512_setzero_ps();
-    int i = 0;
-    for (; i + 32 <= n; i += 32) {
-        const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
-        for (int j = 0; j < 4; j++) {
-            const uint16_t *e = E + (size_t)j * stride + i;
-            _mm_prefetch((const char *)(e + 4 * stride), _MM_HINT_T0);   // same columns of the next 4 rows
-            s[j][0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)e)), x0, s[j][0]);
-            s[j][1] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(e + 16))), x1, s[j][1]);
-        }
-    }
-    for (int j = 0; j < 4; j++) {
-        float r = _mm512_reduce_add_ps(_mm512_add_ps(s[j][0], s[j][1]));
-        for (int k = i; k < n; k++) r += tern_fp16_to_fp32(E[(size_t)j * stride + k]) * x[k];
-        out[j] = r;
-    }
-}
-
 // o [hd] += p * v [hd]
 __attribute__((target("avx2,fma"))) static void axpy_f32_avx2(float *o, float p, const float *v, int n) {
     const __m256 pv = _mm256_set1_ps(p);
@@ -112,11 +64,10 @@ __attribute__((target("avx2,fma"))) static void axpy_f32_avx2(float *o, float p,
     for (; d < n; d++) o[d] += p * v[d];
 }
 #define dot_f32_simd dot_f32_avx2
-#define dot_f16_simd dot_f16_avx2
-#define f16_to_f32_simd f16_to_f32_avx2
 #define axpy_f32_simd axpy_f32_avx2
 
 #elif defined(__aarch64__)
+#define RT_X86 0
 #include <arm_neon.h>
 // NEON, in the AVX2 versions' order: their two 8-lane accumulators are four 4-lane ones here
 // (s[0], s[1] = lanes 0-7 of the first; s[2], s[3] of the second), reduced the same way.
@@ -143,31 +94,6 @@ static float dot_f32_simd(const float *a, const float *b, int n) {
     return r;
 }
 
-static inline float32x4_t f16x4(const uint16_t *h) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h))); }
-
-static void f16_to_f32_simd(const uint16_t *h, float *out, int n) {
-    int i = 0;
-    for (; i + 4 <= n; i += 4) vst1q_f32(out + i, f16x4(h + i));
-    for (; i < n; i++) out[i] = tern_fp16_to_fp32(h[i]);
-}
-
-static float dot_f16_simd(const uint16_t *a, const float *b, int n) {
-    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = vfmaq_f32(s0, f16x4(a + i), vld1q_f32(b + i));
-        s1 = vfmaq_f32(s1, f16x4(a + i + 4), vld1q_f32(b + i + 4));
-        s2 = vfmaq_f32(s2, f16x4(a + i + 8), vld1q_f32(b + i + 8));
-        s3 = vfmaq_f32(s3, f16x4(a + i + 12), vld1q_f32(b + i + 12));
-    }
-    for (; i + 8 <= n; i += 8) {
-        s0 = vfmaq_f32(s0, f16x4(a + i), vld1q_f32(b + i));
-        s1 = vfmaq_f32(s1, f16x4(a + i + 4), vld1q_f32(b + i + 4));
-    }
-    float r = reduce_like_avx2(s0, s1, s2, s3);
-    for (; i < n; i++) r += tern_fp16_to_fp32(a[i]) * b[i];
-    return r;
-}
 
 static void axpy_f32_simd(float *o, float p, const float *v, int n) {
     const float32x4_t pv = vdupq_n_f32(p);
@@ -175,29 +101,28 @@ static void axpy_f32_simd(float *o, float p, const float *v, int n) {
     for (; d + 4 <= n; d += 4) vst1q_f32(o + d, vfmaq_f32(vld1q_f32(o + d), pv, vld1q_f32(v + d)));
     for (; d < n; d++) o[d] += p * v[d];
 }
+#else
+#define RT_X86 0
+static float dot_f32_simd(const float *a, const float *b, int n) { return dot_f32_plain(a, b, n); }
+static void axpy_f32_simd(float *o, float p, const float *v, int n) {
+    for (int d = 0; d < n; d++) o[d] += p * v[d];
+}
 #endif
 
 // 1 when the fp32 helpers use SIMD (x86: AVX2/FMA/F16C; AArch64: NEON): the CPU has them and the
 // integer kernels are not forced to plain (TERN_KERNEL=plain then gives an all-plain runtime). Set
-// by forward(). g_avx512 (x86): the decode logits use dot4_f16_avx512 and attention head_avx512
-// (CPU has AVX-512F and the kernels run avx512).
-static int g_avx2 = 0, g_avx512 = 0;
-#if defined(__x86_64__) || defined(__i386__)
-// F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c"
-static int cpu_has_f16c(void) {
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
-}
-#endif
+// by forward(). g_avx512 (x86): F32-cache attention in AVX-512 registers; g_vnni (x86): Q8-cache
+// attention on VNNI (both when the kernels run avx512).
+static int g_avx2 = 0, g_avx512 = 0, g_vnni = 0;
 static void update_fp_kind(void) {
     static int cpu = -1, cpu512 = 0;
     if (cpu < 0) {
-#if defined(__x86_64__) || defined(__i386__)
+#if RT_X86
         __builtin_cpu_init();
-        cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
+        cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && tern_cpu_has_f16c();
         cpu512 = cpu && __builtin_cpu_supports("avx512f");
 #elif defined(__aarch64__)
-        cpu = 1;   // Advanced SIMD with fp16 conversions: the AArch64 baseline
+        cpu = 1;   // Advanced SIMD: the AArch64 baseline
 #else
         cpu = 0;
 #endif
@@ -206,215 +131,17 @@ static void update_fp_kind(void) {
     tern_vmath_force(k == TERN_KERNEL_PLAIN ? 0 : -1);   // exp: the plain C code in an all-plain runtime (same bits)
     g_avx2 = cpu && k != TERN_KERNEL_PLAIN;
     g_avx512 = cpu512 && k == TERN_KERNEL_AVX512VNNI;
+    g_vnni = RT_X86 && k == TERN_KERNEL_AVX512VNNI;
 }
-#if !defined(__x86_64__) && !defined(__i386__) && !defined(__aarch64__)
-static float dot_f32_simd(const float *a, const float *b, int n) { return dot_f32_plain(a, b, n); }
-static void f16_to_f32_simd(const uint16_t *h, float *out, int n) { f16_to_f32_plain(h, out, n); }
-static float dot_f16_simd(const uint16_t *a, const float *b, int n) {
-    float r = 0;
-    for (int i = 0; i < n; i++) r += tern_fp16_to_fp32(a[i]) * b[i];
-    return r;
-}
-static void axpy_f32_simd(float *o, float p, const float *v, int n) {
-    for (int d = 0; d < n; d++) o[d] += p * v[d];
-}
-#endif
 static float dot_f32(const float *a, const float *b, int n) {
     return g_avx2 ? dot_f32_simd(a, b, n) : dot_f32_plain(a, b, n);
 }
-static void f16_to_f32(const uint16_t *h, float *out, int n) {
-    if (g_avx2) f16_to_f32_simd(h, out, n);
-    else f16_to_f32_plain(h, out, n);
-}
-
-// row r of an f32/f16 [rows, dim] matrix as f32
-static void fp_row(const void *mat, int type, long r, int dim, float *out) {
-    if (type == TERN_GGML_F32) memcpy(out, (const float *)mat + r * dim, sizeof(float) * (size_t)dim);
-    else f16_to_f32((const uint16_t *)mat + r * dim, out, dim);
-}
 
 // ---------------------------------------------------------------------------------------------
-// loading
-
-static const char *bitlinear_names[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
-
-// rows / cols of BitLinear j (bitlinear_names order)
-static void bl_shape(const tern_rt_config *c, int j, int *rows, int *cols) {
-    int r[7] = {c->dim, c->kv_dim, c->kv_dim, c->dim, c->ffn_dim, c->ffn_dim, c->dim};
-    int k[7] = {c->dim, c->dim, c->dim, c->dim, c->dim, c->dim, c->ffn_dim};
-    *rows = r[j];
-    *cols = k[j];
-}
-
-static void free_layer(tern_rt_layer *L) {
-    tern_tmat_free(&L->wqkv);
-    tern_tmat_free(&L->wo);
-    tern_tmat_free(&L->wgu);
-    tern_tmat_free(&L->w_down);
-}
-
-// Build the layer's four kernel matrices from the seven ternary matrices in int8, stacked as
-// [q; k; v; o; gate; up; down] in all (rows x cols each, row-major).
-static int build_layer_mats(tern_rt_model *m, tern_rt_layer *L, const int8_t *all) {
-    const tern_rt_config *c = &m->config;
-    size_t off[8] = {0};
-    for (int j = 0; j < 7; j++) {
-        int r, k;
-        bl_shape(c, j, &r, &k);
-        off[j + 1] = off[j] + (size_t)r * k;
-        m->n_ternary += (int64_t)r * k;
-    }
-    if (tern_tmat_from_i8(&L->wqkv, all, c->dim + 2 * c->kv_dim, c->dim, 1.0f) ||
-        tern_tmat_from_i8(&L->wo, all + off[3], c->dim, c->dim, L->scale[3]) ||
-        tern_tmat_from_i8(&L->wgu, all + off[4], 2 * c->ffn_dim, c->dim, 1.0f) ||
-        tern_tmat_from_i8(&L->w_down, all + off[6], c->dim, c->ffn_dim, L->scale[6]))
-        return -1;
-    m->ternary_bytes += tern_tmat_weight_bytes(&L->wqkv) + tern_tmat_weight_bytes(&L->wo) + tern_tmat_weight_bytes(&L->wgu) +
-                        tern_tmat_weight_bytes(&L->w_down);
-    return 0;
-}
-
-// The weights a decode step streams, laid out for it: all layers' ternary matrices in one buffer in
-// the order a forward reads them, and the logits matrix (read in place from the file mapping until
-// now) in a buffer of its own, both on transparent huge pages (tern_alloc_huge). A decode step
-// reads ~700 MB for a 2B model; with 4 KiB pages that is ~170k TLB misses per token, each a page
-// walk that a VM's nested paging makes several times dearer. Measured on a 2-core Zen 5 VM: +9-13%
-// decode speed for the matmuls, in runs that alternated both layouts in one process.
-static void gather_weights(tern_rt_model *m) {
-    const int nl = m->config.n_layers;
-    tern_tmat **mats = tern_xmalloc(sizeof(tern_tmat *) * 4 * (size_t)nl);
-    for (int l = 0; l < nl; l++) {
-        tern_rt_layer *L = &m->weights.layers[l];
-        mats[4 * l] = &L->wqkv; mats[4 * l + 1] = &L->wo; mats[4 * l + 2] = &L->wgu; mats[4 * l + 3] = &L->w_down;
-    }
-    m->weights.ternary = tern_tmat_gather(mats, 4 * nl);
-    free(mats);
-    tern_rt_weights *w = &m->weights;
-    if (!m->gguf) return;   // random models: the matrix is already in an owned buffer
-    const size_t nb = (size_t)m->config.vocab_size * m->config.dim * (w->output_type == TERN_GGML_F32 ? 4 : 2);
-    void *copy = tern_alloc_huge(nb);
-    memcpy(copy, w->output, nb);
-    const int tied = w->token_embd == w->output;
-    if (tied) w->token_embd = copy;   // the embedding lookups read the copy too
-    // the file's pages of that tensor are no longer read: drop them from this process (a private
-    // read-only mapping: they stay in the page cache and would simply be read again)
-    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)w->output + pg - 1) / pg * pg, b = ((uintptr_t)w->output + nb) / pg * pg;
-    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
-    w->output = copy;
-    w->output_copy = copy;
-}
-
-static size_t layer_weights(const tern_rt_config *c) {
-    return (size_t)c->dim * (2 * c->dim + 2 * c->kv_dim + 3 * (size_t)c->ffn_dim);
-}
-
-// an integer hyperparameter: any integer KV type, 1 <= value <= 1<<30
-static int get_dim(const tern_gguf *g, const char *key, int required, int def, int *out) {
-    const char *path = tern_gguf_path(g);
-    if (tern_gguf_find_kv(g, key) < 0) {
-        if (required) { tern_error("%s: missing key %s", path, key); return -1; }
-        *out = def;
-        return 0;
-    }
-    int64_t v;
-    if (tern_gguf_get_i64(g, key, &v)) return -1;
-    if (v < 1 || v > (1 << 30)) { tern_error("%s: key %s = %lld out of range", path, key, (long long)v); return -1; }
-    *out = (int)v;
-    return 0;
-}
-
-static int get_float(const tern_gguf *g, const char *key, int required, float def, float *out) {
-    if (tern_gguf_find_kv(g, key) < 0) {
-        if (required) { tern_error("%s: missing key %s", tern_gguf_path(g), key); return -1; }
-        *out = def;
-        return 0;
-    }
-    return tern_gguf_get_f32(g, key, out);
-}
-
-// tensor `name` with shape ne = {ne0[, ne1]} (GGUF order) and one of the allowed types (mask bit t)
-static const tern_gguf_tensor *get_tensor(const tern_gguf *g, const char *name, int n_dims, int64_t ne0, int64_t ne1,
-                                          uint64_t type_mask) {
-    const char *path = tern_gguf_path(g);
-    const tern_gguf_tensor *t = tern_gguf_get_tensor(g, name);
-    if (!t) return NULL;
-    int ok = 1;
-    int nd = t->n_dims;
-    while (nd > n_dims && t->ne[nd - 1] == 1) nd--; // trailing 1s are harmless
-    if (nd != n_dims || t->ne[0] != ne0 || (n_dims > 1 && t->ne[1] != ne1)) ok = 0;
-    if (!ok) {
-        if (n_dims == 1)
-            tern_error("%s: tensor %s has shape [%lld, %lld], expected [%lld]", path, name, (long long)t->ne[0],
-                       (long long)t->ne[1], (long long)ne0);
-        else
-            tern_error("%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld] (ne order)", path, name,
-                       (long long)t->ne[0], (long long)t->ne[1], (long long)ne0, (long long)ne1);
-        return NULL;
-    }
-    if (t->type < 0 || t->type >= 64 || !(type_mask & (1ull << t->type))) {
-        tern_error("%s: tensor %s has type %s (%d), not supported here", path, name, tern_ggml_type_name(t->type), t->type);
-        return NULL;
-    }
-    return t;
-}
-
-#define MASK(t) (1ull << (t))
-
-// BitLinear j of a layer: TQ2_0/TQ1_0 blocks -> dst [rows, cols] in {-1,0,1}; *scale = the
-// blocks' common d times the optional blk.N.<name>.scale tensor. dq: scratch [rows*cols/256].
-static int load_bitlinear(tern_rt_model *m, int layer, int j, int8_t *dst, float *dq, float *scale) {
-    const tern_gguf *g = m->gguf;
-    const char *path = m->path;
-    int rows, cols;
-    bl_shape(&m->config, j, &rows, &cols);
-    char name[96];
-    snprintf(name, sizeof name, "blk.%d.%s.weight", layer, bitlinear_names[j]);
-    const tern_gguf_tensor *t = get_tensor(g, name, 2, cols, rows, MASK(TERN_GGML_TQ2_0) | MASK(TERN_GGML_TQ1_0));
-    if (!t) return -1;
-    int64_t n = (int64_t)rows * cols;
-    int rc = t->type == TERN_GGML_TQ2_0 ? tern_tq2_unpack(t->data, n, dst, dq) : tern_tq1_unpack(t->data, n, dst, dq);
-    if (rc) {
-        tern_error("%s: tensor %s: %s", path, name, tern_last_error());
-        return -1;
-    }
-    // one scale per tensor: every block that holds a non-zero weight must have the same d
-    float d = 0.0f;
-    int have = 0;
-    for (int64_t b = 0; b < n / 256; b++) {
-        int nz = 0;
-        for (int i = 0; i < 256 && !nz; i++) nz = dst[b * 256 + i] != 0;
-        if (!nz) continue;
-        if (!have) { d = dq[b]; have = 1; }
-        else if (dq[b] != d) {
-            tern_error("%s: tensor %s: blocks have different scales (%g, %g); tern needs one scale per tensor "
-                       "(files quantized by llama.cpp from fp weights are not supported)", path, name, d, dq[b]);
-            return -1;
-        }
-    }
-    if (!have) d = 1.0f; // all zero: any scale
-    if (!isfinite(d) || d <= 0.0f) { tern_error("%s: tensor %s: block scale %g is not positive", path, name, d); return -1; }
-    snprintf(name, sizeof name, "blk.%d.%s.scale", layer, bitlinear_names[j]);
-    if (tern_gguf_find_tensor(g, name)) {
-        const tern_gguf_tensor *s = get_tensor(g, name, 1, 1, 1, MASK(TERN_GGML_F32));
-        if (!s) return -1;
-        float v;
-        memcpy(&v, s->data, sizeof v);
-        if (!isfinite(v) || v <= 0.0f) { tern_error("%s: tensor %s = %g is not a positive scale", path, name, v); return -1; }
-        d *= v;
-    }
-    *scale = d;
-    return 0;
-}
-
-static const float *load_norm(tern_rt_model *m, const char *name, int n) {
-    const tern_gguf_tensor *t = get_tensor(m->gguf, name, 1, n, 1, MASK(TERN_GGML_F32));
-    if (!t) return NULL;
-    m->fp_bytes += t->nbytes;
-    return (const float *)t->data;
-}
+// tokenizer stored in the GGUF
 
 // the tokenizer's settings and arrays (validated fully when rt_build_tokenizer builds it)
-static int load_vocab(tern_rt_model *m) {
+int rt_load_vocab(tern_rt_model *m) {
     tern_gguf *g = m->gguf;
     const char *path = m->path;
     tern_rt_vocab *v = &m->vocab;
@@ -446,7 +173,7 @@ static int load_vocab(tern_rt_model *m) {
     return 0;
 }
 
-static void prefix_path(const char *path) {
+void rt_prefix_path(const char *path) {
     // make sure the message names the file
     const char *e = tern_last_error();
     size_t n = strlen(path);
@@ -457,231 +184,90 @@ static void prefix_path(const char *path) {
     }
 }
 
-int build_model(tern_rt_model *m, const char *path) {
-    memset(m, 0, sizeof *m);
-    snprintf(m->path, sizeof m->path, "%s", path);
-    m->gguf = tern_gguf_open(path);
-    if (!m->gguf) { prefix_path(path); return -1; }
-    tern_gguf *g = m->gguf;
-    tern_rt_config *c = &m->config;
-    const char *arch = NULL;
-    int8_t *all = NULL; // one layer's ternary weights, stacked (build_layer_mats)
-    float *dq = NULL;
-    if (tern_gguf_find_kv(g, "general.architecture") < 0) { tern_error("%s: missing key general.architecture", path); goto fail; }
-    if (tern_gguf_get_str(g, "general.architecture", &arch, NULL)) goto fail;
-    if (strcmp(arch, "bitnet") != 0) {
-        tern_error("%s: architecture '%s' is not supported (tern runs 'bitnet' models)", path, arch);
-        goto fail;
-    }
-    if (get_dim(g, "bitnet.context_length", 1, 0, &c->seq_len) || get_dim(g, "bitnet.embedding_length", 1, 0, &c->dim) ||
-        get_dim(g, "bitnet.block_count", 1, 0, &c->n_layers) || get_dim(g, "bitnet.feed_forward_length", 1, 0, &c->ffn_dim) ||
-        get_dim(g, "bitnet.attention.head_count", 1, 0, &c->n_heads) ||
-        get_dim(g, "bitnet.attention.head_count_kv", 0, c->n_heads, &c->n_kv_heads) ||
-        get_float(g, "bitnet.attention.layer_norm_rms_epsilon", 1, 0, &c->norm_eps) ||
-        get_float(g, "bitnet.rope.freq_base", 0, 10000.0f, &c->rope_theta))
-        goto fail;
-    if (c->dim % c->n_heads || (c->dim / c->n_heads) % 2 || c->n_heads % c->n_kv_heads) {
-        tern_error("%s: embedding_length %d, head_count %d, head_count_kv %d do not fit together", path, c->dim, c->n_heads, c->n_kv_heads);
-        goto fail;
-    }
-    c->head_dim = c->dim / c->n_heads;
-    c->kv_dim = c->n_kv_heads * c->head_dim;
-    int rot;
-    if (get_dim(g, "bitnet.rope.dimension_count", 0, c->head_dim, &rot)) goto fail;
-    if (rot != c->head_dim) { tern_error("%s: bitnet.rope.dimension_count %d != head dim %d (partial RoPE unsupported)", path, rot, c->head_dim); goto fail; }
-    if (!(c->norm_eps > 0.0f) || !(c->rope_theta > 0.0f)) { tern_error("%s: bad epsilon or rope.freq_base", path); goto fail; }
-    // embedding: [vocab, dim]
-    const tern_gguf_tensor *te = tern_gguf_get_tensor(g, "token_embd.weight");
-    if (!te) goto fail;
-    if (te->ne[1] < 1 || te->ne[1] > (1 << 24)) { tern_error("%s: token_embd.weight has a bad vocab size", path); goto fail; }
-    c->vocab_size = (int)te->ne[1];
-    if (tern_gguf_find_kv(g, "bitnet.vocab_size") >= 0) {   // optional, but when present it must agree
-        int64_t v;
-        if (tern_gguf_get_i64(g, "bitnet.vocab_size", &v)) goto fail;
-        if (v != c->vocab_size) {
-            tern_error("%s: bitnet.vocab_size %lld does not match token_embd.weight's %d rows", path, (long long)v, c->vocab_size);
-            goto fail;
-        }
-    }
-    te = get_tensor(g, "token_embd.weight", 2, c->dim, c->vocab_size, MASK(TERN_GGML_F32) | MASK(TERN_GGML_F16));
-    if (!te) goto fail;
-    tern_rt_weights *w = &m->weights;
-    w->token_embd = te->data;
-    w->embd_type = te->type;
-    w->output = te->data;
-    w->output_type = te->type;
-    if (tern_gguf_find_tensor(g, "output.weight")) {
-        const tern_gguf_tensor *to = get_tensor(g, "output.weight", 2, c->dim, c->vocab_size, MASK(TERN_GGML_F32) | MASK(TERN_GGML_F16));
-        if (!to) goto fail;
-        w->output = to->data;
-        w->output_type = to->type;
-    }
-    m->fp_bytes += (size_t)c->vocab_size * c->dim * (w->output_type == TERN_GGML_F32 ? 4 : 2);
-    if (!(w->output_norm = load_norm(m, "output_norm.weight", c->dim))) goto fail;
-    w->layers = tern_xcalloc((size_t)c->n_layers, sizeof(tern_rt_layer));
-    all = tern_xmalloc(layer_weights(c));
-    dq = tern_xmalloc(sizeof(float) * (layer_weights(c) / 256 + 1));
-    for (int l = 0; l < c->n_layers; l++) {
-        tern_rt_layer *L = &w->layers[l];
-        char name[96];
-#define NORM(field, nm, n)                                             \
-        snprintf(name, sizeof name, "blk.%d." nm ".weight", l);        \
-        if (!(L->field = load_norm(m, name, n))) goto fail;
-        NORM(attn_norm, "attn_norm", c->dim)
-        NORM(attn_sub_norm, "attn_sub_norm", c->dim)
-        NORM(ffn_norm, "ffn_norm", c->dim)
-        NORM(ffn_sub_norm, "ffn_sub_norm", c->ffn_dim)
-#undef NORM
-        int8_t *dst = all;
-        for (int j = 0; j < 7; j++) {
-            int r, k;
-            bl_shape(c, j, &r, &k);
-            if (load_bitlinear(m, l, j, dst, dq, &L->scale[j])) goto fail;
-            dst += (size_t)r * k;
-        }
-        if (build_layer_mats(m, L, all)) { tern_error("%s: layer %d: %s", path, l, tern_last_error()); goto fail; }
-    }
-    free(all);
-    free(dq);
-    all = NULL;
-    dq = NULL;
-    if (load_vocab(m)) goto fail;
-    gather_weights(m);
-    return 0;
-fail:
-    free(all);
-    free(dq);
-    prefix_path(path);
-    free_model(m);
+// ---------------------------------------------------------------------------------------------
+// state and KV cache
+
+int rt_kv_parse(const char *s) {
+    if (!strcmp(s, "f32")) return TERN_KV_F32;
+    if (!strcmp(s, "q8")) return TERN_KV_Q8;
     return -1;
 }
+const char *rt_kv_name(int kv_type) { return kv_type == TERN_KV_Q8 ? "q8" : "f32"; }
 
-void free_model(tern_rt_model *m) {
-    if (m->weights.layers)
-        for (int l = 0; l < m->config.n_layers; l++)
-            free_layer(&m->weights.layers[l]);
-    free(m->weights.layers);
-    free(m->weights.ternary);
-    free(m->weights.output_copy);
-    free(m->weights.owned);
-    tern_gguf_close(m->gguf);
-    memset(m, 0, sizeof *m);
+// KV cache layout. F32: K and V rows [n_layers][seq_len][kv_dim] floats. Q8: one region per
+// (layer, KV head) of S = seq_len rounded up to 64 positions, laid out for the VNNI products:
+//   K (u8, k + 128)  [S/16][hd/4][16 positions][4 dims]: one 64-byte vector = 4 dims of 16
+//                    positions, so a query's 4 int8 dims broadcast against it give 16 scores;
+//   V (int8)         [hd/16][S/4][16 dims][4 positions]: 4 positions of 16 dims, so 4 int8
+//                    probabilities broadcast against it accumulate 16 outputs;
+//   scales (float)   [S] per region for K and for V.
+// A layer's K/V for positions < pos must be in place before attention reads them.
+static size_t kv_seq_pad(const tern_rt_state *s) { return ((size_t)s->seq_len + 63) / 64 * 64; }
+static size_t kv_region(const tern_rt_config *c, int layer, int kvh) { return (size_t)layer * c->n_kv_heads + (size_t)kvh; }
+static uint8_t *kv_k_q8(const tern_rt_state *s, const tern_rt_config *c, int layer, int kvh) {
+    return (uint8_t *)s->key_cache + kv_region(c, layer, kvh) * kv_seq_pad(s) * c->head_dim;
+}
+static int8_t *kv_v_q8(const tern_rt_state *s, const tern_rt_config *c, int layer, int kvh) {
+    return (int8_t *)s->value_cache + kv_region(c, layer, kvh) * kv_seq_pad(s) * c->head_dim;
+}
+static float *kv_k_scale(const tern_rt_state *s, const tern_rt_config *c, int layer, int kvh) {
+    return s->key_scale + kv_region(c, layer, kvh) * kv_seq_pad(s);
+}
+static float *kv_v_scale(const tern_rt_state *s, const tern_rt_config *c, int layer, int kvh) {
+    return s->value_scale + kv_region(c, layer, kvh) * kv_seq_pad(s);
+}
+static float *kv_k_f32(const tern_rt_state *s, const tern_rt_config *c, int layer, int pos) {
+    return (float *)s->key_cache + ((size_t)layer * s->seq_len + pos) * c->kv_dim;
+}
+static float *kv_v_f32(const tern_rt_state *s, const tern_rt_config *c, int layer, int pos) {
+    return (float *)s->value_cache + ((size_t)layer * s->seq_len + pos) * c->kv_dim;
 }
 
-static int check_config(const tern_rt_config *c) {
-    if (c->dim < 2 || c->ffn_dim < 1 || c->n_layers < 1 || c->n_heads < 1 || c->n_kv_heads < 1 || c->vocab_size < 1 ||
-        c->seq_len < 1 || c->dim % c->n_heads || (c->dim / c->n_heads) % 2 || c->n_heads % c->n_kv_heads) {
-        tern_error("random model: bad shape dim=%d ffn=%d layers=%d heads=%d kv_heads=%d vocab=%d ctx=%d", c->dim, c->ffn_dim,
-                   c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len);
-        return -1;
+// int8 quantization of n values (absmax / 127, round half to even); returns the scale
+static float q8_row(const float *x, int n, int8_t *q) {
+    float amax = 0.0f;
+    for (int i = 0; i < n; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+    if (amax == 0.0f) {
+        for (int i = 0; i < n; i++) q[i] = 0;
+        return 0.0f;
     }
-    return 0;
+    const float id = 127.0f / amax;
+    for (int i = 0; i < n; i++) {
+        const float r = rintf(x[i] * id);
+        q[i] = (int8_t)(r > 127.0f ? 127 : r < -127.0f ? -127 : (int)r);
+    }
+    return amax / 127.0f;
 }
 
-int rt_parse_shape(const char *spec, tern_rt_config *c) {
-    memset(c, 0, sizeof *c);
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", spec);
-    if (!strcmp(buf, "small")) snprintf(buf, sizeof buf, "dim=256,ffn=768,layers=6,heads=4,kv_heads=4,vocab=4096");
-    if (!strcmp(buf, "2b")) snprintf(buf, sizeof buf, "dim=2560,ffn=6912,layers=30,heads=20,kv_heads=5,vocab=32000");
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(tok, '=');
-        long v;
-        if (!eq || tern_parse_long(eq + 1, &v) || v < 1 || v > (1 << 24)) {
-            tern_error("bad item '%s' (expected small, 2b, or key=value items)", tok);
-            return -1;
-        }
-        *eq = 0;
-        if (!strcmp(tok, "dim")) c->dim = (int)v;
-        else if (!strcmp(tok, "ffn")) c->ffn_dim = (int)v;
-        else if (!strcmp(tok, "layers")) c->n_layers = (int)v;
-        else if (!strcmp(tok, "heads")) c->n_heads = (int)v;
-        else if (!strcmp(tok, "kv_heads")) c->n_kv_heads = (int)v;
-        else if (!strcmp(tok, "vocab")) c->vocab_size = (int)v;
-        else if (!strcmp(tok, "ctx")) c->seq_len = (int)v;
-        else { tern_error("unknown key '%s' (dim, ffn, layers, heads, kv_heads, vocab, ctx)", tok); return -1; }
+// KV head kvh of position pos: k, v [head_dim] (k after RoPE) into the cache
+static void kv_store_head(tern_rt_state *s, const tern_rt_config *c, int layer, int pos, int kvh, const float *k, const float *v) {
+    const int hd = c->head_dim;
+    if (s->kv_type == TERN_KV_F32) {
+        memcpy(kv_k_f32(s, c, layer, pos) + kvh * hd, k, sizeof(float) * hd);
+        memcpy(kv_v_f32(s, c, layer, pos) + kvh * hd, v, sizeof(float) * hd);
+        return;
     }
-    if (!c->n_kv_heads) c->n_kv_heads = c->n_heads;
-    return 0;
+    int8_t q[1024];
+    const size_t S = kv_seq_pad(s);
+    uint8_t *K = kv_k_q8(s, c, layer, kvh);
+    kv_k_scale(s, c, layer, kvh)[pos] = q8_row(k, hd, q);
+    for (int d = 0; d < hd; d++) K[((size_t)(pos / 16) * (hd / 4) + d / 4) * 64 + (pos % 16) * 4 + d % 4] = (uint8_t)(q[d] + 128);
+    int8_t *V = kv_v_q8(s, c, layer, kvh);
+    kv_v_scale(s, c, layer, kvh)[pos] = q8_row(v, hd, q);
+    for (int d = 0; d < hd; d++) V[((size_t)(d / 16) * (S / 4) + pos / 4) * 64 + (d % 16) * 4 + pos % 4] = q[d];
 }
 
-int build_random_model(tern_rt_model *m, const tern_rt_config *cfg, uint64_t seed) {
-    memset(m, 0, sizeof *m);
-    snprintf(m->path, sizeof m->path, "(random)");
-    if (check_config(cfg)) return -1;
-    tern_rt_config *c = &m->config;
-    *c = *cfg;
-    c->head_dim = c->dim / c->n_heads;
-    c->kv_dim = c->n_kv_heads * c->head_dim;
-    if (!(c->norm_eps > 0.0f)) c->norm_eps = 1e-5f;
-    if (!(c->rope_theta > 0.0f)) c->rope_theta = 10000.0f;
-    tern_rt_weights *w = &m->weights;
-    // one buffer: f16 embedding [vocab, dim] then unit norms
-    size_t n_embd = (size_t)c->vocab_size * c->dim, n_norm = (size_t)c->dim * (1 + 3 * (size_t)c->n_layers) + (size_t)c->ffn_dim * c->n_layers;
-    size_t embd_bytes = (n_embd * 2 + 63) / 64 * 64;
-    uint8_t *buf = tern_alloc_huge(embd_bytes + n_norm * sizeof(float));
-    w->owned = buf;
-    uint16_t *E = (uint16_t *)buf;
-    // every row from its own seeded generator: deterministic for any thread count
-    #pragma omp parallel for schedule(static)
-    for (long r = 0; r < c->vocab_size; r++) {
-        tern_rng rr;
-        tern_rng_seed(&rr, seed * 0x9E3779B97F4A7C15ull + (uint64_t)r);
-        for (int i = 0; i < c->dim; i++) E[(size_t)r * c->dim + i] = tern_fp32_to_fp16(3.4641f * (tern_rng_uniform(&rr) - 0.5f)); // uniform, std 1
-    }
-    float *norms = (float *)(buf + embd_bytes);
-    for (size_t i = 0; i < n_norm; i++) norms[i] = 1.0f;
-    w->token_embd = w->output = E;
-    w->embd_type = w->output_type = TERN_GGML_F16;
-    w->output_norm = norms;
-    norms += c->dim;
-    m->fp_bytes = n_embd * 2 + n_norm * sizeof(float);
-    w->layers = tern_xcalloc((size_t)c->n_layers, sizeof(tern_rt_layer));
-    int8_t *all = tern_xmalloc(layer_weights(c));
-    for (int l = 0; l < c->n_layers; l++) {
-        tern_rt_layer *L = &w->layers[l];
-        L->attn_norm = norms; norms += c->dim;
-        L->attn_sub_norm = norms; norms += c->dim;
-        L->ffn_norm = norms; norms += c->dim;
-        L->ffn_sub_norm = norms; norms += c->ffn_dim;
-        int8_t *dst = all;
-        for (int j = 0; j < 7; j++) {
-            int rows, cols;
-            bl_shape(c, j, &rows, &cols);
-            L->scale[j] = 0.02f;
-            #pragma omp parallel for schedule(static)
-            for (int r = 0; r < rows; r++) { // 2 random bits per weight: {-1, 0, 0, 1}
-                tern_rng rr;
-                tern_rng_seed(&rr, (seed + 1000003ull * (uint64_t)(7 * l + j + 1)) * 0x9E3779B97F4A7C15ull + (uint64_t)r);
-                int8_t *row = dst + (size_t)r * cols;
-                for (int i = 0; i < cols; i += 32) {
-                    uint64_t x = tern_rng_u64(&rr);
-                    for (int b = 0; b < 32 && i + b < cols; b++) {
-                        int v = (int)((x >> (2 * b)) & 3);
-                        row[i + b] = (int8_t)(v == 0 ? -1 : (v == 3 ? 1 : 0));
-                    }
-                }
-            }
-            dst += (size_t)rows * cols;
-        }
-        if (build_layer_mats(m, L, all)) { free(all); free_model(m); return -1; }
-    }
-    free(all);
-    gather_weights(m);
-    return 0;
-}
-
-// ---------------------------------------------------------------------------------------------
-// state
-
-int build_state(tern_rt_state *s, const tern_rt_model *m, int max_batch, int seq_len) {
+int build_state_kv(tern_rt_state *s, const tern_rt_model *m, int max_batch, int seq_len, int kv_type) {
     memset(s, 0, sizeof *s);
     const tern_rt_config *c = &m->config;
     if (seq_len <= 0 || seq_len > c->seq_len) seq_len = c->seq_len;
     if (max_batch < 1) max_batch = 1;
+    if (kv_type != TERN_KV_F32 && kv_type != TERN_KV_Q8) { tern_error("%s: unknown KV cache type %d", m->path, kv_type); return -1; }
+    if (kv_type == TERN_KV_Q8 && (c->head_dim % 16 || c->head_dim > 1024)) kv_type = TERN_KV_F32;   // layout needs 16 | head_dim
+    s->kv_type = kv_type;
     s->max_batch = max_batch;
     s->seq_len = seq_len;
+    const int G = c->n_heads / c->n_kv_heads;
     size_t B = (size_t)max_batch, wide = (size_t)(c->ffn_dim > c->dim ? c->ffn_dim : c->dim);
     s->x = tern_aligned_alloc(sizeof(float) * B * c->dim);
     s->xb = tern_aligned_alloc(sizeof(float) * B * wide);
@@ -691,42 +277,72 @@ int build_state(tern_rt_state *s, const tern_rt_model *m, int max_batch, int seq
     s->k = tern_aligned_alloc(sizeof(float) * B * c->kv_dim);
     s->v = tern_aligned_alloc(sizeof(float) * B * c->kv_dim);
     s->att = tern_aligned_alloc(sizeof(float) * B * c->dim);
-    s->xq = tern_aligned_alloc(B * wide);
+    s->xq = tern_aligned_alloc(B * wide + 256);
     size_t accw = (size_t)(c->dim + 2 * c->kv_dim > 2 * c->ffn_dim ? c->dim + 2 * c->kv_dim : 2 * c->ffn_dim);
     s->acc = tern_aligned_alloc(sizeof(int32_t) * B * accw);
     s->sx = tern_aligned_alloc(sizeof(float) * B);
     s->n_threads = omp_get_max_threads();
-    s->scores = tern_aligned_alloc(sizeof(float) * (size_t)s->n_threads * seq_len);
-    s->erow = tern_aligned_alloc(sizeof(float) * (size_t)s->n_threads * c->dim);
+    const size_t nt = (size_t)s->n_threads, S = kv_seq_pad(s);
+    // attention scratch: per thread a query group's scores / probabilities (float) and quantized
+    // probabilities (u8) over S positions; shared ones for all heads (decode's phases)
+    s->scores = tern_aligned_alloc(sizeof(float) * nt * G * S);
+    s->att_p = tern_aligned_alloc(sizeof(float) * (size_t)c->n_heads * S);
+    s->att_w = tern_aligned_alloc(nt * G * S + (size_t)c->n_heads * S);
+    s->att_ws = tern_aligned_alloc(sizeof(float) * (nt * G + (size_t)c->n_heads) * (S / 64));
     s->logits = tern_aligned_alloc(sizeof(float) * B * c->vocab_size);
-    size_t kv = (size_t)c->n_layers * seq_len * c->kv_dim;
-    s->key_cache = tern_aligned_alloc(sizeof(float) * kv);
-    s->value_cache = tern_aligned_alloc(sizeof(float) * kv);
-    memset(s->key_cache, 0, sizeof(float) * kv);
-    memset(s->value_cache, 0, sizeof(float) * kv);
+    s->lvec = tern_xcalloc(B, sizeof(tern_qvec));
+    s->lscratch = tern_aligned_alloc(B * tern_qvec_bytes(c->dim));
+    if (kv_type == TERN_KV_F32) {
+        size_t kv = (size_t)c->n_layers * seq_len * c->kv_dim;
+        s->key_cache = tern_aligned_alloc(sizeof(float) * kv);
+        s->value_cache = tern_aligned_alloc(sizeof(float) * kv);
+        memset(s->key_cache, 0, sizeof(float) * kv);
+        memset(s->value_cache, 0, sizeof(float) * kv);
+    } else {
+        size_t regions = (size_t)c->n_layers * c->n_kv_heads, kv = regions * S * c->head_dim;
+        s->key_cache = tern_alloc_huge(kv);
+        s->value_cache = tern_alloc_huge(kv);
+        memset(s->key_cache, 128, kv);   // k = 0
+        memset(s->value_cache, 0, kv);
+        s->key_scale = tern_aligned_alloc(sizeof(float) * regions * S);
+        s->value_scale = tern_aligned_alloc(sizeof(float) * regions * S);
+        memset(s->key_scale, 0, sizeof(float) * regions * S);
+        memset(s->value_scale, 0, sizeof(float) * regions * S);
+    }
     // a model under 4 MB of ternary weights decodes on one thread: waking a team costs more
     // (buffers for n_threads: any team <= n_threads works)
-    const size_t nt = (size_t)s->n_threads;
     s->team = m->ternary_bytes >= ((size_t)4 << 20) ? (s->n_threads < TERN_SPLIT_MAX ? s->n_threads : TERN_SPLIT_MAX) : 1;
     s->xq_pad = (int)((wide + 255) / 256 * 256);
     s->xt = tern_aligned_alloc(sizeof(float) * nt * c->dim);
     s->nrow = tern_aligned_alloc(sizeof(float) * nt * wide);
     s->xqt = tern_aligned_alloc(nt * s->xq_pad);
     memset(s->xqt, 0, nt * s->xq_pad);
-    s->qh = tern_aligned_alloc(sizeof(float) * nt * c->head_dim);
+    s->qh = tern_aligned_alloc(sizeof(float) * nt * G * c->head_dim);
+    s->qq = tern_aligned_alloc(((size_t)c->n_heads + nt * G) * c->head_dim);
+    s->qd = tern_aligned_alloc(sizeof(float) * ((size_t)c->n_heads + nt * G));
+    s->qsum = tern_aligned_alloc(sizeof(int32_t) * ((size_t)c->n_heads + nt * G));
     s->splits = tern_aligned_alloc(sizeof(tern_split) * 4 * (size_t)c->n_layers * nt);
     s->rope = tern_aligned_alloc(sizeof(float) * (size_t)seq_len * c->head_dim);
     for (int p = 0; p < seq_len; p++) tern_rope_angles(p, c->head_dim, c->rope_theta, s->rope + (size_t)p * c->head_dim);
     return 0;
 }
 
+int build_state(tern_rt_state *s, const tern_rt_model *m, int max_batch, int seq_len) {
+    int kv = TERN_KV_Q8;
+    const char *e = getenv("TERN_KV");
+    if (e && *e) {
+        int k = rt_kv_parse(e);
+        if (k < 0) fprintf(stderr, "tern: warning: TERN_KV=%s is not f32 or q8; using q8\n", e);
+        else kv = k;
+    }
+    return build_state_kv(s, m, max_batch, seq_len, kv);
+}
+
 void free_state(tern_rt_state *s) {
-    float *f[] = {s->x, s->xb, s->xb2, s->hb, s->q, s->k, s->v, s->att, s->sx, s->scores, s->erow, s->logits,
-                  s->key_cache, s->value_cache, s->rope};
+    void *f[] = {s->x, s->xb, s->xb2, s->hb, s->q, s->k, s->v, s->att, s->sx, s->scores, s->att_p, s->att_w, s->att_ws, s->logits,
+                 s->lvec, s->lscratch, s->key_cache, s->value_cache, s->key_scale, s->value_scale, s->rope, s->xq, s->acc, s->xt,
+                 s->nrow, s->xqt, s->qh, s->qq, s->qd, s->qsum, s->splits};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(f[i]);
-    free(s->xq);
-    free(s->acc);
-    free(s->xt); free(s->nrow); free(s->xqt); free(s->qh); free(s->splits);
     if (s->multi) {
         void **p = s->multi;
         for (int i = 0; i < 4; i++) free(p[i]);
@@ -744,7 +360,9 @@ static void rmsnorm_row(float *o, const float *xr, const float *w, int C, float 
     for (int c = 0; c < C; c++) o[c] = xr[c] * rs * w[c];
 }
 
+// w NULL (a model without sub-norms): the rows as they are
 static void rmsnorm_rows(float *out, const float *x, const float *w, int n, int C, float eps) {
+    if (!w) { memcpy(out, x, sizeof(float) * (size_t)n * C); return; }
     #pragma omp parallel for schedule(static) if (n > 1)
     for (int r = 0; r < n; r++) rmsnorm_row(out + (size_t)r * C, x + (size_t)r * C, w, C, eps);
 }
@@ -754,7 +372,8 @@ static void quantize_rows(const float *x, int n, int C, int8_t *xq, float *sx) {
     for (int r = 0; r < n; r++) sx[r] = tern_act_quantize_row_i8(x + (size_t)r * C, C, xq + (size_t)r * C);
 }
 
-#if defined(__x86_64__) || defined(__i386__)
+// ---- attention on an F32 KV cache (exact; the reference) ----
+#if RT_X86
 // One query head against T cached positions (rows of K and V at stride ld), AVX-512 with
 // hd = 16 * NQ <= 128: the query and the output stay in registers for all T.
 // sc [T]: scores, then probabilities (as in the portable loop below: same softmax code).
@@ -798,12 +417,11 @@ static const head_fn heads512[8] = {head512_1, head512_2, head512_3, head512_4, 
 
 // query head h (q [head_dim]) of layer `layer` against cached positions 0..T-1 -> o [head_dim];
 // sc [seq_len] scratch
-static void attend_head(const tern_rt_config *c, const tern_rt_state *s, int layer, int h, const float *q, int T, float *o, float *sc) {
+static void attend_head_f32(const tern_rt_config *c, const tern_rt_state *s, int layer, int h, const float *q, int T, float *o, float *sc) {
     const int hd = c->head_dim, kh = h / (c->n_heads / c->n_kv_heads);
     const float scale = 1.0f / sqrtf((float)hd);
-    const float *kc = s->key_cache + (size_t)layer * s->seq_len * c->kv_dim;
-    const float *vc = s->value_cache + (size_t)layer * s->seq_len * c->kv_dim;
-#if defined(__x86_64__) || defined(__i386__)
+    const float *kc = kv_k_f32(s, c, layer, 0), *vc = kv_v_f32(s, c, layer, 0);
+#if RT_X86
     if (g_avx512 && hd % 16 == 0 && hd <= 128) {
         heads512[hd / 16 - 1](q, kc + kh * hd, vc + kh * hd, (size_t)c->kv_dim, T, scale, sc, o);
         return;
@@ -826,53 +444,178 @@ static void attend_head(const tern_rt_config *c, const tern_rt_state *s, int lay
     }
 }
 
-// logits[r] = xn[r] . E^T for r < n; E [vocab, dim] f32/f16
-static void logits_rows(const tern_rt_model *m, tern_rt_state *s, const float *xn, int n, float *out) {
-    const tern_rt_config *c = &m->config;
-    int V = c->vocab_size, D = c->dim;
-    const void *E = m->weights.output;
-    int type = m->weights.output_type;
-#if defined(__x86_64__) || defined(__i386__)
-    if (type == TERN_GGML_F16 && g_avx512) {   // one streaming pass over E; 4 rows of E stay in L1 for all n
-        const uint16_t *E16 = E;
-        #pragma omp parallel for schedule(static) num_threads(s->n_threads)
-        for (int v4 = 0; v4 < V / 4; v4++)
-            for (int r = 0; r < n; r++) dot4_f16_avx512(E16 + (size_t)4 * v4 * D, (size_t)D, xn + (size_t)r * D, D, out + (size_t)r * V + 4 * v4);
-        for (int v = V / 4 * 4; v < V; v++)
-            for (int r = 0; r < n; r++) out[(size_t)r * V + v] = dot_f16_avx2(E16 + (size_t)v * D, xn + (size_t)r * D, D);
-        return;
+// ---- attention on a Q8 KV cache ----
+// For a query group (the G heads sharing KV head kvh), in three steps that decode_one runs as
+// separate parallel phases and attend_group_q8 runs in a row (same arithmetic, same bits):
+//  1. scores: each query head quantized to int8 (q8_row: scale dq, sum sq); for position t the
+//     exact integer dot i_t = sum_d (k_td + 128) * q_d - 128 * sq, and s_t = (float)i_t * (dq *
+//     scale * dk_t) (dk_t the position's K scale, scale = 1/sqrt(head_dim));
+//  2. softmax: p_t = exp(s_t - lse) (vmath, as the F32 path), w_t = p_t * dv_t folds in the V
+//     scale; per 64 positions w is quantized to u8 against the block's largest w (ws = max/255);
+//  3. output: o_d = sum over blocks b of (float)(sum_{t in b} w8_t * v_td) * ws_b, blocks in order.
+// The error this adds is measured against the F32 cache (README, docs/INFERENCE.md).
+
+// scores of one query head (qq [hd], qs = dq * scale) at positions t0 <= t < t1 (t0 % 16 == 0)
+static void q8_scores_plain(const uint8_t *K, const float *dk, int hd, const int8_t *qq, int32_t corr, float qs, int t0, int t1, float *sc) {
+    for (int t = t0; t < t1; t++) {
+        int32_t a = 0;
+        for (int d = 0; d < hd; d++) a += (int32_t)K[((size_t)(t / 16) * (hd / 4) + d / 4) * 64 + (t % 16) * 4 + d % 4] * qq[d];
+        sc[t] = (float)(a - corr) * (qs * dk[t]);
     }
-#endif
-    #pragma omp parallel num_threads(s->n_threads)
-    {
-        float *row = s->erow + (size_t)omp_get_thread_num() * D;
-        #pragma omp for schedule(static)
-        for (int v = 0; v < V; v++) {
-            const float *er;
-            if (type == TERN_GGML_F32) er = (const float *)E + (size_t)v * D;
-            else if (n == 1 && g_avx2) { // decode: one pass over the f16 row
-                out[v] = dot_f16_simd((const uint16_t *)E + (size_t)v * D, xn, D);
-                continue;
-            } else { f16_to_f32((const uint16_t *)E + (size_t)v * D, row, D); er = row; }
-            for (int r = 0; r < n; r++) out[(size_t)r * V + v] = dot_f32(xn + (size_t)r * D, er, D);
+}
+#if RT_X86
+#define TVNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+TVNNI static void q8_scores_vnni(const uint8_t *K, const float *dk, int hd, const int8_t *qq, int32_t corr, float qs, int t0, int t1, float *sc) {
+    for (int tb = t0 / 16; tb * 16 < t1; tb++) {
+        const uint8_t *kb = K + (size_t)tb * (hd / 4) * 64;
+        __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+        int d4 = 0;
+        for (; d4 + 2 <= hd / 4; d4 += 2) {
+            int32_t q0, q1;
+            memcpy(&q0, qq + 4 * d4, 4);
+            memcpy(&q1, qq + 4 * d4 + 4, 4);
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512((const void *)(kb + 64 * (size_t)d4)), _mm512_set1_epi32(q0));
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512((const void *)(kb + 64 * (size_t)d4 + 64)), _mm512_set1_epi32(q1));
         }
+        if (d4 < hd / 4) {
+            int32_t q0;
+            memcpy(&q0, qq + 4 * d4, 4);
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512((const void *)(kb + 64 * (size_t)d4)), _mm512_set1_epi32(q0));
+        }
+        int32_t a[16];
+        _mm512_storeu_si512((void *)a, _mm512_add_epi32(a0, a1));
+        const int n = t1 - 16 * tb < 16 ? t1 - 16 * tb : 16;
+        for (int i = 0; i < n; i++) sc[16 * tb + i] = (float)(a[i] - corr) * (qs * dk[16 * tb + i]);
+    }
+}
+#endif
+
+// softmax of sc [T] (in place: probabilities), then w8 [T rounded up to 64] and ws [T/64 blocks]
+static void q8_softmax(float *sc, const float *dv, int T, uint8_t *w8, float *ws) {
+    float mx = -INFINITY;
+    for (int t = 0; t < T; t++) mx = sc[t] > mx ? sc[t] : mx;
+    const float lse = mx + logf(tern_vexp_shift(sc, mx, NULL, T));
+    tern_vexp_shift(sc, lse, sc, T);
+    for (int b = 0; b * 64 < T; b++) {
+        const int n = T - 64 * b < 64 ? T - 64 * b : 64;
+        float w[64], wmax = 0.0f;
+        for (int i = 0; i < n; i++) {
+            w[i] = sc[64 * b + i] * dv[64 * b + i];
+            wmax = fmaxf(wmax, w[i]);
+        }
+        ws[b] = wmax / 255.0f;
+        const float iw = wmax > 0.0f ? 255.0f / wmax : 0.0f;
+        for (int i = 0; i < 64; i++) w8[64 * b + i] = (uint8_t)(i < n ? (int)rintf(w[i] * iw) : 0);
     }
 }
 
-// SwiGLU of len <= 1024 values of one token from the int32 sums of gate (ag) and up (au) with
-// their factors s_w / s_x (sigmoid from vmath.h, as in training): h = g * sigmoid(g) * u
-static void swiglu_chunk(const int32_t *ag, const int32_t *au, float fg, float fu, int len, float *h) {
+// o[d] for d0 <= d < d1 (multiples of 16) from the w8/ws of one head over T positions
+static void q8_out_plain(const int8_t *V, size_t S, int T, const uint8_t *w8, const float *ws, int d0, int d1, float *o) {
+    for (int d = d0; d < d1; d++) {
+        float acc = 0.0f;
+        for (int b = 0; b * 64 < T; b++) {
+            int32_t a = 0;
+            for (int t = 64 * b; t < 64 * b + 64; t++) a += (int32_t)w8[t] * V[((size_t)(d / 16) * (S / 4) + t / 4) * 64 + (d % 16) * 4 + t % 4];
+            acc = acc + (float)a * ws[b];
+        }
+        o[d] = acc;
+    }
+}
+#if RT_X86
+TVNNI static void q8_out_vnni(const int8_t *V, size_t S, int T, const uint8_t *w8, const float *ws, int d0, int d1, float *o) {
+    for (int dc = d0 / 16; dc < d1 / 16; dc++) {
+        const int8_t *vb = V + (size_t)dc * (S / 4) * 64;
+        float acc[16] = {0};
+        for (int b = 0; b * 64 < T; b++) {
+            __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+            for (int t4 = 16 * b; t4 < 16 * b + 16; t4 += 2) {
+                int32_t w0, w1;
+                memcpy(&w0, w8 + 4 * t4, 4);
+                memcpy(&w1, w8 + 4 * t4 + 4, 4);
+                a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(w0), _mm512_loadu_si512((const void *)(vb + 64 * (size_t)t4)));
+                a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(w1), _mm512_loadu_si512((const void *)(vb + 64 * (size_t)t4 + 64)));
+            }
+            int32_t a[16];
+            _mm512_storeu_si512((void *)a, _mm512_add_epi32(a0, a1));
+            for (int i = 0; i < 16; i++) acc[i] = acc[i] + (float)a[i] * ws[b];
+        }
+        memcpy(o + 16 * dc, acc, sizeof acc);
+    }
+}
+#endif
+static void q8_scores(const uint8_t *K, const float *dk, int hd, const int8_t *qq, int32_t corr, float qs, int t0, int t1, float *sc) {
+#if RT_X86
+    if (g_vnni) { q8_scores_vnni(K, dk, hd, qq, corr, qs, t0, t1, sc); return; }
+#endif
+    q8_scores_plain(K, dk, hd, qq, corr, qs, t0, t1, sc);
+}
+static void q8_out(const int8_t *V, size_t S, int T, const uint8_t *w8, const float *ws, int d0, int d1, float *o) {
+#if RT_X86
+    if (g_vnni) { q8_out_vnni(V, S, T, w8, ws, d0, d1, o); return; }
+#endif
+    q8_out_plain(V, S, T, w8, ws, d0, d1, o);
+}
+// query head q [hd] -> qq, and the per-head factor and correction of q8_scores
+static void q8_query(const float *q, int hd, int8_t *qq, float *qs, int32_t *corr) {
+    const float dq = q8_row(q, hd, qq);
+    int32_t sum = 0;
+    for (int d = 0; d < hd; d++) sum += qq[d];
+    *qs = dq * (1.0f / sqrtf((float)hd));
+    *corr = 128 * sum;
+}
+
+// query head h of layer against cached positions 0..T-1 (Q8 cache), steps 1-3 in a row; sc, w8,
+// ws: scratch of kv_seq_pad floats / bytes / blocks
+static void attend_head_q8(const tern_rt_config *c, const tern_rt_state *s, int layer, int h, const float *q, int T, float *o, float *sc,
+                           uint8_t *w8, float *ws, int8_t *qq) {
+    const int hd = c->head_dim, kvh = h / (c->n_heads / c->n_kv_heads);
+    float qs;
+    int32_t corr;
+    q8_query(q, hd, qq, &qs, &corr);
+    q8_scores(kv_k_q8(s, c, layer, kvh), kv_k_scale(s, c, layer, kvh), hd, qq, corr, qs, 0, T, sc);
+    q8_softmax(sc, kv_v_scale(s, c, layer, kvh), T, w8, ws);
+    q8_out(kv_v_q8(s, c, layer, kvh), kv_seq_pad(s), T, w8, ws, 0, hd, o);
+}
+
+// logits[r] = xn[r] . E^T for r < n rows; E [vocab, dim] of the output matrix's type
+// (kernels/qmatvec.h: the same bits at every SIMD level), rows split over the threads
+static void logits_rows(const tern_rt_model *m, tern_rt_state *s, const float *xn, int n, float *out) {
+    const tern_rt_config *c = &m->config;
+    const tern_rt_weights *w = &m->weights;
+    const int V = c->vocab_size, D = c->dim;
+    const size_t qb = tern_qvec_bytes(D);
+    for (int r = 0; r < n; r++) tern_qvec_prepare(&s->lvec[r], w->output_type, xn + (size_t)r * D, D, s->lscratch + (size_t)r * qb);
+    const int CH = 256;   // rows per work item (a contiguous stretch of the matrix)
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(s->n_threads)
+    for (int r0 = 0; r0 < V; r0 += CH)
+        tern_qmat_mul(w->output_layout, w->output, w->output_row_bytes, r0, r0 + CH < V ? r0 + CH : V, s->lvec, n, out, (size_t)V,
+                      TERN_KERNEL_AUTO);
+}
+
+// FFN activation of len <= 1024 values of one token from the int32 sums of gate (ag) and up (au)
+// with their factors s_w / s_x: SiLU: h = g * sigmoid(g) * u (sigmoid from vmath.h, as in
+// training); ReLU²: h = max(g, 0)^2 * u
+static void ffn_chunk(int act, const int32_t *ag, const int32_t *au, float fg, float fu, int len, float *h) {
+    if (act == TERN_FFN_RELU2) {
+        for (int j = 0; j < len; j++) {
+            const float g = (float)ag[j] * fg, r = g > 0.0f ? g : 0.0f;
+            h[j] = r * r * ((float)au[j] * fu);
+        }
+        return;
+    }
     float sg[1024];
     for (int j = 0; j < len; j++) h[j] = (float)ag[j] * fg;   // the gate values, first
     tern_vsigmoid(h, sg, len);
     for (int j = 0; j < len; j++) h[j] = h[j] * sg[j] * ((float)au[j] * fu);
 }
 
-// RMSNorm then int8 quantization of one row of C (the batched path's rmsnorm_rows + quantize_rows,
-// same arithmetic) into xq [C], zeroing xq up to C rounded to 256; returns s_x
+// RMSNorm (w NULL: none) then int8 quantization of one row of C (the batched path's
+// rmsnorm_rows + quantize_rows, same arithmetic) into xq [C], zeroing xq up to C rounded to 256;
+// returns s_x
 static float norm_quant(const float *x, const float *w, int C, float eps, float *nrow, int8_t *xq) {
-    rmsnorm_row(nrow, x, w, C, eps);
-    const float sx = tern_act_quantize_row_i8(nrow, C, xq);
+    const float *in = x;
+    if (w) { rmsnorm_row(nrow, x, w, C, eps); in = nrow; }
+    const float sx = tern_act_quantize_row_i8(in, C, xq);
     memset(xq + C, 0, (size_t)((C + 255) / 256 * 256 - C));
     return sx;
 }
@@ -886,22 +629,26 @@ static float norm_quant(const float *x, const float *w, int C, float eps, float 
 static void decode_one(const tern_rt_model *m, tern_rt_state *s, int pos) {
     const tern_rt_config *c = &m->config;
     const tern_rt_weights *w = &m->weights;
-    const int D = c->dim, F = c->ffn_dim, KV = c->kv_dim, hd = c->head_dim;
+    const int D = c->dim, F = c->ffn_dim, KV = c->kv_dim, hd = c->head_dim, G = c->n_heads / c->n_kv_heads;
     const int max_team = s->n_threads < TERN_SPLIT_MAX ? s->n_threads : TERN_SPLIT_MAX;
     const int nt = s->team < 1 ? 1 : s->team > max_team ? max_team : s->team;
-    const size_t wide = (size_t)(F > D ? F : D);
+    const size_t wide = (size_t)(F > D ? F : D), S = kv_seq_pad(s);
+    const int T = pos + 1, q8 = s->kv_type == TERN_KV_Q8;
+    const int TCH = 256, n_tch = (T + TCH - 1) / TCH;   // Q8 scores: positions per work item
     for (int l = 0; l < c->n_layers; l++) {
         const tern_rt_layer *L = &w->layers[l];
         const tern_tmat *mats[4] = {&L->wqkv, &L->wo, &L->wgu, &L->w_down};
         for (int j = 0; j < 4; j++) tern_tmat_split_init(s->splits + (size_t)(4 * l + j) * nt, nt, mats[j]);
     }
     const float *cs = s->rope + (size_t)pos * hd;
+    float *qs = s->qd;          // [n_heads] per-head score factors (Q8)
+    int32_t *corr = s->qsum;    // [n_heads] per-head corrections (Q8)
     #pragma omp parallel num_threads(nt)
     {
         const int me = omp_get_thread_num();
-        float *x = s->xt + (size_t)me * D, *nrow = s->nrow + (size_t)me * wide, *qh = s->qh + (size_t)me * hd;
+        float *x = s->xt + (size_t)me * D, *nrow = s->nrow + (size_t)me * wide, *qh = s->qh + (size_t)me * G * hd;
         int8_t *xq = s->xqt + (size_t)me * s->xq_pad;
-        float *sc = s->scores + (size_t)me * s->seq_len;
+        float *sc = s->scores + (size_t)me * G * S;
         memcpy(x, s->x, sizeof(float) * D);
         for (int l = 0; l < c->n_layers; l++) {
             const tern_rt_layer *L = &w->layers[l];
@@ -911,18 +658,50 @@ static void decode_one(const tern_rt_model *m, tern_rt_state *s, int pos) {
             tern_tmat_mul1_team(&L->wqkv, sp, nt, xq, sx, NULL, s->acc, TERN_KERNEL_AUTO);
             #pragma omp barrier
             const float fq = L->scale[0] / sx, fk = L->scale[1] / sx, fv = L->scale[2] / sx;
-            float *kc = s->key_cache + ((size_t)l * s->seq_len + pos) * KV, *vc = s->value_cache + ((size_t)l * s->seq_len + pos) * KV;
             #pragma omp for schedule(static)
             for (int h = 0; h < c->n_kv_heads; h++) {
-                for (int r = h * hd; r < (h + 1) * hd; r++) kc[r] = (float)s->acc[D + r] * fk;
-                tern_rope_rotate(kc + h * hd, hd, cs, 1.0f);
-                for (int r = h * hd; r < (h + 1) * hd; r++) vc[r] = (float)s->acc[D + KV + r] * fv;
+                float *kr = s->k + h * hd, *vr = s->v + h * hd;
+                for (int r = 0; r < hd; r++) kr[r] = (float)s->acc[D + h * hd + r] * fk;
+                tern_rope_rotate(kr, hd, cs, 1.0f);
+                for (int r = 0; r < hd; r++) vr[r] = (float)s->acc[D + KV + h * hd + r] * fv;
+                kv_store_head(s, c, l, pos, h, kr, vr);
             }
-            #pragma omp for schedule(dynamic, 1)
-            for (int h = 0; h < c->n_heads; h++) {
-                for (int r = 0; r < hd; r++) qh[r] = (float)s->acc[h * hd + r] * fq;
-                tern_rope_rotate(qh, hd, cs, 1.0f);
-                attend_head(c, s, l, h, qh, pos + 1, s->att + h * hd, sc);
+            if (!q8) {
+                #pragma omp for schedule(dynamic, 1)
+                for (int h = 0; h < c->n_heads; h++) {
+                    for (int r = 0; r < hd; r++) qh[r] = (float)s->acc[h * hd + r] * fq;
+                    tern_rope_rotate(qh, hd, cs, 1.0f);
+                    attend_head_f32(c, s, l, h, qh, T, s->att + h * hd, sc);
+                }
+            } else {
+                // the Q8 cache in phases, each shared out over all threads: queries; scores per
+                // (KV head, 256 positions); softmax per head; outputs per (KV head, 16 dims)
+                #pragma omp for schedule(static)
+                for (int h = 0; h < c->n_heads; h++) {
+                    float *qf = s->q + h * hd;
+                    for (int r = 0; r < hd; r++) qf[r] = (float)s->acc[h * hd + r] * fq;
+                    tern_rope_rotate(qf, hd, cs, 1.0f);
+                    q8_query(qf, hd, s->qq + (size_t)h * hd, &qs[h], &corr[h]);
+                }
+                #pragma omp for schedule(dynamic, 1)
+                for (int it = 0; it < c->n_kv_heads * n_tch; it++) {
+                    const int kvh = it / n_tch, t0 = (it % n_tch) * TCH, t1 = t0 + TCH < T ? t0 + TCH : T;
+                    for (int g = 0; g < G; g++) {
+                        const int h = kvh * G + g;
+                        q8_scores(kv_k_q8(s, c, l, kvh), kv_k_scale(s, c, l, kvh), hd, s->qq + (size_t)h * hd, corr[h], qs[h], t0, t1,
+                                  s->att_p + (size_t)h * S);
+                    }
+                }
+                #pragma omp for schedule(static)
+                for (int h = 0; h < c->n_heads; h++)
+                    q8_softmax(s->att_p + (size_t)h * S, kv_v_scale(s, c, l, h / G), T, s->att_w + (size_t)(s->n_threads * G + h) * S,
+                               s->att_ws + (size_t)(s->n_threads * G + h) * (S / 64));
+                #pragma omp for schedule(dynamic, 1)
+                for (int it = 0; it < c->n_heads * (hd / 16); it++) {
+                    const int h = it / (hd / 16), d0 = (it % (hd / 16)) * 16;
+                    q8_out(kv_v_q8(s, c, l, h / G), S, T, s->att_w + (size_t)(s->n_threads * G + h) * S,
+                           s->att_ws + (size_t)(s->n_threads * G + h) * (S / 64), d0, d0 + 16, s->att + h * hd);
+                }
             }
             sx = norm_quant(s->att, L->attn_sub_norm, D, c->norm_eps, nrow, xq);
             tern_tmat_mul1_team(&L->wo, sp + nt, nt, xq, sx, s->xb2, NULL, TERN_KERNEL_AUTO);
@@ -934,8 +713,8 @@ static void decode_one(const tern_rt_model *m, tern_rt_state *s, int pos) {
             #pragma omp barrier
             const float fg = L->scale[4] / sx, fu = L->scale[5] / sx;
             #pragma omp for schedule(static)
-            for (int r0 = 0; r0 < F; r0 += 1024) {   // SwiGLU in the batched path's chunks
-                swiglu_chunk(s->acc + r0, s->acc + F + r0, fg, fu, F - r0 < 1024 ? F - r0 : 1024, s->hb + r0);
+            for (int r0 = 0; r0 < F; r0 += 1024) {   // the activation in the batched path's chunks
+                ffn_chunk(c->ffn_act, s->acc + r0, s->acc + F + r0, fg, fu, F - r0 < 1024 ? F - r0 : 1024, s->hb + r0);
             }
             sx = norm_quant(s->hb, L->ffn_sub_norm, F, c->norm_eps, nrow, xq);
             tern_tmat_mul1_team(&L->w_down, sp + 3 * nt, nt, xq, sx, s->xb2, NULL, TERN_KERNEL_AUTO);
@@ -952,6 +731,19 @@ static void decode_one(const tern_rt_model *m, tern_rt_state *s, int pos) {
 #define ROW_KV(i) (kv ? kv[i] : s)
 #define ROW_POS(i) (rpos ? rpos[i] : pos0 + (i))
 
+// query head h of a row at position p (q [head_dim]) against positions 0..p of the KV cache of
+// state ks (F32 or Q8, its own type) -> o [head_dim]; scratch of thread `me` from s (sized for
+// s->seq_len >= p + 1)
+static void attend_row_head(const tern_rt_config *c, tern_rt_state *s, const tern_rt_state *ks, int layer, int h, const float *q, int p,
+                            float *o, int me) {
+    const size_t S = kv_seq_pad(s);
+    float *sc = s->scores + (size_t)me * S;
+    if (ks->kv_type == TERN_KV_F32) attend_head_f32(c, ks, layer, h, q, p + 1, o, sc);
+    else
+        attend_head_q8(c, ks, layer, h, q, p + 1, o, sc, s->att_w + (size_t)me * S, s->att_ws + (size_t)me * (S / 64),
+                       s->qq + (size_t)(c->n_heads + me) * c->head_dim);
+}
+
 // causal GQA attention of n rows, q [n, dim] -> att [n, dim]: row i attends to positions
 // 0..ROW_POS(i) of its own KV cache (written for this step's rows before the call)
 static void attention_rows(const tern_rt_config *c, tern_rt_state *s, tern_rt_state *const *kv, const int *rpos, int pos0,
@@ -961,8 +753,8 @@ static void attention_rows(const tern_rt_config *c, tern_rt_state *s, tern_rt_st
     #pragma omp parallel for schedule(dynamic, 1) collapse(2) if (work > 65536) num_threads(s->n_threads)
     for (int i = 0; i < n; i++)
         for (int h = 0; h < c->n_heads; h++)
-            attend_head(c, ROW_KV(i), layer, h, s->q + (size_t)i * c->dim + h * c->head_dim, ROW_POS(i) + 1,
-                        s->att + (size_t)i * c->dim + h * c->head_dim, s->scores + (size_t)omp_get_thread_num() * s->seq_len);
+            attend_row_head(c, s, ROW_KV(i), layer, h, s->q + (size_t)i * c->dim + h * c->head_dim, ROW_POS(i),
+                            s->att + (size_t)i * c->dim + h * c->head_dim, omp_get_thread_num());
 }
 
 // All layers for n rows whose embeddings are in s->x [n, dim] (forward's batched path and
@@ -986,14 +778,15 @@ static void layers_rows(const tern_rt_model *m, tern_rt_state *s, tern_rt_state 
             for (int r = 0; r < KV; r++) v[r] = (float)a[D + KV + r] * fv;
         }
         for (int i = 0; i < n; i++) {
-            const tern_rt_state *ks = ROW_KV(i);
+            tern_rt_state *ks = ROW_KV(i);
             const int p = ROW_POS(i);
             const float *cs = s->rope + (size_t)p * hd;
-            float *kc = ks->key_cache + (size_t)l * ks->seq_len * KV, *vc = ks->value_cache + (size_t)l * ks->seq_len * KV;
             for (int h = 0; h < c->n_heads; h++) tern_rope_rotate(s->q + (size_t)i * D + h * hd, hd, cs, 1.0f);
-            for (int h = 0; h < c->n_kv_heads; h++) tern_rope_rotate(s->k + (size_t)i * KV + h * hd, hd, cs, 1.0f);
-            memcpy(kc + (size_t)p * KV, s->k + (size_t)i * KV, sizeof(float) * KV);
-            memcpy(vc + (size_t)p * KV, s->v + (size_t)i * KV, sizeof(float) * KV);
+            for (int h = 0; h < c->n_kv_heads; h++) {
+                float *k = s->k + (size_t)i * KV + h * hd;
+                tern_rope_rotate(k, hd, cs, 1.0f);
+                kv_store_head(ks, c, l, p, h, k, s->v + (size_t)i * KV + h * hd);
+            }
         }
         attention_rows(c, s, kv, rpos, pos0, l, n);
         rmsnorm_rows(s->xb, s->att, L->attn_sub_norm, n, D, c->norm_eps);
@@ -1004,14 +797,14 @@ static void layers_rows(const tern_rt_model *m, tern_rt_state *s, tern_rt_state 
         rmsnorm_rows(s->xb, s->x, L->ffn_norm, n, D, c->norm_eps);
         quantize_rows(s->xb, n, D, s->xq, s->sx);
         tern_tmat_mul_i32(&L->wgu, s->xq, n, s->acc, TERN_KERNEL_AUTO); // [n, 2F]: gate, up
-        // SwiGLU in chunks of up to 1024 values of one token's row (sigmoid from vmath.h, as in
-        // training); the chunks of all tokens are split over the threads, even for one token
+        // the activation in chunks of up to 1024 values of one token's row; the chunks of all
+        // tokens are split over the threads, even for one token
         const int nck = (F + 1023) / 1024;
         #pragma omp parallel for schedule(static) if ((long)n * F >= 4096)
         for (int ck = 0; ck < n * nck; ck++) {
             const int i = ck / nck, r0 = (ck % nck) * 1024, len = F - r0 < 1024 ? F - r0 : 1024;
             const int32_t *ag = s->acc + (size_t)i * 2 * F + r0;
-            swiglu_chunk(ag, ag + F, L->scale[4] / s->sx[i], L->scale[5] / s->sx[i], len, s->hb + (size_t)i * F + r0);
+            ffn_chunk(c->ffn_act, ag, ag + F, L->scale[4] / s->sx[i], L->scale[5] / s->sx[i], len, s->hb + (size_t)i * F + r0);
         }
         rmsnorm_rows(s->xb, s->hb, L->ffn_sub_norm, n, F, c->norm_eps);
         quantize_rows(s->xb, n, F, s->xq, s->sx);
@@ -1031,7 +824,7 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
         tern_fatal("forward: %d tokens at position %d do not fit (batch %d, context %d)", n, pos, s->max_batch, s->seq_len);
     for (int i = 0; i < n; i++) {
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size) tern_fatal("forward: token id %d out of range", tokens[i]);
-        fp_row(w->token_embd, w->embd_type, tokens[i], D, s->x + (size_t)i * D);
+        tern_qmat_row_f32(w->embd_layout, w->token_embd, w->embd_row_bytes, tokens[i], D, s->x + (size_t)i * D);
     }
     if (n == 1) decode_one(m, s, pos);
     else layers_rows(m, s, NULL, NULL, pos, n);
@@ -1049,8 +842,9 @@ float *forward(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int 
 // for all rows, so the weights stream once per step; barriers instead of the ~12 fork/joins per
 // layer of layers_rows; each thread keeps its own copy of the rows' residual streams and
 // normalizes/quantizes the products' inputs itself. Same arithmetic as layers_rows (bit-identical
-// logits). Rows may share a sequence (a prompt chunk): all K/V of a layer are stored before its
-// attention. s->x [n, dim] holds the embeddings on entry and the final residual streams on exit.
+// logits; each row's attention on its own state's KV cache type, as the batched path does). Rows
+// may share a sequence (a prompt chunk): all K/V of a layer are stored before its attention.
+// s->x [n, dim] holds the embeddings on entry and the final residual streams on exit.
 #define MULTI_ROWS 16
 enum { MS_XT, MS_XQ, MS_SX, MS_NROW };   // s->multi: per-thread buffers (void *[4])
 
@@ -1085,7 +879,6 @@ static void decode_multi(const tern_rt_model *m, tern_rt_state *s, tern_rt_state
         float *x = (float *)ms[MS_XT] + (size_t)me * MULTI_ROWS * D, *sx = (float *)ms[MS_SX] + (size_t)me * MULTI_ROWS;
         int8_t *xq = (int8_t *)ms[MS_XQ] + (size_t)me * MULTI_ROWS * xqp;
         float *nrow = (float *)ms[MS_NROW] + (size_t)me * (wide + (size_t)hd), *qh = nrow + wide;
-        float *sc = s->scores + (size_t)me * s->seq_len;
         memcpy(x, s->x, sizeof(float) * (size_t)n * D);
         for (int l = 0; l < c->n_layers; l++) {
             const tern_rt_layer *L = &w->layers[l];
@@ -1099,11 +892,11 @@ static void decode_multi(const tern_rt_model *m, tern_rt_state *s, tern_rt_state
                 const int r = t / nkv, h = t % nkv;
                 const int32_t *a = s->acc + (size_t)r * (D + 2 * KV);
                 const float fk = L->scale[1] / sx[r], fv = L->scale[2] / sx[r];
-                const tern_rt_state *ks = kv[r];
-                float *kc = ks->key_cache + ((size_t)l * ks->seq_len + pos[r]) * KV, *vc = ks->value_cache + ((size_t)l * ks->seq_len + pos[r]) * KV;
-                for (int q = h * hd; q < (h + 1) * hd; q++) kc[q] = (float)a[D + q] * fk;
-                tern_rope_rotate(kc + h * hd, hd, s->rope + (size_t)pos[r] * hd, 1.0f);
-                for (int q = h * hd; q < (h + 1) * hd; q++) vc[q] = (float)a[D + KV + q] * fv;
+                float *kr = s->k + (size_t)r * KV + h * hd, *vr = s->v + (size_t)r * KV + h * hd;
+                for (int q = 0; q < hd; q++) kr[q] = (float)a[D + h * hd + q] * fk;
+                tern_rope_rotate(kr, hd, s->rope + (size_t)pos[r] * hd, 1.0f);
+                for (int q = 0; q < hd; q++) vr[q] = (float)a[D + KV + h * hd + q] * fv;
+                kv_store_head(kv[r], c, l, pos[r], h, kr, vr);
             }
             #pragma omp for schedule(dynamic, 1)
             for (int t = 0; t < n * nh; t++) {   // (row, head): its query against its cache
@@ -1112,7 +905,7 @@ static void decode_multi(const tern_rt_model *m, tern_rt_state *s, tern_rt_state
                 const int32_t *a = s->acc + (size_t)r * (D + 2 * KV);
                 for (int q = 0; q < hd; q++) qh[q] = (float)a[h * hd + q] * fq;
                 tern_rope_rotate(qh, hd, s->rope + (size_t)pos[r] * hd, 1.0f);
-                attend_head(c, kv[r], l, h, qh, pos[r] + 1, s->att + (size_t)r * D + h * hd, sc);
+                attend_row_head(c, s, kv[r], l, h, qh, pos[r], s->att + (size_t)r * D + h * hd, me);
             }
             for (int r = 0; r < n; r++) sx[r] = norm_quant(s->att + (size_t)r * D, L->attn_sub_norm, D, c->norm_eps, nrow, xq + r * dp);
             tern_tmat_muln_team(&L->wo, sp + nt, nt, xq, n, sx, s->xb2, NULL, TERN_KERNEL_AUTO);
@@ -1124,10 +917,10 @@ static void decode_multi(const tern_rt_model *m, tern_rt_state *s, tern_rt_state
             #pragma omp barrier
             const int nck = (F + 1023) / 1024;
             #pragma omp for schedule(static)
-            for (int ck = 0; ck < n * nck; ck++) {   // SwiGLU in the batched path's chunks
+            for (int ck = 0; ck < n * nck; ck++) {   // the activation in the batched path's chunks
                 const int r = ck / nck, r0 = (ck % nck) * 1024, len = F - r0 < 1024 ? F - r0 : 1024;
                 const int32_t *ag = s->acc + (size_t)r * 2 * F + r0;
-                swiglu_chunk(ag, ag + F, L->scale[4] / sx[r], L->scale[5] / sx[r], len, s->hb + (size_t)r * F + r0);
+                ffn_chunk(c->ffn_act, ag, ag + F, L->scale[4] / sx[r], L->scale[5] / sx[r], len, s->hb + (size_t)r * F + r0);
             }
             for (int r = 0; r < n; r++) sx[r] = norm_quant(s->hb + (size_t)r * F, L->ffn_sub_norm, F, c->norm_eps, nrow, xq + r * fp);
             tern_tmat_muln_team(&L->w_down, sp + 3 * nt, nt, xq, n, sx, s->xb2, NULL, TERN_KERNEL_AUTO);
@@ -1161,7 +954,7 @@ float *forward_multi(const tern_rt_model *m, tern_rt_state *s, tern_rt_state *co
         return n_out ? lg : NULL;
     }
     update_fp_kind();
-    for (int i = 0; i < n; i++) fp_row(w->token_embd, w->embd_type, tokens[i], D, s->x + (size_t)i * D);
+    for (int i = 0; i < n; i++) tern_qmat_row_f32(w->embd_layout, w->token_embd, w->embd_row_bytes, tokens[i], D, s->x + (size_t)i * D);
     if (n <= MULTI_ROWS) decode_multi(m, s, kv, pos, n);   // decode rows (and short chunks): one region
     else layers_rows(m, s, kv, pos, 0, n);                 // prompt-sized: per-op parallel loops
     if (!n_out) return NULL;
@@ -1169,6 +962,29 @@ float *forward_multi(const tern_rt_model *m, tern_rt_state *s, tern_rt_state *co
     rmsnorm_rows(s->xb, s->xb2, w->output_norm, n_out, D, c->norm_eps);
     logits_rows(m, s, s->xb, n_out, s->logits);
     return s->logits;
+}
+
+void rt_kv_fill_random(const tern_rt_model *m, tern_rt_state *s, int n, uint64_t seed) {
+    const tern_rt_config *c = &m->config;
+    if (n > s->seq_len) n = s->seq_len;
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int l = 0; l < c->n_layers; l++) {
+        float *k = tern_xmalloc(sizeof(float) * 2 * (size_t)c->head_dim), *v = k + c->head_dim;
+        tern_rng r;
+        tern_rng_seed(&r, seed + 7919u * (uint64_t)l);
+        for (int p = 0; p < n; p++)
+            for (int h = 0; h < c->n_kv_heads; h++) {
+                for (int d = 0; d < c->head_dim; d++) { k[d] = tern_rng_normal(&r); v[d] = tern_rng_normal(&r); }
+                kv_store_head(s, c, l, p, h, k, v);
+            }
+        free(k);
+    }
+}
+
+size_t rt_kv_bytes(const tern_rt_model *m, const tern_rt_state *s, int n) {
+    const tern_rt_config *c = &m->config;
+    const size_t per = s->kv_type == TERN_KV_F32 ? 2 * sizeof(float) * (size_t)c->kv_dim : 2 * ((size_t)c->kv_dim + sizeof(float) * c->n_kv_heads);
+    return per * (size_t)n * c->n_layers;
 }
 
 float *forward_prompt(const tern_rt_model *m, tern_rt_state *s, const int *tokens, int n, int pos) {

@@ -178,8 +178,8 @@ static void test_rejects(void **st) {
     e_hdr(&e, 3, 0, 1); e_str(&e, "general.alignment"); e_u32(&e, TERN_GGUF_UINT64); e_u64(&e, 64);
     expect_reject(&e, "aligntype.gguf", "general.alignment", "expected uint32");
 
-    e_hdr(&e, 3, 1, 0); e_tinfo(&e, "blk.0.attn_q.weight", 2, ne2, 2, 0); e_pad(&e, 32); e_zeros(&e, 2 * 144);
-    expect_reject(&e, "type.gguf", "unsupported tensor type 2", "blk.0.attn_q.weight");
+    e_hdr(&e, 3, 1, 0); e_tinfo(&e, "blk.0.attn_q.weight", 2, ne2, 37, 0); e_pad(&e, 32); e_zeros(&e, 2 * 144);
+    expect_reject(&e, "type.gguf", "unsupported tensor type 37", "blk.0.attn_q.weight");
 
     e_hdr(&e, 3, 1, 0); e_tinfo(&e, "t", 1, ne1, 0, 8); e_pad(&e, 32); e_zeros(&e, 64);
     expect_reject(&e, "misaligned.gguf", "misaligned", "offset 8");
@@ -392,8 +392,8 @@ static void test_round_trip(void **st) {
     assert_int_equal(tern_gguf_add_tensor(w, "h", 2, ne, TERN_GGML_F32, f32, 60), -1);
     assert_non_null(strstr(tern_last_error(), "duplicate tensor name"));
     assert_int_equal(tern_gguf_add_tensor(w, "x", 2, ne, TERN_GGML_F32, f32, 61), -1);
-    assert_int_equal(tern_gguf_add_tensor(w, "x", 2, ne, 2, f32, 60), -1);
-    assert_non_null(strstr(tern_last_error(), "unsupported tensor type 2"));
+    assert_int_equal(tern_gguf_add_tensor(w, "x", 2, ne, 37, f32, 60), -1);
+    assert_non_null(strstr(tern_last_error(), "unsupported tensor type 37"));
     assert_int_equal(tern_gguf_write(w, p), 0);
     tern_gguf_writer_free(w);
     check_full(p, 32, f32, f16, tq2, tq1, f4);

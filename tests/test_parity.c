@@ -12,6 +12,8 @@
 #include "runtime.h"
 #include "tokenizers/tokenizer.h"
 #include "util.h"
+#include "formats/ggml_types.h"
+#include "engine/graph.h"
 #include <libgen.h>
 #include <math.h>
 #include <stdio.h>
@@ -153,10 +155,15 @@ static void check_parity(int tied, const char *export_opts, double ppl_tol, pari
     tern_tokenizer_free(&t2);
 
     tern_rt_state s;
-    assert_int_equal(build_state(&s, &m, 16, ctx), 0);
+    assert_int_equal(build_state_kv(&s, &m, 16, ctx, TERN_KV_F32), 0);
     long scored;
     int windows;
     double nll_rt = rt_nll(&m, &s, ids, n_ids, ctx, &scored, &windows);
+    // the int8 KV cache (generation's default) stays close
+    tern_rt_state sq;
+    assert_int_equal(build_state_kv(&sq, &m, 16, ctx, TERN_KV_Q8), 0);
+    const double nll_q8 = rt_nll(&m, &sq, ids, n_ids, ctx, NULL, NULL);
+    free_state(&sq);
     assert_int_equal(scored, n_ids - 1);
     tern_eval_result r; // the training side's evaluation (tern-eval), windows of seq_len = CTX
     tern_eval_ids(&tm, ids, n_ids, 2, 0, NULL, &r);
@@ -164,10 +171,12 @@ static void check_parity(int tied, const char *export_opts, double ppl_tol, pari
     assert_int_equal(r.n_windows, windows);
     double ppl_rt = exp(nll_rt / scored), ppl_tr = r.ppl;
     double rel = fabs(ppl_rt / ppl_tr - 1.0);
+    const double rel_q8 = fabs(exp(nll_q8 / scored) / ppl_rt - 1.0);
     fprintf(stderr, "parity (%s, %s, theta %g, eps %g, ctx %d): runtime ppl %.6f, training ppl %.6f, rel diff %.2e "
-            "(tol %.1e) over %ld tokens, %d windows\n", tied ? "tied" : "untied", export_opts, c.rope_theta, c.norm_eps, ctx,
-            ppl_rt, ppl_tr, rel, ppl_tol, scored, windows);
+            "(tol %.1e) over %ld tokens, %d windows; q8 KV cache: rel diff %.2e\n", tied ? "tied" : "untied", export_opts, c.rope_theta,
+            c.norm_eps, ctx, ppl_rt, ppl_tr, rel, ppl_tol, scored, windows, rel_q8);
     assert_true(rel <= ppl_tol);
+    assert_true(rel_q8 <= 1e-3);
     assert_true(ppl_tr > 1.5); // a model that actually predicts something uncertain
 
     // greedy continuation: training forward (no cache) vs runtime (KV cache, batched prefill)
@@ -189,13 +198,75 @@ static void check_parity(int tied, const char *export_opts, double ppl_tol, pari
 // 1.9e-5, untied (f16) 1.1e-5, long 0); before: 1e-4, 1e-3, 1e-3 (50-100x).
 static void test_parity_tq2_f32(void **st) { (void)st; check_parity(1, "--type tq2_0 --embd f32", 1.5e-5, (parity_opts){0}); }
 static void test_parity_tq1_f16(void **st) { (void)st; check_parity(1, "--type tq1_0 --embd f16", 2e-4, (parity_opts){0}); }
-static void test_parity_untied(void **st) { (void)st; check_parity(0, "", 1.5e-4, (parity_opts){0}); }
+static void test_parity_untied(void **st) { (void)st; check_parity(0, "--embd f16", 1.5e-4, (parity_opts){0}); }
 // rope_theta and norm_eps that are not the defaults must travel through the GGUF; a context of 150
 // runs the training attention over three causal query blocks of 64 and the runtime's batched
 // prefill over several chunks of 16
 static void test_parity_long_theta(void **st) {
     (void)st;
     check_parity(1, "--type tq2_0 --embd f32", 1.5e-5, (parity_opts){.theta = 500000.0f, .eps = 1e-6f, .ctx = 150});
+}
+// bitnet.cpp's I2_S with a 6-bit head; float BitLinear tensors (-1/0/1 + scale) with a bf16 head
+static void test_parity_i2s_q6k(void **st) { (void)st; check_parity(1, "--type i2_s --embd q6_k", 5e-3, (parity_opts){0}); }
+static void test_parity_f16_bf16(void **st) { (void)st; check_parity(0, "--type f16 --embd bf16 --head q8_0", 2e-3, (parity_opts){0}); }
+
+// every BitLinear type and every embedding / head type tern-export writes (each BitLinear type
+// paired with a different matrix type; untied heads too): the runtime loads the file with those
+// types and its logits on a short prompt stay within the matrix type's quantization error of the
+// checkpoint's own forward. (test_runtime crosses the types in-process; this goes through the
+// real exporter.)
+static void test_export_all_kinds(void **st) {
+    (void)st;
+    static const struct { const char *bl, *embd, *head; double tol; } kinds[] = {   // tol: max |logit diff| / max |logit|
+        {"tq2_0", "f32", NULL, 1e-5}, {"tq1_0", "f16", NULL, 1.5e-3}, {"i2_s", "bf16", NULL, 4e-3}, {"f16", "q8_0", NULL, 1e-2},
+        {"bf16", "q6_k", NULL, 2e-2}, {"f32", "q5_k", NULL, 4e-2}, {"tq2_0", "q4_k", NULL, 6e-2},
+        {"i2_s", "q4_k", "q6_k", 3e-2}, {"tq2_0", "f16", "f32", 1e-3}, {"tq1_0", "q8_0", "bf16", 5e-3},
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        const int tied = kinds[k].head == NULL;
+        tern_model_config c = test_config(tied);
+        tern_model tm;
+        make_model(&tm, &c, 91 + (uint64_t)tied);
+        char ckpt[300], gguf[300], args[1500], err[1024];
+        snprintf(ckpt, sizeof ckpt, "%s/kinds.h5", tmpdir);
+        snprintf(gguf, sizeof gguf, "%s/kinds.gguf", tmpdir);
+        save_ckpt(&tm, ckpt, 1);
+        enum { NT = 6 };
+        const int V = c.vocab_size;
+        float *want = malloc(sizeof(float) * NT * V);
+        {   // the training-side forward's logits
+            tern_graph g;
+            tern_graph_init(&g, tern_model_graph_nodes(&c), 0, 0);
+            g.grad_enabled = 0;
+            memcpy(want, tern_model_forward(&tm, &g, ids, 1, NT)->data, sizeof(float) * NT * V);
+            tern_graph_free(&g);
+        }
+        float mx = 0;
+        for (int i = 0; i < NT * V; i++) mx = fabsf(want[i]) > mx ? fabsf(want[i]) : mx;
+        snprintf(args, sizeof args, "'%s' '%s' --type %s --embd %s%s%s", ckpt, gguf, kinds[k].bl, kinds[k].embd, tied ? "" : " --head ",
+                 tied ? "" : kinds[k].head);
+        int rc = run_export(args, err, sizeof err);
+        if (rc) fprintf(stderr, "tern-export %s: %s\n", args, err);
+        assert_int_equal(rc, 0);
+        tern_rt_model m;
+        if (build_model(&m, gguf)) fprintf(stderr, "%s\n", tern_last_error());
+        assert_int_equal(m.bitlinear_type, tern_ggml_type_parse(kinds[k].bl));
+        assert_int_equal(m.weights.embd_type, tern_ggml_type_parse(kinds[k].embd));
+        assert_int_equal(m.weights.output_type, tern_ggml_type_parse(tied ? kinds[k].embd : kinds[k].head));
+        assert_int_equal(m.config.tied, tied);
+        tern_rt_state s;
+        assert_int_equal(build_state_kv(&s, &m, NT, 0, TERN_KV_F32), 0);
+        const float *lg = forward(&m, &s, ids, NT, 0, 1);
+        double worst = 0;
+        for (int i = 0; i < NT * V; i++) worst = fmax(worst, fabs(lg[i] - want[i]) / mx);
+        fprintf(stderr, "export kind %s / %s%s%s: logits within %.2e of their range (tolerance %.0e)\n", kinds[k].bl, kinds[k].embd,
+                tied ? "" : " / head ", tied ? "" : kinds[k].head, worst, kinds[k].tol);
+        assert_true(worst <= kinds[k].tol);
+        free_state(&s);
+        free_model(&m);
+        free(want);
+        tern_model_free(&tm);
+    }
 }
 
 static void test_export_errors(void **st) {
@@ -260,7 +331,14 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_parity_tq1_f16),
         cmocka_unit_test(test_parity_untied),
         cmocka_unit_test(test_parity_long_theta),
+        cmocka_unit_test(test_parity_i2s_q6k),
+        cmocka_unit_test(test_parity_f16_bf16),
+        cmocka_unit_test(test_export_all_kinds),
         cmocka_unit_test(test_export_errors),
     };
+    if (getenv("TERN_PARITY_OUT")) {   // scripts only want the checkpoint: the first parity test writes it
+        const struct CMUnitTest first[] = {cmocka_unit_test(test_parity_tq2_f32)};
+        return cmocka_run_group_tests(first, setup, teardown);
+    }
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -18,7 +18,11 @@
 #include <unistd.h>
 
 static char g_tool[1024]; // build dir's tern-tokenizer, from argv[0]
-#define TMPD "build/test_tokfile_tmp"
+// scratch files in the build dir of this binary (the Makefile passes TEST_TMPD)
+#ifndef TEST_TMPD
+#define TEST_TMPD "build/test_tokfile_tmp"
+#endif
+#define TMPD TEST_TMPD
 
 static int exists(const char *p) {
     struct stat st;

@@ -1,7 +1,8 @@
 // export.c — tern HDF5 checkpoint -> GGUF v3 (llama.cpp architecture `bitnet`, or bitnet.cpp's
 // `bitnet-b1.58` for squared-ReLU models).
-//   tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0|q8_0] [--embd f16|f32] [--name NAME]
-//               [--tokenizer TOK] [--no-tokenizer]   (TOK: .tkz or tokenizer.json)
+//   tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0|i2_s|q8_0|f16|bf16|f32] [--embd TYPE] [--head TYPE]
+//               [--name NAME] [--tokenizer TOK] [--no-tokenizer]   (TOK: .tkz or tokenizer.json)
+//   TYPE (embedding / untied head): q8_0 (default), q6_k, q5_k, q4_k, f16, bf16, f32
 //
 // What is written (shared/docs/formats.md):
 //   KVs: general.architecture = ARCH, general.name, general.file_type, ARCH.context_length,
@@ -12,19 +13,24 @@
 //        ARCH = "bitnet" for SiLU models (ffn_act = silu), "bitnet-b1.58" for squared-ReLU models
 //        (ffn_act = relu2: Microsoft's BitNet b1.58 2B4T; bitnet.cpp's name, keys "bitnet-b1.58.*",
 //        the same tensor names; llama.cpp's own `bitnet` graph applies SiLU).
-//   Tensors: token_embd (f16 default, or f32), output_norm (f32), per block the norms (f32; the
-//        two sub-norms only when the model has them) and the seven BitLinear weights as TQ2_0
-//        (default) or TQ1_0 blocks with d = 1, each followed by blk.N.<name>.scale, f32 {1} = the
-//        exact fp32 s_w (quant.h): llama.cpp's bitnet graph multiplies the product by it, tern's
-//        runtime folds it into the kernel scale. So the ternary integers and the scales are
-//        bit-identical to the training forward.
-//   Rows that are not a multiple of 256 weights (TQ blocks) fall back to Q8_0 blocks holding the
-//        ternary codes exactly (d = 1, int8 values in {-1, 0, 1}) with the same .scale tensor:
-//        8.5 bits per weight for those tensors, still exact, read by llama.cpp and tern's runtime.
-//        Rows must then be a multiple of 32. --type q8_0 writes every BitLinear that way.
+//   Tensors: token_embd (--embd: q8_0 default, q6_k, q5_k, q4_k, f16, bf16 or f32; quantized by
+//        formats/ggml_types.h), output_norm (f32), per block the norms (f32; the two sub-norms only
+//        when the model has them) and the seven BitLinear weights (--type):
+//          tq2_0 (default) / tq1_0: blocks with d = 1, each tensor followed by blk.N.<name>.scale,
+//            f32 {1} = the exact fp32 s_w (quant.h): llama.cpp's bitnet graph multiplies the
+//            product by it, tern's runtime folds it into the kernel scale;
+//          i2_s (bitnet.cpp's format): the 2-bit codes and the exact fp32 s_w as the tensor's own
+//            scale, no .scale tensor (rows must be a multiple of 128 weights);
+//          q8_0: blocks holding the ternary codes exactly (d = 1, int8 values in {-1, 0, 1}) and
+//            the .scale tensor: 8.5 bits per weight, read by llama.cpp and tern's runtime;
+//          f16 / bf16 / f32: the ternary values -1, 0, 1 (exact in every float type) and the
+//            .scale tensor, for tools that quantize from float files (llama.cpp's quantizer).
+//        So the ternary integers and the scales are bit-identical to the training forward.
+//   Rows that are not a multiple of the type's block (256 weights for tq2_0/tq1_0, 128 for i2_s)
+//        fall back to the q8_0 form above (a note says which); rows must be a multiple of 32.
 //   rope_scaling = llama3: rope_freqs.weight f32 [head_dim/2] (the frequency divisors, as
 //        llama.cpp's converter writes them for LLaMA 3).
-//   An untied head (tied_head = 0) is written as output.weight (same type as the embedding).
+//   An untied head (tied_head = 0) is written as output.weight (--head: default the --embd type).
 // Full-precision checkpoints (ternary = 0) are refused: their weights are not ternary.
 #include "formats/checkpoint.h"
 #include "model/config.h"
@@ -36,6 +42,7 @@
 #include "tokenizers/tokenizer_gguf.h"
 #include "tokenizers/tokenizer_json.h"
 #include "formats/tqpack.h"
+#include "formats/ggml_types.h"
 #include "util.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +52,9 @@
 static const char *prog = "tern-export";
 
 static void usage(FILE *f, int rc) {
-    fprintf(f, "usage: tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0|q8_0] [--embd f16|f32] [--name NAME]\n"
-               "                   [--tokenizer file.tok] [--no-tokenizer]\n");
+    fprintf(f, "usage: tern-export ckpt.h5 [-o] out.gguf [--type tq2_0|tq1_0|i2_s|q8_0|f16|bf16|f32] [--embd TYPE] [--head TYPE]\n"
+               "                   [--name NAME] [--tokenizer TOK.tkz|tokenizer.json] [--no-tokenizer]\n"
+               "  TYPE (token embedding; untied output matrix): q8_0 (default), q6_k, q5_k, q4_k, f16, bf16, f32\n");
     exit(rc);
 }
 
@@ -76,7 +84,7 @@ static void check(int rc, const char *out) {
 
 int main(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *name = NULL, *tok_path = NULL;
-    int ttype = TERN_GGML_TQ2_0, etype = TERN_GGML_F16, no_tok = 0;
+    int ttype = TERN_GGML_TQ2_0, etype = TERN_GGML_Q8_0, htype = -1, no_tok = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-tokenizer")) { no_tok = 1; continue; }
@@ -91,14 +99,19 @@ int main(int argc, char **argv) {
             if (!v) { fprintf(stderr, "%s: %s needs a value\n", prog, a); usage(stderr, 2); }
             i++;
             if (!strcmp(a, "--type")) {
-                if (!strcmp(v, "tq2_0")) ttype = TERN_GGML_TQ2_0;
-                else if (!strcmp(v, "tq1_0")) ttype = TERN_GGML_TQ1_0;
-                else if (!strcmp(v, "q8_0")) ttype = TERN_GGML_Q8_0;
-                else die("--type: expected tq2_0, tq1_0 or q8_0");
-            } else if (!strcmp(a, "--embd")) {
-                if (!strcmp(v, "f16")) etype = TERN_GGML_F16;
-                else if (!strcmp(v, "f32")) etype = TERN_GGML_F32;
-                else die("--embd: expected f16 or f32");
+                ttype = tern_ggml_type_parse(v);
+                if (ttype != TERN_GGML_TQ2_0 && ttype != TERN_GGML_TQ1_0 && ttype != TERN_GGML_I2_S && ttype != TERN_GGML_Q8_0 &&
+                    ttype != TERN_GGML_F16 && ttype != TERN_GGML_BF16 && ttype != TERN_GGML_F32)
+                    die("--type: expected tq2_0, tq1_0, i2_s, q8_0, f16, bf16 or f32");
+            } else if (!strcmp(a, "--embd") || !strcmp(a, "--head")) {
+                int t = tern_ggml_type_parse(v);
+                if (t != TERN_GGML_Q8_0 && t != TERN_GGML_Q6_K && t != TERN_GGML_Q5_K && t != TERN_GGML_Q4_K && t != TERN_GGML_F16 &&
+                    t != TERN_GGML_BF16 && t != TERN_GGML_F32) {
+                    fprintf(stderr, "%s: %s: expected q8_0, q6_k, q5_k, q4_k, f16, bf16 or f32\n", prog, a);
+                    return 1;
+                }
+                if (!strcmp(a, "--embd")) etype = t;
+                else htype = t;
             } else if (!strcmp(a, "--name")) name = v;
             else if (!strcmp(a, "--tokenizer")) tok_path = v;
             else { fprintf(stderr, "%s: unknown option '%s'\n", prog, a); usage(stderr, 2); }
@@ -121,9 +134,18 @@ int main(int argc, char **argv) {
     }
     // BitLinear rows are dim (q, k, v, attn_output, gate, up) or ffn_dim (down) weights long
     if (mc.dim % 32 || mc.ffn_dim % 32) {
-        fprintf(stderr, "%s: %s: dim %d and ffn_dim %d must be multiples of 32 (TQ2_0/TQ1_0 blocks hold 256 weights, the Q8_0 "
-                        "fallback 32)\n", prog, in, mc.dim, mc.ffn_dim);
+        fprintf(stderr, "%s: %s: dim %d and ffn_dim %d must be multiples of 32 (TQ2_0/TQ1_0 blocks hold 256 weights, I2_S 128, "
+                        "the Q8_0 fallback 32)\n", prog, in, mc.dim, mc.ffn_dim);
         return 1;
+    }
+    if (htype < 0) htype = etype;
+    for (int k = 0; k < 2; k++) {
+        const int t = k ? htype : etype;
+        if (mc.dim % tern_ggml_block_elems(t)) {
+            fprintf(stderr, "%s: %s: dim %d is not a multiple of the %s block size %lld; choose %s q8_0, f16, bf16 or f32\n", prog, in,
+                    mc.dim, tern_ggml_type_name(t), (long long)tern_ggml_block_elems(t), k ? "--head" : "--embd");
+            return 1;
+        }
     }
     const char *arch = mc.ffn_act == TERN_FFN_RELU2 ? "bitnet-b1.58" : "bitnet";
     if (!mc.sub_norms)
@@ -174,8 +196,9 @@ int main(int argc, char **argv) {
         if (dot && dot != base) *dot = 0;
         name = base;
     }
-    // BitLinear type per row length: the TQ type when rows hold whole 256-weight blocks, else Q8_0
-    const int type_dim = mc.dim % 256 ? TERN_GGML_Q8_0 : ttype, type_ffn = mc.ffn_dim % 256 ? TERN_GGML_Q8_0 : ttype;
+    // BitLinear type per row length: --type when rows hold whole blocks of it, else Q8_0
+    const int64_t tblk = tern_ggml_block_elems(ttype);
+    const int type_dim = mc.dim % tblk ? TERN_GGML_Q8_0 : ttype, type_ffn = mc.ffn_dim % tblk ? TERN_GGML_Q8_0 : ttype;
     const int any_q8 = type_dim == TERN_GGML_Q8_0 || type_ffn == TERN_GGML_Q8_0;
     if (any_q8 && ttype != TERN_GGML_Q8_0)
         fprintf(stderr, "%s: %s rows of %d weights are not whole %s blocks: written as Q8_0 holding the ternary codes (8.5 bits/weight)\n",
@@ -185,8 +208,10 @@ int main(int argc, char **argv) {
 #define KEY(suffix) (snprintf(key, sizeof key, "%s." suffix, arch), key)
     check(tern_gguf_add_str(w, "general.architecture", arch), out);
     check(tern_gguf_add_str(w, "general.name", name), out);
-    // LLAMA_FTYPE_MOSTLY_Q8_0 / TQ2_0 / TQ1_0 (informational)
-    check(tern_gguf_add_u32(w, "general.file_type", any_q8 ? 7u : ttype == TERN_GGML_TQ2_0 ? 37u : 36u), out);
+    // LLAMA_FTYPE_MOSTLY_Q8_0 7 / TQ2_0 37 / TQ1_0 36 / F16 1 / BF16 32 / F32 0; bitnet.cpp's MOSTLY_I2_S 40 (informational)
+    const uint32_t ftype = any_q8 ? 7u : ttype == TERN_GGML_TQ2_0 ? 37u : ttype == TERN_GGML_TQ1_0 ? 36u : ttype == TERN_GGML_I2_S ? 40u
+                         : ttype == TERN_GGML_F16 ? 1u : ttype == TERN_GGML_BF16 ? 32u : 0u;
+    check(tern_gguf_add_u32(w, "general.file_type", ftype), out);
     check(tern_gguf_add_u32(w, "general.quantization_version", 2), out);
     check(tern_gguf_add_u32(w, KEY("context_length"), (uint32_t)mc.seq_len), out);
     check(tern_gguf_add_u32(w, KEY("embedding_length"), (uint32_t)mc.dim), out);
@@ -205,17 +230,15 @@ int main(int argc, char **argv) {
     size_t tern_bytes = 0;
     const tern_tensor *E = model.token_embd;
     int64_t ne2[2] = {mc.dim, mc.vocab_size};
-#define FP_MATRIX(nm, T)                                                                                   \
+#define FP_MATRIX(nm, T, TYPE)                                                                             \
     do {                                                                                                   \
-        if (etype == TERN_GGML_F16) {                                                                      \
-            uint16_t *h = keep(&kl, tern_xmalloc(sizeof(uint16_t) * (size_t)(T)->n));                      \
-            for (long i = 0; i < (T)->n; i++) h[i] = tern_fp32_to_fp16((T)->data[i]);                      \
-            check(tern_gguf_add_tensor(w, nm, 2, ne2, TERN_GGML_F16, h, 2 * (size_t)(T)->n), out);         \
-        } else                                                                                             \
-            check(tern_gguf_add_tensor(w, nm, 2, ne2, TERN_GGML_F32, (T)->data, 4 * (size_t)(T)->n), out); \
+        size_t nb_ = tern_ggml_row_bytes(TYPE, mc.dim) * (size_t)mc.vocab_size;                           \
+        void *q_ = keep(&kl, tern_xmalloc(nb_));                                                           \
+        check(tern_ggml_quantize(TYPE, (T)->data, (T)->n, q_), out);                                       \
+        check(tern_gguf_add_tensor(w, nm, 2, ne2, TYPE, q_, nb_), out);                                    \
         n_fp += (T)->n;                                                                                    \
     } while (0)
-    FP_MATRIX("token_embd.weight", E);
+    FP_MATRIX("token_embd.weight", E, etype);
     if (mc.rope_scaling == TERN_ROPE_SCALING_LLAMA3) {   // the frequency divisors, llama.cpp's rope_freqs
         float *div = keep(&kl, tern_xmalloc(sizeof(float) * (size_t)(hd / 2)));
         tern_rope_llama3_divisors(hd, mc.rope_theta, mc.rope_scaling_factor, mc.rope_low_freq_factor, mc.rope_high_freq_factor,
@@ -245,28 +268,46 @@ int main(int argc, char **argv) {
             int8_t *q = tern_xmalloc((size_t)n);
             tern_weight_quantize_i8(t->data, n, *s, q);
             const int type = j == 6 ? type_ffn : type_dim;
-            size_t nb = type == TERN_GGML_TQ2_0 ? tern_tq2_bytes(n) : type == TERN_GGML_TQ1_0 ? tern_tq1_bytes(n) : (size_t)(n / 32) * 34;
-            void *blk = keep(&kl, tern_xmalloc(nb));
+            int64_t ne[2] = {t->shape[1], t->shape[0]};
+            size_t nb = 0;
+            void *blk = NULL;
             int rc = 0;
-            if (type == TERN_GGML_TQ2_0) rc = tern_tq2_pack(q, n, 1.0f, blk);
-            else if (type == TERN_GGML_TQ1_0) rc = tern_tq1_pack(q, n, 1.0f, blk);
-            else   // Q8_0, d = 1 (fp16 0x3C00) and the codes as they are: exactly ternary x .scale
+            if (type == TERN_GGML_TQ2_0 || type == TERN_GGML_TQ1_0) {
+                nb = type == TERN_GGML_TQ2_0 ? tern_tq2_bytes(n) : tern_tq1_bytes(n);
+                blk = keep(&kl, tern_xmalloc(nb));
+                rc = type == TERN_GGML_TQ2_0 ? tern_tq2_pack(q, n, 1.0f, blk) : tern_tq1_pack(q, n, 1.0f, blk);
+            } else if (type == TERN_GGML_I2_S) {
+                nb = (size_t)n / 4 + TERN_I2S_TAIL;
+                blk = keep(&kl, tern_xmalloc(nb));
+                rc = tern_i2s_pack(q, n, *s, blk);
+            } else if (type == TERN_GGML_Q8_0) {   // d = 1 (fp16 0x3C00) and the codes as they are: exactly ternary x .scale
+                nb = (size_t)(n / 32) * TERN_Q8_0_BYTES;
+                blk = keep(&kl, tern_xmalloc(nb));
                 for (long b = 0; b < n / 32; b++) {
-                    uint8_t *o = (uint8_t *)blk + 34 * b;
+                    uint8_t *o = (uint8_t *)blk + TERN_Q8_0_BYTES * b;
                     o[0] = 0x00;
                     o[1] = 0x3C;
                     memcpy(o + 2, q + 32 * b, 32);
                 }
+            } else {   // the ternary values as floats, then the scale tensor
+                float *f = tern_xmalloc(sizeof(float) * (size_t)n);
+                for (long i = 0; i < n; i++) f[i] = (float)q[i];
+                nb = tern_ggml_row_bytes(type, t->shape[1]) * (size_t)t->shape[0];
+                blk = keep(&kl, tern_xmalloc(nb));
+                rc = tern_ggml_quantize(type, f, n, blk);
+                free(f);
+            }
             free(q);
             check(rc, out);
-            int64_t ne[2] = {t->shape[1], t->shape[0]};
             check(tern_gguf_add_tensor(w, t->name, 2, ne, type, blk, nb), out);
-            char sname[96];
-            snprintf(sname, sizeof sname, "blk.%d.%s.scale", l, bl_names[j]);
-            int64_t one[1] = {1};
-            check(tern_gguf_add_tensor(w, sname, 1, one, TERN_GGML_F32, s, sizeof(float)), out);
+            if (type != TERN_GGML_I2_S) {
+                char sname[96];
+                snprintf(sname, sizeof sname, "blk.%d.%s.scale", l, bl_names[j]);
+                int64_t one[1] = {1};
+                check(tern_gguf_add_tensor(w, sname, 1, one, TERN_GGML_F32, s, sizeof(float)), out);
+            }
             n_tern += n;
-            tern_bytes += nb + sizeof(float);
+            tern_bytes += nb + (type == TERN_GGML_I2_S ? 0 : sizeof(float));
         }
     }
     {
@@ -275,7 +316,7 @@ int main(int argc, char **argv) {
         n_fp += mc.dim;
     }
     if (!mc.tied_head) {
-        FP_MATRIX("output.weight", model.output);
+        FP_MATRIX("output.weight", model.output, htype);
         if (!strcmp(arch, "bitnet"))
             fprintf(stderr, "%s: warning: untied head written as output.weight; tern runs it, llama.cpp's bitnet loader does not\n", prog);
     }
@@ -285,8 +326,9 @@ int main(int argc, char **argv) {
     char types[64];
     if (type_dim == type_ffn) snprintf(types, sizeof types, "%s", tern_ggml_type_name(type_dim));
     else snprintf(types, sizeof types, "%s (ffn_down %s)", tern_ggml_type_name(type_dim), tern_ggml_type_name(type_ffn));
-    printf("wrote %s: %lld bytes (%.2f MB), architecture %s, %s BitLinear weights, %s embedding%s\n", out, fsize, fsize / 1e6, arch,
-           types, etype == TERN_GGML_F16 ? "f16" : "f32", have_tok ? ", tokenizer" : "");
+    printf("wrote %s: %lld bytes (%.2f MB), architecture %s, %s BitLinear weights, %s embedding%s%s%s\n", out, fsize, fsize / 1e6, arch,
+           types, tern_ggml_type_name(etype), mc.tied_head ? "" : ", output ", mc.tied_head ? "" : tern_ggml_type_name(htype),
+           have_tok ? ", tokenizer" : "");
     printf("bits per weight: %.4f over %ld ternary weights (blocks + scales), %.3f over all %ld parameters (whole file)\n",
            8.0 * (double)tern_bytes / (double)n_tern, n_tern, 8.0 * (double)fsize / (double)(n_tern + n_fp), n_tern + n_fp);
     tern_gguf_writer_free(w);

@@ -19,7 +19,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tern-server -m model.gguf [options]\n"
-            "       tern-server --random small|2b|dim=D,ffn=F,... --tokenizer TOK.tkz [options]\n"
+            "       tern-server --random small|2b|2b4t|dim=D,...[,key=value...] --tokenizer TOK.tkz [options]\n"
             "An OpenAI-compatible HTTP server: POST /v1/completions, POST /v1/chat/completions (stream: true\n"
             "for server-sent events), GET /v1/models, GET /health, POST /tokenize, POST /detokenize.\n"
             "  --host ADDR          address to listen on (127.0.0.1; 0.0.0.0 or :: for every interface)\n"
@@ -153,11 +153,12 @@ int main(int argc, char **argv) {
         }
     } else {
         tern_rt_config c;
-        if (rt_parse_shape(random_spec, &c)) die("--random: %s", tern_last_error());
+        int head;
+        if (rt_parse_shape(random_spec, &c, &head)) die("--random: %s", tern_last_error());
         if (tern_tokenizer_load(&tok, tok_path)) die("%s", tern_last_error());
         c.vocab_size = tok.vocab_size;
         if (!c.seq_len) c.seq_len = ctx > 0 ? (int)ctx : 2048;
-        if (build_random_model(&m, &c, 1234)) die("--random: %s", tern_last_error());
+        if (build_random_model_typed(&m, &c, head, 1234)) die("--random: %s", tern_last_error());
         m.vocab.add_bos = 1;
         m.vocab.bos_id = tok.bos_id;
         m.vocab.eos_id = tok.eos_id;

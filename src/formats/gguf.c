@@ -18,67 +18,6 @@ static const size_t kv_sizes[TERN_GGUF_NTYPES] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 
 const char *tern_gguf_kv_type_name(uint32_t t) { return t < TERN_GGUF_NTYPES ? kv_names[t] : "?"; }
 size_t tern_gguf_kv_type_size(uint32_t t) { return t < TERN_GGUF_NTYPES ? kv_sizes[t] : 0; }
 
-const char *tern_ggml_type_name(int t) {
-    switch (t) {
-    case TERN_GGML_F32: return "f32";
-    case TERN_GGML_F16: return "f16";
-    case TERN_GGML_Q8_0: return "q8_0";
-    case TERN_GGML_TQ1_0: return "tq1_0";
-    case TERN_GGML_TQ2_0: return "tq2_0";
-    default: return "?";
-    }
-}
-int tern_ggml_type_known(int t) { return t == TERN_GGML_F32 || t == TERN_GGML_F16 || t == TERN_GGML_Q8_0 || t == TERN_GGML_TQ1_0 || t == TERN_GGML_TQ2_0; }
-int64_t tern_ggml_block_elems(int t) {
-    switch (t) {
-    case TERN_GGML_F32: case TERN_GGML_F16: return 1;
-    case TERN_GGML_Q8_0: return 32;
-    case TERN_GGML_TQ1_0: case TERN_GGML_TQ2_0: return 256;
-    default: return 0;
-    }
-}
-size_t tern_ggml_block_bytes(int t) {
-    switch (t) {
-    case TERN_GGML_F32: return 4;
-    case TERN_GGML_F16: return 2;
-    case TERN_GGML_Q8_0: return 34;
-    case TERN_GGML_TQ1_0: return 54;
-    case TERN_GGML_TQ2_0: return 66;
-    default: return 0;
-    }
-}
-size_t tern_ggml_row_bytes(int t, int64_t n) {
-    int64_t be = tern_ggml_block_elems(t);
-    if (be == 0 || n <= 0 || n % be != 0) return 0;
-    return (size_t)(n / be) * tern_ggml_block_bytes(t);
-}
-
-int tern_ggml_nbytes(int t, int n_dims, const int64_t *ne, size_t *nbytes) {
-    if (!tern_ggml_type_known(t)) { tern_error("unsupported tensor type %d", t); return -1; }
-    if (n_dims < 1 || n_dims > TERN_GGUF_MAX_DIMS) { tern_error("n_dims %d out of range 1..%d", n_dims, TERN_GGUF_MAX_DIMS); return -1; }
-    for (int i = 0; i < n_dims; i++)
-        if (ne[i] <= 0) { tern_error("dimension %d is %lld (must be > 0)", i, (long long)ne[i]); return -1; }
-    int64_t be = tern_ggml_block_elems(t);
-    if (ne[0] % be != 0) {
-        tern_error("row length %lld is not a multiple of the %s block size %lld", (long long)ne[0], tern_ggml_type_name(t), (long long)be);
-        return -1;
-    }
-    // bytes = (ne0/be)*bb * ne1 * ne2 * ne3, overflow-checked against 2^62
-    const uint64_t lim = (uint64_t)1 << 62;
-    uint64_t b = (uint64_t)(ne[0] / be) * tern_ggml_block_bytes(t);
-    if (b > lim) goto overflow;
-    for (int i = 1; i < n_dims; i++) {
-        if ((uint64_t)ne[i] > lim / b) goto overflow;
-        b *= (uint64_t)ne[i];
-    }
-    if (b > (uint64_t)SIZE_MAX) goto overflow;
-    *nbytes = (size_t)b;
-    return 0;
-overflow:
-    tern_error("tensor size overflows");
-    return -1;
-}
-
 // ---------------------------------------------------------------- reader
 typedef struct {
     char *key;

@@ -16,6 +16,7 @@
 #define TERN_GGUF_H
 #include <stddef.h>
 #include <stdint.h>
+#include "formats/ggml_types.h"
 
 #define TERN_GGUF_MAGIC "GGUF"
 #define TERN_GGUF_VERSION 3
@@ -31,23 +32,9 @@ enum {
     TERN_GGUF_NTYPES = 13
 };
 
-// ggml tensor types tern knows (others are rejected: "unsupported tensor type N")
-enum {
-    TERN_GGML_F32 = 0, TERN_GGML_F16 = 1, TERN_GGML_Q8_0 = 8, TERN_GGML_TQ1_0 = 34, TERN_GGML_TQ2_0 = 35
-};
-
-// ---- type helpers (work for any type number; unknown types give 0 / "?") ----
-const char *tern_gguf_kv_type_name(uint32_t kv_type);   // "uint32", "string", "array", ... or "?"
-size_t tern_gguf_kv_type_size(uint32_t kv_type);        // bytes of one scalar; 0 for string/array/unknown
-const char *tern_ggml_type_name(int ggml_type);         // "f32", "f16", "q8_0", "tq1_0", "tq2_0" or "?"
-int tern_ggml_type_known(int ggml_type);                // 1 for the five types above
-int64_t tern_ggml_block_elems(int ggml_type);           // elements per block: 1, 1, 32, 256, 256; 0 unknown
-size_t tern_ggml_block_bytes(int ggml_type);            // bytes per block: 4, 2, 34 (fp16 d + 32 int8), 54, 66; 0 unknown
-// Bytes of a row of n elements (n must be a multiple of the block size): 0 if not / unknown type.
-size_t tern_ggml_row_bytes(int ggml_type, int64_t n);
-// Bytes of a whole tensor; -1 + tern_error (no path prefix) on unknown type, n_dims out of 1..4,
-// ne <= 0, row not a multiple of the block size, or size overflow.
-int tern_ggml_nbytes(int ggml_type, int n_dims, const int64_t *ne, size_t *nbytes);
+// ggml tensor types, their sizes and names: formats/ggml_types.h (tern_ggml_type_name,
+// tern_ggml_nbytes, ...). The reader accepts every type whose size ggml_types knows and rejects
+// others ("tensor NAME: unsupported tensor type N"); what a program can use is its own check.
 
 // ---- reader ----
 typedef struct tern_gguf tern_gguf;   // opaque

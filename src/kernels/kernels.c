@@ -259,6 +259,36 @@ void tern_tmat_pack_f32(tern_tmat *m, void *buf, const float *wq, int rows, int 
     }
 }
 
+void tern_tmat_init(tern_tmat *m, void *buf, int rows, int cols, float scale) {
+    memset(m, 0, sizeof *m);
+    set_shape(m, rows, cols, scale);
+    m->w = buf;
+    for (int r = rows; r < m->rows_pad; r++)   // pad rows: w = 0
+        for (int b = 0; b < m->cols_pad / 256; b++) memset(m->w + waddr(m, r, b, 0), 0x55, 64);
+}
+
+void tern_tmat_set_row_codes(tern_tmat *m, int r, const uint8_t *c) {
+    const int full = m->cols / 256;
+    for (int b = 0; b < full; b++) {   // byte mm = the codes of columns mm, 64+mm, 128+mm, 192+mm
+        const uint8_t *cb = c + 256 * b;
+        uint8_t *dst = m->w + waddr(m, r, b, 0);
+        for (int mm = 0; mm < 64; mm++) dst[mm] = (uint8_t)(cb[mm] | cb[64 + mm] << 2 | cb[128 + mm] << 4 | cb[192 + mm] << 6);
+    }
+    if (full < m->cols_pad / 256) {    // the partial last block: pad columns code 1 (w = 0)
+        uint8_t *dst = m->w + waddr(m, r, full, 0);
+        for (int mm = 0; mm < 64; mm++) {
+            unsigned byte = 0;
+            for (int l = 0; l < 4; l++) {
+                const int k = 256 * full + 64 * l + mm;
+                byte |= (unsigned)(k < m->cols ? c[k] : 1) << (2 * l);
+            }
+            dst[mm] = (uint8_t)byte;
+        }
+    }
+}
+
+uint8_t *tern_tmat_block(const tern_tmat *m, int r, int b) { return m->w + waddr(m, r, b, 0); }
+
 void tern_tmat_free(tern_tmat *m) {
     if (!m) return;
     if (m->owns_w) free(m->w);

@@ -81,6 +81,15 @@ void tern_tmat_get_row_i8(const tern_tmat *m, int r, int8_t *out);   // out[cols
 // not tern_tmat_free the result). wq [rows, cols] holds exactly -1, 0 or +1 as floats (what
 // tern_weight_quantize writes). OpenMP inside for large matrices.
 size_t tern_tmat_bytes(int rows, int cols);
+// Loading (the runtime): lay out a [rows, cols] matrix in a caller buffer (tern_tmat_bytes bytes,
+// 64-byte aligned, owned by the caller), then set EVERY row from its codes (code = w + 1, each 0,
+// 1 or 2; columns past cols become w = 0). Distinct rows may be set by different threads at once.
+void tern_tmat_init(tern_tmat *m, void *buf, int rows, int cols, float scale);
+void tern_tmat_set_row_codes(tern_tmat *m, int r, const uint8_t *codes);
+// Where block b (columns 256b..256b+255) of row r lives: 64 bytes, byte j bits 2l..2l+1 = the
+// code of column 256b + 64l + j (the layout above). For loaders that convert packed formats
+// straight into it (every block of every row must be written; columns past cols code 1).
+uint8_t *tern_tmat_block(const tern_tmat *m, int r, int b);
 void tern_tmat_pack_f32(tern_tmat *m, void *buf, const float *wq, int rows, int cols, float scale);
 
 // xq [N, cols] int8 (any values -128..127), sx [N] > 0; out [N, rows]:

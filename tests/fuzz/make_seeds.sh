@@ -7,7 +7,7 @@ B=${1:-build}
 C=tests/fuzz/corpus
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p $C/gguf $C/tokenizer $C/tokfile $C/config $C/checkpoint $C/encode
+mkdir -p $C/gguf $C/gguf_model $C/tokenizer $C/tokfile $C/config $C/checkpoint $C/encode
 text=data/tinyshakespeare/input.txt
 head -c 20000 $text > "$tmp/a.txt"
 # tokenizers: the smallest vocabulary and a slightly larger one
@@ -32,6 +32,12 @@ tail -c +513 "$tmp/c/ckpt_00000001.h5" > $C/checkpoint/v1_state.h5
 $B/tern-train dim=256 n_layers=1 ffn_dim=256 $common out_dir=$tmp/g >/dev/null 2>&1
 $B/tern-export "$tmp/g/latest.h5" -o $C/gguf/tq2.gguf >/dev/null
 $B/tern-export "$tmp/g/latest.h5" -o $C/gguf/tq1_notok.gguf --type tq1_0 --no-tokenizer >/dev/null
+# GGUF model path (fuzz_gguf_model): random one-layer models of the other file kinds — I2_S with a
+# Q6_K embedding and the bitnet-b1.58 (ReLU²) architecture, TQ1_0 + Q4_K, TQ2_0 + Q8_0
+S=dim=256,ffn=256,layers=1,heads=2,kv_heads=1,vocab=260,ctx=16
+$B/tern-bench --random $S,head=q6_k,act=relu2 --save $C/gguf_model/i2s_q6k_relu2.gguf --type i2_s >/dev/null
+$B/tern-bench --random $S,head=q4_k --save $C/gguf_model/tq1_q4k.gguf --type tq1_0 >/dev/null
+$B/tern-bench --random $S,head=q8_0 --save $C/gguf_model/tq2_q8.gguf --type tq2_0 >/dev/null
 # encoder inputs: text, UTF-8, control bytes, the ▁ character, invalid UTF-8
 head -c 300 $text > $C/encode/text.txt
 printf 'caf\xc3\xa9 \xe2\x96\x81 na\xc3\xafve \xf0\x9f\x98\x80\n\n\t end' > $C/encode/utf8.txt

@@ -1,0 +1,622 @@
+// qmatvec.c — logits-matrix products for ggml weight types: plain C reference, AVX2, AVX-512
+// (x86-64; on other architectures the plain code).
+// The arithmetic every level must follow, operation by operation, is defined in qmatvec.h; the
+// Makefile builds this file with -ffp-contract=off so no compiler fuses a multiply and an add.
+// Level dispatch as in kernels.c (tern_kernel_kind, resolved through tern_kernel_best()).
+//
+// All SIMD paths compute the same exact integer sums as the plain code (u8 x s8 products via
+// vpmaddubsw / vpdpbusd with the sign moved onto the activations, int16 pair sums that cannot
+// saturate: |q| <= 127 for activations, <= 128 for Q8_0 weights, <= 63 for 6-bit ones), then
+// the same float operations in the same order. Rows are done four at a time (four independent
+// accumulator chains; each row's own order is unchanged).
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+#include "kernels/qmatvec.h"
+#include "formats/ggml_types.h"
+#include "util.h"
+#if defined(__x86_64__) || defined(__i386__)
+#define QM_X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#else
+#define QM_X86 0
+#endif
+#include <math.h>
+#include <string.h>
+
+int tern_qmat_supported(int type) {
+    switch (type) {
+    case TERN_GGML_F32: case TERN_GGML_F16: case TERN_GGML_BF16: case TERN_GGML_Q8_0: case TERN_QMAT_Q8_0X:
+    case TERN_GGML_Q4_K: case TERN_GGML_Q5_K: case TERN_GGML_Q6_K: return 1;
+    default: return 0;
+    }
+}
+
+int tern_qmat_layout(int type) { return type == TERN_GGML_Q8_0 ? TERN_QMAT_Q8_0X : type; }
+
+void tern_qmat_repack(int type, const void *src, size_t row_bytes, int n, int r0, int r1, void *dst) {
+    const uint8_t *s = src;
+    uint8_t *d = dst;
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *sr = s + (size_t)r * row_bytes;
+        uint8_t *dr = d + (size_t)r * row_bytes;
+        if (type != TERN_GGML_Q8_0) { memcpy(dr, sr, row_bytes); continue; }
+        for (int b = 0; b < n / 32; b++) {
+            memcpy(dr + 32 * (size_t)b, sr + TERN_Q8_0_BYTES * (size_t)b + 2, 32);
+            memcpy(dr + (size_t)n + 2 * (size_t)b, sr + TERN_Q8_0_BYTES * (size_t)b, 2);
+        }
+    }
+}
+
+static int is_float(int type) { return type == TERN_GGML_F32 || type == TERN_GGML_F16 || type == TERN_GGML_BF16; }
+
+// ------------------------------------------------------------------ activations (shared, plain C)
+size_t tern_qvec_bytes(int n) {
+    size_t q = ((size_t)n + 63) / 64 * 64, d = ((size_t)n / 32 + 16) * sizeof(float), b = ((size_t)n / 16 + 32) * sizeof(int16_t);
+    return q + (d + 63) / 64 * 64 + b;
+}
+
+void tern_qvec_prepare(tern_qvec *v, int type, const float *x, int n, void *scratch) {
+    memset(v, 0, sizeof *v);
+    v->type = type;
+    v->n = n;
+    v->x = x;
+    if (is_float(type)) return;
+    uint8_t *s = scratch;
+    v->q = (int8_t *)s;
+    v->d = (float *)(s + ((size_t)n + 63) / 64 * 64);
+    v->bsum = (int16_t *)((uint8_t *)v->d + (((size_t)n / 32 + 16) * sizeof(float) + 63) / 64 * 64);
+    if (type == TERN_GGML_Q8_0 || type == TERN_QMAT_Q8_0X) {
+        for (int b = 0; b < n / 32; b++) {
+            const float *xb = x + 32 * b;
+            float amax = 0.0f;
+            for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
+            if (amax == 0.0f) {
+                v->d[b] = 0.0f;
+                memset(v->q + 32 * b, 0, 32);
+                continue;
+            }
+            v->d[b] = amax / 127.0f;
+            const float id = 127.0f / amax;
+            for (int i = 0; i < 32; i++) {
+                float r = rintf(xb[i] * id);
+                v->q[32 * b + i] = (int8_t)(r > 127.0f ? 127 : r < -127.0f ? -127 : (int)r);
+            }
+        }
+        return;
+    }
+    for (int b = 0; b < n / 256; b++) {   // Q8_K
+        const float *xb = x + 256 * b;
+        float amax = 0.0f, mx = 0.0f;
+        for (int i = 0; i < 256; i++)
+            if (fabsf(xb[i]) > amax) { amax = fabsf(xb[i]); mx = xb[i]; }
+        int8_t *q = v->q + 256 * b;
+        if (amax == 0.0f) {
+            v->d[b] = 0.0f;
+            memset(q, 0, 256);
+        } else {
+            const float iscale = -127.0f / mx;
+            for (int i = 0; i < 256; i++) {
+                int r = (int)rintf(iscale * xb[i]);
+                q[i] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+            }
+            v->d[b] = 1.0f / iscale;
+        }
+        for (int k = 0; k < 16; k++) {
+            int sum = 0;
+            for (int i = 0; i < 16; i++) sum += q[16 * k + i];
+            v->bsum[16 * b + k] = (int16_t)sum;
+        }
+    }
+}
+
+// ------------------------------------------------------------------ shared scalar pieces
+static float reduce16(float *L) {
+    for (int s = 8; s >= 1; s /= 2)
+        for (int i = 0; i < s; i++) L[i] = L[i] + L[i + s];
+    return L[0];
+}
+static float h16(const uint8_t *p) { return tern_fp16_to_fp32((uint16_t)(p[0] | p[1] << 8)); }
+static void k4_scales(const uint8_t *s, int *sc, int *m) {   // the 8 6-bit scales and mins of a Q4_K/Q5_K block
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) { sc[j] = s[j] & 63; m[j] = s[j + 4] & 63; }
+        else { sc[j] = (s[j + 4] & 15) | (s[j - 4] >> 6) << 4; m[j] = (s[j + 4] >> 4) | (s[j] >> 6) << 4; }
+    }
+}
+// the same 6-bit scales and mins with 32-bit word operations (the SIMD paths): out[0..7] = sc,
+// out[8..15] = m. Words S0..S2 = bytes 0-3, 4-7, 8-11: sc 0-3 = S0 & 63, m 0-3 = S1 & 63 (per
+// byte); sc 4-7 = (S2 & 15) | (S0 >> 6) << 4, m 4-7 = (S2 >> 4) | (S1 >> 6) << 4.
+static inline void k4_unpack(const uint8_t *s, uint8_t *out) {
+    uint32_t S[3], o[4];
+    memcpy(S, s, 12);
+    o[0] = S[0] & 0x3f3f3f3fu;
+    o[1] = (S[2] & 0x0f0f0f0fu) | ((S[0] >> 2) & 0x30303030u);
+    o[2] = S[1] & 0x3f3f3f3fu;
+    o[3] = ((S[2] >> 4) & 0x0f0f0f0fu) | ((S[1] >> 2) & 0x30303030u);
+    memcpy(out, o, 16);
+}
+
+static float wval(int type, const uint8_t *w, int i) {
+    if (type == TERN_GGML_F32) { float f; memcpy(&f, w + 4 * (size_t)i, 4); return f; }
+    uint16_t h = (uint16_t)(w[2 * (size_t)i] | w[2 * (size_t)i + 1] << 8);
+    return type == TERN_GGML_F16 ? tern_fp16_to_fp32(h) : tern_bf16_to_fp32(h);
+}
+// the scalar tail of a float row (elements from i0 on) into the lanes, then reduce16
+static float float_tail(int type, const uint8_t *w, const float *x, int i0, int n, float *L) {
+    for (int i = i0; i < n; i++) L[i & 15] = L[i & 15] + wval(type, w, i) * x[i];
+    return reduce16(L);
+}
+// K-quant correction terms from the activation block sums
+static int32_t q6_corr(const int8_t *sc, const int16_t *bs) {
+    int32_t c = 0;
+    for (int j = 0; j < 16; j++) c += (int32_t)sc[j] * bs[j];
+    return 32 * c;
+}
+static int32_t k4_min_sum(const int *m, const int16_t *bs) {
+    int32_t c = 0;
+    for (int j = 0; j < 8; j++) c += (int32_t)m[j] * (bs[2 * j] + bs[2 * j + 1]);
+    return c;
+}
+
+// ------------------------------------------------------------------ plain C reference
+static float row_plain(int type, const uint8_t *w, const tern_qvec *v) {
+    const int n = v->n;
+    if (is_float(type)) {
+        float L[16] = {0};
+        return float_tail(type, w, v->x, 0, n, L);
+    }
+    if (type == TERN_GGML_Q8_0 || type == TERN_QMAT_Q8_0X) {
+        const int split = type == TERN_QMAT_Q8_0X;
+        float L[16] = {0};
+        for (int b = 0; b < n / 32; b++) {
+            const uint8_t *blk = w + TERN_Q8_0_BYTES * (size_t)b;
+            const int8_t *qw = split ? (const int8_t *)(w + 32 * (size_t)b) : (const int8_t *)(blk + 2), *qx = v->q + 32 * b;
+            const float c = h16(split ? w + (size_t)n + 2 * (size_t)b : blk) * v->d[b];
+            for (int j = 0; j < 8; j++) {
+                int32_t p = 0;
+                for (int k = 0; k < 4; k++) p += (int32_t)qw[4 * j + k] * qx[4 * j + k];
+                L[8 * (b & 1) + j] = L[8 * (b & 1) + j] + (float)p * c;
+            }
+        }
+        return reduce16(L);
+    }
+    float acc = 0.0f;
+    for (int b = 0; b < n / 256; b++) {
+        const int8_t *qx = v->q + 256 * b;
+        const float dx = v->d[b];
+        if (type == TERN_GGML_Q6_K) {
+            const uint8_t *blk = w + TERN_Q6_K_BYTES * (size_t)b, *ql = blk, *qh = blk + 128;
+            const int8_t *sc = (const int8_t *)(blk + 192);
+            int32_t I = 0;
+            for (int j = 0; j < 16; j++) {
+                int32_t s = 0;
+                for (int i = 16 * j; i < 16 * j + 16; i++) {
+                    const int h = i / 128, r = i % 128, quad = r / 32, l = r % 32;
+                    const int lo = (ql[64 * h + l + 32 * (quad & 1)] >> (4 * (quad >> 1))) & 15;
+                    const int hi = (qh[32 * h + l] >> (2 * quad)) & 3;
+                    s += (lo | hi << 4) * qx[i];
+                }
+                I += sc[j] * s;
+            }
+            I -= q6_corr(sc, v->bsum + 16 * b);
+            acc = acc + (float)I * (h16(blk + 208) * dx);
+        } else {
+            const int five = type == TERN_GGML_Q5_K;
+            const uint8_t *blk = w + (five ? TERN_Q5_K_BYTES : TERN_Q4_K_BYTES) * (size_t)b;
+            const uint8_t *qh = blk + 16, *qs = blk + (five ? 48 : 16);
+            int sc[8], m[8];
+            k4_scales(blk + 4, sc, m);
+            int32_t I1 = 0;
+            for (int j = 0; j < 8; j++) {
+                int32_t s = 0;
+                for (int l = 0; l < 32; l++) {
+                    int q = (qs[32 * (j / 2) + l] >> (4 * (j & 1))) & 15;
+                    if (five) q |= ((qh[l] >> j) & 1) << 4;
+                    s += q * qx[32 * j + l];
+                }
+                I1 += sc[j] * s;
+            }
+            const int32_t I2 = k4_min_sum(m, v->bsum + 16 * b);
+            acc = acc + ((float)I1 * (h16(blk) * dx) - (float)I2 * (h16(blk + 2) * dx));
+        }
+    }
+    return acc;
+}
+
+#if QM_X86   // the vector levels (x86-64 only; elsewhere every kind runs the plain code)
+// ------------------------------------------------------------------ AVX2
+#define T256 __attribute__((target("avx2,fma,f16c")))
+
+T256 static inline __m256 load8_f(int type, const uint8_t *w, int i) {
+    if (type == TERN_GGML_F32) return _mm256_loadu_ps((const float *)(w + 4 * (size_t)i));
+    __m128i h = _mm_loadu_si128((const __m128i *)(w + 2 * (size_t)i));
+    if (type == TERN_GGML_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+T256 static inline int32_t hsum8_i32(__m256i a) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+T256 static inline float h16_avx(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+// int32 lanes j = sum of 4 consecutive products of the 32 s8 weights w and s8 activations x
+T256 static inline __m256i dot32_s8(__m256i w, __m256i x) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), _mm256_set1_epi16(1));
+}
+
+T256 static void rows4_avx2(int type, const uint8_t *const *W, const tern_qvec *v, float *out) {
+    const int n = v->n;
+    if (is_float(type)) {
+        __m256 a[4], b[4];
+        for (int r = 0; r < 4; r++) a[r] = b[r] = _mm256_setzero_ps();
+        int i = 0;
+        for (; i + 16 <= n; i += 16) {
+            const __m256 x0 = _mm256_loadu_ps(v->x + i), x1 = _mm256_loadu_ps(v->x + i + 8);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                a[r] = _mm256_add_ps(a[r], _mm256_mul_ps(load8_f(type, W[r], i), x0));
+                b[r] = _mm256_add_ps(b[r], _mm256_mul_ps(load8_f(type, W[r], i + 8), x1));
+            }
+        }
+        for (int r = 0; r < 4; r++) {
+            float L[16];
+            _mm256_storeu_ps(L, a[r]);
+            _mm256_storeu_ps(L + 8, b[r]);
+            out[r] = float_tail(type, W[r], v->x, i, n, L);
+        }
+        return;
+    }
+    if (type == TERN_GGML_Q8_0 || type == TERN_QMAT_Q8_0X) {
+        const int split = type == TERN_QMAT_Q8_0X;
+        __m256 a[4], b[4];
+        for (int r = 0; r < 4; r++) a[r] = b[r] = _mm256_setzero_ps();
+        const int nb = n / 32;
+        for (int k = 0; k < nb; k++) {
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)(v->q + 32 * k));
+            const float dx = v->d[k];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                const uint8_t *blk = W[r] + TERN_Q8_0_BYTES * (size_t)k;
+                const uint8_t *qw = split ? W[r] + 32 * (size_t)k : blk + 2, *dw = split ? W[r] + (size_t)n + 2 * (size_t)k : blk;
+                const __m256 p = _mm256_cvtepi32_ps(dot32_s8(_mm256_loadu_si256((const __m256i *)qw), xv));
+                const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(h16_avx(dw) * dx));
+                if (k & 1) b[r] = _mm256_add_ps(b[r], t);
+                else a[r] = _mm256_add_ps(a[r], t);
+            }
+        }
+        for (int r = 0; r < 4; r++) {
+            float L[16];
+            _mm256_storeu_ps(L, a[r]);
+            _mm256_storeu_ps(L + 8, b[r]);
+            out[r] = reduce16(L);
+        }
+        return;
+    }
+    const __m256i m4 = _mm256_set1_epi8(15);
+    for (int r = 0; r < 4; r++) {
+        float acc = 0.0f;
+        for (int k = 0; k < n / 256; k++) {
+            const int8_t *qx = v->q + 256 * k;
+            const float dx = v->d[k];
+            if (type == TERN_GGML_Q6_K) {
+                const uint8_t *blk = W[r] + TERN_Q6_K_BYTES * (size_t)k;
+                const int8_t *sc = (const int8_t *)(blk + 192);
+                const __m256i m3 = _mm256_set1_epi8(0x30);
+                __m256i s32 = _mm256_setzero_si256();
+                for (int h = 0; h < 2; h++) {
+                    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
+                    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32));
+                    const __m256i hh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+                    __m256i q[4];
+                    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 4), m3));
+                    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 2), m3));
+                    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hh, m3));
+                    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hh, 2), m3));
+#pragma GCC unroll 4
+                    for (int j = 0; j < 4; j++) {
+                        const __m256i xv = _mm256_loadu_si256((const __m256i *)(qx + 128 * h + 32 * j));
+                        const __m256i s16 = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * j + 1]), _mm_set1_epi16(sc[8 * h + 2 * j]));
+                        s32 = _mm256_add_epi32(s32, _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], xv), s16));
+                    }
+                }
+                const int32_t I = hsum8_i32(s32) - q6_corr(sc, v->bsum + 16 * k);
+                acc = acc + (float)I * (h16_avx(blk + 208) * dx);
+            } else {
+                const int five = type == TERN_GGML_Q5_K;
+                const uint8_t *blk = W[r] + (five ? TERN_Q5_K_BYTES : TERN_Q4_K_BYTES) * (size_t)k;
+                const uint8_t *qs = blk + (five ? 48 : 16);
+                uint8_t sm[16];   // scales, then mins
+                k4_unpack(blk + 4, sm);
+                const uint8_t *sc = sm;
+                const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+                const __m256i one = _mm256_set1_epi8(1);
+                __m256i s32 = _mm256_setzero_si256();
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++) {
+                    const __m256i qv = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+                    __m256i lo = _mm256_and_si256(qv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
+                    if (five) {
+                        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
+                        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
+                    }
+                    const __m256i x0 = _mm256_loadu_si256((const __m256i *)(qx + 64 * c));
+                    const __m256i x1 = _mm256_loadu_si256((const __m256i *)(qx + 64 * c + 32));
+                    s32 = _mm256_add_epi32(s32, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_set1_epi16((short)sc[2 * c])));
+                    s32 = _mm256_add_epi32(s32, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), _mm256_set1_epi16((short)sc[2 * c + 1])));
+                }
+                // sum_j m_j * (bsum[2j] + bsum[2j+1]): the mins doubled into int16 pairs against the 16 sums
+                const __m128i mm = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)sm),
+                                                    _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15));
+                const int32_t I2 = hsum8_i32(_mm256_madd_epi16(_mm256_cvtepu8_epi16(mm), _mm256_loadu_si256((const __m256i *)(v->bsum + 16 * k))));
+                const int32_t I1 = hsum8_i32(s32);
+                acc = acc + ((float)I1 * (h16_avx(blk) * dx) - (float)I2 * (h16_avx(blk + 2) * dx));
+            }
+        }
+        out[r] = acc;
+    }
+}
+
+// ------------------------------------------------------------------ AVX-512
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+T512 static inline __m512 load16_f(int type, const uint8_t *w, int i) {
+    if (type == TERN_GGML_F32) return _mm512_loadu_ps((const float *)(w + 4 * (size_t)i));
+    __m256i h = _mm256_loadu_si256((const __m256i *)(w + 2 * (size_t)i));
+    if (type == TERN_GGML_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+T512 static inline int32_t hsum16_i32(__m512i a) {
+    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+T512 static inline __m512i join256(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
+
+// vpermw indices: int16 lane i of the products of weights 128h + 64p + 2i, 2i+1 takes the scale of
+// sub-block 8h + 4p + i/8
+static const int16_t q6_idx[4][32] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
+    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13, 14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
+};
+
+// vpermps indices for split Q8_0: pair j of a group of 16 blocks = blocks 2j (lanes 0-7), 2j+1
+static const int32_t q8x_idx[8][16] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},         {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},         {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
+    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9},         {10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13}, {14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
+};
+
+// vpermw indices for Q4_K/Q5_K: the 32 int16 products of weights 64c..64c+63 take the scales of
+// sub-blocks 2c (lanes 0-15) and 2c+1 (lanes 16-31)
+static const int16_t k4_idx[4][32] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5},
+    {6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7},
+};
+
+T512 static void rows4_avx512(int type, const uint8_t *const *W, const tern_qvec *v, float *out) {
+    const int n = v->n;
+    if (is_float(type)) {
+        __m512 a[4];
+        for (int r = 0; r < 4; r++) a[r] = _mm512_setzero_ps();
+        int i = 0;
+        for (; i + 16 <= n; i += 16) {
+            const __m512 x0 = _mm512_loadu_ps(v->x + i);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) a[r] = _mm512_add_ps(a[r], _mm512_mul_ps(load16_f(type, W[r], i), x0));
+        }
+        for (int r = 0; r < 4; r++) {
+            float L[16];
+            _mm512_storeu_ps(L, a[r]);
+            out[r] = float_tail(type, W[r], v->x, i, n, L);
+        }
+        return;
+    }
+    if (type == TERN_QMAT_Q8_0X) {
+        // 16 blocks at a time: their 16 scales c_b = d_w * d_x as one vector (the same float
+        // multiplications as the scalar code), then pairs of blocks as one 64-byte vector
+        __m512 a[4];
+        for (int r = 0; r < 4; r++) a[r] = _mm512_setzero_ps();
+        const int nb = n / 32;
+        int k = 0;
+        for (; k + 16 <= nb; k += 16) {
+            const __m512 dx = _mm512_loadu_ps(v->d + k);
+            __m512 c[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) c[r] = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(W[r] + (size_t)n + 2 * (size_t)k))), dx);
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                const __m512i xv = _mm512_loadu_si512((const void *)(v->q + 32 * (k + 2 * j)));
+                const __m512i idx = _mm512_loadu_si512((const void *)q8x_idx[j]);
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    const __m512i wv = _mm512_loadu_si512((const void *)(W[r] + 32 * (size_t)(k + 2 * j)));
+                    const __mmask64 neg = _mm512_movepi8_mask(wv);
+                    const __m512i sx = _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv);
+                    const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(wv), sx);
+                    a[r] = _mm512_add_ps(a[r], _mm512_mul_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, c[r])));
+                }
+            }
+        }
+        for (int r = 0; r < 4; r++) {   // the last < 16 blocks as the scalar reference does them
+            float L[16];
+            _mm512_storeu_ps(L, a[r]);
+            for (int b = k; b < nb; b++) {
+                const int8_t *qw = (const int8_t *)(W[r] + 32 * (size_t)b), *qx = v->q + 32 * b;
+                const float cb = h16_avx(W[r] + (size_t)n + 2 * (size_t)b) * v->d[b];
+                for (int j = 0; j < 8; j++) {
+                    int32_t p = 0;
+                    for (int q = 0; q < 4; q++) p += (int32_t)qw[4 * j + q] * qx[4 * j + q];
+                    L[8 * (b & 1) + j] = L[8 * (b & 1) + j] + (float)p * cb;
+                }
+            }
+            out[r] = reduce16(L);
+        }
+        return;
+    }
+    if (type == TERN_GGML_Q8_0) {
+        __m512 a[4];
+        for (int r = 0; r < 4; r++) a[r] = _mm512_setzero_ps();
+        const int nb = n / 32;
+        int k = 0;
+        for (; k + 2 <= nb; k += 2) {   // blocks k (lanes 0-7) and k+1 (lanes 8-15)
+            const __m512i xv = _mm512_loadu_si512((const void *)(v->q + 32 * k));
+            const float d0 = v->d[k], d1 = v->d[k + 1];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                const uint8_t *b0 = W[r] + TERN_Q8_0_BYTES * (size_t)k, *b1 = b0 + TERN_Q8_0_BYTES;
+                const __m512i wv = join256(_mm256_loadu_si256((const __m256i *)(b0 + 2)), _mm256_loadu_si256((const __m256i *)(b1 + 2)));
+                const __mmask64 neg = _mm512_movepi8_mask(wv);
+                const __m512i sx = _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv);
+                const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(wv), sx);
+                const __m512 c = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(h16_avx(b0) * d0), _mm512_set1_ps(h16_avx(b1) * d1));
+                a[r] = _mm512_add_ps(a[r], _mm512_mul_ps(_mm512_cvtepi32_ps(p), c));
+            }
+        }
+        for (int r = 0; r < 4; r++) {
+            if (k < nb) {   // odd block count: the last block goes into lanes 0-7 only
+                const uint8_t *blk = W[r] + TERN_Q8_0_BYTES * (size_t)k;
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(v->q + 32 * k));
+                const __m256 p = _mm256_cvtepi32_ps(dot32_s8(_mm256_loadu_si256((const __m256i *)(blk + 2)), xv));
+                const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(h16_avx(blk) * v->d[k]));
+                a[r] = _mm512_mask_add_ps(a[r], 0x00FF, a[r], _mm512_castps256_ps512(t));
+            }
+            float L[16];
+            _mm512_storeu_ps(L, a[r]);
+            out[r] = reduce16(L);
+        }
+        return;
+    }
+    const __m512i m4 = _mm512_set1_epi8(15);
+    for (int r = 0; r < 4; r++) {
+        float acc = 0.0f;
+        for (int k = 0; k < n / 256; k++) {
+            const int8_t *qx = v->q + 256 * k;
+            const float dx = v->d[k];
+            if (type == TERN_GGML_Q6_K) {
+                const uint8_t *blk = W[r] + TERN_Q6_K_BYTES * (size_t)k;
+                const int8_t *sc = (const int8_t *)(blk + 192);
+                // 32 int16 scales for the 64 weights of one vector: sub-blocks s..s+3, 8 lanes each
+                const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc)));
+                const __m256i m3 = _mm256_set1_epi8(0x30);
+                __m512i s32 = _mm512_setzero_si512();
+                for (int h = 0; h < 2; h++) {
+                    const __m512i ql = _mm512_loadu_si512((const void *)(blk + 64 * h));
+                    const __m256i hh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+                    // weights 128h + 0..63: low nibbles of ql, high bits 0-1 / 2-3 of qh
+                    const __m512i hA = join256(_mm256_and_si256(_mm256_slli_epi16(hh, 4), m3), _mm256_and_si256(_mm256_slli_epi16(hh, 2), m3));
+                    // weights 128h + 64..127: high nibbles of ql, high bits 4-5 / 6-7 of qh
+                    const __m512i hB = join256(_mm256_and_si256(hh, m3), _mm256_and_si256(_mm256_srli_epi16(hh, 2), m3));
+                    const __m512i qA = _mm512_or_si512(_mm512_and_si512(ql, m4), hA);
+                    const __m512i qB = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), hB);
+                    const __m512i iA = _mm512_loadu_si512((const void *)q6_idx[2 * h]), iB = _mm512_loadu_si512((const void *)q6_idx[2 * h + 1]);
+                    const __m512i xA = _mm512_loadu_si512((const void *)(qx + 128 * h)), xB = _mm512_loadu_si512((const void *)(qx + 128 * h + 64));
+                    s32 = _mm512_add_epi32(s32, _mm512_madd_epi16(_mm512_maddubs_epi16(qA, xA), _mm512_permutexvar_epi16(iA, sc16)));
+                    s32 = _mm512_add_epi32(s32, _mm512_madd_epi16(_mm512_maddubs_epi16(qB, xB), _mm512_permutexvar_epi16(iB, sc16)));
+                }
+                const int32_t I = hsum16_i32(s32) - q6_corr(sc, v->bsum + 16 * k);
+                acc = acc + (float)I * (h16_avx(blk + 208) * dx);
+            } else {
+                const int five = type == TERN_GGML_Q5_K;
+                const uint8_t *blk = W[r] + (five ? TERN_Q5_K_BYTES : TERN_Q4_K_BYTES) * (size_t)k;
+                const uint8_t *qs = blk + (five ? 48 : 16);
+                uint8_t sm[16];   // scales, then mins
+                k4_unpack(blk + 4, sm);
+                const __m128i smv = _mm_loadu_si128((const __m128i *)sm);
+                const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(smv));   // int16 lanes 0-7: the scales
+                const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+                const __m256i one = _mm256_set1_epi8(1), m4h = _mm256_set1_epi8(15);
+                __m512i s32 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++) {   // weights 64c..64c+63: sub-blocks 2c (low nibbles), 2c+1 (high)
+                    const __m256i qv = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+                    __m256i lo = _mm256_and_si256(qv, m4h), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4h);
+                    if (five) {
+                        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
+                        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
+                    }
+                    const __m512i q = join256(lo, hi), xv = _mm512_loadu_si512((const void *)(qx + 64 * c));
+                    const __m512i s16 = _mm512_permutexvar_epi16(_mm512_loadu_si512((const void *)k4_idx[c]), sc16);
+                    s32 = _mm512_add_epi32(s32, _mm512_madd_epi16(_mm512_maddubs_epi16(q, xv), s16));
+                }
+                const __m128i mm = _mm_shuffle_epi8(smv, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15));
+                const int32_t I2 = hsum8_i32(_mm256_madd_epi16(_mm256_cvtepu8_epi16(mm), _mm256_loadu_si256((const __m256i *)(v->bsum + 16 * k))));
+                const int32_t I1 = hsum16_i32(s32);
+                acc = acc + ((float)I1 * (h16_avx(blk) * dx) - (float)I2 * (h16_avx(blk + 2) * dx));
+            }
+        }
+        out[r] = acc;
+    }
+}
+
+#endif   // QM_X86
+
+// ------------------------------------------------------------------ driver
+// F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c".
+// The one F16C check of the runtime (qmatvec.h); 0 off x86.
+int tern_cpu_has_f16c(void) {
+#if QM_X86
+    static int f16c = -1;
+    if (f16c < 0) {
+        unsigned a, b, c, d;
+        f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) ? 1 : 0;
+    }
+    return f16c;
+#else
+    return 0;
+#endif
+}
+
+// the code a kernel kind runs here: AVX-512 for avx512, AVX2 for avx2 and avxvnni (the logits
+// products have no AVX-VNNI variant), plain otherwise (plain, the AArch64 kinds, a CPU without F16C)
+static tern_kernel_kind resolve(tern_kernel_kind k) {
+    if (k == TERN_KERNEL_AUTO || (unsigned)k >= TERN_KERNEL_NKINDS || !tern_kernel_available(k)) k = tern_kernel_best();
+#if QM_X86
+    if (!tern_cpu_has_f16c()) return TERN_KERNEL_PLAIN;
+    if (k == TERN_KERNEL_AVXVNNI) return TERN_KERNEL_AVX2;
+    if (k == TERN_KERNEL_AVX2 || k == TERN_KERNEL_AVX512VNNI) return k;
+#endif
+    return TERN_KERNEL_PLAIN;
+}
+
+void tern_qmat_mul(int type, const void *W, size_t row_bytes, int r0, int r1, const tern_qvec *x, int N, float *out, size_t ldo,
+                   tern_kernel_kind k) {
+    k = resolve(k);
+    const uint8_t *base = W;
+    for (int r = r0; r < r1; r += 4) {
+        const int R = r1 - r < 4 ? r1 - r : 4;
+        const uint8_t *rows[4];
+        for (int i = 0; i < 4; i++) rows[i] = base + (size_t)(r + (i < R ? i : 0)) * row_bytes;
+        for (int t = 0; t < N; t++) {
+            float o[4];
+#if QM_X86
+            if (k == TERN_KERNEL_AVX512VNNI) rows4_avx512(type, rows, &x[t], o);
+            else if (k == TERN_KERNEL_AVX2) rows4_avx2(type, rows, &x[t], o);
+            else
+#endif
+                for (int i = 0; i < R; i++) o[i] = row_plain(type, rows[i], &x[t]);
+            for (int i = 0; i < R; i++) out[(size_t)t * ldo + r + i] = o[i];
+        }
+    }
+}
+
+void tern_qmat_row_f32(int type, const void *W, size_t row_bytes, int r, int n, float *out) {
+    if (type == TERN_QMAT_Q8_0X) {   // as ggml's dequantize_row_q8_0: q * d
+        const uint8_t *row = (const uint8_t *)W + (size_t)r * row_bytes;
+        for (int i = 0; i < n; i++) out[i] = (float)(int8_t)row[i] * h16(row + (size_t)n + 2 * (size_t)(i / 32));
+        return;
+    }
+    if (tern_ggml_dequant(type, (const uint8_t *)W + (size_t)r * row_bytes, n, out)) tern_fatal("tern_qmat_row_f32: %s", tern_last_error());
+}
