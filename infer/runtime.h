@@ -59,7 +59,11 @@ typedef struct {
     char arch[32];    // general.architecture ("random" for random models)
 } tern_rt_config;
 
+// the same numbers as model/config.h (either header may come first)
+#ifndef TERN_FFN_ACT_ENUM
+#define TERN_FFN_ACT_ENUM
 enum { TERN_FFN_SILU = 0, TERN_FFN_RELU2 = 1 };
+#endif
 
 typedef struct {
     const float *attn_norm;      // [dim]

@@ -310,7 +310,7 @@ static void test_bench(void **st) {
     // a decode run also streams a 512 MiB buffer for the bandwidth ratio: one repeat of 2 tokens
     snprintf(args, sizeof args, "--random dim=256,ffn=256,layers=1,heads=2,vocab=300,ctx=32 -p 0 -n 2 -r 1");
     assert_int_equal(run_prog("bench", args, out, sizeof out, err, sizeof err), 0);
-    assert_non_null(strstr(out, "model: (random)  dim 256 ffn 256 layers 1 heads 2/2 vocab 300"));   // kv_heads = heads
+    assert_non_null(strstr(out, "model: (random)  random  dim 256 ffn 256 layers 1 heads 2/2 vocab 300"));   // kv_heads = heads
     assert_non_null(strstr(out, "decode      2 tokens:"));
     assert_null(strstr(out, "prefill"));
     assert_int_equal(run_prog("bench", "--bandwidth 8", out, sizeof out, err, sizeof err), 0);

@@ -25,7 +25,11 @@
 
 // FFN activation (key ffn_act): gated SiLU (SwiGLU, LLaMA and llama.cpp's `bitnet`) or gated
 // squared ReLU, relu(gate)² · up (Microsoft's BitNet b1.58 2B4T, bitnet.cpp's `bitnet-b1.58`).
+// (the runtime, infer/runtime.h, declares the same numbers under the same guard)
+#ifndef TERN_FFN_ACT_ENUM
+#define TERN_FFN_ACT_ENUM
 enum { TERN_FFN_SILU = 0, TERN_FFN_RELU2 = 1 };
+#endif
 // RoPE frequency scaling (key rope_scaling): none, or LLaMA-3's ("rope_type": "llama3" in Hugging
 // Face configs; model/rope.h computes the per-frequency divisors).
 enum { TERN_ROPE_SCALING_NONE = 0, TERN_ROPE_SCALING_LLAMA3 = 1 };
