@@ -70,7 +70,9 @@ static tern_model_config test_config(int tied) {
     return c;
 }
 
-typedef struct { float theta, eps; int ctx; } parity_opts;   // zeros: test_config's defaults
+// zeros: test_config's defaults; relu2: squared-ReLU FFN (exported as bitnet-b1.58); no_sub_norms:
+// a model without sub-norms; dim/ffn: other widths (not a multiple of 256: the Q8_0 fallback)
+typedef struct { float theta, eps; int ctx, relu2, no_sub_norms, dim, ffn; } parity_opts;
 
 // a model that predicts something: init, then a few AdamW steps on the evaluation text
 #define TRAIN_STEPS 12
@@ -127,6 +129,10 @@ static void check_parity(int tied, const char *export_opts, double ppl_tol, pari
     if (po.theta > 0) c.rope_theta = po.theta;
     if (po.eps > 0) c.norm_eps = po.eps;
     if (po.ctx > 0) c.seq_len = po.ctx;
+    if (po.relu2) c.ffn_act = TERN_FFN_RELU2;
+    if (po.no_sub_norms) c.sub_norms = 0;
+    if (po.dim > 0) c.dim = po.dim;
+    if (po.ffn > 0) c.ffn_dim = po.ffn;
     const int ctx = c.seq_len;
     tern_model tm;
     make_model(&tm, &c, 77 + (uint64_t)tied);
@@ -148,6 +154,11 @@ static void check_parity(int tied, const char *export_opts, double ppl_tol, pari
     assert_int_equal(m.config.vocab_size, tok.vocab_size);
     assert_int_equal(m.config.seq_len, ctx);
     assert_true(m.config.rope_theta == c.rope_theta && m.config.norm_eps == c.norm_eps);
+    assert_int_equal(m.config.ffn_act, po.relu2 ? TERN_FFN_RELU2 : TERN_FFN_SILU);
+    assert_string_equal(m.config.arch, po.relu2 ? "bitnet-b1.58" : "bitnet");
+    assert_int_equal(m.config.sub_norms, !po.no_sub_norms);
+    // BitLinear rows that are not a multiple of 256 weights are the exact ternary Q8_0 fallback
+    if (c.dim % 256) assert_int_equal(m.bitlinear_type, TERN_GGML_Q8_0);
     // the GGUF's tokenizer encodes like the original
     tern_tokenizer t2;
     assert_int_equal(rt_build_tokenizer(&m, &t2), 0);
@@ -205,6 +216,18 @@ static void test_parity_untied(void **st) { (void)st; check_parity(0, "--embd f1
 static void test_parity_long_theta(void **st) {
     (void)st;
     check_parity(1, "--type tq2_0 --embd f32", 1.5e-5, (parity_opts){.theta = 500000.0f, .eps = 1e-6f, .ctx = 150});
+}
+// what tern-import brings (#12): squared-ReLU models (bitnet-b1.58) with rows that are not a multiple
+// of 256 weights (every BitLinear the exact ternary Q8_0 fallback: dim 192, ffn 320), and with the
+// FFN's down rows alone not (ffn 320) and no sub-norms: the runtime runs the exported file as the
+// training forward does
+static void test_parity_relu2_q8_fallback(void **st) {
+    (void)st;
+    check_parity(1, "--embd f32", 1.5e-5, (parity_opts){.relu2 = 1, .dim = 192, .ffn = 320});
+}
+static void test_parity_relu2_no_sub_norms(void **st) {
+    (void)st;
+    check_parity(1, "--embd f32", 1.5e-5, (parity_opts){.relu2 = 1, .no_sub_norms = 1, .ffn = 320});
 }
 // bitnet.cpp's I2_S with a 6-bit head; float BitLinear tensors (-1/0/1 + scale) with a bf16 head
 static void test_parity_i2s_q6k(void **st) { (void)st; check_parity(1, "--type i2_s --embd q6_k", 5e-3, (parity_opts){0}); }
@@ -331,6 +354,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_parity_tq1_f16),
         cmocka_unit_test(test_parity_untied),
         cmocka_unit_test(test_parity_long_theta),
+        cmocka_unit_test(test_parity_relu2_q8_fallback),
+        cmocka_unit_test(test_parity_relu2_no_sub_norms),
         cmocka_unit_test(test_parity_i2s_q6k),
         cmocka_unit_test(test_parity_f16_bf16),
         cmocka_unit_test(test_export_all_kinds),
