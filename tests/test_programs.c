@@ -61,7 +61,7 @@ static int setup(void **st) {
     const char *texts[1] = {text};
     if (tern_tokenizer_train(&tok, texts, &text_len, 1, &o)) return -1;
     tern_model_config c = {.dim = 256, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 512, .vocab_size = tok.vocab_size,
-                           .seq_len = CTX, .norm_eps = 1e-5f, .rope_theta = 10000.0f, .tied_head = 1, .ternary = 1};
+                           .seq_len = CTX, .norm_eps = 1e-5f, .rope_theta = 10000.0f, .tied_head = 1, .ternary = 1, .sub_norms = 1};
     if (tern_model_config_validate(&c)) return -1;
     tern_model_build(&tm, &c);
     tern_model_init_weights(&tm, 11);
