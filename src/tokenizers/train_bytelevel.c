@@ -285,7 +285,7 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
     // 4. merges
     int target = V - 256 - sp.n, nm = 0;
     int32_t *merges = tern_xmalloc(((size_t)2 * (size_t)target + 2) * sizeof(int32_t));
-    int *touched = NULL, ntouched = 0, ctouched = 0;
+    ivec touched = {0}; // pairs whose count changed in this merge
     uint8_t *cat = tern_xmalloc(2 * TERN_TOK_MAX_PIECE + 2);
     while (nm < target && B.hn > 0) {
         struct hent top = hpop(&B);
@@ -310,7 +310,7 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
         merges[2 * rank + 1] = b;
         add_piece(&B, cat, la + lb, mlen);
         P = &B.p[top.pair];
-        ntouched = 0;
+        touched.n = 0;
         for (int k = 0; k < B.p[top.pair].nw; k++) {
             int w = B.p[top.pair].words[k];
             if (wstamp[w] == rank) continue;
@@ -337,19 +337,14 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
                     if (pass) pair_add_word(&B.p[q], w);
                     if (B.p[q].stamp != rank) {
                         B.p[q].stamp = rank;
-                        if (ntouched == ctouched) {
-                            ctouched = ctouched ? 2 * ctouched : 1024;
-                            touched = realloc(touched, (size_t)ctouched * sizeof(int));
-                            if (!touched) tern_fatal("out of memory");
-                        }
-                        touched[ntouched++] = q;
+                        iv_push(&touched, q);
                     }
                 }
             }
         }
-        for (int k = 0; k < ntouched; k++) {
-            pair_t *q = &B.p[touched[k]];
-            if (!q->done && q->count > 0) hpush(&B, q->count, touched[k]);
+        for (size_t k = 0; k < touched.n; k++) {
+            pair_t *q = &B.p[touched.a[k]];
+            if (!q->done && q->count > 0) hpush(&B, q->count, touched.a[k]);
         }
         free(B.p[top.pair].words); // a merged pair never occurs again
         B.p[top.pair].words = NULL;
@@ -357,7 +352,7 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
         if (o->verbose && (nm % 1000 == 0 || nm == target))
             fprintf(stderr, "tokenizer: %d/%d merges (%.2f s)\n", nm, target, tern_time() - t0);
     }
-    free(touched);
+    free(touched.a);
     free(cat);
 
     // 5. assemble: bytes, merges (in the byte alphabet), special tokens

@@ -9,20 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const uint8_t SPACE_MARK[3] = {0xE2, 0x96, 0x81}; // U+2581 "▁"
-static const uint8_t LEAD_LEN[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-
-static inline int is_mark(const uint8_t *s) { return s[0] == 0xE2 && s[1] == 0x96 && s[2] == 0x81; }
-
-// llama.cpp's character length, clipped before an escaped space (as the encoder, spm.c)
-static inline size_t sym_len(const uint8_t *e, size_t i, size_t m) {
-    size_t L = LEAD_LEN[e[i] >> 4];
-    if (L > m - i) L = m - i;
-    for (size_t k = 1; k < L; k++)
-        if (e[i + k] == 0xE2 && i + k + 2 < m && e[i + k + 1] == 0x96 && e[i + k + 2] == 0x81) return k;
-    return L;
-}
-
 static int hexval(int c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
@@ -83,11 +69,11 @@ static inline uint64_t char_key(const uint8_t *s, int L) {
 // escape spaces to ▁ and prepend one ▁; returns the length (buffer: 3*len+3)
 static size_t escape_text(const uint8_t *raw, size_t len, uint8_t *e) {
     size_t m = 0;
-    memcpy(e, SPACE_MARK, 3);
+    memcpy(e, tok_space_mark, 3);
     m = 3;
     for (size_t i = 0; i < len; i++) {
         if (raw[i] == ' ') {
-            memcpy(e + m, SPACE_MARK, 3);
+            memcpy(e + m, tok_space_mark, 3);
             m += 3;
         } else {
             e[m++] = raw[i];
@@ -326,7 +312,7 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
         if (lens[ti] == 0) continue;
         size_t m = escape_text((const uint8_t *)texts[ti], lens[ti], esc);
         for (size_t i = 0; i < m;) {
-            size_t L = sym_len(esc, i, m);
+            size_t L = tok_sym_len(esc, i, m);
             if (valid_char(esc + i, (int)L) && esc[i] != 0) (*tok_u64map_slot(&chars, char_key(esc + i, (int)L), 1, 0))++;
             i += L;
         }
@@ -342,7 +328,7 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
             ncr++;
         }
     qsort(cr, ncr, sizeof(charref), cmp_charref);
-    uint64_t mark_key = char_key(SPACE_MARK, 3);
+    uint64_t mark_key = char_key(tok_space_mark, 3);
     size_t nchars = 0;
     int64_t cum = 0;
     int max_chars = V - TERN_TOK_FIRST_NORMAL;
@@ -388,10 +374,10 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
             size_t L = 0;
             int mergeable = 0, mark = 0;
             if (i < m) {
-                L = sym_len(esc, i, m);
+                L = tok_sym_len(esc, i, m);
                 int64_t *id = valid_char(esc + i, (int)L) ? tok_u64map_slot(&char_id, char_key(esc + i, (int)L), 0, 0) : NULL;
                 mergeable = id && *id && !(L == 1 && (esc[i] < 0x20 || esc[i] == 0x7f));
-                mark = L == 3 && is_mark(esc + i);
+                mark = L == 3 && tok_is_mark(esc + i);
             }
             if (!mergeable || mark) { // end the current word
                 if (nsym >= 2 && nsym <= maxw) (*tok_strmap_slot(&words, esc + ws, we - ws, 1, 0))++;
@@ -432,7 +418,7 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
         wfreq[w] = wr[w].count;
         wstamp[w] = -1;
         for (uint32_t i = 0; i < wr[w].len;) {
-            size_t L = LEAD_LEN[s[i] >> 4];
+            size_t L = tok_lead_len(s[i]);
             syms[so++] = (int)*tok_u64map_slot(&char_id, char_key(s + i, (int)L), 0, 0) - 1;
             i += (uint32_t)L;
         }
@@ -459,7 +445,7 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
 
     // 4. merges
     int target_merges = V - TERN_TOK_FIRST_NORMAL - (int)nchars, nmerges = 0;
-    int *touched = NULL, ntouched = 0, ctouched = 0;
+    ivec touched = {0}; // candidates whose count changed in this merge
     while (nmerges < target_merges && B.hn > 0) {
         hentry top = hpop(&B);
         cand_t *C = &B.c[top.cand];
@@ -472,7 +458,7 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
             memcpy(tmp, B.cstr.arena + C->soff, C->slen);
             add_piece_str(&B, tmp, C->slen);
         }
-        ntouched = 0;
+        touched.n = 0;
         int nwl = B.c[cid].nw;
         for (int k = 0; k < nwl; k++) {
             int w = B.c[cid].words[k];
@@ -486,12 +472,7 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
                 B.c[c].count -= wfreq[w];
                 if (B.c[c].stamp != rank) {
                     B.c[c].stamp = rank;
-                    if (ntouched == ctouched) {
-                        ctouched = ctouched ? 2 * ctouched : 1024;
-                        touched = realloc(touched, (size_t)ctouched * sizeof(int));
-                        if (!touched) tern_fatal("out of memory");
-                    }
-                    touched[ntouched++] = c;
+                    iv_push(&touched, c);
                 }
             }
             // continue llama.cpp's algorithm on the word: highest score = lowest rank, leftmost
@@ -516,18 +497,13 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
                 cand_add_word(&B.c[c], w);
                 if (B.c[c].stamp != rank) {
                     B.c[c].stamp = rank;
-                    if (ntouched == ctouched) {
-                        ctouched = ctouched ? 2 * ctouched : 1024;
-                        touched = realloc(touched, (size_t)ctouched * sizeof(int));
-                        if (!touched) tern_fatal("out of memory");
-                    }
-                    touched[ntouched++] = c;
+                    iv_push(&touched, c);
                 }
             }
         }
-        for (int k = 0; k < ntouched; k++) {
-            cand_t *c = &B.c[touched[k]];
-            if (c->rank < 0 && !c->banned && c->count > 0) hpush(&B, c->count, touched[k]);
+        for (size_t k = 0; k < touched.n; k++) {
+            cand_t *c = &B.c[touched.a[k]];
+            if (c->rank < 0 && !c->banned && c->count > 0) hpush(&B, c->count, touched.a[k]);
         }
         free(B.c[cid].words); // a learned pair never occurs again
         B.c[cid].words = NULL;
@@ -535,7 +511,7 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
         if (o->verbose && (nmerges % 1000 == 0 || nmerges == target_merges))
             fprintf(stderr, "tokenizer: %d/%d merges (%.2f s)\n", nmerges, target_merges, tern_time() - t0);
     }
-    free(touched);
+    free(touched.a);
 
     // 5. assemble: controls, bytes, characters, merges
     int NV = TERN_TOK_FIRST_NORMAL + B.npieces;
