@@ -150,7 +150,9 @@ SERVER_PROG := $(call is_prog,$(SERVER_ALL))
 SERVER_OBJ  := $(call obj,$(filter-out $(SERVER_PROG),$(SERVER_ALL)))
 SERVER_LIBS := -lmicrohttpd -ljansson -lpthread
 SERVER_BINS := $(foreach p,$(SERVER_PROG),$(BUILD)/tern-$(basename $(notdir $(p))))
+ifneq ($(CROSS),1)   # a cross build makes only the standalone runtime (the HTTP/JSON libraries are the host's)
 all: $(SERVER_BINS)
+endif
 $(SERVER_BINS): $(BUILD)/tern-%: $(BUILD)/obj/infer/server/%.o $(SERVER_OBJ) $(LIBTERN_RT)
 	$(CC) $(LDFLAGS) $< $(SERVER_OBJ) $(LIBTERN_RT) $(SERVER_LIBS) $(RT_LIBS) -o $@
 $(BUILD)/tests/test_server: $(SERVER_OBJ)
