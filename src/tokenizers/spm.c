@@ -6,30 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const uint8_t SPACE_MARK[3] = {0xE2, 0x96, 0x81}; // U+2581 "▁"
-// llama.cpp's unicode_len_utf8: character length from the high nibble of the lead byte
-static const uint8_t LEAD_LEN[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-
-static inline int is_mark(const uint8_t *s) { return s[0] == 0xE2 && s[1] == 0x96 && s[2] == 0x81; }
-
-// Length of the character starting at e[i] (of m bytes): llama.cpp's lead-byte rule, clipped at
-// the end and — tern's one addition, for losslessness — clipped before an escaped space (▁), so
-// that invalid UTF-8 right before a space cannot swallow part of its ▁ (llama.cpp would, and then
-// decode the space as the bytes of "▁"). Valid UTF-8 is never clipped.
-static inline size_t sym_len(const uint8_t *e, size_t i, size_t m) {
-    size_t L = LEAD_LEN[e[i] >> 4];
-    if (L > m - i) L = m - i;
-    for (size_t k = 1; k < L; k++)
-        if (e[i + k] == 0xE2 && i + k + 2 < m && e[i + k + 1] == 0x96 && e[i + k + 2] == 0x81) return k;
-    return L;
-}
+const uint8_t tok_space_mark[3] = {0xE2, 0x96, 0x81}; // U+2581 "▁"
 
 void spm_compute_word_split(tern_tokenizer *t) {
     t->word_split = 1;
     for (int i = 0; i < t->vocab_size; i++) {
         int len = t->piece_len[i];
         const char *p = t->pieces[i];
-        if (len > 1 && (memchr(p, '\n', (size_t)len) || memmem(p + 1, (size_t)len - 1, SPACE_MARK, 3))) t->word_split = 0;
+        if (len > 1 && (memchr(p, '\n', (size_t)len) || memmem(p + 1, (size_t)len - 1, tok_space_mark, 3))) t->word_split = 0;
     }
 }
 
@@ -94,7 +78,7 @@ static void encode_exact(const tern_tokenizer *t, enc_ctx *c, const uint8_t *s, 
     }
     int ns = 0;
     for (size_t off = 0; off < m;) {
-        size_t L = sym_len(s, off, m);
+        size_t L = tok_sym_len(s, off, m);
         c->start[ns] = (int)off;
         c->len[ns] = (int)L;
         c->prev[ns] = ns - 1;
@@ -156,7 +140,7 @@ static void encode_part(const tern_tokenizer *t, enc_ctx *c, const uint8_t *raw,
     uint8_t *e = c->esc;
     size_t m = 0;
     if (prefix) {
-        memcpy(e, SPACE_MARK, 3);
+        memcpy(e, tok_space_mark, 3);
         m = 3;
     }
     for (size_t i = 0; i < len; i++) {
@@ -180,8 +164,8 @@ static void encode_part(const tern_tokenizer *t, enc_ctx *c, const uint8_t *raw,
             i++;
             continue;
         }
-        size_t L = sym_len(e, i, m);
-        if (L == 3 && is_mark(e + i)) {
+        size_t L = tok_sym_len(e, i, m);
+        if (L == 3 && tok_is_mark(e + i)) {
             if (i > seg) encode_word(t, c, e + seg, i - seg, out);
             seg = i;
         } else if (ch == '\n') {
@@ -199,13 +183,13 @@ static void encode_chunk(const tern_tokenizer *t, enc_ctx *c, const uint8_t *raw
                          ivec *out) {
     const uint8_t *p = raw, *end = raw + len;
     for (;;) {
-        const uint8_t *q = memmem(p, (size_t)(end - p), SPACE_MARK, 3);
+        const uint8_t *q = memmem(p, (size_t)(end - p), tok_space_mark, 3);
         if (!q) {
             encode_part(t, c, p, (size_t)(end - p), prefix, split, out);
             return;
         }
         encode_part(t, c, p, (size_t)(q - p), prefix, split, out);
-        for (int k = 0; k < 3; k++) iv_push(out, t->priv->byte_id[SPACE_MARK[k]]);
+        for (int k = 0; k < 3; k++) iv_push(out, t->priv->byte_id[tok_space_mark[k]]);
         prefix = 0;
         p = q + 3;
     }

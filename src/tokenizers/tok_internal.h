@@ -28,6 +28,29 @@ struct tern_tok_priv {
 
 uint64_t tok_hbytes(const uint8_t *p, size_t n);
 
+// the llama kind's escaped space: U+2581 "▁" (defined in spm.c)
+extern const uint8_t tok_space_mark[3];
+static inline int tok_is_mark(const uint8_t *s) { return s[0] == 0xE2 && s[1] == 0x96 && s[2] == 0x81; }
+
+// llama.cpp's unicode_len_utf8: character length from the high nibble of the lead byte
+static inline size_t tok_lead_len(uint8_t c) {
+    static const uint8_t len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    return len[c >> 4];
+}
+
+// Length of the character starting at e[i] (of m bytes), as the llama kind splits text (encoder
+// and trainer alike): llama.cpp's lead-byte rule, clipped at the end and — tern's one addition,
+// for losslessness — clipped before an escaped space (▁), so that invalid UTF-8 right before a
+// space cannot swallow part of its ▁ (llama.cpp would, and then decode the space as the bytes of
+// "▁"). Valid UTF-8 is never clipped.
+static inline size_t tok_sym_len(const uint8_t *e, size_t i, size_t m) {
+    size_t L = tok_lead_len(e[i]);
+    if (L > m - i) L = m - i;
+    for (size_t k = 1; k < L; k++)
+        if (e[i + k] == 0xE2 && i + k + 2 < m && e[i + k + 1] == 0x96 && e[i + k + 2] == 0x81) return k;
+    return L;
+}
+
 // growable int vector
 typedef struct {
     int *a;

@@ -930,8 +930,6 @@ size_t tern_tokenizer_split_point(const tern_tokenizer *t, const char *text, siz
 // ------------------------------------------------------------------------------------------
 // decoding
 
-static inline int is_mark(const uint8_t *s) { return s[0] == 0xE2 && s[1] == 0x96 && s[2] == 0x81; }
-
 int tern_tokenizer_decode_piece(const tern_tokenizer *t, int id, int flags, char *buf, size_t cap) {
     if (id < 0 || id >= t->vocab_size) return -1;
     int ty = t->types[id];
@@ -955,7 +953,7 @@ int tern_tokenizer_decode_piece(const tern_tokenizer *t, int id, int flags, char
         return k;
     }
     for (int i = 0; i < len && (size_t)k < cap;) {
-        if (i + 3 <= len && is_mark(p + i)) {
+        if (i + 3 <= len && tok_is_mark(p + i)) {
             buf[k++] = ' ';
             i += 3;
         } else {

@@ -9,6 +9,7 @@
 // libc only.
 #include "tokenizers/tok_internal.h"
 #include "tokenizers/nfc.h"
+#include "tokenizers/train_maps.h"
 #include "tokenizers/unicode.h"
 #include "util.h"
 #include <stdio.h>
@@ -30,131 +31,6 @@ void tern_tokenizer_family_specials(int pre, tern_tokenizer_specials *s) {
 }
 
 // ------------------------------------------------------------------------------------------
-// hash maps: byte string -> count; (a, b) -> pair index
-
-typedef struct {
-    uint64_t *h;
-    uint32_t *off, *len; // len 0: empty
-    int64_t *v;
-    size_t cap, n;
-    uint8_t *arena;
-    size_t an, acap;
-} wmap;
-
-static void wm_init(wmap *m, size_t cap) {
-    memset(m, 0, sizeof *m);
-    m->cap = cap;
-    m->h = tern_xcalloc(cap, sizeof(uint64_t));
-    m->off = tern_xcalloc(cap, sizeof(uint32_t));
-    m->len = tern_xcalloc(cap, sizeof(uint32_t));
-    m->v = tern_xcalloc(cap, sizeof(int64_t));
-}
-
-static void wm_free(wmap *m) {
-    free(m->h);
-    free(m->off);
-    free(m->len);
-    free(m->v);
-    free(m->arena);
-}
-
-static void wm_add(wmap *m, const uint8_t *s, size_t len, int64_t add);
-
-static void wm_grow(wmap *m) {
-    wmap o = *m;
-    m->cap = o.cap * 2;
-    m->h = tern_xcalloc(m->cap, sizeof(uint64_t));
-    m->off = tern_xcalloc(m->cap, sizeof(uint32_t));
-    m->len = tern_xcalloc(m->cap, sizeof(uint32_t));
-    m->v = tern_xcalloc(m->cap, sizeof(int64_t));
-    size_t mask = m->cap - 1;
-    for (size_t i = 0; i < o.cap; i++) {
-        if (!o.len[i]) continue;
-        size_t j = o.h[i] & mask;
-        while (m->len[j]) j = (j + 1) & mask;
-        m->h[j] = o.h[i];
-        m->off[j] = o.off[i];
-        m->len[j] = o.len[i];
-        m->v[j] = o.v[i];
-    }
-    free(o.h);
-    free(o.off);
-    free(o.len);
-    free(o.v);
-}
-
-static void wm_add(wmap *m, const uint8_t *s, size_t len, int64_t add) {
-    uint64_t h = tok_hbytes(s, len);
-    size_t mask = m->cap - 1, i = h & mask;
-    while (m->len[i]) {
-        if (m->h[i] == h && m->len[i] == len && memcmp(m->arena + m->off[i], s, len) == 0) {
-            m->v[i] += add;
-            return;
-        }
-        i = (i + 1) & mask;
-    }
-    if (2 * (m->n + 1) > m->cap) {
-        wm_grow(m);
-        wm_add(m, s, len, add);
-        return;
-    }
-    if (m->an + len > m->acap) {
-        m->acap = m->acap ? 2 * m->acap : 1 << 16;
-        while (m->acap < m->an + len) m->acap *= 2;
-        m->arena = realloc(m->arena, m->acap);
-        if (!m->arena) tern_fatal("out of memory (tokenizer training)");
-    }
-    if (m->an + len > UINT32_MAX) tern_fatal("tokenizer training: too many distinct words");
-    memcpy(m->arena + m->an, s, len);
-    m->h[i] = h;
-    m->off[i] = (uint32_t)m->an;
-    m->len[i] = (uint32_t)len;
-    m->v[i] = add;
-    m->an += len;
-    m->n++;
-}
-
-typedef struct {
-    uint64_t *k; // (a << 32 | b) + 1, 0 empty
-    int *v;
-    size_t cap, n;
-} pmap;
-
-static inline uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
-static int *pm_slot(pmap *m, uint64_t key, int create) {
-    size_t mask = m->cap - 1, i = mix64(key) & mask;
-    while (m->k[i]) {
-        if (m->k[i] == key) return &m->v[i];
-        i = (i + 1) & mask;
-    }
-    if (!create) return NULL;
-    if (2 * (m->n + 1) > m->cap) {
-        pmap o = *m;
-        m->cap *= 2;
-        m->n = 0;
-        m->k = tern_xcalloc(m->cap, sizeof(uint64_t));
-        m->v = tern_xcalloc(m->cap, sizeof(int));
-        for (size_t j = 0; j < o.cap; j++)
-            if (o.k[j]) *pm_slot(m, o.k[j], 1) = o.v[j];
-        free(o.k);
-        free(o.v);
-        return pm_slot(m, key, 1);
-    }
-    m->k[i] = key;
-    m->v[i] = -1;
-    m->n++;
-    return &m->v[i];
-}
-
-// ------------------------------------------------------------------------------------------
 
 typedef struct {
     int a, b;
@@ -173,10 +49,10 @@ typedef struct {
     int *rlen;
     int npieces, pcap;
     int *mlen;          // mapped (byte alphabet) length of each piece
-    wmap pieces_set;    // raw bytes of every piece (to ban pairs that would repeat one)
+    tok_strmap pieces_set; // raw bytes of every piece (to ban pairs that would repeat one)
     pair_t *p;
     int np, pc;
-    pmap pm;
+    tok_u64map pm;      // (a << 32 | b) + 1 -> pair index (-1 new)
     struct hent { int64_t count; int pair; } *heap;
     size_t hn, hcap;
 } bstate;
@@ -201,18 +77,11 @@ static void add_piece(bstate *B, const uint8_t *s, int len, int mlen) {
     B->mlen[B->npieces] = mlen;
     B->rn += (size_t)len;
     B->npieces++;
-    wm_add(&B->pieces_set, s, (size_t)len, 1);
+    *tok_strmap_slot(&B->pieces_set, s, (size_t)len, 1, 0) += 1;
 }
 
 static int piece_exists(bstate *B, const uint8_t *s, size_t len) {
-    wmap *m = &B->pieces_set;
-    uint64_t h = tok_hbytes(s, len);
-    size_t mask = m->cap - 1, i = h & mask;
-    while (m->len[i]) {
-        if (m->h[i] == h && m->len[i] == len && memcmp(m->arena + m->off[i], s, len) == 0) return 1;
-        i = (i + 1) & mask;
-    }
-    return 0;
+    return tok_strmap_slot(&B->pieces_set, s, len, 0, 0) != NULL;
 }
 
 // heap order: higher count, then the bytewise smaller merged string, then the smaller left id
@@ -266,8 +135,8 @@ static struct hent hpop(bstate *B) {
 }
 
 static int pair_get(bstate *B, int a, int b) {
-    int *v = pm_slot(&B->pm, (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1, 1);
-    if (*v >= 0) return *v;
+    int64_t *v = tok_u64map_slot(&B->pm, (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1, 1, -1);
+    if (*v >= 0) return (int)*v;
     if (B->np == B->pc) {
         B->pc = B->pc ? 2 * B->pc : 4096;
         B->p = realloc(B->p, (size_t)B->pc * sizeof(pair_t));
@@ -333,8 +202,8 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
     int maxw = o->max_word_chars > 1 ? o->max_word_chars : 2;
 
     // 1. words
-    wmap words;
-    wm_init(&words, 1 << 16);
+    tok_strmap words;
+    tok_strmap_init(&words, 1 << 16);
     for (int ti = 0; ti < n_texts; ti++) {
         const uint8_t *s = (const uint8_t *)texts[ti];
         size_t n = lens[ti], a = 0;
@@ -357,7 +226,7 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
             tern_pre_iter_init(&it, pre, s + a, b - a);
             size_t wa, wb;
             while (tern_pre_iter_next(&it, &wa, &wb))
-                if (wb - wa >= 2 && wb - wa <= (size_t)maxw) wm_add(&words, s + a + wa, wb - wa, 1);
+                if (wb - wa >= 2 && wb - wa <= (size_t)maxw) *tok_strmap_slot(&words, s + a + wa, wb - wa, 1, 0) += 1;
             a = b + skip;
         }
         free(norm);
@@ -372,10 +241,8 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
     // 2. pieces 0..255: the bytes in GPT-2's order (by their character)
     bstate B;
     memset(&B, 0, sizeof B);
-    wm_init(&B.pieces_set, 1 << 12);
-    B.pm.cap = 1 << 16;
-    B.pm.k = tern_xcalloc(B.pm.cap, sizeof(uint64_t));
-    B.pm.v = tern_xcalloc(B.pm.cap, sizeof(int));
+    tok_strmap_init(&B.pieces_set, 1 << 12);
+    tok_u64map_init(&B.pm, 1 << 16);
     int id_of_byte[256], nb = 0;
     for (uint32_t cp = 0; cp < 0x200; cp++) {
         int b = tern_char_byte(cp);
@@ -399,7 +266,7 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
         for (uint32_t i = 0; i < wr[w].len; i++) syms[so++] = id_of_byte[words.arena[wr[w].off + i]];
     }
     free(wr);
-    wm_free(&words);
+    tok_strmap_free(&words);
     if (o->verbose)
         fprintf(stderr, "tokenizer: %.1f MB, %d distinct words, pre-tokenizer %s (%.2f s)\n", total_bytes / 1e6, nw,
                 tern_pre_name(pre), tern_time() - t0);
@@ -418,7 +285,7 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
     // 4. merges
     int target = V - 256 - sp.n, nm = 0;
     int32_t *merges = tern_xmalloc(((size_t)2 * (size_t)target + 2) * sizeof(int32_t));
-    int *touched = NULL, ntouched = 0, ctouched = 0;
+    ivec touched = {0}; // pairs whose count changed in this merge
     uint8_t *cat = tern_xmalloc(2 * TERN_TOK_MAX_PIECE + 2);
     while (nm < target && B.hn > 0) {
         struct hent top = hpop(&B);
@@ -443,7 +310,7 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
         merges[2 * rank + 1] = b;
         add_piece(&B, cat, la + lb, mlen);
         P = &B.p[top.pair];
-        ntouched = 0;
+        touched.n = 0;
         for (int k = 0; k < B.p[top.pair].nw; k++) {
             int w = B.p[top.pair].words[k];
             if (wstamp[w] == rank) continue;
@@ -470,19 +337,14 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
                     if (pass) pair_add_word(&B.p[q], w);
                     if (B.p[q].stamp != rank) {
                         B.p[q].stamp = rank;
-                        if (ntouched == ctouched) {
-                            ctouched = ctouched ? 2 * ctouched : 1024;
-                            touched = realloc(touched, (size_t)ctouched * sizeof(int));
-                            if (!touched) tern_fatal("out of memory");
-                        }
-                        touched[ntouched++] = q;
+                        iv_push(&touched, q);
                     }
                 }
             }
         }
-        for (int k = 0; k < ntouched; k++) {
-            pair_t *q = &B.p[touched[k]];
-            if (!q->done && q->count > 0) hpush(&B, q->count, touched[k]);
+        for (size_t k = 0; k < touched.n; k++) {
+            pair_t *q = &B.p[touched.a[k]];
+            if (!q->done && q->count > 0) hpush(&B, q->count, touched.a[k]);
         }
         free(B.p[top.pair].words); // a merged pair never occurs again
         B.p[top.pair].words = NULL;
@@ -490,7 +352,7 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
         if (o->verbose && (nm % 1000 == 0 || nm == target))
             fprintf(stderr, "tokenizer: %d/%d merges (%.2f s)\n", nm, target, tern_time() - t0);
     }
-    free(touched);
+    free(touched.a);
     free(cat);
 
     // 5. assemble: bytes, merges (in the byte alphabet), special tokens
@@ -534,9 +396,8 @@ int tok_train_bytelevel(tern_tokenizer *t, const char *const *texts, const size_
     free(B.roff);
     free(B.rlen);
     free(B.mlen);
-    free(B.pm.k);
-    free(B.pm.v);
-    wm_free(&B.pieces_set);
+    tok_u64map_free(&B.pm);
+    tok_strmap_free(&B.pieces_set);
     free(syms);
     free(wstart);
     free(wlen);

@@ -1,26 +1,13 @@
 // train_spm.c — training: the dispatch for both kinds, and the llama kind's trainer (see
 // tokenizer.h and docs/DATA.md). libc only.
 #include "tokenizers/tok_internal.h"
+#include "tokenizers/train_maps.h"
 #include "util.h"
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const uint8_t SPACE_MARK[3] = {0xE2, 0x96, 0x81}; // U+2581 "▁"
-static const uint8_t LEAD_LEN[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-
-static inline int is_mark(const uint8_t *s) { return s[0] == 0xE2 && s[1] == 0x96 && s[2] == 0x81; }
-
-// llama.cpp's character length, clipped before an escaped space (as the encoder, spm.c)
-static inline size_t sym_len(const uint8_t *e, size_t i, size_t m) {
-    size_t L = LEAD_LEN[e[i] >> 4];
-    if (L > m - i) L = m - i;
-    for (size_t k = 1; k < L; k++)
-        if (e[i + k] == 0xE2 && i + k + 2 < m && e[i + k + 1] == 0x96 && e[i + k + 2] == 0x81) return k;
-    return L;
-}
 
 static int hexval(int c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -79,142 +66,14 @@ static inline uint64_t char_key(const uint8_t *s, int L) {
     return k;
 }
 
-// uint64 key -> int64 value open-addressing map (key 0 = empty)
-typedef struct {
-    uint64_t *k;
-    int64_t *v;
-    size_t cap, n;
-} u64map;
-
-static void um_init(u64map *m, size_t cap) {
-    m->cap = cap;
-    m->n = 0;
-    m->k = tern_xcalloc(cap, sizeof(uint64_t));
-    m->v = tern_xcalloc(cap, sizeof(int64_t));
-}
-static void um_free(u64map *m) {
-    free(m->k);
-    free(m->v);
-}
-static inline uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-static int64_t *um_slot(u64map *m, uint64_t key, int create);
-static void um_grow(u64map *m) {
-    u64map o = *m;
-    um_init(m, o.cap * 2);
-    for (size_t i = 0; i < o.cap; i++)
-        if (o.k[i]) *um_slot(m, o.k[i], 1) = o.v[i];
-    um_free(&o);
-}
-// pointer to the value of key (created as 0 when create), or NULL
-static int64_t *um_slot(u64map *m, uint64_t key, int create) {
-    size_t mask = m->cap - 1, i = mix64(key) & mask;
-    while (m->k[i]) {
-        if (m->k[i] == key) return &m->v[i];
-        i = (i + 1) & mask;
-    }
-    if (!create) return NULL;
-    if (2 * (m->n + 1) > m->cap) {
-        um_grow(m);
-        return um_slot(m, key, 1);
-    }
-    m->k[i] = key;
-    m->v[i] = 0;
-    m->n++;
-    return &m->v[i];
-}
-
-// byte-string -> int64 map with an arena of keys
-typedef struct {
-    uint64_t *h;
-    uint32_t *off, *len; // len 0: empty
-    int64_t *v;
-    size_t cap, n;
-    uint8_t *arena;
-    size_t an, acap;
-} strmap;
-
-static void sm_init(strmap *m, size_t cap) {
-    memset(m, 0, sizeof *m);
-    m->cap = cap;
-    m->h = tern_xcalloc(cap, sizeof(uint64_t));
-    m->off = tern_xcalloc(cap, sizeof(uint32_t));
-    m->len = tern_xcalloc(cap, sizeof(uint32_t));
-    m->v = tern_xcalloc(cap, sizeof(int64_t));
-}
-static void sm_free(strmap *m) {
-    free(m->h);
-    free(m->off);
-    free(m->len);
-    free(m->v);
-    free(m->arena);
-}
-static void sm_rehash(strmap *m) {
-    strmap o = *m;
-    m->cap = o.cap * 2;
-    m->h = tern_xcalloc(m->cap, sizeof(uint64_t));
-    m->off = tern_xcalloc(m->cap, sizeof(uint32_t));
-    m->len = tern_xcalloc(m->cap, sizeof(uint32_t));
-    m->v = tern_xcalloc(m->cap, sizeof(int64_t));
-    size_t mask = m->cap - 1;
-    for (size_t i = 0; i < o.cap; i++) {
-        if (!o.len[i]) continue;
-        size_t j = o.h[i] & mask;
-        while (m->len[j]) j = (j + 1) & mask;
-        m->h[j] = o.h[i];
-        m->off[j] = o.off[i];
-        m->len[j] = o.len[i];
-        m->v[j] = o.v[i];
-    }
-    free(o.h);
-    free(o.off);
-    free(o.len);
-    free(o.v);
-}
-// value slot of s (created as init when create; *created set), or NULL
-static int64_t *sm_slot(strmap *m, const uint8_t *s, size_t len, int create, int64_t init) {
-    uint64_t h = tok_hbytes(s, len);
-    size_t mask = m->cap - 1, i = h & mask;
-    while (m->len[i]) {
-        if (m->h[i] == h && m->len[i] == len && memcmp(m->arena + m->off[i], s, len) == 0) return &m->v[i];
-        i = (i + 1) & mask;
-    }
-    if (!create) return NULL;
-    if (2 * (m->n + 1) > m->cap) {
-        sm_rehash(m);
-        return sm_slot(m, s, len, create, init);
-    }
-    if (m->an + len > m->acap) {
-        m->acap = m->acap ? 2 * m->acap : 1 << 16;
-        while (m->acap < m->an + len) m->acap *= 2;
-        m->arena = realloc(m->arena, m->acap);
-        if (!m->arena) tern_fatal("out of memory (tokenizer training)");
-    }
-    if (m->an + len > UINT32_MAX) tern_fatal("tokenizer training: too many distinct words");
-    memcpy(m->arena + m->an, s, len);
-    m->h[i] = h;
-    m->off[i] = (uint32_t)m->an;
-    m->len[i] = (uint32_t)len;
-    m->v[i] = init;
-    m->an += len;
-    m->n++;
-    return &m->v[i];
-}
-
 // escape spaces to ▁ and prepend one ▁; returns the length (buffer: 3*len+3)
 static size_t escape_text(const uint8_t *raw, size_t len, uint8_t *e) {
     size_t m = 0;
-    memcpy(e, SPACE_MARK, 3);
+    memcpy(e, tok_space_mark, 3);
     m = 3;
     for (size_t i = 0; i < len; i++) {
         if (raw[i] == ' ') {
-            memcpy(e + m, SPACE_MARK, 3);
+            memcpy(e + m, tok_space_mark, 3);
             m += 3;
         } else {
             e[m++] = raw[i];
@@ -270,8 +129,8 @@ typedef struct {
     int npieces, pieces_cap;
     cand_t *c;
     int nc, cc;
-    u64map pair;  // (a << 32 | b) + 1 -> cand id
-    strmap cstr;  // concatenated string -> cand id
+    tok_u64map pair;  // (a << 32 | b) + 1 -> cand id
+    tok_strmap cstr;  // concatenated string -> cand id
     hentry *heap;
     size_t hn, hcap;
 } bpe_state;
@@ -304,7 +163,7 @@ static void add_piece_str(bpe_state *b, const uint8_t *s, int len) {
 
 // candidate of the pair (x, y), created if new
 static int pair_cand_get(bpe_state *b, int x, int y) {
-    int64_t *v = um_slot(&b->pair, (((uint64_t)x << 32) | (uint32_t)y) + 1, 1);
+    int64_t *v = tok_u64map_slot(&b->pair, (((uint64_t)x << 32) | (uint32_t)y) + 1, 1, 0);
     if (*v) return (int)*v - 1; // stored +1 so that 0 means new
     int lx, ly;
     const uint8_t *sx = piece_str(b, x, &lx);
@@ -313,7 +172,7 @@ static int pair_cand_get(bpe_state *b, int x, int y) {
     memcpy(tmp, sx, (size_t)lx);
     memcpy(tmp + lx, sy, (size_t)ly);
     int len = lx + ly;
-    int64_t *cv = sm_slot(&b->cstr, tmp, (size_t)len, 1, -1);
+    int64_t *cv = tok_strmap_slot(&b->cstr, tmp, (size_t)len, 1, -1);
     if (*cv < 0) {
         if (b->nc == b->cc) {
             b->cc = b->cc ? 2 * b->cc : 4096;
@@ -330,14 +189,14 @@ static int pair_cand_get(bpe_state *b, int x, int y) {
         c->banned = len > TERN_TOK_MAX_PIECE || reserved_affix(tmp, len);
         *cv = b->nc++;
     }
-    // re-fetch: sm_slot may not have moved v (different map), but um_slot may have grown since
-    v = um_slot(&b->pair, (((uint64_t)x << 32) | (uint32_t)y) + 1, 0);
+    // re-fetch: the cstr insertion cannot have moved v (different map), but the pair map may have grown since
+    v = tok_u64map_slot(&b->pair, (((uint64_t)x << 32) | (uint32_t)y) + 1, 0, 0);
     *v = *cv + 1;
     return (int)*cv;
 }
 
 static inline int pair_cand_lookup(bpe_state *b, int x, int y) {
-    int64_t *v = um_slot(&b->pair, (((uint64_t)x << 32) | (uint32_t)y) + 1, 0);
+    int64_t *v = tok_u64map_slot(&b->pair, (((uint64_t)x << 32) | (uint32_t)y) + 1, 0, 0);
     return v && *v ? (int)*v - 1 : -1;
 }
 
@@ -447,14 +306,14 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
     uint8_t *esc = tern_xmalloc(3 * maxlen + 3);
 
     // 1. character counts (llama.cpp's split of the escaped text)
-    u64map chars;
-    um_init(&chars, 1024);
+    tok_u64map chars;
+    tok_u64map_init(&chars, 1024);
     for (int ti = 0; ti < n_texts; ti++) {
         if (lens[ti] == 0) continue;
         size_t m = escape_text((const uint8_t *)texts[ti], lens[ti], esc);
         for (size_t i = 0; i < m;) {
-            size_t L = sym_len(esc, i, m);
-            if (valid_char(esc + i, (int)L) && esc[i] != 0) (*um_slot(&chars, char_key(esc + i, (int)L), 1))++;
+            size_t L = tok_sym_len(esc, i, m);
+            if (valid_char(esc + i, (int)L) && esc[i] != 0) (*tok_u64map_slot(&chars, char_key(esc + i, (int)L), 1, 0))++;
             i += L;
         }
     }
@@ -469,7 +328,7 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
             ncr++;
         }
     qsort(cr, ncr, sizeof(charref), cmp_charref);
-    uint64_t mark_key = char_key(SPACE_MARK, 3);
+    uint64_t mark_key = char_key(tok_space_mark, 3);
     size_t nchars = 0;
     int64_t cum = 0;
     int max_chars = V - TERN_TOK_FIRST_NORMAL;
@@ -485,26 +344,26 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
         cr[nchars].count = 0;
         nchars++;
     }
-    um_free(&chars);
+    tok_u64map_free(&chars);
 
     bpe_state B;
     memset(&B, 0, sizeof B);
-    um_init(&B.pair, 1 << 16);
-    sm_init(&B.cstr, 1 << 16);
-    u64map char_id;
-    um_init(&char_id, 1024);
+    tok_u64map_init(&B.pair, 1 << 16);
+    tok_strmap_init(&B.cstr, 1 << 16);
+    tok_u64map char_id;
+    tok_u64map_init(&char_id, 1024);
     for (size_t i = 0; i < nchars; i++) {
         uint8_t s[4];
         int L = (int)(cr[i].key >> 32);
         for (int k = 0; k < L; k++) s[k] = (uint8_t)(cr[i].key >> (8 * k));
-        *um_slot(&char_id, cr[i].key, 1) = TERN_TOK_FIRST_NORMAL + (int64_t)i + 1; // +1: 0 means absent
+        *tok_u64map_slot(&char_id, cr[i].key, 1, 0) = TERN_TOK_FIRST_NORMAL + (int64_t)i + 1; // +1: 0 means absent
         add_piece_str(&B, s, L);
     }
     free(cr);
 
     // 2. words: runs of mergeable characters, a ▁ starting a new one
-    strmap words;
-    sm_init(&words, 1 << 16);
+    tok_strmap words;
+    tok_strmap_init(&words, 1 << 16);
     int maxw = o->max_word_chars > 1 ? o->max_word_chars : 2;
     for (int ti = 0; ti < n_texts; ti++) {
         if (lens[ti] == 0) continue;
@@ -515,13 +374,13 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
             size_t L = 0;
             int mergeable = 0, mark = 0;
             if (i < m) {
-                L = sym_len(esc, i, m);
-                int64_t *id = valid_char(esc + i, (int)L) ? um_slot(&char_id, char_key(esc + i, (int)L), 0) : NULL;
+                L = tok_sym_len(esc, i, m);
+                int64_t *id = valid_char(esc + i, (int)L) ? tok_u64map_slot(&char_id, char_key(esc + i, (int)L), 0, 0) : NULL;
                 mergeable = id && *id && !(L == 1 && (esc[i] < 0x20 || esc[i] == 0x7f));
-                mark = L == 3 && is_mark(esc + i);
+                mark = L == 3 && tok_is_mark(esc + i);
             }
             if (!mergeable || mark) { // end the current word
-                if (nsym >= 2 && nsym <= maxw) (*sm_slot(&words, esc + ws, we - ws, 1, 0))++;
+                if (nsym >= 2 && nsym <= maxw) (*tok_strmap_slot(&words, esc + ws, we - ws, 1, 0))++;
                 nsym = 0;
             }
             if (i >= m) break;
@@ -559,15 +418,15 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
         wfreq[w] = wr[w].count;
         wstamp[w] = -1;
         for (uint32_t i = 0; i < wr[w].len;) {
-            size_t L = LEAD_LEN[s[i] >> 4];
-            syms[so++] = (int)*um_slot(&char_id, char_key(s + i, (int)L), 0) - 1;
+            size_t L = tok_lead_len(s[i]);
+            syms[so++] = (int)*tok_u64map_slot(&char_id, char_key(s + i, (int)L), 0, 0) - 1;
             i += (uint32_t)L;
         }
         wlen[w] = (int)(so - (size_t)wstart[w]);
     }
     free(wr);
-    sm_free(&words);
-    um_free(&char_id);
+    tok_strmap_free(&words);
+    tok_u64map_free(&char_id);
     if (o->verbose)
         fprintf(stderr, "tokenizer: %.1f MB, %zu characters kept, %d distinct words (%.2f s)\n", total_bytes / 1e6,
                 nchars, nw, tern_time() - t0);
@@ -586,7 +445,7 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
 
     // 4. merges
     int target_merges = V - TERN_TOK_FIRST_NORMAL - (int)nchars, nmerges = 0;
-    int *touched = NULL, ntouched = 0, ctouched = 0;
+    ivec touched = {0}; // candidates whose count changed in this merge
     while (nmerges < target_merges && B.hn > 0) {
         hentry top = hpop(&B);
         cand_t *C = &B.c[top.cand];
@@ -599,7 +458,7 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
             memcpy(tmp, B.cstr.arena + C->soff, C->slen);
             add_piece_str(&B, tmp, C->slen);
         }
-        ntouched = 0;
+        touched.n = 0;
         int nwl = B.c[cid].nw;
         for (int k = 0; k < nwl; k++) {
             int w = B.c[cid].words[k];
@@ -613,12 +472,7 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
                 B.c[c].count -= wfreq[w];
                 if (B.c[c].stamp != rank) {
                     B.c[c].stamp = rank;
-                    if (ntouched == ctouched) {
-                        ctouched = ctouched ? 2 * ctouched : 1024;
-                        touched = realloc(touched, (size_t)ctouched * sizeof(int));
-                        if (!touched) tern_fatal("out of memory");
-                    }
-                    touched[ntouched++] = c;
+                    iv_push(&touched, c);
                 }
             }
             // continue llama.cpp's algorithm on the word: highest score = lowest rank, leftmost
@@ -643,18 +497,13 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
                 cand_add_word(&B.c[c], w);
                 if (B.c[c].stamp != rank) {
                     B.c[c].stamp = rank;
-                    if (ntouched == ctouched) {
-                        ctouched = ctouched ? 2 * ctouched : 1024;
-                        touched = realloc(touched, (size_t)ctouched * sizeof(int));
-                        if (!touched) tern_fatal("out of memory");
-                    }
-                    touched[ntouched++] = c;
+                    iv_push(&touched, c);
                 }
             }
         }
-        for (int k = 0; k < ntouched; k++) {
-            cand_t *c = &B.c[touched[k]];
-            if (c->rank < 0 && !c->banned && c->count > 0) hpush(&B, c->count, touched[k]);
+        for (size_t k = 0; k < touched.n; k++) {
+            cand_t *c = &B.c[touched.a[k]];
+            if (c->rank < 0 && !c->banned && c->count > 0) hpush(&B, c->count, touched.a[k]);
         }
         free(B.c[cid].words); // a learned pair never occurs again
         B.c[cid].words = NULL;
@@ -662,7 +511,7 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
         if (o->verbose && (nmerges % 1000 == 0 || nmerges == target_merges))
             fprintf(stderr, "tokenizer: %d/%d merges (%.2f s)\n", nmerges, target_merges, tern_time() - t0);
     }
-    free(touched);
+    free(touched.a);
 
     // 5. assemble: controls, bytes, characters, merges
     int NV = TERN_TOK_FIRST_NORMAL + B.npieces;
@@ -716,8 +565,8 @@ static int train_spm(tern_tokenizer *t, const char *const *texts, const size_t *
     free(B.pstr);
     free(B.poff);
     free(B.plen);
-    um_free(&B.pair);
-    sm_free(&B.cstr);
+    tok_u64map_free(&B.pair);
+    tok_strmap_free(&B.cstr);
     free(wstart);
     free(wlen);
     free(wstamp);
