@@ -644,7 +644,9 @@ int build_model(tern_rt_model *m, const char *path) {
     free(src);
     free(names);
     free(need_latent);
-    src = NULL;
+    src = NULL;   // the failure path below frees these three again
+    names = NULL;
+    need_latent = NULL;
     if (rt_load_vocab(m)) goto fail;
     m->load_s[1] = tern_time() - t_start - m->load_s[0];
     copy_output(m);
