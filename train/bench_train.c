@@ -42,16 +42,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tern-bench_train: %s%s%s\n", file ? file : "", file ? ": " : "", tern_last_error());
         return 1;
     }
-    {   // refuse what does not fit before allocating it (training/memory.h)
-        tern_mem_inputs in = {.threads = omp_get_max_threads(), .ranks = 1, .node_ranks = 1};
-        tern_mem_estimate e;
-        if (tern_mem_estimate_run(&cfg, &in, &e) != 0 || tern_mem_check(&e, (size_t)cfg.run.max_memory) != 0) {
-            fprintf(stderr, "tern-bench_train: %s\n", tern_last_error());
-            return 1;
-        }
+    // refuse what does not fit before allocating it (training/memory.h)
+    tern_mem_inputs in = {.threads = omp_get_max_threads(), .ranks = 1, .node_ranks = 1};
+    tern_mem_estimate e;
+    if (tern_mem_estimate_run(&cfg, &in, &e) != 0 || tern_mem_check(&e, (size_t)cfg.run.max_memory) != 0) {
+        fprintf(stderr, "tern-bench_train: %s\n", tern_last_error());
+        return 1;
     }
     tern_model m;
     tern_model_build(&m, &cfg.model);
+    m.recompute = cfg.run.recompute;
     tern_model_init_weights(&m, 1);
     int B = cfg.run.batch, T = cfg.model.seq_len, V = cfg.model.vocab_size;
     int *tok = tern_xmalloc(sizeof(int) * (size_t)(B * T + 1));
@@ -59,7 +59,8 @@ int main(int argc, char **argv) {
     tern_rng_seed(&r, 7);
     for (int i = 0; i <= B * T; i++) tok[i] = (int)(tern_rng_u64(&r) % (uint64_t)V);
     tern_graph g;
-    tern_graph_init(&g, tern_model_graph_nodes(&cfg.model), 0, 0);
+    // the arena sized by the estimate, as tern-train does (no growth: the peak RSS is the run's)
+    tern_graph_init(&g, tern_model_graph_nodes(&cfg.model), e.activations + ((size_t)1 << 20), 0);
     double *dt = tern_xmalloc(sizeof(double) * (size_t)steps);
     tern_adamw opt;
     tern_adamw_init_run(&opt, &m.params, &cfg.run);
@@ -83,8 +84,11 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     long np = tern_model_config_nparams(&cfg.model);
     double flops = 6.0 * np * B * T + 6.0 * cfg.model.n_layers * B * (double)T * T * cfg.model.dim; // + attention
-    printf("bench_train %s: params %.2fM, batch %d x %d tokens, loss %.3f, median step %.3f s, %.0f tokens/s, %.1f GFLOP/s, peak RSS %.0f MiB\n",
-           cfg.model.ternary ? "ternary" : "fp", np / 1e6, B, T, loss, med, B * T / med, flops / med / 1e9, ru.ru_maxrss / 1024.0);
+    printf("bench_train %s: params %.2fM, batch %d x %d tokens, recompute %d, %d thread%s, loss %.3f, median step %.3f s, "
+           "%.0f tokens/s, %.1f GFLOP/s, peak RSS %.0f MiB (predicted %.0f MiB)\n",
+           cfg.model.ternary ? "ternary" : "fp", np / 1e6, B, T, cfg.run.recompute, omp_get_max_threads(),
+           omp_get_max_threads() == 1 ? "" : "s", loss, med, B * T / med, flops / med / 1e9, ru.ru_maxrss / 1024.0,
+           (e.peak - e.batch - e.loader - e.tokenizer) / 1048576.0);
     if (profile) {
         tern_graph_print_profile(&g, stdout);
         printf("optimizer (norm, clip, AdamW): %.3f s per step, %.1f%% of the step\n", t_opt / steps, 100.0 * t_opt / steps / med);

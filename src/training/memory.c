@@ -38,15 +38,18 @@ static size_t bitlinear_n(size_t N, size_t K, const size_t *Ms, int n, int terna
     return b;
 }
 
-// model.c tern_model_forward of B x T tokens up to the logits; grad: the graph records gradients.
-static size_t forward_bytes(const tern_model_config *m, int B, int T, int threads, int grad) {
+// The parts of model.c tern_model_forward of B x T tokens (grad: the graph records gradients):
+// the embedding, one block, and the head up to the logits.
+typedef struct { size_t emb, layer, head; } fwd_parts;
+
+static fwd_parts forward_parts(const tern_model_config *m, int B, int T, int threads, int grad) {
     const size_t N = (size_t)B * T, d = (size_t)m->dim, f = (size_t)m->ffn_dim, V = (size_t)m->vocab_size;
     const size_t H = (size_t)m->n_heads, hd = d / H, kv = (size_t)m->n_kv_heads * hd, nth = (size_t)(threads > 0 ? threads : 1);
     const size_t Tz = (size_t)T;
     const int tq = m->ternary, sub = m->sub_norms;
     const size_t qkv[3] = {H * hd, kv, kv}, gu[2] = {f, f}, dd[1] = {d};
-    size_t fwd = 0;
-    fwd += A(4 * N) + NEWT(N * d);                                   // embedding: ids copy, output
+    fwd_parts p = {0, 0, 0};
+    p.emb = A(4 * N) + NEWT(N * d);                                  // embedding: ids copy, output
     size_t layer = 0;
     layer += NEWT(N * d) + A(4 * N);                                 // rmsnorm attn_norm (+ rstd)
     layer += bitlinear_n(N, d, qkv, 3, tq, grad);                    // q, k, v
@@ -62,24 +65,27 @@ static size_t forward_bytes(const tern_model_config *m, int B, int T, int thread
     if (sub) layer += NEWT(N * f) + A(4 * N);                        // rmsnorm ffn_sub_norm
     layer += bitlinear_n(N, f, dd, 1, tq, grad);                     // ffn_down
     layer += NEWT(N * d);                                            // residual add
-    fwd += layer * (size_t)m->n_layers;
-    fwd += NEWT(N * d) + A(4 * N);                                   // rmsnorm output_norm
-    fwd += NEWT(N * V);                                              // logits (token_embd or output.weight)
-    return fwd;
+    p.layer = layer;
+    p.head = NEWT(N * d) + A(4 * N);                                 // rmsnorm output_norm
+    p.head += NEWT(N * V);                                           // logits (token_embd or output.weight)
+    return p;
+}
+
+static size_t forward_bytes(const tern_model_config *m, int B, int T, int threads, int grad) {
+    fwd_parts p = forward_parts(m, B, T, threads, grad);
+    return p.emb + p.layer * (size_t)m->n_layers + p.head;
 }
 
 // tern_cross_entropy over N rows: targets, lse, nll, the loss
 static size_t cross_entropy_bytes(size_t N) { return 3 * A(4 * N) + NEWT(1); }
 
-size_t tern_mem_activations(const tern_model_config *m, int B, int T, int threads) {
-    const size_t N = (size_t)B * T, d = (size_t)m->dim, f = (size_t)m->ffn_dim, V = (size_t)m->vocab_size;
+// backward of one block (graph.c tern_backward: each activation's gradient on first use, op
+// scratch), its input's gradient included
+static size_t layer_backward_bytes(const tern_model_config *m, int B, int T, int threads) {
+    const size_t N = (size_t)B * T, d = (size_t)m->dim, f = (size_t)m->ffn_dim;
     const size_t H = (size_t)m->n_heads, hd = d / H, kv = (size_t)m->n_kv_heads * hd, nth = (size_t)(threads > 0 ? threads : 1);
     const size_t Tz = (size_t)T;
     const int sub = m->sub_norms;
-    size_t fwd = forward_bytes(m, B, T, threads, 1) + cross_entropy_bytes(N), bwd = 0;
-    // ---- backward (graph.c tern_backward: each activation's gradient on first use, op scratch)
-    bwd += A(4) + A(4 * N * V) + A(4 * N * d);                       // d loss, d logits, d final norm
-    bwd += A(4 * N * d) + A(4 * nth * d);                            // d last residual, rmsnorm dw parts
     size_t lb = 0;
     lb += 2 * A(4 * N * d);                                          // add: d x_mid, d ffn_down out
     if (sub) lb += A(4 * N * f);                                     // d ffn_sub_norm out
@@ -94,8 +100,28 @@ size_t tern_mem_activations(const tern_model_config *m, int B, int T, int thread
     lb += A(4 * nth * (2 * Tz * Tz + Tz));                           // attention backward scratch
     lb += A(4 * N * kv) + A(4 * N * H * hd);                         // d k, d q (rope backward)
     lb += A(4 * N * d) + A(4 * nth * d);                             // d attn_norm out, dw parts
-    bwd += lb * (size_t)m->n_layers;
-    return fwd + bwd;
+    return lb;
+}
+
+size_t tern_mem_activations(const tern_model_config *m, int B, int T, int threads, int recompute) {
+    const size_t N = (size_t)B * T, d = (size_t)m->dim, V = (size_t)m->vocab_size, nth = (size_t)(threads > 0 ? threads : 1);
+    const size_t L = (size_t)m->n_layers;
+    // the head's backward: d loss, d logits, d final norm; d last block output, rmsnorm dw parts
+    const size_t head_bwd = A(4) + A(4 * N * V) + A(4 * N * d) + A(4 * N * d) + A(4 * nth * d);
+    if (!recompute)
+        return forward_bytes(m, B, T, threads, 1) + cross_entropy_bytes(N) + head_bwd + L * layer_backward_bytes(m, B, T, threads);
+    // recompute (graph.h tern_checkpoint): kept per block its output and the list of its
+    // parameters; each block's forward without gradients is given back at once. In backward each
+    // block's input gradient stays (the next block down reads it); the block's own forward (with
+    // gradients, from a copy of its input tensor) and backward are given back before the next, so
+    // the peak is in block 0's backward.
+    fwd_parts p0 = forward_parts(m, B, T, threads, 0), p1 = forward_parts(m, B, T, threads, 1);
+    const size_t np = 9 + (m->sub_norms ? 2 : 0);
+    const size_t kept = L * (NEWT(N * d) + A(sizeof(void *) * np));
+    const size_t fwd_peak = p1.emb + kept + p0.layer;                // the last block's forward
+    const size_t segment = A(sizeof(tern_tensor)) + p1.layer + layer_backward_bytes(m, B, T, threads) - A(4 * N * d);
+    const size_t bwd_peak = p1.emb + kept + p1.head + cross_entropy_bytes(N) + head_bwd + L * A(4 * N * d) + segment;
+    return fwd_peak > bwd_peak ? fwd_peak : bwd_peak;
 }
 
 size_t tern_mem_distill_extra(int B, int T) {
@@ -130,7 +156,7 @@ int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, ter
                                                                   : 2 * P;
     e->grad_scratch = ranks > 1 || r->grad_accum > 1 ? P : 0;
     int th = in && in->threads > 0 ? in->threads : 1;
-    e->activations = tern_mem_activations(m, r->batch, m->seq_len, th);
+    e->activations = tern_mem_activations(m, r->batch, m->seq_len, th, r->recompute);
     e->batch = 2 * sizeof(int) * (size_t)r->batch * (size_t)m->seq_len;
     size_t tw = 0, vw = 0;
     if (in && in->train_bytes > 64) tw = (in->train_bytes - 64) / 2 / (size_t)m->seq_len;   // at most, 2-byte ids
