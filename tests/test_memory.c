@@ -219,6 +219,7 @@ static void test_estimate_parts(void **st) {
     assert_int_equal(tern_mem_check(&e, e.peak), 0);
     assert_int_equal(tern_mem_check(&e, e.peak - 1), -1);
     assert_non_null(strstr(tern_last_error(), "max_memory is"));
+    assert_non_null(strstr(tern_last_error(), "set recompute = 1"));   // the first thing to try
     assert_null(strchr(tern_last_error(), '\n'));
     // absurd configs: the estimate is computed without overflow and refused against the machine
     tern_config big;

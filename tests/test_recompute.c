@@ -4,7 +4,8 @@
 // threads, for ternary / full-precision / fp->ternary ramp models, SiLU with sub-norms and ReLU²
 // without, tied and untied heads; through tern-train's trainer with gradient accumulation; the
 // tape and arena are back where they were after each block's backward (fewer nodes kept, less
-// memory than recompute = 0); evaluation (no gradients) is unchanged; the arena's mark/release.
+// memory than recompute = 0); evaluation (no gradients) is unchanged; a segment whose input is
+// also read elsewhere, or is a parameter; the arena's mark/release.
 // The data-parallel hook (dist/ddp.c) with recompute is checked under mpirun in test_dist.
 #include "testutil.h"
 #include "formats/tokfile.h"
@@ -195,6 +196,50 @@ static void test_trainer(void **st) {
     assert_int_equal(system(cmd), 0);
 }
 
+// A segment whose input has another reader after it (its gradient is already being summed when
+// the checkpoint's backward runs) and a parameter input: tern_checkpoint gives the same gradients
+// as running the segment on the tape, bit for bit.
+static tern_tensor *seg_norm_mul(tern_graph *g, tern_tensor *x, void *ctx, int arg) {
+    tern_tensor *w = ctx;
+    (void)arg;
+    return tern_mul(g, tern_rmsnorm(g, x, w, 1e-5f), tern_silu(g, x));
+}
+
+static void shared_input_grads(int checkpoint, int param_input, float *grad_out, long *n_out) {
+    tern_params p;
+    tern_params_init(&p);
+    int sx[2] = {5, 24}, sw[1] = {24};
+    tern_tensor *x0 = tern_params_add(&p, "x", 2, sx, 0), *w = tern_params_add(&p, "w", 1, sw, 1);
+    tern_params_alloc(&p);
+    tu_fill_normal(x0->data, x0->n, 3, 1.0f);
+    tu_fill_normal(w->data, w->n, 4, 0.5f);
+    tern_graph g;
+    tern_graph_init(&g, 64, 0, 0);
+    tern_tensor *x = param_input ? x0 : tern_silu(&g, x0);   // a parameter, or an activation
+    tern_tensor *y = checkpoint ? tern_checkpoint(&g, x, seg_norm_mul, w, 0, &w, 1) : seg_norm_mul(&g, x, w, 0);
+    tern_tensor *loss = tern_sum(&g, tern_silu(&g, tern_add(&g, y, x)));   // x read again after the segment
+    tern_backward(&g, loss, 1.0f);
+    memcpy(grad_out, p.grad, sizeof(float) * (size_t)p.total);
+    *n_out = p.total;
+    tern_graph_free(&g);
+    tern_params_free(&p);
+}
+
+static void test_shared_input(void **st) {
+    (void)st;
+    float a[1024], b[1024];
+    long na, nb;
+    for (int param = 0; param <= 1; param++) {
+        shared_input_grads(0, param, a, &na);
+        shared_input_grads(1, param, b, &nb);
+        assert_int_equal(na, nb);
+        assert_memory_equal(a, b, sizeof(float) * (size_t)na);
+        int nz = 0;
+        for (long i = 0; i < na; i++) nz += a[i] != 0.0f;
+        assert_true(nz > na / 2);   // gradients flowed to x and w
+    }
+}
+
 // mark/release gives back what was allocated since the mark, also across blocks the arena grew.
 static void test_arena_mark(void **st) {
     (void)st;
@@ -225,6 +270,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_arena_mark),
         cmocka_unit_test(test_bit_identical),
+        cmocka_unit_test(test_shared_input),
         cmocka_unit_test(test_saves_memory),
         cmocka_unit_test(test_trainer),
     };

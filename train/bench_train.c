@@ -42,6 +42,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tern-bench_train: %s%s%s\n", file ? file : "", file ? ": " : "", tern_last_error());
         return 1;
     }
+    cfg.run.grad_accum = 1;   // a step here is one micro-batch: no second gradient buffer
     // refuse what does not fit before allocating it (training/memory.h)
     tern_mem_inputs in = {.threads = omp_get_max_threads(), .ranks = 1, .node_ranks = 1};
     tern_mem_estimate e;
@@ -88,7 +89,7 @@ int main(int argc, char **argv) {
            "%.0f tokens/s, %.1f GFLOP/s, peak RSS %.0f MiB (predicted %.0f MiB)\n",
            cfg.model.ternary ? "ternary" : "fp", np / 1e6, B, T, cfg.run.recompute, omp_get_max_threads(),
            omp_get_max_threads() == 1 ? "" : "s", loss, med, B * T / med, flops / med / 1e9, ru.ru_maxrss / 1024.0,
-           (e.peak - e.batch - e.loader - e.tokenizer) / 1048576.0);
+           e.peak / 1048576.0);
     if (profile) {
         tern_graph_print_profile(&g, stdout);
         printf("optimizer (norm, clip, AdamW): %.3f s per step, %.1f%% of the step\n", t_opt / steps, 100.0 * t_opt / steps / med);

@@ -107,7 +107,7 @@ tern_tensor *tern_checkpoint(tern_graph *g, tern_tensor *x, tern_segment_fn f, v
     g->grad_enabled = 0;
     tern_tensor *o = f(g, x, ctx, arg);
     g->grad_enabled = 1;
-    if (o->n != out->n) tern_fatal("tern_checkpoint: the segment maps %ld values to %ld; it must keep the shape", x->n, o->n);
+    if (o->n != out->n) tern_fatal("tern_checkpoint: the segment maps %ld values to %ld; it must keep the size", x->n, o->n);
     memcpy(out->data, o->data, sizeof(float) * (size_t)o->n);
     tern_arena_release(&g->arena, m);
     tern_node *nd = &g->nodes[g->n_nodes];
@@ -127,9 +127,13 @@ tern_tensor *tern_checkpoint(tern_graph *g, tern_tensor *x, tern_segment_fn f, v
 
 // Run the segment again from its kept input, recording onto the end of the tape, and walk it.
 static void checkpoint_backward(tern_graph *g, tern_node *nd) {
-    tern_tensor *x = nd->src[0];
-    float *gx = tern_grad_of(g, x);   // before the mark: it outlives this segment
+    tern_tensor *x = nd->src[0], *out = nd->out;
+    // When nothing has written x's gradient yet (x's only reader is this segment, as a block's
+    // input is), it is computed in the segment's memory and then moved into d out's buffer, which
+    // nothing reads any more: one block-input gradient at a time instead of one per block.
+    int move = x->requires_grad && !x->grad;
     tern_arena_mark_t m = tern_arena_mark(&g->arena);
+    float *gx = tern_grad_of(g, x);
     int n0 = g->n_nodes, enabled = g->grad_enabled;
     tern_tensor *xs = tern_arena_alloc(&g->arena, sizeof *xs);   // x as the segment's leaf
     *xs = *x;
@@ -139,9 +143,14 @@ static void checkpoint_backward(tern_graph *g, tern_node *nd) {
     tern_tensor *o = nd->seg(g, xs, nd->seg_ctx, nd->ip[0]);
     g->grad_enabled = enabled;
     if (!o->requires_grad) tern_fatal("tern_checkpoint: the recomputed segment records no gradient");
-    o->grad = nd->out->grad;   // d out, as the rest of the graph accumulated it
+    o->grad = out->grad;   // d out, as the rest of the graph accumulated it
     walk_nodes(g, g->n_nodes - 1, n0, 0);
     g->n_nodes = n0;
+    if (move) {   // out has x's shape (checked in tern_checkpoint)
+        memcpy(out->grad, gx, sizeof(float) * (size_t)x->n);
+        x->grad = out->grad;
+        out->grad = NULL;   // given to x
+    }
     tern_arena_release(&g->arena, m);
 }
 

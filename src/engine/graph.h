@@ -107,7 +107,9 @@ void tern_backward_vec(tern_graph *g, tern_tensor *t, const float *seed);
 // without recording, keeps only x and out (the segment's intermediate values are given back to
 // the arena at once) and records one TERN_OP_CHECKPOINT node; its backward runs f on x again,
 // recording onto the end of the tape, walks those nodes (their gradients land in x's gradient and
-// in the parameters' flat buffer, exactly as without checkpointing) and gives their memory back.
+// in the parameters' flat buffer, exactly as without checkpointing) and gives their memory back;
+// when x has no other reader, its gradient then takes over d out's buffer (no longer read).
+// f must map x to an output of x's size.
 // params[0..n_params): every parameter f reads (copied). Without gradients it is just f(g, x).
 // f must be deterministic: the same x gives bit-identical values in both runs (tern's ops are).
 tern_tensor *tern_checkpoint(tern_graph *g, tern_tensor *x, tern_segment_fn f, void *ctx, int arg,

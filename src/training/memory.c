@@ -111,16 +111,16 @@ size_t tern_mem_activations(const tern_model_config *m, int B, int T, int thread
     if (!recompute)
         return forward_bytes(m, B, T, threads, 1) + cross_entropy_bytes(N) + head_bwd + L * layer_backward_bytes(m, B, T, threads);
     // recompute (graph.h tern_checkpoint): kept per block its output and the list of its
-    // parameters; each block's forward without gradients is given back at once. In backward each
-    // block's input gradient stays (the next block down reads it); the block's own forward (with
-    // gradients, from a copy of its input tensor) and backward are given back before the next, so
-    // the peak is in block 0's backward.
+    // parameters; each block's forward without gradients is given back at once. In backward a
+    // block's input gradient, its forward (with gradients, from a copy of its input tensor) and
+    // its backward are given back before the next block, the input gradient moved into the
+    // buffer of d(block output): every block's backward peaks alike.
     fwd_parts p0 = forward_parts(m, B, T, threads, 0), p1 = forward_parts(m, B, T, threads, 1);
     const size_t np = 9 + (m->sub_norms ? 2 : 0);
     const size_t kept = L * (NEWT(N * d) + A(sizeof(void *) * np));
     const size_t fwd_peak = p1.emb + kept + p0.layer;                // the last block's forward
-    const size_t segment = A(sizeof(tern_tensor)) + p1.layer + layer_backward_bytes(m, B, T, threads) - A(4 * N * d);
-    const size_t bwd_peak = p1.emb + kept + p1.head + cross_entropy_bytes(N) + head_bwd + L * A(4 * N * d) + segment;
+    const size_t segment = A(sizeof(tern_tensor)) + p1.layer + layer_backward_bytes(m, B, T, threads);
+    const size_t bwd_peak = p1.emb + kept + p1.head + cross_entropy_bytes(N) + head_bwd + segment;
     return fwd_peak > bwd_peak ? fwd_peak : bwd_peak;
 }
 
@@ -156,6 +156,7 @@ int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, ter
                                                                   : 2 * P;
     e->grad_scratch = ranks > 1 || r->grad_accum > 1 ? P : 0;
     int th = in && in->threads > 0 ? in->threads : 1;
+    e->recompute = r->recompute;
     e->activations = tern_mem_activations(m, r->batch, m->seq_len, th, r->recompute);
     e->batch = 2 * sizeof(int) * (size_t)r->batch * (size_t)m->seq_len;
     size_t tw = 0, vw = 0;
@@ -253,12 +254,12 @@ int tern_mem_check(const tern_mem_estimate *e, size_t max_memory) {
     char a[32], b[32], c[32], d[32], t[32], tw[80] = "";
     if (e->teacher) snprintf(tw, sizeof tw, ", distillation teacher %s", tern_mem_str(e->teacher, t, sizeof t));
     tern_error("the run needs about %s (activations %s per micro-batch, parameters + gradients + AdamW %s%s) but %s %s; "
-               "lower batch or seq_len (raise grad_accum to keep the tokens per step), or the model size",
+               "%slower batch or seq_len (raise grad_accum to keep the tokens per step), or the model size",
                tern_mem_str(e->peak, a, sizeof a), tern_mem_str(e->activations, b, sizeof b),
                tern_mem_str(e->params + e->grads + e->adam, c, sizeof c), tw,
                max_memory ? "max_memory is" : e->node_ranks > 1 ? "this rank's share of the machine's available memory is only"
                                                                 : "the machine has available only",
-               tern_mem_str(limit, d, sizeof d));
+               tern_mem_str(limit, d, sizeof d), e->recompute ? "" : "set recompute = 1 (activations of one block at a time), ");
     return -1;
 }
 
@@ -267,6 +268,7 @@ void tern_mem_print(const tern_mem_estimate *e, size_t limit, FILE *f) {
     fprintf(f, "# memory: about %s at peak (limit %s): params %s, grads %s, AdamW %s, activations %s per micro-batch",
             tern_mem_str(e->peak, b[0], 32), limit ? tern_mem_str(limit, b[1], 32) : "unknown", tern_mem_str(e->params, b[2], 32),
             tern_mem_str(e->grads, b[3], 32), tern_mem_str(e->adam, b[4], 32), tern_mem_str(e->activations, b[5], 32));
+    if (e->recompute) fprintf(f, " (blocks recomputed in backward)");
     if (e->teacher)
         fprintf(f, ", teacher %s (weights %s, logits %s, activations %s; no gradients or AdamW)", tern_mem_str(e->teacher, b[6], 32),
                 tern_mem_str(e->teacher_params, b[1], 32), tern_mem_str(e->teacher_logits, b[2], 32),

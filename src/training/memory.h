@@ -58,6 +58,7 @@ typedef struct {
     size_t token_maps;             // mmap'd token files (reported, not in peak)
     size_t peak;                   // what the run needs at most
     long n_params;                 // parameters (floats in the flat buffers, padding included)
+    int recompute;                 // activations with the run key recompute = 1
     int node_ranks;                // ranks sharing this machine's memory (>= 1)
 } tern_mem_estimate;
 
