@@ -1,14 +1,17 @@
 // bench_train.c — training-step throughput of a model config on random tokens.
-//   tern-bench_train [config.cfg] [key=value ...] [--steps N] [--profile]
+//   tern-bench_train [config.cfg] [key=value ...] [--steps N] [--warmup N] [--profile]
 // A step is what tern-train does per optimizer step without accumulation: forward, backward,
 // grad norm + clip + AdamW (the run config's lr, weight decay, clip). Prints the median tokens/s
-// over N steps, model GFLOP/s (6 * params * tokens + attention), the peak RSS, and (with
-// --profile) where the time goes per op, plus the optimizer's share.
+// over N steps (after --warmup untimed ones, default 2), model GFLOP/s (6 * params * tokens +
+// attention), the peak RSS beside the memory estimate's (training/memory.h, for one micro-batch:
+// grad_accum is 1 here), and (with --profile) where the time goes per op, plus the optimizer's
+// share. Run keys apply as in tern-train, e.g. recompute=1 threads=1.
 #include "model/config.h"
 #include "model/model.h"
 #include "training/memory.h"
 #include "training/optim.h"
 #include "util.h"
+#include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,11 +21,12 @@
 int main(int argc, char **argv) {
     tern_config cfg;
     tern_config_defaults(&cfg);
-    int steps = 10, profile = 0;
+    int steps = 10, warmup = 2, profile = 0;
     const char *file = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: tern-bench_train [config.cfg] [key=value ...] [--steps N (1..100000)] [--profile]\n");
+            printf("usage: tern-bench_train [config.cfg] [key=value ...] [--steps N (1..100000)] [--warmup N (0..100, default 2)] [--profile]\n"
+                   "  key=value: model and run keys (configs/README.md), e.g. batch=4 recompute=1 threads=1\n");
             return 0;
         }
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
@@ -32,6 +36,13 @@ int main(int argc, char **argv) {
                 return 2;
             }
             steps = (int)v;
+        } else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) {
+            long v;
+            if (tern_parse_long(argv[++i], &v) || v < 0 || v > 100) {
+                fprintf(stderr, "tern-bench_train: --warmup '%s': must be in [0, 100]\n", argv[i]);
+                return 2;
+            }
+            warmup = (int)v;
         } else if (!strcmp(argv[i], "--profile")) profile = 1;
         else if (argv[i][0] == '-') { fprintf(stderr, "tern-bench_train: unknown option '%s'\n", argv[i]); return 2; }
         else if (strchr(argv[i], '=')) {
@@ -42,6 +53,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tern-bench_train: %s%s%s\n", file ? file : "", file ? ": " : "", tern_last_error());
         return 1;
     }
+    if (cfg.run.threads > 0) { omp_set_num_threads(cfg.run.threads); openblas_set_num_threads(cfg.run.threads); }
     cfg.run.grad_accum = 1;   // a step here is one micro-batch: no second gradient buffer
     // refuse what does not fit before allocating it (training/memory.h)
     tern_mem_inputs in = {.threads = omp_get_max_threads(), .ranks = 1, .node_ranks = 1};
@@ -67,7 +79,7 @@ int main(int argc, char **argv) {
     tern_adamw_init_run(&opt, &m.params, &cfg.run);
     double t_opt = 0;
     float loss = 0;
-    for (int s = -2; s < steps; s++) { // two warm-up steps size the arena
+    for (int s = -warmup; s < steps; s++) { // warm-up steps fault the arena's pages in
         g.profile = profile && s >= 0;
         double t0 = tern_time();
         tern_graph_reset(&g);
@@ -76,7 +88,7 @@ int main(int argc, char **argv) {
         tern_backward(&g, l, 1.0f);
         loss = l->data[0];
         double t1 = tern_time();
-        tern_optim_step(&opt, &m.params, s + 3, cfg.run.lr, cfg.run.weight_decay, cfg.run.clip, NULL);
+        tern_optim_step(&opt, &m.params, s + warmup + 1, cfg.run.lr, cfg.run.weight_decay, cfg.run.clip, NULL);
         if (s >= 0) t_opt += tern_time() - t1;
         if (s >= 0) dt[s] = tern_time() - t0;
     }

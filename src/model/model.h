@@ -42,16 +42,14 @@ typedef struct {
     // fp -> ternary fine-tuning ramp. Set from cfg.ternary by tern_model_build.
     float quant_lambda;
     float *rope_div;           // [head_dim/2] RoPE frequency divisors (rope_scaling = llama3), else NULL
-    // Activation recomputation (run key recompute; 0 = off): training keeps only each block's
-    // input and recomputes the block in backward (engine/graph.h tern_checkpoint); gradients
-    // are bit-identical to recompute = 0. Set by the trainer; evaluation is unaffected.
+    // Activation recomputation (run key recompute; 0 = off): training keeps only the input of
+    // each block's two halves (attention, feed-forward) and recomputes each half in backward
+    // (engine/graph.h tern_checkpoint); gradients are bit-identical to recompute = 0. Set by the
+    // trainer; evaluation is unaffected.
     int recompute;
     int fwd_B, fwd_T;          // shape of the forward in progress (read by the block segments)
 } tern_model;
 
-#define TERN_LAYER_PARAMS 11   // fields of tern_layer
-// The layer's parameters (those present, in tern_layer order) into out; returns how many.
-int tern_layer_params(const tern_layer *L, tern_tensor **out);
 
 // Register all parameters (names and shapes as in GGUF: the struct fields above, in that order) and allocate the flat buffers.
 // The config must be valid (tern_model_config_validate). Weights are zero until initialised/loaded.

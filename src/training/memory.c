@@ -39,8 +39,8 @@ static size_t bitlinear_n(size_t N, size_t K, const size_t *Ms, int n, int terna
 }
 
 // The parts of model.c tern_model_forward of B x T tokens (grad: the graph records gradients):
-// the embedding, one block, and the head up to the logits.
-typedef struct { size_t emb, layer, head; } fwd_parts;
+// the embedding, a block's attention half and feed-forward half, and the head up to the logits.
+typedef struct { size_t emb, attn, ffn, head; } fwd_parts;
 
 static fwd_parts forward_parts(const tern_model_config *m, int B, int T, int threads, int grad) {
     const size_t N = (size_t)B * T, d = (size_t)m->dim, f = (size_t)m->ffn_dim, V = (size_t)m->vocab_size;
@@ -48,24 +48,22 @@ static fwd_parts forward_parts(const tern_model_config *m, int B, int T, int thr
     const size_t Tz = (size_t)T;
     const int tq = m->ternary, sub = m->sub_norms;
     const size_t qkv[3] = {H * hd, kv, kv}, gu[2] = {f, f}, dd[1] = {d};
-    fwd_parts p = {0, 0, 0};
+    fwd_parts p = {0, 0, 0, 0};
     p.emb = A(4 * N) + NEWT(N * d);                                  // embedding: ids copy, output
-    size_t layer = 0;
-    layer += NEWT(N * d) + A(4 * N);                                 // rmsnorm attn_norm (+ rstd)
-    layer += bitlinear_n(N, d, qkv, 3, tq, grad);                    // q, k, v
-    layer += A(4 * Tz * hd) + NEWT(N * H * hd);                      // rope q (+ angles)
-    layer += A(4 * Tz * hd) + NEWT(N * kv);                          // rope k
-    layer += NEWT(N * H * hd) + A(4 * (size_t)B * H * Tz) + A(4 * nth * Tz * Tz);   // attention, lse, scores
-    if (sub) layer += NEWT(N * d) + A(4 * N);                        // rmsnorm attn_sub_norm
-    layer += bitlinear_n(N, d, dd, 1, tq, grad);                     // attn_output
-    layer += NEWT(N * d);                                            // residual add
-    layer += NEWT(N * d) + A(4 * N);                                 // rmsnorm ffn_norm
-    layer += bitlinear_n(N, d, gu, 2, tq, grad);                     // gate, up
-    layer += NEWT(N * f);                                            // swiglu or relu2_glu (same sizes)
-    if (sub) layer += NEWT(N * f) + A(4 * N);                        // rmsnorm ffn_sub_norm
-    layer += bitlinear_n(N, f, dd, 1, tq, grad);                     // ffn_down
-    layer += NEWT(N * d);                                            // residual add
-    p.layer = layer;
+    p.attn += NEWT(N * d) + A(4 * N);                                // rmsnorm attn_norm (+ rstd)
+    p.attn += bitlinear_n(N, d, qkv, 3, tq, grad);                   // q, k, v
+    p.attn += A(4 * Tz * hd) + NEWT(N * H * hd);                     // rope q (+ angles)
+    p.attn += A(4 * Tz * hd) + NEWT(N * kv);                         // rope k
+    p.attn += NEWT(N * H * hd) + A(4 * (size_t)B * H * Tz) + A(4 * nth * Tz * Tz);   // attention, lse, scores
+    if (sub) p.attn += NEWT(N * d) + A(4 * N);                       // rmsnorm attn_sub_norm
+    p.attn += bitlinear_n(N, d, dd, 1, tq, grad);                    // attn_output
+    p.attn += NEWT(N * d);                                           // residual add
+    p.ffn += NEWT(N * d) + A(4 * N);                                 // rmsnorm ffn_norm
+    p.ffn += bitlinear_n(N, d, gu, 2, tq, grad);                     // gate, up
+    p.ffn += NEWT(N * f);                                            // swiglu or relu2_glu (same sizes)
+    if (sub) p.ffn += NEWT(N * f) + A(4 * N);                        // rmsnorm ffn_sub_norm
+    p.ffn += bitlinear_n(N, f, dd, 1, tq, grad);                     // ffn_down
+    p.ffn += NEWT(N * d);                                            // residual add
     p.head = NEWT(N * d) + A(4 * N);                                 // rmsnorm output_norm
     p.head += NEWT(N * V);                                           // logits (token_embd or output.weight)
     return p;
@@ -73,15 +71,15 @@ static fwd_parts forward_parts(const tern_model_config *m, int B, int T, int thr
 
 static size_t forward_bytes(const tern_model_config *m, int B, int T, int threads, int grad) {
     fwd_parts p = forward_parts(m, B, T, threads, grad);
-    return p.emb + p.layer * (size_t)m->n_layers + p.head;
+    return p.emb + (p.attn + p.ffn) * (size_t)m->n_layers + p.head;
 }
 
 // tern_cross_entropy over N rows: targets, lse, nll, the loss
 static size_t cross_entropy_bytes(size_t N) { return 3 * A(4 * N) + NEWT(1); }
 
-// backward of one block (graph.c tern_backward: each activation's gradient on first use, op
-// scratch), its input's gradient included
-static size_t layer_backward_bytes(const tern_model_config *m, int B, int T, int threads) {
+// backward of a block's two halves (graph.c tern_backward: each activation's gradient on first
+// use, op scratch), each half's input gradient included: *ffn first (the walk's order), then *attn
+static void layer_backward_bytes(const tern_model_config *m, int B, int T, int threads, size_t *attn, size_t *ffn) {
     const size_t N = (size_t)B * T, d = (size_t)m->dim, f = (size_t)m->ffn_dim;
     const size_t H = (size_t)m->n_heads, hd = d / H, kv = (size_t)m->n_kv_heads * hd, nth = (size_t)(threads > 0 ? threads : 1);
     const size_t Tz = (size_t)T;
@@ -93,6 +91,8 @@ static size_t layer_backward_bytes(const tern_model_config *m, int B, int T, int
     lb += 2 * A(4 * N * f);                                          // d gate, d up
     lb += A(4 * N * d);                                              // d ffn_norm out
     lb += A(4 * nth * d);                                            // rmsnorm ffn_norm dw parts
+    *ffn = lb;
+    lb = 0;
     lb += 2 * A(4 * N * d);                                          // add: d block input, d attn_output out
     if (sub) lb += A(4 * N * d);                                     // d attn_sub_norm out
     lb += A(4 * N * H * hd) + (sub ? A(4 * nth * d) : 0);            // d attention out, sub-norm dw parts
@@ -100,28 +100,33 @@ static size_t layer_backward_bytes(const tern_model_config *m, int B, int T, int
     lb += A(4 * nth * (2 * Tz * Tz + Tz));                           // attention backward scratch
     lb += A(4 * N * kv) + A(4 * N * H * hd);                         // d k, d q (rope backward)
     lb += A(4 * N * d) + A(4 * nth * d);                             // d attn_norm out, dw parts
-    return lb;
+    *attn = lb;
 }
+
+static size_t max2(size_t a, size_t b) { return a > b ? a : b; }
 
 size_t tern_mem_activations(const tern_model_config *m, int B, int T, int threads, int recompute) {
     const size_t N = (size_t)B * T, d = (size_t)m->dim, V = (size_t)m->vocab_size, nth = (size_t)(threads > 0 ? threads : 1);
     const size_t L = (size_t)m->n_layers;
     // the head's backward: d loss, d logits, d final norm; d last block output, rmsnorm dw parts
     const size_t head_bwd = A(4) + A(4 * N * V) + A(4 * N * d) + A(4 * N * d) + A(4 * nth * d);
-    if (!recompute)
-        return forward_bytes(m, B, T, threads, 1) + cross_entropy_bytes(N) + head_bwd + L * layer_backward_bytes(m, B, T, threads);
-    // recompute (graph.h tern_checkpoint): kept per block its output and the list of its
-    // parameters; each block's forward without gradients is given back at once. In backward a
-    // block's input gradient, its forward (with gradients, from a copy of its input tensor) and
-    // its backward are given back before the next block, the input gradient moved into the
-    // buffer of d(block output): every block's backward peaks alike.
+    size_t ba, bf;
+    layer_backward_bytes(m, B, T, threads, &ba, &bf);
+    if (!recompute) return forward_bytes(m, B, T, threads, 1) + cross_entropy_bytes(N) + head_bwd + L * (ba + bf);
+    // recompute (graph.h tern_checkpoint; model.c checkpoints each half of each block): kept per
+    // half its output and the list of its parameters; each half's forward without gradients is
+    // given back at once. In backward a half's input gradient, its forward (with gradients, from a
+    // copy of its input tensor) and its backward are given back before the next half, the input
+    // gradient moved into the buffer of d(half output): each half's backward peaks alike.
     fwd_parts p0 = forward_parts(m, B, T, threads, 0), p1 = forward_parts(m, B, T, threads, 1);
-    const size_t np = 9 + (m->sub_norms ? 2 : 0);
-    const size_t kept = L * (NEWT(N * d) + A(sizeof(void *) * np));
-    const size_t fwd_peak = p1.emb + kept + p0.layer;                // the last block's forward
-    const size_t segment = A(sizeof(tern_tensor)) + p1.layer + layer_backward_bytes(m, B, T, threads);
-    const size_t bwd_peak = p1.emb + kept + p1.head + cross_entropy_bytes(N) + head_bwd + segment;
-    return fwd_peak > bwd_peak ? fwd_peak : bwd_peak;
+    const size_t keep_a = NEWT(N * d) + A(sizeof(void *) * (m->sub_norms ? 6 : 5));
+    const size_t keep_f = NEWT(N * d) + A(sizeof(void *) * (m->sub_norms ? 5 : 4));
+    const size_t kept = L * (keep_a + keep_f);
+    // forward: the last block's halves run on top of everything kept before them
+    const size_t fwd_peak = p1.emb + max2(kept - keep_f + p0.attn, kept + p0.ffn);
+    const size_t seg = A(sizeof(tern_tensor)) + max2(p1.attn + ba, p1.ffn + bf);
+    const size_t bwd_peak = p1.emb + kept + p1.head + cross_entropy_bytes(N) + head_bwd + seg;
+    return max2(fwd_peak, bwd_peak);
 }
 
 size_t tern_mem_distill_extra(int B, int T) {

@@ -6,10 +6,10 @@
 //                         AdamW m and v together; every tensor padded to 16 floats)
 //   activations           the graph arena of ONE micro-batch step (forward + backward), exactly as
 //                         the ops allocate it (engine/ops_*.c, 64-byte rounded, per-thread scratch
-//                         at `threads` threads); with recompute = 1 the kept block inputs, the head,
-//                         the blocks' input gradients and ONE block's forward + backward (the
-//                         arena gives each block's back before the next: engine/graph.h
-//                         tern_checkpoint); tests/test_memory.c checks both against the arena's
+//                         at `threads` threads); with recompute = 1 the kept inputs of every
+//                         block's two halves, the head, one input gradient and ONE half-block's
+//                         forward + backward (the arena gives each back before the next:
+//                         engine/graph.h tern_checkpoint); tests/test_memory.c checks both against the arena's
 //                         high-water mark of real steps, so an op that changes what it allocates
 //                         must update tern_mem_activations() below
 //   batch                 token ids of a micro-batch (inputs and targets)
