@@ -6,7 +6,8 @@
 // tape and arena are back where they were after each block's backward (fewer nodes kept, less
 // memory than recompute = 0); evaluation (no gradients) is unchanged; a segment whose input is
 // also read elsewhere, or is a parameter; the arena's mark/release.
-// The data-parallel hook (dist/ddp.c) with recompute is checked under mpirun in test_dist.
+// The contract the data-parallel hook relies on (every parameter's gradient final once the walk has
+// passed the lowest node listing it) holds with checkpoints; test_dist runs recompute under mpirun.
 #include "testutil.h"
 #include "formats/tokfile.h"
 #include "model/model.h"
@@ -127,6 +128,68 @@ static void test_bit_identical(void **st) {
         check_same(&base, 2, th, 0.5f, "fp->ternary ramp");
     }
     omp_set_num_threads(2);
+}
+
+// The contract the data-parallel hook relies on (graph.h node_hook): once the backward walk has
+// passed the lowest node listing a parameter among its inputs (tern_node_input: src[], and a
+// checkpoint's params[]), that parameter's gradient no longer changes. Checked on the model with
+// and without recompute: a checkpoint that failed to list a parameter its segment writes, or a
+// lister that skipped params[], would let the hook send a gradient before it is final.
+typedef struct {
+    tern_params *p;
+    int *lowest;      // (p->n,) lowest node listing the parameter, -1: none
+    float *snap;      // (p->total,) each gradient as it was when its lowest node was passed
+} contract_ctx;
+
+static void contract_hook(void *vctx, int node) {
+    contract_ctx *c = vctx;
+    for (int k = 0; k < c->p->n; k++) {
+        const tern_tensor *t = c->p->t[k];
+        if (c->lowest[k] == node) memcpy(c->snap + t->offset, t->grad, sizeof(float) * (size_t)t->n);
+    }
+}
+
+static void check_contract(int recompute) {
+    tern_model_config mc = cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 0);
+    int B = 2, n = B * mc.seq_len;
+    int *in = malloc(sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) in[i] = (i * 7 + 1) % 61;
+    run r;
+    run_init(&r, &mc, 1.0f, recompute);
+    tern_graph_reset(&r.g);
+    tern_params_zero_grad(&r.m.params);
+    tern_tensor *loss = tern_model_loss(&r.m, &r.g, in, in, B, mc.seq_len);
+    tern_params *p = &r.m.params;
+    contract_ctx c = {p, malloc(sizeof(int) * (size_t)p->n), calloc((size_t)p->total, sizeof(float))};
+    for (int k = 0; k < p->n; k++) c.lowest[k] = -1;
+    int listed = 0;
+    for (int i = r.g.n_nodes - 1; i >= 0; i--)
+        for (int j = 0; j < tern_node_n_inputs(&r.g.nodes[i]); j++) {
+            const tern_tensor *t = tern_node_input(&r.g.nodes[i], j);
+            for (int k = 0; t && k < p->n; k++)
+                if (p->t[k] == t) { c.lowest[k] = i; listed++; }
+        }
+    r.g.node_hook = contract_hook;
+    r.g.node_hook_ctx = &c;
+    tern_backward(&r.g, loss, 1.0f);
+    for (int k = 0; k < p->n; k++) {
+        const tern_tensor *t = p->t[k];
+        if (memcmp(c.snap + t->offset, t->grad, sizeof(float) * (size_t)t->n) != 0)
+            fail_msg("recompute %d: %s's gradient changed after the walk passed node %d, the lowest listing it", recompute, t->name, c.lowest[k]);
+        assert_true(c.lowest[k] >= 0);   // every parameter is read by some node
+    }
+    assert_true(listed >= p->n);
+    free(c.lowest);
+    free(c.snap);
+    run_free(&r);
+    free(in);
+}
+
+static void test_hook_contract(void **st) {
+    (void)st;
+    omp_set_num_threads(2);
+    check_contract(0);
+    check_contract(1);
 }
 
 // Recomputation needs less memory than keeping every activation, the more so the more blocks.
@@ -275,6 +338,7 @@ int main(void) {
         cmocka_unit_test(test_arena_mark),
         cmocka_unit_test(test_bit_identical),
         cmocka_unit_test(test_shared_input),
+        cmocka_unit_test(test_hook_contract),
         cmocka_unit_test(test_saves_memory),
         cmocka_unit_test(test_trainer),
     };

@@ -326,8 +326,8 @@ static void plan(tern_ddp *d, const tern_graph *g) {
     for (int i = 0; i < p->n; i++) first[i] = -1;
     for (int i = 0; i < nn; i++) {
         const tern_node *nd = &g->nodes[i];
-        for (int s = 0; s < TERN_NODE_MAX_SRC + nd->n_params; s++) {   // a checkpoint's params too (graph.h)
-            const tern_tensor *t = s < TERN_NODE_MAX_SRC ? nd->src[s] : nd->params[s - TERN_NODE_MAX_SRC];
+        for (int s = 0; s < tern_node_n_inputs(nd); s++) {   // a checkpoint's params too (graph.h)
+            const tern_tensor *t = tern_node_input(nd, s);
             if (!t || !t->is_param) continue;
             int k = param_index(p, t);
             if (k >= 0 && first[k] < 0) first[k] = i;

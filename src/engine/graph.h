@@ -61,6 +61,13 @@ typedef struct {
     int n_params;
 } tern_node;
 
+// The tensors a node reads whose gradients its backward may write (the contract below): src[0..3)
+// and, for a checkpoint, its params[]. j in [0, tern_node_n_inputs(nd)); entries may be NULL.
+static inline int tern_node_n_inputs(const tern_node *nd) { return TERN_NODE_MAX_SRC + nd->n_params; }
+static inline tern_tensor *tern_node_input(const tern_node *nd, int j) {
+    return j < TERN_NODE_MAX_SRC ? nd->src[j] : nd->params[j - TERN_NODE_MAX_SRC];
+}
+
 struct tern_graph {
     tern_arena arena;
     tern_node *nodes;      // (cap_nodes,)
@@ -73,8 +80,8 @@ struct tern_graph {
     // Backward hook (NULL: none): called as node_hook(node_hook_ctx, i) after the backward of node i
     // (also for a node skipped because no gradient flowed into it), i = n_nodes-1 down to 0.
     // Contract the data-parallel layer (dist/ddp.h) relies on: a parameter's gradient is written
-    // only by the backward of nodes that have the parameter among their src[] (or, for a
-    // checkpoint node, its params[]), so once the walk has passed the lowest such node the
+    // only by the backward of nodes that have the parameter among their inputs (src[] and, for a
+    // checkpoint node, its params[]: tern_node_input), so once the walk has passed the lowest such node the
     // parameter's gradient is final for this backward. A checkpoint's inner nodes are walked
     // inside its backward and never reach the hook.
     void (*node_hook)(void *ctx, int node);
