@@ -4,7 +4,7 @@
 // grad norm + clip + AdamW (the run config's lr, weight decay, clip). Prints the median tokens/s
 // over N steps (after --warmup untimed ones, default 2), model GFLOP/s (6 * params * tokens +
 // attention), the peak RSS beside the memory estimate's (training/memory.h, for one micro-batch:
-// grad_accum is 1 here), and (with --profile) where the time goes per op, plus the optimizer's
+// grad_accum is 1 here), the CPU seconds per timed step, and (with --profile) where the time goes per op, plus the optimizer's
 // share. Run keys apply as in tern-train, e.g. recompute=1 threads=1.
 #include "model/config.h"
 #include "model/model.h"
@@ -17,6 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+
+// user + system CPU seconds of this process (all threads): on a loaded machine a step's CPU time
+// at threads=1 is a steadier measure than its wall time
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
 
 int main(int argc, char **argv) {
     tern_config cfg;
@@ -77,10 +85,11 @@ int main(int argc, char **argv) {
     double *dt = tern_xmalloc(sizeof(double) * (size_t)steps);
     tern_adamw opt;
     tern_adamw_init_run(&opt, &m.params, &cfg.run);
-    double t_opt = 0;
+    double t_opt = 0, cpu0 = 0;
     float loss = 0;
     for (int s = -warmup; s < steps; s++) { // warm-up steps fault the arena's pages in
         g.profile = profile && s >= 0;
+        if (s == 0) cpu0 = cpu_seconds();
         double t0 = tern_time();
         tern_graph_reset(&g);
         tern_params_zero_grad(&m.params);
@@ -92,16 +101,16 @@ int main(int argc, char **argv) {
         if (s >= 0) t_opt += tern_time() - t1;
         if (s >= 0) dt[s] = tern_time() - t0;
     }
-    double med = tern_median(dt, steps);
+    double med = tern_median(dt, steps), cpu = (cpu_seconds() - cpu0) / steps;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     long np = tern_model_config_nparams(&cfg.model);
     double flops = 6.0 * np * B * T + 6.0 * cfg.model.n_layers * B * (double)T * T * cfg.model.dim; // + attention
     printf("bench_train %s: params %.2fM, batch %d x %d tokens, recompute %d, %d thread%s, loss %.3f, median step %.3f s, "
-           "%.0f tokens/s, %.1f GFLOP/s, peak RSS %.0f MiB (predicted %.0f MiB)\n",
+           "%.0f tokens/s, %.1f GFLOP/s, peak RSS %.0f MiB (predicted %.0f MiB), CPU %.3f s per step\n",
            cfg.model.ternary ? "ternary" : "fp", np / 1e6, B, T, cfg.run.recompute, omp_get_max_threads(),
            omp_get_max_threads() == 1 ? "" : "s", loss, med, B * T / med, flops / med / 1e9, ru.ru_maxrss / 1024.0,
-           e.peak / 1048576.0);
+           e.peak / 1048576.0, cpu);
     if (profile) {
         tern_graph_print_profile(&g, stdout);
         printf("optimizer (norm, clip, AdamW): %.3f s per step, %.1f%% of the step\n", t_opt / steps, 100.0 * t_opt / steps / med);
