@@ -3,11 +3,12 @@
 # in this one run; ratios compare figures from the same run. Threads: OMP_NUM_THREADS (default 2).
 # The machine may be shared and noisy: compare ratios, rerun for stable absolute numbers.
 #   scripts/bench.sh [BUILD_DIR] [section ...]     sections: matmul train torch tokenizer kernels infer mpi
+#                                                  memory threads
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
 shift || true
-sections=${*:-matmul train torch tokenizer kernels infer mpi}
+sections=${*:-matmul train torch tokenizer kernels infer mpi memory threads}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 echo "tern bench: $(nproc) CPUs, OMP_NUM_THREADS=$OMP_NUM_THREADS, $(date -u +%FT%TZ)"
 want() { case " $sections " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
@@ -61,4 +62,12 @@ fi
 if want mpi && [ -x scripts/bench_mpi.sh ]; then
   echo "== data-parallel training over MPI (1 rank x $OMP_NUM_THREADS threads vs $OMP_NUM_THREADS ranks x 1 thread)"
   scripts/bench_mpi.sh "$B"
+fi
+if want memory; then
+  echo "== training memory: predicted (training/memory.h) vs measured peak RSS, recompute 0 and 1 (scripts/bench_memory.sh)"
+  scripts/bench_memory.sh "$B" memory
+fi
+if want threads; then
+  echo "== training tokens/s by threads (scripts/bench_memory.sh)"
+  scripts/bench_memory.sh "$B" threads
 fi

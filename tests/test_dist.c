@@ -2,7 +2,7 @@
 // no MPI): the global-batch split and loader skips, the sliced optimizer functions ZeRO-1 uses, the
 // deterministic micro-batch accumulation, ZeRO-1 against zero = 0 and its checkpoints. Then the real
 // programs under `mpirun -np 2|3|4 --oversubscribe` on this machine's loopback: 2 ranks bit-identical
-// to one process with grad_accum = 2 (zero = 0 and 1), a hash of the weights equal on every rank,
+// to one process with grad_accum = 2 (zero = 0 and 1, and with recompute = 1), a hash of the weights equal on every rank,
 // 3 ranks, 4 ranks and 2 ranks x 2 micro-batches within fp32 rounding, ZeRO-1 = zero = 0 on 4 ranks,
 // resume 2 -> 1 and 1 -> 2, tern-finetune, a bad file on one rank, a rank failing and a rank killed
 // mid-run, Ctrl-C on mpirun. About 30-60 s on 2 cores (mostly mpirun start-up, ~1 s per launch).
@@ -607,9 +607,15 @@ static void test_mpi_equivalence(void **st) {
     char *outi = run_env_ok(2, "tern-train", make_args(&a4, "twoi", extra), "twoi", "TERN_MPI_PROGRESS=inline");
     assert_non_null(strstr(outi, "MPI polled between graph nodes"));
     free(outi);
+    // recompute = 1: the hook's plan finds each block's parameters on its checkpoint node
+    const char *extra_r[] = {"steps=6", "ckpt_interval=1", "ckpt_keep=2", "recompute=1", "--fresh", NULL};
+    arglist a5;
+    free(run_ok(2, "tern-train", make_args(&a5, "twor", extra_r), "twor"));
     char p1[700], p2[700], p3[700], p4[700];
     path_of(p1, sizeof p1, "one", "latest.h5");
     path_of(p4, sizeof p4, "twoi", "latest.h5");
+    expect_same_ckpt(p1, p4);
+    path_of(p4, sizeof p4, "twor", "latest.h5");
     expect_same_ckpt(p1, p4);
     path_of(p1, sizeof p1, "one", "latest.h5");
     path_of(p2, sizeof p2, "two", "latest.h5");

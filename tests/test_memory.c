@@ -2,7 +2,8 @@
 // the activation arena of one training step (forward + loss + backward) must be exactly what
 // tern_mem_activations() computes, for ternary / full-precision / ramp models, tied and untied
 // heads, grouped-query attention, odd widths and 1-3 threads (so an op that changes what it
-// allocates fails here until the estimate follows); the parameter buffers are what the model
+// allocates fails here until the estimate follows), with and without recompute (each block's
+// activations recomputed in backward: engine/graph.h tern_checkpoint); the parameter buffers are what the model
 // registers; a run that does not fit is refused before anything is allocated. The imported shapes
 // (squared ReLU, no sub-norms, llama3 rope) and distillation (the student's KL term, the teacher's
 // no-gradient arena, its values and logits buffer) are measured the same way.
@@ -34,13 +35,15 @@ static tern_model_config shaped(tern_model_config m, int act, int sub_norms, int
     return m;
 }
 
-// arena bytes of one real training step at `threads` threads, lambda = the BitLinear mode
-static size_t measure(const tern_model_config *mc, int B, int threads, float lambda) {
+// arena bytes of one real training step at `threads` threads, lambda = the BitLinear mode,
+// recompute = the run key (model.h)
+static size_t measure(const tern_model_config *mc, int B, int threads, float lambda, int recompute) {
     omp_set_num_threads(threads);
     tern_model m;
     tern_model_build(&m, mc);
     tern_model_init_weights(&m, 3);
     m.quant_lambda = lambda;
+    m.recompute = recompute;
     int T = mc->seq_len, n = B * T;
     int *in = malloc(sizeof(int) * (size_t)n), *tg = malloc(sizeof(int) * (size_t)n);
     for (int i = 0; i < n; i++) { in[i] = (i * 7) % mc->vocab_size; tg[i] = (i * 11 + 1) % mc->vocab_size; }
@@ -70,28 +73,34 @@ static void test_activations_exact(void **st) {
         {shaped(cfg_of(64, 2, 4, 2, 96, 61, 9, 0, 0), TERN_FFN_SILU, 0, 1), 3, 2, 0.0f},    // imported LLaMA (no sub-norms, llama3 rope)
         {shaped(cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 1), TERN_FFN_RELU2, 0, 0), 2, 3, 1.0f},   // relu2 without sub-norms
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        size_t got = measure(&cases[i].m, cases[i].B, cases[i].threads, cases[i].lambda);
-        tern_model_config mc = cases[i].m;
-        size_t est = tern_mem_activations(&mc, cases[i].B, mc.seq_len, cases[i].threads);
-        printf("  case %zu: arena %zu bytes, estimate %zu\n", i, got, est);
-        if (got != est) fail_msg("case %zu: the step allocated %zu bytes, the estimate says %zu", i, got, est);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int rc = 0; rc <= 1; rc++) {   // every activation kept; each block recomputed in backward
+            size_t got = measure(&cases[i].m, cases[i].B, cases[i].threads, cases[i].lambda, rc);
+            tern_model_config mc = cases[i].m;
+            size_t est = tern_mem_activations(&mc, cases[i].B, mc.seq_len, cases[i].threads, rc);
+            printf("  case %zu, recompute %d: arena %zu bytes, estimate %zu\n", i, rc, got, est);
+            if (got != est) fail_msg("case %zu, recompute %d: the step allocated %zu bytes, the estimate says %zu", i, rc, got, est);
+        }
     // the fp -> ternary ramp (0 < lambda < 1) allocates no more than the ternary path the estimate assumes
     tern_model_config r = cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 1);
-    assert_true(measure(&r, 2, 2, 0.5f) <= tern_mem_activations(&r, 2, 9, 2));
+    assert_true(measure(&r, 2, 2, 0.5f, 0) <= tern_mem_activations(&r, 2, 9, 2, 0));
+    assert_true(measure(&r, 2, 2, 0.5f, 1) <= tern_mem_activations(&r, 2, 9, 2, 1));
+    // more blocks: the kept inputs and input gradients grow with them, one block's activations do not
+    tern_model_config deep = cfg_of(64, 7, 4, 2, 96, 61, 9, 1, 1);
+    assert_int_equal(measure(&deep, 2, 2, 1.0f, 1), tern_mem_activations(&deep, 2, 9, 2, 1));
     // evaluation (no gradients) needs less than a training step
     omp_set_num_threads(2);
 }
 
 // Distillation as the trainer runs it: the frozen teacher forward one sequence at a time with its
 // cross-entropy (validation) on a no-gradient graph, then the student's step with CE and KL.
-static void measure_distill(const tern_model_config *sc, const tern_model_config *tc, int B, int threads,
+static void measure_distill(const tern_model_config *sc, const tern_model_config *tc, int B, int threads, int recompute,
                             size_t *student_high, size_t *teacher_high) {
     omp_set_num_threads(threads);
     tern_model s, t;
     tern_model_build(&s, sc);
     tern_model_init_weights(&s, 3);
+    s.recompute = recompute;
     tern_model_build_frozen(&t, tc);
     tern_model_init_weights(&t, 4);
     int T = sc->seq_len, n = B * T, V = sc->vocab_size;
@@ -138,13 +147,14 @@ static void test_distill_exact(void **st) {
         // a ternary teacher (its forward takes the int8 path without keeping x_eff)
         {cfg_of(64, 1, 2, 1, 64, 50, 8, 1, 1), cfg_of(64, 2, 2, 2, 128, 50, 8, 1, 1), 2, 1},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        size_t sh, th;
-        measure_distill(&cases[i].s, &cases[i].t, cases[i].B, cases[i].threads, &sh, &th);
+    for (size_t k = 0; k < 2 * sizeof cases / sizeof cases[0]; k++) {
+        size_t sh, th, i = k / 2;
+        int rc = (int)(k % 2);   // the student recomputing its blocks
+        measure_distill(&cases[i].s, &cases[i].t, cases[i].B, cases[i].threads, rc, &sh, &th);
         int T = cases[i].s.seq_len;
-        size_t se = tern_mem_activations(&cases[i].s, cases[i].B, T, cases[i].threads) + tern_mem_distill_extra(cases[i].B, T);
+        size_t se = tern_mem_activations(&cases[i].s, cases[i].B, T, cases[i].threads, rc) + tern_mem_distill_extra(cases[i].B, T);
         size_t te = tern_mem_teacher_arena(&cases[i].t, T, cases[i].threads);
-        printf("  distill case %zu: student arena %zu (estimate %zu), teacher arena %zu (estimate %zu)\n", i, sh, se, th, te);
+        printf("  distill case %zu, recompute %d: student arena %zu (estimate %zu), teacher arena %zu (estimate %zu)\n", i, rc, sh, se, th, te);
         if (sh != se) fail_msg("distill case %zu: the student step allocated %zu bytes, the estimate says %zu", i, sh, se);
         if (th != te) fail_msg("distill case %zu: the teacher allocated %zu bytes, the estimate says %zu", i, th, te);
     }
@@ -185,7 +195,13 @@ static void test_estimate_parts(void **st) {
     assert_int_equal(e.params, 4 * (size_t)m.params.total);
     assert_int_equal(e.grads, e.params);
     assert_int_equal(e.adam, 2 * e.params);
-    assert_int_equal(e.activations, tern_mem_activations(&c.model, 3, 9, 2));
+    assert_int_equal(e.activations, tern_mem_activations(&c.model, 3, 9, 2, 0));
+    c.run.recompute = 1;   // the run key reaches the estimate
+    assert_int_equal(tern_mem_estimate_run(&c, &in, &e), 0);
+    assert_int_equal(e.activations, tern_mem_activations(&c.model, 3, 9, 2, 1));
+    assert_true(e.activations < tern_mem_activations(&c.model, 3, 9, 2, 0));
+    c.run.recompute = 0;
+    assert_int_equal(tern_mem_estimate_run(&c, &in, &e), 0);
     assert_int_equal(e.batch, 2 * sizeof(int) * 3 * 9);
     assert_int_equal(e.loader, 8 * (9000 / 9 + 900 / 9));
     assert_int_equal(e.token_maps, 64 + 2 * 9000 + 64 + 2 * 900);
@@ -203,6 +219,7 @@ static void test_estimate_parts(void **st) {
     assert_int_equal(tern_mem_check(&e, e.peak), 0);
     assert_int_equal(tern_mem_check(&e, e.peak - 1), -1);
     assert_non_null(strstr(tern_last_error(), "max_memory is"));
+    assert_non_null(strstr(tern_last_error(), "set recompute = 1"));   // the first thing to try
     assert_null(strchr(tern_last_error(), '\n'));
     // absurd configs: the estimate is computed without overflow and refused against the machine
     tern_config big;

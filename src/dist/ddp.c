@@ -324,13 +324,15 @@ static void plan(tern_ddp *d, const tern_graph *g) {
     if (!d->order) d->order = tern_xmalloc(sizeof(int) * (size_t)(p->n ? p->n : 1));
     int *first = tern_xmalloc(sizeof(int) * (size_t)(p->n ? p->n : 1));
     for (int i = 0; i < p->n; i++) first[i] = -1;
-    for (int i = 0; i < nn; i++)
-        for (int s = 0; s < TERN_NODE_MAX_SRC; s++) {
-            const tern_tensor *t = g->nodes[i].src[s];
+    for (int i = 0; i < nn; i++) {
+        const tern_node *nd = &g->nodes[i];
+        for (int s = 0; s < tern_node_n_inputs(nd); s++) {   // a checkpoint's params too (graph.h)
+            const tern_tensor *t = tern_node_input(nd, s);
             if (!t || !t->is_param) continue;
             int k = param_index(p, t);
             if (k >= 0 && first[k] < 0) first[k] = i;
         }
+    }
     // counting sort by first + 1 (slot 0: unused tensors)
     memset(d->order_start, 0, sizeof(int) * (size_t)(nn + 2));
     for (int i = 0; i < p->n; i++) d->order_start[first[i] + 2]++;

@@ -15,6 +15,7 @@ static const char *op_names[TERN_OP_COUNT] = {
     [TERN_OP_QUANT_WEIGHT] = "quant_weight", [TERN_OP_QUANT_ACT] = "quant_act",
     [TERN_OP_BITLINEAR] = "bitlinear",
     [TERN_OP_RELU2] = "relu2",         [TERN_OP_RELU2_GLU] = "relu2_glu", [TERN_OP_KL_DISTILL] = "kl_distill",
+    [TERN_OP_CHECKPOINT] = "checkpoint",
 };
 
 const char *tern_op_name(tern_op op) { return (op >= 0 && op < TERN_OP_COUNT && op_names[op]) ? op_names[op] : "?"; }
@@ -90,6 +91,68 @@ void tern_prof_end(tern_graph *g, tern_op op, double t0) {
 }
 
 static void backward_walk(tern_graph *g);
+static void walk_nodes(tern_graph *g, int hi, int lo, int hook);
+
+tern_tensor *tern_checkpoint(tern_graph *g, tern_tensor *x, tern_segment_fn f, void *ctx, int arg,
+                             tern_tensor *const *params, int n_params) {
+    int req = x->requires_grad;
+    for (int i = 0; i < n_params; i++) req |= params[i]->requires_grad;
+    if (!g->grad_enabled || !req) return f(g, x, ctx, arg);
+    if (g->n_nodes >= g->cap_nodes)
+        tern_fatal("graph is full: more than %d nodes in one step (op checkpoint); raise the node capacity", g->cap_nodes);
+    tern_tensor *out = tern_new(g, "checkpoint", x->ndim, x->shape);   // kept: the next segment's input
+    tern_tensor **ps = tern_arena_alloc(&g->arena, sizeof(tern_tensor *) * (size_t)(n_params > 0 ? n_params : 1));
+    for (int i = 0; i < n_params; i++) ps[i] = params[i];
+    tern_arena_mark_t m = tern_arena_mark(&g->arena);
+    g->grad_enabled = 0;
+    tern_tensor *o = f(g, x, ctx, arg);
+    g->grad_enabled = 1;
+    if (o->n != out->n) tern_fatal("tern_checkpoint: the segment maps %ld values to %ld; it must keep the size", x->n, o->n);
+    memcpy(out->data, o->data, sizeof(float) * (size_t)o->n);
+    tern_arena_release(&g->arena, m);
+    tern_node *nd = &g->nodes[g->n_nodes];
+    memset(nd, 0, sizeof *nd);
+    nd->op = TERN_OP_CHECKPOINT;
+    nd->out = out;
+    nd->src[0] = x;
+    nd->seg = f;
+    nd->seg_ctx = ctx;
+    nd->ip[0] = arg;
+    nd->params = ps;
+    nd->n_params = n_params;
+    out->requires_grad = 1;
+    out->node = g->n_nodes++;
+    return out;
+}
+
+// Run the segment again from its kept input, recording onto the end of the tape, and walk it.
+static void checkpoint_backward(tern_graph *g, tern_node *nd) {
+    tern_tensor *x = nd->src[0], *out = nd->out;
+    // When nothing has written x's gradient yet (x's only reader is this segment, as a block's
+    // input is), it is computed in the segment's memory and then moved into d out's buffer, which
+    // nothing reads any more: one block-input gradient at a time instead of one per block.
+    int move = x->requires_grad && !x->grad;
+    tern_arena_mark_t m = tern_arena_mark(&g->arena);
+    float *gx = tern_grad_of(g, x);
+    int n0 = g->n_nodes, enabled = g->grad_enabled;
+    tern_tensor *xs = tern_arena_alloc(&g->arena, sizeof *xs);   // x as the segment's leaf
+    *xs = *x;
+    xs->node = -1;
+    xs->grad = gx;
+    g->grad_enabled = 1;
+    tern_tensor *o = nd->seg(g, xs, nd->seg_ctx, nd->ip[0]);
+    g->grad_enabled = enabled;
+    if (!o->requires_grad) tern_fatal("tern_checkpoint: the recomputed segment records no gradient");
+    o->grad = out->grad;   // d out, as the rest of the graph accumulated it
+    walk_nodes(g, g->n_nodes - 1, n0, 0);
+    g->n_nodes = n0;
+    if (move) {   // out has x's shape (checked in tern_checkpoint)
+        memcpy(out->grad, gx, sizeof(float) * (size_t)x->n);
+        x->grad = out->grad;
+        out->grad = NULL;   // given to x
+    }
+    tern_arena_release(&g->arena, m);
+}
 
 void tern_backward(tern_graph *g, tern_tensor *loss, float seed) {
     if (loss->n != 1) tern_fatal("tern_backward: loss '%s' has %ld elements, expected a scalar", loss->name, loss->n);
@@ -106,11 +169,14 @@ void tern_backward_vec(tern_graph *g, tern_tensor *t, const float *seed) {
     backward_walk(g);
 }
 
-static void backward_walk(tern_graph *g) {
-    for (int i = g->n_nodes - 1; i >= 0; i--) {
+static void backward_walk(tern_graph *g) { walk_nodes(g, g->n_nodes - 1, 0, 1); }
+
+// Backward of nodes hi down to lo; hook: call g->node_hook after each (the main tape only).
+static void walk_nodes(tern_graph *g, int hi, int lo, int hook) {
+    for (int i = hi; i >= lo; i--) {
         tern_node *nd = &g->nodes[i];
         if (!nd->out->grad) { // nothing flowed into this node
-            if (g->node_hook) g->node_hook(g->node_hook_ctx, i);
+            if (hook && g->node_hook) g->node_hook(g->node_hook_ctx, i);
             continue;
         }
         double t0 = g->profile ? tern_time() : 0.0;
@@ -134,11 +200,13 @@ static void backward_walk(tern_graph *g) {
         case TERN_OP_RELU2: tern_relu2_backward(g, nd); break;
         case TERN_OP_RELU2_GLU: tern_relu2_glu_backward(g, nd); break;
         case TERN_OP_KL_DISTILL: tern_kl_distill_backward(g, nd); break;
+        case TERN_OP_CHECKPOINT: checkpoint_backward(g, nd); break;
         case TERN_OP_NONE:
         case TERN_OP_COUNT: tern_fatal("tern_backward: node %d has no op", i);
         }
-        if (g->profile) g->prof_bwd[nd->op] += tern_time() - t0;
-        if (g->node_hook) g->node_hook(g->node_hook_ctx, i);
+        // a checkpoint's time is its segment's ops (counted by them), not added again
+        if (g->profile && nd->op != TERN_OP_CHECKPOINT) g->prof_bwd[nd->op] += tern_time() - t0;
+        if (hook && g->node_hook) g->node_hook(g->node_hook_ctx, i);
     }
 }
 

@@ -33,6 +33,7 @@ typedef enum {
     TERN_OP_RELU2,         // out = max(x, 0)^2
     TERN_OP_RELU2_GLU,     // out = max(gate, 0)^2 * up
     TERN_OP_KL_DISTILL,    // T^2 * mean KL(softmax(teacher/T) || softmax(student/T)) over rows
+    TERN_OP_CHECKPOINT,    // out = f(x), a segment recomputed in backward (tern_checkpoint)
     TERN_OP_COUNT
 } tern_op;
 
@@ -40,6 +41,10 @@ const char *tern_op_name(tern_op op);
 
 #define TERN_NODE_MAX_SRC 3
 #define TERN_NODE_MAX_SAVED 4
+
+typedef struct tern_graph tern_graph;
+// A segment of ops for tern_checkpoint: out = f(x) built from ops on g (arg: e.g. the layer).
+typedef tern_tensor *(*tern_segment_fn)(tern_graph *g, tern_tensor *x, void *ctx, int arg);
 
 typedef struct {
     tern_op op;
@@ -49,9 +54,21 @@ typedef struct {
     const int *idx;                   // token ids / targets (copied into the arena)
     int ip[8];                        // op-specific integer params
     float fp[4];                      // op-specific float params
+    // TERN_OP_CHECKPOINT only: the segment, and the parameters it reads (its gradients' writers)
+    tern_segment_fn seg;
+    void *seg_ctx;
+    tern_tensor **params;             // (n_params,) in the arena
+    int n_params;
 } tern_node;
 
-typedef struct {
+// The tensors a node reads whose gradients its backward may write (the contract below): src[0..3)
+// and, for a checkpoint, its params[]. j in [0, tern_node_n_inputs(nd)); entries may be NULL.
+static inline int tern_node_n_inputs(const tern_node *nd) { return TERN_NODE_MAX_SRC + nd->n_params; }
+static inline tern_tensor *tern_node_input(const tern_node *nd, int j) {
+    return j < TERN_NODE_MAX_SRC ? nd->src[j] : nd->params[j - TERN_NODE_MAX_SRC];
+}
+
+struct tern_graph {
     tern_arena arena;
     tern_node *nodes;      // (cap_nodes,)
     int n_nodes, cap_nodes;
@@ -63,11 +80,13 @@ typedef struct {
     // Backward hook (NULL: none): called as node_hook(node_hook_ctx, i) after the backward of node i
     // (also for a node skipped because no gradient flowed into it), i = n_nodes-1 down to 0.
     // Contract the data-parallel layer (dist/ddp.h) relies on: a parameter's gradient is written
-    // only by the backward of nodes that have the parameter among their src[], so once the walk has
-    // passed the lowest such node the parameter's gradient is final for this backward.
+    // only by the backward of nodes that have the parameter among their inputs (src[] and, for a
+    // checkpoint node, its params[]: tern_node_input), so once the walk has passed the lowest such node the
+    // parameter's gradient is final for this backward. A checkpoint's inner nodes are walked
+    // inside its backward and never reach the hook.
     void (*node_hook)(void *ctx, int node);
     void *node_hook_ctx;
-} tern_graph;
+};
 
 // cap_nodes: most nodes one step may record (running out is a clear fatal error);
 // arena_limit: bytes (0 = unlimited; the first step sizes the arena either way).
@@ -90,6 +109,18 @@ tern_node *tern_graph_record(tern_graph *g, tern_op op, tern_tensor *out, tern_t
 void tern_backward(tern_graph *g, tern_tensor *loss, float seed);
 // Same, seeding d(t) with an arbitrary vector (t->n values): backward of sum(t * seed).
 void tern_backward_vec(tern_graph *g, tern_tensor *t, const float *seed);
+
+// Activation recomputation (gradient checkpointing). With gradients enabled, runs out = f(x) on g
+// without recording, keeps only x and out (the segment's intermediate values are given back to
+// the arena at once) and records one TERN_OP_CHECKPOINT node; its backward runs f on x again,
+// recording onto the end of the tape, walks those nodes (their gradients land in x's gradient and
+// in the parameters' flat buffer, exactly as without checkpointing) and gives their memory back;
+// when x has no other reader, its gradient then takes over d out's buffer (no longer read).
+// f must map x to an output of x's size.
+// params[0..n_params): every parameter f reads (copied). Without gradients it is just f(g, x).
+// f must be deterministic: the same x gives bit-identical values in both runs (tern's ops are).
+tern_tensor *tern_checkpoint(tern_graph *g, tern_tensor *x, tern_segment_fn f, void *ctx, int arg,
+                             tern_tensor *const *params, int n_params);
 
 // Profiling helpers used by the ops (no-ops unless g->profile).
 static inline double tern_prof_begin(const tern_graph *g) {

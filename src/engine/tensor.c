@@ -72,13 +72,31 @@ void *tern_arena_calloc(tern_arena *a, size_t bytes) {
 }
 
 void tern_arena_reset(tern_arena *a) {
-    if (a->head->next) { // grew during this step: coalesce into one block of the high-water size
+    // grew during this step (or grew and was released since): one block of the high-water size
+    if (a->head->next || a->head->cap < a->high) {
         tern_arena_block *b = a->head;
         while (b) { tern_arena_block *nx = b->next; free(b->mem); free(b); b = nx; }
         a->head = block_new(a->high);
     }
     a->head->used = 0;
     a->used_total = 0;
+}
+
+tern_arena_mark_t tern_arena_mark(const tern_arena *a) {
+    tern_arena_mark_t m = {a->head, a->head->used, a->used_total};
+    return m;
+}
+
+void tern_arena_release(tern_arena *a, tern_arena_mark_t m) {
+    while (a->head != m.block) { // blocks added after the mark
+        tern_arena_block *b = a->head;
+        if (!b) tern_fatal("%s arena: release to a mark that is not in the arena", a->what);
+        a->head = b->next;
+        free(b->mem);
+        free(b);
+    }
+    a->head->used = m.used;
+    a->used_total = m.used_total;
 }
 
 void tern_arena_free(tern_arena *a) {

@@ -54,6 +54,12 @@ void *tern_arena_alloc(tern_arena *a, size_t bytes);      // uninitialised
 void *tern_arena_calloc(tern_arena *a, size_t bytes);     // zeroed
 void tern_arena_reset(tern_arena *a);
 void tern_arena_free(tern_arena *a);
+// Mark and release: tern_arena_release(a, m) gives back everything allocated since m =
+// tern_arena_mark(a) (blocks added since are freed; the next reset sizes the arena to the
+// high-water mark as usual). For a step's transient parts, e.g. a recomputed block (graph.h).
+typedef struct { tern_arena_block *block; size_t used, used_total; } tern_arena_mark_t;
+tern_arena_mark_t tern_arena_mark(const tern_arena *a);
+void tern_arena_release(tern_arena *a, tern_arena_mark_t m);
 size_t tern_arena_capacity(const tern_arena *a);
 
 // ---- parameters: one flat buffer each for data, grad, Adam m, Adam v ----------------------

@@ -71,6 +71,7 @@ static const key_def KEYS[] = {
     {"distill_temp", K_FLOAT, R(distill_temp)},
     {"threads", K_INT, R(threads)},
     {"profile", K_BOOL, R(profile)},
+    {"recompute", K_BOOL, R(recompute)},
     {"zero", K_INT, R(zero)},
     {"bucket_mb", K_FLOAT, R(bucket_mb)},
     {"overlap", K_BOOL, R(overlap)},
@@ -153,6 +154,7 @@ void tern_config_defaults(tern_config *c) {
     r->distill_temp = 1.0f;
     r->threads = 0;
     r->profile = 0;
+    r->recompute = 0;
     r->zero = 0;
     r->bucket_mb = 4.0f;
     r->overlap = 1;

@@ -93,6 +93,7 @@ typedef struct {
     float distill_temp;    // T, the softmax temperature of the KL term (default 1)
     int threads;           // OpenMP threads (0 = OMP_NUM_THREADS / all cores)
     int profile;           // 1: print per-op timing (default 0)
+    int recompute;         // 1: keep only each block's input, recompute the block in backward (default 0)
     // data-parallel training over MPI (dist/ddp.h); no effect on a single process
     int zero;              // ZeRO stage: 0 = every rank keeps all AdamW state, 1 = sharded (default 0)
     float bucket_mb;       // gradient all-reduce bucket size in MiB (default 4)

@@ -88,36 +88,60 @@ void tern_model_free(tern_model *m) {
 
 int tern_model_graph_nodes(const tern_model_config *cfg) { return 20 * cfg->n_layers + 16; }
 
+// The two halves of transformer block l on x [B*T, dim] (model.h), each x + f(x): attention,
+// then feed-forward. B and T come from m->fwd_B / m->fwd_T (they are also checkpoint segments).
+static tern_tensor *attn_forward(tern_graph *g, tern_tensor *x, void *ctx, int l) {
+    tern_model *m = ctx;
+    const tern_model_config *c = &m->cfg;
+    int B = m->fwd_B, T = m->fwd_T, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->dim / c->n_heads;
+    float eps = c->norm_eps, lam = m->quant_lambda;
+    tern_layer *L = &m->layers[l];
+    tern_tensor *h = tern_rmsnorm(g, x, L->attn_norm, eps);
+    tern_tensor *qkv[3], *wqkv[3] = {L->attn_q, L->attn_k, L->attn_v};
+    tern_bitlinear_n(g, h, wqkv, 3, lam, qkv);                         // one activation quantization
+    tern_tensor *q = qkv[0];                                           // [B*T, H*hd]
+    tern_tensor *k = qkv[1];                                           // [B*T, Hkv*hd]
+    tern_tensor *v = qkv[2];                                           // [B*T, Hkv*hd]
+    q = tern_rope_ex(g, q, B, T, H, hd, 0, c->rope_theta, m->rope_div);
+    k = tern_rope_ex(g, k, B, T, Hkv, hd, 0, c->rope_theta, m->rope_div);
+    tern_tensor *a = tern_attention(g, q, k, v, B, T, H, Hkv);         // [B*T, H*hd]
+    if (L->attn_sub_norm) a = tern_rmsnorm(g, a, L->attn_sub_norm, eps);
+    return tern_add(g, x, tern_bitlinear(g, a, L->attn_output, lam));
+}
+
+static tern_tensor *ffn_forward(tern_graph *g, tern_tensor *x, void *ctx, int l) {
+    tern_model *m = ctx;
+    const tern_model_config *c = &m->cfg;
+    float eps = c->norm_eps, lam = m->quant_lambda;
+    tern_layer *L = &m->layers[l];
+    tern_tensor *h = tern_rmsnorm(g, x, L->ffn_norm, eps);
+    tern_tensor *gu[2], *wgu[2] = {L->ffn_gate, L->ffn_up};
+    tern_bitlinear_n(g, h, wgu, 2, lam, gu);
+    tern_tensor *gt = gu[0];                                           // [B*T, ffn]
+    tern_tensor *up = gu[1];                                           // [B*T, ffn]
+    tern_tensor *f = c->ffn_act == TERN_FFN_RELU2 ? tern_relu2_glu(g, gt, up) : tern_swiglu(g, gt, up);
+    if (L->ffn_sub_norm) f = tern_rmsnorm(g, f, L->ffn_sub_norm, eps);
+    return tern_add(g, x, tern_bitlinear(g, f, L->ffn_down, lam));
+}
+
 tern_tensor *tern_model_forward(tern_model *m, tern_graph *g, const int *tokens, int B, int T) {
     const tern_model_config *c = &m->cfg;
-    int H = c->n_heads, Hkv = c->n_kv_heads, hd = c->dim / c->n_heads;
-    float eps = c->norm_eps, lam = m->quant_lambda;
+    m->fwd_B = B;
+    m->fwd_T = T;
     tern_tensor *x = tern_embedding(g, m->token_embd, tokens, B * T); // [B*T, dim]
     for (int l = 0; l < c->n_layers; l++) {
         tern_layer *L = &m->layers[l];
-        // attention
-        tern_tensor *h = tern_rmsnorm(g, x, L->attn_norm, eps);
-        tern_tensor *qkv[3], *wqkv[3] = {L->attn_q, L->attn_k, L->attn_v};
-        tern_bitlinear_n(g, h, wqkv, 3, lam, qkv);                         // one activation quantization
-        tern_tensor *q = qkv[0];                                           // [B*T, H*hd]
-        tern_tensor *k = qkv[1];                                           // [B*T, Hkv*hd]
-        tern_tensor *v = qkv[2];                                           // [B*T, Hkv*hd]
-        q = tern_rope_ex(g, q, B, T, H, hd, 0, c->rope_theta, m->rope_div);
-        k = tern_rope_ex(g, k, B, T, Hkv, hd, 0, c->rope_theta, m->rope_div);
-        tern_tensor *a = tern_attention(g, q, k, v, B, T, H, Hkv);         // [B*T, H*hd]
-        if (L->attn_sub_norm) a = tern_rmsnorm(g, a, L->attn_sub_norm, eps);
-        x = tern_add(g, x, tern_bitlinear(g, a, L->attn_output, lam));
-        // feed-forward
-        h = tern_rmsnorm(g, x, L->ffn_norm, eps);
-        tern_tensor *gu[2], *wgu[2] = {L->ffn_gate, L->ffn_up};
-        tern_bitlinear_n(g, h, wgu, 2, lam, gu);
-        tern_tensor *gt = gu[0];                                           // [B*T, ffn]
-        tern_tensor *up = gu[1];                                           // [B*T, ffn]
-        tern_tensor *f = c->ffn_act == TERN_FFN_RELU2 ? tern_relu2_glu(g, gt, up) : tern_swiglu(g, gt, up);
-        if (L->ffn_sub_norm) f = tern_rmsnorm(g, f, L->ffn_sub_norm, eps);
-        x = tern_add(g, x, tern_bitlinear(g, f, L->ffn_down, lam));
+        if (!m->recompute) {
+            x = ffn_forward(g, attn_forward(g, x, m, l), m, l);
+            continue;
+        }
+        // keep only each half's input; its backward recomputes it (graph.h tern_checkpoint)
+        tern_tensor *pa[] = {L->attn_norm, L->attn_q, L->attn_k, L->attn_v, L->attn_output, L->attn_sub_norm};
+        tern_tensor *pf[] = {L->ffn_norm, L->ffn_gate, L->ffn_up, L->ffn_down, L->ffn_sub_norm};
+        x = tern_checkpoint(g, x, attn_forward, m, l, pa, L->attn_sub_norm ? 6 : 5);
+        x = tern_checkpoint(g, x, ffn_forward, m, l, pf, L->ffn_sub_norm ? 5 : 4);
     }
-    x = tern_rmsnorm(g, x, m->output_norm, eps);
+    x = tern_rmsnorm(g, x, m->output_norm, c->norm_eps);
     return tern_matmul(g, x, m->output ? m->output : m->token_embd, 0, 1);  // [B*T, vocab]
 }
 

@@ -42,7 +42,14 @@ typedef struct {
     // fp -> ternary fine-tuning ramp. Set from cfg.ternary by tern_model_build.
     float quant_lambda;
     float *rope_div;           // [head_dim/2] RoPE frequency divisors (rope_scaling = llama3), else NULL
+    // Activation recomputation (run key recompute; 0 = off): training keeps only the input of
+    // each block's two halves (attention, feed-forward) and recomputes each half in backward
+    // (engine/graph.h tern_checkpoint); gradients are bit-identical to recompute = 0. Set by the
+    // trainer; evaluation is unaffected.
+    int recompute;
+    int fwd_B, fwd_T;          // shape of the forward in progress (read by the block segments)
 } tern_model;
+
 
 // Register all parameters (names and shapes as in GGUF: the struct fields above, in that order) and allocate the flat buffers.
 // The config must be valid (tern_model_config_validate). Weights are zero until initialised/loaded.

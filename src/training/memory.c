@@ -38,48 +38,52 @@ static size_t bitlinear_n(size_t N, size_t K, const size_t *Ms, int n, int terna
     return b;
 }
 
-// model.c tern_model_forward of B x T tokens up to the logits; grad: the graph records gradients.
-static size_t forward_bytes(const tern_model_config *m, int B, int T, int threads, int grad) {
+// The parts of model.c tern_model_forward of B x T tokens (grad: the graph records gradients):
+// the embedding, a block's attention half and feed-forward half, and the head up to the logits.
+typedef struct { size_t emb, attn, ffn, head; } fwd_parts;
+
+static fwd_parts forward_parts(const tern_model_config *m, int B, int T, int threads, int grad) {
     const size_t N = (size_t)B * T, d = (size_t)m->dim, f = (size_t)m->ffn_dim, V = (size_t)m->vocab_size;
     const size_t H = (size_t)m->n_heads, hd = d / H, kv = (size_t)m->n_kv_heads * hd, nth = (size_t)(threads > 0 ? threads : 1);
     const size_t Tz = (size_t)T;
     const int tq = m->ternary, sub = m->sub_norms;
     const size_t qkv[3] = {H * hd, kv, kv}, gu[2] = {f, f}, dd[1] = {d};
-    size_t fwd = 0;
-    fwd += A(4 * N) + NEWT(N * d);                                   // embedding: ids copy, output
-    size_t layer = 0;
-    layer += NEWT(N * d) + A(4 * N);                                 // rmsnorm attn_norm (+ rstd)
-    layer += bitlinear_n(N, d, qkv, 3, tq, grad);                    // q, k, v
-    layer += A(4 * Tz * hd) + NEWT(N * H * hd);                      // rope q (+ angles)
-    layer += A(4 * Tz * hd) + NEWT(N * kv);                          // rope k
-    layer += NEWT(N * H * hd) + A(4 * (size_t)B * H * Tz) + A(4 * nth * Tz * Tz);   // attention, lse, scores
-    if (sub) layer += NEWT(N * d) + A(4 * N);                        // rmsnorm attn_sub_norm
-    layer += bitlinear_n(N, d, dd, 1, tq, grad);                     // attn_output
-    layer += NEWT(N * d);                                            // residual add
-    layer += NEWT(N * d) + A(4 * N);                                 // rmsnorm ffn_norm
-    layer += bitlinear_n(N, d, gu, 2, tq, grad);                     // gate, up
-    layer += NEWT(N * f);                                            // swiglu or relu2_glu (same sizes)
-    if (sub) layer += NEWT(N * f) + A(4 * N);                        // rmsnorm ffn_sub_norm
-    layer += bitlinear_n(N, f, dd, 1, tq, grad);                     // ffn_down
-    layer += NEWT(N * d);                                            // residual add
-    fwd += layer * (size_t)m->n_layers;
-    fwd += NEWT(N * d) + A(4 * N);                                   // rmsnorm output_norm
-    fwd += NEWT(N * V);                                              // logits (token_embd or output.weight)
-    return fwd;
+    fwd_parts p = {0, 0, 0, 0};
+    p.emb = A(4 * N) + NEWT(N * d);                                  // embedding: ids copy, output
+    p.attn += NEWT(N * d) + A(4 * N);                                // rmsnorm attn_norm (+ rstd)
+    p.attn += bitlinear_n(N, d, qkv, 3, tq, grad);                   // q, k, v
+    p.attn += A(4 * Tz * hd) + NEWT(N * H * hd);                     // rope q (+ angles)
+    p.attn += A(4 * Tz * hd) + NEWT(N * kv);                         // rope k
+    p.attn += NEWT(N * H * hd) + A(4 * (size_t)B * H * Tz) + A(4 * nth * Tz * Tz);   // attention, lse, scores
+    if (sub) p.attn += NEWT(N * d) + A(4 * N);                       // rmsnorm attn_sub_norm
+    p.attn += bitlinear_n(N, d, dd, 1, tq, grad);                    // attn_output
+    p.attn += NEWT(N * d);                                           // residual add
+    p.ffn += NEWT(N * d) + A(4 * N);                                 // rmsnorm ffn_norm
+    p.ffn += bitlinear_n(N, d, gu, 2, tq, grad);                     // gate, up
+    p.ffn += NEWT(N * f);                                            // swiglu or relu2_glu (same sizes)
+    if (sub) p.ffn += NEWT(N * f) + A(4 * N);                        // rmsnorm ffn_sub_norm
+    p.ffn += bitlinear_n(N, f, dd, 1, tq, grad);                     // ffn_down
+    p.ffn += NEWT(N * d);                                            // residual add
+    p.head = NEWT(N * d) + A(4 * N);                                 // rmsnorm output_norm
+    p.head += NEWT(N * V);                                           // logits (token_embd or output.weight)
+    return p;
+}
+
+static size_t forward_bytes(const tern_model_config *m, int B, int T, int threads, int grad) {
+    fwd_parts p = forward_parts(m, B, T, threads, grad);
+    return p.emb + (p.attn + p.ffn) * (size_t)m->n_layers + p.head;
 }
 
 // tern_cross_entropy over N rows: targets, lse, nll, the loss
 static size_t cross_entropy_bytes(size_t N) { return 3 * A(4 * N) + NEWT(1); }
 
-size_t tern_mem_activations(const tern_model_config *m, int B, int T, int threads) {
-    const size_t N = (size_t)B * T, d = (size_t)m->dim, f = (size_t)m->ffn_dim, V = (size_t)m->vocab_size;
+// backward of a block's two halves (graph.c tern_backward: each activation's gradient on first
+// use, op scratch), each half's input gradient included: *ffn first (the walk's order), then *attn
+static void layer_backward_bytes(const tern_model_config *m, int B, int T, int threads, size_t *attn, size_t *ffn) {
+    const size_t N = (size_t)B * T, d = (size_t)m->dim, f = (size_t)m->ffn_dim;
     const size_t H = (size_t)m->n_heads, hd = d / H, kv = (size_t)m->n_kv_heads * hd, nth = (size_t)(threads > 0 ? threads : 1);
     const size_t Tz = (size_t)T;
     const int sub = m->sub_norms;
-    size_t fwd = forward_bytes(m, B, T, threads, 1) + cross_entropy_bytes(N), bwd = 0;
-    // ---- backward (graph.c tern_backward: each activation's gradient on first use, op scratch)
-    bwd += A(4) + A(4 * N * V) + A(4 * N * d);                       // d loss, d logits, d final norm
-    bwd += A(4 * N * d) + A(4 * nth * d);                            // d last residual, rmsnorm dw parts
     size_t lb = 0;
     lb += 2 * A(4 * N * d);                                          // add: d x_mid, d ffn_down out
     if (sub) lb += A(4 * N * f);                                     // d ffn_sub_norm out
@@ -87,6 +91,8 @@ size_t tern_mem_activations(const tern_model_config *m, int B, int T, int thread
     lb += 2 * A(4 * N * f);                                          // d gate, d up
     lb += A(4 * N * d);                                              // d ffn_norm out
     lb += A(4 * nth * d);                                            // rmsnorm ffn_norm dw parts
+    *ffn = lb;
+    lb = 0;
     lb += 2 * A(4 * N * d);                                          // add: d block input, d attn_output out
     if (sub) lb += A(4 * N * d);                                     // d attn_sub_norm out
     lb += A(4 * N * H * hd) + (sub ? A(4 * nth * d) : 0);            // d attention out, sub-norm dw parts
@@ -94,8 +100,33 @@ size_t tern_mem_activations(const tern_model_config *m, int B, int T, int thread
     lb += A(4 * nth * (2 * Tz * Tz + Tz));                           // attention backward scratch
     lb += A(4 * N * kv) + A(4 * N * H * hd);                         // d k, d q (rope backward)
     lb += A(4 * N * d) + A(4 * nth * d);                             // d attn_norm out, dw parts
-    bwd += lb * (size_t)m->n_layers;
-    return fwd + bwd;
+    *attn = lb;
+}
+
+static size_t max2(size_t a, size_t b) { return a > b ? a : b; }
+
+size_t tern_mem_activations(const tern_model_config *m, int B, int T, int threads, int recompute) {
+    const size_t N = (size_t)B * T, d = (size_t)m->dim, V = (size_t)m->vocab_size, nth = (size_t)(threads > 0 ? threads : 1);
+    const size_t L = (size_t)m->n_layers;
+    // the head's backward: d loss, d logits, d final norm; d last block output, rmsnorm dw parts
+    const size_t head_bwd = A(4) + A(4 * N * V) + A(4 * N * d) + A(4 * N * d) + A(4 * nth * d);
+    size_t ba, bf;
+    layer_backward_bytes(m, B, T, threads, &ba, &bf);
+    if (!recompute) return forward_bytes(m, B, T, threads, 1) + cross_entropy_bytes(N) + head_bwd + L * (ba + bf);
+    // recompute (graph.h tern_checkpoint; model.c checkpoints each half of each block): kept per
+    // half its output and the list of its parameters; each half's forward without gradients is
+    // given back at once. In backward a half's input gradient, its forward (with gradients, from a
+    // copy of its input tensor) and its backward are given back before the next half, the input
+    // gradient moved into the buffer of d(half output): each half's backward peaks alike.
+    fwd_parts p0 = forward_parts(m, B, T, threads, 0), p1 = forward_parts(m, B, T, threads, 1);
+    const size_t keep_a = NEWT(N * d) + A(sizeof(void *) * (m->sub_norms ? 6 : 5));
+    const size_t keep_f = NEWT(N * d) + A(sizeof(void *) * (m->sub_norms ? 5 : 4));
+    const size_t kept = L * (keep_a + keep_f);
+    // forward: the last block's halves run on top of everything kept before them
+    const size_t fwd_peak = p1.emb + max2(kept - keep_f + p0.attn, kept + p0.ffn);
+    const size_t seg = A(sizeof(tern_tensor)) + max2(p1.attn + ba, p1.ffn + bf);
+    const size_t bwd_peak = p1.emb + kept + p1.head + cross_entropy_bytes(N) + head_bwd + seg;
+    return max2(fwd_peak, bwd_peak);
 }
 
 size_t tern_mem_distill_extra(int B, int T) {
@@ -130,7 +161,8 @@ int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, ter
                                                                   : 2 * P;
     e->grad_scratch = ranks > 1 || r->grad_accum > 1 ? P : 0;
     int th = in && in->threads > 0 ? in->threads : 1;
-    e->activations = tern_mem_activations(m, r->batch, m->seq_len, th);
+    e->recompute = r->recompute;
+    e->activations = tern_mem_activations(m, r->batch, m->seq_len, th, r->recompute);
     e->batch = 2 * sizeof(int) * (size_t)r->batch * (size_t)m->seq_len;
     size_t tw = 0, vw = 0;
     if (in && in->train_bytes > 64) tw = (in->train_bytes - 64) / 2 / (size_t)m->seq_len;   // at most, 2-byte ids
@@ -227,12 +259,12 @@ int tern_mem_check(const tern_mem_estimate *e, size_t max_memory) {
     char a[32], b[32], c[32], d[32], t[32], tw[80] = "";
     if (e->teacher) snprintf(tw, sizeof tw, ", distillation teacher %s", tern_mem_str(e->teacher, t, sizeof t));
     tern_error("the run needs about %s (activations %s per micro-batch, parameters + gradients + AdamW %s%s) but %s %s; "
-               "lower batch or seq_len (raise grad_accum to keep the tokens per step), or the model size",
+               "%slower batch or seq_len (raise grad_accum to keep the tokens per step), or the model size",
                tern_mem_str(e->peak, a, sizeof a), tern_mem_str(e->activations, b, sizeof b),
                tern_mem_str(e->params + e->grads + e->adam, c, sizeof c), tw,
                max_memory ? "max_memory is" : e->node_ranks > 1 ? "this rank's share of the machine's available memory is only"
                                                                 : "the machine has available only",
-               tern_mem_str(limit, d, sizeof d));
+               tern_mem_str(limit, d, sizeof d), e->recompute ? "" : "set recompute = 1 (activations of one block at a time), ");
     return -1;
 }
 
@@ -241,6 +273,7 @@ void tern_mem_print(const tern_mem_estimate *e, size_t limit, FILE *f) {
     fprintf(f, "# memory: about %s at peak (limit %s): params %s, grads %s, AdamW %s, activations %s per micro-batch",
             tern_mem_str(e->peak, b[0], 32), limit ? tern_mem_str(limit, b[1], 32) : "unknown", tern_mem_str(e->params, b[2], 32),
             tern_mem_str(e->grads, b[3], 32), tern_mem_str(e->adam, b[4], 32), tern_mem_str(e->activations, b[5], 32));
+    if (e->recompute) fprintf(f, " (blocks recomputed in backward)");
     if (e->teacher)
         fprintf(f, ", teacher %s (weights %s, logits %s, activations %s; no gradients or AdamW)", tern_mem_str(e->teacher, b[6], 32),
                 tern_mem_str(e->teacher_params, b[1], 32), tern_mem_str(e->teacher_logits, b[2], 32),

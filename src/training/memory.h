@@ -6,7 +6,10 @@
 //                         AdamW m and v together; every tensor padded to 16 floats)
 //   activations           the graph arena of ONE micro-batch step (forward + backward), exactly as
 //                         the ops allocate it (engine/ops_*.c, 64-byte rounded, per-thread scratch
-//                         at `threads` threads); tests/test_memory.c checks it against the arena's
+//                         at `threads` threads); with recompute = 1 the kept inputs of every
+//                         block's two halves, the head, one input gradient and ONE half-block's
+//                         forward + backward (the arena gives each back before the next:
+//                         engine/graph.h tern_checkpoint); tests/test_memory.c checks both against the arena's
 //                         high-water mark of real steps, so an op that changes what it allocates
 //                         must update tern_mem_activations() below
 //   batch                 token ids of a micro-batch (inputs and targets)
@@ -55,6 +58,7 @@ typedef struct {
     size_t token_maps;             // mmap'd token files (reported, not in peak)
     size_t peak;                   // what the run needs at most
     long n_params;                 // parameters (floats in the flat buffers, padding included)
+    int recompute;                 // activations with the run key recompute = 1
     int node_ranks;                // ranks sharing this machine's memory (>= 1)
 } tern_mem_estimate;
 
@@ -78,8 +82,9 @@ void tern_mem_inputs_for_run(const tern_config *cfg, int resuming, tern_mem_inpu
 // programs, before tern_trainer_init (which checks again): 0, or -1 with tern_error.
 int tern_mem_check_run(const tern_config *cfg, int resume, FILE *f);
 
-// Graph arena bytes of one training step (forward + loss + backward) of micro-batch B x T.
-size_t tern_mem_activations(const tern_model_config *m, int B, int T, int threads);
+// Graph arena bytes of one training step (forward + loss + backward) of micro-batch B x T;
+// recompute: the run key (model.h), each block's activations recomputed in backward.
+size_t tern_mem_activations(const tern_model_config *m, int B, int T, int threads, int recompute);
 // What logit distillation adds to the student's step arena (kl_distill and the weighted sum).
 size_t tern_mem_distill_extra(int B, int T);
 // The teacher's arena: one sequence of T forward without gradients, plus its cross-entropy.

@@ -267,7 +267,7 @@ static int check_resources(tern_trainer *t, int resuming) {
 // which stretches the schedule from here on: intended when a run is extended).
 static int safe_resume_key(const char *k) {
     static const char *safe[] = {"steps", "max_tokens", "eval_interval", "eval_batches", "ckpt_interval", "ckpt_keep",
-                                 "log_interval", "threads", "profile", "max_memory", "out_dir", "init_from",
+                                 "log_interval", "threads", "profile", "recompute", "max_memory", "out_dir", "init_from",
                                  "train_data", "val_data", "tokenizer", "zero", "bucket_mb", "overlap"};
     for (size_t i = 0; i < sizeof safe / sizeof safe[0]; i++)
         if (!strcmp(k, safe[i])) return 1;
@@ -555,6 +555,7 @@ int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume) {
     if (tern_dist_agree(check_resources(t, resuming)) != 0) return -1;   // every rank: its own memory
     t->threads = omp_get_max_threads();
     tern_model_build(&t->model, &t->cfg.model);
+    t->model.recompute = t->cfg.run.recompute;   // bit-identical gradients either way
     tern_rng_seed(&t->rng, r->seed);
     int have_state = 0;
     int64_t resume_epoch = 0, resume_pos = 0;
