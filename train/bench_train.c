@@ -60,6 +60,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i <= B * T; i++) tok[i] = (int)(tern_rng_u64(&r) % (uint64_t)V);
     tern_graph g;
     tern_graph_init(&g, tern_model_graph_nodes(&cfg.model), 0, 0);
+    g.precision = cfg.run.precision;
     double *dt = tern_xmalloc(sizeof(double) * (size_t)steps);
     tern_adamw opt;
     tern_adamw_init_run(&opt, &m.params, &cfg.run);
@@ -83,8 +84,8 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     long np = tern_model_config_nparams(&cfg.model);
     double flops = 6.0 * np * B * T + 6.0 * cfg.model.n_layers * B * (double)T * T * cfg.model.dim; // + attention
-    printf("bench_train %s: params %.2fM, batch %d x %d tokens, loss %.3f, median step %.3f s, %.0f tokens/s, %.1f GFLOP/s, peak RSS %.0f MiB\n",
-           cfg.model.ternary ? "ternary" : "fp", np / 1e6, B, T, loss, med, B * T / med, flops / med / 1e9, ru.ru_maxrss / 1024.0);
+    printf("bench_train %s%s: params %.2fM, batch %d x %d tokens, loss %.3f, median step %.3f s, %.0f tokens/s, %.1f GFLOP/s, peak RSS %.0f MiB\n",
+           cfg.model.ternary ? "ternary" : "fp", cfg.model.ternary && cfg.run.precision ? " mixed" : "", np / 1e6, B, T, loss, med, B * T / med, flops / med / 1e9, ru.ru_maxrss / 1024.0);
     if (profile) {
         tern_graph_print_profile(&g, stdout);
         printf("optimizer (norm, clip, AdamW): %.3f s per step, %.1f%% of the step\n", t_opt / steps, 100.0 * t_opt / steps / med);
