@@ -111,6 +111,120 @@ static void test_dw_kernels(void **st) {
     assert_true(tern_gemm_available(tern_gemm_best()));
 }
 
+// The general product, every level, both packings of A (m-contiguous and k-contiguous) and a
+// strided B, against the double reference: identical bf16 inputs, so fp32 summation error only.
+static void test_gemm_kernels(void **st) {
+    (void)st;
+    const int shapes[][3] = {{7, 19, 33}, {13, 70, 64}, {37, 65, 101}, {1, 1, 2}};
+    for (int s = 0; s < 4; s++)
+        for (int form = 0; form < 3; form++) {
+            const int M = shapes[s][0], Nc = shapes[s][1], K = shapes[s][2];
+            float *a = malloc(sizeof(float) * (size_t)M * K), *b = malloc(sizeof(float) * (size_t)K * Nc * 2);
+            tu_fill_normal(a, (long)M * K, 300 + s, 1.0f);
+            tu_fill_normal(b, (long)K * Nc * 2, 400 + s, 1.0f);
+            // form 0: A row-major [M,K] (sak 1), B [K,Nc]; 1: A stored [K,M] (sam 1); 2: B stored
+            // [Nc,K] (sbn = K, the plain packing) with A row-major
+            const long sam = form == 1 ? 1 : K, sak = form == 1 ? M : 1;
+            const long sbk = form == 2 ? 1 : Nc, sbn = form == 2 ? K : 1;
+            double *ref = malloc(sizeof(double) * (size_t)M * Nc), *mag = malloc(sizeof(double) * (size_t)M * Nc);
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < Nc; n++) {
+                    double t = 0, u = 0;
+                    for (int k = 0; k < K; k++) {
+                        double v = (double)bf16_ref(a[m * sam + k * sak]) * bf16_ref(b[k * sbk + n * sbn]);
+                        t += v;
+                        u += fabs(v);
+                    }
+                    ref[(size_t)m * Nc + n] = t;
+                    mag[(size_t)m * Nc + n] = u;
+                }
+            const int ldc = Nc + 1;
+            float *c = malloc(sizeof(float) * (size_t)M * ldc);
+            void *scratch = tern_aligned_alloc(tern_gemm_bf16_scratch(M, Nc, K));
+            for (int kind = TERN_GEMM_PLAIN; kind < TERN_GEMM_NKINDS; kind++) {
+                if (!tern_gemm_available((tern_gemm_kind)kind)) continue;   // reported by test_dw_kernels
+                for (long i = 0; i < (long)M * ldc; i++) c[i] = -0.5f;
+                tern_gemm_bf16(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc, scratch, (tern_gemm_kind)kind);
+                for (int m = 0; m < M; m++) {
+                    for (int n = 0; n < Nc; n++) {
+                        const double want = -0.5 + ref[(size_t)m * Nc + n];
+                        const double tol = (K + 2) * ldexp(1.0, -24) * (mag[(size_t)m * Nc + n] + 0.5) + 1e-30;
+                        if (fabs(c[(size_t)m * ldc + n] - want) > tol)
+                            fail_msg("gemm %s form %d %dx%dx%d: c[%d,%d] = %.9g, want %.9g", tern_gemm_name((tern_gemm_kind)kind), form, M,
+                                     Nc, K, m, n, c[(size_t)m * ldc + n], want);
+                    }
+                    assert_true(c[(size_t)m * ldc + Nc] == -0.5f);
+                }
+            }
+            free(scratch);
+            free(c);
+            free(ref);
+            free(mag);
+            free(a);
+            free(b);
+        }
+}
+
+// The tied head's product (tern_matmul A B^T): mixed gradients against fp32, each product term
+// within 2 * 2^-8 (+ rounding of the sums) of the exact one.
+static void test_head_mixed(void **st) {
+    (void)st;
+    const int M = 45, K = 70, N = 131;   // tokens, dim, vocab
+    float *grads[2][2];
+    float *seed = malloc(sizeof(float) * (size_t)M * N), *av = NULL, *bv = NULL;
+    tu_fill_normal(seed, (long)M * N, 77, 1e-3f);
+    for (int prec = 0; prec < 2; prec++) {
+        tern_params p;
+        tern_params_init(&p);
+        int as[2] = {M, K}, bs[2] = {N, K};
+        tern_tensor *a = tern_params_add(&p, "a", 2, as, 0), *b = tern_params_add(&p, "b", 2, bs, 0);
+        tern_params_alloc(&p);
+        tu_fill_normal(a->data, a->n, 78, 1.0f);
+        tu_fill_normal(b->data, b->n, 79, 0.05f);
+        if (!av) {
+            av = malloc(sizeof(float) * (size_t)a->n);
+            bv = malloc(sizeof(float) * (size_t)b->n);
+            memcpy(av, a->data, sizeof(float) * (size_t)a->n);
+            memcpy(bv, b->data, sizeof(float) * (size_t)b->n);
+        }
+        for (long i = 0; i < a->n; i++) a->grad[i] = 0.125f;   // backward accumulates
+        tern_graph g;
+        tern_graph_init(&g, 16, 0, 0);
+        g.precision = prec ? TERN_PREC_MIXED : TERN_PREC_FP32;
+        tern_tensor *o = tern_matmul(&g, a, b, 0, 1);
+        tern_backward_vec(&g, o, seed);
+        grads[prec][0] = malloc(sizeof(float) * (size_t)a->n);
+        grads[prec][1] = malloc(sizeof(float) * (size_t)b->n);
+        memcpy(grads[prec][0], a->grad, sizeof(float) * (size_t)a->n);
+        memcpy(grads[prec][1], b->grad, sizeof(float) * (size_t)b->n);
+        tern_graph_free(&g);
+        tern_params_free(&p);
+    }
+    const double rel = 2 * ldexp(1.0, -8) + ldexp(1.0, -16);
+    double worst = 0, diff = 0;
+    for (int m = 0; m < M; m++)   // dA[m,k] = sum_n seed[m,n] b[n,k]
+        for (int k = 0; k < K; k++) {
+            double mag = 0;
+            for (int n = 0; n < N; n++) mag += fabs((double)seed[(size_t)m * N + n] * bv[(size_t)n * K + k]);
+            const double e = fabs((double)grads[1][0][(size_t)m * K + k] - grads[0][0][(size_t)m * K + k]);
+            worst = fmax(worst, e / ((rel + 2 * (N + 4) * ldexp(1.0, -24)) * mag + (N + 4) * ldexp(1.0, -24) * 0.125 + 1e-30));
+            diff += e;
+        }
+    for (int n = 0; n < N; n++)   // dB[n,k] = sum_m seed[m,n] a[m,k]
+        for (int k = 0; k < K; k++) {
+            double mag = 0;
+            for (int m = 0; m < M; m++) mag += fabs((double)seed[(size_t)m * N + n] * av[(size_t)m * K + k]);
+            const double e = fabs((double)grads[1][1][(size_t)n * K + k] - grads[0][1][(size_t)n * K + k]);
+            worst = fmax(worst, e / ((rel + 2 * (M + 4) * ldexp(1.0, -24)) * mag + 1e-30));
+            diff += e;
+        }
+    printf("head mixed %dx%d . %dx%d^T: worst error / bound %.3f\n", M, K, N, K, worst);
+    assert_true(worst <= 1.0);
+    assert_true(diff > 0);   // the bf16 path really ran
+    for (int i = 0; i < 2; i++) { free(grads[i][0]); free(grads[i][1]); }
+    free(seed); free(av); free(bv);
+}
+
 // ---- the BitLinear's gradients: mixed against fp32 -------------------------------------------
 // Two BitLinears of one input (dx accumulates over both), dy given. Returns dx and dW of w[0].
 static void bitlinear_grads(int precision, int N, int K, int M, const float *x0, const float *w0, const float *w1, const float *dy,
@@ -225,6 +339,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bf16_rounding),
         cmocka_unit_test(test_dw_kernels),
+        cmocka_unit_test(test_gemm_kernels),
+        cmocka_unit_test(test_head_mixed),
         cmocka_unit_test(test_bitlinear_mixed),
         cmocka_unit_test(test_precision_key),
     };

@@ -62,6 +62,18 @@ static void dw_plain(int M, int K, int N, const float *dy, int ldy, const float 
     }
 }
 
+static void gemm_plain(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, float *c, int ldc) {
+    #pragma omp parallel for schedule(static) if ((long)M * Nc * K > (1L << 22))
+    for (int m = 0; m < M; m++) {
+        float *d = c + (size_t)m * ldc;
+        for (int k = 0; k < K; k++) {
+            const float x = tern_f32_of_bf16(tern_bf16_of(a[m * sam + k * sak]));
+            const float *y = b + k * sbk;
+            for (int n = 0; n < Nc; n++) d[n] += x * tern_f32_of_bf16(tern_bf16_of(y[n * sbn]));
+        }
+    }
+}
+
 // ------------------------------------------------------------------ packing (vector kinds)
 // P = ceil(N/2) pairs of rows n = 2p, 2p+1 (a missing last row is zero). One uint32 holds a pair:
 // low half the bf16 of row 2p, high half row 2p+1 (the element order of vdpbf16ps).
@@ -103,6 +115,32 @@ static void pack_plain(int M, int K, int N, const float *dy, int ldy, const floa
                     o[c] = lo | hi << 16;
                 }
             }
+    }
+}
+
+// The general product's packing, plain C: A(m,k) = a[m*sam + k*sak] into [P][M], B(k,n) =
+// b[k*sbk + n*sbn] into [Nc/64][P][64] (P = ceil(K/2) pairs along the contraction).
+static void gpack_plain(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, uint32_t *A,
+                        uint32_t *B) {
+    const int P = (K + 1) / 2, nkb = (Nc + PANEL - 1) / PANEL;
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static) nowait
+        for (int p = 0; p < P; p++)
+            for (int m = 0; m < M; m++) {
+                uint32_t lo = tern_bf16_of(a[m * sam + 2L * p * sak]);
+                uint32_t hi = 2 * p + 1 < K ? tern_bf16_of(a[m * sam + (2L * p + 1) * sak]) : 0;
+                A[(size_t)p * M + m] = lo | hi << 16;
+            }
+        #pragma omp for schedule(static) collapse(2)
+        for (int kb = 0; kb < nkb; kb++)
+            for (int p = 0; p < P; p++)
+                for (int c = 0; c < PANEL; c++) {
+                    const int n = kb * PANEL + c;
+                    uint32_t lo = n < Nc ? tern_bf16_of(b[2L * p * sbk + n * sbn]) : 0;
+                    uint32_t hi = n < Nc && 2 * p + 1 < K ? tern_bf16_of(b[(2L * p + 1) * sbk + n * sbn]) : 0;
+                    B[((size_t)kb * P + p) * PANEL + c] = lo | hi << 16;
+                }
     }
 }
 
@@ -177,6 +215,62 @@ TB static void pack512(int M, int K, int N, const float *dy, int ldy, const floa
                                               : _mm512_setzero_si512();
                     _mm512_store_si512(o + c, _mm512_or_si512(_mm512_srli_epi32(f0, 16), _mm512_and_si512(f1, him)));
                 }
+            }
+    }
+}
+
+// o[j] = bf16(r0[j] / d0) | bf16(r1[j] / d1) << 16, j < n (r1 NULL: high halves zero)
+TB static void pairs512(const float *r0, const float *r1, float d0, float d1, int n, uint32_t *o) {
+    const __m512 s0 = _mm512_set1_ps(d0), s1 = _mm512_set1_ps(d1);
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 mk = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        const __m512 v0 = _mm512_div_ps(_mm512_maskz_loadu_ps(mk, r0 + j), s0);
+        const __m512 v1 = r1 ? _mm512_div_ps(_mm512_maskz_loadu_ps(mk, r1 + j), s1) : _mm512_setzero_ps();
+        const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v0));
+        const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v1));
+        _mm512_mask_storeu_epi32(o + j, mk, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+}
+
+// The general product's packing with AVX-512 for unit strides (sam == 1 or sak == 1; sbn == 1),
+// else the plain packing. Same bf16 values.
+TB static void gpack512(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, uint32_t *A,
+                        uint32_t *B) {
+    if (sbn != 1 || (sam != 1 && sak != 1)) {
+        gpack_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B);
+        return;
+    }
+    const int P = (K + 1) / 2, nkb = (Nc + PANEL - 1) / PANEL;
+    #pragma omp parallel
+    {
+        if (sam == 1) {   // rows of the contraction are contiguous in m
+            #pragma omp for schedule(static) nowait
+            for (int p = 0; p < P; p++)
+                pairs512(a + 2L * p * sak, 2 * p + 1 < K ? a + (2L * p + 1) * sak : NULL, 1.0f, 1.0f, M, A + (size_t)p * M);
+        } else {          // pairs adjacent in memory: 16 pairs of one row m, scattered to 16 p
+            #pragma omp for schedule(static) nowait
+            for (int m = 0; m < M; m++) {
+                const float *r = a + m * sam;
+                int p = 0;
+                for (; 2 * p + 32 <= K; p += 16) {
+                    const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(r + 2 * p + 16), _mm512_loadu_ps(r + 2 * p));
+                    uint32_t t[16];
+                    _mm512_storeu_si512(t, v);
+                    for (int j = 0; j < 16; j++) A[(size_t)(p + j) * M + m] = t[j];
+                }
+                for (; p < P; p++) {
+                    uint32_t lo = tern_bf16_of(r[2 * p]), hi = 2 * p + 1 < K ? tern_bf16_of(r[2 * p + 1]) : 0;
+                    A[(size_t)p * M + m] = lo | hi << 16;
+                }
+            }
+        }
+        #pragma omp for schedule(static) collapse(2)
+        for (int kb = 0; kb < nkb; kb++)
+            for (int p = 0; p < P; p++) {
+                const int n0 = kb * PANEL, nv = Nc - n0 < PANEL ? Nc - n0 : PANEL;
+                uint32_t *o = B + ((size_t)kb * P + p) * PANEL;
+                pairs512(b + 2L * p * sbk + n0, 2 * p + 1 < K ? b + (2L * p + 1) * sbk + n0 : NULL, 1.0f, 1.0f, nv, o);
+                for (int c = nv; c < PANEL; c++) o[c] = 0;
             }
     }
 }
@@ -264,5 +358,31 @@ void tern_gemm_dw_bf16(int M, int K, int N, const float *dy, int ldy, const floa
     (void)scratch;
     (void)pack_plain;
     dw_plain(M, K, N, dy, ldy, sx, xq, ldx, dw, ldw);
+#endif
+}
+
+size_t tern_gemm_bf16_scratch(int M, int Nc, int K) { return a_bytes(M, K) + b_bytes(Nc, K); }
+
+void tern_gemm_bf16(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, float *c, int ldc,
+                    void *scratch, tern_gemm_kind kind) {
+    if (M <= 0 || Nc <= 0 || K <= 0) return;
+    if (kind == TERN_GEMM_AUTO || !tern_gemm_available(kind)) kind = tern_gemm_best();
+    if (kind == TERN_GEMM_PLAIN) {
+        gemm_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc);
+        return;
+    }
+#if defined(__x86_64__)
+    uint32_t *A = scratch, *B = (uint32_t *)((char *)scratch + a_bytes(M, K));
+    if (kind == TERN_GEMM_AVX512BF16) {
+        gpack512(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B);
+        dw_avx512bf16(M, Nc, K, A, B, c, ldc);
+    } else {
+        gpack_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B);
+        dw_avx2(M, Nc, K, A, B, c, ldc);
+    }
+#else
+    (void)scratch;
+    (void)gpack_plain;
+    gemm_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc);
 #endif
 }
