@@ -53,14 +53,14 @@ static void dw_ref(int M, int K, int N, const float *dy, const float *sx, const 
         }
 }
 
-// Every level the CPU runs against the double reference on odd shapes (M not a multiple of the
-// 6-row tile, K not a multiple of 16 or 64, N odd). The values entering the sums are identical,
+// Every level the CPU runs against the double reference on odd shapes (M of every remainder
+// modulo the 6-row tile, K not a multiple of 16 or 64, N odd). The values entering the sums are identical,
 // so the only error allowed is fp32 summation: N * 2^-24 * sum |terms|, plus the initial dw value
 // (the kernels accumulate into dw).
 static void test_dw_kernels(void **st) {
     (void)st;
-    const int shapes[][3] = {{7, 19, 33}, {13, 70, 64}, {6, 64, 1}, {1, 1, 5}, {25, 130, 101}};
-    for (int s = 0; s < 5; s++) {
+    const int shapes[][3] = {{7, 19, 33}, {13, 70, 64}, {6, 64, 1}, {1, 1, 5}, {25, 130, 101}, {11, 64, 40}, {16, 3, 9}};
+    for (int s = 0; s < 7; s++) {
         const int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
         const size_t ldx = (size_t)K + 3;
         float *dy = malloc(sizeof(float) * (size_t)N * M), *sx = malloc(sizeof(float) * (size_t)N);
@@ -271,6 +271,7 @@ static void test_bitlinear_mixed(void **st) {
         tu_fill_normal(w1, (long)M * K, 30 + s, 0.02f);
         tu_fill_normal(dy, (long)N * M, 40 + s, 1e-4f);   // gradient-sized: far below the activation floor
         for (int m = 0; m < M; m++) dy[m] = 0.0f;        // an all-zero gradient row
+        for (int m = 0; m < M; m++) dy[M + m] = m == M / 2 ? -3e-4f : 0.0f;   // one-hot: quantizes exactly
         float *dx32 = malloc(sizeof(float) * (size_t)N * K), *dw32 = malloc(sizeof(float) * (size_t)M * K);
         float *dxm = malloc(sizeof(float) * (size_t)N * K), *dwm = malloc(sizeof(float) * (size_t)M * K);
         float *xe = malloc(sizeof(float) * (size_t)N * K), *wq = malloc(sizeof(float) * (size_t)M * K);
@@ -299,6 +300,8 @@ static void test_bitlinear_mixed(void **st) {
                 const double tol = amax / 254.0 * cw * (1 + 1e-5) + (M + 4) * ldexp(1.0, -24) * mag + 1e-30;
                 const double e = fabs((double)dxm[(size_t)n * K + k] - dx32[(size_t)n * K + k]);
                 if (n == 0) assert_true(dxm[k] == 0.0f);   // the zero row gives exactly zero
+                if (n == 1 && e > 1e-6 * mag + 1e-30)   // the one-hot row quantizes exactly: fp32 rounding only
+                    fail_msg("one-hot gradient row: dx[1,%d] = %.9g, fp32 %.9g", k, dxm[K + k], dx32[K + k]);
                 worst_dx = fmax(worst_dx, e / tol);
                 err_dx += e;
             }
