@@ -49,9 +49,10 @@ fi
 if want train && want torch; then
   awk '
     /^coretype: / { ct = $2; cts[++nct] = ct }
-    /^bench_train ternary:/       { for (i = 1; i <= NF; i++) if ($i == "tokens/s,") tt[ct] = $(i-1) }
-    /^bench_train ternary mixed:/ { for (i = 1; i <= NF; i++) if ($i == "tokens/s,") tm[ct] = $(i-1) }
+    /^bench_train ternary:/       { for (i = 1; i <= NF; i++) { if ($i == "tokens/s,") tt[ct] = $(i-1); if ($i == "tokens/CPU-s") ctt[ct] = $(i-1) } }
+    /^bench_train ternary mixed:/ { for (i = 1; i <= NF; i++) { if ($i == "tokens/s,") tm[ct] = $(i-1); if ($i == "tokens/CPU-s") ctm[ct] = $(i-1) } }
     /^bench_train fp/             { for (i = 1; i <= NF; i++) if ($i == "tokens/s,") tf[ct] = $(i-1) }
+    /torch_ref bench: ternary tokens\/CPU-s/ { cpt[ct] = $NF }
     /^bench_matmul .*openblas sgemm/ { for (i = 1; i <= NF; i++) if ($i == "GFLOP/s" && $(i-1) > sg) sg = $(i-1) }
     /^bench_train ternary:/ { for (i = 1; i <= NF; i++) if ($i == "GFLOP/s,") gt = $(i-1) }
     /torch_ref bench: ternary tokens\/s/ { pt[ct] = $NF }
@@ -62,6 +63,9 @@ if want train && want torch; then
         if (pt[c] > 0)
           printf "ratio (OpenBLAS %s): tern/PyTorch training tokens/s: ternary fp32 %.2fx, ternary mixed %.2fx, fp %.2fx\n",
                  c, tt[c] / pt[c], tm[c] / pt[c], tf[c] / pf[c]
+        if (cpt[c] > 0)
+          printf "ratio (OpenBLAS %s): tern/PyTorch ternary training tokens per CPU-second (the work a step does; the figure to use on a loaded machine, at OMP_NUM_THREADS=1): fp32 %.2fx, mixed %.2fx\n",
+                 c, ctt[c] / cpt[c], ctm[c] / cpt[c]
       }
       if (sg > 0) printf "ratio: tern ternary training GFLOP/s vs OpenBLAS sgemm 1024^3 (the faster of 2 runs): %.0f%%\n", 100 * gt / sg
     }' "$log"

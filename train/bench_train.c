@@ -14,6 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
+
+// CPU seconds of the whole process (all threads): on a loaded machine, tokens per CPU-second at one
+// thread measure the work a step does, where wall-clock rates measure the neighbours.
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 int main(int argc, char **argv) {
     tern_config cfg;
@@ -61,14 +70,14 @@ int main(int argc, char **argv) {
     tern_graph g;
     tern_graph_init(&g, tern_model_graph_nodes(&cfg.model), 0, 0);
     g.precision = cfg.run.precision;
-    double *dt = tern_xmalloc(sizeof(double) * (size_t)steps);
+    double *dt = tern_xmalloc(sizeof(double) * (size_t)steps), *dc = tern_xmalloc(sizeof(double) * (size_t)steps);
     tern_adamw opt;
     tern_adamw_init_run(&opt, &m.params, &cfg.run);
     double t_opt = 0;
     float loss = 0;
     for (int s = -2; s < steps; s++) { // two warm-up steps size the arena
         g.profile = profile && s >= 0;
-        double t0 = tern_time();
+        double t0 = tern_time(), c0 = cpu_seconds();
         tern_graph_reset(&g);
         tern_params_zero_grad(&m.params);
         tern_tensor *l = tern_model_loss(&m, &g, tok, tok + 1, B, T);
@@ -78,14 +87,16 @@ int main(int argc, char **argv) {
         tern_optim_step(&opt, &m.params, s + 3, cfg.run.lr, cfg.run.weight_decay, cfg.run.clip, NULL);
         if (s >= 0) t_opt += tern_time() - t1;
         if (s >= 0) dt[s] = tern_time() - t0;
+        if (s >= 0) dc[s] = cpu_seconds() - c0;
     }
     double med = tern_median(dt, steps);
+    double cmed = tern_median(dc, steps);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     long np = tern_model_config_nparams(&cfg.model);
     double flops = 6.0 * np * B * T + 6.0 * cfg.model.n_layers * B * (double)T * T * cfg.model.dim; // + attention
-    printf("bench_train %s%s: params %.2fM, batch %d x %d tokens, loss %.3f, median step %.3f s, %.0f tokens/s, %.1f GFLOP/s, peak RSS %.0f MiB\n",
-           cfg.model.ternary ? "ternary" : "fp", cfg.model.ternary && cfg.run.precision ? " mixed" : "", np / 1e6, B, T, loss, med, B * T / med, flops / med / 1e9, ru.ru_maxrss / 1024.0);
+    printf("bench_train %s%s: params %.2fM, batch %d x %d tokens, loss %.3f, median step %.3f s, %.0f tokens/s, %.1f GFLOP/s, peak RSS %.0f MiB, %.0f tokens/CPU-s\n",
+           cfg.model.ternary ? "ternary" : "fp", cfg.model.ternary && cfg.run.precision ? " mixed" : "", np / 1e6, B, T, loss, med, B * T / med, flops / med / 1e9, ru.ru_maxrss / 1024.0, B * T / cmed);
     if (profile) {
         tern_graph_print_profile(&g, stdout);
         printf("optimizer (norm, clip, AdamW): %.3f s per step, %.1f%% of the step\n", t_opt / steps, 100.0 * t_opt / steps / med);
@@ -94,6 +105,7 @@ int main(int argc, char **argv) {
     tern_graph_free(&g);
     tern_model_free(&m);
     free(tok);
+    free(dc);
     free(dt);
     return 0;
 }
