@@ -42,8 +42,8 @@ const char *tern_op_name(tern_op op);
 //   FP32:  dx = dy . (Wq s_w) and dW = dy^T . (xq / s_x) in fp32 sgemm (exact straight-through)
 //   MIXED: dx on the int8 x ternary kernels with dy quantized per row to int8 (SwitchBack);
 //          dW in bf16 with fp32 sums (kernels/gemm_bf16.h) from the int8 activations, which the
-//          forward keeps instead of a float copy; the tied head's backward products
-//          (tern_matmul of the form A B^T) in bf16 with fp32 sums. Forwards stay as they are;
+//          forward keeps instead of a float copy; the tied head's weight gradient
+//          (tern_matmul of the form A B^T: dB) in bf16 with fp32 sums. Forwards stay as they are;
 //          full-precision and ramp BitLinears stay fp32.
 typedef enum { TERN_PREC_FP32 = 0, TERN_PREC_MIXED = 1 } tern_precision;
 

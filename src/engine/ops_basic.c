@@ -62,20 +62,14 @@ void tern_matmul_backward(tern_graph *g, tern_node *nd) {
     int M = nd->out->shape[0], N = nd->out->shape[1], K = ta ? a->shape[0] : a->shape[1];
     const float *dC = nd->out->grad;
     float *dA = tern_grad_of(g, a), *dB = tern_grad_of(g, b);
-    if (nd->ip[2] == TERN_PREC_MIXED && !ta && tb) {
-        // precision=mixed, the head's form out[M,N] = A[M,K] B[N,K]^T: both products in bf16 with
-        // fp32 sums (kernels/gemm_bf16.h); the forward above stays fp32
+    if (nd->ip[2] == TERN_PREC_MIXED && !ta && tb && dB) {
+        // precision=mixed, the head's form out[M,N] = A[M,K] B[N,K]^T: the weight-side product
+        // dB[N,K] += dC^T[N,M] . A[M,K] in bf16 with fp32 sums (kernels/gemm_bf16.h). dA stays
+        // sgemm below: packing dC along its rows for it costs more than the bf16 products save.
         const tern_gemm_kind kind = tern_gemm_best();
-        const long lda = a->shape[1], ldb = b->shape[1];
-        if (dA) { // dA[M,K] += dC[M,N] . B[N,K]
-            void *scr = kind == TERN_GEMM_PLAIN ? NULL : tern_graph_scratch(g, tern_gemm_bf16_scratch(M, K, N));
-            tern_gemm_bf16(M, K, N, dC, N, 1, b->data, ldb, 1, dA, K, scr, kind);
-        }
-        if (dB) { // dB[N,K] += dC^T[N,M] . A[M,K]
-            void *scr = kind == TERN_GEMM_PLAIN ? NULL : tern_graph_scratch(g, tern_gemm_bf16_scratch(N, K, M));
-            tern_gemm_bf16(N, K, M, dC, 1, N, a->data, lda, 1, dB, K, scr, kind);
-        }
-        return;
+        void *scr = kind == TERN_GEMM_PLAIN ? NULL : tern_graph_scratch(g, tern_gemm_bf16_scratch(N, K, M));
+        tern_gemm_bf16(N, K, M, dC, 1, N, a->data, a->shape[1], 1, dB, K, scr, kind);
+        dB = NULL;
     }
     if (dA) {
         if (!ta) sgemm(0, !tb, M, K, N, 1.0f, dC, N, b->data, b->shape[1], 1.0f, dA, K);   // dA += dC op(B)^T
