@@ -4,6 +4,7 @@
 # The machine may be shared and noisy: compare ratios, rerun for stable absolute numbers.
 #   scripts/bench.sh [BUILD_DIR] [section ...]     sections: matmul train torch tokenizer kernels infer mpi
 #                                                  memory threads
+# BENCH_CORETYPES (default "default Haswell"): the OpenBLAS kernel sets train and torch run under.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -19,14 +20,26 @@ if want matmul; then
   echo "== engine matmul (OpenBLAS sgemm through tern_matmul)"
   "$B/tern-bench_matmul" 1024 10 | tee -a "$log"
 fi
-if want train; then
-  echo "== training step, config small (dim 256, 6 layers, ffn 768, vocab 4096, batch 8 x 256): fwd + bwd + clip + AdamW"
-  "$B/tern-bench_train" configs/small.cfg --steps 10 | tee -a "$log"
-  "$B/tern-bench_train" configs/small.cfg ternary=0 --steps 10 | tee -a "$log"
-fi
-if want torch; then
-  echo "== the same model in eager PyTorch (scripts/torch_ref.py bench)"
-  scripts/bench_torch_ref.sh 2>&1 | grep "torch_ref bench" | tee -a "$log"
+# OpenBLAS kernel sets: its default choice for this CPU, and Haswell's (AVX2) kernels. The training
+# and PyTorch figures run under both; ratios compare runs under the same set.
+coretype_env() { if [ "$1" = default ]; then env -u OPENBLAS_CORETYPE "${@:2}"; else env OPENBLAS_CORETYPE="$1" "${@:2}"; fi; }
+coretypes=${BENCH_CORETYPES:-default Haswell}
+if want train || want torch; then
+  for ct in $coretypes; do
+    echo "coretype: $ct" >> "$log"
+    if want train; then
+      echo "== training step, config small (dim 256, 6 layers, ffn 768, vocab 4096, batch 8 x 256): fwd + bwd + clip + AdamW; OpenBLAS kernels: $ct"
+      echo "-- ternary, precision=fp32 (exact backward; the default), per-op profile"
+      coretype_env "$ct" "$B/tern-bench_train" configs/small.cfg --steps 10 --profile | tee -a "$log"
+      echo "-- ternary, precision=mixed (int8 dx, bf16 dW), per-op profile"
+      coretype_env "$ct" "$B/tern-bench_train" configs/small.cfg precision=mixed --steps 10 --profile | tee -a "$log"
+      coretype_env "$ct" "$B/tern-bench_train" configs/small.cfg ternary=0 --steps 10 | tee -a "$log"
+    fi
+    if want torch; then
+      echo "== the same model in eager PyTorch (scripts/torch_ref.py bench); OpenBLAS kernels: $ct"
+      coretype_env "$ct" scripts/bench_torch_ref.sh 2>&1 | grep "torch_ref bench" | tee -a "$log"
+    fi
+  done
 fi
 if want matmul && want train; then
   # sgemm again after the training runs: the GEMM ratio uses the faster of the two (conservative
@@ -36,14 +49,25 @@ if want matmul && want train; then
 fi
 if want train && want torch; then
   awk '
-    /^bench_train ternary/ { for (i = 1; i <= NF; i++) if ($i == "tokens/s,") tt = $(i-1) }
-    /^bench_train fp/      { for (i = 1; i <= NF; i++) if ($i == "tokens/s,") tf = $(i-1) }
+    /^coretype: / { ct = $2; cts[++nct] = ct }
+    /^bench_train ternary:/       { for (i = 1; i <= NF; i++) { if ($i == "tokens/s,") tt[ct] = $(i-1); if ($i == "tokens/CPU-s") ctt[ct] = $(i-1) } }
+    /^bench_train ternary mixed:/ { for (i = 1; i <= NF; i++) { if ($i == "tokens/s,") tm[ct] = $(i-1); if ($i == "tokens/CPU-s") ctm[ct] = $(i-1) } }
+    /^bench_train fp/             { for (i = 1; i <= NF; i++) if ($i == "tokens/s,") tf[ct] = $(i-1) }
+    /torch_ref bench: ternary tokens\/CPU-s/ { cpt[ct] = $NF }
     /^bench_matmul .*openblas sgemm/ { for (i = 1; i <= NF; i++) if ($i == "GFLOP/s" && $(i-1) > sg) sg = $(i-1) }
-    /^bench_train ternary/ { for (i = 1; i <= NF; i++) if ($i == "GFLOP/s,") gt = $(i-1) }
-    /torch_ref bench: ternary tokens\/s/ { pt = $NF }
-    /torch_ref bench: fp tokens\/s/      { pf = $NF }
+    /^bench_train ternary:/ { for (i = 1; i <= NF; i++) if ($i == "GFLOP/s,") gt = $(i-1) }
+    /torch_ref bench: ternary tokens\/s/ { pt[ct] = $NF }
+    /torch_ref bench: fp tokens\/s/      { pf[ct] = $NF }
     END {
-      if (pt > 0) printf "ratio: tern/PyTorch training tokens/s: ternary %.2fx, fp %.2fx\n", tt / pt, tf / pf
+      for (j = 1; j <= nct; j++) {
+        c = cts[j]
+        if (pt[c] > 0)
+          printf "ratio (OpenBLAS %s): tern/PyTorch training tokens/s: ternary fp32 %.2fx, ternary mixed %.2fx, fp %.2fx\n",
+                 c, tt[c] / pt[c], tm[c] / pt[c], tf[c] / pf[c]
+        if (cpt[c] > 0)
+          printf "ratio (OpenBLAS %s): tern/PyTorch ternary training tokens per CPU-second (the work a step does; the figure to use on a loaded machine, at OMP_NUM_THREADS=1): fp32 %.2fx, mixed %.2fx\n",
+                 c, ctt[c] / cpt[c], ctm[c] / cpt[c]
+      }
       if (sg > 0) printf "ratio: tern ternary training GFLOP/s vs OpenBLAS sgemm 1024^3 (the faster of 2 runs): %.0f%%\n", 100 * gt / sg
     }' "$log"
 fi

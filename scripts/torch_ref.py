@@ -630,17 +630,19 @@ def bench_one(cfg, B, steps, warmup, seed=0):
         params[name] = t.requires_grad_(True)
     opt = torch.optim.AdamW(params.values(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
     g = torch.Generator().manual_seed(seed)
-    times = []
+    times, cpu = [], []
     for it in range(warmup + steps):
         seq = torch.randint(0, cfg["vocab_size"], (B, cfg["seq_len"] + 1), generator=g)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         _, loss = forward(params, cfg, seq[:, :-1], seq[:, 1:])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         if it >= warmup:
             times.append(dt)
+            cpu.append(dc)
+    bench_one.cpu = cpu  # CPU seconds per step (all threads), for tokens per CPU-second
     return times, loss.item()
 
 
@@ -665,6 +667,7 @@ def cmd_bench(args):
     print(f"torch_ref bench: {w} step median = {med * 1000:.1f} ms, min = {best * 1000:.1f} ms, "
           f"best tokens/s = {tok / best:.1f} (last loss {loss:.4f})")
     print(f"torch_ref bench: {w} tokens/s = {tok / med:.1f}")
+    print(f"torch_ref bench: {w} tokens/CPU-s = {tok / statistics.median(bench_one.cpu):.1f}")
     print(f"torch_ref bench: {w} peak RSS = {peak_rss_mib():.1f} MiB")
     return 0
 

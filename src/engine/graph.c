@@ -37,6 +37,18 @@ void tern_graph_free(tern_graph *g) {
     tern_arena_free(&g->arena);
     free(g->nodes);
     g->nodes = NULL;
+    free(g->scratch);
+    g->scratch = NULL;
+    g->scratch_bytes = 0;
+}
+
+void *tern_graph_scratch(tern_graph *g, size_t bytes) {
+    if (bytes > g->scratch_bytes) {
+        free(g->scratch);
+        g->scratch_bytes = (bytes + 4095) / 4096 * 4096;
+        g->scratch = tern_aligned_alloc(g->scratch_bytes);
+    }
+    return g->scratch;
 }
 
 tern_tensor *tern_new(tern_graph *g, const char *name, int ndim, const int *shape) {

@@ -39,6 +39,15 @@ typedef enum {
 
 const char *tern_op_name(tern_op op);
 
+// Arithmetic of the ternary BitLinear's backward (run key `precision`; ops_quant.c):
+//   FP32:  dx = dy . (Wq s_w) and dW = dy^T . (xq / s_x) in fp32 sgemm (exact straight-through)
+//   MIXED: dx on the int8 x ternary kernels with dy quantized per row to int8 (SwitchBack);
+//          dW in bf16 with fp32 sums (kernels/gemm_bf16.h) from the int8 activations, which the
+//          forward keeps instead of a float copy; the tied head's weight gradient
+//          (tern_matmul of the form A B^T: dB) in bf16 with fp32 sums. Forwards stay as they are;
+//          full-precision and ramp BitLinears stay fp32.
+typedef enum { TERN_PREC_FP32 = 0, TERN_PREC_MIXED = 1 } tern_precision;
+
 #define TERN_NODE_MAX_SRC 3
 #define TERN_NODE_MAX_SAVED 4
 
@@ -73,6 +82,7 @@ struct tern_graph {
     tern_node *nodes;      // (cap_nodes,)
     int n_nodes, cap_nodes;
     int grad_enabled;      // 0: ops run forward only and record nothing (evaluation)
+    int precision;         // tern_precision of the ternary BitLinear backward (0 = fp32, exact)
     // profile: seconds spent per op, forward and backward, accumulated until cleared
     int profile;
     double prof_fwd[TERN_OP_COUNT], prof_bwd[TERN_OP_COUNT];
@@ -86,6 +96,8 @@ struct tern_graph {
     // inside its backward and never reach the hook.
     void (*node_hook)(void *ctx, int node);
     void *node_hook_ctx;
+    void *scratch;         // tern_graph_scratch's buffer (backward temporaries), freed by tern_graph_free
+    size_t scratch_bytes;
 };
 
 // cap_nodes: most nodes one step may record (running out is a clear fatal error);
@@ -93,6 +105,9 @@ struct tern_graph {
 void tern_graph_init(tern_graph *g, int cap_nodes, size_t arena_initial, size_t arena_limit);
 void tern_graph_reset(tern_graph *g);   // drop nodes and arena contents; keeps capacity
 void tern_graph_free(tern_graph *g);
+// A 64-byte aligned buffer of at least 'bytes' for temporaries of ONE backward function (reused by
+// the next: its contents do not survive the call); grows, never shrinks.
+void *tern_graph_scratch(tern_graph *g, size_t bytes);
 
 // New tensor with arena storage (uninitialised values), no gradient, no node.
 tern_tensor *tern_new(tern_graph *g, const char *name, int ndim, const int *shape);

@@ -1,6 +1,7 @@
 // ops_basic.c — matmul (OpenBLAS sgemm), elementwise ops, reductions, embedding, SiLU, SwiGLU.
 // Each op: forward here (outputs first), backward accumulates (+=) into its inputs' gradients.
 #include "engine/ops.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/vmath.h"
 #include "util.h"
 #include <cblas.h>
@@ -50,7 +51,7 @@ tern_tensor *tern_matmul(tern_graph *g, tern_tensor *a, tern_tensor *b, int tran
     tern_tensor *out = tern_new_2d(g, "matmul", M, N);
     sgemm(trans_a, trans_b, M, N, K, 1.0f, a->data, a->shape[1], b->data, b->shape[1], 0.0f, out->data, N);
     tern_node *nd = tern_graph_record(g, TERN_OP_MATMUL, out, a, b, NULL);
-    if (nd) { nd->ip[0] = trans_a; nd->ip[1] = trans_b; }
+    if (nd) { nd->ip[0] = trans_a; nd->ip[1] = trans_b; nd->ip[2] = g->precision; }
     tern_prof_end(g, TERN_OP_MATMUL, t0);
     return out;
 }
@@ -61,6 +62,15 @@ void tern_matmul_backward(tern_graph *g, tern_node *nd) {
     int M = nd->out->shape[0], N = nd->out->shape[1], K = ta ? a->shape[0] : a->shape[1];
     const float *dC = nd->out->grad;
     float *dA = tern_grad_of(g, a), *dB = tern_grad_of(g, b);
+    if (nd->ip[2] == TERN_PREC_MIXED && !ta && tb && dB) {
+        // precision=mixed, the head's form out[M,N] = A[M,K] B[N,K]^T: the weight-side product
+        // dB[N,K] += dC^T[N,M] . A[M,K] in bf16 with fp32 sums (kernels/gemm_bf16.h). dA stays
+        // sgemm below: packing dC along its rows for it costs more than the bf16 products save.
+        const tern_gemm_kind kind = tern_gemm_best();
+        void *scr = kind == TERN_GEMM_PLAIN ? NULL : tern_graph_scratch(g, tern_gemm_bf16_scratch(N, K, M));
+        tern_gemm_bf16(N, K, M, dC, 1, N, a->data, a->shape[1], 1, dB, K, scr, kind);
+        dB = NULL;
+    }
     if (dA) {
         if (!ta) sgemm(0, !tb, M, K, N, 1.0f, dC, N, b->data, b->shape[1], 1.0f, dA, K);   // dA += dC op(B)^T
         else sgemm(tb, 1, K, M, N, 1.0f, b->data, b->shape[1], dC, N, 1.0f, dA, M);       // dA += op(B) dC^T

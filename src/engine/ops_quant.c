@@ -1,10 +1,12 @@
 // ops_quant.c — BitNet b1.58 quantizer ops with straight-through gradients, and the fused
 // BitLinear. The integer rules live in quant.h (shared with export and the runtime).
 #include "engine/ops.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/kernels.h"
 #include "model/quant.h"
 #include "util.h"
 #include <cblas.h>
+#include <math.h>
 #include <string.h>
 
 // out = Wq * s_w (fake-quantized weight); d(out)/d(W) passes straight through
@@ -51,10 +53,13 @@ tern_tensor *tern_quant_act(tern_graph *g, tern_tensor *x) {
 void tern_quant_act_backward(tern_graph *g, tern_node *nd) { pass_through(g, nd); }
 
 // ---- BitLinear ----------------------------------------------------------------------------------
-// Per output node: saved[0] = x_eff [N,K]: xq/s_x (ternary), x_mix (ramp); NULL for fp (uses x)
-//                  saved[1] = w_eff [M,K]: Wq as {-1,0,1} (ternary; scaled by fp[0] = s_w in
-//                             backward), w_mix (ramp)
-// The outputs of one tern_bitlinear_n call share x_eff (one activation quantization).
+// Per output node, ip[0] = precision (graph.h) of a ternary node, else FP32:
+//   FP32:  saved[0] = x_eff [N,K]: xq/s_x (ternary), x_mix (ramp); NULL for fp (uses x)
+//          saved[1] = w_eff [M,K]: Wq as {-1,0,1} (ternary; scaled by fp[0] = s_w in backward),
+//                     w_mix (ramp)
+//   MIXED (ternary only): saved[0] = xq [N, ip[1] = Kp] int8 (zero past K), saved[2] = s_x [N],
+//          saved[1] = Wq^T [K, M] as a tern_tmat (scale s_w) for dx on the int8 kernels
+// The outputs of one tern_bitlinear_n call share x_eff / xq (one activation quantization).
 void tern_bitlinear_n(tern_graph *g, tern_tensor *x, tern_tensor *const *w, int n, float lambda, tern_tensor **out) {
     double t0 = tern_prof_begin(g);
     const long N = tern_rows(x);
@@ -68,12 +73,13 @@ void tern_bitlinear_n(tern_graph *g, tern_tensor *x, tern_tensor *const *w, int 
     // activation side, once for all outputs
     float *x_eff = NULL, *sx = NULL;
     int8_t *xi = NULL;
+    const int mixed = lambda >= 1.0f && g->grad_enabled && g->precision == TERN_PREC_MIXED;
     if (lambda >= 1.0f) {
         // int8 rows with the kernel's padded stride (Kp), and x_eff = xq / s_x for dW from the same
         // pass while the row is in cache
         sx = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)N);
         xi = tern_arena_alloc(&g->arena, (size_t)N * Kp);
-        if (g->grad_enabled) x_eff = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)x->n);
+        if (g->grad_enabled && !mixed) x_eff = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)x->n);
         #pragma omp parallel for schedule(static) if (x->n > 32768)
         for (long r = 0; r < N; r++) {
             int8_t *q = xi + r * Kp;
@@ -99,6 +105,7 @@ void tern_bitlinear_n(tern_graph *g, tern_tensor *x, tern_tensor *const *w, int 
         out_shape[x->ndim - 1] = M;
         tern_tensor *o = out[j] = tern_new(g, "bitlinear", x->ndim, out_shape);
         float *w_eff = NULL, s_w = 1.0f;
+        tern_tmat *wt_packed = NULL; // mixed: Wq^T for the backward
         if (lambda <= 0.0f) { // full precision
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, M, K, 1.0f, x->data, K, w[j]->data, K, 0.0f, o->data, M);
         } else {
@@ -112,6 +119,14 @@ void tern_bitlinear_n(tern_graph *g, tern_tensor *x, tern_tensor *const *w, int 
                 tern_tmat tm;
                 tern_tmat_pack_f32(&tm, tern_arena_alloc(&g->arena, tern_tmat_bytes(M, K)), w_eff, M, K, s_w);
                 tern_tmat_mul_ld(&tm, xi, (size_t)Kp, sx, (int)N, o->data, TERN_KERNEL_AUTO);
+                if (mixed) { // Wq^T packed for the backward's dx
+                    float *wt = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)w[j]->n);
+                    #pragma omp parallel for schedule(static) if (w[j]->n > 32768)
+                    for (int k = 0; k < K; k++)
+                        for (int m = 0; m < M; m++) wt[(size_t)k * M + m] = w_eff[(size_t)m * K + k];
+                    wt_packed = tern_arena_alloc(&g->arena, sizeof *wt_packed);
+                    tern_tmat_pack_f32(wt_packed, tern_arena_alloc(&g->arena, tern_tmat_bytes(K, M)), wt, K, M, s_w);
+                }
             } else { // ramp: w_mix = l * Wq*s_w + (1-l) * W
                 const float l = lambda, c = 1.0f - lambda;
                 for (long i = 0; i < w[j]->n; i++) w_eff[i] = l * (w_eff[i] * s_w) + c * w[j]->data[i];
@@ -120,7 +135,11 @@ void tern_bitlinear_n(tern_graph *g, tern_tensor *x, tern_tensor *const *w, int 
             }
         }
         tern_node *nd = tern_graph_record(g, TERN_OP_BITLINEAR, o, x, w[j], NULL);
-        if (nd) { nd->saved[0] = x_eff; nd->saved[1] = w_eff; nd->fp[0] = s_w; nd->fp[1] = lambda; }
+        if (nd) {
+            nd->saved[0] = x_eff; nd->saved[1] = w_eff; nd->fp[0] = s_w; nd->fp[1] = lambda;
+            nd->ip[0] = mixed ? TERN_PREC_MIXED : TERN_PREC_FP32;
+            if (mixed) { nd->saved[0] = xi; nd->saved[1] = wt_packed; nd->saved[2] = sx; nd->ip[1] = Kp; }
+        }
     }
     tern_prof_end(g, TERN_OP_BITLINEAR, t0);
 }
@@ -131,7 +150,61 @@ tern_tensor *tern_bitlinear(tern_graph *g, tern_tensor *x, tern_tensor *w, float
     return out;
 }
 
+// A gradient row to int8 for the int8 x ternary kernels: q = round(d * s), s = 127 / max|d|, so
+// that d ~ q / s (error <= 1 / (2 s) per element). Unlike the activation quantizer there is no
+// floor on max|d| (gradients are small); an all-zero row (or one so small that s overflows) is 0.
+static float grad_quantize_row(const float *d, int n, int8_t *q) {
+    float m = 0.0f;
+    for (int i = 0; i < n; i++) {
+        const float a = fabsf(d[i]);
+        m = a > m ? a : m;
+    }
+    const float s = m > 0.0f ? 127.0f / m : 0.0f;
+    if (!(s > 0.0f) || isinf(s)) {
+        memset(q, 0, (size_t)n);
+        return 1.0f;
+    }
+    for (int i = 0; i < n; i++) {
+        const float v = rintf(d[i] * s);
+        q[i] = (int8_t)(v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v));
+    }
+    return s;
+}
+
+// precision=mixed (ternary): dx += (dyq . Wq) * s_w / s_dy on the int8 kernels; dW += bf16 products
+static void bitlinear_backward_mixed(tern_graph *g, tern_node *nd, float *dx, float *dw) {
+    const long N = tern_rows(nd->src[0]);
+    const int K = nd->src[1]->shape[1], M = nd->src[1]->shape[0], Kp = nd->ip[1];
+    const float *dy = nd->out->grad, *sx = nd->saved[2];
+    const int8_t *xq = nd->saved[0];
+    const tern_tmat *wt = nd->saved[1];
+    if (dx) { // one scratch: dq [N, Mp] int8 | s_dy [N] | t [N, K]
+        const int Mp = wt->cols_pad;
+        const size_t qb = ((size_t)N * Mp + 63) / 64 * 64, sb = (sizeof(float) * (size_t)N + 63) / 64 * 64;
+        char *buf = tern_graph_scratch(g, qb + sb + sizeof(float) * (size_t)N * K);
+        int8_t *dq = (int8_t *)buf;
+        float *sd = (float *)(buf + qb), *t = (float *)(buf + qb + sb);
+        #pragma omp parallel for schedule(static) if (N * M > 32768)
+        for (long r = 0; r < N; r++) {
+            sd[r] = grad_quantize_row(dy + r * M, M, dq + r * Mp);
+            memset(dq + r * Mp + M, 0, (size_t)(Mp - M));
+        }
+        tern_tmat_mul_ld(wt, dq, (size_t)Mp, sd, (int)N, t, TERN_KERNEL_AUTO);
+        #pragma omp parallel for schedule(static) if (N * K > 32768)
+        for (long i = 0; i < N * K; i++) dx[i] += t[i];
+    }
+    if (dw) {
+        const tern_gemm_kind kind = tern_gemm_best();
+        void *scratch = kind == TERN_GEMM_PLAIN ? NULL : tern_graph_scratch(g, tern_gemm_dw_scratch(M, K, (int)N));
+        tern_gemm_dw_bf16(M, K, (int)N, dy, M, sx, xq, (size_t)Kp, dw, K, scratch, kind);
+    }
+}
+
 void tern_bitlinear_backward(tern_graph *g, tern_node *nd) {
+    if (nd->ip[0] == TERN_PREC_MIXED) {
+        bitlinear_backward_mixed(g, nd, tern_grad_of(g, nd->src[0]), tern_grad_of(g, nd->src[1]));
+        return;
+    }
     tern_tensor *x = nd->src[0], *w = nd->src[1];
     long N = tern_rows(x);
     int K = w->shape[1], M = w->shape[0];

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { K_INT, K_LONG, K_LONG_AUTO, K_FLOAT, K_FLOAT_AUTO, K_BOOL, K_U64, K_STR, K_SCHED, K_ACT, K_ROPE, K_BYTES } key_type;
+typedef enum { K_INT, K_LONG, K_LONG_AUTO, K_FLOAT, K_FLOAT_AUTO, K_BOOL, K_U64, K_STR, K_SCHED, K_ACT, K_ROPE, K_PREC, K_BYTES } key_type;
 
 typedef struct {
     const char *name;
@@ -72,6 +72,7 @@ static const key_def KEYS[] = {
     {"threads", K_INT, R(threads)},
     {"profile", K_BOOL, R(profile)},
     {"recompute", K_BOOL, R(recompute)},
+    {"precision", K_PREC, R(precision)},
     {"zero", K_INT, R(zero)},
     {"bucket_mb", K_FLOAT, R(bucket_mb)},
     {"overlap", K_BOOL, R(overlap)},
@@ -84,6 +85,9 @@ static const key_def KEYS[] = {
 static const char *SCHED_NAMES[] = {"two_stage", "cosine", "linear", "constant"};
 static const char *ACT_NAMES[] = {"silu", "relu2"};
 static const char *ROPE_NAMES[] = {"none", "llama3"};
+static const char *PREC_NAMES[] = {"fp32", "mixed"};   // tern_precision (engine/graph.h)
+
+const char *tern_precision_name(int p) { return p >= 0 && p < 2 ? PREC_NAMES[p] : "?"; }
 
 const char *tern_ffn_act_name(int act) { return act >= 0 && act < 2 ? ACT_NAMES[act] : "?"; }
 const char *tern_rope_scaling_name(int kind) { return kind >= 0 && kind < 2 ? ROPE_NAMES[kind] : "?"; }
@@ -287,9 +291,9 @@ static int set_value(tern_config *c, const key_def *k, const char *v, const char
             if (strcmp(v, SCHED_NAMES[i]) == 0) { *(int *)p = i; return 0; }
         break;
     }
-    case K_ACT: case K_ROPE: {
-        const char **names = k->type == K_ACT ? ACT_NAMES : ROPE_NAMES;
-        expect = k->type == K_ACT ? "silu or relu2" : "none or llama3";
+    case K_ACT: case K_ROPE: case K_PREC: {
+        const char **names = k->type == K_ACT ? ACT_NAMES : k->type == K_ROPE ? ROPE_NAMES : PREC_NAMES;
+        expect = k->type == K_ACT ? "silu or relu2" : k->type == K_ROPE ? "none or llama3" : "fp32 or mixed";
         for (int i = 0; i < 2; i++)
             if (strcmp(v, names[i]) == 0) { *(int *)p = i; return 0; }
         break;
@@ -591,6 +595,7 @@ static void format_value(const tern_config *c, const key_def *k, char *buf, size
     case K_SCHED: snprintf(buf, n, "%s", tern_schedule_name(*(const int *)p)); break;
     case K_ACT: snprintf(buf, n, "%s", tern_ffn_act_name(*(const int *)p)); break;
     case K_ROPE: snprintf(buf, n, "%s", tern_rope_scaling_name(*(const int *)p)); break;
+    case K_PREC: snprintf(buf, n, "%s", tern_precision_name(*(const int *)p)); break;
     case K_BYTES: {
         long v = *(const long *)p;
         int k = 0;

@@ -94,6 +94,7 @@ typedef struct {
     int threads;           // OpenMP threads (0 = OMP_NUM_THREADS / all cores)
     int profile;           // 1: print per-op timing (default 0)
     int recompute;         // 1: keep only each block's input, recompute the block in backward (default 0)
+    int precision;         // ternary BitLinear backward: 0 = fp32 (default, exact), 1 = mixed (engine/graph.h)
     // data-parallel training over MPI (dist/ddp.h); no effect on a single process
     int zero;              // ZeRO stage: 0 = every rank keeps all AdamW state, 1 = sharded (default 0)
     float bucket_mb;       // gradient all-reduce bucket size in MiB (default 4)
@@ -151,6 +152,7 @@ int tern_model_config_exportable(const tern_model_config *m, char *why, size_t n
 long tern_model_config_nparams(const tern_model_config *m);
 const char *tern_ffn_act_name(int act);          // "silu", "relu2" or "?"
 const char *tern_rope_scaling_name(int kind);    // "none", "llama3" or "?"
+const char *tern_precision_name(int p);           // "fp32", "mixed" or "?" (run key precision)
 
 // The value of one key as tern_config_print writes it, into buf. 0, or -1 for an unknown key.
 int tern_config_format(const tern_config *c, const char *key, char *buf, size_t n);

@@ -577,6 +577,7 @@ int tern_trainer_init(tern_trainer *t, const tern_config *cfg, int resume) {
     // the first block of the arena is the estimate (memory.h): no growth, no doubling on step 1
     tern_graph_init(&t->graph, tern_model_graph_nodes(&t->cfg.model), t->arena_bytes + ((size_t)1 << 20), 0);
     t->graph.profile = r->profile;
+    t->graph.precision = r->precision;
     size_t bt = (size_t)r->batch * t->cfg.model.seq_len;
     t->inputs = tern_xmalloc(sizeof(int) * bt);
     t->targets = tern_xmalloc(sizeof(int) * bt);

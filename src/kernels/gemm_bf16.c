@@ -1,0 +1,388 @@
+// gemm_bf16.c — bf16 weight-gradient kernels (gemm_bf16.h): plain C reference, AVX2, AVX512-BF16.
+#include "kernels/gemm_bf16.h"
+#include "util.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+// ------------------------------------------------------------------ dispatch
+static const char *const NAMES[TERN_GEMM_NKINDS] = {"auto", "plain", "avx2", "avx512bf16"};
+const char *tern_gemm_name(tern_gemm_kind k) { return (unsigned)k < TERN_GEMM_NKINDS ? NAMES[k] : "?"; }
+
+int tern_gemm_available(tern_gemm_kind k) {
+    switch (k) {
+    case TERN_GEMM_AUTO:
+    case TERN_GEMM_PLAIN: return 1;
+#if defined(__x86_64__)
+    case TERN_GEMM_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case TERN_GEMM_AVX512BF16:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512bf16");
+#endif
+    default: return 0;
+    }
+}
+
+tern_gemm_kind tern_gemm_best(void) {
+    static int best = -1;
+    int b = __atomic_load_n(&best, __ATOMIC_RELAXED);
+    if (b >= 0) return (tern_gemm_kind)b;
+    b = tern_gemm_available(TERN_GEMM_AVX512BF16) ? TERN_GEMM_AVX512BF16
+        : tern_gemm_available(TERN_GEMM_AVX2)     ? TERN_GEMM_AVX2
+                                                  : TERN_GEMM_PLAIN;
+    const char *e = getenv("TERN_GEMM");
+    if (e && *e) {
+        int k = -1;
+        for (int i = 1; i < TERN_GEMM_NKINDS; i++)
+            if (!strcmp(e, NAMES[i])) k = i;
+        if (k < 0 || !tern_gemm_available((tern_gemm_kind)k))
+            fprintf(stderr, "warning: TERN_GEMM=%s is not one of plain|avx2|avx512bf16 this CPU runs; using %s\n", e, NAMES[b]);
+        else
+            b = k;
+    }
+    __atomic_store_n(&best, b, __ATOMIC_RELAXED);
+    return (tern_gemm_kind)b;
+}
+
+// ------------------------------------------------------------------ reference
+// Plain C: the definition, summed in n order into dw.
+static void dw_plain(int M, int K, int N, const float *dy, int ldy, const float *sx, const int8_t *xq, size_t ldx, float *dw,
+                     int ldw) {
+    #pragma omp parallel for schedule(static) if ((long)M * K * N > (1L << 22))
+    for (int m = 0; m < M; m++) {
+        float *d = dw + (size_t)m * ldw;
+        for (int n = 0; n < N; n++) {
+            const float a = tern_f32_of_bf16(tern_bf16_of(dy[(size_t)n * ldy + m] / sx[n]));
+            const int8_t *x = xq + (size_t)n * ldx;
+            for (int k = 0; k < K; k++) d[k] += a * (float)x[k];
+        }
+    }
+}
+
+static void gemm_plain(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, float *c, int ldc) {
+    #pragma omp parallel for schedule(static) if ((long)M * Nc * K > (1L << 22))
+    for (int m = 0; m < M; m++) {
+        float *d = c + (size_t)m * ldc;
+        for (int k = 0; k < K; k++) {
+            const float x = tern_f32_of_bf16(tern_bf16_of(a[m * sam + k * sak]));
+            const float *y = b + k * sbk;
+            for (int n = 0; n < Nc; n++) d[n] += x * tern_f32_of_bf16(tern_bf16_of(y[n * sbn]));
+        }
+    }
+}
+
+// ------------------------------------------------------------------ packing (vector kinds)
+// P = ceil(N/2) pairs of rows n = 2p, 2p+1 (a missing last row is zero). One uint32 holds a pair:
+// low half the bf16 of row 2p, high half row 2p+1 (the element order of vdpbf16ps).
+//   A [P][M]:              bf16(dy[n,m] / sx[n])
+//   B [K/64][P][64]:       bf16(xq[n,k]) in panels of 64 columns (past K: zero)
+#define PANEL 64
+static size_t al64(size_t b) { return (b + 63) / 64 * 64; }
+static size_t a_bytes(int M, int N) { return al64((size_t)M * (size_t)((N + 1) / 2) * 4); }
+static size_t b_bytes(int K, int N) { return al64((size_t)((K + PANEL - 1) / PANEL) * (size_t)((N + 1) / 2) * PANEL * 4); }
+
+size_t tern_gemm_dw_scratch(int M, int K, int N) { return a_bytes(M, N) + b_bytes(K, N); }
+
+static void pack_plain(int M, int K, int N, const float *dy, int ldy, const float *sx, const int8_t *xq, size_t ldx, uint32_t *A,
+                 uint32_t *B) {
+    const int P = (N + 1) / 2, nkb = (K + PANEL - 1) / PANEL;
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static) nowait
+        for (int p = 0; p < P; p++) {
+            const int n0 = 2 * p, n1 = 2 * p + 1;
+            const float *r0 = dy + (size_t)n0 * ldy, *r1 = dy + (size_t)n1 * ldy;
+            uint32_t *o = A + (size_t)p * M;
+            for (int m = 0; m < M; m++) {
+                uint32_t lo = tern_bf16_of(r0[m] / sx[n0]);
+                uint32_t hi = n1 < N ? tern_bf16_of(r1[m] / sx[n1]) : 0;
+                o[m] = lo | hi << 16;
+            }
+        }
+        #pragma omp for schedule(static) collapse(2)
+        for (int kb = 0; kb < nkb; kb++)
+            for (int p = 0; p < P; p++) {
+                const int n0 = 2 * p, n1 = 2 * p + 1;
+                const int8_t *x0 = xq + (size_t)n0 * ldx, *x1 = xq + (size_t)n1 * ldx;
+                uint32_t *o = B + ((size_t)kb * P + p) * PANEL;
+                for (int c = 0; c < PANEL; c++) {
+                    const int k = kb * PANEL + c;
+                    uint32_t lo = k < K ? tern_bf16_of((float)x0[k]) : 0;
+                    uint32_t hi = k < K && n1 < N ? tern_bf16_of((float)x1[k]) : 0;
+                    o[c] = lo | hi << 16;
+                }
+            }
+    }
+}
+
+// The general product's packing, plain C: A(m,k) = a[m*sam + k*sak] into [P][M], B(k,n) =
+// b[k*sbk + n*sbn] into [Nc/64][P][64] (P = ceil(K/2) pairs along the contraction).
+static void gpack_plain(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, uint32_t *A,
+                        uint32_t *B) {
+    const int P = (K + 1) / 2, nkb = (Nc + PANEL - 1) / PANEL;
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static) nowait
+        for (int p = 0; p < P; p++)
+            for (int m = 0; m < M; m++) {
+                uint32_t lo = tern_bf16_of(a[m * sam + 2L * p * sak]);
+                uint32_t hi = 2 * p + 1 < K ? tern_bf16_of(a[m * sam + (2L * p + 1) * sak]) : 0;
+                A[(size_t)p * M + m] = lo | hi << 16;
+            }
+        #pragma omp for schedule(static) collapse(2)
+        for (int kb = 0; kb < nkb; kb++)
+            for (int p = 0; p < P; p++)
+                for (int c = 0; c < PANEL; c++) {
+                    const int n = kb * PANEL + c;
+                    uint32_t lo = n < Nc ? tern_bf16_of(b[2L * p * sbk + n * sbn]) : 0;
+                    uint32_t hi = n < Nc && 2 * p + 1 < K ? tern_bf16_of(b[(2L * p + 1) * sbk + n * sbn]) : 0;
+                    B[((size_t)kb * P + p) * PANEL + c] = lo | hi << 16;
+                }
+    }
+}
+
+#if defined(__x86_64__)
+// ------------------------------------------------------------------ AVX512-BF16
+// Micro-tile: MR rows of dw x one 64-column panel, 4 zmm accumulators per row; per pair p one
+// 256-byte panel row of B and one broadcast dword of A per row.
+#define TB __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define MR512 6
+static inline __attribute__((always_inline)) TB void tile512(int mr, int P, int M, const uint32_t *A, const uint32_t *Bp, float *dw, int ldw,
+                                                             int kvalid) {
+    __m512 acc[MR512][4];
+    for (int i = 0; i < MR512; i++)
+        for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int p = 0; p < P; p++) {
+        const uint32_t *b = Bp + (size_t)p * PANEL;
+        __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
+        __m512bh b2 = (__m512bh)_mm512_load_si512(b + 32), b3 = (__m512bh)_mm512_load_si512(b + 48);
+        for (int i = 0; i < mr; i++) {
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)A[(size_t)p * M + i]);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
+            acc[i][2] = _mm512_dpbf16_ps(acc[i][2], a, b2);
+            acc[i][3] = _mm512_dpbf16_ps(acc[i][3], a, b3);
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < 4; j++) {
+            const int c = 16 * j;
+            if (c >= kvalid) break;
+            const __mmask16 mk = kvalid - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (kvalid - c)) - 1);
+            float *d = dw + (size_t)i * ldw + c;
+            _mm512_mask_storeu_ps(d, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, d), acc[i][j]));
+        }
+}
+
+// The packing above with AVX-512: 16 values at a time, the same bf16 (division, then round to
+// nearest even by vcvtneps2bf16).
+TB static void pack512(int M, int K, int N, const float *dy, int ldy, const float *sx, const int8_t *xq, size_t ldx, uint32_t *A,
+                       uint32_t *B) {
+    const int P = (N + 1) / 2, nkb = (K + PANEL - 1) / PANEL;
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static) nowait
+        for (int p = 0; p < P; p++) {
+            const int n0 = 2 * p, n1 = 2 * p + 1;
+            const float *r0 = dy + (size_t)n0 * ldy, *r1 = dy + (size_t)n1 * ldy;
+            const __m512 s0 = _mm512_set1_ps(sx[n0]), s1 = _mm512_set1_ps(n1 < N ? sx[n1] : 1.0f);
+            uint32_t *o = A + (size_t)p * M;
+            for (int m = 0; m < M; m += 16) {
+                const __mmask16 mk = M - m >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (M - m)) - 1);
+                const __m512 v0 = _mm512_div_ps(_mm512_maskz_loadu_ps(mk, r0 + m), s0);
+                const __m512 v1 = n1 < N ? _mm512_div_ps(_mm512_maskz_loadu_ps(mk, r1 + m), s1) : _mm512_setzero_ps();
+                const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v0));
+                const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v1));
+                _mm512_mask_storeu_epi32(o + m, mk, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+            }
+        }
+        #pragma omp for schedule(static) collapse(2)
+        for (int kb = 0; kb < nkb; kb++)
+            for (int p = 0; p < P; p++) {
+                const int n0 = 2 * p, n1 = 2 * p + 1;
+                const int8_t *x0 = xq + (size_t)n0 * ldx, *x1 = xq + (size_t)n1 * ldx;
+                uint32_t *o = B + ((size_t)kb * P + p) * PANEL;
+                const __m512i him = _mm512_set1_epi32((int)0xffff0000u);
+                for (int c = 0; c < PANEL; c += 16) {
+                    const int k = kb * PANEL + c;
+                    const __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : K - k <= 0 ? 0 : (__mmask16)((1u << (K - k)) - 1);
+                    // an integer |q| <= 128 is exact in bf16: the high half of its fp32 bits
+                    const __m512i f0 = _mm512_castps_si512(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, x0 + k))));
+                    const __m512i f1 = n1 < N ? _mm512_castps_si512(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, x1 + k))))
+                                              : _mm512_setzero_si512();
+                    _mm512_store_si512(o + c, _mm512_or_si512(_mm512_srli_epi32(f0, 16), _mm512_and_si512(f1, him)));
+                }
+            }
+    }
+}
+
+// o[j] = bf16(r0[j] / d0) | bf16(r1[j] / d1) << 16, j < n (r1 NULL: high halves zero)
+TB static void pairs512(const float *r0, const float *r1, float d0, float d1, int n, uint32_t *o) {
+    const __m512 s0 = _mm512_set1_ps(d0), s1 = _mm512_set1_ps(d1);
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 mk = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        const __m512 v0 = _mm512_div_ps(_mm512_maskz_loadu_ps(mk, r0 + j), s0);
+        const __m512 v1 = r1 ? _mm512_div_ps(_mm512_maskz_loadu_ps(mk, r1 + j), s1) : _mm512_setzero_ps();
+        const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v0));
+        const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v1));
+        _mm512_mask_storeu_epi32(o + j, mk, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+}
+
+// The general product's packing with AVX-512 for unit strides (sam == 1 or sak == 1; sbn == 1),
+// else the plain packing. Same bf16 values.
+TB static void gpack512(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, uint32_t *A,
+                        uint32_t *B) {
+    if (sbn != 1 || (sam != 1 && sak != 1)) {
+        gpack_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B);
+        return;
+    }
+    const int P = (K + 1) / 2, nkb = (Nc + PANEL - 1) / PANEL;
+    #pragma omp parallel
+    {
+        if (sam == 1) {   // rows of the contraction are contiguous in m
+            #pragma omp for schedule(static) nowait
+            for (int p = 0; p < P; p++)
+                pairs512(a + 2L * p * sak, 2 * p + 1 < K ? a + (2L * p + 1) * sak : NULL, 1.0f, 1.0f, M, A + (size_t)p * M);
+        } else {          // pairs adjacent in memory: 16 pairs of one row m, scattered to 16 p
+            #pragma omp for schedule(static) nowait
+            for (int m = 0; m < M; m++) {
+                const float *r = a + m * sam;
+                int p = 0;
+                for (; 2 * p + 32 <= K; p += 16) {
+                    const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(r + 2 * p + 16), _mm512_loadu_ps(r + 2 * p));
+                    uint32_t t[16];
+                    _mm512_storeu_si512(t, v);
+                    for (int j = 0; j < 16; j++) A[(size_t)(p + j) * M + m] = t[j];
+                }
+                for (; p < P; p++) {
+                    uint32_t lo = tern_bf16_of(r[2 * p]), hi = 2 * p + 1 < K ? tern_bf16_of(r[2 * p + 1]) : 0;
+                    A[(size_t)p * M + m] = lo | hi << 16;
+                }
+            }
+        }
+        #pragma omp for schedule(static) collapse(2)
+        for (int kb = 0; kb < nkb; kb++)
+            for (int p = 0; p < P; p++) {
+                const int n0 = kb * PANEL, nv = Nc - n0 < PANEL ? Nc - n0 : PANEL;
+                uint32_t *o = B + ((size_t)kb * P + p) * PANEL;
+                pairs512(b + 2L * p * sbk + n0, 2 * p + 1 < K ? b + (2L * p + 1) * sbk + n0 : NULL, 1.0f, 1.0f, nv, o);
+                for (int c = nv; c < PANEL; c++) o[c] = 0;
+            }
+    }
+}
+
+TB static void dw_avx512bf16(int M, int K, int N, const uint32_t *A, const uint32_t *B, float *dw, int ldw) {
+    const int P = (N + 1) / 2, nkb = (K + PANEL - 1) / PANEL, nmb = (M + MR512 - 1) / MR512;
+    #pragma omp parallel for schedule(static) collapse(2)
+    for (int kb = 0; kb < nkb; kb++)
+        for (int mb = 0; mb < nmb; mb++) {
+            const int m0 = mb * MR512, mr = M - m0 < MR512 ? M - m0 : MR512, k0 = kb * PANEL;
+            const int kv = K - k0 < PANEL ? K - k0 : PANEL;
+            const uint32_t *a = A + m0, *b = B + (size_t)kb * P * PANEL;
+            float *d = dw + (size_t)m0 * ldw + k0;
+            switch (mr) { // constant row counts: the accumulators stay in registers
+            case 6: tile512(6, P, M, a, b, d, ldw, kv); break;
+            case 5: tile512(5, P, M, a, b, d, ldw, kv); break;
+            case 4: tile512(4, P, M, a, b, d, ldw, kv); break;
+            case 3: tile512(3, P, M, a, b, d, ldw, kv); break;
+            case 2: tile512(2, P, M, a, b, d, ldw, kv); break;
+            default: tile512(1, P, M, a, b, d, ldw, kv); break;
+            }
+        }
+}
+
+// ------------------------------------------------------------------ AVX2 + FMA
+// bf16 pairs widened to fp32 (row 2p: dword << 16; row 2p+1: dword & 0xffff0000), two FMAs per
+// pair. Micro-tile: 2 rows x 32 columns (half a panel), 8 ymm accumulators.
+#define T2 __attribute__((target("avx2,fma")))
+T2 static void dw_avx2(int M, int K, int N, const uint32_t *A, const uint32_t *B, float *dw, int ldw) {
+    const int P = (N + 1) / 2, nkb = (K + PANEL - 1) / PANEL, nmb = (M + 1) / 2;
+    #pragma omp parallel for schedule(static) collapse(3)
+    for (int kb = 0; kb < nkb; kb++)
+        for (int h = 0; h < 2; h++)
+            for (int mb = 0; mb < nmb; mb++) {
+                const int m0 = mb * 2, mr = M - m0 < 2 ? 1 : 2, k0 = kb * PANEL + 32 * h;
+                if (k0 >= K) continue;
+                const int kv = K - k0 < 32 ? K - k0 : 32;
+                const uint32_t *a = A + m0, *b = B + (size_t)kb * P * PANEL + 32 * h;
+                const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
+                __m256 acc[2][4];
+                for (int i = 0; i < 2; i++)
+                    for (int j = 0; j < 4; j++) acc[i][j] = _mm256_setzero_ps();
+                for (int p = 0; p < P; p++) {
+                    __m256 e[4], o[4];
+                    for (int j = 0; j < 4; j++) {
+                        const __m256i v = _mm256_load_si256((const __m256i *)(b + (size_t)p * PANEL + 8 * j));
+                        e[j] = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+                        o[j] = _mm256_castsi256_ps(_mm256_and_si256(v, hi));
+                    }
+                    for (int i = 0; i < mr; i++) {
+                        const uint32_t w = a[(size_t)p * M + i];
+                        const __m256 a0 = _mm256_castsi256_ps(_mm256_set1_epi32((int)(w << 16)));
+                        const __m256 a1 = _mm256_castsi256_ps(_mm256_set1_epi32((int)(w & 0xffff0000u)));
+                        for (int j = 0; j < 4; j++) acc[i][j] = _mm256_fmadd_ps(a1, o[j], _mm256_fmadd_ps(a0, e[j], acc[i][j]));
+                    }
+                }
+                for (int i = 0; i < mr; i++) {
+                    float t[32];
+                    for (int j = 0; j < 4; j++) _mm256_storeu_ps(t + 8 * j, acc[i][j]);
+                    float *d = dw + (size_t)(m0 + i) * ldw + k0;
+                    for (int c = 0; c < kv; c++) d[c] += t[c];
+                }
+            }
+}
+#endif
+
+void tern_gemm_dw_bf16(int M, int K, int N, const float *dy, int ldy, const float *sx, const int8_t *xq, size_t ldx, float *dw,
+                       int ldw, void *scratch, tern_gemm_kind kind) {
+    if (M <= 0 || K <= 0 || N <= 0) return;
+    if (kind == TERN_GEMM_AUTO || !tern_gemm_available(kind)) kind = tern_gemm_best();
+    if (kind == TERN_GEMM_PLAIN) {
+        dw_plain(M, K, N, dy, ldy, sx, xq, ldx, dw, ldw);
+        return;
+    }
+#if defined(__x86_64__)
+    uint32_t *A = scratch, *B = (uint32_t *)((char *)scratch + a_bytes(M, N));
+    if (kind == TERN_GEMM_AVX512BF16) {
+        pack512(M, K, N, dy, ldy, sx, xq, ldx, A, B);
+        dw_avx512bf16(M, K, N, A, B, dw, ldw);
+    } else {
+        pack_plain(M, K, N, dy, ldy, sx, xq, ldx, A, B);
+        dw_avx2(M, K, N, A, B, dw, ldw);
+    }
+#else
+    (void)scratch;
+    (void)pack_plain;
+    dw_plain(M, K, N, dy, ldy, sx, xq, ldx, dw, ldw);
+#endif
+}
+
+size_t tern_gemm_bf16_scratch(int M, int Nc, int K) { return a_bytes(M, K) + b_bytes(Nc, K); }
+
+void tern_gemm_bf16(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, float *c, int ldc,
+                    void *scratch, tern_gemm_kind kind) {
+    if (M <= 0 || Nc <= 0 || K <= 0) return;
+    if (kind == TERN_GEMM_AUTO || !tern_gemm_available(kind)) kind = tern_gemm_best();
+    if (kind == TERN_GEMM_PLAIN) {
+        gemm_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc);
+        return;
+    }
+#if defined(__x86_64__)
+    uint32_t *A = scratch, *B = (uint32_t *)((char *)scratch + a_bytes(M, K));
+    if (kind == TERN_GEMM_AVX512BF16) {
+        gpack512(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B);
+        dw_avx512bf16(M, Nc, K, A, B, c, ldc);
+    } else {
+        gpack_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B);
+        dw_avx2(M, Nc, K, A, B, c, ldc);
+    }
+#else
+    (void)scratch;
+    (void)gpack_plain;
+    gemm_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc);
+#endif
+}

@@ -1,0 +1,351 @@
+// test_fastbwd.c — the mixed-precision ternary backward (precision=mixed): bf16 rounding, the bf16
+// weight-gradient kernels of every level against a reference computed here in double, and the
+// BitLinear's mixed gradients against the exact fp32 path within bounds derived from their rounding.
+#include "testutil.h"
+#include "kernels/gemm_bf16.h"
+#include "model/config.h"
+#include "model/quant.h"
+#include "util.h"
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// bf16 round to nearest even, computed independently: keep 8 significant bits with rint (ties to
+// even in the default rounding mode) on the scaled significand.
+static float bf16_ref(float x) {
+    if (x == 0.0f || !isfinite(x)) return x;
+    int e;
+    double m = frexp((double)x, &e);   // x = m * 2^e, 0.5 <= |m| < 1
+    return (float)ldexp(rint(ldexp(m, 8)), e - 8);
+}
+
+static void test_bf16_rounding(void **st) {
+    (void)st;
+    float v[4000];
+    tu_fill_normal(v, 4000, 1, 3.0f);
+    // ties: exactly half-way between two bf16 values, both parities of the kept bit
+    v[0] = 1.0f + 1.0f / 256.0f;               // 1 + 2^-8: tie, the even neighbour is 1
+    v[1] = 1.0f + 3.0f / 256.0f;               // tie, the even neighbour is 1 + 2^-6
+    v[2] = -(1.0f + 1.0f / 256.0f);
+    v[3] = 1.0f + 1.0f / 256.0f + 1.0f / 65536.0f; // just above the tie: rounds up
+    v[4] = FLT_MAX;                            // largest finite float: bf16 rounds to inf
+    for (int i = 0; i < 4000; i++) {
+        float got = tern_f32_of_bf16(tern_bf16_of(v[i])), want = i == 4 ? INFINITY : bf16_ref(v[i]);
+        if (got != want) fail_msg("bf16(%.9g) = %.9g, want %.9g", v[i], got, want);
+    }
+    assert_true(isnan(tern_f32_of_bf16(tern_bf16_of(NAN))));
+}
+
+// dw = sum_n bf16(dy[n,m] / sx[n]) * xq[n,k] in double; also sum |terms| for the bound
+static void dw_ref(int M, int K, int N, const float *dy, const float *sx, const int8_t *xq, size_t ldx, double *ref, double *mag) {
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < K; k++) {
+            double s = 0, a = 0;
+            for (int n = 0; n < N; n++) {
+                double t = (double)bf16_ref(dy[(size_t)n * M + m] / sx[n]) * xq[(size_t)n * ldx + k];
+                s += t;
+                a += fabs(t);
+            }
+            ref[(size_t)m * K + k] = s;
+            mag[(size_t)m * K + k] = a;
+        }
+}
+
+// Every level the CPU runs against the double reference on odd shapes (M of every remainder
+// modulo the 6-row tile, K not a multiple of 16 or 64, N odd). The values entering the sums are identical,
+// so the only error allowed is fp32 summation: N * 2^-24 * sum |terms|, plus the initial dw value
+// (the kernels accumulate into dw).
+static void test_dw_kernels(void **st) {
+    (void)st;
+    const int shapes[][3] = {{7, 19, 33}, {13, 70, 64}, {6, 64, 1}, {1, 1, 5}, {25, 130, 101}, {11, 64, 40}, {16, 3, 9}};
+    for (int s = 0; s < 7; s++) {
+        const int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+        const size_t ldx = (size_t)K + 3;
+        float *dy = malloc(sizeof(float) * (size_t)N * M), *sx = malloc(sizeof(float) * (size_t)N);
+        int8_t *xq = malloc(ldx * (size_t)N);
+        tu_fill_normal(dy, (long)N * M, 100 + s, 1e-3f);
+        tern_rng r;
+        tern_rng_seed(&r, 200 + s);
+        for (int n = 0; n < N; n++) {
+            sx[n] = 3.0f + (float)(tern_rng_u64(&r) % 1000) / 7.0f;
+            for (size_t k = 0; k < ldx; k++) xq[n * ldx + k] = (int8_t)((int)(tern_rng_u64(&r) % 256) - 128);
+        }
+        double *ref = malloc(sizeof(double) * (size_t)M * K), *mag = malloc(sizeof(double) * (size_t)M * K);
+        dw_ref(M, K, N, dy, sx, xq, ldx, ref, mag);
+        const int ldw = K + 2;
+        float *dw = malloc(sizeof(float) * (size_t)M * ldw);
+        void *scratch = tern_aligned_alloc(tern_gemm_dw_scratch(M, K, N));
+        int ran = 0;
+        for (int kind = TERN_GEMM_PLAIN; kind < TERN_GEMM_NKINDS; kind++) {
+            if (!tern_gemm_available((tern_gemm_kind)kind)) {
+                tu_skip_part("test_fastbwd: this CPU lacks the %s level", tern_gemm_name((tern_gemm_kind)kind));
+                continue;
+            }
+            for (long i = 0; i < (long)M * ldw; i++) dw[i] = 0.25f;   // accumulates; the padding stays
+            tern_gemm_dw_bf16(M, K, N, dy, M, sx, xq, ldx, dw, ldw, scratch, (tern_gemm_kind)kind);
+            for (int m = 0; m < M; m++) {
+                for (int k = 0; k < K; k++) {
+                    const double want = 0.25 + ref[(size_t)m * K + k];
+                    const double tol = (N + 2) * ldexp(1.0, -24) * (mag[(size_t)m * K + k] + 0.25) + 1e-30;
+                    const double got = dw[(size_t)m * ldw + k];
+                    if (fabs(got - want) > tol)
+                        fail_msg("%s %dx%dx%d: dw[%d,%d] = %.9g, want %.9g (tol %.3g)", tern_gemm_name((tern_gemm_kind)kind), M, K, N,
+                                 m, k, got, want, tol);
+                }
+                for (int k = K; k < ldw; k++) assert_true(dw[(size_t)m * ldw + k] == 0.25f);
+            }
+            ran++;
+        }
+        assert_true(ran >= 1);
+        free(scratch);
+        free(dw);
+        free(ref);
+        free(mag);
+        free(xq);
+        free(sx);
+        free(dy);
+    }
+    assert_int_not_equal(tern_gemm_best(), TERN_GEMM_AUTO);
+    assert_true(tern_gemm_available(tern_gemm_best()));
+}
+
+// The general product, every level, both packings of A (m-contiguous and k-contiguous) and a
+// strided B, against the double reference: identical bf16 inputs, so fp32 summation error only.
+static void test_gemm_kernels(void **st) {
+    (void)st;
+    const int shapes[][3] = {{7, 19, 33}, {13, 70, 64}, {37, 65, 101}, {1, 1, 2}};
+    for (int s = 0; s < 4; s++)
+        for (int form = 0; form < 3; form++) {
+            const int M = shapes[s][0], Nc = shapes[s][1], K = shapes[s][2];
+            float *a = malloc(sizeof(float) * (size_t)M * K), *b = malloc(sizeof(float) * (size_t)K * Nc * 2);
+            tu_fill_normal(a, (long)M * K, 300 + s, 1.0f);
+            tu_fill_normal(b, (long)K * Nc * 2, 400 + s, 1.0f);
+            // form 0: A row-major [M,K] (sak 1), B [K,Nc]; 1: A stored [K,M] (sam 1); 2: B stored
+            // [Nc,K] (sbn = K, the plain packing) with A row-major
+            const long sam = form == 1 ? 1 : K, sak = form == 1 ? M : 1;
+            const long sbk = form == 2 ? 1 : Nc, sbn = form == 2 ? K : 1;
+            double *ref = malloc(sizeof(double) * (size_t)M * Nc), *mag = malloc(sizeof(double) * (size_t)M * Nc);
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < Nc; n++) {
+                    double t = 0, u = 0;
+                    for (int k = 0; k < K; k++) {
+                        double v = (double)bf16_ref(a[m * sam + k * sak]) * bf16_ref(b[k * sbk + n * sbn]);
+                        t += v;
+                        u += fabs(v);
+                    }
+                    ref[(size_t)m * Nc + n] = t;
+                    mag[(size_t)m * Nc + n] = u;
+                }
+            const int ldc = Nc + 1;
+            float *c = malloc(sizeof(float) * (size_t)M * ldc);
+            void *scratch = tern_aligned_alloc(tern_gemm_bf16_scratch(M, Nc, K));
+            for (int kind = TERN_GEMM_PLAIN; kind < TERN_GEMM_NKINDS; kind++) {
+                if (!tern_gemm_available((tern_gemm_kind)kind)) continue;   // reported by test_dw_kernels
+                for (long i = 0; i < (long)M * ldc; i++) c[i] = -0.5f;
+                tern_gemm_bf16(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc, scratch, (tern_gemm_kind)kind);
+                for (int m = 0; m < M; m++) {
+                    for (int n = 0; n < Nc; n++) {
+                        const double want = -0.5 + ref[(size_t)m * Nc + n];
+                        const double tol = (K + 2) * ldexp(1.0, -24) * (mag[(size_t)m * Nc + n] + 0.5) + 1e-30;
+                        if (fabs(c[(size_t)m * ldc + n] - want) > tol)
+                            fail_msg("gemm %s form %d %dx%dx%d: c[%d,%d] = %.9g, want %.9g", tern_gemm_name((tern_gemm_kind)kind), form, M,
+                                     Nc, K, m, n, c[(size_t)m * ldc + n], want);
+                    }
+                    assert_true(c[(size_t)m * ldc + Nc] == -0.5f);
+                }
+            }
+            free(scratch);
+            free(c);
+            free(ref);
+            free(mag);
+            free(a);
+            free(b);
+        }
+}
+
+// The tied head's product (tern_matmul A B^T): mixed gradients against fp32, each product term
+// within 2 * 2^-8 (+ rounding of the sums) of the exact one (dB in bf16; dA stays sgemm).
+static void test_head_mixed(void **st) {
+    (void)st;
+    const int M = 45, K = 70, N = 131;   // tokens, dim, vocab
+    float *grads[2][2];
+    float *seed = malloc(sizeof(float) * (size_t)M * N), *av = NULL, *bv = NULL;
+    tu_fill_normal(seed, (long)M * N, 77, 1e-3f);
+    for (int prec = 0; prec < 2; prec++) {
+        tern_params p;
+        tern_params_init(&p);
+        int as[2] = {M, K}, bs[2] = {N, K};
+        tern_tensor *a = tern_params_add(&p, "a", 2, as, 0), *b = tern_params_add(&p, "b", 2, bs, 0);
+        tern_params_alloc(&p);
+        tu_fill_normal(a->data, a->n, 78, 1.0f);
+        tu_fill_normal(b->data, b->n, 79, 0.05f);
+        if (!av) {
+            av = malloc(sizeof(float) * (size_t)a->n);
+            bv = malloc(sizeof(float) * (size_t)b->n);
+            memcpy(av, a->data, sizeof(float) * (size_t)a->n);
+            memcpy(bv, b->data, sizeof(float) * (size_t)b->n);
+        }
+        for (long i = 0; i < a->n; i++) a->grad[i] = 0.125f;   // backward accumulates
+        tern_graph g;
+        tern_graph_init(&g, 16, 0, 0);
+        g.precision = prec ? TERN_PREC_MIXED : TERN_PREC_FP32;
+        tern_tensor *o = tern_matmul(&g, a, b, 0, 1);
+        tern_backward_vec(&g, o, seed);
+        grads[prec][0] = malloc(sizeof(float) * (size_t)a->n);
+        grads[prec][1] = malloc(sizeof(float) * (size_t)b->n);
+        memcpy(grads[prec][0], a->grad, sizeof(float) * (size_t)a->n);
+        memcpy(grads[prec][1], b->grad, sizeof(float) * (size_t)b->n);
+        tern_graph_free(&g);
+        tern_params_free(&p);
+    }
+    const double rel = 2 * ldexp(1.0, -8) + ldexp(1.0, -16);
+    double worst = 0, diff = 0;
+    for (int m = 0; m < M; m++)   // dA[m,k] = sum_n seed[m,n] b[n,k]
+        for (int k = 0; k < K; k++) {
+            double mag = 0;
+            for (int n = 0; n < N; n++) mag += fabs((double)seed[(size_t)m * N + n] * bv[(size_t)n * K + k]);
+            const double e = fabs((double)grads[1][0][(size_t)m * K + k] - grads[0][0][(size_t)m * K + k]);
+            worst = fmax(worst, e / ((rel + 2 * (N + 4) * ldexp(1.0, -24)) * mag + (N + 4) * ldexp(1.0, -24) * 0.125 + 1e-30));
+            diff += e;
+        }
+    for (int n = 0; n < N; n++)   // dB[n,k] = sum_m seed[m,n] a[m,k]
+        for (int k = 0; k < K; k++) {
+            double mag = 0;
+            for (int m = 0; m < M; m++) mag += fabs((double)seed[(size_t)m * N + n] * av[(size_t)m * K + k]);
+            const double e = fabs((double)grads[1][1][(size_t)n * K + k] - grads[0][1][(size_t)n * K + k]);
+            worst = fmax(worst, e / ((rel + 2 * (M + 4) * ldexp(1.0, -24)) * mag + 1e-30));
+            diff += e;
+        }
+    printf("head mixed %dx%d . %dx%d^T: worst error / bound %.3f\n", M, K, N, K, worst);
+    assert_true(worst <= 1.0);
+    assert_true(diff > 0);   // the bf16 path really ran
+    for (int i = 0; i < 2; i++) { free(grads[i][0]); free(grads[i][1]); }
+    free(seed); free(av); free(bv);
+}
+
+// ---- the BitLinear's gradients: mixed against fp32 -------------------------------------------
+// Two BitLinears of one input (dx accumulates over both), dy given. Returns dx and dW of w[0].
+static void bitlinear_grads(int precision, int N, int K, int M, const float *x0, const float *w0, const float *w1, const float *dy,
+                            float *dx, float *dw, float *x_eff, float *wq) {
+    tern_params p;
+    tern_params_init(&p);
+    int xs[2] = {N, K}, ws[2] = {M, K};
+    tern_tensor *x = tern_params_add(&p, "x", 2, xs, 0);
+    tern_tensor *w[2] = {tern_params_add(&p, "w0", 2, ws, 0), tern_params_add(&p, "w1", 2, ws, 0)};
+    tern_params_alloc(&p);
+    memcpy(x->data, x0, sizeof(float) * (size_t)N * K);
+    memcpy(w[0]->data, w0, sizeof(float) * (size_t)M * K);
+    memcpy(w[1]->data, w1, sizeof(float) * (size_t)M * K);
+    tern_graph g;
+    tern_graph_init(&g, 64, 0, 0);
+    g.precision = precision;
+    tern_tensor *out[2];
+    tern_bitlinear_n(&g, x, w, 2, 1.0f, out);
+    if (x_eff) { // what the fp32 path multiplies: xq / s_x, and Wq * s_w
+        memcpy(x_eff, g.nodes[0].saved[0], sizeof(float) * (size_t)N * K);
+        const float *we = g.nodes[0].saved[1];
+        for (long i = 0; i < (long)M * K; i++) wq[i] = we[i] * g.nodes[0].fp[0];
+    }
+    tern_tensor *sum = tern_add(&g, out[0], out[1]);
+    float *seed = malloc(sizeof(float) * (size_t)N * M);
+    memcpy(seed, dy, sizeof(float) * (size_t)N * M);
+    tern_backward_vec(&g, sum, seed);
+    memcpy(dx, x->grad, sizeof(float) * (size_t)N * K);
+    memcpy(dw, w[0]->grad, sizeof(float) * (size_t)M * K);
+    free(seed);
+    tern_graph_free(&g);
+    tern_params_free(&p);
+}
+
+static void test_bitlinear_mixed(void **st) {
+    (void)st;
+    const int shapes[][3] = {{37, 70, 29}, {64, 256, 300}, {5, 300, 17}};
+    for (int s = 0; s < 3; s++) {
+        const int N = shapes[s][0], K = shapes[s][1], M = shapes[s][2];
+        float *x = malloc(sizeof(float) * (size_t)N * K), *w0 = malloc(sizeof(float) * (size_t)M * K);
+        float *w1 = malloc(sizeof(float) * (size_t)M * K), *dy = malloc(sizeof(float) * (size_t)N * M);
+        tu_fill_normal(x, (long)N * K, 10 + s, 1.0f);
+        tu_fill_normal(w0, (long)M * K, 20 + s, 0.02f);
+        tu_fill_normal(w1, (long)M * K, 30 + s, 0.02f);
+        tu_fill_normal(dy, (long)N * M, 40 + s, 1e-4f);   // gradient-sized: far below the activation floor
+        for (int m = 0; m < M; m++) dy[m] = 0.0f;        // an all-zero gradient row
+        for (int m = 0; m < M; m++) dy[M + m] = m == M / 2 ? -3e-4f : 0.0f;   // one-hot: quantizes exactly
+        float *dx32 = malloc(sizeof(float) * (size_t)N * K), *dw32 = malloc(sizeof(float) * (size_t)M * K);
+        float *dxm = malloc(sizeof(float) * (size_t)N * K), *dwm = malloc(sizeof(float) * (size_t)M * K);
+        float *xe = malloc(sizeof(float) * (size_t)N * K), *wq = malloc(sizeof(float) * (size_t)M * K);
+        bitlinear_grads(TERN_PREC_FP32, N, K, M, x, w0, w1, dy, dx32, dw32, xe, wq);
+        float *wq1 = malloc(sizeof(float) * (size_t)M * K), *xe1 = malloc(sizeof(float) * (size_t)N * K);
+        { // Wq*s_w of w1 too (dx sums both): run the fp32 path once more with the weights swapped
+            float *a = malloc(sizeof(float) * (size_t)N * K), *b = malloc(sizeof(float) * (size_t)M * K);
+            bitlinear_grads(TERN_PREC_FP32, N, K, M, x, w1, w0, dy, a, b, xe1, wq1);
+            free(a);
+            free(b);
+        }
+        bitlinear_grads(TERN_PREC_MIXED, N, K, M, x, w0, w1, dy, dxm, dwm, NULL, NULL);
+        // dx: each dy row is quantized with step max|dy_n| / 127, error <= half a step per element;
+        // through each of the two weights that is <= step/2 * sum_m |Wq s_w [m,k]|. fp32 slack:
+        // (M + 4) * 2^-24 relative to the same sum.
+        double worst_dx = 0, worst_dw = 0, err_dx = 0;
+        for (int n = 0; n < N; n++) {
+            double amax = 0;
+            for (int m = 0; m < M; m++) amax = fmax(amax, fabs(dy[(size_t)n * M + m]));
+            for (int k = 0; k < K; k++) {
+                double cw = 0, mag = 0;
+                for (int m = 0; m < M; m++) {
+                    cw += fabs(wq[(size_t)m * K + k]) + fabs(wq1[(size_t)m * K + k]);
+                    mag += fabs(dy[(size_t)n * M + m]) * (fabs(wq[(size_t)m * K + k]) + fabs(wq1[(size_t)m * K + k]));
+                }
+                const double tol = amax / 254.0 * cw * (1 + 1e-5) + (M + 4) * ldexp(1.0, -24) * mag + 1e-30;
+                const double e = fabs((double)dxm[(size_t)n * K + k] - dx32[(size_t)n * K + k]);
+                if (n == 0) assert_true(dxm[k] == 0.0f);   // the zero row gives exactly zero
+                if (n == 1 && e > 1e-6 * mag + 1e-30)   // the one-hot row quantizes exactly: fp32 rounding only
+                    fail_msg("one-hot gradient row: dx[1,%d] = %.9g, fp32 %.9g", k, dxm[K + k], dx32[K + k]);
+                worst_dx = fmax(worst_dx, e / tol);
+                err_dx += e;
+            }
+        }
+        // dW: each term dy/sx rounded to bf16 (8 significant bits: relative error <= 2^-8); fp32
+        // sums of both paths
+        for (int m = 0; m < M; m++)
+            for (int k = 0; k < K; k++) {
+                double mag = 0;
+                for (int n = 0; n < N; n++) mag += fabs(dy[(size_t)n * M + m] * xe[(size_t)n * K + k]);
+                const double tol = (ldexp(1.0, -8) + 2 * (N + 4) * ldexp(1.0, -24)) * mag + 1e-30;
+                const double e = fabs((double)dwm[(size_t)m * K + k] - dw32[(size_t)m * K + k]);
+                worst_dw = fmax(worst_dw, e / tol);
+            }
+        printf("bitlinear mixed %dx%d->%d: worst error / bound: dx %.3f, dW %.3f\n", N, K, M, worst_dx, worst_dw);
+        assert_true(worst_dx <= 1.0);
+        assert_true(worst_dw <= 1.0);
+        assert_true(err_dx > 0);   // the int8 path really ran (the fp32 one would be exact)
+        free(x); free(w0); free(w1); free(dy); free(dx32); free(dw32); free(dxm); free(dwm); free(xe); free(wq); free(wq1); free(xe1);
+    }
+}
+
+static void test_precision_key(void **st) {
+    (void)st;
+    tern_config c;
+    tern_config_defaults(&c);
+    assert_int_equal(c.run.precision, TERN_PREC_FP32);
+    assert_int_equal(tern_config_set(&c, "precision", "mixed"), 0);
+    assert_int_equal(c.run.precision, TERN_PREC_MIXED);
+    assert_int_equal(tern_config_set(&c, "precision", "fp32"), 0);
+    assert_int_equal(c.run.precision, TERN_PREC_FP32);
+    assert_int_not_equal(tern_config_set(&c, "precision", "bf16"), 0);
+    assert_non_null(strstr(tern_last_error(), "fp32 or mixed"));
+    assert_string_equal(tern_precision_name(TERN_PREC_MIXED), "mixed");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bf16_rounding),
+        cmocka_unit_test(test_dw_kernels),
+        cmocka_unit_test(test_gemm_kernels),
+        cmocka_unit_test(test_head_mixed),
+        cmocka_unit_test(test_bitlinear_mixed),
+        cmocka_unit_test(test_precision_key),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
