@@ -36,12 +36,15 @@ typedef struct {
     int nodes_fwd;     // nodes on the tape after the forward of the first step
 } run;
 
+static int g_precision;   // graph precision of the runs (0 fp32, 1 mixed: engine/graph.h)
+
 static void run_init(run *r, const tern_model_config *mc, float lambda, int recompute) {
     tern_model_build(&r->m, mc);
     tern_model_init_weights(&r->m, 11);
     r->m.quant_lambda = lambda;
     r->m.recompute = recompute;
     tern_graph_init(&r->g, tern_model_graph_nodes(mc), 4096, 0);
+    r->g.precision = g_precision;
     tern_run_config rc;
     tern_config c;
     tern_config_defaults(&c);
@@ -126,6 +129,10 @@ static void test_bit_identical(void **st) {
         check_same(&relu, 3, th, 1.0f, "relu2, no sub-norms, untied");
         check_same(&fp, 2, th, 0.0f, "full precision");
         check_same(&base, 2, th, 0.5f, "fp->ternary ramp");
+        g_precision = 1;   // precision=mixed: the recomputed forward keeps the same int8 activations
+        check_same(&base, 2, th, 1.0f, "ternary, precision mixed");
+        check_same(&relu, 3, th, 1.0f, "relu2, untied, precision mixed");
+        g_precision = 0;
     }
     omp_set_num_threads(2);
 }
