@@ -22,6 +22,12 @@
 #else
 #define QM_X86 0
 #endif
+#if defined(__aarch64__)
+#define QM_ARM 1
+#include <arm_neon.h>
+#else
+#define QM_ARM 0
+#endif
 #include <math.h>
 #include <string.h>
 
@@ -362,6 +368,75 @@ T256 static void rows4_avx2(int type, const uint8_t *const *W, const tern_qvec *
     }
 }
 
+// ------------------------------------------------------------------ AVX-VNNI (256-bit, VEX)
+// Client x86 cores without AVX-512 (Alder Lake and later, Zen 5 laptops): the Q8_0 products with
+// the VEX-encoded vpdpbusd (one instruction for AVX2's vpmaddubsw + vpmaddwd); the split layout
+// takes 8 blocks' scales c_b = d_w * d_x as one vector (the scalar code's multiplications, lane by
+// lane). The float and k-quant products are the AVX2 code (their int16 scale products gain
+// nothing from vpdpbusd).
+#define TVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+
+// acc += u8(a) . s8(b) per 4-byte group. "{vex}" asks the assembler for the AVX-VNNI encoding (its
+// default is the EVEX one, which needs AVX512VL); "x" keeps the operands in ymm0-15.
+static inline __attribute__((always_inline)) TVNNI __m256i dpbusd_vex(__m256i acc, __m256i a, __m256i b) {
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b));
+    return acc;
+}
+// int32 lane j = sum of the products 4j..4j+3 of 32 s8 weights w and s8 activations x, exact:
+// |w| (<= 128) as the u8 operand, w's sign moved onto x
+static inline __attribute__((always_inline)) TVNNI __m256i dot32_vnni(__m256i w, __m256i x) {
+    return dpbusd_vex(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+}
+
+TVNNI static void rows4_vnni(int type, const uint8_t *const *W, const tern_qvec *v, float *out) {
+    if (type != TERN_GGML_Q8_0 && type != TERN_QMAT_Q8_0X) {
+        rows4_avx2(type, W, v, out);
+        return;
+    }
+    const int n = v->n, nb = n / 32, split = type == TERN_QMAT_Q8_0X;
+    __m256 a[4], b[4];   // lanes 0-7 (even blocks) and 8-15 (odd blocks) of each row's 16
+    for (int r = 0; r < 4; r++) a[r] = b[r] = _mm256_setzero_ps();
+    int k = 0;
+    if (split)
+        for (; k + 8 <= nb; k += 8) {   // k even: block k + j is odd exactly when j is
+            const __m256 dx = _mm256_loadu_ps(v->d + k);
+            __m256 c[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) c[r] = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(W[r] + (size_t)n + 2 * (size_t)k))), dx);
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(v->q + 32 * (k + j)));
+                const __m256i idx = _mm256_set1_epi32(j);
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    const __m256 p = _mm256_cvtepi32_ps(dot32_vnni(_mm256_loadu_si256((const __m256i *)(W[r] + 32 * (size_t)(k + j))), xv));
+                    const __m256 t = _mm256_mul_ps(p, _mm256_permutevar8x32_ps(c[r], idx));
+                    if (j & 1) b[r] = _mm256_add_ps(b[r], t);
+                    else a[r] = _mm256_add_ps(a[r], t);
+                }
+            }
+        }
+    for (; k < nb; k++) {   // the ggml layout, and the split layout's last < 8 blocks
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(v->q + 32 * k));
+        const float dx = v->d[k];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const uint8_t *blk = W[r] + TERN_Q8_0_BYTES * (size_t)k;
+            const uint8_t *qw = split ? W[r] + 32 * (size_t)k : blk + 2, *dw = split ? W[r] + (size_t)n + 2 * (size_t)k : blk;
+            const __m256 p = _mm256_cvtepi32_ps(dot32_vnni(_mm256_loadu_si256((const __m256i *)qw), xv));
+            const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(h16_avx(dw) * dx));
+            if (k & 1) b[r] = _mm256_add_ps(b[r], t);
+            else a[r] = _mm256_add_ps(a[r], t);
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        float L[16];
+        _mm256_storeu_ps(L, a[r]);
+        _mm256_storeu_ps(L + 8, b[r]);
+        out[r] = reduce16(L);
+    }
+}
+
 // ------------------------------------------------------------------ AVX-512
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
@@ -563,6 +638,144 @@ T512 static void rows4_avx512(int type, const uint8_t *const *W, const tern_qvec
 
 #endif   // QM_X86
 
+#if QM_ARM   // AArch64: NEON (ARMv8.0) and dotprod (ARMv8.2 sdot); i8mm CPUs run the dotprod code
+// The integer sums of 16 s8 pairs into 4 int32 lanes (lane j: products 4j..4j+3), exact:
+//   NEON:    smull/smull2 (s8 x s8 -> int16, |p| <= 128 * 128), saddlp (pairs -> int32), addp
+//   dotprod: sdot, as inline asm so that one always-inline body serves both levels (the asm is
+//            emitted only into rows4_dot, compiled for armv8.2-a+dotprod and run only where
+//            HWCAP has sdot)
+static inline __attribute__((always_inline)) int32x4_t sdot_asm(int32x4_t acc, int8x16_t a, int8x16_t b) {
+    __asm__("sdot %0.4s, %1.16b, %2.16b" : "+w"(acc) : "w"(a), "w"(b));
+    return acc;
+}
+static inline __attribute__((always_inline)) int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b, const int dot) {
+    if (dot) return sdot_asm(acc, a, b);
+    const int16x8_t lo = vmull_s8(vget_low_s8(a), vget_low_s8(b)), hi = vmull_high_s8(a, b);
+    return vaddq_s32(acc, vpaddq_s32(vpaddlq_s16(lo), vpaddlq_s16(hi)));
+}
+static inline float h16_arm(const uint8_t *p) {   // IEEE half -> float (exact, as tern_fp16_to_fp32)
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
+}
+static inline float32x4_t load4_f(int type, const uint8_t *w, int i) {
+    if (type == TERN_GGML_F32) return vld1q_f32((const float *)(w + 4 * (size_t)i));
+    const uint16x4_t h = vld1_u16((const uint16_t *)(w + 2 * (size_t)i));
+    if (type == TERN_GGML_F16) return vcvt_f32_f16(vreinterpret_f16_u16(h));
+    return vreinterpretq_f32_u32(vshll_n_u16(h, 16));
+}
+// sum of the 16 products of a k-quant sub-block's 16 unsigned values q (< 64) and activations x
+static inline __attribute__((always_inline)) int32_t sub16(uint8x16_t q, const int8_t *x, const int dot) {
+    return vaddvq_s32(dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(q), vld1q_s8(x), dot));
+}
+
+static inline __attribute__((always_inline)) void rows4_arm(int type, const uint8_t *const *W, const tern_qvec *v, float *out,
+                                                             const int dot) {
+    const int n = v->n;
+    if (is_float(type)) {   // lanes 4q..4q+3 in a[r][q]
+        float32x4_t a[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int q = 0; q < 4; q++) a[r][q] = vdupq_n_f32(0.0f);
+        int i = 0;
+        for (; i + 16 <= n; i += 16)
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                const float32x4_t xv = vld1q_f32(v->x + i + 4 * q);
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) a[r][q] = vaddq_f32(a[r][q], vmulq_f32(load4_f(type, W[r], i + 4 * q), xv));
+            }
+        for (int r = 0; r < 4; r++) {
+            float L[16];
+            for (int q = 0; q < 4; q++) vst1q_f32(L + 4 * q, a[r][q]);
+            out[r] = float_tail(type, W[r], v->x, i, n, L);
+        }
+        return;
+    }
+    if (type == TERN_GGML_Q8_0 || type == TERN_QMAT_Q8_0X) {
+        // lanes 0-3, 4-7 (even blocks), 8-11, 12-15 (odd blocks) of each row's 16
+        const int split = type == TERN_QMAT_Q8_0X, nb = n / 32;
+        const int32x4_t z = vdupq_n_s32(0);
+        float32x4_t a[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int q = 0; q < 4; q++) a[r][q] = vdupq_n_f32(0.0f);
+        for (int k = 0; k < nb; k++) {
+            const int8x16_t x0 = vld1q_s8(v->q + 32 * k), x1 = vld1q_s8(v->q + 32 * k + 16);
+            const float dx = v->d[k];
+            const int o = 2 * (k & 1);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                const uint8_t *blk = W[r] + TERN_Q8_0_BYTES * (size_t)k;
+                const int8_t *qw = (const int8_t *)(split ? W[r] + 32 * (size_t)k : blk + 2);
+                const float32x4_t c = vdupq_n_f32(h16_arm(split ? W[r] + (size_t)n + 2 * (size_t)k : blk) * dx);
+                const float32x4_t p0 = vcvtq_f32_s32(dot16(z, vld1q_s8(qw), x0, dot)), p1 = vcvtq_f32_s32(dot16(z, vld1q_s8(qw + 16), x1, dot));
+                a[r][o] = vaddq_f32(a[r][o], vmulq_f32(p0, c));
+                a[r][o + 1] = vaddq_f32(a[r][o + 1], vmulq_f32(p1, c));
+            }
+        }
+        for (int r = 0; r < 4; r++) {
+            float L[16];
+            for (int q = 0; q < 4; q++) vst1q_f32(L + 4 * q, a[r][q]);
+            out[r] = reduce16(L);
+        }
+        return;
+    }
+    const uint8x16_t m4 = vdupq_n_u8(15), m2 = vdupq_n_u8(3), one = vdupq_n_u8(1);
+    for (int r = 0; r < 4; r++) {
+        float acc = 0.0f;
+        for (int k = 0; k < n / 256; k++) {
+            const int8_t *qx = v->q + 256 * k;
+            const float dx = v->d[k];
+            if (type == TERN_GGML_Q6_K) {
+                const uint8_t *blk = W[r] + TERN_Q6_K_BYTES * (size_t)k;
+                const int8_t *sc = (const int8_t *)(blk + 192);
+                int32_t I = 0;
+                for (int h = 0; h < 2; h++)
+                    for (int u = 0; u < 2; u++) {   // l = 16u .. 16u + 15 of the 32 in each quad
+                        const uint8x16_t l0 = vld1q_u8(blk + 64 * h + 16 * u), l1 = vld1q_u8(blk + 64 * h + 32 + 16 * u);
+                        const uint8x16_t hh = vld1q_u8(blk + 128 + 32 * h + 16 * u);
+                        uint8x16_t q[4];   // quads 0-3: weights 128h + 32 quad + 16u + 0..15
+                        q[0] = vorrq_u8(vandq_u8(l0, m4), vshlq_n_u8(vandq_u8(hh, m2), 4));
+                        q[1] = vorrq_u8(vandq_u8(l1, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hh, 2), m2), 4));
+                        q[2] = vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hh, 4), m2), 4));
+                        q[3] = vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(hh, 6), 4));
+#pragma GCC unroll 4
+                        for (int quad = 0; quad < 4; quad++) {
+                            const int j = 8 * h + 2 * quad + u;   // sub-block of 16
+                            I += sc[j] * sub16(q[quad], qx + 16 * j, dot);
+                        }
+                    }
+                I -= q6_corr(sc, v->bsum + 16 * k);
+                acc = acc + (float)I * (h16_arm(blk + 208) * dx);
+            } else {
+                const int five = type == TERN_GGML_Q5_K;
+                const uint8_t *blk = W[r] + (five ? TERN_Q5_K_BYTES : TERN_Q4_K_BYTES) * (size_t)k;
+                const uint8_t *qs = blk + (five ? 48 : 16);
+                uint8_t sm[16];   // scales, then mins
+                k4_unpack(blk + 4, sm);
+                int32_t I1 = 0;
+                for (int c = 0; c < 4; c++)       // weights 64c..64c+63: sub-blocks 2c (low nibbles), 2c+1 (high)
+                    for (int u = 0; u < 2; u++) {   // 16 of their 32
+                        const uint8x16_t qv = vld1q_u8(qs + 32 * c + 16 * u);
+                        uint8x16_t lo = vandq_u8(qv, m4), hi = vshrq_n_u8(qv, 4);
+                        if (five) {
+                            const uint8x16_t qh = vld1q_u8(blk + 16 + 16 * u);
+                            lo = vorrq_u8(lo, vshlq_n_u8(vandq_u8(vshlq_u8(qh, vdupq_n_s8((int8_t)(-2 * c))), one), 4));
+                            hi = vorrq_u8(hi, vshlq_n_u8(vandq_u8(vshlq_u8(qh, vdupq_n_s8((int8_t)(-2 * c - 1))), one), 4));
+                        }
+                        I1 += sm[2 * c] * sub16(lo, qx + 64 * c + 16 * u, dot) + sm[2 * c + 1] * sub16(hi, qx + 64 * c + 32 + 16 * u, dot);
+                    }
+                int32_t I2 = 0;
+                for (int j = 0; j < 8; j++) I2 += (int32_t)sm[8 + j] * (v->bsum[16 * k + 2 * j] + v->bsum[16 * k + 2 * j + 1]);
+                acc = acc + ((float)I1 * (h16_arm(blk) * dx) - (float)I2 * (h16_arm(blk + 2) * dx));
+            }
+        }
+        out[r] = acc;
+    }
+}
+static void rows4_neon(int type, const uint8_t *const *W, const tern_qvec *v, float *out) { rows4_arm(type, W, v, out, 0); }
+__attribute__((target("arch=armv8.2-a+dotprod"))) static void rows4_dot(int type, const uint8_t *const *W, const tern_qvec *v, float *out) { rows4_arm(type, W, v, out, 1); }
+#endif   // QM_ARM
+
 // ------------------------------------------------------------------ driver
 // F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c".
 // The one F16C check of the runtime (qmatvec.h); 0 off x86.
@@ -579,14 +792,17 @@ int tern_cpu_has_f16c(void) {
 #endif
 }
 
-// the code a kernel kind runs here: AVX-512 for avx512, AVX2 for avx2 and avxvnni (the logits
-// products have no AVX-VNNI variant), plain otherwise (plain, the AArch64 kinds, a CPU without F16C)
+// the code a kernel kind runs here: x86: avx512, avxvnni, avx2 (each its own code; plain on a CPU
+// without F16C); AArch64: neon, and dotprod for dotprod and i8mm (the logits products have no
+// smmla variant); plain otherwise
 static tern_kernel_kind resolve(tern_kernel_kind k) {
     if (k == TERN_KERNEL_AUTO || (unsigned)k >= TERN_KERNEL_NKINDS || !tern_kernel_available(k)) k = tern_kernel_best();
 #if QM_X86
     if (!tern_cpu_has_f16c()) return TERN_KERNEL_PLAIN;
-    if (k == TERN_KERNEL_AVXVNNI) return TERN_KERNEL_AVX2;
-    if (k == TERN_KERNEL_AVX2 || k == TERN_KERNEL_AVX512VNNI) return k;
+    if (k == TERN_KERNEL_AVX2 || k == TERN_KERNEL_AVXVNNI || k == TERN_KERNEL_AVX512VNNI) return k;
+#elif QM_ARM
+    if (k == TERN_KERNEL_NEON) return k;
+    if (k == TERN_KERNEL_DOTPROD || k == TERN_KERNEL_I8MM) return TERN_KERNEL_DOTPROD;
 #endif
     return TERN_KERNEL_PLAIN;
 }
@@ -603,7 +819,12 @@ void tern_qmat_mul(int type, const void *W, size_t row_bytes, int r0, int r1, co
             float o[4];
 #if QM_X86
             if (k == TERN_KERNEL_AVX512VNNI) rows4_avx512(type, rows, &x[t], o);
+            else if (k == TERN_KERNEL_AVXVNNI) rows4_vnni(type, rows, &x[t], o);
             else if (k == TERN_KERNEL_AVX2) rows4_avx2(type, rows, &x[t], o);
+            else
+#elif QM_ARM
+            if (k == TERN_KERNEL_DOTPROD) rows4_dot(type, rows, &x[t], o);
+            else if (k == TERN_KERNEL_NEON) rows4_neon(type, rows, &x[t], o);
             else
 #endif
                 for (int i = 0; i < R; i++) o[i] = row_plain(type, rows[i], &x[t]);
