@@ -636,6 +636,96 @@ T512 static void rows4_avx512(int type, const uint8_t *const *W, const tern_qvec
     }
 }
 
+
+// Several tokens at once (tern_qmat_mul with N >= 2, e.g. tern-server's rows of one step), for the
+// float types and split Q8_0: each weight vector is loaded, converted or prepared once for T <= 4
+// tokens, and every (row, token) pair gets exactly rows4_avx512's arithmetic (the same int32 sums,
+// the same float operations in the same order). Split Q8_0 here: the u8 operand is x + 128 (once
+// per token), the s8 one the weights, and each int32 lane starts at -128 * (its 4 weights' sum),
+// once per row, so vpdpbusd leaves sum w * x exactly (|.| <= 4 * 255 * 128); a block pair's scales
+// c_b = d_w[b] * d_x[b] are the product of the weight scales and the activation scales each
+// broadcast to their 8 lanes (vpermps of the 16 of a group: the same two floats multiplied).
+static inline __attribute__((always_inline)) T512 void rowsT_avx512(int type, const uint8_t *const *W, const tern_qvec *v, float *out,
+                                                                     const int T) {
+    const int n = v->n;
+    __m512 a[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) a[r][t] = _mm512_setzero_ps();
+    if (is_float(type)) {
+        int i = 0;
+        for (; i + 16 <= n; i += 16) {
+            __m512 w[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) w[r] = load16_f(type, W[r], i);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const __m512 x0 = _mm512_loadu_ps(v[t].x + i);
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) a[r][t] = _mm512_add_ps(a[r][t], _mm512_mul_ps(w[r], x0));
+            }
+        }
+        for (int r = 0; r < 4; r++)
+            for (int t = 0; t < T; t++) {
+                float L[16];
+                _mm512_storeu_ps(L, a[r][t]);
+                out[4 * t + r] = float_tail(type, W[r], v[t].x, i, n, L);
+            }
+        return;
+    }
+    // TERN_QMAT_Q8_0X
+    const int nb = n / 32;
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    int k = 0;
+    for (; k + 16 <= nb; k += 16) {
+        __m512 dx[4], dw[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) dx[t] = _mm512_loadu_ps(v[t].d + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) dw[r] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(W[r] + (size_t)n + 2 * (size_t)k)));
+        for (int j = 0; j < 8; j++) {
+            const __m512i idx = _mm512_loadu_si512((const void *)q8x_idx[j]);
+            __m512i xu[4];
+            __m512 dxj[4];
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                xu[t] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(v[t].q + 32 * (k + 2 * j))), bias);
+                dxj[t] = _mm512_permutexvar_ps(idx, dx[t]);
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                const __m512i wv = _mm512_loadu_si512((const void *)(W[r] + 32 * (size_t)(k + 2 * j)));
+                const __m512i nc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, wv));
+                const __m512 dwj = _mm512_permutexvar_ps(idx, dw[r]);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(nc, xu[t], wv));
+                    a[r][t] = _mm512_add_ps(a[r][t], _mm512_mul_ps(p, _mm512_mul_ps(dwj, dxj[t])));
+                }
+            }
+        }
+    }
+    for (int r = 0; r < 4; r++)   // the last < 16 blocks as the scalar reference does them
+        for (int t = 0; t < T; t++) {
+            float L[16];
+            _mm512_storeu_ps(L, a[r][t]);
+            for (int b = k; b < nb; b++) {
+                const int8_t *qw = (const int8_t *)(W[r] + 32 * (size_t)b), *qx = v[t].q + 32 * b;
+                const float cb = h16_avx(W[r] + (size_t)n + 2 * (size_t)b) * v[t].d[b];
+                for (int j = 0; j < 8; j++) {
+                    int32_t p = 0;
+                    for (int q = 0; q < 4; q++) p += (int32_t)qw[4 * j + q] * qx[4 * j + q];
+                    L[8 * (b & 1) + j] = L[8 * (b & 1) + j] + (float)p * cb;
+                }
+            }
+            out[4 * t + r] = reduce16(L);
+        }
+}
+T512 static void rows4x2_avx512(int type, const uint8_t *const *W, const tern_qvec *v, float *out) { rowsT_avx512(type, W, v, out, 2); }
+T512 static void rows4x3_avx512(int type, const uint8_t *const *W, const tern_qvec *v, float *out) { rowsT_avx512(type, W, v, out, 3); }
+T512 static void rows4x4_avx512(int type, const uint8_t *const *W, const tern_qvec *v, float *out) { rowsT_avx512(type, W, v, out, 4); }
+
 #endif   // QM_X86
 
 #if QM_ARM   // AArch64: NEON (ARMv8.0) and dotprod (ARMv8.2 sdot); i8mm CPUs run the dotprod code
@@ -811,14 +901,23 @@ void tern_qmat_mul(int type, const void *W, size_t row_bytes, int r0, int r1, co
                    tern_kernel_kind k) {
     k = resolve(k);
     const uint8_t *base = W;
+    // AVX-512 takes several tokens per call for the float types and split Q8_0 (rowsT_avx512)
+    const int multi = QM_X86 && k == TERN_KERNEL_AVX512VNNI && (is_float(type) || type == TERN_QMAT_Q8_0X);
     for (int r = r0; r < r1; r += 4) {
         const int R = r1 - r < 4 ? r1 - r : 4;
         const uint8_t *rows[4];
-        for (int i = 0; i < 4; i++) rows[i] = base + (size_t)(r + (i < R ? i : 0)) * row_bytes;
-        for (int t = 0; t < N; t++) {
-            float o[4];
+        for (int i = 0; i < R; i++) rows[i] = base + (size_t)(r + i) * row_bytes;
+        for (int i = R; i < 4; i++) rows[i] = rows[0];   // a short last group: row r again, dropped
+        for (int t = 0; t < N;) {
+            float o[16];
+            int T = 1;
 #if QM_X86
-            if (k == TERN_KERNEL_AVX512VNNI) rows4_avx512(type, rows, &x[t], o);
+            if (multi && N - t >= 2) {
+                T = N - t < 4 ? N - t : 4;
+                if (T == 4) rows4x4_avx512(type, rows, &x[t], o);
+                else if (T == 3) rows4x3_avx512(type, rows, &x[t], o);
+                else rows4x2_avx512(type, rows, &x[t], o);
+            } else if (k == TERN_KERNEL_AVX512VNNI) rows4_avx512(type, rows, &x[t], o);
             else if (k == TERN_KERNEL_AVXVNNI) rows4_vnni(type, rows, &x[t], o);
             else if (k == TERN_KERNEL_AVX2) rows4_avx2(type, rows, &x[t], o);
             else
@@ -828,7 +927,9 @@ void tern_qmat_mul(int type, const void *W, size_t row_bytes, int r0, int r1, co
             else
 #endif
                 for (int i = 0; i < R; i++) o[i] = row_plain(type, rows[i], &x[t]);
-            for (int i = 0; i < R; i++) out[(size_t)t * ldo + r + i] = o[i];
+            for (int u = 0; u < T; u++)
+                for (int i = 0; i < R; i++) out[(size_t)(t + u) * ldo + r + i] = o[4 * u + i];
+            t += T;
         }
     }
 }

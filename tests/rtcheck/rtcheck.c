@@ -363,7 +363,8 @@ done:
 
 static void check_logits(void) {
     check_qmat_type(TERN_GGML_Q8_0, 37, 544, 3);    // 17 blocks (odd; groups of 8 and 16 + rest); 37 rows: groups of 4 + 1
-    check_qmat_type(TERN_GGML_Q8_0, 9, 2560, 2);    // the 2B4T width
+    check_qmat_type(TERN_GGML_Q8_0, 9, 2560, 5);    // the 2B4T width; 5 tokens (x86: groups of 4 and 1)
+    check_qmat_type(TERN_GGML_F16, 7, 300, 4);
     check_qmat_type(TERN_GGML_Q6_K, 23, 512, 2);
     check_qmat_type(TERN_GGML_Q5_K, 23, 768, 2);
     check_qmat_type(TERN_GGML_Q4_K, 23, 512, 3);
