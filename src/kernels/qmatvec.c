@@ -902,7 +902,9 @@ void tern_qmat_mul(int type, const void *W, size_t row_bytes, int r0, int r1, co
     k = resolve(k);
     const uint8_t *base = W;
     // AVX-512 takes several tokens per call for the float types and split Q8_0 (rowsT_avx512)
-    const int multi = QM_X86 && k == TERN_KERNEL_AVX512VNNI && (is_float(type) || type == TERN_QMAT_Q8_0X);
+#if QM_X86
+    const int multi = k == TERN_KERNEL_AVX512VNNI && (is_float(type) || type == TERN_QMAT_Q8_0X);
+#endif
     for (int r = r0; r < r1; r += 4) {
         const int R = r1 - r < 4 ? r1 - r : 4;
         const uint8_t *rows[4];
