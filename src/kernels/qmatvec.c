@@ -1,14 +1,15 @@
-// qmatvec.c — logits-matrix products for ggml weight types: plain C reference, AVX2, AVX-512
-// (x86-64; on other architectures the plain code).
+// qmatvec.c — logits-matrix products for ggml weight types: plain C reference; x86-64: AVX2,
+// AVX-VNNI, AVX-512; AArch64: NEON, dotprod (other architectures: the plain code).
 // The arithmetic every level must follow, operation by operation, is defined in qmatvec.h; the
 // Makefile builds this file with -ffp-contract=off so no compiler fuses a multiply and an add.
 // Level dispatch as in kernels.c (tern_kernel_kind, resolved through tern_kernel_best()).
 //
-// All SIMD paths compute the same exact integer sums as the plain code (u8 x s8 products via
+// All SIMD paths compute the same exact integer sums as the plain code (x86: u8 x s8 products via
 // vpmaddubsw / vpdpbusd with the sign moved onto the activations, int16 pair sums that cannot
-// saturate: |q| <= 127 for activations, <= 128 for Q8_0 weights, <= 63 for 6-bit ones), then
-// the same float operations in the same order. Rows are done four at a time (four independent
-// accumulator chains; each row's own order is unchanged).
+// saturate: |q| <= 127 for activations, <= 128 for Q8_0 weights, <= 63 for 6-bit ones; ARM:
+// s8 x s8 via smull + saddlp or sdot), then the same float operations in the same order. Rows are
+// done four at a time (four independent accumulator chains; each row's own order is unchanged);
+// AVX-512 also takes up to four tokens per call (rowsT_avx512).
 #ifdef __clang__
 #pragma STDC FP_CONTRACT OFF
 #endif
