@@ -6,6 +6,9 @@
 //                                   writes a GGUF of that shape with random weights (and a placeholder
 //                                   tokenizer) instead of benchmarking: the same weights for tern,
 //                                   llama.cpp and bitnet.cpp (i2_s), and the file for load-time tests
+//   tern-bench --random 2b --streams 1,2,4,8 [-n 16] [-d 64]
+//                                   S sequences per decode step (forward_multi, tern-server's batched
+//                                   decoding without HTTP): aggregate tok/s per S and the ratio to the first
 //   tern-bench --bandwidth [MB]     the machine's limits: read bandwidth and VNNI peak (all OpenMP threads)
 // Prints the load time and medians over -r runs: prefill and decode tokens/s, effective GB/s read
 // per decoded token (weights, the logits matrix, and the KV cache at that depth), integer GOPS
@@ -33,6 +36,8 @@ static void usage(FILE *f, int rc) {
             "                  [--kernel K[,K...]] [--kv q8|f32] [--seed S]     K: " TERN_KERNEL_NAMES "\n"
             "                  (several kinds: each repeat runs each kind in turn; medians per kind;\n"
             "                   all = every vector kind this CPU has)\n"
+            "       tern-bench (-m model.gguf | --random SHAPE) --streams S[,S...] [-n steps=64] [-d depth=0] [-r reps=3] [--kv q8|f32]\n"
+            "                  (several sequences per decode step, as tern-server batches them: aggregate tok/s per S)\n"
             "       tern-bench --random SHAPE --save out.gguf [--type tq2_0|tq1_0|i2_s] [--seed S]\n"
             "       tern-bench --bandwidth [MB=1024]\n"
             "  -p, -n 0..65536 (not both 0)   -r 1..1000   -b 1..4096   -d 0..1048576   MB 1..65536\n");
@@ -183,11 +188,71 @@ static void print_bandwidth(long mb) {
     if (best > 0) printf("VNNI peak: %.1f GOPS best, %.1f median (%d threads, register-only vpdpbusd)\n", best, med, omp_get_max_threads());
 }
 
+
+// ---- --streams: several sequences per decode step ------------------------------------------
+// forward_multi (tern-server's batched decoding, without HTTP) with S sequences at once, for each
+// S in the list: every sequence's own KV cache filled with random entries for positions
+// 0..depth-1, then n steps of S rows (each row its sequence's next token, logits for all rows).
+// Each repeat runs every S in turn (a shared machine's drift hits all alike); per S the medians of
+// aggregate tok/s (S * n / wall seconds) and tokens per CPU-second, and the median per-repeat
+// ratio of aggregate tok/s to the first S's.
+static int bench_streams(const tern_rt_model *m, const int *ss, int ns, long N, long R, long depth, int kv, uint64_t seed) {
+    int smax = 1;
+    for (int i = 0; i < ns; i++) smax = ss[i] > smax ? ss[i] : smax;
+    const int ctx = (int)(depth + N);
+    tern_rt_state work, *st = tern_xcalloc((size_t)smax, sizeof(tern_rt_state));
+    if (build_state_kv(&work, m, smax, ctx, kv)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
+    tern_rt_state **kvp = tern_xmalloc(sizeof(tern_rt_state *) * (size_t)smax);
+    for (int i = 0; i < smax; i++) {
+        if (build_state_kv(&st[i], m, 1, ctx, kv)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
+        if (depth > 0) rt_kv_fill_random(m, &st[i], (int)depth, seed + (uint64_t)i);
+        kvp[i] = &st[i];
+    }
+    int *tok = tern_xmalloc(sizeof(int) * (size_t)smax), *pos = tern_xmalloc(sizeof(int) * (size_t)smax);
+    int *rows = tern_xmalloc(sizeof(int) * (size_t)smax);
+    for (int i = 0; i < smax; i++) rows[i] = i;
+    double *agg = tern_xmalloc(sizeof(double) * (size_t)ns * R), *cps = tern_xmalloc(sizeof(double) * (size_t)ns * R);
+    double *ratio = tern_xmalloc(sizeof(double) * (size_t)R);
+    tern_rng rng;
+    tern_rng_seed(&rng, seed);
+    printf("streams: forward_multi decode steps, %ld per repeat, each sequence's KV cache (%s) at depth %ld..%ld, logits for every row\n", N,
+           rt_kv_name(work.kv_type), depth, depth + N - 1);
+    for (long r = -1; r < R; r++)   // r = -1: warm-up (pages the weights in), not counted
+        for (int k = 0; k < ns; k++) {
+            const int S = ss[k];
+            const long steps = r < 0 ? 1 : N;
+            double a = tern_time(), ca = cpu_time();
+            for (long t = 0; t < steps; t++) {
+                for (int i = 0; i < S; i++) {
+                    tok[i] = (int)(tern_rng_u64(&rng) % (uint64_t)m->config.vocab_size);
+                    pos[i] = (int)(depth + t);
+                }
+                forward_multi(m, &work, kvp, tok, pos, S, rows, S);
+            }
+            double e = tern_time(), ce = cpu_time();
+            if (r < 0) continue;
+            agg[(size_t)k * R + r] = (double)S * N / (e - a);
+            cps[(size_t)k * R + r] = (double)S * N / (ce - ca);
+        }
+    printf("%7s %12s %12s %14s %10s\n", "streams", "tok/s", "per stream", "tok/CPU-s", "vs first");
+    for (int k = 0; k < ns; k++) {
+        for (long r = 0; r < R; r++) ratio[r] = agg[(size_t)k * R + r] / agg[r];
+        const double am = median(agg + (size_t)k * R, (int)R);
+        printf("%7d %12.2f %12.2f %14.2f %9.2fx\n", ss[k], am, am / ss[k], median(cps + (size_t)k * R, (int)R), median(ratio, (int)R));
+    }
+    printf("(medians of %ld repeats; vs first: median per-repeat ratio of aggregate tok/s to %d stream%s)\n", R, ss[0], ss[0] > 1 ? "s" : "");
+    for (int i = 0; i < smax; i++) free_state(&st[i]);
+    free_state(&work);
+    free(st); free(kvp); free(tok); free(pos); free(rows); free(agg); free(cps); free(ratio);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *path = NULL, *random_spec = NULL, *save = NULL;
     int save_type = TERN_GGML_TQ2_0;
     long P = 128, N = 64, R = 3, B = 64, seed = 1234, bw_mb = -1, depth = 0;
     int kv = TERN_KV_Q8;
+    int streams[16], n_streams = 0;
     tern_kernel_kind kinds[TERN_KERNEL_NKINDS] = {TERN_KERNEL_AUTO};
     int nk = 1;
     for (int i = 1; i < argc; i++) {
@@ -235,6 +300,24 @@ int main(int argc, char **argv) {
             }
             if (ntok == 0) { fprintf(stderr, "tern-bench: --kernel: empty list\n"); return 2; }
             if (nk == 0) kinds[nk++] = TERN_KERNEL_PLAIN;   // "all" on a CPU without vector kinds
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--streams")) {   // 1,2,4,8
+            char list[256];
+            if (!v || strlen(v) >= sizeof list) { fprintf(stderr, "tern-bench: --streams: expected S[,S...] with S in 1..64\n"); return 2; }
+            snprintf(list, sizeof list, "%s", v);
+            n_streams = 0;
+            char *sp = NULL;
+            for (char *tok = strtok_r(list, ",", &sp); tok; tok = strtok_r(NULL, ",", &sp)) {
+                long sv;
+                if (n_streams == 16 || tern_parse_long(tok, &sv) || sv < 1 || sv > 64) {
+                    fprintf(stderr, "tern-bench: --streams: '%s': expected at most 16 counts, each in 1..64\n", tok);
+                    return 2;
+                }
+                streams[n_streams++] = (int)sv;
+            }
+            if (!n_streams) { fprintf(stderr, "tern-bench: --streams: empty list\n"); return 2; }
             i++;
             continue;
         }
@@ -299,6 +382,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tern-bench: -d %ld + -p %ld + -n %ld exceeds the context %d\n", depth, P, N, c->seq_len);
         free_model(&m);
         return 1;
+    }
+    if (n_streams) {
+        if (N < 1 || depth + N > c->seq_len) {
+            fprintf(stderr, "tern-bench: --streams: -d %ld + -n %ld must be in 1..%d (the context)\n", depth, N, c->seq_len);
+            free_model(&m);
+            return 1;
+        }
+        printf("model: %s  dim %d ffn %d layers %d heads %d/%d vocab %d, logits matrix %s; kernel %s, threads %d\n", m.path, c->dim, c->ffn_dim,
+               c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, tern_ggml_type_name(m.weights.output_type),
+               tern_kernel_name(tern_kernel_best()), omp_get_max_threads());
+        int rc = bench_streams(&m, streams, n_streams, N, R, depth, kv, (uint64_t)seed);
+        free_model(&m);
+        return rc;
     }
     tern_rt_state s;
     if (build_state_kv(&s, &m, (int)B, (int)(depth + P + N), kv)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }

@@ -597,8 +597,13 @@ static void logits_rows(const tern_rt_model *m, tern_rt_state *s, const float *x
 // training); ReLU²: h = max(g, 0)^2 * u
 static void ffn_chunk(int act, const int32_t *ag, const int32_t *au, float fg, float fu, int len, float *h) {
     if (act == TERN_FFN_RELU2) {
-        for (int j = 0; j < len; j++) {
-            const float g = (float)ag[j] * fg, r = g > 0.0f ? g : 0.0f;
+        for (int j = 0; j < len; j++) {   // r = g > 0 ? g : +0, as a bit mask: no branch, so it vectorizes
+            const float g = (float)ag[j] * fg;
+            uint32_t b;
+            memcpy(&b, &g, 4);
+            b &= -(uint32_t)(g > 0.0f);
+            float r;
+            memcpy(&r, &b, 4);
             h[j] = r * r * ((float)au[j] * fu);
         }
         return;

@@ -7,7 +7,9 @@
 # (tern-server --random SPEC --tokenizer), 8 slots; every request is a streaming completion of
 # MAX_TOKENS tokens (end-of-sequence banned, so all generate the same count). Each stream count is
 # run REPS times; the table shows the median aggregate tok/s over the repetitions and latency
-# percentiles over all their requests. The last column compares with one stream.
+# percentiles over all their requests. The last column compares with one stream. Then the same
+# stream counts without HTTP (tern-bench --streams: forward_multi steps alone, REPS repeats of
+# MAX_TOKENS steps at depth 64): what the engine's steps cost, apart from clients and sampling.
 #   scripts/bench_server.sh [BUILD_DIR=build] [MODELS="small 2b"]
 # Environment: OMP_NUM_THREADS (2), STREAMS (1,2,4,8), REQUESTS per stream (small 8, 2b 2),
 # MAX_TOKENS (small 128, 2b 32), REPS (3), CTX (256).
@@ -47,4 +49,6 @@ for model in $MODELS; do
   "$B/tern-loadgen" bench --port "$(cat "$work/port")" --streams "$STREAMS" --requests "$requests" --max-tokens "$max_tokens" \
       --reps "$REPS"
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+  echo "   forward only (tern-bench --random $model --streams $STREAMS -n $max_tokens -d 64 -r $REPS):"
+  "$B/tern-bench" --random "$model" --streams "$STREAMS" -n "$max_tokens" -d 64 -r "$REPS" | sed -n '/^streams /,$p' | sed 's/^/   /'
 done

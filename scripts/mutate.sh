@@ -8,7 +8,9 @@
 #
 # Mutant file: a unified diff (patch -p1, no fuzz; line offsets are fine) after header lines:
 #   # mutant: one line saying what the bug is               (required)
-#   # tests: test_a test_b                                   (required: binaries in build/tests)
+#   # tests: test_a test_b                                   (required: binaries in build/tests;
+#     rtcheck_arm: the ARM build's tests/rtcheck --quick under qemu-aarch64 -cpu max, every ARM
+#     kernel level: for mutants of AArch64-only code; needs `scripts/install-deps.sh arm`)
 #   # origin: where it comes from (optional)
 #   # equivalent: why no test can tell it from the original (optional: the mutant is expected
 #     to survive; it is reported apart and not counted against the score)
@@ -64,7 +66,7 @@ for m in "${mutants[@]}"; do
   t=$(hdr "$m" tests)
   [ -n "$(hdr "$m" mutant)" ] && [ -n "$t" ] || { echo "mutate.sh: $m: needs '# mutant:' and '# tests:' header lines" >&2; exit 1; }
   for x in $t; do
-    echo "$all_tests" | grep -qx "$x" || { echo "mutate.sh: $m: no test binary '$x' (tests/$x.c)" >&2; exit 1; }
+    [ "$x" = rtcheck_arm ] || echo "$all_tests" | grep -qx "$x" || { echo "mutate.sh: $m: no test binary '$x' (tests/$x.c)" >&2; exit 1; }
     need[$x]=1
   done
 done
@@ -77,6 +79,7 @@ progs=$(cd "$tree" && grep -l '^int main(' infer/*.c train/*.c data/*.c 2>/dev/n
 targets_for() {
   local x p out=""
   for x in "$@"; do
+    [ "$x" = rtcheck_arm ] && continue   # built by build() (the ARM cross build)
     out="$out build/tests/$x"
     if grep -q 'opendir(bindir)\|tern-%s' "$tree/tests/$x.c"; then
       for p in $progs; do out="$out build/$p"; done
@@ -88,11 +91,21 @@ targets_for() {
   done
   echo "$out"
 }
-build() { local log=$1; shift; make -C "$tree" -j"$jobs" BUILD=build $(targets_for "$@") > "$log" 2>&1; }
+build() {
+  local log=$1; shift
+  make -C "$tree" -j"$jobs" BUILD=build $(targets_for "$@") > "$log" 2>&1 || return 1
+  case " $* " in *" rtcheck_arm "*)
+    make -C "$tree" -j"$jobs" ARCH=aarch64 BUILD=build-aarch64 SANITIZE=0 build-aarch64/tests/rtcheck >> "$log" 2>&1 ;; esac
+}
 # runs test binary $1 in the scratch tree with timeout $3 s; prints "" (pass) or why it failed
 run_test() {
   local log="$2" t="$3"
-  (cd "$tree" && OMP_NUM_THREADS=2 timeout -k 5 "$t" "build/tests/$1" > "$log" 2>&1)
+  if [ "$1" = rtcheck_arm ]; then
+    (cd "$tree" && OMP_NUM_THREADS=2 QEMU_LD_PREFIX=${QEMU_LD_PREFIX:-/usr/aarch64-linux-gnu} timeout -k 5 "$t" \
+       qemu-aarch64 -cpu max build-aarch64/tests/rtcheck --quick > "$log" 2>&1)
+  else
+    (cd "$tree" && OMP_NUM_THREADS=2 timeout -k 5 "$t" "build/tests/$1" > "$log" 2>&1)
+  fi
   local rc=$?
   if [ $rc -eq 0 ]; then echo ""; elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then echo "timeout ${t}s";
   elif [ $rc -gt 128 ]; then echo "signal $((rc - 128))"; else echo "exit $rc"; fi

@@ -1,7 +1,8 @@
-// test_qmatvec.c — the logits kernels (kernels/qmatvec.h): every level (plain, AVX2, AVX-512 where
-// the CPU has them) gives bit-identical results for every weight type; results equal a double-
-// precision product of the dequantized weights (ggml_types) and the dequantized activations; the
-// activation quantizers keep their error bounds; extreme values do not overflow.
+// test_qmatvec.c — the logits kernels (kernels/qmatvec.h): every level (plain, AVX2, AVX-VNNI,
+// AVX-512 where the CPU has them; one token and several per call) gives bit-identical results for
+// every weight type; results equal a double-precision product of the dequantized weights
+// (ggml_types) and the dequantized activations; the activation quantizers keep their error bounds;
+// extreme values do not overflow.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -107,6 +108,9 @@ static void test_levels_identical(void **st) {
     check_type(TERN_GGML_Q8_0, 37, 544, 3);   // 17 blocks: odd count; 37 rows: 4-row groups + 1
     check_type(TERN_GGML_Q8_0, 9, 2560, 1);
     check_type(TERN_GGML_Q8_0, 6, 1568, 2);   // 49 blocks: 3 groups of 16 and a remainder
+    check_type(TERN_GGML_Q8_0, 11, 1056, 5);  // 5 tokens: the several-token kernels' groups of 4, then 1
+    check_type(TERN_GGML_F16, 7, 300, 4);
+    check_type(TERN_GGML_BF16, 5, 528, 7);
     check_type(TERN_GGML_Q6_K, 23, 512, 2);
     check_type(TERN_GGML_Q5_K, 23, 768, 2);
     check_type(TERN_GGML_Q4_K, 23, 512, 3);

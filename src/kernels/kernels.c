@@ -356,12 +356,13 @@ static void run_block(const tern_tmat *m, const int8_t *x, int N, const float *s
     const int cp = m->cols_pad, rows = m->rows, nblk = cp / 256;
     const int r_end = rows < (rb + 1) * ROW_BLOCK ? rows : (rb + 1) * ROW_BLOCK;
     int32_t acc[TILE_R * ACC_T];
-    for (int t0 = 0; t0 < N; t0 += TT) {   // TT is even when pairs: t0 starts a pair
-        const int T = N - t0 < TT ? N - t0 : TT;
-        const int8_t *xt = x + (size_t)t0 * cp;
-        for (int r0 = rb * ROW_BLOCK; r0 < r_end; r0 += TILE_R) {
-            const int R = r_end - r0 < TILE_R ? r_end - r0 : TILE_R;
-            const uint8_t *wr = m->w + (size_t)r0 * m->row_bytes;   // r0 % TILE_R == 0: a tile start
+    // a 4-row tile at a time, all token groups of it in turn (its weights stay in L1 meanwhile)
+    for (int r0 = rb * ROW_BLOCK; r0 < r_end; r0 += TILE_R) {
+        const int R = r_end - r0 < TILE_R ? r_end - r0 : TILE_R;
+        const uint8_t *wr = m->w + (size_t)r0 * m->row_bytes;   // r0 % TILE_R == 0: a tile start
+        for (int t0 = 0; t0 < N; t0 += TT) {   // TT is even when pairs: t0 starts a pair
+            const int T = N - t0 < TT ? N - t0 : TT;
+            const int8_t *xt = x + (size_t)t0 * cp;
             if (!ts) tile_plain(wr, xt, (size_t)cp, nblk, acc, R, T);
             else if (N == 1 && !pairs) ts->dec[R - 1](wr, xt, (size_t)cp, nblk, acc);
             else ts->tiles[R - 1][T - 1](wr, xt, (size_t)cp, nblk, acc);

@@ -1,14 +1,15 @@
-// qmatvec.c — logits-matrix products for ggml weight types: plain C reference, AVX2, AVX-512
-// (x86-64; on other architectures the plain code).
+// qmatvec.c — logits-matrix products for ggml weight types: plain C reference; x86-64: AVX2,
+// AVX-VNNI, AVX-512; AArch64: NEON, dotprod (other architectures: the plain code).
 // The arithmetic every level must follow, operation by operation, is defined in qmatvec.h; the
 // Makefile builds this file with -ffp-contract=off so no compiler fuses a multiply and an add.
 // Level dispatch as in kernels.c (tern_kernel_kind, resolved through tern_kernel_best()).
 //
-// All SIMD paths compute the same exact integer sums as the plain code (u8 x s8 products via
+// All SIMD paths compute the same exact integer sums as the plain code (x86: u8 x s8 products via
 // vpmaddubsw / vpdpbusd with the sign moved onto the activations, int16 pair sums that cannot
-// saturate: |q| <= 127 for activations, <= 128 for Q8_0 weights, <= 63 for 6-bit ones), then
-// the same float operations in the same order. Rows are done four at a time (four independent
-// accumulator chains; each row's own order is unchanged).
+// saturate: |q| <= 127 for activations, <= 128 for Q8_0 weights, <= 63 for 6-bit ones; ARM:
+// s8 x s8 via smull + saddlp or sdot), then the same float operations in the same order. Rows are
+// done four at a time (four independent accumulator chains; each row's own order is unchanged);
+// AVX-512 also takes up to four tokens per call (rowsT_avx512).
 #ifdef __clang__
 #pragma STDC FP_CONTRACT OFF
 #endif
@@ -21,6 +22,12 @@
 #include <immintrin.h>
 #else
 #define QM_X86 0
+#endif
+#if defined(__aarch64__)
+#define QM_ARM 1
+#include <arm_neon.h>
+#else
+#define QM_ARM 0
 #endif
 #include <math.h>
 #include <string.h>
@@ -362,6 +369,75 @@ T256 static void rows4_avx2(int type, const uint8_t *const *W, const tern_qvec *
     }
 }
 
+// ------------------------------------------------------------------ AVX-VNNI (256-bit, VEX)
+// Client x86 cores without AVX-512 (Alder Lake and later, Zen 5 laptops): the Q8_0 products with
+// the VEX-encoded vpdpbusd (one instruction for AVX2's vpmaddubsw + vpmaddwd); the split layout
+// takes 8 blocks' scales c_b = d_w * d_x as one vector (the scalar code's multiplications, lane by
+// lane). The float and k-quant products are the AVX2 code (their int16 scale products gain
+// nothing from vpdpbusd).
+#define TVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+
+// acc += u8(a) . s8(b) per 4-byte group. "{vex}" asks the assembler for the AVX-VNNI encoding (its
+// default is the EVEX one, which needs AVX512VL); "x" keeps the operands in ymm0-15.
+static inline __attribute__((always_inline)) TVNNI __m256i dpbusd_vex(__m256i acc, __m256i a, __m256i b) {
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b));
+    return acc;
+}
+// int32 lane j = sum of the products 4j..4j+3 of 32 s8 weights w and s8 activations x, exact:
+// |w| (<= 128) as the u8 operand, w's sign moved onto x
+static inline __attribute__((always_inline)) TVNNI __m256i dot32_vnni(__m256i w, __m256i x) {
+    return dpbusd_vex(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+}
+
+TVNNI static void rows4_vnni(int type, const uint8_t *const *W, const tern_qvec *v, float *out) {
+    if (type != TERN_GGML_Q8_0 && type != TERN_QMAT_Q8_0X) {
+        rows4_avx2(type, W, v, out);
+        return;
+    }
+    const int n = v->n, nb = n / 32, split = type == TERN_QMAT_Q8_0X;
+    __m256 a[4], b[4];   // lanes 0-7 (even blocks) and 8-15 (odd blocks) of each row's 16
+    for (int r = 0; r < 4; r++) a[r] = b[r] = _mm256_setzero_ps();
+    int k = 0;
+    if (split)
+        for (; k + 8 <= nb; k += 8) {   // k even: block k + j is odd exactly when j is
+            const __m256 dx = _mm256_loadu_ps(v->d + k);
+            __m256 c[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) c[r] = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(W[r] + (size_t)n + 2 * (size_t)k))), dx);
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(v->q + 32 * (k + j)));
+                const __m256i idx = _mm256_set1_epi32(j);
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    const __m256 p = _mm256_cvtepi32_ps(dot32_vnni(_mm256_loadu_si256((const __m256i *)(W[r] + 32 * (size_t)(k + j))), xv));
+                    const __m256 t = _mm256_mul_ps(p, _mm256_permutevar8x32_ps(c[r], idx));
+                    if (j & 1) b[r] = _mm256_add_ps(b[r], t);
+                    else a[r] = _mm256_add_ps(a[r], t);
+                }
+            }
+        }
+    for (; k < nb; k++) {   // the ggml layout, and the split layout's last < 8 blocks
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(v->q + 32 * k));
+        const float dx = v->d[k];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const uint8_t *blk = W[r] + TERN_Q8_0_BYTES * (size_t)k;
+            const uint8_t *qw = split ? W[r] + 32 * (size_t)k : blk + 2, *dw = split ? W[r] + (size_t)n + 2 * (size_t)k : blk;
+            const __m256 p = _mm256_cvtepi32_ps(dot32_vnni(_mm256_loadu_si256((const __m256i *)qw), xv));
+            const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(h16_avx(dw) * dx));
+            if (k & 1) b[r] = _mm256_add_ps(b[r], t);
+            else a[r] = _mm256_add_ps(a[r], t);
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        float L[16];
+        _mm256_storeu_ps(L, a[r]);
+        _mm256_storeu_ps(L + 8, b[r]);
+        out[r] = reduce16(L);
+    }
+}
+
 // ------------------------------------------------------------------ AVX-512
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
@@ -561,7 +637,235 @@ T512 static void rows4_avx512(int type, const uint8_t *const *W, const tern_qvec
     }
 }
 
+
+// Several tokens at once (tern_qmat_mul with N >= 2, e.g. tern-server's rows of one step), for the
+// float types and split Q8_0: each weight vector is loaded, converted or prepared once for T <= 4
+// tokens, and every (row, token) pair gets exactly rows4_avx512's arithmetic (the same int32 sums,
+// the same float operations in the same order). Split Q8_0 here: the u8 operand is x + 128 (once
+// per token), the s8 one the weights, and each int32 lane starts at -128 * (its 4 weights' sum),
+// once per row, so vpdpbusd leaves sum w * x exactly (|.| <= 4 * 255 * 128); a block pair's scales
+// c_b = d_w[b] * d_x[b] are the product of the weight scales and the activation scales each
+// broadcast to their 8 lanes (vpermps of the 16 of a group: the same two floats multiplied).
+static inline __attribute__((always_inline)) T512 void rowsT_avx512(int type, const uint8_t *const *W, const tern_qvec *v, float *out,
+                                                                     const int T) {
+    const int n = v->n;
+    __m512 a[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) a[r][t] = _mm512_setzero_ps();
+    if (is_float(type)) {
+        int i = 0;
+        for (; i + 16 <= n; i += 16) {
+            __m512 w[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) w[r] = load16_f(type, W[r], i);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const __m512 x0 = _mm512_loadu_ps(v[t].x + i);
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) a[r][t] = _mm512_add_ps(a[r][t], _mm512_mul_ps(w[r], x0));
+            }
+        }
+        for (int r = 0; r < 4; r++)
+            for (int t = 0; t < T; t++) {
+                float L[16];
+                _mm512_storeu_ps(L, a[r][t]);
+                out[4 * t + r] = float_tail(type, W[r], v[t].x, i, n, L);
+            }
+        return;
+    }
+    // TERN_QMAT_Q8_0X
+    const int nb = n / 32;
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    int k = 0;
+    for (; k + 16 <= nb; k += 16) {
+        __m512 dx[4], dw[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) dx[t] = _mm512_loadu_ps(v[t].d + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) dw[r] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(W[r] + (size_t)n + 2 * (size_t)k)));
+        for (int j = 0; j < 8; j++) {
+            const __m512i idx = _mm512_loadu_si512((const void *)q8x_idx[j]);
+            __m512i xu[4];
+            __m512 dxj[4];
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                xu[t] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(v[t].q + 32 * (k + 2 * j))), bias);
+                dxj[t] = _mm512_permutexvar_ps(idx, dx[t]);
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                const __m512i wv = _mm512_loadu_si512((const void *)(W[r] + 32 * (size_t)(k + 2 * j)));
+                const __m512i nc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, wv));
+                const __m512 dwj = _mm512_permutexvar_ps(idx, dw[r]);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(nc, xu[t], wv));
+                    a[r][t] = _mm512_add_ps(a[r][t], _mm512_mul_ps(p, _mm512_mul_ps(dwj, dxj[t])));
+                }
+            }
+        }
+    }
+    for (int r = 0; r < 4; r++)   // the last < 16 blocks as the scalar reference does them
+        for (int t = 0; t < T; t++) {
+            float L[16];
+            _mm512_storeu_ps(L, a[r][t]);
+            for (int b = k; b < nb; b++) {
+                const int8_t *qw = (const int8_t *)(W[r] + 32 * (size_t)b), *qx = v[t].q + 32 * b;
+                const float cb = h16_avx(W[r] + (size_t)n + 2 * (size_t)b) * v[t].d[b];
+                for (int j = 0; j < 8; j++) {
+                    int32_t p = 0;
+                    for (int q = 0; q < 4; q++) p += (int32_t)qw[4 * j + q] * qx[4 * j + q];
+                    L[8 * (b & 1) + j] = L[8 * (b & 1) + j] + (float)p * cb;
+                }
+            }
+            out[4 * t + r] = reduce16(L);
+        }
+}
+T512 static void rows4x2_avx512(int type, const uint8_t *const *W, const tern_qvec *v, float *out) { rowsT_avx512(type, W, v, out, 2); }
+T512 static void rows4x3_avx512(int type, const uint8_t *const *W, const tern_qvec *v, float *out) { rowsT_avx512(type, W, v, out, 3); }
+T512 static void rows4x4_avx512(int type, const uint8_t *const *W, const tern_qvec *v, float *out) { rowsT_avx512(type, W, v, out, 4); }
+
 #endif   // QM_X86
+
+#if QM_ARM   // AArch64: NEON (ARMv8.0) and dotprod (ARMv8.2 sdot); i8mm CPUs run the dotprod code
+// The integer sums of 16 s8 pairs into 4 int32 lanes (lane j: products 4j..4j+3), exact:
+//   NEON:    smull/smull2 (s8 x s8 -> int16, |p| <= 128 * 128), saddlp (pairs -> int32), addp
+//   dotprod: sdot, as inline asm so that one always-inline body serves both levels (the asm is
+//            emitted only into rows4_dot, compiled for armv8.2-a+dotprod and run only where
+//            HWCAP has sdot)
+static inline __attribute__((always_inline)) int32x4_t sdot_asm(int32x4_t acc, int8x16_t a, int8x16_t b) {
+    __asm__("sdot %0.4s, %1.16b, %2.16b" : "+w"(acc) : "w"(a), "w"(b));
+    return acc;
+}
+static inline __attribute__((always_inline)) int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b, const int dot) {
+    if (dot) return sdot_asm(acc, a, b);
+    const int16x8_t lo = vmull_s8(vget_low_s8(a), vget_low_s8(b)), hi = vmull_high_s8(a, b);
+    return vaddq_s32(acc, vpaddq_s32(vpaddlq_s16(lo), vpaddlq_s16(hi)));
+}
+static inline float h16_arm(const uint8_t *p) {   // IEEE half -> float (exact, as tern_fp16_to_fp32)
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
+}
+static inline float32x4_t load4_f(int type, const uint8_t *w, int i) {
+    if (type == TERN_GGML_F32) return vld1q_f32((const float *)(w + 4 * (size_t)i));
+    const uint16x4_t h = vld1_u16((const uint16_t *)(w + 2 * (size_t)i));
+    if (type == TERN_GGML_F16) return vcvt_f32_f16(vreinterpret_f16_u16(h));
+    return vreinterpretq_f32_u32(vshll_n_u16(h, 16));
+}
+// sum of the 16 products of a k-quant sub-block's 16 unsigned values q (< 64) and activations x
+static inline __attribute__((always_inline)) int32_t sub16(uint8x16_t q, const int8_t *x, const int dot) {
+    return vaddvq_s32(dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(q), vld1q_s8(x), dot));
+}
+
+static inline __attribute__((always_inline)) void rows4_arm(int type, const uint8_t *const *W, const tern_qvec *v, float *out,
+                                                             const int dot) {
+    const int n = v->n;
+    if (is_float(type)) {   // lanes 4q..4q+3 in a[r][q]
+        float32x4_t a[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int q = 0; q < 4; q++) a[r][q] = vdupq_n_f32(0.0f);
+        int i = 0;
+        for (; i + 16 <= n; i += 16)
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                const float32x4_t xv = vld1q_f32(v->x + i + 4 * q);
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) a[r][q] = vaddq_f32(a[r][q], vmulq_f32(load4_f(type, W[r], i + 4 * q), xv));
+            }
+        for (int r = 0; r < 4; r++) {
+            float L[16];
+            for (int q = 0; q < 4; q++) vst1q_f32(L + 4 * q, a[r][q]);
+            out[r] = float_tail(type, W[r], v->x, i, n, L);
+        }
+        return;
+    }
+    if (type == TERN_GGML_Q8_0 || type == TERN_QMAT_Q8_0X) {
+        // lanes 0-3, 4-7 (even blocks), 8-11, 12-15 (odd blocks) of each row's 16
+        const int split = type == TERN_QMAT_Q8_0X, nb = n / 32;
+        const int32x4_t z = vdupq_n_s32(0);
+        float32x4_t a[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int q = 0; q < 4; q++) a[r][q] = vdupq_n_f32(0.0f);
+        for (int k = 0; k < nb; k++) {
+            const int8x16_t x0 = vld1q_s8(v->q + 32 * k), x1 = vld1q_s8(v->q + 32 * k + 16);
+            const float dx = v->d[k];
+            const int o = 2 * (k & 1);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                const uint8_t *blk = W[r] + TERN_Q8_0_BYTES * (size_t)k;
+                const int8_t *qw = (const int8_t *)(split ? W[r] + 32 * (size_t)k : blk + 2);
+                const float32x4_t c = vdupq_n_f32(h16_arm(split ? W[r] + (size_t)n + 2 * (size_t)k : blk) * dx);
+                const float32x4_t p0 = vcvtq_f32_s32(dot16(z, vld1q_s8(qw), x0, dot)), p1 = vcvtq_f32_s32(dot16(z, vld1q_s8(qw + 16), x1, dot));
+                a[r][o] = vaddq_f32(a[r][o], vmulq_f32(p0, c));
+                a[r][o + 1] = vaddq_f32(a[r][o + 1], vmulq_f32(p1, c));
+            }
+        }
+        for (int r = 0; r < 4; r++) {
+            float L[16];
+            for (int q = 0; q < 4; q++) vst1q_f32(L + 4 * q, a[r][q]);
+            out[r] = reduce16(L);
+        }
+        return;
+    }
+    const uint8x16_t m4 = vdupq_n_u8(15), m2 = vdupq_n_u8(3), one = vdupq_n_u8(1);
+    for (int r = 0; r < 4; r++) {
+        float acc = 0.0f;
+        for (int k = 0; k < n / 256; k++) {
+            const int8_t *qx = v->q + 256 * k;
+            const float dx = v->d[k];
+            if (type == TERN_GGML_Q6_K) {
+                const uint8_t *blk = W[r] + TERN_Q6_K_BYTES * (size_t)k;
+                const int8_t *sc = (const int8_t *)(blk + 192);
+                int32_t I = 0;
+                for (int h = 0; h < 2; h++)
+                    for (int u = 0; u < 2; u++) {   // l = 16u .. 16u + 15 of the 32 in each quad
+                        const uint8x16_t l0 = vld1q_u8(blk + 64 * h + 16 * u), l1 = vld1q_u8(blk + 64 * h + 32 + 16 * u);
+                        const uint8x16_t hh = vld1q_u8(blk + 128 + 32 * h + 16 * u);
+                        uint8x16_t q[4];   // quads 0-3: weights 128h + 32 quad + 16u + 0..15
+                        q[0] = vorrq_u8(vandq_u8(l0, m4), vshlq_n_u8(vandq_u8(hh, m2), 4));
+                        q[1] = vorrq_u8(vandq_u8(l1, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hh, 2), m2), 4));
+                        q[2] = vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hh, 4), m2), 4));
+                        q[3] = vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(hh, 6), 4));
+#pragma GCC unroll 4
+                        for (int quad = 0; quad < 4; quad++) {
+                            const int j = 8 * h + 2 * quad + u;   // sub-block of 16
+                            I += sc[j] * sub16(q[quad], qx + 16 * j, dot);
+                        }
+                    }
+                I -= q6_corr(sc, v->bsum + 16 * k);
+                acc = acc + (float)I * (h16_arm(blk + 208) * dx);
+            } else {
+                const int five = type == TERN_GGML_Q5_K;
+                const uint8_t *blk = W[r] + (five ? TERN_Q5_K_BYTES : TERN_Q4_K_BYTES) * (size_t)k;
+                const uint8_t *qs = blk + (five ? 48 : 16);
+                uint8_t sm[16];   // scales, then mins
+                k4_unpack(blk + 4, sm);
+                int32_t I1 = 0;
+                for (int c = 0; c < 4; c++)       // weights 64c..64c+63: sub-blocks 2c (low nibbles), 2c+1 (high)
+                    for (int u = 0; u < 2; u++) {   // 16 of their 32
+                        const uint8x16_t qv = vld1q_u8(qs + 32 * c + 16 * u);
+                        uint8x16_t lo = vandq_u8(qv, m4), hi = vshrq_n_u8(qv, 4);
+                        if (five) {
+                            const uint8x16_t qh = vld1q_u8(blk + 16 + 16 * u);
+                            lo = vorrq_u8(lo, vshlq_n_u8(vandq_u8(vshlq_u8(qh, vdupq_n_s8((int8_t)(-2 * c))), one), 4));
+                            hi = vorrq_u8(hi, vshlq_n_u8(vandq_u8(vshlq_u8(qh, vdupq_n_s8((int8_t)(-2 * c - 1))), one), 4));
+                        }
+                        I1 += sm[2 * c] * sub16(lo, qx + 64 * c + 16 * u, dot) + sm[2 * c + 1] * sub16(hi, qx + 64 * c + 32 + 16 * u, dot);
+                    }
+                int32_t I2 = 0;
+                for (int j = 0; j < 8; j++) I2 += (int32_t)sm[8 + j] * (v->bsum[16 * k + 2 * j] + v->bsum[16 * k + 2 * j + 1]);
+                acc = acc + ((float)I1 * (h16_arm(blk) * dx) - (float)I2 * (h16_arm(blk + 2) * dx));
+            }
+        }
+        out[r] = acc;
+    }
+}
+static void rows4_neon(int type, const uint8_t *const *W, const tern_qvec *v, float *out) { rows4_arm(type, W, v, out, 0); }
+__attribute__((target("arch=armv8.2-a+dotprod"))) static void rows4_dot(int type, const uint8_t *const *W, const tern_qvec *v, float *out) { rows4_arm(type, W, v, out, 1); }
+#endif   // QM_ARM
 
 // ------------------------------------------------------------------ driver
 // F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c".
@@ -579,14 +883,17 @@ int tern_cpu_has_f16c(void) {
 #endif
 }
 
-// the code a kernel kind runs here: AVX-512 for avx512, AVX2 for avx2 and avxvnni (the logits
-// products have no AVX-VNNI variant), plain otherwise (plain, the AArch64 kinds, a CPU without F16C)
+// the code a kernel kind runs here: x86: avx512, avxvnni, avx2 (each its own code; plain on a CPU
+// without F16C); AArch64: neon, and dotprod for dotprod and i8mm (the logits products have no
+// smmla variant); plain otherwise
 static tern_kernel_kind resolve(tern_kernel_kind k) {
     if (k == TERN_KERNEL_AUTO || (unsigned)k >= TERN_KERNEL_NKINDS || !tern_kernel_available(k)) k = tern_kernel_best();
 #if QM_X86
     if (!tern_cpu_has_f16c()) return TERN_KERNEL_PLAIN;
-    if (k == TERN_KERNEL_AVXVNNI) return TERN_KERNEL_AVX2;
-    if (k == TERN_KERNEL_AVX2 || k == TERN_KERNEL_AVX512VNNI) return k;
+    if (k == TERN_KERNEL_AVX2 || k == TERN_KERNEL_AVXVNNI || k == TERN_KERNEL_AVX512VNNI) return k;
+#elif QM_ARM
+    if (k == TERN_KERNEL_NEON) return k;
+    if (k == TERN_KERNEL_DOTPROD || k == TERN_KERNEL_I8MM) return TERN_KERNEL_DOTPROD;
 #endif
     return TERN_KERNEL_PLAIN;
 }
@@ -595,19 +902,37 @@ void tern_qmat_mul(int type, const void *W, size_t row_bytes, int r0, int r1, co
                    tern_kernel_kind k) {
     k = resolve(k);
     const uint8_t *base = W;
+    // AVX-512 takes several tokens per call for the float types and split Q8_0 (rowsT_avx512)
+#if QM_X86
+    const int multi = k == TERN_KERNEL_AVX512VNNI && (is_float(type) || type == TERN_QMAT_Q8_0X);
+#endif
     for (int r = r0; r < r1; r += 4) {
         const int R = r1 - r < 4 ? r1 - r : 4;
         const uint8_t *rows[4];
-        for (int i = 0; i < 4; i++) rows[i] = base + (size_t)(r + (i < R ? i : 0)) * row_bytes;
-        for (int t = 0; t < N; t++) {
-            float o[4];
+        for (int i = 0; i < R; i++) rows[i] = base + (size_t)(r + i) * row_bytes;
+        for (int i = R; i < 4; i++) rows[i] = rows[0];   // a short last group: row r again, dropped
+        for (int t = 0; t < N;) {
+            float o[16];
+            int T = 1;
 #if QM_X86
-            if (k == TERN_KERNEL_AVX512VNNI) rows4_avx512(type, rows, &x[t], o);
+            if (multi && N - t >= 2) {
+                T = N - t < 4 ? N - t : 4;
+                if (T == 4) rows4x4_avx512(type, rows, &x[t], o);
+                else if (T == 3) rows4x3_avx512(type, rows, &x[t], o);
+                else rows4x2_avx512(type, rows, &x[t], o);
+            } else if (k == TERN_KERNEL_AVX512VNNI) rows4_avx512(type, rows, &x[t], o);
+            else if (k == TERN_KERNEL_AVXVNNI) rows4_vnni(type, rows, &x[t], o);
             else if (k == TERN_KERNEL_AVX2) rows4_avx2(type, rows, &x[t], o);
+            else
+#elif QM_ARM
+            if (k == TERN_KERNEL_DOTPROD) rows4_dot(type, rows, &x[t], o);
+            else if (k == TERN_KERNEL_NEON) rows4_neon(type, rows, &x[t], o);
             else
 #endif
                 for (int i = 0; i < R; i++) o[i] = row_plain(type, rows[i], &x[t]);
-            for (int i = 0; i < R; i++) out[(size_t)t * ldo + r + i] = o[i];
+            for (int u = 0; u < T; u++)
+                for (int i = 0; i < R; i++) out[(size_t)(t + u) * ldo + r + i] = o[4 * u + i];
+            t += T;
         }
     }
 }

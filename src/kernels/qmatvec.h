@@ -2,12 +2,12 @@
 // vectors: what the runtime's output layer runs. libc/libm/OpenMP only (part of the runtime).
 //
 // Weight types: F32, F16, BF16 (float products), Q8_0, Q4_K, Q5_K, Q6_K (integer products).
-// Levels: plain C reference, AVX2, AVX-512 (the kinds of kernels.h: TERN_KERNEL_AVX512VNNI runs
-// the AVX-512 code, AVX2 and AVXVNNI the AVX2 code, the AArch64 kinds and any x86 CPU without F16C
-// the plain code; AUTO resolves through tern_kernel_best()). Every level gives bit-identical
-// results: integer sums are exact, and the float arithmetic after them is defined below, operation
-// by operation, and done in that order by every level (mul and add kept separate, never fused:
-// this file is compiled with -ffp-contract=off).
+// Levels (the kinds of kernels.h; AUTO resolves through tern_kernel_best()): plain C reference;
+// x86-64: AVX2, AVX-VNNI (its Q8_0 products with the 256-bit vpdpbusd, the other types AVX2's),
+// AVX-512 (any x86 CPU without F16C: plain); AArch64: NEON, and dotprod (sdot) for the dotprod
+// and i8mm kinds. Every level gives bit-identical results: integer sums are exact, and the float
+// arithmetic after them is defined below, operation by operation, and done in that order by every
+// level (mul and add kept separate, never fused: this file is compiled with -ffp-contract=off).
 //
 // Activations (tern_qvec_prepare, plain C, shared by all levels): the vector x [n] is
 //   F32/F16/BF16: used as is (float);

@@ -10,6 +10,10 @@
 //             extreme values (all +-1 weights x all -128/127 activations, up to 65536 columns),
 //             the threaded decode split (1-3 threads), the one-token team path, the float
 //             epilogue bit for bit, TQ2_0/TQ1_0 tensors read from a GGUF file
+//   logits    the logits products (kernels/qmatvec.h) for every weight type (Q8_0 in the ggml and
+//             the repacked layout, Q4_K, Q5_K, Q6_K, F16, BF16, F32): every kind tested gives the
+//             plain code's bits, and all are within 1e-5 of double products of the dequantized
+//             weights and activations (ggml_types' dequantizers, not the kernels' arithmetic)
 //   quant     the int8 activation quantizer (scale, round half to even, clamp) bit for bit
 //   rowops    the 16-lane float sums of RMSNorm bit for bit
 //   vmath     every exp level bit-identical to plain C (elements, row sums, sigmoid), <= 2 ulp
@@ -22,10 +26,12 @@
 // it), which scripts/test_arm.sh compares across architectures.
 //   usage: rtcheck [--kernel K] [--expect-best K] [--quick]
 #include "kernels/kernels.h"
+#include "kernels/qmatvec.h"
 #include "kernels/rowops.h"
 #include "kernels/vmath.h"
 #include "model/quant.h"
 #include "formats/gguf.h"
+#include "formats/ggml_types.h"
 #include "formats/tqpack.h"
 #include "runtime.h"
 #include "util.h"
@@ -309,6 +315,64 @@ static void check_products(int quick) {
     check_gguf_tensors();
 }
 
+// ---------------------------------------------------------------- logits products (qmatvec)
+// rows x cols of `type` against N activation rows: each kind in kinds[] bit for bit equal to the
+// plain code, and the plain code within 1e-5 (relative to sum |w x|) of a double product of the
+// dequantized weights and the activations as quantized (q * d)
+static void check_qmat_type(int type, int rows, int cols, int N) {
+    const size_t rb = tern_ggml_row_bytes(type, cols);
+    float *wf = xmalloc(sizeof(float) * (size_t)rows * cols), *x = xmalloc(sizeof(float) * (size_t)N * cols);
+    float *deq = xmalloc(sizeof(float) * (size_t)rows * cols);
+    uint8_t *W = xmalloc(rb * rows), *R = xmalloc(rb * rows), *scratch = xmalloc(tern_qvec_bytes(cols) * N);
+    tern_qvec *v = xmalloc(sizeof(tern_qvec) * N);
+    float *ref = xmalloc(sizeof(float) * (size_t)N * rows), *got = xmalloc(sizeof(float) * (size_t)N * rows);
+    for (long i = 0; i < (long)rows * cols; i++) wf[i] = frand(-0.1f, 0.1f) * (1.0f + (float)(i % 5));
+    for (long i = 0; i < (long)N * cols; i++) x[i] = frand(-2.0f, 2.0f) * (1.0f + (float)(i % 7));
+    wf[3] = 9.0f;   // an outlier weight and activation
+    x[5] = -40.0f;
+    if (!check(tern_ggml_quantize(type, wf, (int64_t)rows * cols, W) == 0 && tern_ggml_dequant(type, W, (int64_t)rows * cols, deq) == 0,
+               "%s: quantize/dequantize: %s", tern_ggml_type_name(type), tern_last_error()))
+        goto done;
+    for (int t = 0; t < N; t++) tern_qvec_prepare(&v[t], type, x + (size_t)t * cols, cols, scratch + tern_qvec_bytes(cols) * t);
+    const int lt = tern_qmat_layout(type);
+    tern_qmat_repack(type, W, rb, cols, 0, rows, R);
+    tern_qmat_mul(type, W, rb, 0, rows, v, N, ref, (size_t)rows, TERN_KERNEL_PLAIN);
+    long far = -1;
+    for (int t = 0; t < N && far < 0; t++)
+        for (int r = 0; r < rows && far < 0; r++) {
+            double s = 0, mag = 0;
+            for (int i = 0; i < cols; i++) {
+                const double xi = v[t].q ? (double)v[t].q[i] * v[t].d[i / (type == TERN_GGML_Q8_0 ? 32 : 256)] : (double)x[(size_t)t * cols + i];
+                s += (double)deq[(size_t)r * cols + i] * xi;
+                mag += fabs((double)deq[(size_t)r * cols + i] * xi);
+            }
+            if (fabs(ref[(size_t)t * rows + r] - s) > 1e-5 * mag + 1e-30) far = (long)t * rows + r;
+        }
+    check(far < 0, "%s: plain logits product [%ld] far from the double product", tern_ggml_type_name(type), far);
+    for (int i = 0; i < n_kinds; i++)
+        for (int lay = 0; lay < 2; lay++) {   // the ggml layout and the repacked one
+            memset(got, 0x7f, sizeof(float) * (size_t)N * rows);
+            tern_qmat_mul(lay ? lt : type, lay ? R : W, rb, 0, 5 < rows ? 5 : rows, v, N, got, (size_t)rows, kinds[i]);   // two row ranges
+            if (rows > 5) tern_qmat_mul(lay ? lt : type, lay ? R : W, rb, 5, rows, v, N, got, (size_t)rows, kinds[i]);
+            check(memcmp(got, ref, sizeof(float) * (size_t)N * rows) == 0, "%s: %s logits (%s layout) differ from plain C's bits",
+                  tern_kernel_name(kinds[i]), tern_ggml_type_name(type), lay ? "repacked" : "ggml");
+        }
+done:
+    free(wf); free(x); free(deq); free(W); free(R); free(scratch); free(v); free(ref); free(got);
+}
+
+static void check_logits(void) {
+    check_qmat_type(TERN_GGML_Q8_0, 37, 544, 3);    // 17 blocks (odd; groups of 8 and 16 + rest); 37 rows: groups of 4 + 1
+    check_qmat_type(TERN_GGML_Q8_0, 9, 2560, 5);    // the 2B4T width; 5 tokens (x86: groups of 4 and 1)
+    check_qmat_type(TERN_GGML_F16, 7, 300, 4);
+    check_qmat_type(TERN_GGML_Q6_K, 23, 512, 2);
+    check_qmat_type(TERN_GGML_Q5_K, 23, 768, 2);
+    check_qmat_type(TERN_GGML_Q4_K, 23, 512, 3);
+    check_qmat_type(TERN_GGML_F16, 13, 100, 2);     // a float tail of 4
+    check_qmat_type(TERN_GGML_BF16, 13, 272, 2);
+    check_qmat_type(TERN_GGML_F32, 13, 64, 1);
+}
+
 // ---------------------------------------------------------------- quantizer, rowops, vmath
 static void check_quant(void) {
     float x[1100];
@@ -544,6 +608,7 @@ int main(int argc, char **argv) {
             if (tern_kernel_available((tern_kernel_kind)k)) kinds[n_kinds++] = (tern_kernel_kind)k;
     const double t0 = tern_time();
     check_products(quick);
+    check_logits();
     check_quant();
     check_rowops();
     check_vmath();
