@@ -64,7 +64,7 @@ grep -iE 'bits|fallback|q8_0' "$OUT/export.log" | head -5 || true
 
 run generate "$B/tern-generate" -m "$OUT/m135.gguf" -p "ROMEO:" -n 64 --seed 1
 echo "generate: $(wall generate) s wall, peak RSS $(rss generate) MiB"
-grep -iE 'tok/s|tokens/s|load' "$OUT/generate.log" | tail -3 || true
+grep -oE '(load|prefill|decode)[^|]*tok/s[^|]*' "$OUT/generate.log" | tail -3 || true
 tail -c 8000 "$TEXT" > "$OUT/val-sample.txt"
 run perplexity "$B/tern-perplexity" -m "$OUT/m135.gguf" -f "$OUT/val-sample.txt"
 echo "perplexity: $(wall perplexity) s wall, peak RSS $(rss perplexity) MiB"
