@@ -10,12 +10,12 @@
 #   3. prints, on WikiText-2's validation split: the teacher's loss, each student's loss before (naively
 #      ternarized) and after, KL(teacher || student) and top-1 agreement.
 # Usage: scripts/distill_wikitext.sh [BUILD_DIR]   (make distill-wikitext)
-#   FP_STEPS (300), FT_STEPS (150), EVAL_BATCHES (20 x batch 8 x 128 tokens), OUT (runs/distill-wikitext),
+#   FP_STEPS (900), FT_STEPS (150), EVAL_BATCHES (20 x batch 8 x 128 tokens), OUT (runs/distill-wikitext),
 #   TERN_DATA (../shared/data: needs wikitext-2/wiki.train.tokens and wiki.valid.tokens).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
-FP_STEPS=${FP_STEPS:-300}
+FP_STEPS=${FP_STEPS:-900}
 FT_STEPS=${FT_STEPS:-150}
 EVAL_BATCHES=${EVAL_BATCHES:-20}
 OUT=${OUT:-runs/distill-wikitext}
@@ -58,6 +58,6 @@ naive=$(grep -m1 '^before (student' "$OUT/ft-teacher.log" | sed 's/.*student \([
 echo "== summary (WikiText-2 validation, $(( EVAL_BATCHES * 8 )) windows of 128 tokens)"
 printf '   %-34s %8s %10s %8s\n' "model" "val loss" "KL(t||s)" "top-1"
 printf '   %-34s %8s %10s %8s\n' "fp teacher" "$teach" "-" "-"
-printf '   %-34s %8s %10s %8s\n' "ternarized, no fine-tune" "$naive" "$(grep -m1 '^before (student' "$OUT/ft-teacher.log" | sed 's/.*KL(teacher||student) \([0-9.]*\).*/\1/')" "-"
+printf '   %-34s %8s %10s %8s\n' "ternarized, no fine-tune" "$naive" "$(grep -m1 '^before (student' "$OUT/ft-teacher.log" | sed 's/.*KL(teacher||student) \([0-9.]*\).*/\1/')" "$(grep -m1 '^before (student' "$OUT/ft-teacher.log" | sed 's/.*top-1 agreement \([0-9.]*%\).*/\1/')"
 printf '   %-34s %8s %10s %8s\n' "ternary, fine-tuned without teacher" "$lp" "$kp" "$ap"
 printf '   %-34s %8s %10s %8s\n' "ternary, fine-tuned with teacher" "$lt" "$kt" "$at"
