@@ -91,7 +91,7 @@ ARM_PROGS  := $(addprefix $(BUILD)/tern-,generate perplexity bench bench_kernels
 OPENMP_ON := $(shell echo | $(CC) -fopenmp -dM -E - 2>/dev/null | grep -c _OPENMP)
 $(info tern: OpenMP $(if $(filter 1,$(OPENMP_ON)),on,OFF) ($(shell nproc) CPUs here; threads from OMP_NUM_THREADS), build dir $(BUILD))
 
-.PHONY: all test bench demo import-demo interop interop-server deps clean unicode-tables test-arm mutate mutate-check coverage fuzz fuzz-smoke fuzz-build
+.PHONY: all test bench demo import-demo bench-import135m distill-wikitext interop interop-server deps clean unicode-tables test-arm mutate mutate-check coverage fuzz fuzz-smoke fuzz-build
 .SECONDARY:
 ifeq ($(CROSS),1)
 all: $(LIBTERN_RT) $(ARM_PROGS) $(BUILD)/tests/rtcheck
@@ -190,6 +190,16 @@ demo: all
 import-demo: all
 	@scripts/install-deps.sh ref
 	@scripts/import_demo.sh $(BUILD)
+
+# a SmolLM-135M-shaped model end to end (import, 20-step fine-tune with a teacher, export, run), every figure
+bench-import135m: all
+	@scripts/install-deps.sh ref
+	@scripts/bench_import135m.sh $(BUILD)
+
+# ternary vs teacher on WikiText-2 (../shared/data): fine-tunes with and without distillation
+distill-wikitext: all
+	@scripts/install-deps.sh ref
+	@scripts/distill_wikitext.sh $(BUILD)
 
 interop: all
 	@scripts/install-deps.sh interop

@@ -34,6 +34,7 @@ static void die(const char *msg) {
 }
 
 int main(int argc, char **argv) {
+    tern_omp_wait_policy(argv, 0);   // passive OpenMP workers on a busy machine (util.h)
     const char *path = NULL, *prompt = NULL;
     long n_gen = 256, ctx = 0, batch = 64, seed = 42, top_k = 40;
     float temp = 0.8f, top_p = 0.95f;

@@ -30,6 +30,7 @@ static void die(const char *msg) {
 }
 
 int main(int argc, char **argv) {
+    tern_omp_wait_policy(argv, 0);   // passive OpenMP workers on a busy machine (util.h)
     const char *path = NULL, *text_path = NULL;
     long ctx = 0, batch = 64, max_tokens = 0;
     int add_bos = 0, c_explicit = 0, m_explicit = 0;

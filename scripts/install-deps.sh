@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh            build + test deps (make, make test; h5dump checks checkpoint layout)
 #   scripts/install-deps.sh demo       + gnuplot (loss plots in make demo; make test plots one)
 #   scripts/install-deps.sh coverage   + lcov (make coverage)
-#   scripts/install-deps.sh ref        + python3-torch, python3-h5py (reference scripts)
+#   scripts/install-deps.sh ref        + python3-torch, python3-h5py (reference scripts), time (peak RSS in bench_import135m.sh)
 #   scripts/install-deps.sh interop    + nodejs, npm, curl (make interop: llama.cpp, tern-server's clients)
 #   scripts/install-deps.sh arm        + the AArch64 cross compiler and qemu-user (make ARCH=aarch64, make test-arm)
 #   scripts/install-deps.sh fuzz       + clang, libFuzzer, LLVM's OpenMP (make fuzz, make fuzz-smoke)
@@ -15,7 +15,7 @@ for group in "$@"; do
     build) ;;
     demo) pkgs="$pkgs gnuplot-nox" ;;
     coverage) pkgs="$pkgs lcov" ;;
-    ref) pkgs="$pkgs python3-torch python3-h5py python3-numpy" ;;
+    ref) pkgs="$pkgs python3-torch python3-h5py python3-numpy time" ;;
     interop) pkgs="$pkgs nodejs npm curl" ;;
     arm) pkgs="$pkgs gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user" ;;
     fuzz) pkgs="$pkgs clang libclang-rt-14-dev libomp-dev" ;;

@@ -32,6 +32,9 @@ S=${3:-}
 QEMU=${QEMU:-qemu-aarch64}
 export QEMU_LD_PREFIX=${QEMU_LD_PREFIX:-/usr/aarch64-linux-gnu}
 export OMP_NUM_THREADS=2
+# a policy set here means the programs never restart themselves (util.h tern_omp_wait_policy): under a
+# binfmt-registered qemu the restarted process would run without this script's -cpu choice
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 unset TERN_KERNEL
 for f in "$X/tern-tokenizer" "$X/tern-train" "$X/tern-export" "$X/tern-perplexity" "$X/tern-generate" "$X/tests/rtcheck" \
          "$A/tern-perplexity" "$A/tern-generate" "$A/tern-bench" "$A/tests/rtcheck"; do

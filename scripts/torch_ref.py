@@ -314,8 +314,10 @@ def load_checkpoint(path):
         if "format" not in f.attrs or _attr_str(f.attrs["format"]) != "tern-checkpoint":
             die(f"{path}: not a tern checkpoint (root attribute format != 'tern-checkpoint')")
         ver = int(np.asarray(f.attrs.get("format_version", -1)).reshape(-1)[0])
-        if ver != 1:
-            die(f"{path}: unsupported format_version {ver} (expected 1)")
+        # version 2 adds a checksum header in the HDF5 user block (h5py skips it) and data identity
+        # attributes under /train_state; the model's attributes and datasets are those of version 1
+        if ver not in (1, 2):
+            die(f"{path}: unsupported format_version {ver} (expected 1 or 2)")
         cfg = {}
         for k in INT_FIELDS + FLOAT_FIELDS:
             if k not in f.attrs:

@@ -89,6 +89,48 @@ double tern_median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+int tern_omp_busy(double load1, int ncpu, int threads) {
+    if (threads <= 1 || ncpu <= 0 || !(load1 >= 0.0)) return 0; // one thread has no barrier to wait at
+    return load1 + threads > ncpu + 0.5;
+}
+
+#define TERN_OMP_REEXEC "TERN_OMP_REEXEC"   // set in the restarted process: why it waits passively
+
+void tern_omp_wait_policy(char **argv, int always) {
+    if (getenv("OMP_WAIT_POLICY") || getenv(TERN_OMP_REEXEC)) return;
+    // under mpirun (Open MPI, PMIx, Hydra) the launcher owns the process: never exec behind it
+    if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK")) return;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long threads = ncpu;
+    const char *e = getenv("OMP_NUM_THREADS");   // "4" or "4,2": the outer team counts
+    if (e && *e) {
+        char *end;
+        long v = strtol(e, &end, 10);
+        if (end != e && v > 0) threads = v;
+    }
+    double load[1];
+    int have_load = getloadavg(load, 1) == 1;
+    char why[96];
+    if (always) snprintf(why, sizeof why, "always");
+    else if (have_load && ncpu > 0 && ncpu < 1 << 20 && tern_omp_busy(load[0], (int)ncpu, threads > 1 << 20 ? 1 << 20 : (int)threads))
+        snprintf(why, sizeof why, "machine busy at start: load %.1f on %ld CPUs", load[0], ncpu);
+    else return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    setenv(TERN_OMP_REEXEC, why, 1);
+    execv("/proc/self/exe", argv);
+    unsetenv("OMP_WAIT_POLICY");   // no /proc: carry on with the default policy
+    unsetenv(TERN_OMP_REEXEC);
+}
+
+const char *tern_omp_wait_describe(char *buf, size_t n) {
+    const char *why = getenv(TERN_OMP_REEXEC), *pol = getenv("OMP_WAIT_POLICY");
+    if (why && pol && !strcmp(pol, "passive"))
+        snprintf(buf, n, "OpenMP workers wait passively (%s)", strcmp(why, "always") ? why : "this program's default");
+    else if (pol && *pol) snprintf(buf, n, "OpenMP wait policy %s (OMP_WAIT_POLICY)", pol);
+    else snprintf(buf, n, "OpenMP workers spin (libgomp's default)");
+    return buf;
+}
+
 void tern_rng_seed(tern_rng *r, uint64_t seed) {
     // splitmix64 to spread the seed; never zero
     uint64_t z = seed + 0x9E3779B97F4A7C15ull;

@@ -29,6 +29,23 @@ double tern_time(void);                  // monotonic seconds
 // Median of v[n] (sorts v in place, ascending; mean of the middle two for even n). Benchmarks.
 double tern_median(double *v, int n);
 
+// OpenMP wait policy. libgomp's idle workers spin (about 300k iterations) after each parallel
+// region before they sleep. On a machine whose cores other processes also want, a spinning team
+// loses a scheduler time slice at nearly every barrier: measured on a 2-core machine at load 16, a
+// 135M-parameter training step took 32.5 s spinning and 5.4 s waiting passively (2 threads each).
+// tern_omp_busy: 1 when a team of `threads` (> 1) on `ncpu` online CPUs should wait passively
+// because the 1-minute load average says others compete for them: load1 + threads > ncpu + 0.5.
+int tern_omp_busy(double load1, int ncpu, int threads);
+// Called first thing in a program's main (the OpenMP runtime reads OMP_WAIT_POLICY when it loads,
+// so the program restarts itself through /proc/self/exe with it set). Unless the user set
+// OMP_WAIT_POLICY, or an MPI launcher started the process, or this is already the restarted
+// process: when `always` or tern_omp_busy(load average, CPUs, OMP_NUM_THREADS or the CPUs), set
+// OMP_WAIT_POLICY=passive and restart. Returns (doing nothing) when it does not restart.
+void tern_omp_wait_policy(char **argv, int always);
+// The policy in effect, one phrase for "# compute:" lines, e.g. "OpenMP workers wait passively
+// (machine busy at start: load 15.2 on 2 CPUs)" or "OpenMP workers spin (libgomp's default)".
+const char *tern_omp_wait_describe(char *buf, size_t n);
+
 // Deterministic RNG (xorshift64*): state is one uint64, saved in checkpoints.
 typedef struct { uint64_t s; } tern_rng;
 void tern_rng_seed(tern_rng *r, uint64_t seed);

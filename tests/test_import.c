@@ -341,6 +341,48 @@ static void test_import_program(void **st) {
     assert_int_equal(system(cmd), 0);
 }
 
+// A checkpoint as tern writes it today (tern-import: the current format_version, checksum header)
+// -> scripts/torch_ref.py hf-export (F32) -> import again: every parameter comes back bit for bit.
+// make import-demo and scripts/distill_wikitext.sh depend on hf-export reading tern's checkpoints.
+// Needs /usr/bin/python3 with torch and h5py (scripts/install-deps.sh ref); otherwise a loud skip.
+static void test_hf_export_round_trip(void **st) {
+    (void)st;
+    if (system("/usr/bin/python3 -c 'import torch, h5py' > /dev/null 2>&1") != 0) {
+        tu_skip_part("/usr/bin/python3 has no torch/h5py: the hf-export round trip did not run (scripts/install-deps.sh ref)");
+        return;
+    }
+    char ck[512], dir[512], cmd[2600];
+    snprintf(ck, sizeof ck, "%s/rt.h5", tmpdir);
+    snprintf(dir, sizeof dir, "%s/rt-hf", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s " FIX "/llama_f32 -o %s --seq-len 12 > %s/rt-import.log 2>&1", prog_bin, ck, tmpdir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 scripts/torch_ref.py hf-export %s %s --dtype F32 > %s/rt-export.log 2>&1", ck, dir, tmpdir);
+    if (system(cmd) != 0) {
+        snprintf(cmd, sizeof cmd, "cat %s/rt-export.log", tmpdir);
+        if (system(cmd)) {}
+        fail_msg("torch_ref.py hf-export refused a checkpoint tern wrote");
+    }
+    tern_model_config c;
+    assert_int_equal(tern_checkpoint_read_config(ck, &c), 0);
+    tern_model a, b;
+    tern_model_build_frozen(&a, &c);
+    assert_true(tern_checkpoint_load(ck, &c, &a.params, NULL) == 0);
+    tern_hf_info info;
+    import_dir(dir, &b, &info);
+    assert_int_equal(a.params.n, b.params.n);
+    assert_int_equal(a.params.total, b.params.total);
+    for (int i = 0; i < a.params.n; i++) {
+        const tern_tensor *x = a.params.t[i], *y = b.params.t[i];
+        assert_string_equal(x->name, y->name);
+        assert_int_equal(x->n, y->n);
+        if (memcmp(x->data, y->data, sizeof(float) * (size_t)x->n))
+            fail_msg("%s differs after tern -> hf-export -> tern-import", x->name);
+    }
+    printf("hf-export round trip: %d parameters (%ld values) bit for bit\n", a.params.n, a.params.total);
+    tern_model_free(&a);
+    tern_model_free(&b);
+}
+
 // ---- hostile inputs ------------------------------------------------------------------------------
 
 static void write_bytes(const char *path, const void *b, size_t n) {
@@ -635,7 +677,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_llama_bf16_sharded),  cmocka_unit_test(test_bitnet_bf16),
         cmocka_unit_test(test_bitnet_packed_equals_bf16), cmocka_unit_test(test_tokenizer_model),
         cmocka_unit_test(test_tokenizer_json),
-        cmocka_unit_test(test_import_program),      cmocka_unit_test(test_safetensors_reader),
+        cmocka_unit_test(test_import_program),      cmocka_unit_test(test_hf_export_round_trip),
+        cmocka_unit_test(test_safetensors_reader),
         cmocka_unit_test(test_import_errors),       cmocka_unit_test(test_spm_errors),
     };
     return cmocka_run_group_tests_name("import", tests, setup, teardown);

@@ -24,6 +24,7 @@ static int usage(FILE *f, int rc) {
 #define DIE(...) do { fprintf(stderr, "tern-eval: " __VA_ARGS__); fputc('\n', stderr); rc = 1; goto out; } while (0)
 
 int main(int argc, char **argv) {
+    tern_omp_wait_policy(argv, 0);   // passive OpenMP workers on a busy machine (util.h)
     const char *ckpt = NULL, *data = NULL, *text = NULL;
     long batch = 8, maxw = 0;
     int fp = 0, rc = 0;

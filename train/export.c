@@ -83,6 +83,7 @@ static void check(int rc, const char *out) {
 }
 
 int main(int argc, char **argv) {
+    tern_omp_wait_policy(argv, 0);   // passive OpenMP workers on a busy machine (util.h)
     const char *in = NULL, *out = NULL, *name = NULL, *tok_path = NULL;
     int ttype = TERN_GGML_TQ2_0, etype = TERN_GGML_Q8_0, htype = -1, no_tok = 0;
     for (int i = 1; i < argc; i++) {

@@ -159,6 +159,7 @@ static int finetune_main(int argc, char **argv, int lead) {
         tern_trainer_describe(&t, what, sizeof what);
         printf("# compute: %s\n", what);
         char warn[512];
+        printf("# %s\n", tern_omp_wait_describe(warn, sizeof warn));
         if (tern_dist_binding_warning(t.threads, warn, sizeof warn)) printf("# %s\n", warn);
         if (t.has_teacher) {
             printf("teacher: %s (%s, %.2fM parameters), frozen: no gradients, no optimizer state; weights + logits buffer %.1f MiB\n",
@@ -204,6 +205,7 @@ static int finetune_main(int argc, char **argv, int lead) {
 }
 
 int main(int argc, char **argv) {
+    tern_omp_wait_policy(argv, 0);   // passive OpenMP workers on a busy machine (util.h)
     tern_trainer_catch_signals();   // before any slow start-up work
     if (tern_dist_init() != 0) {
         fprintf(stderr, "tern-finetune: %s\n", tern_last_error());

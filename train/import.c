@@ -39,6 +39,7 @@ static int usage(int rc) {
 #define DIE(...) do { fprintf(stderr, "tern-import: " __VA_ARGS__); fputc('\n', stderr); rc = 1; goto out; } while (0)
 
 int main(int argc, char **argv) {
+    tern_omp_wait_policy(argv, 0);   // passive OpenMP workers on a busy machine (util.h)
     const char *dir = NULL, *out = NULL, *tok_path = NULL, *save_tok = NULL;
     long seq = 0;
     int no_tok = 0, rc = 0;

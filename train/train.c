@@ -87,6 +87,7 @@ static int train_main(int argc, char **argv, int lead) {
         printf("# compute: %s\n# kernels: int8 %s, OpenBLAS %s%s%s%s\n", what, tern_kernel_name(tern_kernel_best()),
                blas ? blas : "?", forced ? " (OPENBLAS_CORETYPE=" : "", forced ? forced : "", forced ? ")" : "");
         char warn[512];
+        printf("# %s\n", tern_omp_wait_describe(warn, sizeof warn));
         if (tern_dist_binding_warning(t.threads, warn, sizeof warn)) printf("# %s\n", warn);
         fflush(stdout);
     }
@@ -115,6 +116,7 @@ static int train_main(int argc, char **argv, int lead) {
 }
 
 int main(int argc, char **argv) {
+    tern_omp_wait_policy(argv, 0);   // passive OpenMP workers on a busy machine (util.h)
     tern_trainer_catch_signals();   // before any slow start-up work: a stop request is never lost
     if (tern_dist_init() != 0) {
         fprintf(stderr, "tern-train: %s\n", tern_last_error());

@@ -67,18 +67,10 @@ static int write_port_file(const char *path, int port) {
 // OpenMP's worker threads spin after each parallel region by default (libgomp: ~300k iterations).
 // In a server that steals the CPU the HTTP threads need, and on a busy or shared machine it slows
 // decoding itself several times over (measured: 2B-shaped decode 0.8 tok/s spinning vs 6.7 passive
-// on a loaded 2-core VM). libgomp reads OMP_WAIT_POLICY when it loads, before main, so when the
-// user has not chosen a policy the server sets "passive" and starts itself again.
-static void passive_openmp(char **argv) {
-    if (getenv("OMP_WAIT_POLICY") || getenv("TERN_SERVER_REEXEC")) return;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    setenv("TERN_SERVER_REEXEC", "1", 1);
-    execv("/proc/self/exe", argv);
-    // no /proc: carry on with the default policy
-}
-
+// on a loaded 2-core VM), so unless the user chose a policy the server always waits passively
+// (tern_omp_wait_policy restarts it with OMP_WAIT_POLICY=passive).
 int main(int argc, char **argv) {
-    passive_openmp(argv);
+    tern_omp_wait_policy(argv, 1);
     const char *path = NULL, *host = "127.0.0.1", *api_key = getenv("TERN_API_KEY"), *alias = NULL, *tmpl_name = NULL;
     const char *random_spec = NULL, *tok_path = NULL, *port_file = NULL;
     long port = 8080, slots = 4, ctx = 0, batch = 0, queue = 32, max_body = 1 << 20, timeout = 30, max_conns = 0;
