@@ -7,6 +7,12 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
+// The SIMD levels run OpenMP regions inside target-attributed functions. GCC gives the outlined
+// regions the function's target; clang does not (it rejects the 512-bit types there), so a clang
+// build (the fuzzers') compiles the plain level only and tern_gemm_available says so.
+#if defined(__x86_64__) && !defined(__clang__)
+#define GEMM_X86 1
+#endif
 
 // ------------------------------------------------------------------ dispatch
 static const char *const NAMES[TERN_GEMM_NKINDS] = {"auto", "plain", "avx2", "avx512bf16"};
@@ -16,7 +22,7 @@ int tern_gemm_available(tern_gemm_kind k) {
     switch (k) {
     case TERN_GEMM_AUTO:
     case TERN_GEMM_PLAIN: return 1;
-#if defined(__x86_64__)
+#ifdef GEMM_X86
     case TERN_GEMM_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case TERN_GEMM_AVX512BF16:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
@@ -144,7 +150,7 @@ static void gpack_plain(int M, int Nc, int K, const float *a, long sam, long sak
     }
 }
 
-#if defined(__x86_64__)
+#ifdef GEMM_X86
 // ------------------------------------------------------------------ AVX512-BF16
 // Micro-tile: MR rows of dw x one 64-column panel, 4 zmm accumulators per row; per pair p one
 // 256-byte panel row of B and one broadcast dword of A per row.
@@ -345,7 +351,7 @@ void tern_gemm_dw_bf16(int M, int K, int N, const float *dy, int ldy, const floa
         dw_plain(M, K, N, dy, ldy, sx, xq, ldx, dw, ldw);
         return;
     }
-#if defined(__x86_64__)
+#ifdef GEMM_X86
     uint32_t *A = scratch, *B = (uint32_t *)((char *)scratch + a_bytes(M, N));
     if (kind == TERN_GEMM_AVX512BF16) {
         pack512(M, K, N, dy, ldy, sx, xq, ldx, A, B);
@@ -371,7 +377,7 @@ void tern_gemm_bf16(int M, int Nc, int K, const float *a, long sam, long sak, co
         gemm_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc);
         return;
     }
-#if defined(__x86_64__)
+#ifdef GEMM_X86
     uint32_t *A = scratch, *B = (uint32_t *)((char *)scratch + a_bytes(M, K));
     if (kind == TERN_GEMM_AVX512BF16) {
         gpack512(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B);
