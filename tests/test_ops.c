@@ -176,6 +176,16 @@ static void test_act_quant_cases(void **st) {
     tern_act_quantize_row_i8(x, 6, qi);
     int8_t wanti[6] = {127, 64, -64, 0, 0, -127};
     assert_memory_equal(qi, wanti, 6);
+    // a NaN among the values (a damaged model file; found by fuzz_gguf_model) quantizes to 0 and
+    // leaves the others as they were: the scale ignores it, the conversion is defined
+    float xn[4] = {1.0f, NAN, -0.5f, 0.25f}, qn[4];
+    int8_t qni[4];
+    s = tern_act_quantize_row(xn, 4, qn);
+    assert_true(s == 127.0f);
+    assert_true(qn[0] == 127.0f && qn[1] == 0.0f && qn[2] == -64.0f && qn[3] == 32.0f);
+    assert_true(tern_act_quantize_row_i8(xn, 4, qni) == 127.0f);
+    int8_t wantn[4] = {127, 0, -64, 32};
+    assert_memory_equal(qni, wantn, 4);
 }
 
 // ---- the quantizers against naive references (no code shared with quant.c) ---------------------

@@ -70,7 +70,9 @@ static inline float act_scale(const float *x, int n) {
 
 static inline float int8_of(float x, float s) {
     float q = rintf(x * s) + 0.0f; // + 0.0f turns -0 into +0
-    return q > 127.0f ? 127.0f : (q < -128.0f ? -128.0f : q);
+    // a NaN (from a damaged model's values) gives 0, as NEON's conversion does; converting it to an
+    // integer type would be undefined
+    return q > 127.0f ? 127.0f : (q < -128.0f ? -128.0f : (q == q ? q : 0.0f));
 }
 
 float tern_act_quantize_row(const float *x, int n, float *xq) {
