@@ -44,7 +44,9 @@ endif
 SANITIZE ?= 0
 ifeq ($(SANITIZE),1)
   BUILD ?= build-san
-  OPT   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  # float-cast-overflow: GCC's "undefined" leaves it out (clang's includes it); a NaN or infinite
+  # value converted to an integer is the undefined behaviour a damaged model file reaches
+  OPT   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow
 else
   BUILD ?= build
   OPT   := -O3 -g

@@ -82,8 +82,14 @@ static const float *load_norm(tern_rt_model *m, const char *name, int n) {
         tern_error("%s: tensor %s has type %s (%d); norms must be f32", m->path, name, tern_ggml_type_name(t->type), t->type);
         return NULL;
     }
+    const float *v = (const float *)t->data;
+    for (int i = 0; i < n; i++)
+        if (!isfinite(v[i])) {   // a NaN or infinite norm weight would turn every later value into NaN
+            tern_error("%s: tensor %s: value %d is %g, not a finite number", m->path, name, i, (double)v[i]);
+            return NULL;
+        }
     m->fp_bytes += t->nbytes;
-    return (const float *)t->data;
+    return v;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -233,8 +233,7 @@ static float q8_row(const float *x, int n, int8_t *q) {
     }
     const float id = 127.0f / amax;
     for (int i = 0; i < n; i++) {
-        const float r = rintf(x[i] * id);
-        q[i] = (int8_t)(r > 127.0f ? 127 : r < -127.0f ? -127 : (int)r);
+        q[i] = (int8_t)tern_rint_clamp(x[i] * id, -127, 127);
     }
     return amax / 127.0f;
 }
@@ -505,7 +504,7 @@ static void q8_softmax(float *sc, const float *dv, int T, uint8_t *w8, float *ws
         }
         ws[b] = wmax / 255.0f;
         const float iw = wmax > 0.0f ? 255.0f / wmax : 0.0f;
-        for (int i = 0; i < 64; i++) w8[64 * b + i] = (uint8_t)(i < n ? (int)rintf(w[i] * iw) : 0);
+        for (int i = 0; i < 64; i++) w8[64 * b + i] = (uint8_t)(i < n ? tern_rint_clamp(w[i] * iw, 0, 255) : 0);
     }
 }
 

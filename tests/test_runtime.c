@@ -965,6 +965,40 @@ static void test_bad_input(void **st) {
     expect_load_error(bad, "tensor blk.0.ffn_down.weight: row 0 element 77");
     o.ttype = 0;
     o.q8_not_ternary = 0;
+    // a norm weight that is NaN or infinite: refused, naming the tensor and the element
+    const float keep_norm = t.norms[0][2][5];
+    t.norms[0][2][5] = NAN;
+    tm_write(&t, bad, o);
+    expect_load_error(bad, "tensor blk.0.ffn_norm.weight: value 5 is nan, not a finite number");
+    t.norms[0][2][5] = -INFINITY;
+    tm_write(&t, bad, o);
+    expect_load_error(bad, "tensor blk.0.ffn_norm.weight: value 5 is -inf, not a finite number");
+    // finite but huge norm weights load; the normed rows come near FLT_MAX, s_x is tiny, and some
+    // q/k/v values overflow to inf while others stay finite: the KV cache's and the attention
+    // weights' int8 quantizers then meet inf * 0 = NaN (fuzz_gguf_model found this in CI). Every
+    // quantizer must map NaN/inf to integers without undefined behaviour (the sanitizer build checks
+    // float-to-int conversions); the next activation quantizer maps NaN to 0, so the residual stream
+    // and the logits stay finite
+    for (int i = 0; i < t.dim; i++) t.norms[0][0][i] = t.norms[0][2][i] = 3e37f;
+    tm_write(&t, bad, o);
+    {
+        tern_rt_model mh;
+        assert_int_equal(build_model(&mh, bad), 0);
+        for (int kv = 0; kv < 2; kv++) {
+            tern_rt_state sh;
+            assert_int_equal(build_state_kv(&sh, &mh, 4, 8, kv ? TERN_KV_Q8 : TERN_KV_F32), 0);
+            int toks[3] = {5, 7, 9};
+            const float *lg = forward(&mh, &sh, toks, 3, 0, 0);
+            for (int i = 0; i < t.vocab; i++) assert_true(isfinite(lg[i]));
+            lg = forward(&mh, &sh, toks, 1, 3, 0);
+            int a = sample_argmax(lg, t.vocab);
+            assert_true(a >= 0 && a < t.vocab);
+            free_state(&sh);
+        }
+        free_model(&mh);
+    }
+    t.norms[0][2][5] = keep_norm;
+    for (int i = 0; i < t.dim; i++) t.norms[0][0][i] = t.norms[0][2][i] = 1.0f;
     // sub-norms in some layers only
     o.skip = "blk.0.ffn_sub_norm.weight";
     tm_write(&t, bad, o);

@@ -165,8 +165,7 @@ static float grad_quantize_row(const float *d, int n, int8_t *q) {
         return 1.0f;
     }
     for (int i = 0; i < n; i++) {
-        const float v = rintf(d[i] * s);
-        q[i] = (int8_t)(v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v));
+        q[i] = (int8_t)tern_rint_clamp(d[i] * s, -127, 127);
     }
     return s;
 }

@@ -5,6 +5,7 @@
 // llama.cpp's own library).
 #include "formats/ggml_types.h"
 #include "formats/tqpack.h"
+#include "model/quant.h"
 #include "util.h"
 #include <math.h>
 #include <stdint.h>
@@ -231,8 +232,9 @@ int tern_i2s_pack(const int8_t *w, int64_t n, float scale, void *out) {
 }
 
 // ---------------------------------------------------------------- quantizers
-// round half to even, as ggml's nearest_int
-static int nearest(float f) { return (int)rintf(f); }
+// round half to even, as ggml's nearest_int (NaN -> 0 and huge values clamped: every caller clamps
+// further, and a float-to-int conversion out of range would be undefined)
+static int nearest(float f) { return tern_rint_clamp(f, -(1 << 24), 1 << 24); }
 
 static void quant_q8_0(const float *x, uint8_t *b) {
     float amax = 0.0f;

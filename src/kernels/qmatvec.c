@@ -15,6 +15,7 @@
 #endif
 #include "kernels/qmatvec.h"
 #include "formats/ggml_types.h"
+#include "model/quant.h"
 #include "util.h"
 #if defined(__x86_64__) || defined(__i386__)
 #define QM_X86 1
@@ -87,8 +88,7 @@ void tern_qvec_prepare(tern_qvec *v, int type, const float *x, int n, void *scra
             v->d[b] = amax / 127.0f;
             const float id = 127.0f / amax;
             for (int i = 0; i < 32; i++) {
-                float r = rintf(xb[i] * id);
-                v->q[32 * b + i] = (int8_t)(r > 127.0f ? 127 : r < -127.0f ? -127 : (int)r);
+                v->q[32 * b + i] = (int8_t)tern_rint_clamp(xb[i] * id, -127, 127);
             }
         }
         return;
@@ -105,8 +105,7 @@ void tern_qvec_prepare(tern_qvec *v, int type, const float *x, int n, void *scra
         } else {
             const float iscale = -127.0f / mx;
             for (int i = 0; i < 256; i++) {
-                int r = (int)rintf(iscale * xb[i]);
-                q[i] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+                q[i] = (int8_t)tern_rint_clamp(iscale * xb[i], -127, 127);
             }
             v->d[b] = 1.0f / iscale;
         }

@@ -10,6 +10,7 @@
 //   BitLinear:             y = (xq . Wq^T) * (s_w / s_x)
 #ifndef TERN_QUANT_H
 #define TERN_QUANT_H
+#include <math.h>
 #include <stdint.h>
 
 #define TERN_QUANT_EPS 1e-5f
@@ -21,5 +22,12 @@ void tern_weight_quantize_i8(const float *w, long n, float s, int8_t *wq);
 // per-row activation quantizer; returns s_x. xq holds integers in [-128,127]
 float tern_act_quantize_row(const float *x, int n, float *xq);
 float tern_act_quantize_row_i8(const float *x, int n, int8_t *xq);
+
+// rint(v) clamped to [lo, hi], NaN -> 0. The one float-to-integer conversion for values that a
+// damaged model can make NaN or infinite: converting those straight to an integer type is undefined
+static inline int tern_rint_clamp(float v, int lo, int hi) {
+    const float r = rintf(v);
+    return r >= (float)hi ? hi : r <= (float)lo ? lo : r == r ? (int)r : 0;
+}
 
 #endif

@@ -38,6 +38,42 @@ S=dim=256,ffn=256,layers=1,heads=2,kv_heads=1,vocab=260,ctx=16
 $B/tern-bench --random $S,head=q6_k,act=relu2 --save $C/gguf_model/i2s_q6k_relu2.gguf --type i2_s >/dev/null
 $B/tern-bench --random $S,head=q4_k --save $C/gguf_model/tq1_q4k.gguf --type tq1_0 >/dev/null
 $B/tern-bench --random $S,head=q8_0 --save $C/gguf_model/tq2_q8.gguf --type tq2_0 >/dev/null
+# regression: the Q8_0 model with huge (finite) attn/ffn norm weights, so q/k/v overflow to inf in
+# some elements and the KV cache and attention-weight quantizers meet NaN (found in CI, where
+# converting that NaN to an integer was undefined behaviour)
+python3 - $C/gguf_model/tq2_q8.gguf $C/gguf_model/regress-huge-norms.gguf <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+o = 8
+nt, nkv = struct.unpack_from('<QQ', b, o); o += 16
+size = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+def skip(t, o):
+    if t == 8: return o + 8 + struct.unpack_from('<Q', b, o)[0]
+    if t == 9:
+        et, n = struct.unpack_from('<IQ', b, o); o += 12
+        for _ in range(n): o = skip(et, o)
+        return o
+    return o + size[t]
+align = 32
+for _ in range(nkv):
+    n = struct.unpack_from('<Q', b, o)[0]; key = b[o + 8:o + 8 + n].decode(); o += 8 + n
+    t = struct.unpack_from('<I', b, o)[0]; o += 4
+    if key == 'general.alignment': align = struct.unpack_from('<I', b, o)[0]
+    o = skip(t, o)
+infos = []
+for _ in range(nt):
+    n = struct.unpack_from('<Q', b, o)[0]; name = b[o + 8:o + 8 + n].decode(); o += 8 + n
+    nd = struct.unpack_from('<I', b, o)[0]; o += 4
+    ne = struct.unpack_from('<%dQ' % nd, b, o); o += 8 * nd
+    t, off = struct.unpack_from('<IQ', b, o); o += 12
+    infos.append((name, ne, t, off))
+data = (o + align - 1) // align * align
+for name, ne, t, off in infos:
+    if name in ('blk.0.attn_norm.weight', 'blk.0.ffn_norm.weight'):
+        assert t == 0
+        struct.pack_into('<%df' % ne[0], b, data + off, *([3e37] * ne[0]))
+open(sys.argv[2], 'wb').write(b)
+PY
 # encoder inputs: text, UTF-8, control bytes, the ▁ character, invalid UTF-8
 head -c 300 $text > $C/encode/text.txt
 printf 'caf\xc3\xa9 \xe2\x96\x81 na\xc3\xafve \xf0\x9f\x98\x80\n\n\t end' > $C/encode/utf8.txt
