@@ -238,7 +238,8 @@ coverage:
 # and is linked against the library sources built with -fsanitize=fuzzer-no-link,address,undefined
 # in build-fuzz/. `make fuzz` runs each target FUZZ_SECONDS (default 60) from its committed seed
 # corpus tests/fuzz/corpus/<target>/ (new inputs go to build-fuzz/corpus/<target>/, crashes to
-# build-fuzz/artifacts/); FUZZ_TARGETS=gguf,config picks some. `make fuzz-smoke`: 4 s each (CI).
+# build-fuzz/artifacts/); FUZZ_TARGETS=gguf,config picks some; FUZZ_SEED=N repeats a run's random
+# choices. `make fuzz-smoke`: 4 s each (CI).
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build-fuzz
@@ -270,8 +271,10 @@ $(FUZZ_DIR)/fuzz_server_request: tests/fuzz/fuzz_server_request.c $(FUZZ_LIBOBJ)
 fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
 	@scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_PICK)
+# the smoke pass uses a fixed libFuzzer seed (FUZZ_SEED, default 1) so that CI repeats the same
+# mutations from the committed seeds; `make fuzz` explores with a new seed each run
 fuzz-smoke: fuzz-build
-	@scripts/fuzz.sh $(FUZZ_DIR) 4 $(FUZZ_PICK)
+	@FUZZ_SEED=$(or $(FUZZ_SEED),1) scripts/fuzz.sh $(FUZZ_DIR) 4 $(FUZZ_PICK)
 
 clean:
 	rm -rf build build-san build-mutate build-cov build-fuzz build-aarch64 build-aarch64-static build-aarch64-san

@@ -4,7 +4,8 @@
 # plus the inputs it found before (BUILD_DIR/corpus/<target>/, where new ones go). A crash, leak,
 # sanitizer report or timeout (> 20 s for one input) stops with the input saved in
 # BUILD_DIR/artifacts/ and a non-zero exit. Prints per target: runs, coverage (cov = edges,
-# ft = features), corpus size, and the final libFuzzer line.
+# ft = features), corpus size, and the final libFuzzer line. FUZZ_SEED=N (environment) fixes
+# libFuzzer's random seed (default: a new one each run).
 set -uo pipefail
 dir=$1; secs=$2; shift 2
 mkdir -p "$dir/artifacts" "$dir/logs"
@@ -15,7 +16,7 @@ for t in "$@"; do
   mkdir -p "$dir/corpus/$t" "tests/fuzz/corpus/$t"
   log="$dir/logs/$t.log"
   # one process, no fork mode: findings stop the run; -rss_limit_mb bounds memory per input
-  "$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2560 -print_final_stats=1 \
+  "$bin" ${FUZZ_SEED:+-seed="$FUZZ_SEED"} -max_total_time="$secs" -timeout=20 -rss_limit_mb=2560 -print_final_stats=1 \
          -artifact_prefix="$dir/artifacts/$t-" "$dir/corpus/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1
   rc=$?
   last=$(grep -E '^#[0-9]+' "$log" | tail -1)

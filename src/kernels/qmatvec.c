@@ -256,6 +256,32 @@ T256 static inline __m256i dot32_s8(__m256i w, __m256i x) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), _mm256_set1_epi16(1));
 }
 
+// The Q8_0 products of the AVX2 and AVX-VNNI levels, which differ only in the 32-byte dot product
+// DOT32 (a macro, not a function: each level's function has its own target attribute): 4 rows'
+// blocks k..nb-1 (k declared by the caller), one block at a time, into the accumulators a (even blocks) and b (odd blocks);
+// W, v, n, nb, split in scope. Then each row's 16 lanes reduced in a fixed order into out.
+#define Q8_0_BLOCKS_256(DOT32)                                                                                          \
+    for (; k < nb; k++) {                                                                                               \
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(v->q + 32 * k));                                        \
+        const float dx = v->d[k];                                                                                       \
+        _Pragma("GCC unroll 4")                                                                                         \
+        for (int r = 0; r < 4; r++) {                                                                                   \
+            const uint8_t *blk = W[r] + TERN_Q8_0_BYTES * (size_t)k;                                                    \
+            const uint8_t *qw = split ? W[r] + 32 * (size_t)k : blk + 2, *dw = split ? W[r] + (size_t)n + 2 * (size_t)k : blk; \
+            const __m256 p = _mm256_cvtepi32_ps(DOT32(_mm256_loadu_si256((const __m256i *)qw), xv));                   \
+            const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(h16_avx(dw) * dx));                                        \
+            if (k & 1) b[r] = _mm256_add_ps(b[r], t);                                                                   \
+            else a[r] = _mm256_add_ps(a[r], t);                                                                         \
+        }                                                                                                               \
+    }
+#define Q8_0_STORE_256()                                                                                                \
+    for (int r = 0; r < 4; r++) {                                                                                       \
+        float L[16];                                                                                                    \
+        _mm256_storeu_ps(L, a[r]);                                                                                      \
+        _mm256_storeu_ps(L + 8, b[r]);                                                                                  \
+        out[r] = reduce16(L);                                                                                           \
+    }
+
 T256 static void rows4_avx2(int type, const uint8_t *const *W, const tern_qvec *v, float *out) {
     const int n = v->n;
     if (is_float(type)) {
@@ -279,29 +305,12 @@ T256 static void rows4_avx2(int type, const uint8_t *const *W, const tern_qvec *
         return;
     }
     if (type == TERN_GGML_Q8_0 || type == TERN_QMAT_Q8_0X) {
-        const int split = type == TERN_QMAT_Q8_0X;
+        const int split = type == TERN_QMAT_Q8_0X, nb = n / 32;
         __m256 a[4], b[4];
         for (int r = 0; r < 4; r++) a[r] = b[r] = _mm256_setzero_ps();
-        const int nb = n / 32;
-        for (int k = 0; k < nb; k++) {
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)(v->q + 32 * k));
-            const float dx = v->d[k];
-#pragma GCC unroll 4
-            for (int r = 0; r < 4; r++) {
-                const uint8_t *blk = W[r] + TERN_Q8_0_BYTES * (size_t)k;
-                const uint8_t *qw = split ? W[r] + 32 * (size_t)k : blk + 2, *dw = split ? W[r] + (size_t)n + 2 * (size_t)k : blk;
-                const __m256 p = _mm256_cvtepi32_ps(dot32_s8(_mm256_loadu_si256((const __m256i *)qw), xv));
-                const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(h16_avx(dw) * dx));
-                if (k & 1) b[r] = _mm256_add_ps(b[r], t);
-                else a[r] = _mm256_add_ps(a[r], t);
-            }
-        }
-        for (int r = 0; r < 4; r++) {
-            float L[16];
-            _mm256_storeu_ps(L, a[r]);
-            _mm256_storeu_ps(L + 8, b[r]);
-            out[r] = reduce16(L);
-        }
+        int k = 0;
+        Q8_0_BLOCKS_256(dot32_s8);
+        Q8_0_STORE_256();
         return;
     }
     const __m256i m4 = _mm256_set1_epi8(15);
@@ -416,25 +425,8 @@ TVNNI static void rows4_vnni(int type, const uint8_t *const *W, const tern_qvec 
                 }
             }
         }
-    for (; k < nb; k++) {   // the ggml layout, and the split layout's last < 8 blocks
-        const __m256i xv = _mm256_loadu_si256((const __m256i *)(v->q + 32 * k));
-        const float dx = v->d[k];
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
-            const uint8_t *blk = W[r] + TERN_Q8_0_BYTES * (size_t)k;
-            const uint8_t *qw = split ? W[r] + 32 * (size_t)k : blk + 2, *dw = split ? W[r] + (size_t)n + 2 * (size_t)k : blk;
-            const __m256 p = _mm256_cvtepi32_ps(dot32_vnni(_mm256_loadu_si256((const __m256i *)qw), xv));
-            const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(h16_avx(dw) * dx));
-            if (k & 1) b[r] = _mm256_add_ps(b[r], t);
-            else a[r] = _mm256_add_ps(a[r], t);
-        }
-    }
-    for (int r = 0; r < 4; r++) {
-        float L[16];
-        _mm256_storeu_ps(L, a[r]);
-        _mm256_storeu_ps(L + 8, b[r]);
-        out[r] = reduce16(L);
-    }
+    Q8_0_BLOCKS_256(dot32_vnni);   // the ggml layout, and the split layout's last < 8 blocks
+    Q8_0_STORE_256();
 }
 
 // ------------------------------------------------------------------ AVX-512
