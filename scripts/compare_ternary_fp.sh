@@ -7,10 +7,10 @@
 #   scripts/compare_ternary_fp.sh [BUILD_DIR=build] [OUT=runs/compare]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/corpora.sh
 B=${1:-build}
 OUT=${2:-runs/compare}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
-WIKI=${WIKI:-../shared/data/wikitext-2}
 mkdir -p "$OUT"
 results=()
 run_pair() {   # name train.tok val.tok tokenizer
@@ -28,19 +28,6 @@ run_pair() {   # name train.tok val.tok tokenizer
     results+=("$name $mode: ${line#*train loss }")
   done
 }
-# tiny-shakespeare
-TS=data/tinyshakespeare/input.txt
-"$B/tern-tokenizer" train -o "$OUT/ts.tok" -v 1024 -q "$TS"
-"$B/tern-tokenizer" encode -t "$OUT/ts.tok" -o "$OUT/ts-train.tok" --val "$OUT/ts-val.tok" --val-frac 0.1 -q "$TS"
-run_pair tinyshakespeare "$OUT/ts-train.tok" "$OUT/ts-val.tok" "$OUT/ts.tok"
-# WikiText-2
-if [ -f "$WIKI/wiki.train.tokens" ] && [ -f "$WIKI/wiki.valid.tokens" ]; then
-  "$B/tern-tokenizer" train -o "$OUT/wiki.tok" -v 1024 -q "$WIKI/wiki.train.tokens"
-  "$B/tern-tokenizer" encode -t "$OUT/wiki.tok" -o "$OUT/wiki-train.tok" -q "$WIKI/wiki.train.tokens"
-  "$B/tern-tokenizer" encode -t "$OUT/wiki.tok" -o "$OUT/wiki-val.tok" -q "$WIKI/wiki.valid.tokens"
-  run_pair wikitext2 "$OUT/wiki-train.tok" "$OUT/wiki-val.tok" "$OUT/wiki.tok"
-else
-  echo "compare: $WIKI not found, WikiText-2 skipped"
-fi
+for_each_corpus "$B" "$OUT" run_pair
 echo "== final losses (train loss, val loss) after 512k tokens"
 printf '  %s\n' "${results[@]}"

@@ -13,6 +13,7 @@
 # smaller TOKENS gives a weaker but honest check (say which was run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/corpora.sh
 B=${1:-build}
 OUT=${2:-runs/guard}
 TOKENS=${TOKENS:-2000000}
@@ -20,7 +21,6 @@ SEEDS=${SEEDS:-1 2}
 CONFIG=${CONFIG:-configs/demo.cfg}
 EXTRA=${EXTRA:-}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
-WIKI=${WIKI:-../shared/data/wikitext-2}
 mkdir -p "$OUT"
 echo "quality guard: $CONFIG, $TOKENS tokens per run, seeds: $SEEDS, OMP_NUM_THREADS=$OMP_NUM_THREADS, $(date -u +%FT%TZ)"
 fail=0
@@ -38,7 +38,7 @@ guard() {   # name train.tok val.tok tokenizer
       local v
       v=$(sed -n 's/^done:.*val loss \([0-9.]*\).*/\1/p' "$dir.log" | tail -1)
       [ -n "$v" ] || { echo "quality_guard: no validation loss in $dir.log" >&2; exit 2; }
-      echo "  $name precision=$prec seed=$seed: val loss $v  ($(grep -o '[0-9]* tok/s' "$dir.log" | tail -1 || true))"
+      echo "  $name precision=$prec seed=$seed: val loss $v  ($(grep -o '[0-9.]*k\? tok/s' "$dir.log" | tail -1 || true))"
       vals[$prec]="${vals[$prec]:-} $v"
     done
   done
@@ -54,17 +54,6 @@ guard() {   # name train.tok val.tok tokenizer
     fail=1
   fi
 }
-TS=data/tinyshakespeare/input.txt
-"$B/tern-tokenizer" train -o "$OUT/ts.tok" -v 1024 -q "$TS"
-"$B/tern-tokenizer" encode -t "$OUT/ts.tok" -o "$OUT/ts-train.tok" --val "$OUT/ts-val.tok" --val-frac 0.1 -q "$TS"
-guard tinyshakespeare "$OUT/ts-train.tok" "$OUT/ts-val.tok" "$OUT/ts.tok"
-if [ -f "$WIKI/wiki.train.tokens" ] && [ -f "$WIKI/wiki.valid.tokens" ]; then
-  "$B/tern-tokenizer" train -o "$OUT/wiki.tok" -v 1024 -q "$WIKI/wiki.train.tokens"
-  "$B/tern-tokenizer" encode -t "$OUT/wiki.tok" -o "$OUT/wiki-train.tok" -q "$WIKI/wiki.train.tokens"
-  "$B/tern-tokenizer" encode -t "$OUT/wiki.tok" -o "$OUT/wiki-val.tok" -q "$WIKI/wiki.valid.tokens"
-  guard wikitext2 "$OUT/wiki-train.tok" "$OUT/wiki-val.tok" "$OUT/wiki.tok"
-else
-  echo "quality_guard: $WIKI not found, WikiText-2 skipped"
-fi
+for_each_corpus "$B" "$OUT" guard
 echo "quality guard: $([ $fail = 0 ] && echo "PASS: mixed within the fp32 seed spread on every corpus" || echo "FAIL")"
 exit $fail
