@@ -166,8 +166,7 @@ static void test_alpha_zero_is_plain_ce(void **st) {
     tern_config c;
     student(&c, "a05", 6, 0.5f, 1);
     tern_trainer tc;
-    assert_int_equal(tern_trainer_init(&tc, &c, 0), 0);
-    tc.quiet = 1;
+    tu_trainer_start(&tc, &c);
     for (int s = 0; s < 6; s++) assert_int_equal(tern_trainer_step(&tc), 0);
     assert_true(memcmp(tc.model.params.data, tb.model.params.data, sizeof(float) * (size_t)tb.model.params.total) != 0);
     tern_trainer_free(&ta);
@@ -184,9 +183,7 @@ static void test_teacher_mismatch(void **st) {
     c.model.ternary = 0;
     assert_int_equal(tern_config_validate(&c), 0);
     tern_trainer t;
-    assert_int_equal(tern_trainer_init(&t, &c, 0), 0);
-    t.quiet = 1;
-    assert_int_equal(tern_trainer_run(&t), 0);
+    tu_trainer_run(&t, &c);
     char other[TERN_PATH_MAX];
     setp(other, t.last_ckpt);
     tern_trainer_free(&t);
@@ -220,8 +217,7 @@ static void test_teacher_mismatch(void **st) {
     tern_trainer_free(&t);
     // it fits without the limit; the estimates are the arenas' first blocks: a step grows neither
     s.run.max_memory = 0;
-    assert_int_equal(tern_trainer_init(&t, &s, 0), 0);
-    t.quiet = 1;
+    tu_trainer_start(&t, &s);
     size_t cap_s = tern_arena_capacity(&t.graph.arena), cap_t = tern_arena_capacity(&t.teacher_graph.arena);
     assert_int_equal(tern_trainer_step(&t), 0);
     assert_int_equal(tern_arena_capacity(&t.graph.arena), cap_s);

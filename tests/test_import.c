@@ -542,34 +542,23 @@ static void replace_in_file(const char *path, const char *from, const char *to) 
 static void test_import_errors(void **st) {
     (void)st;
     char p[700];
-    const char *d = copy_fixture("llama_f32");
-    snprintf(p, sizeof p, "%s/config.json", d);
-    replace_in_file(p, "LlamaForCausalLM", "MistralForCausalLM");
-    expect_import_error(d, "architecture MistralForCausalLM is not supported");
-    d = copy_fixture("llama_f32");
-    snprintf(p, sizeof p, "%s/config.json", d);
-    replace_in_file(p, "\"intermediate_size\": 80", "\"intermediate_size\": 96");
-    expect_import_error(d, "shape");   // the config's width does not match the tensors
-    d = copy_fixture("llama_f32");
-    snprintf(p, sizeof p, "%s/config.json", d);
-    replace_in_file(p, "\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"");
-    expect_import_error(d, "hidden_act");
-    d = copy_fixture("llama_f32");
-    snprintf(p, sizeof p, "%s/config.json", d);
-    replace_in_file(p, "\"rope_scaling\": null", "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}");
-    expect_import_error(d, "yarn");
-    d = copy_fixture("llama_f32");
-    snprintf(p, sizeof p, "%s/config.json", d);
-    replace_in_file(p, "\"attention_bias\": false", "\"attention_bias\": true");
-    expect_import_error(d, "bias");
-    d = copy_fixture("llama_f32");
-    snprintf(p, sizeof p, "%s/config.json", d);
-    replace_in_file(p, "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
-    expect_import_error(d, "missing tensor model.layers.2.");
-    d = copy_fixture("llama_f32");
-    snprintf(p, sizeof p, "%s/config.json", d);
-    replace_in_file(p, "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1");
-    expect_import_error(d, "unexpected tensor model.layers.1.");
+    // config.json edits: (text, its replacement, the error expected)
+    static const char *const edits[][3] = {
+        {"LlamaForCausalLM", "MistralForCausalLM", "architecture MistralForCausalLM is not supported"},
+        {"\"intermediate_size\": 80", "\"intermediate_size\": 96", "shape"},   // config width != tensors
+        {"\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"", "hidden_act"},
+        {"\"rope_scaling\": null", "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}", "yarn"},
+        {"\"attention_bias\": false", "\"attention_bias\": true", "bias"},
+        {"\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3", "missing tensor model.layers.2."},
+        {"\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1", "unexpected tensor model.layers.1."},
+    };
+    const char *d;
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        d = copy_fixture("llama_f32");
+        snprintf(p, sizeof p, "%s/config.json", d);
+        replace_in_file(p, edits[i][0], edits[i][1]);
+        expect_import_error(d, edits[i][2]);
+    }
     d = copy_fixture("llama_f32");
     snprintf(p, sizeof p, "%s/config.json", d);
     write_bytes(p, "{\"architectures\": [\"LlamaForCausalLM\"], ", 40);

@@ -245,8 +245,7 @@ static void test_trainer(void **st) {
         snprintf(c.run.out_dir, sizeof c.run.out_dir, "%s/run%d", dir, rc);
         assert_int_equal(tern_config_validate(&c), 0);
         tern_trainer t;
-        assert_int_equal(tern_trainer_init(&t, &c, 0), 0);
-        t.quiet = 1;
+        tu_trainer_start(&t, &c);
         assert_int_equal(t.model.recompute, rc);
         size_t cap = tern_arena_capacity(&t.graph.arena);
         for (int s = 0; s < 3; s++) assert_int_equal(tern_trainer_step(&t), 0);

@@ -85,14 +85,11 @@ static void test_resume_exact(void **st) {
     tern_config c;
     tiny(&c, "straight", 8);
     tern_trainer a;
-    assert_int_equal(tern_trainer_init(&a, &c, 0), 0);
-    a.quiet = 1;
-    assert_int_equal(tern_trainer_run(&a), 0);
+    tu_trainer_run(&a, &c);
     tern_config c2;
     tiny(&c2, "resumed", 8);
     tern_trainer b;
-    assert_int_equal(tern_trainer_init(&b, &c2, 0), 0);
-    b.quiet = 1;
+    tu_trainer_start(&b, &c2);
     for (int i = 0; i < 5; i++) assert_int_equal(tern_trainer_step(&b), 0); // stopped at step 5 ...
     assert_int_equal(tern_trainer_save(&b), 0);                             // ... with a checkpoint
     tern_trainer_free(&b);
@@ -110,9 +107,7 @@ static void test_resume_exact(void **st) {
     tiny(&c3, "other", 8);
     c3.run.seed = 6;
     tern_trainer o;
-    assert_int_equal(tern_trainer_init(&o, &c3, 0), 0);
-    o.quiet = 1;
-    assert_int_equal(tern_trainer_run(&o), 0);
+    tu_trainer_run(&o, &c3);
     assert_true(memcmp(a.model.params.data, o.model.params.data, bytes) != 0);
     tern_trainer_free(&o);
     tern_trainer_free(&a);
@@ -145,17 +140,13 @@ static void test_resume_counters(void **st) {
     tern_config c;
     tiny(&c, "cnt_straight", 8);
     tern_trainer a;
-    assert_int_equal(tern_trainer_init(&a, &c, 0), 0);
-    a.quiet = 1;
-    assert_int_equal(tern_trainer_run(&a), 0);
+    tu_trainer_run(&a, &c);
     tern_config c2;
     tiny(&c2, "cnt_resumed", 8);
     c2.run.ckpt_interval = 7;
     assert_int_equal(tern_config_validate(&c2), 0);
     tern_trainer b;
-    assert_int_equal(tern_trainer_init(&b, &c2, 0), 0);
-    b.quiet = 1;
-    assert_int_equal(tern_trainer_run(&b), 0);
+    tu_trainer_run(&b, &c2);
     tern_trainer_free(&b);
     char latest[600], tmp[600];
     snprintf(latest, sizeof latest, "%s/cnt_resumed/latest.h5", dir);
@@ -247,9 +238,7 @@ static void test_finetune_to_ternary(void **st) {
     c.model.ternary = 0;
     assert_int_equal(tern_config_validate(&c), 0);
     tern_trainer f;
-    assert_int_equal(tern_trainer_init(&f, &c, 0), 0);
-    f.quiet = 1;
-    assert_int_equal(tern_trainer_run(&f), 0);
+    tu_trainer_run(&f, &c);
     float fp_loss = tern_trainer_eval(&f);
     tern_trainer_free(&f);
     tern_config c2;
@@ -277,8 +266,7 @@ static void test_nonfinite_stops(void **st) {
     tern_config c;
     tiny(&c, "nan", 5);
     tern_trainer t;
-    assert_int_equal(tern_trainer_init(&t, &c, 0), 0);
-    t.quiet = 1;
+    tu_trainer_start(&t, &c);
     assert_int_equal(tern_trainer_step(&t), 0);
     t.model.token_embd->data[3] = NAN;
     float *before = malloc(sizeof(float) * (size_t)t.model.params.total);

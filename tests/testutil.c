@@ -131,3 +131,13 @@ int tu_run_child(void (*fn)(void *), void *arg, char *err, size_t n) {
     waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+void tu_trainer_start(tern_trainer *t, const tern_config *c) {
+    assert_int_equal(tern_trainer_init(t, c, 0), 0);
+    t->quiet = 1;
+}
+
+void tu_trainer_run(tern_trainer *t, const tern_config *c) {
+    tu_trainer_start(t, c);
+    assert_int_equal(tern_trainer_run(t), 0);
+}

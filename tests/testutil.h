@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include "engine/ops.h"
+#include "training/trainer.h"
 
 void tu_fill_normal(float *x, long n, uint64_t seed, float std);
 void tu_fill_uniform(float *x, long n, uint64_t seed, float lo, float hi);
@@ -27,6 +28,11 @@ tu_gc_result tu_gradcheck(const char *name, tu_build_fn build, void *ctx, tern_t
                           double atol, double rtol, int max_elems);
 // Prints the table of worst errors per op gathered so far (for the closing report).
 void tu_gradcheck_summary(void);
+
+// A quiet trainer for config c, asserted to start (not resuming); tu_trainer_run also runs it to its
+// last step, asserting success.
+void tu_trainer_start(tern_trainer *t, const tern_config *c);
+void tu_trainer_run(tern_trainer *t, const tern_config *c);
 
 // Run fn(arg) in a forked child; returns its exit status and captures up to n-1 bytes of stderr.
 int tu_run_child(void (*fn)(void *), void *arg, char *err, size_t n);
