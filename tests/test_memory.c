@@ -92,6 +92,54 @@ static void test_activations_exact(void **st) {
     omp_set_num_threads(2);
 }
 
+// precision = mixed: the graph's scratch buffer after one real step equals tern_mem_mixed_scratch
+// (ternary and full-precision BitLinears, tied and untied heads, GQA, widths that are not
+// multiples of 256, a vocabulary larger than the BitLinears so the head's panels are the largest)
+static void test_mixed_scratch_exact(void **st) {
+    (void)st;
+    struct { tern_model_config m; int B; } cases[] = {
+        {cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 1), 2},
+        {cfg_of(64, 1, 2, 1, 64, 50, 8, 1, 0), 3},
+        {cfg_of(64, 1, 4, 4, 88, 50, 16, 0, 1), 2},
+        {cfg_of(256, 2, 4, 2, 512, 512, 64, 1, 1), 4},
+        {cfg_of(64, 1, 4, 2, 320, 3000, 16, 1, 1), 2},
+        {shaped(cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 1), TERN_FFN_RELU2, 1, 0), 2},
+    };
+    omp_set_num_threads(2);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const tern_model_config *mc = &cases[i].m;
+        tern_model m;
+        tern_model_build(&m, mc);
+        tern_model_init_weights(&m, 3);
+        int T = mc->seq_len, n = cases[i].B * T;
+        int *in = malloc(sizeof(int) * (size_t)n), *tg = malloc(sizeof(int) * (size_t)n);
+        for (int k = 0; k < n; k++) { in[k] = (k * 7) % mc->vocab_size; tg[k] = (k * 11 + 1) % mc->vocab_size; }
+        tern_graph g;
+        tern_graph_init(&g, tern_model_graph_nodes(mc), 4096, 0);
+        g.precision = TERN_PREC_MIXED;
+        tern_backward(&g, tern_model_loss(&m, &g, in, tg, cases[i].B, T), 1.0f);
+        size_t est = tern_mem_mixed_scratch(mc, cases[i].B, T, mc->ternary);
+        printf("  mixed case %zu: scratch %zu bytes, estimate %zu\n", i, g.scratch_bytes, est);
+        if (g.scratch_bytes != est) fail_msg("mixed case %zu: the step's scratch is %zu bytes, the estimate says %zu", i, g.scratch_bytes, est);
+        tern_graph_free(&g);
+        tern_model_free(&m);
+        free(in);
+        free(tg);
+    }
+    // and the run estimate counts it in its peak with precision = mixed only
+    tern_config c;
+    tern_config_defaults(&c);
+    c.model = cases[4].m;
+    c.run.batch = cases[4].B;
+    tern_mem_estimate e32, emx;
+    assert_int_equal(tern_mem_estimate_run(&c, NULL, &e32), 0);
+    c.run.precision = TERN_PREC_MIXED;
+    assert_int_equal(tern_mem_estimate_run(&c, NULL, &emx), 0);
+    assert_int_equal(e32.mixed_scratch, 0);
+    assert_int_equal(emx.mixed_scratch, tern_mem_mixed_scratch(&c.model, c.run.batch, c.model.seq_len, 1));
+    assert_int_equal(emx.peak, e32.peak + emx.mixed_scratch);
+}
+
 // Distillation as the trainer runs it: the frozen teacher forward one sequence at a time with its
 // cross-entropy (validation) on a no-gradient graph, then the student's step with CE and KL.
 static void measure_distill(const tern_model_config *sc, const tern_model_config *tc, int B, int threads, int recompute,
@@ -275,6 +323,7 @@ static void test_trainer_refuses(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_activations_exact),
+        cmocka_unit_test(test_mixed_scratch_exact),
         cmocka_unit_test(test_distill_exact),
         cmocka_unit_test(test_estimate_parts),
         cmocka_unit_test(test_trainer_refuses),

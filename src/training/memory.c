@@ -2,6 +2,7 @@
 #include "training/memory.h"
 #include "engine/tensor.h"
 #include "kernels/kernels.h"
+#include "kernels/gemm_bf16.h"
 #include "formats/checkpoint.h"
 #include "model/model.h"
 #include "dist/dist.h"
@@ -141,6 +142,28 @@ size_t tern_mem_teacher_arena(const tern_model_config *tc, int T, int threads) {
     return forward_bytes(tc, 1, T, threads, 0) + cross_entropy_bytes((size_t)T);
 }
 
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+size_t tern_mem_mixed_scratch(const tern_model_config *m, int B, int T, int ternary) {
+    const size_t N = (size_t)B * (size_t)T;
+    const int bf16 = tern_gemm_best() != TERN_GEMM_PLAIN;
+    const int hd = m->dim / m->n_heads, kv = m->n_kv_heads * hd;
+    // the projections (out, in): q and o, k and v, gate and up, down (engine/ops_quant.c
+    // bitlinear_backward_mixed: dy [N, out] to int8 rows at the transposed weight's padded width,
+    // the N row scales, the fp32 product [N, in]; then the bf16 weight-gradient panels)
+    const int shapes[4][2] = {{m->dim, m->dim}, {kv, m->dim}, {m->ffn_dim, m->dim}, {m->dim, m->ffn_dim}};
+    size_t need = 0;
+    if (ternary == 1)
+        for (int i = 0; i < 4; i++) {
+            const size_t out = (size_t)shapes[i][0], in = (size_t)shapes[i][1], out_pad = (out + 255) / 256 * 256;
+            need = max_size(need, (N * out_pad + 63) / 64 * 64 + (4 * N + 63) / 64 * 64 + 4 * N * in);
+            if (bf16) need = max_size(need, tern_gemm_dw_scratch((int)out, (int)in, (int)N));
+        }
+    // the head's weight gradient, out [N, vocab] = h [N, dim] . W [vocab, dim]^T (engine/ops_basic.c)
+    if (bf16) need = max_size(need, tern_gemm_bf16_scratch(m->vocab_size, m->dim, (int)N));
+    return (need + 4095) / 4096 * 4096;
+}
+
 int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, tern_mem_estimate *e) {
     memset(e, 0, sizeof *e);
     const tern_model_config *m = &cfg->model;
@@ -160,6 +183,7 @@ int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, ter
     e->adam = r->zero && ranks > 1 && !(in && in->resuming == 1) ? 2 * (((size_t)e->n_params + (size_t)ranks - 1) / (size_t)ranks + 4096) * 4
                                                                   : 2 * P;
     e->grad_scratch = ranks > 1 || r->grad_accum > 1 ? P : 0;
+    e->mixed_scratch = r->precision == TERN_PREC_MIXED ? tern_mem_mixed_scratch(m, r->batch, m->seq_len, m->ternary) : 0;
     int th = in && in->threads > 0 ? in->threads : 1;
     e->recompute = r->recompute;
     e->activations = tern_mem_activations(m, r->batch, m->seq_len, th, r->recompute);
@@ -185,7 +209,7 @@ int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, ter
         if (tp > e->load_scratch) e->load_scratch = tp;   // the teacher loads after the student
     }
     size_t sum = 0;
-    size_t parts[] = {e->params, e->grads, e->adam, e->grad_scratch, e->batch, e->loader, e->tokenizer, e->runtime, e->teacher,
+    size_t parts[] = {e->params, e->grads, e->adam, e->grad_scratch, e->mixed_scratch, e->batch, e->loader, e->tokenizer, e->runtime, e->teacher,
                       e->activations > e->load_scratch ? e->activations : e->load_scratch};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (tern_add_size(sum, parts[i], &sum) != 0) { tern_error("memory estimate overflows (absurd sizes)"); return -1; }
@@ -280,6 +304,7 @@ void tern_mem_print(const tern_mem_estimate *e, size_t limit, FILE *f) {
                 tern_mem_str(e->teacher_activations, b[3], 32));
     if (e->grad_scratch) fprintf(f, ", second gradient buffer %s", tern_mem_str(e->grad_scratch, b[6], 32));
     if (e->load_scratch) fprintf(f, ", checkpoint load %s", tern_mem_str(e->load_scratch, b[6], 32));
+    if (e->mixed_scratch) fprintf(f, ", precision=mixed scratch %s", tern_mem_str(e->mixed_scratch, b[6], 32));
     fprintf(f, ", other %s", tern_mem_str(e->batch + e->loader + e->tokenizer + e->runtime, b[7], 32));
     if (e->token_maps) fprintf(f, "; token files mapped %s (page cache)", tern_mem_str(e->token_maps, b[0], 32));
     fputc('\n', f);

@@ -20,14 +20,19 @@
 //                         rank 0 alone loads)
 //   grad_scratch          one more gradient-sized buffer (dist/ddp.h): a later micro-batch's
 //                         gradient (grad_accum > 1), and on several ranks the all-reduce send buffer
+//   mixed_scratch         with precision = mixed: the graph's one scratch buffer (engine/graph.c
+//                         tern_graph_scratch, kept for the run), as large as the largest request:
+//                         a ternary BitLinear's input gradient (int8 dy at the weight's padded
+//                         width, row scales, the fp32 product) or, where a bf16 kernel runs, its
+//                         weight gradient's or the head's bf16 panels (tern_mem_mixed_scratch)
 //   runtime               fixed: program, libraries, OpenBLAS/OpenMP thread buffers, HDF5
 //   teacher               with a distillation teacher (run key teacher): its fp32 values only (no
 //                         gradients, no AdamW state), the [batch*seq_len, vocab] teacher logits
 //                         buffer, and its own arena (one sequence forward, no gradients); the
 //                         student's activations then also hold the KL term (tern_mem_distill_extra)
 //                         and load_scratch covers loading the teacher
-// peak = params + grads + adam + grad_scratch + batch + loader + tokenizer + runtime + teacher
-//        + max(activations, load_scratch)
+// peak = params + grads + adam + grad_scratch + mixed_scratch + batch + loader + tokenizer + runtime
+//        + teacher + max(activations, load_scratch)
 // Data parallel: the estimate is one rank's. With zero = 1 on several ranks, adam is the rank's
 // slice (1/ranks; rank 0 holds the full m and v while it loads a checkpoint), and the ranks on one
 // node share its available memory equally (the auto limit is MemAvailable / ranks on the node).
@@ -52,6 +57,7 @@ typedef struct {
     size_t tokenizer;
     size_t load_scratch;           // transient, while a checkpoint loads
     size_t grad_scratch;           // second gradient buffer (accumulation, all-reduce send buffer)
+    size_t mixed_scratch;          // precision = mixed: the graph's scratch buffer
     size_t runtime;                // fixed overhead
     size_t teacher;                // distillation teacher: the three below (0: none)
     size_t teacher_params, teacher_logits, teacher_activations;
@@ -71,6 +77,10 @@ typedef struct {
     int has_teacher;             // 1: distillation from a teacher of shape `teacher`
     tern_model_config teacher;
 } tern_mem_inputs;
+
+// precision = mixed: the bytes of the graph's scratch buffer after one training step of B
+// sequences of T tokens with BitLinear mode `ternary` (1: the mixed backward; else fp32 products)
+size_t tern_mem_mixed_scratch(const tern_model_config *m, int B, int T, int ternary);
 
 // The inputs of a run as tern_trainer_init sees them: threads (threads key, else OpenMP's),
 // the sizes of train_data, val_data and tokenizer, what it loads (resuming: 1 = a
