@@ -45,8 +45,10 @@ SANITIZE ?= 0
 ifeq ($(SANITIZE),1)
   BUILD ?= build-san
   # float-cast-overflow: GCC's "undefined" leaves it out (clang's includes it); a NaN or infinite
-  # value converted to an integer is the undefined behaviour a damaged model file reaches
-  OPT   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow
+  # value converted to an integer is the undefined behaviour a damaged model file reaches.
+  # TERN_POISON_GRADS: fresh activation gradients start as NaN (engine/graph.h tern_grad_for)
+  OPT   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow \
+           -DTERN_POISON_GRADS
 else
   BUILD ?= build
   OPT   := -O3 -g

@@ -88,6 +88,46 @@ static void test_elementwise(void **st) {
     check_unary_binary("relu2_glu 5x31", b_relu2_glu, 2, 5, 31);
 }
 
+// The same ops on intermediate tensors instead of leaves: their input gradients start fresh
+// (engine/graph.h tern_grad_for: the op stores instead of adding; the sanitizer build fills a fresh
+// buffer with NaN, so an element an op does not store fails here), and where an op may take one
+// tensor twice, with both arguments the same tensor (the second argument then adds to the first's).
+typedef struct { int op, same; } fresh_ctx;
+static const int fresh_targets[5] = {3, TERN_IGNORE_INDEX, 0, 6, TERN_IGNORE_INDEX};
+static tern_tensor *b_fresh(tern_graph *g, tern_tensor **in, void *c) {
+    const fresh_ctx *k = c;
+    tern_tensor *a = tern_scale(g, in[0], 1.0f), *b = k->same ? a : tern_scale(g, in[1], 1.0f);
+    switch (k->op) {
+    case 0: return tern_add(g, a, b);
+    case 1: return tern_mul(g, a, b);
+    case 2: return tern_swiglu(g, a, b);
+    case 3: return tern_relu2_glu(g, a, b);
+    case 4: return tern_silu(g, a);
+    case 5: return tern_relu2(g, a);
+    case 6: return tern_scale(g, a, -0.5f);
+    case 7: return tern_cross_entropy(g, a, fresh_targets, TERN_IGNORE_INDEX);   // rows 1 and 4 ignored
+    default: return tern_matmul(g, a, b, 0, 1);   // a b^T (b == a: a a^T)
+    }
+}
+
+static void test_fresh_gradients(void **st) {
+    (void)st;
+    static const char *names[] = {"add", "mul", "swiglu", "relu2_glu", "silu", "relu2", "scale", "cross_entropy", "matmul NT"};
+    for (int op = 0; op < 9; op++)
+        for (int same = 0; same < (op <= 3 || op == 8 ? 2 : 1); same++) {
+            inputs in;
+            in_init(&in);
+            in_add(&in, "a", 2, 5, 7);
+            in_add(&in, "b", 2, 5, 7);
+            in_alloc(&in, 91 + op);
+            fresh_ctx c = {op, same};
+            char name[64];
+            snprintf(name, sizeof name, "%s of intermediates%s", names[op], same ? ", one tensor twice" : "");
+            expect_ok(tu_gradcheck(name, b_fresh, &c, in.t, same || (op >= 4 && op <= 7) ? 1 : 2, H, ATOL, RTOL, MAXE));
+            tern_params_free(&in.p);
+        }
+}
+
 // ReLU² against its definition, elementwise (a plain loop that shares no code with the op), and
 // exactly zero gradient where the gate is negative.
 static void test_relu2_values(void **st) {
@@ -380,7 +420,7 @@ static void test_two_backward(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matmul),        cmocka_unit_test(test_elementwise), cmocka_unit_test(test_embedding),
+        cmocka_unit_test(test_matmul),        cmocka_unit_test(test_elementwise), cmocka_unit_test(test_fresh_gradients), cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_rmsnorm),       cmocka_unit_test(test_rope),        cmocka_unit_test(test_attention),
         cmocka_unit_test(test_relu2_values),  cmocka_unit_test(test_rope_scaled), cmocka_unit_test(test_kl_distill),
         cmocka_unit_test(test_cross_entropy), cmocka_unit_test(test_bitlinear_fp), cmocka_unit_test(test_graph_reuse),

@@ -39,6 +39,7 @@ tu_gc_result tu_gradcheck(const char *name, tu_build_fn build, void *ctx, tern_t
                           double atol, double rtol, int max_elems) {
     tern_graph g;
     tern_graph_init(&g, 256, 1 << 20, 0);
+    g.poison_grads = 1;   // an op that leaves part of a fresh gradient unstored yields NaN, a failure
     tu_gc_result res = {0};
     // analytic gradients
     tern_tensor *out = build(&g, in, ctx);
@@ -66,6 +67,7 @@ tu_gc_result tu_gradcheck(const char *name, tu_build_fn build, void *ctx, tern_t
             in[i]->data[j] = v;
             double num = (lp - lm) / (2.0 * h), err = fabs(ana[i][j] - num);
             double ratio = err / (atol + rtol * fabs(num));
+            if (!isfinite(err)) err = ratio = INFINITY;   // a NaN gradient fails (NaN compares false)
             res.n_checked++;
             if (err > res.worst_abs) res.worst_abs = err;
             if (ratio > res.worst_ratio) { res.worst_ratio = ratio; res.worst_in = i; res.worst_idx = j; }

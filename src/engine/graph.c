@@ -4,6 +4,7 @@
 #include "util.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 static const char *op_names[TERN_OP_COUNT] = {
@@ -26,6 +27,9 @@ void tern_graph_init(tern_graph *g, int cap_nodes, size_t arena_initial, size_t 
     g->cap_nodes = cap_nodes > 0 ? cap_nodes : 4096;
     g->nodes = tern_xcalloc((size_t)g->cap_nodes, sizeof(tern_node));
     g->grad_enabled = 1;
+#ifdef TERN_POISON_GRADS
+    g->poison_grads = 1;
+#endif
 }
 
 void tern_graph_reset(tern_graph *g) {
@@ -75,6 +79,18 @@ tern_tensor *tern_new_2d(tern_graph *g, const char *name, int rows, int cols) {
 float *tern_grad_of(tern_graph *g, tern_tensor *t) {
     if (!t->requires_grad) return NULL;
     if (!t->grad) t->grad = tern_arena_calloc(&g->arena, sizeof(float) * (size_t)t->n);
+    return t->grad;
+}
+
+float *tern_grad_for(tern_graph *g, tern_tensor *t, int *fresh) {
+    *fresh = 0;
+    if (!t->requires_grad) return NULL;
+    if (!t->grad) {
+        t->grad = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)t->n);
+        *fresh = 1;
+        if (g->poison_grads)
+            for (long i = 0; i < t->n; i++) t->grad[i] = NAN;
+    }
     return t->grad;
 }
 

@@ -83,6 +83,7 @@ struct tern_graph {
     int n_nodes, cap_nodes;
     int grad_enabled;      // 0: ops run forward only and record nothing (evaluation)
     int precision;         // tern_precision of the ternary BitLinear backward (0 = fp32, exact)
+    int poison_grads;      // 1: fresh gradients start as NaN (tern_grad_for; tests, sanitizer build)
     // profile: seconds spent per op, forward and backward, accumulated until cleared
     int profile;
     double prof_fwd[TERN_OP_COUNT], prof_bwd[TERN_OP_COUNT];
@@ -114,6 +115,15 @@ tern_tensor *tern_new(tern_graph *g, const char *name, int ndim, const int *shap
 tern_tensor *tern_new_2d(tern_graph *g, const char *name, int rows, int cols);
 // Gradient buffer of t, allocated zeroed from the arena on first use; NULL if t needs none.
 float *tern_grad_of(tern_graph *g, tern_tensor *t);
+// The same for a backward that writes ALL of t's gradient: *fresh = 1 when nothing has been added
+// to it yet; the buffer is then not zeroed and the op stores (d = v) instead of adding (d += v), so
+// a large activation gradient costs no zeroing pass (TERN_ACC below). A later call for the same
+// tensor returns *fresh = 0. With g->poison_grads (set by the gradient checks of tests/testutil.c,
+// and by default in builds with -DTERN_POISON_GRADS: the sanitizer build) a fresh buffer is filled
+// with NaN, so an element an op forgets to store fails the tests.
+float *tern_grad_for(tern_graph *g, tern_tensor *t, int *fresh);
+// d = v on a fresh gradient, d += v otherwise
+#define TERN_ACC(fresh, d, v) ((d) = (fresh) ? (v) : (d) + (v))
 
 // Append a node for 'out' (called by ops). Returns NULL when gradients are disabled or no input
 // requires a gradient (then nothing is recorded).

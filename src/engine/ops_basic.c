@@ -61,7 +61,10 @@ void tern_matmul_backward(tern_graph *g, tern_node *nd) {
     int ta = nd->ip[0], tb = nd->ip[1];
     int M = nd->out->shape[0], N = nd->out->shape[1], K = ta ? a->shape[0] : a->shape[1];
     const float *dC = nd->out->grad;
-    float *dA = tern_grad_of(g, a), *dB = tern_grad_of(g, b);
+    // fresh dA: sgemm with beta 0 stores (a == b: zeroed, since the mixed dB below comes first)
+    int fa = 0;
+    float *dA = a == b ? tern_grad_of(g, a) : tern_grad_for(g, a, &fa), *dB = tern_grad_of(g, b);
+    const float ba = fa ? 0.0f : 1.0f;
     if (nd->ip[2] == TERN_PREC_MIXED && !ta && tb && dB) {
         // precision=mixed, the head's form out[M,N] = A[M,K] B[N,K]^T: the weight-side product
         // dB[N,K] += dC^T[N,M] . A[M,K] in bf16 with fp32 sums (kernels/gemm_bf16.h). dA stays
@@ -72,8 +75,8 @@ void tern_matmul_backward(tern_graph *g, tern_node *nd) {
         dB = NULL;
     }
     if (dA) {
-        if (!ta) sgemm(0, !tb, M, K, N, 1.0f, dC, N, b->data, b->shape[1], 1.0f, dA, K);   // dA += dC op(B)^T
-        else sgemm(tb, 1, K, M, N, 1.0f, b->data, b->shape[1], dC, N, 1.0f, dA, M);       // dA += op(B) dC^T
+        if (!ta) sgemm(0, !tb, M, K, N, 1.0f, dC, N, b->data, b->shape[1], ba, dA, K);   // dA += dC op(B)^T
+        else sgemm(tb, 1, K, M, N, 1.0f, b->data, b->shape[1], dC, N, ba, dA, M);       // dA += op(B) dC^T
     }
     if (dB) {
         if (!tb) sgemm(!ta, 0, K, N, M, 1.0f, a->data, a->shape[1], dC, N, 1.0f, dB, N);   // dB += op(A)^T dC
@@ -96,15 +99,19 @@ tern_tensor *tern_add(tern_graph *g, tern_tensor *a, tern_tensor *b) {
     return out;
 }
 
-static void accumulate(float *dst, const float *src, float s, long n) {
+// dst (+)= s * src (fresh: store)
+static void accumulate(float *dst, int fresh, const float *src, float s, long n) {
     #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (long i = 0; i < n; i++) dst[i] += s * src[i];
+    for (long i = 0; i < n; i++) TERN_ACC(fresh, dst[i], s * src[i]);
 }
 
+// (a and b may be one tensor: the second tern_grad_for then finds the first's values, fresh = 0)
 void tern_add_backward(tern_graph *g, tern_node *nd) {
-    float *da = tern_grad_of(g, nd->src[0]), *db = tern_grad_of(g, nd->src[1]);
-    if (da) accumulate(da, nd->out->grad, 1.0f, nd->out->n);
-    if (db) accumulate(db, nd->out->grad, 1.0f, nd->out->n);
+    int fa, fb;
+    float *da = tern_grad_for(g, nd->src[0], &fa);
+    if (da) accumulate(da, fa, nd->out->grad, 1.0f, nd->out->n);
+    float *db = tern_grad_for(g, nd->src[1], &fb);
+    if (db) accumulate(db, fb, nd->out->grad, 1.0f, nd->out->n);
 }
 
 tern_tensor *tern_mul(tern_graph *g, tern_tensor *a, tern_tensor *b) {
@@ -123,17 +130,20 @@ tern_tensor *tern_mul(tern_graph *g, tern_tensor *a, tern_tensor *b) {
 
 void tern_mul_backward(tern_graph *g, tern_node *nd) {
     tern_tensor *a = nd->src[0], *b = nd->src[1];
-    float *da = tern_grad_of(g, a), *db = tern_grad_of(g, b);
     const float *d = nd->out->grad, *x = a->data, *y = b->data;
     long n = a->n;
-    // a and b may be the same tensor: both updates then land in the same buffer, in order
+    // a and b may be the same tensor: both updates then land in the same buffer, in order (the
+    // second tern_grad_for returns fresh = 0)
+    int fa, fb;
+    float *da = tern_grad_for(g, a, &fa);
     if (da) {
         #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-        for (long i = 0; i < n; i++) da[i] += d[i] * y[i];
+        for (long i = 0; i < n; i++) TERN_ACC(fa, da[i], d[i] * y[i]);
     }
+    float *db = tern_grad_for(g, b, &fb);
     if (db) {
         #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-        for (long i = 0; i < n; i++) db[i] += d[i] * x[i];
+        for (long i = 0; i < n; i++) TERN_ACC(fb, db[i], d[i] * x[i]);
     }
 }
 
@@ -152,8 +162,9 @@ tern_tensor *tern_scale(tern_graph *g, tern_tensor *a, float s) {
 }
 
 void tern_scale_backward(tern_graph *g, tern_node *nd) {
-    float *da = tern_grad_of(g, nd->src[0]);
-    if (da) accumulate(da, nd->out->grad, nd->fp[0], nd->out->n);
+    int fresh;
+    float *da = tern_grad_for(g, nd->src[0], &fresh);
+    if (da) accumulate(da, fresh, nd->out->grad, nd->fp[0], nd->out->n);
 }
 
 // ---- reductions (deterministic: fixed chunks summed in double, in order) -----------------------
@@ -265,7 +276,8 @@ tern_tensor *tern_silu(tern_graph *g, tern_tensor *x) {
 }
 
 void tern_silu_backward(tern_graph *g, tern_node *nd) {
-    float *dx = tern_grad_of(g, nd->src[0]);
+    int fresh;
+    float *dx = tern_grad_for(g, nd->src[0], &fresh);
     if (!dx) return;
     const float *a = nd->src[0]->data, *d = nd->out->grad;
     const long n = nd->out->n;
@@ -274,7 +286,7 @@ void tern_silu_backward(tern_graph *g, tern_node *nd) {
         const long c = sigmoid_chunk(a, n, i0, s);
         for (long i = 0; i < c; i++) {
             const long k = i0 + i;
-            dx[k] += d[k] * s[i] * (1.0f + a[k] * (1.0f - s[i]));
+            TERN_ACC(fresh, dx[k], d[k] * s[i] * (1.0f + a[k] * (1.0f - s[i])));
         }
     }
 }
@@ -298,7 +310,9 @@ tern_tensor *tern_swiglu(tern_graph *g, tern_tensor *gate, tern_tensor *up) {
 
 void tern_swiglu_backward(tern_graph *g, tern_node *nd) {
     tern_tensor *gate = nd->src[0], *up = nd->src[1];
-    float *dg = tern_grad_of(g, gate), *du = tern_grad_of(g, up);
+    // gate == up: one buffer, dg stored first (fresh), du added to it (fresh = 0)
+    int fg, fu;
+    float *dg = tern_grad_for(g, gate, &fg), *du = tern_grad_for(g, up, &fu);
     const float *a = gate->data, *u = up->data, *d = nd->out->grad;
     const long n = nd->out->n;
     FOR_CHUNKS(n) {
@@ -306,8 +320,8 @@ void tern_swiglu_backward(tern_graph *g, tern_node *nd) {
         const long c = sigmoid_chunk(a, n, i0, s);
         for (long i = 0; i < c; i++) {
             const long k = i0 + i;
-            if (dg) dg[k] += d[k] * u[k] * s[i] * (1.0f + a[k] * (1.0f - s[i]));
-            if (du) du[k] += d[k] * (a[k] * s[i]);
+            if (dg) TERN_ACC(fg, dg[k], d[k] * u[k] * s[i] * (1.0f + a[k] * (1.0f - s[i])));
+            if (du) TERN_ACC(fu, du[k], d[k] * (a[k] * s[i]));
         }
     }
 }
@@ -331,13 +345,13 @@ tern_tensor *tern_relu2(tern_graph *g, tern_tensor *x) {
 }
 
 void tern_relu2_backward(tern_graph *g, tern_node *nd) {
-    float *dx = tern_grad_of(g, nd->src[0]);
+    int fresh;
+    float *dx = tern_grad_for(g, nd->src[0], &fresh);
     if (!dx) return;
     const float *a = nd->src[0]->data, *d = nd->out->grad;
     const long n = nd->out->n;
     #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (long i = 0; i < n; i++)
-        if (a[i] > 0.0f) dx[i] += d[i] * 2.0f * a[i];
+    for (long i = 0; i < n; i++) TERN_ACC(fresh, dx[i], a[i] > 0.0f ? d[i] * 2.0f * a[i] : 0.0f);
 }
 
 tern_tensor *tern_relu2_glu(tern_graph *g, tern_tensor *gate, tern_tensor *up) {
@@ -359,13 +373,14 @@ tern_tensor *tern_relu2_glu(tern_graph *g, tern_tensor *gate, tern_tensor *up) {
 
 void tern_relu2_glu_backward(tern_graph *g, tern_node *nd) {
     tern_tensor *gate = nd->src[0], *up = nd->src[1];
-    float *dg = tern_grad_of(g, gate), *du = tern_grad_of(g, up);
+    int fg, fu;   // gate == up: as in tern_swiglu_backward
+    float *dg = tern_grad_for(g, gate, &fg), *du = tern_grad_for(g, up, &fu);
     const float *a = gate->data, *u = up->data, *d = nd->out->grad;
     const long n = nd->out->n;
     #pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (long i = 0; i < n; i++) {
         const float r = a[i] > 0.0f ? a[i] : 0.0f;
-        if (dg) dg[i] += d[i] * 2.0f * r * u[i];
-        if (du) du[i] += d[i] * r * r;
+        if (dg) TERN_ACC(fg, dg[i], d[i] * 2.0f * r * u[i]);
+        if (du) TERN_ACC(fu, du[i], d[i] * r * r);
     }
 }

@@ -4,6 +4,7 @@
 #include "kernels/vmath.h"
 #include "util.h"
 #include <math.h>
+#include <string.h>
 
 tern_tensor *tern_cross_entropy(tern_graph *g, tern_tensor *logits, const int *targets, int ignore_index) {
     double t0 = tern_prof_begin(g);
@@ -43,22 +44,30 @@ tern_tensor *tern_cross_entropy(tern_graph *g, tern_tensor *logits, const int *t
 }
 
 void tern_cross_entropy_backward(tern_graph *g, tern_node *nd) {
-    float *dx = tern_grad_of(g, nd->src[0]);
+    int fresh;
+    float *dx = tern_grad_for(g, nd->src[0], &fresh);
     int count = nd->ip[1], ignore = nd->ip[0];
-    if (!dx || count == 0) return;
+    if (!dx) return;
     int N = nd->src[0]->shape[0], V = nd->src[0]->shape[1];
+    if (count == 0) {   // every target ignored: no gradient
+        if (fresh) memset(dx, 0, sizeof(float) * (size_t)N * V);
+        return;
+    }
     const float *x = nd->src[0]->data, *lse = nd->saved[0];
     float d = nd->out->grad[0] / (float)count;
     #pragma omp parallel for schedule(static) if ((long)N * V > 32768)
     for (int i = 0; i < N; i++) {
-        if (nd->idx[i] == ignore) continue;
         const float *r = x + (size_t)i * V;
         float *dr = dx + (size_t)i * V;
+        if (nd->idx[i] == ignore) {
+            if (fresh) memset(dr, 0, sizeof(float) * (size_t)V);
+            continue;
+        }
         float e[1024];   // softmax in chunks (no allocation)
         for (int j0 = 0; j0 < V; j0 += 1024) {
             const int n = V - j0 < 1024 ? V - j0 : 1024;
             tern_vexp_shift(r + j0, lse[i], e, n);
-            for (int j = 0; j < n; j++) dr[j0 + j] += d * e[j];
+            for (int j = 0; j < n; j++) TERN_ACC(fresh, dr[j0 + j], d * e[j]);
         }
         dr[nd->idx[i]] -= d;
     }
@@ -138,25 +147,33 @@ tern_tensor *tern_kl_distill(tern_graph *g, tern_tensor *student, const float *t
 }
 
 void tern_kl_distill_backward(tern_graph *g, tern_node *nd) {
-    float *dx = tern_grad_of(g, nd->src[0]);
+    int fresh;
+    float *dx = tern_grad_for(g, nd->src[0], &fresh);
     const int count = nd->ip[0];
-    if (!dx || count == 0) return;
+    if (!dx) return;
     const int N = nd->src[0]->shape[0], V = nd->src[0]->shape[1];
+    if (count == 0) {
+        if (fresh) memset(dx, 0, sizeof(float) * (size_t)N * V);
+        return;
+    }
     const float T = nd->fp[0], invT = 1.0f / T;
     const float *s = nd->src[0]->data, *teacher = nd->saved[2], *lse_t = nd->saved[0], *lse_s = nd->saved[1];
     const float d = nd->out->grad[0] * T / (float)count;
     #pragma omp parallel for schedule(static) if ((long)N * V > 32768)
     for (int i = 0; i < N; i++) {
-        if (!nd->idx[i]) continue;
-        const float *tr = teacher + (size_t)i * V, *sr = s + (size_t)i * V;
         float *dr = dx + (size_t)i * V;
+        if (!nd->idx[i]) {
+            if (fresh) memset(dr, 0, sizeof(float) * (size_t)V);
+            continue;
+        }
+        const float *tr = teacher + (size_t)i * V, *sr = s + (size_t)i * V;
         float p[KL_CHUNK], q[KL_CHUNK];
         for (int j0 = 0; j0 < V; j0 += KL_CHUNK) {
             const int n = V - j0 < KL_CHUNK ? V - j0 : KL_CHUNK;
             for (int j = 0; j < n; j++) { p[j] = tr[j0 + j] * invT; q[j] = sr[j0 + j] * invT; }
             tern_vexp_shift(p, lse_t[i], p, n);
             tern_vexp_shift(q, lse_s[i], q, n);
-            for (int j = 0; j < n; j++) dr[j0 + j] += d * (q[j] - p[j]);
+            for (int j = 0; j < n; j++) TERN_ACC(fresh, dr[j0 + j], d * (q[j] - p[j]));
         }
     }
 }

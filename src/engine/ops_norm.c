@@ -39,7 +39,8 @@ void tern_rmsnorm_backward(tern_graph *g, tern_node *nd) {
     int C = tern_cols(x);
     long N = tern_rows(x);
     const float *rstd = nd->saved[0], *dy = nd->out->grad, *xd = x->data, *wd = w->data;
-    float *dx = tern_grad_of(g, x), *dw = tern_grad_of(g, w);
+    int fresh;
+    float *dx = tern_grad_for(g, x, &fresh), *dw = tern_grad_of(g, w);
     int nth = omp_get_max_threads();
     // per-thread partial dw (deterministic reduction in thread order afterwards)
     float *part = dw ? tern_arena_calloc(&g->arena, sizeof(float) * (size_t)nth * C) : NULL;
@@ -57,7 +58,7 @@ void tern_rmsnorm_backward(tern_graph *g, tern_node *nd) {
             if (dx) {
                 float k = rs * rs * rs * tern_dot3_lanes(dyr, wd, xr, C) / (float)C;
                 float *dxr = dx + r * C;
-                for (int c = 0; c < C; c++) dxr[c] += rs * dyr[c] * wd[c] - k * xr[c];
+                for (int c = 0; c < C; c++) TERN_ACC(fresh, dxr[c], rs * dyr[c] * wd[c] - k * xr[c]);
             }
             if (pw)
                 for (int c = 0; c < C; c++) pw[c] += dyr[c] * xr[c] * rs;
@@ -97,7 +98,8 @@ tern_tensor *tern_rope_ex(tern_graph *g, tern_tensor *x, int B, int T, int H, in
 }
 
 void tern_rope_backward(tern_graph *g, tern_node *nd) {
-    float *dx = tern_grad_of(g, nd->src[0]);
+    int fresh;
+    float *dx = tern_grad_for(g, nd->src[0], &fresh);
     if (!dx) return;
     int B = nd->ip[0], T = nd->ip[1], H = nd->ip[2], D = nd->ip[3];
     const float *cs = nd->saved[0], *dy = nd->out->grad;
@@ -112,7 +114,7 @@ void tern_rope_backward(tern_graph *g, tern_node *nd) {
                 memcpy(tmp, dy + r * H * D + h * D, sizeof(float) * (size_t)D);
                 tern_rope_rotate(tmp, D, c, -1.0f); // the rotation's transpose is its inverse
                 float *d = dx + r * H * D + h * D;
-                for (int i = 0; i < D; i++) d[i] += tmp[i];
+                for (int i = 0; i < D; i++) TERN_ACC(fresh, d[i], tmp[i]);
             }
         }
     }

@@ -23,12 +23,13 @@ tern_tensor *tern_quant_weight(tern_graph *g, tern_tensor *w) {
 }
 
 static void pass_through(tern_graph *g, tern_node *nd) {
-    float *dx = tern_grad_of(g, nd->src[0]);
+    int fresh;
+    float *dx = tern_grad_for(g, nd->src[0], &fresh);
     if (!dx) return;
     const float *d = nd->out->grad;
     long n = nd->out->n;
     #pragma omp parallel for schedule(static) if (n > 32768)
-    for (long i = 0; i < n; i++) dx[i] += d[i];
+    for (long i = 0; i < n; i++) TERN_ACC(fresh, dx[i], d[i]);
 }
 
 void tern_quant_weight_backward(tern_graph *g, tern_node *nd) { pass_through(g, nd); }
@@ -171,7 +172,7 @@ static float grad_quantize_row(const float *d, int n, int8_t *q) {
 }
 
 // precision=mixed (ternary): dx += (dyq . Wq) * s_w / s_dy on the int8 kernels; dW += bf16 products
-static void bitlinear_backward_mixed(tern_graph *g, tern_node *nd, float *dx, float *dw) {
+static void bitlinear_backward_mixed(tern_graph *g, tern_node *nd, float *dx, int fresh, float *dw) {
     const long N = tern_rows(nd->src[0]);
     const int K = nd->src[1]->shape[1], M = nd->src[1]->shape[0], Kp = nd->ip[1];
     const float *dy = nd->out->grad, *sx = nd->saved[2];
@@ -188,9 +189,12 @@ static void bitlinear_backward_mixed(tern_graph *g, tern_node *nd, float *dx, fl
             sd[r] = grad_quantize_row(dy + r * M, M, dq + r * Mp);
             memset(dq + r * Mp + M, 0, (size_t)(Mp - M));
         }
-        tern_tmat_mul_ld(wt, dq, (size_t)Mp, sd, (int)N, t, TERN_KERNEL_AUTO);
-        #pragma omp parallel for schedule(static) if (N * K > 32768)
-        for (long i = 0; i < N * K; i++) dx[i] += t[i];
+        // a fresh dx takes the kernel's output itself (every element stored)
+        tern_tmat_mul_ld(wt, dq, (size_t)Mp, sd, (int)N, fresh ? dx : t, TERN_KERNEL_AUTO);
+        if (!fresh) {
+            #pragma omp parallel for schedule(static) if (N * K > 32768)
+            for (long i = 0; i < N * K; i++) dx[i] += t[i];
+        }
     }
     if (dw) {
         const tern_gemm_kind kind = tern_gemm_best();
@@ -201,7 +205,9 @@ static void bitlinear_backward_mixed(tern_graph *g, tern_node *nd, float *dx, fl
 
 void tern_bitlinear_backward(tern_graph *g, tern_node *nd) {
     if (nd->ip[0] == TERN_PREC_MIXED) {
-        bitlinear_backward_mixed(g, nd, tern_grad_of(g, nd->src[0]), tern_grad_of(g, nd->src[1]));
+        int fresh;
+        float *dx = tern_grad_for(g, nd->src[0], &fresh);
+        bitlinear_backward_mixed(g, nd, dx, fresh, tern_grad_of(g, nd->src[1]));
         return;
     }
     tern_tensor *x = nd->src[0], *w = nd->src[1];
@@ -211,9 +217,10 @@ void tern_bitlinear_backward(tern_graph *g, tern_node *nd) {
     const float *x_eff = nd->saved[0] ? nd->saved[0] : x->data;
     const float *w_eff = nd->saved[1] ? nd->saved[1] : w->data;
     float s_w = nd->saved[1] ? nd->fp[0] : 1.0f;
-    float *dx = tern_grad_of(g, x), *dw = tern_grad_of(g, w);
-    if (dx) // dx += dy . (w_eff * s_w)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, K, M, s_w, dy, M, w_eff, K, 1.0f, dx, K);
+    int fresh;
+    float *dx = tern_grad_for(g, x, &fresh), *dw = tern_grad_of(g, w);
+    if (dx) // dx += dy . (w_eff * s_w)   (fresh: beta 0, a store)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, K, M, s_w, dy, M, w_eff, K, fresh ? 0.0f : 1.0f, dx, K);
     if (dw) // dW += dy^T . x_eff
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, K, (int)N, 1.0f, dy, M, x_eff, K, 1.0f, dw, K);
 }
