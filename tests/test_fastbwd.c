@@ -227,8 +227,10 @@ static void test_head_mixed(void **st) {
 
 // ---- the BitLinear's gradients: mixed against fp32 -------------------------------------------
 // Two BitLinears of one input (dx accumulates over both), dy given. Returns dx and dW of w[0].
-static void bitlinear_grads(int precision, int N, int K, int M, const float *x0, const float *w0, const float *w1, const float *dy,
-                            float *dx, float *dw, float *x_eff, float *wq) {
+// mid = 1: the BitLinears read x * 1 (an intermediate tensor), so their dx starts fresh (the first
+// backward stores, the second adds; engine/graph.h tern_grad_for), NaN-poisoned
+static void bitlinear_grads(int precision, int mid, int N, int K, int M, const float *x0, const float *w0, const float *w1,
+                            const float *dy, float *dx, float *dw, float *x_eff, float *wq) {
     tern_params p;
     tern_params_init(&p);
     int xs[2] = {N, K}, ws[2] = {M, K};
@@ -241,8 +243,9 @@ static void bitlinear_grads(int precision, int N, int K, int M, const float *x0,
     tern_graph g;
     tern_graph_init(&g, 64, 0, 0);
     g.precision = precision;
+    g.poison_grads = 1;
     tern_tensor *out[2];
-    tern_bitlinear_n(&g, x, w, 2, 1.0f, out);
+    tern_bitlinear_n(&g, mid ? tern_scale(&g, x, 1.0f) : x, w, 2, 1.0f, out);
     if (x_eff) { // what the fp32 path multiplies: xq / s_x, and Wq * s_w
         memcpy(x_eff, g.nodes[0].saved[0], sizeof(float) * (size_t)N * K);
         const float *we = g.nodes[0].saved[1];
@@ -275,15 +278,26 @@ static void test_bitlinear_mixed(void **st) {
         float *dx32 = malloc(sizeof(float) * (size_t)N * K), *dw32 = malloc(sizeof(float) * (size_t)M * K);
         float *dxm = malloc(sizeof(float) * (size_t)N * K), *dwm = malloc(sizeof(float) * (size_t)M * K);
         float *xe = malloc(sizeof(float) * (size_t)N * K), *wq = malloc(sizeof(float) * (size_t)M * K);
-        bitlinear_grads(TERN_PREC_FP32, N, K, M, x, w0, w1, dy, dx32, dw32, xe, wq);
+        bitlinear_grads(TERN_PREC_FP32, 0, N, K, M, x, w0, w1, dy, dx32, dw32, xe, wq);
         float *wq1 = malloc(sizeof(float) * (size_t)M * K), *xe1 = malloc(sizeof(float) * (size_t)N * K);
         { // Wq*s_w of w1 too (dx sums both): run the fp32 path once more with the weights swapped
             float *a = malloc(sizeof(float) * (size_t)N * K), *b = malloc(sizeof(float) * (size_t)M * K);
-            bitlinear_grads(TERN_PREC_FP32, N, K, M, x, w1, w0, dy, a, b, xe1, wq1);
+            bitlinear_grads(TERN_PREC_FP32, 0, N, K, M, x, w1, w0, dy, a, b, xe1, wq1);
             free(a);
             free(b);
         }
-        bitlinear_grads(TERN_PREC_MIXED, N, K, M, x, w0, w1, dy, dxm, dwm, NULL, NULL);
+        bitlinear_grads(TERN_PREC_MIXED, 0, N, K, M, x, w0, w1, dy, dxm, dwm, NULL, NULL);
+        { // dx into a fresh buffer (the kernel's output stored, then the second one added) and into
+          // a leaf's zeroed one: 0 + a + b and a + b, bit for bit; the fp32 path likewise (beta 0)
+            float *dxf = malloc(sizeof(float) * (size_t)N * K), *dwf = malloc(sizeof(float) * (size_t)M * K);
+            bitlinear_grads(TERN_PREC_MIXED, 1, N, K, M, x, w0, w1, dy, dxf, dwf, NULL, NULL);
+            assert_memory_equal(dxf, dxm, sizeof(float) * (size_t)N * K);
+            assert_memory_equal(dwf, dwm, sizeof(float) * (size_t)M * K);
+            bitlinear_grads(TERN_PREC_FP32, 1, N, K, M, x, w0, w1, dy, dxf, dwf, NULL, NULL);
+            assert_memory_equal(dxf, dx32, sizeof(float) * (size_t)N * K);
+            free(dxf);
+            free(dwf);
+        }
         // dx: each dy row is quantized with step max|dy_n| / 127, error <= half a step per element;
         // through each of the two weights that is <= step/2 * sum_m |Wq s_w [m,k]|. fp32 slack:
         // (M + 4) * 2^-24 relative to the same sum.
