@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,9 @@ static pid_t spawn(char *const argv[], const char *cwd, const char *out, const c
     fflush(stderr);
     pid_t pid = fork();
     if (pid == 0) {
+        // dies with the test: a failed assertion (or a timeout under make mutate) never leaves a
+        // steps=1000000 run behind
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (cwd && chdir(cwd) != 0) _exit(126);
         int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fo < 0 || fe < 0) _exit(126);
