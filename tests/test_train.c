@@ -191,6 +191,22 @@ static void test_resume_counters(void **st) {
 
 // grad_accum = 2 micro-batches of 4 == one batch of 8 (the same 8 windows in the same order):
 // the same mean loss, the same tokens count, the same gradient up to float summation order
+// max over the parameter tensors of max|g_x - g_ref| / max|g_ref| (the difference itself where the
+// reference gradient is all zero)
+static double grad_rel_diff(const tern_trainer *x, const tern_trainer *ref) {
+    double worst = 0;
+    for (int i = 0; i < ref->model.params.n; i++) {
+        const tern_tensor *tx = x->model.params.t[i], *tr = ref->model.params.t[i];
+        double md = 0, mg = 0;
+        for (long k = 0; k < tr->n; k++) {
+            md = fmax(md, fabs((double)tx->grad[k] - tr->grad[k]));
+            mg = fmax(mg, fabs((double)tr->grad[k]));
+        }
+        worst = fmax(worst, mg > 0 ? md / mg : md);
+    }
+    return worst;
+}
+
 static void test_grad_accum(void **st) {
     (void)st;
     tern_config c1, c2;
@@ -221,30 +237,12 @@ static void test_grad_accum(void **st) {
         assert_int_equal(tern_trainer_step(&a), 0);
         assert_int_equal(tern_trainer_step(&b), 0);
         if (step == 0) {
-            double rel = 0;
-            for (int i = 0; i < a.model.params.n; i++) {
-                const tern_tensor *ta = a.model.params.t[i], *tr = r.model.params.t[i];
-                double md = 0, mg = 0;
-                for (long k = 0; k < ta->n; k++) {
-                    md = fmax(md, fabs((double)ta->grad[k] - tr->grad[k]));
-                    mg = fmax(mg, fabs((double)tr->grad[k]));
-                }
-                rel = fmax(rel, mg > 0 ? md / mg : md);
-            }
+            const double rel = grad_rel_diff(&a, &r);
             printf("batch 8, step 1: gradient vs one backward of the batch's mean loss: max|d|/max|g| %.2e\n", rel);
             assert_true(rel == 0.0);   // the same arithmetic, bit for bit (measured 0)
         }
         assert_int_equal(a.tokens_seen, b.tokens_seen);
-        double worst = 0;
-        for (int i = 0; i < a.model.params.n; i++) {
-            const tern_tensor *ta = a.model.params.t[i], *tb = b.model.params.t[i];
-            double md = 0, mg = 0;
-            for (long k = 0; k < ta->n; k++) {
-                md = fmax(md, fabs((double)ta->grad[k] - tb->grad[k]));
-                mg = fmax(mg, fabs((double)ta->grad[k]));
-            }
-            worst = fmax(worst, md / mg);
-        }
+        const double worst = grad_rel_diff(&b, &a);
         printf("grad_accum 2 x batch 4 vs batch 8, step %d: loss %.7f vs %.7f, grads max|d|/max|g| %.2e\n", step + 1,
                b.last_loss, a.last_loss, worst);
         assert_true(fabsf(a.last_loss - b.last_loss) <= 5e-6f);   // measured 5e-7 (step 2)
