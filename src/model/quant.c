@@ -68,12 +68,9 @@ static inline float act_scale(const float *x, int n) {
     return 127.0f / (m > TERN_QUANT_EPS ? m : TERN_QUANT_EPS);
 }
 
-static inline float int8_of(float x, float s) {
-    float q = rintf(x * s) + 0.0f; // + 0.0f turns -0 into +0
-    // a NaN (from a damaged model's values) gives 0, as NEON's conversion does; converting it to an
-    // integer type would be undefined
-    return q > 127.0f ? 127.0f : (q < -128.0f ? -128.0f : (q == q ? q : 0.0f));
-}
+// round, clamp to [-128, 127], NaN -> 0 (as NEON's conversion does): quant.h's one conversion;
+// the integer result also turns -0 into +0
+static inline float int8_of(float x, float s) { return (float)tern_rint_clamp(x * s, -128, 127); }
 
 float tern_act_quantize_row(const float *x, int n, float *xq) {
     float s = act_scale(x, n);
