@@ -151,8 +151,18 @@ static int ends_with(const char *s, const char *suf) {
 }
 
 // .json: tokenizer.json (+ tokenizer_config.json beside it), else tern's .tkz
+// (a note names the pieces whose type tokenizer.json cannot keep)
 static int save_tok(const tern_tokenizer *t, const char *path) {
-    return ends_with(path, ".json") ? tern_tokenizer_save_json(t, path) : tern_tokenizer_save(t, path);
+    if (!ends_with(path, ".json")) return tern_tokenizer_save(t, path);
+    int n = 0, first = -1;
+    for (int i = 0; i < t->vocab_size; i++)
+        if (tern_tokenizer_json_type(t, i) != t->types[i]) n++, first = first < 0 ? i : first;
+    if (n)
+        fprintf(stderr,
+                "%s: note: %s: tokenizer.json cannot keep the type of %d piece%s (first: id %d; unused pieces and "
+                "unknown ones other than unk are written as special tokens and read back as control)\n",
+                PROG, path, n, n == 1 ? "" : "s", first);
+    return tern_tokenizer_save_json(t, path);
 }
 
 static int cmd_train(args *a) {

@@ -96,6 +96,56 @@ static void test_round_trips(void **st) {
     remove(TMPD "/tokenizer_config.json");
 }
 
+// the piece types tokenizer.json has no word for (a fuzz finding): an unknown piece that is not
+// unk and an unused piece are written as special added tokens and read back as control, the
+// rest of the tokenizer unchanged (byte-level kind: the same tokenizer with those two retyped,
+// hash for hash); tern_tokenizer_json_type says so for every piece
+static int run_tool(char *err, size_t errn, const char *args);
+
+static void test_json_types(void **st) {
+    (void)st;
+    for (int k = 0; k < 2; k++) {
+        tern_tokenizer t0, t, v;
+        train(&t0, k ? TERN_TOK_GPT2 : TERN_TOK_LLAMA, TERN_PRE_LLAMA3, 600);
+        int a = k ? t0.vocab_size - 1 : 2, b = k ? t0.vocab_size - 2 : 1; // control pieces
+        assert_int_equal(t0.types[a], TERN_PIECE_CONTROL);
+        assert_int_equal(t0.types[b], TERN_PIECE_CONTROL);
+        assert_true(a != t0.unk_id && b != t0.unk_id);
+        t0.types[a] = TERN_PIECE_UNKNOWN;
+        t0.types[b] = TERN_PIECE_UNUSED;
+        void *buf;
+        size_t n;
+        tern_tokenizer_to_bytes(&t0, &buf, &n);
+        if (tern_tokenizer_from_bytes(&t, buf, n, "retyped.tkz") != 0) fail_msg("%s", tern_last_error());
+        free(buf);
+        assert_int_equal(tern_tokenizer_save(&t, TMPD "/retyped.tkz"), 0);
+        char err[4096]; // tern-tokenizer's conversion says so
+        assert_int_equal(run_tool(err, sizeof err, "convert " TMPD "/retyped.tkz " TMPD "/tokenizer.json"), 0);
+        if (!strstr(err, "cannot keep the type of 2 pieces")) fail_msg("no note: %s", err);
+        if (tern_tokenizer_load_any(&v, TMPD "/tokenizer.json") != 0) fail_msg("%s", tern_last_error());
+        assert_int_equal(v.vocab_size, t.vocab_size);
+        for (int i = 0; i < t.vocab_size; i++) {
+            int want = i == a || i == b ? TERN_PIECE_CONTROL : t.types[i];
+            if (v.types[i] != want || tern_tokenizer_json_type(&t, i) != want)
+                fail_msg("kind %d piece %d: type %d read back as %d (json_type %d), want %d", k, i, t.types[i],
+                         v.types[i], tern_tokenizer_json_type(&t, i), want);
+        }
+        if (k) {
+            t.types[a] = t.types[b] = TERN_PIECE_CONTROL;
+            tern_tokenizer_to_bytes(&t, &buf, &n);
+            assert_true(tern_fnv1a64(buf, n) == v.hash);
+            free(buf);
+        }
+        same_ids(&t0, &v, TEXT);
+        tern_tokenizer_free(&t0);
+        tern_tokenizer_free(&t);
+        tern_tokenizer_free(&v);
+    }
+    remove(TMPD "/tokenizer.json");
+    remove(TMPD "/tokenizer_config.json");
+    remove(TMPD "/retyped.tkz");
+}
+
 // ---------------------------------------------------------------------------------------------
 // a SentencePiece-style tokenizer.json (LLaMA 2 layout), written here by hand
 
@@ -524,7 +574,8 @@ static void test_cli(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trips),   cmocka_unit_test(test_sentencepiece_json),
+        cmocka_unit_test(test_round_trips),   cmocka_unit_test(test_json_types),
+        cmocka_unit_test(test_sentencepiece_json),
         cmocka_unit_test(test_json_refusals), cmocka_unit_test(test_gguf),
         cmocka_unit_test(test_v2_bad_files),  cmocka_unit_test(test_cli),
     };

@@ -706,6 +706,20 @@ done:
     return rc;
 }
 
+// the rules of tern_tokenizer_from_json applied to what tern_tokenizer_to_json writes
+int tern_tokenizer_json_type(const tern_tokenizer *t, int i) {
+    int ty = t->types[i];
+    int r = ty == TERN_PIECE_USER                                                         ? TERN_PIECE_USER
+            : ty == TERN_PIECE_CONTROL || ty == TERN_PIECE_UNKNOWN || ty == TERN_PIECE_UNUSED ? TERN_PIECE_CONTROL
+                                                                                          : TERN_PIECE_NORMAL;
+    if (t->kind != TERN_TOK_LLAMA) return r;
+    const char *p = t->pieces[i];
+    if (r == TERN_PIECE_NORMAL && t->piece_len[i] == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>')
+        r = TERN_PIECE_BYTE;
+    if (i == t->unk_id && (r == TERN_PIECE_NORMAL || r == TERN_PIECE_CONTROL)) r = TERN_PIECE_UNKNOWN;
+    return r;
+}
+
 int tern_tokenizer_config_json(const tern_tokenizer *t, char **buf, size_t *n) {
     json_t *root = json_object();
     json_object_set_new(root, "tokenizer_class", json_string("PreTrainedTokenizerFast"));

@@ -19,7 +19,9 @@
 // Writing produces the same structure from any tern tokenizer (the llama kind's merges are
 // every split of a piece into two pieces, ordered by score as Hugging Face's SentencePiece
 // converter does), so that reading it back gives the same tokenizer (same hash) and Hugging
-// Face's tokenizers encode it identically.
+// Face's tokenizers encode it identically; except what tokenizer.json cannot say: the llama
+// kind's scores (read back derived from the merges) and the piece types it has no word for
+// (tern_tokenizer_json_type).
 #ifndef TERN_TOKENIZER_JSON_H
 #define TERN_TOKENIZER_JSON_H
 #include "tokenizers/tokenizer.h"
@@ -33,6 +35,13 @@ int tern_tokenizer_from_json(tern_tokenizer *t, const char *buf, size_t n, const
 int tern_tokenizer_load_json(tern_tokenizer *t, const char *path);
 // malloc'd, NUL-terminated JSON text; -1 with tern_error if a piece is not valid UTF-8
 int tern_tokenizer_to_json(const tern_tokenizer *t, char **buf, size_t *n);
+// The type piece i of t has once t is written as tokenizer.json and read back. tokenizer.json
+// knows normal pieces, special added tokens (control) and non-special ones (user-defined), and
+// one unk_token: unused pieces and unknown ones are written as special added tokens and read
+// back as control, except the llama kind's unk, which is unknown whatever its type was
+// (unless user-defined); the llama kind's "<0xXX>" pieces are byte pieces, the byte-level
+// kind has none.
+int tern_tokenizer_json_type(const tern_tokenizer *t, int i);
 int tern_tokenizer_config_json(const tern_tokenizer *t, char **buf, size_t *n);
 // writes path and tokenizer_config.json beside it (atomically, each)
 int tern_tokenizer_save_json(const tern_tokenizer *t, const char *path);
