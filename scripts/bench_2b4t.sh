@@ -11,8 +11,13 @@
 # token against the read bandwidth measured before each repeat, and tern's decode at depth 64
 # and 4096 (int8 KV cache).
 #   scripts/bench_2b4t.sh [BUILD_DIR=build] [DIR=/tmp/tern-2b4t] [ROUNDS=3]
-# bitnet.cpp is not a package: build it yourself (microsoft/BitNet with its llama.cpp submodule,
-# clang, `cmake --build build --target llama-bench`) and set BITNET_BENCH=/path/to/llama-bench.
+# bitnet.cpp is not a package: build it yourself and set BITNET_BENCH=/path/to/its llama-bench.
+# Its I2_S kernel (src/ggml-bitnet-mad.cpp) needs no code generation, only an empty LUT header:
+#   git clone --recursive https://github.com/microsoft/BitNet && cd BitNet
+#   touch include/bitnet-lut-kernels.h      # the TL1/TL2 kernels' header, unused without them
+#   CC=clang CXX=clang++ cmake -B build -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF
+#   cmake --build build --target llama-bench -j
+# (it runs tern's I2_S and TQ2_0 files: arch "bitnet", f16 embedding).
 # llama.cpp comes from node-llama-cpp (scripts/interop, installed on first use like make interop).
 # Threads: OMP_NUM_THREADS (default 2) for every runtime.
 set -uo pipefail
