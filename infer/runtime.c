@@ -445,7 +445,8 @@ static void attend_head_f32(const tern_rt_config *c, const tern_rt_state *s, int
 
 // ---- attention on a Q8 KV cache ----
 // For a query group (the G heads sharing KV head kvh), in three steps that decode_one runs as
-// separate parallel phases and attend_group_q8 runs in a row (same arithmetic, same bits):
+// separate parallel phases (the G heads of a KV head together) and attend_head_q8 runs in a row
+// for one head (same arithmetic, same bits):
 //  1. scores: each query head quantized to int8 (q8_row: scale dq, sum sq); for position t the
 //     exact integer dot i_t = sum_d (k_td + 128) * q_d - 128 * sq, and s_t = (float)i_t * (dq *
 //     scale * dk_t) (dk_t the position's K scale, scale = 1/sqrt(head_dim));
@@ -481,20 +482,64 @@ TVNNI static void q8_scores_vnni(const uint8_t *K, const float *dk, int hd, cons
             memcpy(&q0, qq + 4 * d4, 4);
             a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512((const void *)(kb + 64 * (size_t)d4)), _mm512_set1_epi32(q0));
         }
-        int32_t a[16];
-        _mm512_storeu_si512((void *)a, _mm512_add_epi32(a0, a1));
+        // sc_t = (float)(a_t - corr) * (qs * dk_t) for the block's (up to) 16 positions at once
         const int n = t1 - 16 * tb < 16 ? t1 - 16 * tb : 16;
-        for (int i = 0; i < n; i++) sc[16 * tb + i] = (float)(a[i] - corr) * (qs * dk[16 * tb + i]);
+        const __mmask16 m = (__mmask16)((1u << n) - 1);
+        const __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(a0, a1), _mm512_set1_epi32(corr)));
+        const __m512 c = _mm512_mul_ps(_mm512_set1_ps(qs), _mm512_maskz_loadu_ps(m, dk + 16 * tb));
+        _mm512_mask_storeu_ps(sc + 16 * tb, m, _mm512_mul_ps(f, c));
     }
 }
 #endif
 
 // softmax of sc [T] (in place: probabilities), then w8 [T rounded up to 64] and ws [T/64 blocks]
+#if RT_X86
+// q8_softmax's max and quantization steps, 16 positions at a time (the same operations on each
+// element: max ignores NaN as the scalar compare does, rint and clamp as tern_rint_clamp)
+TVNNI static float max_512(const float *x, int n) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    for (int t = 0; t < n; t += 16) {
+        const __mmask16 k = n - t >= 16 ? 0xFFFF : (__mmask16)((1u << (n - t)) - 1);
+        m = _mm512_mask_max_ps(m, k, _mm512_maskz_loadu_ps(k, x + t), m);   // a NaN element keeps m
+    }
+    return _mm512_reduce_max_ps(m);
+}
+TVNNI static void w8_block_512(const float *p, const float *dv, int n, uint8_t *w8, float *ws) {
+    __m512 w[4], mx = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        const int nj = n - 16 * j;
+        const __mmask16 k = nj >= 16 ? 0xFFFF : nj > 0 ? (__mmask16)((1u << nj) - 1) : 0;
+        w[j] = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + 16 * j), _mm512_maskz_loadu_ps(k, dv + 16 * j));
+        mx = _mm512_max_ps(w[j], mx);   // fmaxf(wmax, w): a NaN w keeps wmax
+    }
+    const float wmax = _mm512_reduce_max_ps(mx);
+    *ws = wmax / 255.0f;
+    const __m512 iw = _mm512_set1_ps(wmax > 0.0f ? 255.0f / wmax : 0.0f);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {   // tern_rint_clamp(w * iw, 0, 255); NaN -> 0; pad positions 0
+        const __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(w[j], iw), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512 c = _mm512_min_ps(_mm512_max_ps(r, _mm512_setzero_ps()), _mm512_set1_ps(255.0f)); // NaN -> 0 (max returns 0)
+        _mm_storeu_si128((__m128i *)(w8 + 16 * j), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(c)));
+    }
+}
+#endif
+
 static void q8_softmax(float *sc, const float *dv, int T, uint8_t *w8, float *ws) {
     float mx = -INFINITY;
-    for (int t = 0; t < T; t++) mx = sc[t] > mx ? sc[t] : mx;
+#if RT_X86
+    if (g_vnni) mx = max_512(sc, T);
+    else
+#endif
+        for (int t = 0; t < T; t++) mx = sc[t] > mx ? sc[t] : mx;
     const float lse = mx + logf(tern_vexp_shift(sc, mx, NULL, T));
     tern_vexp_shift(sc, lse, sc, T);
+#if RT_X86
+    if (g_vnni) {
+        for (int b = 0; b * 64 < T; b++) w8_block_512(sc + 64 * b, dv + 64 * b, T - 64 * b < 64 ? T - 64 * b : 64, w8 + 64 * b, ws + b);
+        return;
+    }
+#endif
     for (int b = 0; b * 64 < T; b++) {
         const int n = T - 64 * b < 64 ? T - 64 * b : 64;
         float w[64], wmax = 0.0f;
@@ -524,7 +569,7 @@ static void q8_out_plain(const int8_t *V, size_t S, int T, const uint8_t *w8, co
 TVNNI static void q8_out_vnni(const int8_t *V, size_t S, int T, const uint8_t *w8, const float *ws, int d0, int d1, float *o) {
     for (int dc = d0 / 16; dc < d1 / 16; dc++) {
         const int8_t *vb = V + (size_t)dc * (S / 4) * 64;
-        float acc[16] = {0};
+        __m512 acc = _mm512_setzero_ps();   // o_d for the 16 dims, blocks in order (as the plain code)
         for (int b = 0; b * 64 < T; b++) {
             __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
             for (int t4 = 16 * b; t4 < 16 * b + 16; t4 += 2) {
@@ -534,13 +579,82 @@ TVNNI static void q8_out_vnni(const int8_t *V, size_t S, int T, const uint8_t *w
                 a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(w0), _mm512_loadu_si512((const void *)(vb + 64 * (size_t)t4)));
                 a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(w1), _mm512_loadu_si512((const void *)(vb + 64 * (size_t)t4 + 64)));
             }
-            int32_t a[16];
-            _mm512_storeu_si512((void *)a, _mm512_add_epi32(a0, a1));
-            for (int i = 0; i < 16; i++) acc[i] = acc[i] + (float)a[i] * ws[b];
+            acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0, a1)), _mm512_set1_ps(ws[b])));
         }
-        memcpy(o + 16 * dc, acc, sizeof acc);
+        _mm512_storeu_ps(o + 16 * dc, acc);
     }
 }
+// The G query heads of one KV head, up to 4 at a time, so each 64-byte vector of K or V is loaded
+// once for all of them (instead of once per head): the same integer sums and float operations per
+// head as q8_scores_vnni / q8_out_vnni, so the same bits.
+static inline __attribute__((always_inline)) TVNNI void scores_heads_vnni(const uint8_t *K, const float *dk, int hd, const int8_t *qq,
+                                                                         const int32_t *corr, const float *qs, int t0, int t1,
+                                                                         float *sc, size_t S, const int NG) {
+    for (int tb = t0 / 16; tb * 16 < t1; tb++) {
+        const uint8_t *kb = K + (size_t)tb * (hd / 4) * 64;
+        __m512i a[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < NG; j++) a[j] = _mm512_setzero_si512();
+        for (int d4 = 0; d4 < hd / 4; d4++) {
+            const __m512i kv = _mm512_loadu_si512((const void *)(kb + 64 * (size_t)d4));
+#pragma GCC unroll 4
+            for (int j = 0; j < NG; j++) {
+                int32_t q;
+                memcpy(&q, qq + (size_t)j * hd + 4 * d4, 4);
+                a[j] = _mm512_dpbusd_epi32(a[j], kv, _mm512_set1_epi32(q));
+            }
+        }
+        const int n = t1 - 16 * tb < 16 ? t1 - 16 * tb : 16;
+        const __mmask16 m = (__mmask16)((1u << n) - 1);
+        const __m512 d = _mm512_maskz_loadu_ps(m, dk + 16 * tb);
+#pragma GCC unroll 4
+        for (int j = 0; j < NG; j++) {
+            const __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[j], _mm512_set1_epi32(corr[j])));
+            _mm512_mask_storeu_ps(sc + (size_t)j * S + 16 * tb, m, _mm512_mul_ps(f, _mm512_mul_ps(_mm512_set1_ps(qs[j]), d)));
+        }
+    }
+}
+static inline __attribute__((always_inline)) TVNNI void out_heads_vnni(const int8_t *V, size_t S, int T, const uint8_t *w8,
+                                                                      const float *ws, int d0, int d1, float *o, size_t os,
+                                                                      const int NG) {
+    for (int dc = d0 / 16; dc < d1 / 16; dc++) {
+        const int8_t *vb = V + (size_t)dc * (S / 4) * 64;
+        __m512 acc[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < NG; j++) acc[j] = _mm512_setzero_ps();
+        for (int b = 0; b * 64 < T; b++) {
+            __m512i a[4];
+#pragma GCC unroll 4
+            for (int j = 0; j < NG; j++) a[j] = _mm512_setzero_si512();
+            for (int t4 = 16 * b; t4 < 16 * b + 16; t4++) {
+                const __m512i vv = _mm512_loadu_si512((const void *)(vb + 64 * (size_t)t4));
+#pragma GCC unroll 4
+                for (int j = 0; j < NG; j++) {
+                    int32_t w;
+                    memcpy(&w, w8 + (size_t)j * S + 4 * t4, 4);
+                    a[j] = _mm512_dpbusd_epi32(a[j], _mm512_set1_epi32(w), vv);
+                }
+            }
+#pragma GCC unroll 4
+            for (int j = 0; j < NG; j++)
+                acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(_mm512_cvtepi32_ps(a[j]), _mm512_set1_ps(ws[(size_t)j * (S / 64) + b])));
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < NG; j++) _mm512_storeu_ps(o + (size_t)j * os + 16 * dc, acc[j]);
+    }
+}
+#define HEADS_VNNI(NG)                                                                                                        \
+    TVNNI static void scores_heads##NG(const uint8_t *K, const float *dk, int hd, const int8_t *qq, const int32_t *corr,      \
+                                       const float *qs, int t0, int t1, float *sc, size_t S) {                                \
+        scores_heads_vnni(K, dk, hd, qq, corr, qs, t0, t1, sc, S, NG);                                                        \
+    }                                                                                                                         \
+    TVNNI static void out_heads##NG(const int8_t *V, size_t S, int T, const uint8_t *w8, const float *ws, int d0, int d1,     \
+                                    float *o, size_t os) {                                                                    \
+        out_heads_vnni(V, S, T, w8, ws, d0, d1, o, os, NG);                                                                   \
+    }
+HEADS_VNNI(2)
+HEADS_VNNI(3)
+HEADS_VNNI(4)
 #endif
 static void q8_scores(const uint8_t *K, const float *dk, int hd, const int8_t *qq, int32_t corr, float qs, int t0, int t1, float *sc) {
 #if RT_X86
@@ -553,6 +667,39 @@ static void q8_out(const int8_t *V, size_t S, int T, const uint8_t *w8, const fl
     if (g_vnni) { q8_out_vnni(V, S, T, w8, ws, d0, d1, o); return; }
 #endif
     q8_out_plain(V, S, T, w8, ws, d0, d1, o);
+}
+// q8_scores / q8_out for the G query heads of one KV head: head j's qq at qq + j * hd, its scores
+// at sc + j * S; its w8 at w8 + j * S, ws at ws + j * (S / 64), output at o + j * os
+static void q8_scores_heads(const uint8_t *K, const float *dk, int hd, const int8_t *qq, const int32_t *corr, const float *qs, int G,
+                            int t0, int t1, float *sc, size_t S) {
+    for (int j = 0; j < G;) {
+#if RT_X86
+        const int ng = G - j < 4 ? G - j : 4;
+        if (g_vnni && ng > 1) {
+            (ng == 2 ? scores_heads2 : ng == 3 ? scores_heads3 : scores_heads4)(K, dk, hd, qq + (size_t)j * hd, corr + j, qs + j, t0, t1,
+                                                                                 sc + (size_t)j * S, S);
+            j += ng;
+            continue;
+        }
+#endif
+        q8_scores(K, dk, hd, qq + (size_t)j * hd, corr[j], qs[j], t0, t1, sc + (size_t)j * S);
+        j++;
+    }
+}
+static void q8_out_heads(const int8_t *V, size_t S, int T, const uint8_t *w8, const float *ws, int G, int d0, int d1, float *o, size_t os) {
+    for (int j = 0; j < G;) {
+#if RT_X86
+        const int ng = G - j < 4 ? G - j : 4;
+        if (g_vnni && ng > 1) {
+            (ng == 2 ? out_heads2 : ng == 3 ? out_heads3 : out_heads4)(V, S, T, w8 + (size_t)j * S, ws + (size_t)j * (S / 64), d0, d1,
+                                                                       o + (size_t)j * os, os);
+            j += ng;
+            continue;
+        }
+#endif
+        q8_out(V, S, T, w8 + (size_t)j * S, ws + (size_t)j * (S / 64), d0, d1, o + (size_t)j * os);
+        j++;
+    }
 }
 // query head q [hd] -> qq, and the per-head factor and correction of q8_scores
 static void q8_query(const float *q, int hd, int8_t *qq, float *qs, int32_t *corr) {
@@ -690,21 +837,19 @@ static void decode_one(const tern_rt_model *m, tern_rt_state *s, int pos) {
                 #pragma omp for schedule(dynamic, 1)
                 for (int it = 0; it < c->n_kv_heads * n_tch; it++) {
                     const int kvh = it / n_tch, t0 = (it % n_tch) * TCH, t1 = t0 + TCH < T ? t0 + TCH : T;
-                    for (int g = 0; g < G; g++) {
-                        const int h = kvh * G + g;
-                        q8_scores(kv_k_q8(s, c, l, kvh), kv_k_scale(s, c, l, kvh), hd, s->qq + (size_t)h * hd, corr[h], qs[h], t0, t1,
-                                  s->att_p + (size_t)h * S);
-                    }
+                    const int h = kvh * G;
+                    q8_scores_heads(kv_k_q8(s, c, l, kvh), kv_k_scale(s, c, l, kvh), hd, s->qq + (size_t)h * hd, corr + h, qs + h, G, t0, t1,
+                                    s->att_p + (size_t)h * S, S);
                 }
                 #pragma omp for schedule(static)
                 for (int h = 0; h < c->n_heads; h++)
                     q8_softmax(s->att_p + (size_t)h * S, kv_v_scale(s, c, l, h / G), T, s->att_w + (size_t)(s->n_threads * G + h) * S,
                                s->att_ws + (size_t)(s->n_threads * G + h) * (S / 64));
                 #pragma omp for schedule(dynamic, 1)
-                for (int it = 0; it < c->n_heads * (hd / 16); it++) {
-                    const int h = it / (hd / 16), d0 = (it % (hd / 16)) * 16;
-                    q8_out(kv_v_q8(s, c, l, h / G), S, T, s->att_w + (size_t)(s->n_threads * G + h) * S,
-                           s->att_ws + (size_t)(s->n_threads * G + h) * (S / 64), d0, d0 + 16, s->att + h * hd);
+                for (int it = 0; it < c->n_kv_heads * (hd / 16); it++) {
+                    const int kvh = it / (hd / 16), h = kvh * G, d0 = (it % (hd / 16)) * 16;
+                    q8_out_heads(kv_v_q8(s, c, l, kvh), S, T, s->att_w + (size_t)(s->n_threads * G + h) * S,
+                                 s->att_ws + (size_t)(s->n_threads * G + h) * (S / 64), G, d0, d0 + 16, s->att + h * hd, (size_t)hd);
                 }
             }
             sx = norm_quant(s->att, L->attn_sub_norm, D, c->norm_eps, nrow, xq);

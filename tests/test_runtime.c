@@ -566,11 +566,12 @@ static void test_head_types_archs(void **st) {
     check_variant(SH, (tm_opts){.scale_tensor = 1, .no_sub_norms = 1}, 2e-3, 3e-2);
 }
 
-// batched prefill == token-by-token decode (bit-identical), across kernel kinds; chunked prompt
-static void test_batch_decode_kernels(void **st) {
-    (void)st;
+// batched prefill == token-by-token decode (bit-identical), across kernel kinds; chunked prompt.
+// Query heads per KV head 4, 6 and 3: decode takes them in groups of up to 4 (4, 4 + 2, 3), the
+// batched path one at a time.
+static void batch_decode_case(int dim, int heads, int kv_heads) {
     tmodel t;
-    tm_build(&t, 256, 768, 2, 8, 2, 300, 40, 11);
+    tm_build(&t, dim, 768, 2, heads, kv_heads, 300, 40, 11);
     char path[300];
     tmp_path(path, sizeof path, "bd.gguf");
     tm_write(&t, path, (tm_opts){.ttype = TERN_GGML_TQ2_0, .embd_type = TERN_GGML_F16, .scale_tensor = 1, .vocab = 1});
@@ -631,6 +632,12 @@ static void test_batch_decode_kernels(void **st) {
     free_state(&s);
     free_model(&m);
     tm_free(&t);
+}
+static void test_batch_decode_kernels(void **st) {
+    (void)st;
+    batch_decode_case(256, 8, 2);
+    batch_decode_case(768, 12, 2);
+    batch_decode_case(768, 12, 4);
 }
 
 // forward_multi (several sequences per forward, each with its own KV cache) == each sequence
