@@ -260,6 +260,7 @@ T256 static inline __m256i dot32_s8(__m256i w, __m256i x) {
 // DOT32 (a macro, not a function: each level's function has its own target attribute): 4 rows'
 // blocks k..nb-1 (k declared by the caller), one block at a time, into the accumulators a (even blocks) and b (odd blocks);
 // W, v, n, nb, split in scope. Then each row's 16 lanes reduced in a fixed order into out.
+// (next: bytes from a row to the same row of the next group of 4, which is prefetched)
 #define Q8_0_BLOCKS_256(DOT32)                                                                                          \
     for (; k < nb; k++) {                                                                                               \
         const __m256i xv = _mm256_loadu_si256((const __m256i *)(v->q + 32 * k));                                        \
@@ -268,6 +269,8 @@ T256 static inline __m256i dot32_s8(__m256i w, __m256i x) {
         for (int r = 0; r < 4; r++) {                                                                                   \
             const uint8_t *blk = W[r] + TERN_Q8_0_BYTES * (size_t)k;                                                    \
             const uint8_t *qw = split ? W[r] + 32 * (size_t)k : blk + 2, *dw = split ? W[r] + (size_t)n + 2 * (size_t)k : blk; \
+            if (!(k & 1)) _mm_prefetch((const char *)(qw + next), _MM_HINT_T0);                                      \
+            if (split && !(k & 31)) _mm_prefetch((const char *)(dw + next), _MM_HINT_T0);                             \
             const __m256 p = _mm256_cvtepi32_ps(DOT32(_mm256_loadu_si256((const __m256i *)qw), xv));                   \
             const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(h16_avx(dw) * dx));                                        \
             if (k & 1) b[r] = _mm256_add_ps(b[r], t);                                                                   \
@@ -284,11 +287,15 @@ T256 static inline __m256i dot32_s8(__m256i w, __m256i x) {
 
 T256 static void rows4_avx2(int type, const uint8_t *const *W, const tern_qvec *v, float *out) {
     const int n = v->n;
+    const size_t next = 4 * (size_t)(W[1] - W[0]);   // the next group of rows, prefetched (rows4_avx512)
     if (is_float(type)) {
         __m256 a[4], b[4];
         for (int r = 0; r < 4; r++) a[r] = b[r] = _mm256_setzero_ps();
+        const int es = type == TERN_GGML_F32 ? 4 : 2;
         int i = 0;
         for (; i + 16 <= n; i += 16) {
+            if ((i * es) % 64 == 0)
+                for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(W[r] + next + (size_t)es * i), _MM_HINT_T0);
             const __m256 x0 = _mm256_loadu_ps(v->x + i), x1 = _mm256_loadu_ps(v->x + i + 8);
 #pragma GCC unroll 4
             for (int r = 0; r < 4; r++) {
@@ -403,6 +410,7 @@ TVNNI static void rows4_vnni(int type, const uint8_t *const *W, const tern_qvec 
         return;
     }
     const int n = v->n, nb = n / 32, split = type == TERN_QMAT_Q8_0X;
+    const size_t next = 4 * (size_t)(W[1] - W[0]);   // the next group of rows, prefetched (rows4_avx512)
     __m256 a[4], b[4];   // lanes 0-7 (even blocks) and 8-15 (odd blocks) of each row's 16
     for (int r = 0; r < 4; r++) a[r] = b[r] = _mm256_setzero_ps();
     int k = 0;
@@ -411,13 +419,17 @@ TVNNI static void rows4_vnni(int type, const uint8_t *const *W, const tern_qvec 
             const __m256 dx = _mm256_loadu_ps(v->d + k);
             __m256 c[4];
 #pragma GCC unroll 4
-            for (int r = 0; r < 4; r++) c[r] = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(W[r] + (size_t)n + 2 * (size_t)k))), dx);
+            for (int r = 0; r < 4; r++) {
+                c[r] = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(W[r] + (size_t)n + 2 * (size_t)k))), dx);
+                if (!(k & 31)) _mm_prefetch((const char *)(W[r] + next + (size_t)n + 2 * (size_t)k), _MM_HINT_T0);
+            }
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {
                 const __m256i xv = _mm256_loadu_si256((const __m256i *)(v->q + 32 * (k + j)));
                 const __m256i idx = _mm256_set1_epi32(j);
 #pragma GCC unroll 4
                 for (int r = 0; r < 4; r++) {
+                    if (!(j & 1)) _mm_prefetch((const char *)(W[r] + next + 32 * (size_t)(k + j)), _MM_HINT_T0);
                     const __m256 p = _mm256_cvtepi32_ps(dot32_vnni(_mm256_loadu_si256((const __m256i *)(W[r] + 32 * (size_t)(k + j))), xv));
                     const __m256 t = _mm256_mul_ps(p, _mm256_permutevar8x32_ps(c[r], idx));
                     if (j & 1) b[r] = _mm256_add_ps(b[r], t);
@@ -475,11 +487,18 @@ static const int16_t k4_idx[4][32] = {
 
 T512 static void rows4_avx512(int type, const uint8_t *const *W, const tern_qvec *v, float *out) {
     const int n = v->n;
+    // the next group of 4 rows (rows are row_bytes apart: tern_qmat_mul), fetched while this one
+    // is multiplied: one row is memory-bound, and the four interleaved streams of a group defeat
+    // the hardware prefetcher's distance
+    const size_t next = 4 * (size_t)(W[1] - W[0]);
     if (is_float(type)) {
         __m512 a[4];
         for (int r = 0; r < 4; r++) a[r] = _mm512_setzero_ps();
+        const int es = type == TERN_GGML_F32 ? 4 : 2;
         int i = 0;
         for (; i + 16 <= n; i += 16) {
+            if ((i * es) % 64 == 0)
+                for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(W[r] + next + (size_t)es * i), _MM_HINT_T0);
             const __m512 x0 = _mm512_loadu_ps(v->x + i);
 #pragma GCC unroll 4
             for (int r = 0; r < 4; r++) a[r] = _mm512_add_ps(a[r], _mm512_mul_ps(load16_f(type, W[r], i), x0));
@@ -502,13 +521,17 @@ T512 static void rows4_avx512(int type, const uint8_t *const *W, const tern_qvec
             const __m512 dx = _mm512_loadu_ps(v->d + k);
             __m512 c[4];
 #pragma GCC unroll 4
-            for (int r = 0; r < 4; r++) c[r] = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(W[r] + (size_t)n + 2 * (size_t)k))), dx);
+            for (int r = 0; r < 4; r++) {
+                c[r] = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(W[r] + (size_t)n + 2 * (size_t)k))), dx);
+                _mm_prefetch((const char *)(W[r] + next + (size_t)n + 2 * (size_t)k), _MM_HINT_T0);
+            }
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {
                 const __m512i xv = _mm512_loadu_si512((const void *)(v->q + 32 * (k + 2 * j)));
                 const __m512i idx = _mm512_loadu_si512((const void *)q8x_idx[j]);
 #pragma GCC unroll 4
                 for (int r = 0; r < 4; r++) {
+                    _mm_prefetch((const char *)(W[r] + next + 32 * (size_t)(k + 2 * j)), _MM_HINT_T0);
                     const __m512i wv = _mm512_loadu_si512((const void *)(W[r] + 32 * (size_t)(k + 2 * j)));
                     const __mmask64 neg = _mm512_movepi8_mask(wv);
                     const __m512i sx = _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv);
