@@ -492,7 +492,6 @@ TVNNI static void q8_scores_vnni(const uint8_t *K, const float *dk, int hd, cons
 }
 #endif
 
-// softmax of sc [T] (in place: probabilities), then w8 [T rounded up to 64] and ws [T/64 blocks]
 #if RT_X86
 // q8_softmax's max and quantization steps, 16 positions at a time (the same operations on each
 // element: max ignores NaN as the scalar compare does, rint and clamp as tern_rint_clamp)
@@ -525,6 +524,7 @@ TVNNI static void w8_block_512(const float *p, const float *dv, int n, uint8_t *
 }
 #endif
 
+// softmax of sc [T] (in place: probabilities), then w8 [T rounded up to 64] and ws [T/64 blocks]
 static void q8_softmax(float *sc, const float *dv, int T, uint8_t *w8, float *ws) {
     float mx = -INFINITY;
 #if RT_X86
