@@ -548,6 +548,14 @@ int build_model(tern_rt_model *m, const char *path) {
         tern_error("%s: embedding_length %d, head_count %d, head_count_kv %d do not fit together", path, c->dim, c->n_heads, c->n_kv_heads);
         goto fail;
     }
+    // every layer has at least 9 tensors in the file (2 norms, 7 BitLinear): a larger block_count
+    // is refused before anything is allocated per layer (a 250 KB file asking for 8.4e7 layers
+    // made the loader take 20 GB and two minutes before it found blk.1 missing)
+    if ((int64_t)c->n_layers * 9 > tern_gguf_n_tensors(g)) {
+        tern_error("%s: %s.block_count %d needs at least %lld tensors, the file has %d", path, arch, c->n_layers,
+                   9LL * c->n_layers, tern_gguf_n_tensors(g));
+        goto fail;
+    }
     c->head_dim = c->dim / c->n_heads;
     c->kv_dim = c->n_kv_heads * c->head_dim;
     int rot;

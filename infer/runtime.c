@@ -263,6 +263,15 @@ int build_state_kv(tern_rt_state *s, const tern_rt_model *m, int max_batch, int 
     if (max_batch < 1) max_batch = 1;
     if (kv_type != TERN_KV_F32 && kv_type != TERN_KV_Q8) { tern_error("%s: unknown KV cache type %d", m->path, kv_type); return -1; }
     if (kv_type == TERN_KV_Q8 && (c->head_dim % 16 || c->head_dim > 1024)) kv_type = TERN_KV_F32;   // layout needs 16 | head_dim
+    // the KV cache and the RoPE table grow with the context (a GGUF may say up to 2^30 tokens):
+    // refuse one this machine cannot hold, naming the file, before allocating
+    const double per_pos = (double)c->n_layers * c->kv_dim * (kv_type == TERN_KV_F32 ? 8.0 : 2.0 + 8.0 / c->head_dim) + 4.0 * c->head_dim;
+    const double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (phys > 0 && per_pos * seq_len > phys) {
+        tern_error("%s: a KV cache for a context of %d tokens needs %.1f GiB, more than this machine's %.1f GiB: ask for a "
+                   "shorter context (-c, --ctx)", m->path, seq_len, per_pos * seq_len / 1073741824.0, phys / 1073741824.0);
+        return -1;
+    }
     s->kv_type = kv_type;
     s->max_batch = max_batch;
     s->seq_len = seq_len;

@@ -929,7 +929,35 @@ static void test_bad_input(void **st) {
     memcpy(p + 4 + 8, &ty, 4);
     write_bytes(bad, bytes, n);
     expect_load_error(bad, "type");
+    memcpy(p + 4 + 8, &(int32_t){0}, 4);
+    // a block_count the file's tensors cannot hold (refused before per-layer allocations)
+    const char *bc = "bitnet.block_count";
+    char *q = memmem(bytes, n, bc, strlen(bc));
+    assert_non_null(q);
+    uint32_t vt, layers;
+    memcpy(&vt, q + strlen(bc), 4);
+    memcpy(&layers, q + strlen(bc) + 4, 4);
+    assert_true(vt == 4 && layers == 1); // GGUF uint32
+    memcpy(q + strlen(bc) + 4, &(uint32_t){1000}, 4);
+    write_bytes(bad, bytes, n);
+    expect_load_error(bad, "bitnet.block_count 1000 needs at least 9000 tensors, the file has");
     free(bytes);
+    // a context no machine here holds: the model loads, its state for the whole context is
+    // refused (naming the file and -c), a shorter context is fine
+    tmodel tc;
+    tm_build(&tc, 256, 256, 1, 2, 2, 270, 1 << 30, 3);
+    tm_write(&tc, bad, o);
+    tern_rt_model mc;
+    assert_int_equal(build_model(&mc, bad), 0);
+    assert_int_equal(mc.config.seq_len, 1 << 30);
+    tern_rt_state sc;
+    assert_int_equal(build_state(&sc, &mc, 1, 0), -1);
+    assert_non_null(strstr(tern_last_error(), bad));
+    assert_non_null(strstr(tern_last_error(), "a KV cache for a context of 1073741824 tokens needs"));
+    assert_int_equal(build_state(&sc, &mc, 1, 64), 0);
+    free_state(&sc);
+    free_model(&mc);
+    tm_free(&tc);
     // wrong architecture
     o.arch = "llama";
     tm_write(&t, bad, o);
