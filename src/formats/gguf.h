@@ -55,6 +55,7 @@ const char *tern_gguf_path(const tern_gguf *g);
 uint32_t tern_gguf_version(const tern_gguf *g);
 size_t tern_gguf_alignment(const tern_gguf *g);
 size_t tern_gguf_file_size(const tern_gguf *g);
+size_t tern_gguf_kv_type_size(uint32_t t);              // bytes of one value of KV type t; 0: a string, array or unknown type
 
 // KVs, in file order
 int tern_gguf_n_kv(const tern_gguf *g);
