@@ -290,6 +290,22 @@ static const char *config_token(const json_t *cfg, const char *key) {
     return jstr(v, "content");
 }
 
+// How tokenizer.json holds a piece type (tern_tokenizer_to_json writes it so, the reader reads it
+// back so): normal pieces in the vocabulary; control, unknown and unused pieces as special added
+// tokens (read back as control), user-defined ones as non-special added tokens.
+static int json_written_type(int ty) {
+    return ty == TERN_PIECE_USER ? TERN_PIECE_USER
+           : ty == TERN_PIECE_CONTROL || ty == TERN_PIECE_UNKNOWN || ty == TERN_PIECE_UNUSED ? TERN_PIECE_CONTROL
+                                                                                        : TERN_PIECE_NORMAL;
+}
+// The llama kind's reading of a piece of that type: a normal "<0xXX>" piece is a byte piece, and
+// model.unk_token is unknown (unless user-defined or a byte piece).
+static int json_llama_type(int ty, const char *p, int len, int is_unk) {
+    if (ty == TERN_PIECE_NORMAL && len == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>') ty = TERN_PIECE_BYTE;
+    if (is_unk && (ty == TERN_PIECE_NORMAL || ty == TERN_PIECE_CONTROL)) ty = TERN_PIECE_UNKNOWN;
+    return ty;
+}
+
 int tern_tokenizer_from_json(tern_tokenizer *t, const char *buf, size_t n, const char *cfg_buf, size_t cfg_n,
                              const char *what) {
     memset(t, 0, sizeof *t);
@@ -462,13 +478,7 @@ int tern_tokenizer_from_json(tern_tokenizer *t, const char *buf, size_t n, const
     } else {
         s.add_space_prefix = c.add_space_prefix;
         if (jbool(model, "ignore_merges", 0)) { fail(what, "model", "ignore_merges with a SentencePiece-style tokenizer is not supported"); goto done; }
-        for (int i = 0; i < V; i++) {
-            if (types[i] != TERN_PIECE_NORMAL) continue;
-            const char *p = pieces[i];
-            if (plen[i] == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>') types[i] = TERN_PIECE_BYTE;
-        }
-        if (unk >= 0 && types[unk] == TERN_PIECE_NORMAL) types[unk] = TERN_PIECE_UNKNOWN;
-        else if (unk >= 0 && types[unk] == TERN_PIECE_CONTROL) types[unk] = TERN_PIECE_UNKNOWN;
+        for (int i = 0; i < V; i++) types[i] = json_llama_type(types[i], pieces[i], plen[i], i == unk);
         llama_scores(&s, mleft, mright, (int)nm, scores);
     }
     rc = tern_tokenizer_build(t, &s, what);
@@ -634,12 +644,12 @@ int tern_tokenizer_to_json(const tern_tokenizer *t, char **buf, size_t *n) {
     for (int i = 0; i < t->vocab_size; i++) {
         char *key = t->pieces[i];
         json_object_set_new(vocab, key, json_integer(i));
-        int ty = t->types[i];
-        if (ty == TERN_PIECE_CONTROL || ty == TERN_PIECE_USER || ty == TERN_PIECE_UNKNOWN || ty == TERN_PIECE_UNUSED)
+        const int ty = json_written_type(t->types[i]);
+        if (ty != TERN_PIECE_NORMAL)
             json_array_append_new(added, json_pack("{s:i, s:o, s:b, s:b, s:b, s:b, s:b}", "id", i, "content", jpiece(t, i),
                                                    "single_word", 0, "lstrip", (t->attrs[i] & TERN_ATTR_LSTRIP) != 0,
                                                    "rstrip", (t->attrs[i] & TERN_ATTR_RSTRIP) != 0, "normalized", 0,
-                                                   "special", ty != TERN_PIECE_USER));
+                                                   "special", ty == TERN_PIECE_CONTROL));
     }
     json_t *model;
     if (t->kind == TERN_TOK_GPT2) {
@@ -706,18 +716,10 @@ done:
     return rc;
 }
 
-// the rules of tern_tokenizer_from_json applied to what tern_tokenizer_to_json writes
+// what tern_tokenizer_to_json writes, as tern_tokenizer_from_json reads it
 int tern_tokenizer_json_type(const tern_tokenizer *t, int i) {
-    int ty = t->types[i];
-    int r = ty == TERN_PIECE_USER                                                         ? TERN_PIECE_USER
-            : ty == TERN_PIECE_CONTROL || ty == TERN_PIECE_UNKNOWN || ty == TERN_PIECE_UNUSED ? TERN_PIECE_CONTROL
-                                                                                          : TERN_PIECE_NORMAL;
-    if (t->kind != TERN_TOK_LLAMA) return r;
-    const char *p = t->pieces[i];
-    if (r == TERN_PIECE_NORMAL && t->piece_len[i] == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>')
-        r = TERN_PIECE_BYTE;
-    if (i == t->unk_id && (r == TERN_PIECE_NORMAL || r == TERN_PIECE_CONTROL)) r = TERN_PIECE_UNKNOWN;
-    return r;
+    const int ty = json_written_type(t->types[i]);
+    return t->kind == TERN_TOK_LLAMA ? json_llama_type(ty, t->pieces[i], t->piece_len[i], i == t->unk_id) : ty;
 }
 
 int tern_tokenizer_config_json(const tern_tokenizer *t, char **buf, size_t *n) {
