@@ -275,6 +275,9 @@ static void test_print_roundtrip(void **st) {
     assert_non_null(strstr(s, "schedule = linear\n"));
     tern_config_defaults(&b);
     assert_int_equal(tern_config_parse(&b, s, "string"), 0);
+    assert_int_equal(a.run.precision_auto, 1);   // provenance, not a key: the text holds the resolved
+    assert_int_equal(b.run.precision_auto, 0);   // value (fp32 or mixed), which reads back as given
+    b.run.precision_auto = 1;
     assert_memory_equal(&a, &b, sizeof a);
     free(s);
     // unresolved auto values print as auto and reload as auto
@@ -283,7 +286,9 @@ static void test_print_roundtrip(void **st) {
     assert_non_null(strstr(s, "lr = auto\n"));
     assert_non_null(strstr(s, "warmup = auto\n"));
     tern_config_defaults(&b);
+    assert_non_null(strstr(s, "precision = auto\n"));
     b.run.lr = 5;
+    b.run.precision = 1;   // mixed
     assert_int_equal(tern_config_parse(&b, s, "string"), 0);
     assert_memory_equal(&a, &b, sizeof a);
     free(s);

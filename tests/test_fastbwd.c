@@ -342,13 +342,41 @@ static void test_precision_key(void **st) {
     (void)st;
     tern_config c;
     tern_config_defaults(&c);
-    assert_int_equal(c.run.precision, TERN_PREC_FP32);
+    assert_int_equal(c.run.precision, TERN_PREC_AUTO);
+    // auto: mixed for a ternary model where vdpbf16ps runs (unless TERN_GEMM picks a lower
+    // level), fp32 otherwise and always for a full-precision model
+    int bf16 = 0;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    bf16 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bf16");
+#endif
+    const char *env = getenv("TERN_GEMM");
+    if (env && strcmp(env, "avx512bf16")) bf16 = 0;
+    for (int ternary = 0; ternary <= 1; ternary++) {
+        tern_config v;
+        tern_config_defaults(&v);
+        v.model.ternary = ternary;
+        assert_int_equal(tern_config_validate(&v), 0);
+        assert_int_equal(v.run.precision, ternary && bf16 ? TERN_PREC_MIXED : TERN_PREC_FP32);
+        assert_int_equal(v.run.precision_auto, 1);
+        printf("precision = auto, ternary %d: %s\n", ternary, tern_precision_name(v.run.precision));
+    }
+    tern_config e;   // an explicit value stays
+    tern_config_defaults(&e);
+    assert_int_equal(tern_config_set(&e, "precision", "fp32"), 0);
+    assert_int_equal(tern_config_validate(&e), 0);
+    assert_int_equal(e.run.precision, TERN_PREC_FP32);
+    assert_int_equal(e.run.precision_auto, 0);
+    assert_int_equal(tern_config_set(&c, "precision", "auto"), 0);
+    assert_int_equal(c.run.precision, TERN_PREC_AUTO);
+    assert_string_equal(tern_precision_name(TERN_PREC_AUTO), "auto");
     assert_int_equal(tern_config_set(&c, "precision", "mixed"), 0);
     assert_int_equal(c.run.precision, TERN_PREC_MIXED);
     assert_int_equal(tern_config_set(&c, "precision", "fp32"), 0);
     assert_int_equal(c.run.precision, TERN_PREC_FP32);
     assert_int_not_equal(tern_config_set(&c, "precision", "bf16"), 0);
-    assert_non_null(strstr(tern_last_error(), "fp32 or mixed"));
+    assert_non_null(strstr(tern_last_error(), "fp32, mixed or auto"));
     assert_string_equal(tern_precision_name(TERN_PREC_MIXED), "mixed");
 }
 

@@ -258,7 +258,7 @@ static void test_estimate_parts(void **st) {
     in.resuming = 1;   // resume: params, m and v copied while loading
     assert_int_equal(tern_mem_estimate_run(&c, &in, &e), 0);
     assert_int_equal(e.load_scratch, 3 * e.params);
-    size_t sum = e.params + e.grads + e.adam + e.batch + e.loader + e.tokenizer + e.runtime +
+    size_t sum = e.params + e.grads + e.adam + e.mixed_scratch + e.batch + e.loader + e.tokenizer + e.runtime +
                  (e.activations > e.load_scratch ? e.activations : e.load_scratch);
     assert_int_equal(e.peak, sum);
     tern_model_free(&m);

@@ -114,6 +114,49 @@ static void test_resume_exact(void **st) {
     tern_trainer_free(&b);
 }
 
+// precision = auto (the default) resolves per CPU; resuming keeps the checkpoint's precision, so a
+// run started with the other one (as on another CPU) goes on bit for bit as it would have
+static void test_resume_precision_auto(void **st) {
+    (void)st;
+    tern_config c;
+    tiny(&c, "prec_straight", 8);
+    assert_int_equal(c.run.precision_auto, 1);
+    const int here = c.run.precision, other = here == TERN_PREC_MIXED ? TERN_PREC_FP32 : TERN_PREC_MIXED;
+    c.run.precision = other;
+    c.run.precision_auto = 0;
+    tern_trainer a;
+    tu_trainer_run(&a, &c);
+    tern_config c2;
+    tiny(&c2, "prec_resumed", 8);
+    c2.run.precision = other;
+    c2.run.precision_auto = 0;
+    tern_trainer b;
+    tu_trainer_start(&b, &c2);
+    for (int i = 0; i < 5; i++) assert_int_equal(tern_trainer_step(&b), 0);
+    assert_int_equal(tern_trainer_save(&b), 0);
+    tern_trainer_free(&b);
+    tern_config c3;
+    tiny(&c3, "prec_resumed", 8);   // auto again: `here`
+    assert_int_equal(c3.run.precision, here);
+    assert_int_equal(tern_trainer_init(&b, &c3, 1), 0);
+    b.quiet = 1;
+    assert_int_equal(b.cfg.run.precision, other);
+    assert_int_equal(b.graph.precision, other);
+    assert_int_equal(tern_trainer_run(&b), 0);
+    size_t bytes = sizeof(float) * (size_t)a.model.params.total;
+    assert_memory_equal(a.model.params.data, b.model.params.data, bytes);
+    tern_trainer_free(&b);
+    // an explicit precision that differs from the checkpoint's is refused, naming the key
+    tern_config c4;
+    tiny(&c4, "prec_resumed", 10);
+    c4.run.precision = here;
+    c4.run.precision_auto = 0;
+    assert_int_not_equal(tern_trainer_init(&b, &c4, 1), 0);
+    assert_non_null(strstr(tern_last_error(), "precision"));
+    tern_trainer_free(&b);
+    tern_trainer_free(&a);
+}
+
 // a CSV log with the tokens_per_s column (timing) blanked, for comparing two runs
 static char *csv_without_speed(const char *path) {
     size_t n;
@@ -209,14 +252,18 @@ static double grad_rel_diff(const tern_trainer *x, const tern_trainer *ref) {
 
 static void test_grad_accum(void **st) {
     (void)st;
+    // precision fp32 (the exact backward): the bounds below are float summation order only (under
+    // mixed, whose bf16 products the two groupings round differently, step 2 differed by 2e-4)
     tern_config c1, c2;
     tiny(&c1, "acc1", 10);
     c1.run.batch = 8;
     c1.run.clip = 0;   // compare the raw gradients (clipping would hide a factor)
+    c1.run.precision = TERN_PREC_FP32;
     assert_int_equal(tern_config_validate(&c1), 0);
     tiny(&c2, "acc2", 10);
     c2.run.grad_accum = 2;
     c2.run.clip = 0;
+    c2.run.precision = TERN_PREC_FP32;
     assert_int_equal(tern_config_validate(&c2), 0);
     // the reference for the first step's gradient, independent of the trainer's step: one backward
     // of the mean loss over the same 8 sequences (a's first batch), from the same initial weights
@@ -224,6 +271,7 @@ static void test_grad_accum(void **st) {
     tern_config c3;
     tiny(&c3, "acc_ref", 10);
     c3.run.batch = 8;
+    c3.run.precision = TERN_PREC_FP32;
     assert_int_equal(tern_config_validate(&c3), 0);
     tern_trainer r;
     tu_trainer_start(&r, &c3);
@@ -377,6 +425,7 @@ int main(int argc, char **argv) {
     strncat(prog, "tern-train", sizeof prog - strlen(prog) - 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_falls),      cmocka_unit_test(test_resume_exact),
+        cmocka_unit_test(test_resume_precision_auto),
         cmocka_unit_test(test_resume_counters), cmocka_unit_test(test_grad_accum),
         cmocka_unit_test(test_finetune_to_ternary), cmocka_unit_test(test_nonfinite_stops),
         cmocka_unit_test(test_bad_inputs),      cmocka_unit_test(test_signal_saves),

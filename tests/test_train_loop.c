@@ -116,6 +116,8 @@ static void test_train_and_resume(void **st) {
     assert_int_equal(ls.step, 20);
     assert_int_equal(tern_config_parse(&cb, ls.run_config, ck), 0);   // the stored run config
     assert_int_equal(tern_config_validate(&cb), 0);
+    assert_int_equal(cb.run.precision, c.run.precision);   // stored resolved (c's was auto)
+    cb.run.precision_auto = c.run.precision_auto;
     assert_memory_equal(&cb, &c, sizeof c);
     tern_adamw ob;
     tern_adamw_init_run(&ob, &b.params, &cb.run);

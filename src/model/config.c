@@ -1,5 +1,7 @@
 // config.c — table-driven `key = value` configuration (see config.h for the format).
 #include "model/config.h"
+#include "engine/graph.h"          // tern_precision
+#include "kernels/gemm_bf16.h"    // tern_gemm_best: precision = auto
 #include "util.h"
 
 #include <ctype.h>
@@ -87,7 +89,7 @@ static const char *ACT_NAMES[] = {"silu", "relu2"};
 static const char *ROPE_NAMES[] = {"none", "llama3"};
 static const char *PREC_NAMES[] = {"fp32", "mixed"};   // tern_precision (engine/graph.h)
 
-const char *tern_precision_name(int p) { return p >= 0 && p < 2 ? PREC_NAMES[p] : "?"; }
+const char *tern_precision_name(int p) { return p == TERN_PREC_AUTO ? "auto" : p >= 0 && p < 2 ? PREC_NAMES[p] : "?"; }
 
 const char *tern_ffn_act_name(int act) { return act >= 0 && act < 2 ? ACT_NAMES[act] : "?"; }
 const char *tern_rope_scaling_name(int kind) { return kind >= 0 && kind < 2 ? ROPE_NAMES[kind] : "?"; }
@@ -159,6 +161,8 @@ void tern_config_defaults(tern_config *c) {
     r->threads = 0;
     r->profile = 0;
     r->recompute = 0;
+    r->precision = TERN_PREC_AUTO;
+    r->precision_auto = 0;
     r->zero = 0;
     r->bucket_mb = 4.0f;
     r->overlap = 1;
@@ -293,7 +297,8 @@ static int set_value(tern_config *c, const key_def *k, const char *v, const char
     }
     case K_ACT: case K_ROPE: case K_PREC: {
         const char **names = k->type == K_ACT ? ACT_NAMES : k->type == K_ROPE ? ROPE_NAMES : PREC_NAMES;
-        expect = k->type == K_ACT ? "silu or relu2" : k->type == K_ROPE ? "none or llama3" : "fp32 or mixed";
+        expect = k->type == K_ACT ? "silu or relu2" : k->type == K_ROPE ? "none or llama3" : "fp32, mixed or auto";
+        if (k->type == K_PREC && strcmp(v, "auto") == 0) { *(int *)p = TERN_PREC_AUTO; return 0; }
         for (int i = 0; i < 2; i++)
             if (strcmp(v, names[i]) == 0) { *(int *)p = i; return 0; }
         break;
@@ -529,6 +534,10 @@ int tern_config_validate(tern_config *c) {
     if (r->warmup < -1) { tern_error("warmup must be >= 0 or auto (got %ld)", r->warmup); return -1; }
     if (r->warmup > TERN_MAX_STEPS) { tern_error("warmup %ld exceeds the limit %ld", r->warmup, TERN_MAX_STEPS); return -1; }
     if (r->warmup == -1) r->warmup = tern_auto_warmup(r->steps);
+    if (r->precision == TERN_PREC_AUTO) {   // mixed where it was measured faster and passed the quality guard
+        r->precision = c->model.ternary && tern_gemm_best() == TERN_GEMM_AVX512BF16 ? TERN_PREC_MIXED : TERN_PREC_FP32;
+        r->precision_auto = 1;
+    }
     if (r->schedule == TERN_SCHED_TWO_STAGE && r->warmup >= r->steps / 2 && r->warmup > 0) {
         tern_error("warmup %ld must be less than half of steps %ld for the two_stage schedule", r->warmup, r->steps);
         return -1;

@@ -94,7 +94,10 @@ typedef struct {
     int threads;           // OpenMP threads (0 = OMP_NUM_THREADS / all cores)
     int profile;           // 1: print per-op timing (default 0)
     int recompute;         // 1: keep only each block's input, recompute the block in backward (default 0)
-    int precision;         // ternary BitLinear backward: 0 = fp32 (default, exact), 1 = mixed (engine/graph.h)
+    int precision;         // ternary BitLinear backward: 0 = fp32 (exact), 1 = mixed (engine/graph.h), TERN_PREC_AUTO
+                           // (default): tern_config_validate makes it mixed for a ternary model on a CPU whose bf16
+                           // products run vdpbf16ps (AVX512-BF16, and TERN_GEMM not lower), else fp32
+    int precision_auto;    // 1: precision was auto when validated (a resume keeps the checkpoint's)
     // data-parallel training over MPI (dist/ddp.h); no effect on a single process
     int zero;              // ZeRO stage: 0 = every rank keeps all AdamW state, 1 = sharded (default 0)
     float bucket_mb;       // gradient all-reduce bucket size in MiB (default 4)
@@ -152,6 +155,7 @@ int tern_model_config_exportable(const tern_model_config *m, char *why, size_t n
 long tern_model_config_nparams(const tern_model_config *m);
 const char *tern_ffn_act_name(int act);          // "silu", "relu2" or "?"
 const char *tern_rope_scaling_name(int kind);    // "none", "llama3" or "?"
+#define TERN_PREC_AUTO (-1)                       // run key precision = auto (resolved by tern_config_validate)
 const char *tern_precision_name(int p);           // "fp32", "mixed" or "?" (run key precision)
 
 // The value of one key as tern_config_print writes it, into buf. 0, or -1 for an unknown key.

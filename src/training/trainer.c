@@ -306,6 +306,15 @@ static int check_resume_config(tern_trainer *t, const char *latest, const tern_t
         say(t, "resume: warmup is auto: keeping the checkpoint's %s (auto would give %s for the new steps)%s", o, n, "");
         r->warmup = old.run.warmup;
     }
+    // precision = auto: the checkpoint's arithmetic (auto may resolve otherwise on another CPU, and
+    // an exact resume needs the same backward). One process only: rank 0 alone reads the
+    // checkpoint, so several ranks get the error below and set the key.
+    if (r->precision_auto && t->ranks == 1 && r->precision != old.run.precision &&
+        (old.run.precision == TERN_PREC_FP32 || old.run.precision == TERN_PREC_MIXED)) {
+        say(t, "resume: precision is auto: keeping the checkpoint's %s (auto would give %s here)%s", tern_precision_name(old.run.precision),
+            tern_precision_name(r->precision), "");
+        r->precision = old.run.precision;
+    }
     const char *const *keys = tern_config_keys();
     char a[2 * TERN_PATH_MAX + 8], b[2 * TERN_PATH_MAX + 8];
     for (int i = 0; keys[i]; i++) {
