@@ -156,7 +156,7 @@ long tern_model_config_nparams(const tern_model_config *m);
 const char *tern_ffn_act_name(int act);          // "silu", "relu2" or "?"
 const char *tern_rope_scaling_name(int kind);    // "none", "llama3" or "?"
 #define TERN_PREC_AUTO (-1)                       // run key precision = auto (resolved by tern_config_validate)
-const char *tern_precision_name(int p);           // "fp32", "mixed" or "?" (run key precision)
+const char *tern_precision_name(int p);           // "fp32", "mixed", "auto" or "?" (run key precision)
 
 // The value of one key as tern_config_print writes it, into buf. 0, or -1 for an unknown key.
 int tern_config_format(const tern_config *c, const char *key, char *buf, size_t n);
