@@ -9,7 +9,9 @@
 # For each: load time, prefill and decode tok/s (medians of ROUNDS rounds; the runtimes alternate
 # back to back inside a round, so a noisy shared machine slows all of them alike), tern's bytes per
 # token against the read bandwidth measured before each repeat, and tern's decode at depth 64
-# and 4080 (int8 KV cache; 16 tokens decoded at each, so the deepest ends at the 4096-token context).
+# and 4080 (int8 KV cache; 16 tokens decoded at each, so the deepest ends at the 4096-token context),
+# as the ratio of the medians and as the median of each round's own ratio (steadier when the host's
+# bandwidth moves between rounds).
 #   scripts/bench_2b4t.sh [BUILD_DIR=build] [DIR=/tmp/tern-2b4t] [ROUNDS=3]
 # bitnet.cpp is not a package: build it yourself and set BITNET_BENCH=/path/to/its llama-bench.
 # Its I2_S kernel (src/ggml-bitnet-mad.cpp) needs no code generation, only an empty LUT header:
@@ -72,10 +74,12 @@ awk '
                                       return n ? (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2) : "-" }
   /^(tern|bitnet.cpp|llama.cpp) 2b4t/ { key = $1 " " $2; seen[key] = 1
        for (i = 3; i < NF; i += 2) vals[key "|" $i] = vals[key "|" $i] " " $(i + 1) }
-  /^tern depth/ { vals["depth|" $3] = vals["depth|" $3] " " $5 }
+  /^tern depth/ { vals["depth|" $3] = vals["depth|" $3] " " $5
+                  if ($3 == 64) last64 = $5
+                  else if (last64 + 0 > 0) vals["depth|ratio"] = vals["depth|ratio"] " " 100 * $5 / last64 }
   END {
     printf "%-30s %8s %12s %12s %10s\n", "runtime / file", "load s", "prefill t/s", "decode t/s", "% bw"
     for (k in seen) printf "%-30s %8s %12s %12s %10s\n", k, med(k "|load"), med(k "|prefill"), med(k "|decode"), med(k "|bw")
     d64 = med("depth|64"); d4k = med("depth|4080")
-    if (d64 != "-") printf "tern 2b4t-tq2-q8 decode at depth 64: %s tok/s, at depth 4080: %s tok/s (%.0f%% of depth 64)\n", d64, d4k, 100 * d4k / d64
+    if (d64 != "-") printf "tern 2b4t-tq2-q8 decode at depth 64: %s tok/s, at depth 4080: %s tok/s (%.0f%% of depth 64; the median of the rounds'"'"' own ratios: %.1f%%)\n", d64, d4k, 100 * d4k / d64, med("depth|ratio")
   }' "$log"
