@@ -72,9 +72,9 @@ static int train_main(int argc, char **argv, int lead) {
         printf("# parameters: %.2fM (%s)\n", tern_model_config_nparams(&cfg.model) / 1e6, cfg.model.ternary ? "ternary BitLinear" : "full precision");
         if (cfg.run.precision_auto)
             printf("# precision = auto: %s (%s)\n", tern_precision_name(cfg.run.precision),
-                   !cfg.model.ternary      ? "a full-precision model"
-                   : cfg.run.precision == 1 ? "this CPU runs the bf16 products on AVX512-BF16; precision=fp32 for the exact backward"
-                                            : "mixed is faster only with AVX512-BF16");
+                   !cfg.model.ternary                   ? "a full-precision model"
+                   : cfg.run.precision == TERN_PREC_MIXED ? "this CPU runs the bf16 products on AVX512-BF16; precision=fp32 for the exact backward"
+                                                          : "mixed is faster only with AVX512-BF16");
     }
     // the memory this rank needs (rank 0 prints it; every rank checks again in tern_trainer_init)
     if (tern_dist_agree(lead ? tern_mem_check_run(&cfg, !fresh, stdout) : 0) != 0) return config_error(file, lead);
