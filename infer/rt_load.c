@@ -454,17 +454,17 @@ static int fill_rows(tern_rt_model *m, bl_src *src, int nsrc, int only_latent, i
 // the logits matrix (and the tied embedding) moved out of the file mapping onto huge pages: a
 // decode step streams it once per token (~170k TLB misses per token on 4 KiB pages for a 2B
 // model; measured +9-13% decode speed). Copied by all threads, into the kernels' layout
-// (tern_qmat_repack: Q8_0 rows with their scales apart).
+// (tern_qmat_repack: Q8_0 rows interleaved 16 at a time, kernels/qmatvec.h).
 static void copy_output(tern_rt_model *m) {
     tern_rt_weights *w = &m->weights;
     const int V = m->config.vocab_size;
     const size_t nb = (size_t)V * w->output_row_bytes;
-    uint8_t *copy = tern_alloc_huge(nb);
-    const int CH = 1024;
+    w->output_layout = tern_qmat_layout(w->output_type);
+    uint8_t *copy = tern_alloc_huge(tern_qmat_bytes(w->output_layout, V, w->output_row_bytes));
+    const int CH = 1024;   // a multiple of the layout's 16-row groups
     #pragma omp parallel for schedule(dynamic, 1)
     for (int r0 = 0; r0 < V; r0 += CH)
-        tern_qmat_repack(w->output_type, w->output, w->output_row_bytes, m->config.dim, r0, r0 + CH < V ? r0 + CH : V, copy);
-    w->output_layout = tern_qmat_layout(w->output_type);
+        tern_qmat_repack(w->output_type, w->output, w->output_row_bytes, m->config.dim, V, r0, r0 + CH < V ? r0 + CH : V, copy);
     if (w->token_embd == w->output) {
         w->token_embd = copy;
         w->embd_layout = w->output_layout;
@@ -803,14 +803,14 @@ int build_random_model_typed(tern_rt_model *m, const tern_rt_config *cfg, int he
     tern_rt_weights *w = &m->weights;
     // the embedding (on huge pages) and one buffer of unit norms
     const size_t rb = tern_ggml_row_bytes(head_type, c->dim), n_embd = (size_t)c->vocab_size * rb;
-    uint8_t *E = tern_alloc_huge(n_embd);
+    uint8_t *E = tern_alloc_huge(tern_qmat_bytes(tern_qmat_layout(head_type), c->vocab_size, rb));
     #pragma omp parallel   // every row from its own seeded generator (any thread count), in the kernels' layout
     {
         uint8_t *row = tern_xmalloc(rb);
         #pragma omp for schedule(static)
         for (long r = 0; r < c->vocab_size; r++) {
             random_row(head_type, row, rb, c->dim, seed, r);
-            tern_qmat_repack(head_type, row, rb, c->dim, 0, 1, E + (size_t)r * rb);
+            tern_qmat_repack_row(head_type, row, rb, c->dim, c->vocab_size, (int)r, E);
         }
         free(row);
     }

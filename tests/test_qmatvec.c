@@ -83,13 +83,40 @@ static void check_type(int type, int rows, int cols, int N) {
         if (k > 0) assert_memory_equal(out[k], out[0], sizeof(float) * (size_t)N * (rows + 3) - 3 * sizeof(float));
         // the repacked layout (TERN_QMAT_Q8_0X for Q8_0) gives the same bits, and the same rows
         const int lt = tern_qmat_layout(type);
-        uint8_t *R = malloc(rb * rows);
-        tern_qmat_repack(type, W, rb, cols, 0, rows, R);
-        if (type == TERN_GGML_Q8_0) assert_int_equal(lt, TERN_QMAT_Q8_0X);
-        else assert_memory_equal(R, W, rb * rows);
+        const size_t rbytes = tern_qmat_bytes(lt, rows, rb);
+        assert_true(rbytes == (type == TERN_GGML_Q8_0 ? (size_t)(rows + 15) / 16 * 16 * rb : rb * rows));
+        uint8_t *R = malloc(rbytes);
+        memset(R, 0x5a, rbytes);   // the padding rows must come out zero
+        const int cut = rows < 7 ? rows : 7;   // two ranges, the second one first
+        tern_qmat_repack(type, W, rb, cols, rows, cut, rows, R);
+        tern_qmat_repack(type, W, rb, cols, rows, 0, cut, R);
+        if (type == TERN_GGML_Q8_0) {
+            assert_int_equal(lt, TERN_QMAT_Q8_0X);
+            // the layout of qmatvec.h, byte by byte from the ggml rows
+            for (int r = 0; r < (rows + 15) / 16 * 16; r++)
+                for (int b = 0; b < cols / 32; b++) {
+                    const uint8_t *B = R + (size_t)(r / 16) * 16 * rb + (size_t)b * 544, *src = W + (size_t)r * rb + 34 * (size_t)b;
+                    for (int e = 0; e < 32; e++) {
+                        const uint8_t want = r < rows ? (uint8_t)(src[2 + e] ^ 0x80) : 0;
+                        if (B[64 * (e / 4) + 4 * (r % 16) + e % 4] != want) fail_msg("Q8_0X row %d block %d element %d", r, b, e);
+                    }
+                    assert_memory_equal(B + 512 + 2 * (r % 16), r < rows ? src : (const uint8_t *)"\0\0", 2);
+                }
+        } else assert_memory_equal(R, W, rb * rows);
         float *o2 = malloc(sizeof(float) * (size_t)N * rows);
         tern_qmat_mul(lt, R, rb, 0, rows, v, N, o2, (size_t)rows, kinds[k]);
         for (int t = 0; t < N; t++) assert_memory_equal(o2 + (size_t)t * rows, out[k] + (size_t)t * (rows + 3), sizeof(float) * rows);
+        // ranges that start and end inside a 16-row group: the same values, nothing else written
+        if (rows > 20) {
+            for (size_t i = 0; i < (size_t)N * rows; i++) o2[i] = NAN;
+            tern_qmat_mul(lt, R, rb, 3, 19, v, N, o2, (size_t)rows, kinds[k]);
+            for (int t = 0; t < N; t++)
+                for (int r = 0; r < rows; r++) {
+                    const float g = o2[(size_t)t * rows + r];
+                    if (r >= 3 && r < 19) assert_memory_equal(&g, out[k] + (size_t)t * (rows + 3) + r, sizeof g);
+                    else assert_true(isnan(g));
+                }
+        }
         float *row = malloc(sizeof(float) * cols);
         for (int r = 0; r < rows; r += 5) {
             tern_qmat_row_f32(lt, R, rb, r, cols, row);
@@ -105,10 +132,12 @@ static void check_type(int type, int rows, int cols, int N) {
 
 static void test_levels_identical(void **st) {
     (void)st;
-    check_type(TERN_GGML_Q8_0, 37, 544, 3);   // 17 blocks: odd count; 37 rows: 4-row groups + 1
+    check_type(TERN_GGML_Q8_0, 37, 544, 3);   // 17 blocks; 37 rows: 16-row groups + 5 (padding)
     check_type(TERN_GGML_Q8_0, 9, 2560, 1);
-    check_type(TERN_GGML_Q8_0, 6, 1568, 2);   // 49 blocks: 3 groups of 16 and a remainder
-    check_type(TERN_GGML_Q8_0, 11, 1056, 5);  // 5 tokens: the several-token kernels' groups of 4, then 1
+    check_type(TERN_GGML_Q8_0, 6, 1568, 2);   // 49 blocks, one short group
+    check_type(TERN_GGML_Q8_0, 33, 1056, 11); // 11 tokens: AVX-512's 8, then 3; AVX2's pairs, then 1
+    check_type(TERN_GGML_Q8_0, 48, 64, 9);
+    check_type(TERN_GGML_Q8_0, 100, 96, 1);   // one token: AVX-512's 4 groups at once, AVX2's 2, then the rest
     check_type(TERN_GGML_F16, 7, 300, 4);
     check_type(TERN_GGML_BF16, 5, 528, 7);
     check_type(TERN_GGML_Q6_K, 23, 512, 2);
@@ -141,6 +170,11 @@ static void test_activation_quant(void **st) {
         if (types[k] == TERN_GGML_Q8_0) {
             assert_true(v.d[8] == 0.0f);
             assert_true(v.d[0] == 90.0f / 127.0f);
+            for (int b = 0; b < n / 32; b++) {   // the block sums the Q8_0 kernels correct with
+                int sum = 0;
+                for (int i = 0; i < 32; i++) sum += v.q[32 * b + i];
+                assert_int_equal(v.bsum[b], sum);
+            }
         } else {
             assert_true(v.q[17] == -127);   // the largest |x| maps to -127 (ggml's Q8_K)
             for (int j = 0; j < n / 16; j++) {
@@ -153,7 +187,8 @@ static void test_activation_quant(void **st) {
     free(scratch);
 }
 
-// extreme blocks: Q8_0 weights all -128 against activations all at +-127: no int16 saturation
+// extreme blocks: Q8_0 weights all -128 (biased: 0) against activations all at +-127: no int16
+// saturation, no int32 overflow, in both layouts
 static void test_extremes(void **st) {
     (void)st;
     const int cols = 64;
@@ -172,11 +207,15 @@ static void test_extremes(void **st) {
     double want = 0;
     for (int i = 0; i < cols; i++) want += -128.0 * v.q[i] * v.d[i / 32];
     tern_kernel_kind kinds[4] = {TERN_KERNEL_PLAIN, TERN_KERNEL_AVX2, TERN_KERNEL_AVXVNNI, TERN_KERNEL_AVX512VNNI};
+    uint8_t R[16 * 68];   // the repacked layout: one row and 15 padding rows
+    tern_qmat_repack(TERN_GGML_Q8_0, W, 68, cols, 1, 0, 1, R);
     for (int k = 0; k < 4; k++) {
         if (!tern_kernel_available(kinds[k])) continue;
-        float o;
+        float o, o2;
         tern_qmat_mul(TERN_GGML_Q8_0, W, 68, 0, 1, &v, 1, &o, 1, kinds[k]);
+        tern_qmat_mul(TERN_QMAT_Q8_0X, R, 68, 0, 1, &v, 1, &o2, 1, kinds[k]);
         assert_true(fabs(o - want) < 1e-4);
+        assert_memory_equal(&o, &o2, sizeof o);
     }
     assert_int_equal(tern_qmat_supported(TERN_GGML_Q8_0), 1);
     assert_int_equal(tern_qmat_supported(TERN_GGML_TQ2_0), 0);

@@ -5,11 +5,12 @@
 // Level dispatch as in kernels.c (tern_kernel_kind, resolved through tern_kernel_best()).
 //
 // All SIMD paths compute the same exact integer sums as the plain code (x86: u8 x s8 products via
-// vpmaddubsw / vpdpbusd with the sign moved onto the activations, int16 pair sums that cannot
-// saturate: |q| <= 127 for activations, <= 128 for Q8_0 weights, <= 63 for 6-bit ones; ARM:
-// s8 x s8 via smull + saddlp or sdot), then the same float operations in the same order. Rows are
-// done four at a time (four independent accumulator chains; each row's own order is unchanged);
-// AVX-512 also takes up to four tokens per call (rowsT_avx512).
+// vpmaddubsw / vpdpbusd, int16 pair sums that cannot saturate: |q| <= 127 for activations, <= 128
+// for Q8_0 weights, <= 63 for 6-bit ones; ARM: s8 x s8 via smull + saddlp or sdot), then the same
+// float operations in the same order. The float and k-quant heads are done four rows at a time
+// (four independent accumulator chains; each row's own order is unchanged; AVX-512 also takes up
+// to four tokens per call, rowsT_avx512); the Q8_0 head in its 16-row layout a row group at a
+// time (group*_*: one vector lane per row, up to 8 tokens per pass).
 #ifdef __clang__
 #pragma STDC FP_CONTRACT OFF
 #endif
@@ -43,18 +44,43 @@ int tern_qmat_supported(int type) {
 
 int tern_qmat_layout(int type) { return type == TERN_GGML_Q8_0 ? TERN_QMAT_Q8_0X : type; }
 
-void tern_qmat_repack(int type, const void *src, size_t row_bytes, int n, int r0, int r1, void *dst) {
-    const uint8_t *s = src;
+size_t tern_qmat_bytes(int layout, int rows, size_t row_bytes) {
+    return (layout == TERN_QMAT_Q8_0X ? ((size_t)rows + 15) / 16 * 16 : (size_t)rows) * row_bytes;
+}
+
+// byte offset of row r's block b in the TERN_QMAT_Q8_0X layout (qmatvec.h): row r's weights
+// 4c..4c+3 of the block at + 64 c + 4 (r % 16), its scale at + 512 + 2 (r % 16)
+static size_t qx_block(int r, int b, size_t row_bytes) {
+    return (size_t)(r / 16) * 16 * row_bytes + (size_t)b * TERN_QMAT_Q8_0X_BLOCK;
+}
+
+void tern_qmat_repack_row(int type, const void *row, size_t row_bytes, int n, int rows, int r, void *dst) {
+    const uint8_t *sr = row;
     uint8_t *d = dst;
-    for (int r = r0; r < r1; r++) {
-        const uint8_t *sr = s + (size_t)r * row_bytes;
-        uint8_t *dr = d + (size_t)r * row_bytes;
-        if (type != TERN_GGML_Q8_0) { memcpy(dr, sr, row_bytes); continue; }
-        for (int b = 0; b < n / 32; b++) {
-            memcpy(dr + 32 * (size_t)b, sr + TERN_Q8_0_BYTES * (size_t)b + 2, 32);
-            memcpy(dr + (size_t)n + 2 * (size_t)b, sr + TERN_Q8_0_BYTES * (size_t)b, 2);
-        }
+    if (type != TERN_GGML_Q8_0) {
+        memcpy(d + (size_t)r * row_bytes, sr, row_bytes);
+        return;
     }
+    const int i = r % 16;
+    for (int b = 0; b < n / 32; b++) {
+        uint8_t *B = d + qx_block(r, b, row_bytes);
+        const uint8_t *s = sr + TERN_Q8_0_BYTES * (size_t)b;
+        for (int c = 0; c < 8; c++)
+            for (int j = 0; j < 4; j++) B[64 * c + 4 * i + j] = s[2 + 4 * c + j] ^ 0x80;
+        memcpy(B + 512 + 2 * i, s, 2);
+    }
+    if (r == rows - 1)   // the padding rows of the last group: zero
+        for (int b = 0; b < n / 32; b++) {
+            uint8_t *B = d + qx_block(r, b, row_bytes);
+            for (int p = i + 1; p < 16; p++) {
+                for (int c = 0; c < 8; c++) memset(B + 64 * c + 4 * p, 0, 4);
+                memset(B + 512 + 2 * p, 0, 2);
+            }
+        }
+}
+
+void tern_qmat_repack(int type, const void *src, size_t row_bytes, int n, int rows, int r0, int r1, void *dst) {
+    for (int r = r0; r < r1; r++) tern_qmat_repack_row(type, (const uint8_t *)src + (size_t)r * row_bytes, row_bytes, n, rows, r, dst);
 }
 
 static int is_float(int type) { return type == TERN_GGML_F32 || type == TERN_GGML_F16 || type == TERN_GGML_BF16; }
@@ -80,6 +106,7 @@ void tern_qvec_prepare(tern_qvec *v, int type, const float *x, int n, void *scra
             const float *xb = x + 32 * b;
             float amax = 0.0f;
             for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
+            v->bsum[b] = 0;
             if (amax == 0.0f) {
                 v->d[b] = 0.0f;
                 memset(v->q + 32 * b, 0, 32);
@@ -87,9 +114,12 @@ void tern_qvec_prepare(tern_qvec *v, int type, const float *x, int n, void *scra
             }
             v->d[b] = amax / 127.0f;
             const float id = 127.0f / amax;
+            int sum = 0;
             for (int i = 0; i < 32; i++) {
                 v->q[32 * b + i] = (int8_t)tern_rint_clamp(xb[i] * id, -127, 127);
+                sum += v->q[32 * b + i];
             }
+            v->bsum[b] = (int16_t)sum;
         }
         return;
     }
@@ -172,20 +202,16 @@ static float row_plain(int type, const uint8_t *w, const tern_qvec *v) {
         float L[16] = {0};
         return float_tail(type, w, v->x, 0, n, L);
     }
-    if (type == TERN_GGML_Q8_0 || type == TERN_QMAT_Q8_0X) {
-        const int split = type == TERN_QMAT_Q8_0X;
-        float L[16] = {0};
+    if (type == TERN_GGML_Q8_0) {
+        float acc = 0.0f;
         for (int b = 0; b < n / 32; b++) {
             const uint8_t *blk = w + TERN_Q8_0_BYTES * (size_t)b;
-            const int8_t *qw = split ? (const int8_t *)(w + 32 * (size_t)b) : (const int8_t *)(blk + 2), *qx = v->q + 32 * b;
-            const float c = h16(split ? w + (size_t)n + 2 * (size_t)b : blk) * v->d[b];
-            for (int j = 0; j < 8; j++) {
-                int32_t p = 0;
-                for (int k = 0; k < 4; k++) p += (int32_t)qw[4 * j + k] * qx[4 * j + k];
-                L[8 * (b & 1) + j] = L[8 * (b & 1) + j] + (float)p * c;
-            }
+            const int8_t *qw = (const int8_t *)(blk + 2), *qx = v->q + 32 * b;
+            int32_t I = 0;
+            for (int i = 0; i < 32; i++) I += (int32_t)qw[i] * qx[i];
+            acc = acc + (float)I * (h16(blk) * v->d[b]);
         }
-        return reduce16(L);
+        return acc;
     }
     float acc = 0.0f;
     for (int b = 0; b < n / 256; b++) {
@@ -230,7 +256,26 @@ static float row_plain(int type, const uint8_t *w, const tern_qvec *v) {
     return acc;
 }
 
+// TERN_QMAT_Q8_0X: the 16 rows of one group (G: its first block, nb blocks) against one token
+static void group_plain(const uint8_t *G, int nb, const tern_qvec *v, float *out) {
+    for (int i = 0; i < 16; i++) {
+        float acc = 0.0f;
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *B = G + (size_t)b * TERN_QMAT_Q8_0X_BLOCK;
+            const int8_t *qx = v->q + 32 * b;
+            int32_t I = 0;
+            for (int c = 0; c < 8; c++)
+                for (int j = 0; j < 4; j++) I += (int32_t)(int8_t)(B[64 * c + 4 * i + j] ^ 0x80) * qx[4 * c + j];
+            acc = acc + (float)I * (h16(B + 512 + 2 * i) * v->d[b]);
+        }
+        out[i] = acc;
+    }
+}
+
 #if QM_X86   // the vector levels (x86-64 only; elsewhere every kind runs the plain code)
+// TERN_QMAT_Q8_0X kernels prefetch the block this many blocks ahead in their stream (8: ~4 KiB;
+// measured best of 0-64 for one and eight tokens, the hardware prefetcher alone is 2x slower at 8)
+#define QX_PREFETCH 8
 // ------------------------------------------------------------------ AVX2
 #define T256 __attribute__((target("avx2,fma,f16c")))
 
@@ -251,39 +296,6 @@ T256 static inline float h16_avx(const uint8_t *p) {
     memcpy(&h, p, 2);
     return _cvtsh_ss(h);
 }
-// int32 lanes j = sum of 4 consecutive products of the 32 s8 weights w and s8 activations x
-T256 static inline __m256i dot32_s8(__m256i w, __m256i x) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), _mm256_set1_epi16(1));
-}
-
-// The Q8_0 products of the AVX2 and AVX-VNNI levels, which differ only in the 32-byte dot product
-// DOT32 (a macro, not a function: each level's function has its own target attribute): 4 rows'
-// blocks k..nb-1 (k declared by the caller), one block at a time, into the accumulators a (even blocks) and b (odd blocks);
-// W, v, n, nb, split in scope. Then each row's 16 lanes reduced in a fixed order into out.
-// (next: bytes from a row to the same row of the next group of 4, which is prefetched)
-#define Q8_0_BLOCKS_256(DOT32)                                                                                          \
-    for (; k < nb; k++) {                                                                                               \
-        const __m256i xv = _mm256_loadu_si256((const __m256i *)(v->q + 32 * k));                                        \
-        const float dx = v->d[k];                                                                                       \
-        _Pragma("GCC unroll 4")                                                                                         \
-        for (int r = 0; r < 4; r++) {                                                                                   \
-            const uint8_t *blk = W[r] + TERN_Q8_0_BYTES * (size_t)k;                                                    \
-            const uint8_t *qw = split ? W[r] + 32 * (size_t)k : blk + 2, *dw = split ? W[r] + (size_t)n + 2 * (size_t)k : blk; \
-            if (!(k & 1)) _mm_prefetch((const char *)(qw + next), _MM_HINT_T0);                                      \
-            if (split && !(k & 31)) _mm_prefetch((const char *)(dw + next), _MM_HINT_T0);                             \
-            const __m256 p = _mm256_cvtepi32_ps(DOT32(_mm256_loadu_si256((const __m256i *)qw), xv));                   \
-            const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(h16_avx(dw) * dx));                                        \
-            if (k & 1) b[r] = _mm256_add_ps(b[r], t);                                                                   \
-            else a[r] = _mm256_add_ps(a[r], t);                                                                         \
-        }                                                                                                               \
-    }
-#define Q8_0_STORE_256()                                                                                                \
-    for (int r = 0; r < 4; r++) {                                                                                       \
-        float L[16];                                                                                                    \
-        _mm256_storeu_ps(L, a[r]);                                                                                      \
-        _mm256_storeu_ps(L + 8, b[r]);                                                                                  \
-        out[r] = reduce16(L);                                                                                           \
-    }
 
 T256 static void rows4_avx2(int type, const uint8_t *const *W, const tern_qvec *v, float *out) {
     const int n = v->n;
@@ -309,15 +321,6 @@ T256 static void rows4_avx2(int type, const uint8_t *const *W, const tern_qvec *
             _mm256_storeu_ps(L + 8, b[r]);
             out[r] = float_tail(type, W[r], v->x, i, n, L);
         }
-        return;
-    }
-    if (type == TERN_GGML_Q8_0 || type == TERN_QMAT_Q8_0X) {
-        const int split = type == TERN_QMAT_Q8_0X, nb = n / 32;
-        __m256 a[4], b[4];
-        for (int r = 0; r < 4; r++) a[r] = b[r] = _mm256_setzero_ps();
-        int k = 0;
-        Q8_0_BLOCKS_256(dot32_s8);
-        Q8_0_STORE_256();
         return;
     }
     const __m256i m4 = _mm256_set1_epi8(15);
@@ -384,12 +387,95 @@ T256 static void rows4_avx2(int type, const uint8_t *const *W, const tern_qvec *
     }
 }
 
+// TERN_QMAT_Q8_0X, T <= 2 tokens: rows 0-7 of a chunk in the low 32 bytes, 8-15 in the high ones.
+// DOT(acc, w, x): acc + the 8 int32 lanes' sums of 4 products of the chunk's biased weights w
+// (u8, w + 128) with the token's 4 activations x broadcast; CORR: 1 where DOT leaves
+// sum (w + 128) * x, so the lanes start at -128 * bsum (AVX-VNNI), 0 where it leaves sum w * x
+// (AVX2). Then each row's block as the scalar code does it.
+#define QX_GROUP_256(DOT, CORR)                                                                                          \
+    __m256 a[2][2];                                                                                                      \
+    for (int t = 0; t < T; t++) a[t][0] = a[t][1] = _mm256_setzero_ps();                                                 \
+    for (int b = 0; b < nb; b++) {                                                                                       \
+        const uint8_t *B = G + (size_t)b * TERN_QMAT_Q8_0X_BLOCK;                                                        \
+        for (int l = 0; l < 9; l++) _mm_prefetch((const char *)(B + QX_PREFETCH * TERN_QMAT_Q8_0X_BLOCK + 64 * l), _MM_HINT_T0); \
+        __m256i I[2][2];                                                                                                 \
+        for (int t = 0; t < T; t++) I[t][0] = I[t][1] = _mm256_set1_epi32(CORR ? -128 * (int32_t)v[t].bsum[b] : 0);      \
+        _Pragma("GCC unroll 8")                                                                                          \
+        for (int c = 0; c < 8; c++) {                                                                                    \
+            const __m256i w0 = _mm256_loadu_si256((const __m256i *)(B + 64 * c));                                        \
+            const __m256i w1 = _mm256_loadu_si256((const __m256i *)(B + 64 * c + 32));                                   \
+            for (int t = 0; t < T; t++) {                                                                                \
+                int32_t x4;                                                                                              \
+                memcpy(&x4, v[t].q + 32 * b + 4 * c, 4);                                                                 \
+                const __m256i xb = _mm256_set1_epi32(x4);                                                                \
+                I[t][0] = DOT(I[t][0], w0, xb);                                                                          \
+                I[t][1] = DOT(I[t][1], w1, xb);                                                                          \
+            }                                                                                                            \
+        }                                                                                                                \
+        const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 512)));                                  \
+        const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 528)));                                  \
+        for (int t = 0; t < T; t++) {                                                                                    \
+            const __m256 dx = _mm256_set1_ps(v[t].d[b]);                                                                 \
+            a[t][0] = _mm256_add_ps(a[t][0], _mm256_mul_ps(_mm256_cvtepi32_ps(I[t][0]), _mm256_mul_ps(d0, dx)));         \
+            a[t][1] = _mm256_add_ps(a[t][1], _mm256_mul_ps(_mm256_cvtepi32_ps(I[t][1]), _mm256_mul_ps(d1, dx)));         \
+        }                                                                                                                \
+    }                                                                                                                    \
+    for (int t = 0; t < T; t++) {                                                                                        \
+        _mm256_storeu_ps(out + 16 * t, a[t][0]);                                                                         \
+        _mm256_storeu_ps(out + 16 * t + 8, a[t][1]);                                                                     \
+    }
+
+// One token against two groups at once (gs bytes apart: two memory streams, served faster than
+// one), otherwise as QX_GROUP_256
+#define QX_GROUPS2_256(DOT, CORR)                                                                                        \
+    __m256 a[2][2];                                                                                                      \
+    for (int g = 0; g < 2; g++) a[g][0] = a[g][1] = _mm256_setzero_ps();                                                 \
+    for (int b = 0; b < nb; b++) {                                                                                       \
+        const __m256i c0 = _mm256_set1_epi32(CORR ? -128 * (int32_t)v->bsum[b] : 0);                                    \
+        const __m256 dx = _mm256_set1_ps(v->d[b]);                                                                       \
+        for (int g = 0; g < 2; g++) {                                                                                    \
+            const uint8_t *B = G + (size_t)g * gs + (size_t)b * TERN_QMAT_Q8_0X_BLOCK;                                   \
+            const uint8_t *P = B + QX_PREFETCH * TERN_QMAT_Q8_0X_BLOCK;                                                  \
+            for (int l = 0; l < 9; l++) _mm_prefetch((const char *)(P + 64 * l), _MM_HINT_T0);                           \
+            __m256i I0 = c0, I1 = c0;                                                                                    \
+            _Pragma("GCC unroll 8")                                                                                      \
+            for (int c = 0; c < 8; c++) {                                                                                \
+                int32_t x4;                                                                                              \
+                memcpy(&x4, v->q + 32 * b + 4 * c, 4);                                                                   \
+                const __m256i xb = _mm256_set1_epi32(x4);                                                                \
+                I0 = DOT(I0, _mm256_loadu_si256((const __m256i *)(B + 64 * c)), xb);                                     \
+                I1 = DOT(I1, _mm256_loadu_si256((const __m256i *)(B + 64 * c + 32)), xb);                                \
+            }                                                                                                            \
+            const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 512)));                              \
+            const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 528)));                              \
+            a[g][0] = _mm256_add_ps(a[g][0], _mm256_mul_ps(_mm256_cvtepi32_ps(I0), _mm256_mul_ps(d0, dx)));              \
+            a[g][1] = _mm256_add_ps(a[g][1], _mm256_mul_ps(_mm256_cvtepi32_ps(I1), _mm256_mul_ps(d1, dx)));              \
+        }                                                                                                                \
+    }                                                                                                                    \
+    for (int g = 0; g < 2; g++) {                                                                                        \
+        _mm256_storeu_ps(out + 16 * g, a[g][0]);                                                                         \
+        _mm256_storeu_ps(out + 16 * g + 8, a[g][1]);                                                                     \
+    }
+
+// AVX2 has no u8 x s8 product that cannot saturate on biased weights: the weights are unbiased
+// (XOR 0x80 gives w), |w| (<= 128) is the u8 operand and w's sign moves onto x (|x| <= 127: pair
+// sums <= 2 * 128 * 127, no saturation)
+T256 static inline __m256i qx_dot_avx2(__m256i acc, __m256i wb, __m256i x) {
+    const __m256i w = _mm256_xor_si256(wb, _mm256_set1_epi8((char)0x80));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), _mm256_set1_epi16(1)));
+}
+T256 static inline __attribute__((always_inline)) void groupT_avx2(const uint8_t *G, int nb, const tern_qvec *v, float *out, const int T) {
+    QX_GROUP_256(qx_dot_avx2, 0)
+}
+T256 static void group1_avx2(const uint8_t *G, int nb, const tern_qvec *v, float *out) { groupT_avx2(G, nb, v, out, 1); }
+T256 static void group2_avx2(const uint8_t *G, int nb, const tern_qvec *v, float *out) { groupT_avx2(G, nb, v, out, 2); }
+T256 static void groups2_avx2(const uint8_t *G, size_t gs, int nb, const tern_qvec *v, float *out) { QX_GROUPS2_256(qx_dot_avx2, 0) }
+
 // ------------------------------------------------------------------ AVX-VNNI (256-bit, VEX)
 // Client x86 cores without AVX-512 (Alder Lake and later, Zen 5 laptops): the Q8_0 products with
-// the VEX-encoded vpdpbusd (one instruction for AVX2's vpmaddubsw + vpmaddwd); the split layout
-// takes 8 blocks' scales c_b = d_w * d_x as one vector (the scalar code's multiplications, lane by
-// lane). The float and k-quant products are the AVX2 code (their int16 scale products gain
-// nothing from vpdpbusd).
+// the VEX-encoded vpdpbusd, the biased weights (u8) against the activations (s8), exact:
+// |sum| <= 32 * 255 * 127. The float and k-quant products are the AVX2 code (their int16 scale
+// products gain nothing from vpdpbusd).
 #define TVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 
 // acc += u8(a) . s8(b) per 4-byte group. "{vex}" asks the assembler for the AVX-VNNI encoding (its
@@ -398,48 +484,12 @@ static inline __attribute__((always_inline)) TVNNI __m256i dpbusd_vex(__m256i ac
     __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b));
     return acc;
 }
-// int32 lane j = sum of the products 4j..4j+3 of 32 s8 weights w and s8 activations x, exact:
-// |w| (<= 128) as the u8 operand, w's sign moved onto x
-static inline __attribute__((always_inline)) TVNNI __m256i dot32_vnni(__m256i w, __m256i x) {
-    return dpbusd_vex(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+static inline __attribute__((always_inline)) TVNNI void groupT_vnni(const uint8_t *G, int nb, const tern_qvec *v, float *out, const int T) {
+    QX_GROUP_256(dpbusd_vex, 1)
 }
-
-TVNNI static void rows4_vnni(int type, const uint8_t *const *W, const tern_qvec *v, float *out) {
-    if (type != TERN_GGML_Q8_0 && type != TERN_QMAT_Q8_0X) {
-        rows4_avx2(type, W, v, out);
-        return;
-    }
-    const int n = v->n, nb = n / 32, split = type == TERN_QMAT_Q8_0X;
-    const size_t next = 4 * (size_t)(W[1] - W[0]);   // the next group of rows, prefetched (rows4_avx512)
-    __m256 a[4], b[4];   // lanes 0-7 (even blocks) and 8-15 (odd blocks) of each row's 16
-    for (int r = 0; r < 4; r++) a[r] = b[r] = _mm256_setzero_ps();
-    int k = 0;
-    if (split)
-        for (; k + 8 <= nb; k += 8) {   // k even: block k + j is odd exactly when j is
-            const __m256 dx = _mm256_loadu_ps(v->d + k);
-            __m256 c[4];
-#pragma GCC unroll 4
-            for (int r = 0; r < 4; r++) {
-                c[r] = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(W[r] + (size_t)n + 2 * (size_t)k))), dx);
-                if (!(k & 31)) _mm_prefetch((const char *)(W[r] + next + (size_t)n + 2 * (size_t)k), _MM_HINT_T0);
-            }
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) {
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)(v->q + 32 * (k + j)));
-                const __m256i idx = _mm256_set1_epi32(j);
-#pragma GCC unroll 4
-                for (int r = 0; r < 4; r++) {
-                    if (!(j & 1)) _mm_prefetch((const char *)(W[r] + next + 32 * (size_t)(k + j)), _MM_HINT_T0);
-                    const __m256 p = _mm256_cvtepi32_ps(dot32_vnni(_mm256_loadu_si256((const __m256i *)(W[r] + 32 * (size_t)(k + j))), xv));
-                    const __m256 t = _mm256_mul_ps(p, _mm256_permutevar8x32_ps(c[r], idx));
-                    if (j & 1) b[r] = _mm256_add_ps(b[r], t);
-                    else a[r] = _mm256_add_ps(a[r], t);
-                }
-            }
-        }
-    Q8_0_BLOCKS_256(dot32_vnni);   // the ggml layout, and the split layout's last < 8 blocks
-    Q8_0_STORE_256();
-}
+TVNNI static void group1_vnni(const uint8_t *G, int nb, const tern_qvec *v, float *out) { groupT_vnni(G, nb, v, out, 1); }
+TVNNI static void group2_vnni(const uint8_t *G, int nb, const tern_qvec *v, float *out) { groupT_vnni(G, nb, v, out, 2); }
+TVNNI static void groups2_vnni(const uint8_t *G, size_t gs, int nb, const tern_qvec *v, float *out) { QX_GROUPS2_256(dpbusd_vex, 1) }
 
 // ------------------------------------------------------------------ AVX-512
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
@@ -466,14 +516,6 @@ static const int16_t q6_idx[4][32] = {
     {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
     {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
     {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13, 14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
-};
-
-// vpermps indices for split Q8_0: pair j of a group of 16 blocks = blocks 2j (lanes 0-7), 2j+1
-static const int32_t q8x_idx[8][16] = {
-    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},         {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
-    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},         {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
-    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9},         {10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
-    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13}, {14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
 };
 
 // vpermw indices for Q4_K/Q5_K: the 32 int16 products of weights 64c..64c+63 take the scales of
@@ -507,85 +549,6 @@ T512 static void rows4_avx512(int type, const uint8_t *const *W, const tern_qvec
             float L[16];
             _mm512_storeu_ps(L, a[r]);
             out[r] = float_tail(type, W[r], v->x, i, n, L);
-        }
-        return;
-    }
-    if (type == TERN_QMAT_Q8_0X) {
-        // 16 blocks at a time: their 16 scales c_b = d_w * d_x as one vector (the same float
-        // multiplications as the scalar code), then pairs of blocks as one 64-byte vector
-        __m512 a[4];
-        for (int r = 0; r < 4; r++) a[r] = _mm512_setzero_ps();
-        const int nb = n / 32;
-        int k = 0;
-        for (; k + 16 <= nb; k += 16) {
-            const __m512 dx = _mm512_loadu_ps(v->d + k);
-            __m512 c[4];
-#pragma GCC unroll 4
-            for (int r = 0; r < 4; r++) {
-                c[r] = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(W[r] + (size_t)n + 2 * (size_t)k))), dx);
-                _mm_prefetch((const char *)(W[r] + next + (size_t)n + 2 * (size_t)k), _MM_HINT_T0);
-            }
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) {
-                const __m512i xv = _mm512_loadu_si512((const void *)(v->q + 32 * (k + 2 * j)));
-                const __m512i idx = _mm512_loadu_si512((const void *)q8x_idx[j]);
-#pragma GCC unroll 4
-                for (int r = 0; r < 4; r++) {
-                    _mm_prefetch((const char *)(W[r] + next + 32 * (size_t)(k + 2 * j)), _MM_HINT_T0);
-                    const __m512i wv = _mm512_loadu_si512((const void *)(W[r] + 32 * (size_t)(k + 2 * j)));
-                    const __mmask64 neg = _mm512_movepi8_mask(wv);
-                    const __m512i sx = _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv);
-                    const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(wv), sx);
-                    a[r] = _mm512_add_ps(a[r], _mm512_mul_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, c[r])));
-                }
-            }
-        }
-        for (int r = 0; r < 4; r++) {   // the last < 16 blocks as the scalar reference does them
-            float L[16];
-            _mm512_storeu_ps(L, a[r]);
-            for (int b = k; b < nb; b++) {
-                const int8_t *qw = (const int8_t *)(W[r] + 32 * (size_t)b), *qx = v->q + 32 * b;
-                const float cb = h16_avx(W[r] + (size_t)n + 2 * (size_t)b) * v->d[b];
-                for (int j = 0; j < 8; j++) {
-                    int32_t p = 0;
-                    for (int q = 0; q < 4; q++) p += (int32_t)qw[4 * j + q] * qx[4 * j + q];
-                    L[8 * (b & 1) + j] = L[8 * (b & 1) + j] + (float)p * cb;
-                }
-            }
-            out[r] = reduce16(L);
-        }
-        return;
-    }
-    if (type == TERN_GGML_Q8_0) {
-        __m512 a[4];
-        for (int r = 0; r < 4; r++) a[r] = _mm512_setzero_ps();
-        const int nb = n / 32;
-        int k = 0;
-        for (; k + 2 <= nb; k += 2) {   // blocks k (lanes 0-7) and k+1 (lanes 8-15)
-            const __m512i xv = _mm512_loadu_si512((const void *)(v->q + 32 * k));
-            const float d0 = v->d[k], d1 = v->d[k + 1];
-#pragma GCC unroll 4
-            for (int r = 0; r < 4; r++) {
-                const uint8_t *b0 = W[r] + TERN_Q8_0_BYTES * (size_t)k, *b1 = b0 + TERN_Q8_0_BYTES;
-                const __m512i wv = join256(_mm256_loadu_si256((const __m256i *)(b0 + 2)), _mm256_loadu_si256((const __m256i *)(b1 + 2)));
-                const __mmask64 neg = _mm512_movepi8_mask(wv);
-                const __m512i sx = _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv);
-                const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(wv), sx);
-                const __m512 c = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(h16_avx(b0) * d0), _mm512_set1_ps(h16_avx(b1) * d1));
-                a[r] = _mm512_add_ps(a[r], _mm512_mul_ps(_mm512_cvtepi32_ps(p), c));
-            }
-        }
-        for (int r = 0; r < 4; r++) {
-            if (k < nb) {   // odd block count: the last block goes into lanes 0-7 only
-                const uint8_t *blk = W[r] + TERN_Q8_0_BYTES * (size_t)k;
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)(v->q + 32 * k));
-                const __m256 p = _mm256_cvtepi32_ps(dot32_s8(_mm256_loadu_si256((const __m256i *)(blk + 2)), xv));
-                const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(h16_avx(blk) * v->d[k]));
-                a[r] = _mm512_mask_add_ps(a[r], 0x00FF, a[r], _mm512_castps256_ps512(t));
-            }
-            float L[16];
-            _mm512_storeu_ps(L, a[r]);
-            out[r] = reduce16(L);
         }
         return;
     }
@@ -652,14 +615,9 @@ T512 static void rows4_avx512(int type, const uint8_t *const *W, const tern_qvec
 }
 
 
-// Several tokens at once (tern_qmat_mul with N >= 2, e.g. tern-server's rows of one step), for the
-// float types and split Q8_0: each weight vector is loaded, converted or prepared once for T <= 4
-// tokens, and every (row, token) pair gets exactly rows4_avx512's arithmetic (the same int32 sums,
-// the same float operations in the same order). Split Q8_0 here: the u8 operand is x + 128 (once
-// per token), the s8 one the weights, and each int32 lane starts at -128 * (its 4 weights' sum),
-// once per row, so vpdpbusd leaves sum w * x exactly (|.| <= 4 * 255 * 128); a block pair's scales
-// c_b = d_w[b] * d_x[b] are the product of the weight scales and the activation scales each
-// broadcast to their 8 lanes (vpermps of the 16 of a group: the same two floats multiplied).
+// Several tokens at once (tern_qmat_mul with N >= 2), for the float types: each weight vector is
+// loaded and converted once for T <= 4 tokens, and every (row, token) pair gets exactly
+// rows4_avx512's arithmetic (the same float operations in the same order).
 static inline __attribute__((always_inline)) T512 void rowsT_avx512(int type, const uint8_t *const *W, const tern_qvec *v, float *out,
                                                                      const int T) {
     const int n = v->n;
@@ -668,78 +626,112 @@ static inline __attribute__((always_inline)) T512 void rowsT_avx512(int type, co
     for (int r = 0; r < 4; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) a[r][t] = _mm512_setzero_ps();
-    if (is_float(type)) {
-        int i = 0;
-        for (; i + 16 <= n; i += 16) {
-            __m512 w[4];
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 w[4];
 #pragma GCC unroll 4
-            for (int r = 0; r < 4; r++) w[r] = load16_f(type, W[r], i);
+        for (int r = 0; r < 4; r++) w[r] = load16_f(type, W[r], i);
 #pragma GCC unroll 4
-            for (int t = 0; t < T; t++) {
-                const __m512 x0 = _mm512_loadu_ps(v[t].x + i);
+        for (int t = 0; t < T; t++) {
+            const __m512 x0 = _mm512_loadu_ps(v[t].x + i);
 #pragma GCC unroll 4
-                for (int r = 0; r < 4; r++) a[r][t] = _mm512_add_ps(a[r][t], _mm512_mul_ps(w[r], x0));
-            }
-        }
-        for (int r = 0; r < 4; r++)
-            for (int t = 0; t < T; t++) {
-                float L[16];
-                _mm512_storeu_ps(L, a[r][t]);
-                out[4 * t + r] = float_tail(type, W[r], v[t].x, i, n, L);
-            }
-        return;
-    }
-    // TERN_QMAT_Q8_0X
-    const int nb = n / 32;
-    const __m512i bias = _mm512_set1_epi8((char)0x80);
-    int k = 0;
-    for (; k + 16 <= nb; k += 16) {
-        __m512 dx[4], dw[4];
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) dx[t] = _mm512_loadu_ps(v[t].d + k);
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) dw[r] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(W[r] + (size_t)n + 2 * (size_t)k)));
-        for (int j = 0; j < 8; j++) {
-            const __m512i idx = _mm512_loadu_si512((const void *)q8x_idx[j]);
-            __m512i xu[4];
-            __m512 dxj[4];
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++) {
-                xu[t] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(v[t].q + 32 * (k + 2 * j))), bias);
-                dxj[t] = _mm512_permutexvar_ps(idx, dx[t]);
-            }
-#pragma GCC unroll 4
-            for (int r = 0; r < 4; r++) {
-                const __m512i wv = _mm512_loadu_si512((const void *)(W[r] + 32 * (size_t)(k + 2 * j)));
-                const __m512i nc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, wv));
-                const __m512 dwj = _mm512_permutexvar_ps(idx, dw[r]);
-#pragma GCC unroll 4
-                for (int t = 0; t < T; t++) {
-                    const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(nc, xu[t], wv));
-                    a[r][t] = _mm512_add_ps(a[r][t], _mm512_mul_ps(p, _mm512_mul_ps(dwj, dxj[t])));
-                }
-            }
+            for (int r = 0; r < 4; r++) a[r][t] = _mm512_add_ps(a[r][t], _mm512_mul_ps(w[r], x0));
         }
     }
-    for (int r = 0; r < 4; r++)   // the last < 16 blocks as the scalar reference does them
+    for (int r = 0; r < 4; r++)
         for (int t = 0; t < T; t++) {
             float L[16];
             _mm512_storeu_ps(L, a[r][t]);
-            for (int b = k; b < nb; b++) {
-                const int8_t *qw = (const int8_t *)(W[r] + 32 * (size_t)b), *qx = v[t].q + 32 * b;
-                const float cb = h16_avx(W[r] + (size_t)n + 2 * (size_t)b) * v[t].d[b];
-                for (int j = 0; j < 8; j++) {
-                    int32_t p = 0;
-                    for (int q = 0; q < 4; q++) p += (int32_t)qw[4 * j + q] * qx[4 * j + q];
-                    L[8 * (b & 1) + j] = L[8 * (b & 1) + j] + (float)p * cb;
-                }
-            }
-            out[4 * t + r] = reduce16(L);
+            out[4 * t + r] = float_tail(type, W[r], v[t].x, i, n, L);
         }
 }
 T512 static void rows4x2_avx512(int type, const uint8_t *const *W, const tern_qvec *v, float *out) { rowsT_avx512(type, W, v, out, 2); }
 T512 static void rows4x3_avx512(int type, const uint8_t *const *W, const tern_qvec *v, float *out) { rowsT_avx512(type, W, v, out, 3); }
 T512 static void rows4x4_avx512(int type, const uint8_t *const *W, const tern_qvec *v, float *out) { rowsT_avx512(type, W, v, out, 4); }
+
+
+// TERN_QMAT_Q8_0X, T <= 8 tokens per pass over a group: the 16 rows of a chunk are one vector, so
+// each vpdpbusd (biased weights u8, the token's 4 activations s8 broadcast) adds 4 products to
+// every row's block sum, the lanes starting at -128 * bsum (exact: |sum| <= 32 * 255 * 127); each
+// chunk is loaded once for all T tokens. Then per token one multiply-add of the 16 rows' blocks
+// as the scalar code does it. Up to 2 tokens, two sum chains per token (even and odd chunks,
+// added: integer, exact) keep vpdpbusd's latency hidden.
+T512 static inline __m512i bcast4_512(const int8_t *p) {   // 4 bytes in every 32-bit lane (a broadcast load)
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+static inline __attribute__((always_inline)) T512 void groupT_avx512(const uint8_t *G, int nb, const tern_qvec *v, float *out, const int T) {
+    __m512 a[8];
+    for (int t = 0; t < T; t++) a[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *B = G + (size_t)b * TERN_QMAT_Q8_0X_BLOCK;
+        __m512i w[8];
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) w[c] = _mm512_loadu_si512((const void *)(B + 64 * c));
+        const uint8_t *P = B + QX_PREFETCH * TERN_QMAT_Q8_0X_BLOCK;   // the block's 9 cache lines, ahead
+        for (int l = 0; l < 9; l++) _mm_prefetch((const char *)(P + 64 * l), _MM_HINT_T0);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(B + 512)));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const int8_t *x = v[t].q + 32 * b;
+            __m512i I0 = _mm512_set1_epi32(-128 * (int32_t)v[t].bsum[b]), I;
+            if (T <= 2) {
+                __m512i I1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int c = 0; c < 8; c += 2) {
+                    I0 = _mm512_dpbusd_epi32(I0, w[c], bcast4_512(x + 4 * c));
+                    I1 = _mm512_dpbusd_epi32(I1, w[c + 1], bcast4_512(x + 4 * c + 4));
+                }
+                I = _mm512_add_epi32(I0, I1);
+            } else {
+#pragma GCC unroll 8
+                for (int c = 0; c < 8; c++) I0 = _mm512_dpbusd_epi32(I0, w[c], bcast4_512(x + 4 * c));
+                I = I0;
+            }
+            a[t] = _mm512_add_ps(a[t], _mm512_mul_ps(_mm512_cvtepi32_ps(I), _mm512_mul_ps(dw, _mm512_set1_ps(v[t].d[b]))));
+        }
+    }
+    for (int t = 0; t < T; t++) _mm512_storeu_ps(out + 16 * t, a[t]);
+}
+// One token against S groups at once (gs bytes apart): S sequential streams, as the DRAM side
+// serves several streams faster than one
+static inline __attribute__((always_inline)) T512 void groupsS_avx512(const uint8_t *G, size_t gs, int nb, const tern_qvec *v, float *out,
+                                                                       const int S) {
+    __m512 a[4];
+    for (int g = 0; g < S; g++) a[g] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const int8_t *x = v->q + 32 * b;
+        const __m512 dx = _mm512_set1_ps(v->d[b]);
+        const __m512i corr = _mm512_set1_epi32(-128 * (int32_t)v->bsum[b]);
+#pragma GCC unroll 4
+        for (int g = 0; g < S; g++) {
+            const uint8_t *B = G + (size_t)g * gs + (size_t)b * TERN_QMAT_Q8_0X_BLOCK;
+            const uint8_t *P = B + QX_PREFETCH * TERN_QMAT_Q8_0X_BLOCK;
+            for (int l = 0; l < 9; l++) _mm_prefetch((const char *)(P + 64 * l), _MM_HINT_T0);
+            __m512i I0 = corr, I1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int c = 0; c < 8; c += 2) {
+                I0 = _mm512_dpbusd_epi32(I0, _mm512_loadu_si512((const void *)(B + 64 * c)), bcast4_512(x + 4 * c));
+                I1 = _mm512_dpbusd_epi32(I1, _mm512_loadu_si512((const void *)(B + 64 * c + 64)), bcast4_512(x + 4 * c + 4));
+            }
+            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(B + 512)));
+            a[g] = _mm512_add_ps(a[g], _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(I0, I1)), _mm512_mul_ps(dw, dx)));
+        }
+    }
+    for (int g = 0; g < S; g++) _mm512_storeu_ps(out + 16 * g, a[g]);
+}
+T512 static void groups4_avx512(const uint8_t *G, size_t gs, int nb, const tern_qvec *v, float *out) { groupsS_avx512(G, gs, nb, v, out, 4); }
+#define QX_GROUP_512(T) \
+    T512 static void group##T##_avx512(const uint8_t *G, int nb, const tern_qvec *v, float *out) { groupT_avx512(G, nb, v, out, T); }
+QX_GROUP_512(1)
+QX_GROUP_512(2)
+QX_GROUP_512(3)
+QX_GROUP_512(4)
+QX_GROUP_512(5)
+QX_GROUP_512(6)
+QX_GROUP_512(7)
+QX_GROUP_512(8)
 
 #endif   // QM_X86
 
@@ -796,34 +788,6 @@ static inline __attribute__((always_inline)) void rows4_arm(int type, const uint
         }
         return;
     }
-    if (type == TERN_GGML_Q8_0 || type == TERN_QMAT_Q8_0X) {
-        // lanes 0-3, 4-7 (even blocks), 8-11, 12-15 (odd blocks) of each row's 16
-        const int split = type == TERN_QMAT_Q8_0X, nb = n / 32;
-        const int32x4_t z = vdupq_n_s32(0);
-        float32x4_t a[4][4];
-        for (int r = 0; r < 4; r++)
-            for (int q = 0; q < 4; q++) a[r][q] = vdupq_n_f32(0.0f);
-        for (int k = 0; k < nb; k++) {
-            const int8x16_t x0 = vld1q_s8(v->q + 32 * k), x1 = vld1q_s8(v->q + 32 * k + 16);
-            const float dx = v->d[k];
-            const int o = 2 * (k & 1);
-#pragma GCC unroll 4
-            for (int r = 0; r < 4; r++) {
-                const uint8_t *blk = W[r] + TERN_Q8_0_BYTES * (size_t)k;
-                const int8_t *qw = (const int8_t *)(split ? W[r] + 32 * (size_t)k : blk + 2);
-                const float32x4_t c = vdupq_n_f32(h16_arm(split ? W[r] + (size_t)n + 2 * (size_t)k : blk) * dx);
-                const float32x4_t p0 = vcvtq_f32_s32(dot16(z, vld1q_s8(qw), x0, dot)), p1 = vcvtq_f32_s32(dot16(z, vld1q_s8(qw + 16), x1, dot));
-                a[r][o] = vaddq_f32(a[r][o], vmulq_f32(p0, c));
-                a[r][o + 1] = vaddq_f32(a[r][o + 1], vmulq_f32(p1, c));
-            }
-        }
-        for (int r = 0; r < 4; r++) {
-            float L[16];
-            for (int q = 0; q < 4; q++) vst1q_f32(L + 4 * q, a[r][q]);
-            out[r] = reduce16(L);
-        }
-        return;
-    }
     const uint8x16_t m4 = vdupq_n_u8(15), m2 = vdupq_n_u8(3), one = vdupq_n_u8(1);
     for (int r = 0; r < 4; r++) {
         float acc = 0.0f;
@@ -877,6 +841,39 @@ static inline __attribute__((always_inline)) void rows4_arm(int type, const uint
         out[r] = acc;
     }
 }
+// TERN_QMAT_Q8_0X, one token: rows 4q..4q+3 of a chunk in its 16-byte quarter q; the weights
+// unbiased (XOR 0x80: s8), the token's 4 activations repeated in every lane, dot16 gives each
+// lane (row) the sum of its 4 products, exactly. Then each row's block as the scalar code does it.
+static inline __attribute__((always_inline)) void group_arm(const uint8_t *G, int nb, const tern_qvec *v, float *out, const int dot) {
+    float32x4_t a[4];
+    for (int q = 0; q < 4; q++) a[q] = vdupq_n_f32(0.0f);
+    const uint8x16_t bias = vdupq_n_u8(0x80);
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *B = G + (size_t)b * TERN_QMAT_Q8_0X_BLOCK;
+        int32x4_t I[4];
+        for (int q = 0; q < 4; q++) I[q] = vdupq_n_s32(0);
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            int32_t x4;
+            memcpy(&x4, v->q + 32 * b + 4 * c, 4);
+            const int8x16_t xp = vreinterpretq_s8_s32(vdupq_n_s32(x4));
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++)
+                I[q] = dot16(I[q], vreinterpretq_s8_u8(veorq_u8(vld1q_u8(B + 64 * c + 16 * q), bias)), xp, dot);
+        }
+        const float32x4_t dx = vdupq_n_f32(v->d[b]);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            const float32x4_t dw = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)(B + 512 + 8 * q))));
+            a[q] = vaddq_f32(a[q], vmulq_f32(vcvtq_f32_s32(I[q]), vmulq_f32(dw, dx)));
+        }
+    }
+    for (int q = 0; q < 4; q++) vst1q_f32(out + 4 * q, a[q]);
+}
+static void group_neon(const uint8_t *G, int nb, const tern_qvec *v, float *out) { group_arm(G, nb, v, out, 0); }
+__attribute__((target("arch=armv8.2-a+dotprod"))) static void group_dot(const uint8_t *G, int nb, const tern_qvec *v, float *out) {
+    group_arm(G, nb, v, out, 1);
+}
 static void rows4_neon(int type, const uint8_t *const *W, const tern_qvec *v, float *out) { rows4_arm(type, W, v, out, 0); }
 __attribute__((target("arch=armv8.2-a+dotprod"))) static void rows4_dot(int type, const uint8_t *const *W, const tern_qvec *v, float *out) { rows4_arm(type, W, v, out, 1); }
 #endif   // QM_ARM
@@ -912,13 +909,73 @@ static tern_kernel_kind resolve(tern_kernel_kind k) {
     return TERN_KERNEL_PLAIN;
 }
 
+// TERN_QMAT_Q8_0X: 16-row groups; the group's rows r0..r1-1 stored. T tokens per pass: AVX-512 up
+// to 8, AVX2 and AVX-VNNI up to 2, the others 1.
+static void qx_mul(const uint8_t *base, size_t row_bytes, int r0, int r1, const tern_qvec *x, int N, float *out, size_t ldo,
+                   tern_kernel_kind k) {
+    const int nb = x[0].n / 32;
+    int g = r0 / 16;
+#if QM_X86
+    // one token: several groups at once (AVX-512 4, AVX2 and AVX-VNNI 2), whole groups only
+    const int S = k == TERN_KERNEL_AVX512VNNI ? 4 : k == TERN_KERNEL_AVXVNNI || k == TERN_KERNEL_AVX2 ? 2 : 1;
+    if (N == 1 && S > 1 && 16 * g == r0)
+        for (; 16 * (g + S) <= r1; g += S) {
+            const uint8_t *G = base + (size_t)g * 16 * row_bytes;
+            if (S == 4) groups4_avx512(G, 16 * row_bytes, nb, x, out + 16 * g);
+            else if (k == TERN_KERNEL_AVXVNNI) groups2_vnni(G, 16 * row_bytes, nb, x, out + 16 * g);
+            else groups2_avx2(G, 16 * row_bytes, nb, x, out + 16 * g);
+        }
+#endif
+    for (; 16 * g < r1; g++) {
+        const uint8_t *G = base + (size_t)g * 16 * row_bytes;
+        const int lo = r0 > 16 * g ? r0 - 16 * g : 0, hi = r1 < 16 * g + 16 ? r1 - 16 * g : 16;
+        for (int t = 0; t < N;) {
+            float o[8 * 16];
+            int T = 1;
+#if QM_X86
+            if (k == TERN_KERNEL_AVX512VNNI) {
+                T = N - t < 8 ? N - t : 8;
+                switch (T) {
+                case 1: group1_avx512(G, nb, &x[t], o); break;
+                case 2: group2_avx512(G, nb, &x[t], o); break;
+                case 3: group3_avx512(G, nb, &x[t], o); break;
+                case 4: group4_avx512(G, nb, &x[t], o); break;
+                case 5: group5_avx512(G, nb, &x[t], o); break;
+                case 6: group6_avx512(G, nb, &x[t], o); break;
+                case 7: group7_avx512(G, nb, &x[t], o); break;
+                default: group8_avx512(G, nb, &x[t], o); break;
+                }
+            } else if (k == TERN_KERNEL_AVXVNNI || k == TERN_KERNEL_AVX2) {
+                T = N - t < 2 ? N - t : 2;
+                if (k == TERN_KERNEL_AVXVNNI) (T == 2 ? group2_vnni : group1_vnni)(G, nb, &x[t], o);
+                else (T == 2 ? group2_avx2 : group1_avx2)(G, nb, &x[t], o);
+            } else
+#elif QM_ARM
+            if (k == TERN_KERNEL_DOTPROD) group_dot(G, nb, &x[t], o);
+            else if (k == TERN_KERNEL_NEON) group_neon(G, nb, &x[t], o);
+            else
+#endif
+                group_plain(G, nb, &x[t], o);
+            for (int u = 0; u < T; u++)
+                for (int i = lo; i < hi; i++) out[(size_t)(t + u) * ldo + 16 * g + i] = o[16 * u + i];
+            t += T;
+        }
+    }
+}
+
 void tern_qmat_mul(int type, const void *W, size_t row_bytes, int r0, int r1, const tern_qvec *x, int N, float *out, size_t ldo,
                    tern_kernel_kind k) {
     k = resolve(k);
     const uint8_t *base = W;
-    // AVX-512 takes several tokens per call for the float types and split Q8_0 (rowsT_avx512)
+    if (type == TERN_QMAT_Q8_0X) {
+        qx_mul(base, row_bytes, r0, r1, x, N, out, ldo, k);
+        return;
+    }
+    // Q8_0 in ggml's layout: the plain code at every level (the runtime multiplies the repacked one)
+    if (type == TERN_GGML_Q8_0) k = TERN_KERNEL_PLAIN;
+    // AVX-512 takes several tokens per call for the float types (rowsT_avx512)
 #if QM_X86
-    const int multi = k == TERN_KERNEL_AVX512VNNI && (is_float(type) || type == TERN_QMAT_Q8_0X);
+    const int multi = k == TERN_KERNEL_AVX512VNNI && is_float(type);
 #endif
     for (int r = r0; r < r1; r += 4) {
         const int R = r1 - r < 4 ? r1 - r : 4;
@@ -935,8 +992,7 @@ void tern_qmat_mul(int type, const void *W, size_t row_bytes, int r0, int r1, co
                 else if (T == 3) rows4x3_avx512(type, rows, &x[t], o);
                 else rows4x2_avx512(type, rows, &x[t], o);
             } else if (k == TERN_KERNEL_AVX512VNNI) rows4_avx512(type, rows, &x[t], o);
-            else if (k == TERN_KERNEL_AVXVNNI) rows4_vnni(type, rows, &x[t], o);
-            else if (k == TERN_KERNEL_AVX2) rows4_avx2(type, rows, &x[t], o);
+            else if (k == TERN_KERNEL_AVXVNNI || k == TERN_KERNEL_AVX2) rows4_avx2(type, rows, &x[t], o);
             else
 #elif QM_ARM
             if (k == TERN_KERNEL_DOTPROD) rows4_dot(type, rows, &x[t], o);
@@ -953,8 +1009,12 @@ void tern_qmat_mul(int type, const void *W, size_t row_bytes, int r0, int r1, co
 
 void tern_qmat_row_f32(int type, const void *W, size_t row_bytes, int r, int n, float *out) {
     if (type == TERN_QMAT_Q8_0X) {   // as ggml's dequantize_row_q8_0: q * d
-        const uint8_t *row = (const uint8_t *)W + (size_t)r * row_bytes;
-        for (int i = 0; i < n; i++) out[i] = (float)(int8_t)row[i] * h16(row + (size_t)n + 2 * (size_t)(i / 32));
+        const int i = r % 16;
+        for (int b = 0; b < n / 32; b++) {
+            const uint8_t *B = (const uint8_t *)W + qx_block(r, b, row_bytes);
+            const float d = h16(B + 512 + 2 * i);
+            for (int e = 0; e < 32; e++) out[32 * b + e] = (float)(int8_t)(B[64 * (e / 4) + 4 * i + e % 4] ^ 0x80) * d;
+        }
         return;
     }
     if (tern_ggml_dequant(type, (const uint8_t *)W + (size_t)r * row_bytes, n, out)) tern_fatal("tern_qmat_row_f32: %s", tern_last_error());

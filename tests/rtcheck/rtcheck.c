@@ -323,7 +323,7 @@ static void check_qmat_type(int type, int rows, int cols, int N) {
     const size_t rb = tern_ggml_row_bytes(type, cols);
     float *wf = xmalloc(sizeof(float) * (size_t)rows * cols), *x = xmalloc(sizeof(float) * (size_t)N * cols);
     float *deq = xmalloc(sizeof(float) * (size_t)rows * cols);
-    uint8_t *W = xmalloc(rb * rows), *R = xmalloc(rb * rows), *scratch = xmalloc(tern_qvec_bytes(cols) * N);
+    uint8_t *W = xmalloc(rb * rows), *R = xmalloc(tern_qmat_bytes(tern_qmat_layout(type), rows, rb)), *scratch = xmalloc(tern_qvec_bytes(cols) * N);
     tern_qvec *v = xmalloc(sizeof(tern_qvec) * N);
     float *ref = xmalloc(sizeof(float) * (size_t)N * rows), *got = xmalloc(sizeof(float) * (size_t)N * rows);
     for (long i = 0; i < (long)rows * cols; i++) wf[i] = frand(-0.1f, 0.1f) * (1.0f + (float)(i % 5));
@@ -335,7 +335,7 @@ static void check_qmat_type(int type, int rows, int cols, int N) {
         goto done;
     for (int t = 0; t < N; t++) tern_qvec_prepare(&v[t], type, x + (size_t)t * cols, cols, scratch + tern_qvec_bytes(cols) * t);
     const int lt = tern_qmat_layout(type);
-    tern_qmat_repack(type, W, rb, cols, 0, rows, R);
+    tern_qmat_repack(type, W, rb, cols, rows, 0, rows, R);
     tern_qmat_mul(type, W, rb, 0, rows, v, N, ref, (size_t)rows, TERN_KERNEL_PLAIN);
     long far = -1;
     for (int t = 0; t < N && far < 0; t++)
@@ -362,8 +362,8 @@ done:
 }
 
 static void check_logits(void) {
-    check_qmat_type(TERN_GGML_Q8_0, 37, 544, 3);    // 17 blocks (odd; groups of 8 and 16 + rest); 37 rows: groups of 4 + 1
-    check_qmat_type(TERN_GGML_Q8_0, 9, 2560, 5);    // the 2B4T width; 5 tokens (x86: groups of 4 and 1)
+    check_qmat_type(TERN_GGML_Q8_0, 37, 544, 3);    // 17 blocks; 37 rows: two 16-row groups + 5 (padded)
+    check_qmat_type(TERN_GGML_Q8_0, 9, 2560, 5);    // the 2B4T width; 5 tokens
     check_qmat_type(TERN_GGML_F16, 7, 300, 4);
     check_qmat_type(TERN_GGML_Q6_K, 23, 512, 2);
     check_qmat_type(TERN_GGML_Q5_K, 23, 768, 2);
