@@ -3,6 +3,7 @@
 // integer-exact BitLinear, and clear errors for shape mismatches and exhausted capacity.
 #include "testutil.h"
 #include "model/quant.h"
+#include "kernels/kernels.h"
 #include "util.h"
 #include <math.h>
 #include <stdio.h>
@@ -207,6 +208,25 @@ static void test_act_quant_naive(void **st) {
     float x[100], q[100], qr[100];
     int8_t qi[100];
     long rows = 0;
+    // the int8 conversion has SIMD paths (x86: AVX-512, AVX2) picked by the kernel level: each
+    // level the CPU has against the naive reference, including NaN and infinite values mid-row
+    const tern_kernel_kind kinds[4] = {TERN_KERNEL_PLAIN, TERN_KERNEL_AVX2, TERN_KERNEL_AVXVNNI, TERN_KERNEL_AVX512VNNI};
+    for (int k = 0; k < 4; k++) {
+        if (!tern_kernel_available(kinds[k])) continue;
+        assert_int_equal(tern_kernel_force(kinds[k]), 0);
+        for (int n = 1; n <= 100; n++) {
+            for (int i = 0; i < n; i++) x[i] = (float)((i * 37 + n) % 61 - 30) * 0.173f + (i % 3 ? 0.5f : 0.0f);
+            if (n > 40) { x[n / 2] = NAN; x[n / 3] = 3e38f * 10.0f; }   // +inf: s = 0, every value 0
+            if (n > 70) x[n / 3] = -0.0f;                               // NaN alone: skipped by the scale
+            float sr;
+            naive_act(x, n, &sr, qr);
+            for (int i = 0; i < n; i++) if (isnan(qr[i])) qr[i] = 0.0f;   // NaN (x NaN, or inf * 0) converts to 0
+            assert_true(tern_act_quantize_row_i8(x, n, qi) == sr);
+            for (int i = 0; i < n; i++)
+                if (qi[i] != (int8_t)qr[i]) fail_msg("i8 at %s: n %d, elem %d: %d, naive %d", tern_kernel_name(kinds[k]), n, i, qi[i], (int)qr[i]);
+        }
+    }
+    tern_kernel_force(TERN_KERNEL_AUTO);
     for (int n = 1; n <= 100; n++)
         for (int p = 0; p < n; p++) {
             tu_fill_uniform(x, n, (uint64_t)(1000 * n + p), -1.0f, 1.0f);

@@ -1,9 +1,13 @@
 // quant.c — BitNet b1.58 weight (absmean ternary) and activation (absmax int8) quantizers.
 #include "model/quant.h"
+#include "kernels/kernels.h"
 #include <math.h>
 #include <stdlib.h>
 #if defined(__aarch64__)
 #include <arm_neon.h>
+#endif
+#if defined(__x86_64__)
+#include <immintrin.h>
 #endif
 
 #define SCALE_CHUNK 65536
@@ -78,10 +82,49 @@ float tern_act_quantize_row(const float *x, int n, float *xq) {
     return s;
 }
 
+#if defined(__x86_64__)
+// x86: the same conversion 16 (AVX-512) or 32 (AVX2) values at a time: x * s rounded half to even
+// (roundscale / round with the nearest mode = rintf in the default rounding mode), NaN -> 0 (an
+// ordered-compare mask), clamped to [-128, 127] (exact integers), converted and narrowed (no
+// saturation left to do). Elements i0..; returns where the scalar tail starts.
+__attribute__((target("avx512f,avx512bw"))) static int act_i8_avx512(const float *x, int n, float s, int8_t *xq) {
+    const __m512 sv = _mm512_set1_ps(s), lo = _mm512_set1_ps(-128.0f), hi = _mm512_set1_ps(127.0f);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), sv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, r, _CMP_ORD_Q), r);
+        r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
+        _mm_storeu_si128((__m128i *)(xq + i), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(r)));
+    }
+    return i;
+}
+__attribute__((target("avx2"))) static int act_i8_avx2(const float *x, int n, float s, int8_t *xq) {
+    const __m256 sv = _mm256_set1_ps(s), lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i q[4];
+        for (int j = 0; j < 4; j++) {
+            __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), sv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));
+            q[j] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi));
+        }
+        // packs work within 128-bit lanes: the 4-byte groups come out as 0 2 4 6 1 3 5 7
+        const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)(xq + i), _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    }
+    return i;
+}
+#endif
+
 float tern_act_quantize_row_i8(const float *x, int n, int8_t *xq) {
     float s = act_scale(x, n);
     int i = 0;
-#if defined(__aarch64__)
+#if defined(__x86_64__)
+    // the kernel level (kernels.h: TERN_KERNEL / tern_kernel_force pick it, as for the products)
+    const tern_kernel_kind k = tern_kernel_best();
+    if (k == TERN_KERNEL_AVX512VNNI) i = act_i8_avx512(x, n, s, xq);
+    else if (k == TERN_KERNEL_AVX2 || k == TERN_KERNEL_AVXVNNI) i = act_i8_avx2(x, n, s, xq);
+#elif defined(__aarch64__)
     // NEON, 16 at a time: round half to even (frintn, = rintf in the default rounding mode), convert
     // (exact: an integer), narrow with saturation (= the clamp to [-128, 127]; a NaN converts to 0
     // on both paths)
