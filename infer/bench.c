@@ -37,6 +37,8 @@ static void usage(FILE *f, int rc) {
             "                  (several kinds: each repeat runs each kind in turn; medians per kind;\n"
             "                   all = every vector kind this CPU has)\n"
             "       tern-bench (-m model.gguf | --random SHAPE) --streams S[,S...] [-n steps=64] [-d depth=0] [-r reps=3] [--kv q8|f32]\n"
+            "       tern-bench (-m model.gguf | --random SHAPE) --depths D[,D...] [-n decode_tokens=64] [-r reps=3] [--kv q8|f32]\n"
+            "                  (decode at each depth in turn within every repeat, one KV cache: tok/s and the ratio to the first depth)\n"
             "                  (several sequences per decode step, as tern-server batches them: aggregate tok/s per S)\n"
             "       tern-bench --random SHAPE --save out.gguf [--type tq2_0|tq1_0|i2_s] [--seed S]\n"
             "       tern-bench --bandwidth [MB=1024]\n"
@@ -247,12 +249,50 @@ static int bench_streams(const tern_rt_model *m, const int *ss, int ns, long N, 
     return 0;
 }
 
+// ---- --depths: decode at several depths in one process ----------------------------------------
+// One KV cache filled with random entries up to the deepest depth; each repeat decodes N tokens at
+// every depth in turn (a token at position D attends to positions 0..D, whatever lies beyond),
+// so the host's drifting bandwidth hits all depths alike. Per depth the median tok/s; per depth
+// after the first the median of the per-repeat ratios to the first depth.
+static int bench_depths(const tern_rt_model *m, const long *ds, int nd, long N, long R, int kv, uint64_t seed) {
+    long dmax = 0;
+    for (int i = 0; i < nd; i++) dmax = ds[i] > dmax ? ds[i] : dmax;
+    tern_rt_state s;
+    if (build_state_kv(&s, m, 1, (int)(dmax + N), kv)) { fprintf(stderr, "tern-bench: %s\n", tern_last_error()); return 1; }
+    rt_kv_fill_random(m, &s, (int)(dmax + N), seed);
+    double *dec = tern_xmalloc(sizeof(double) * (size_t)nd * R), *ratio = tern_xmalloc(sizeof(double) * (size_t)R);
+    tern_rng rng;
+    tern_rng_seed(&rng, seed);
+    printf("depths: %ld decode steps per depth and repeat, one KV cache (%s) filled up to position %ld\n", N, rt_kv_name(s.kv_type), dmax + N - 1);
+    for (long r = -1; r < R; r++)   // r = -1: warm-up, not counted
+        for (int k = 0; k < nd; k++) {
+            const long steps = r < 0 ? 1 : N;
+            const double a = tern_time();
+            for (long t = 0; t < steps; t++) {
+                const int tok = (int)(tern_rng_u64(&rng) % (uint64_t)m->config.vocab_size);
+                forward(m, &s, &tok, 1, (int)(ds[k] + t), 0);
+            }
+            if (r >= 0) dec[(size_t)k * R + r] = (double)N / (tern_time() - a);
+        }
+    printf("%7s %12s %12s\n", "depth", "decode tok/s", "vs first");
+    for (int k = 0; k < nd; k++) {
+        for (long r = 0; r < R; r++) ratio[r] = dec[(size_t)k * R + r] / dec[r];
+        printf("%7ld %12.2f %11.1f%%\n", ds[k], median(dec + (size_t)k * R, (int)R), 100 * median(ratio, (int)R));
+    }
+    printf("(medians of %ld repeats; vs first: median per-repeat ratio to depth %ld)\n", R, ds[0]);
+    free(dec); free(ratio);
+    free_state(&s);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *path = NULL, *random_spec = NULL, *save = NULL;
     int save_type = TERN_GGML_TQ2_0;
     long P = 128, N = 64, R = 3, B = 64, seed = 1234, bw_mb = -1, depth = 0;
     int kv = TERN_KV_Q8;
     int streams[16], n_streams = 0;
+    long depths[8];
+    int n_depths = 0;
     tern_kernel_kind kinds[TERN_KERNEL_NKINDS] = {TERN_KERNEL_AUTO};
     int nk = 1;
     for (int i = 1; i < argc; i++) {
@@ -321,6 +361,24 @@ int main(int argc, char **argv) {
             i++;
             continue;
         }
+        if (!strcmp(a, "--depths")) {   // 64,4080
+            char list[256];
+            if (!v || strlen(v) >= sizeof list) { fprintf(stderr, "tern-bench: --depths: expected D[,D...] with D in 0..1048576\n"); return 2; }
+            snprintf(list, sizeof list, "%s", v);
+            n_depths = 0;
+            char *sp = NULL;
+            for (char *tok = strtok_r(list, ",", &sp); tok; tok = strtok_r(NULL, ",", &sp)) {
+                long dv;
+                if (n_depths == 8 || tern_parse_long(tok, &dv) || dv < 0 || dv > 1048576) {
+                    fprintf(stderr, "tern-bench: --depths: '%s': expected at most 8 depths, each in 0..1048576\n", tok);
+                    return 2;
+                }
+                depths[n_depths++] = dv;
+            }
+            if (!n_depths) { fprintf(stderr, "tern-bench: --depths: empty list\n"); return 2; }
+            i++;
+            continue;
+        }
         if (!strcmp(a, "--kv")) {
             if (!v || (kv = rt_kv_parse(v)) < 0) { fprintf(stderr, "tern-bench: --kv: expected q8|f32\n"); return 2; }
             i++;
@@ -340,6 +398,10 @@ int main(int argc, char **argv) {
     if (bw_mb > 0) {
         print_bandwidth(bw_mb);
         return 0;
+    }
+    if (n_depths) {   // the deepest sets the context (and -d is not given alongside)
+        if (depth || n_streams) { fprintf(stderr, "tern-bench: --depths goes without -d and --streams\n"); return 2; }
+        for (int i = 0; i < n_depths; i++) depth = depths[i] > depth ? depths[i] : depth;
     }
     if (!path == !random_spec) usage(stderr, 2);
     if (save) {
@@ -382,6 +444,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tern-bench: -d %ld + -p %ld + -n %ld exceeds the context %d\n", depth, P, N, c->seq_len);
         free_model(&m);
         return 1;
+    }
+    if (n_depths) {
+        if (N < 1) { fprintf(stderr, "tern-bench: --depths: -n must be at least 1\n"); free_model(&m); return 1; }
+        printf("model: %s  dim %d ffn %d layers %d heads %d/%d vocab %d, logits matrix %s; kernel %s, threads %d\n", m.path, c->dim, c->ffn_dim,
+               c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, tern_ggml_type_name(m.weights.output_type),
+               tern_kernel_name(tern_kernel_best()), omp_get_max_threads());
+        int rc = bench_depths(&m, depths, n_depths, N, R, kv, (uint64_t)seed);
+        free_model(&m);
+        return rc;
     }
     if (n_streams) {
         if (N < 1 || depth + N > c->seq_len) {

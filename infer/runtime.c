@@ -552,11 +552,13 @@ static void q8_softmax(float *sc, const float *dv, int T, uint8_t *w8, float *ws
     else
 #endif
         for (int t = 0; t < T; t++) mx = sc[t] > mx ? sc[t] : mx;
+    // e = exp(s - max) in place, the blocks' sums into ws first (overwritten by the scales below)
+    tern_vexp_shift_blocks64(sc, mx, sc, T, ws);
     float sum = 0.0f;
     for (int b = 0; b * 64 < T; b++) {
         const int n = T - 64 * b < 64 ? T - 64 * b : 64;
         float *e = sc + 64 * b;
-        sum += tern_vexp_shift(e, mx, e, n);
+        sum += ws[b];
 #if RT_X86
         if (g_vnni) {
             w8_block_512(e, dv + 64 * b, n, w8 + 64 * b, ws + b);

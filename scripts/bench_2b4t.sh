@@ -9,9 +9,10 @@
 # For each: load time, prefill and decode tok/s (medians of ROUNDS rounds; the runtimes alternate
 # back to back inside a round, so a noisy shared machine slows all of them alike), tern's bytes per
 # token against the read bandwidth measured before each repeat, and tern's decode at depth 64
-# and 4080 (int8 KV cache; 16 tokens decoded at each, so the deepest ends at the 4096-token context),
-# as the ratio of the medians and as the median of each round's own ratio (steadier when the host's
-# bandwidth moves between rounds).
+# and 4080 (int8 KV cache; 16 tokens decoded at each, so the deepest ends at the 4096-token context;
+# `tern-bench --depths 64,4080`: both in one process, alternating within 3 repeats), as the ratio
+# of the medians and as the median of the rounds' ratios (each the median of its repeats' own
+# ratios: steadier when the host's bandwidth moves).
 #   scripts/bench_2b4t.sh [BUILD_DIR=build] [DIR=/tmp/tern-2b4t] [ROUNDS=3]
 # bitnet.cpp is not a package: build it yourself and set BITNET_BENCH=/path/to/its llama-bench.
 # Its I2_S kernel (src/ggml-bitnet-mad.cpp) needs no code generation, only an empty LUT header:
@@ -63,10 +64,11 @@ for r in $(seq 1 "$rounds"); do
         awk -v f="$f" '{ printf "llama.cpp %s load %s prefill %s decode %s\n", f, $3, $6, $9 }' | tee -a "$log"
     fi
   done
-  for d in 64 4080; do
-    "$B/tern-bench" -m "$dir/2b4t-tq2-q8.gguf" -d $d -n 16 -r 1 2>&1 |
-      awk -v d=$d '/^decode/ { x = $4 } END { printf "tern depth %s decode %s\n", d, x }' | tee -a "$log"
-  done
+  # both depths in one process, alternating within each of 3 repeats (tern-bench --depths): the
+  # ratio is the median of the per-repeat ratios, steadier than two processes minutes apart
+  "$B/tern-bench" -m "$dir/2b4t-tq2-q8.gguf" --depths 64,4080 -n 16 -r 3 2>&1 |
+    awk '$1 == 64 || $1 == 4080 { printf "tern depth %s decode %s\n", $1, $2 }
+         $1 == 4080 { sub("%", "", $3); printf "tern depthratio %s\n", $3 }' | tee -a "$log"
 done
 echo "== medians over $rounds rounds"
 awk '
@@ -74,9 +76,8 @@ awk '
                                       return n ? (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2) : "-" }
   /^(tern|bitnet.cpp|llama.cpp) 2b4t/ { key = $1 " " $2; seen[key] = 1
        for (i = 3; i < NF; i += 2) vals[key "|" $i] = vals[key "|" $i] " " $(i + 1) }
-  /^tern depth/ { vals["depth|" $3] = vals["depth|" $3] " " $5
-                  if ($3 == 64) last64 = $5
-                  else if (last64 + 0 > 0) vals["depth|ratio"] = vals["depth|ratio"] " " 100 * $5 / last64 }
+  /^tern depth / { vals["depth|" $3] = vals["depth|" $3] " " $5 }
+  /^tern depthratio/ { vals["depth|ratio"] = vals["depth|ratio"] " " $3 }
   END {
     printf "%-30s %8s %12s %12s %10s\n", "runtime / file", "load s", "prefill t/s", "decode t/s", "% bw"
     for (k in seen) printf "%-30s %8s %12s %12s %10s\n", k, med(k "|load"), med(k "|prefill"), med(k "|decode"), med(k "|bw")

@@ -322,6 +322,19 @@ static void test_bench(void **st) {
         assert_int_equal(sscanf(pk, "VNNI peak: %lf GOPS best, %lf median", &best, &med), 2);
         assert_true(best >= med && med > 0);
     }
+    // --depths: one line per depth, the first at 100%, the ratio printed for the deeper one
+    snprintf(args, sizeof args, "--random dim=256,ffn=256,layers=1,heads=2,vocab=300 --depths 4,40 -n 2 -r 1");
+    assert_int_equal(run_prog("bench", args, out, sizeof out, err, sizeof err), 0);
+    long d0, d1;
+    double t0, t1, q0, q1;
+    const char *dl = strstr(out, "  depth decode tok/s");
+    assert_non_null(dl);
+    assert_int_equal(sscanf(strchr(dl, '\n') + 1, "%ld %lf %lf%% %ld %lf %lf%%", &d0, &t0, &q0, &d1, &t1, &q1), 6);
+    assert_true(d0 == 4 && d1 == 40 && t0 > 0 && t1 > 0 && q0 == 100.0 && q1 > 0);
+    assert_int_not_equal(run_prog("bench", "--random small --depths 4,x", out, sizeof out, err, sizeof err), 0);
+    assert_non_null(strstr(err, "--depths"));
+    assert_int_not_equal(run_prog("bench", "--random small --depths 4 -d 8", out, sizeof out, err, sizeof err), 0);
+    assert_non_null(strstr(err, "without -d"));
     assert_int_not_equal(run_prog("bench", "--random dim=256,bogus=3", out, sizeof out, err, sizeof err), 0);
     assert_non_null(strstr(err, "bogus"));
     snprintf(args, sizeof args, "--random dim=256,ffn=256,layers=1,heads=2,kv_heads=1,vocab=300,ctx=32 -p 30 -n 8");

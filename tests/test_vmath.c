@@ -116,6 +116,30 @@ static void test_levels_identical(void **st) {
     free(x); free(ref); free(got);
 }
 
+// tern_vexp_shift_blocks64: at every level, the values and each 64-block's sum equal
+// tern_vexp_shift on that block alone at the plain level (full and partial last blocks, NaN,
+// infinities)
+static void test_blocks64(void **st) {
+    (void)st;
+    enum { N = 64 * 9 + 23 };
+    float x[N], ref[N], got[N], rsum[10], gsum[10];
+    for (int i = 0; i < N; i++) x[i] = (float)((i * 7919) % 1000) / 37.0f - 13.0f;
+    x[70] = NAN; x[200] = INFINITY; x[201] = -INFINITY; x[590] = 40.0f;
+    for (int lv = 0; lv <= 2; lv++) {
+        if (tern_vmath_force(lv) != 0) continue;
+        for (int n = 1; n <= N; n += n < 130 ? 1 : 37) {
+            assert_int_equal(tern_vmath_force(0), 0);
+            for (int b = 0; 64 * b < n; b++) rsum[b] = tern_vexp_shift(x + 64 * b, 2.5f, ref + 64 * b, n - 64 * b < 64 ? n - 64 * b : 64);
+            assert_int_equal(tern_vmath_force(lv), 0);
+            memcpy(got, x, sizeof x);
+            tern_vexp_shift_blocks64(got, 2.5f, got, n, gsum);   // in place, as the runtime calls it
+            if (memcmp(got, ref, sizeof(float) * (size_t)n)) fail_msg("level %d, n %d: values differ", lv, n);
+            if (memcmp(gsum, rsum, sizeof(float) * (size_t)((n + 63) / 64))) fail_msg("level %d, n %d: block sums differ", lv, n);
+        }
+    }
+    assert_int_equal(tern_vmath_force(-1), 0);
+}
+
 static void test_levels(void **st) {
     (void)st;
     int ran = 0;
@@ -130,6 +154,6 @@ static void test_levels(void **st) {
 }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_levels), cmocka_unit_test(test_levels_identical)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_levels), cmocka_unit_test(test_levels_identical), cmocka_unit_test(test_blocks64)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

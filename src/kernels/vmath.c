@@ -144,6 +144,31 @@ static T512 float vexp_shift512(const float *x, float c, float *y, long n) {
     return tern_lanes_sum(acc);
 }
 
+// blocks of 64: each block's 4 vectors summed from +0 in order (as vexp_shift512's loop), then
+// its 16 lanes pairwise in tern_lanes_sum's order (lanes j + 8, j + 4, j + 2, j + 1) with
+// shuffles; a partial last block masked as vexp_shift512's tail
+static T512 void vexp_shift_blocks512(const float *x, float c, float *y, long n, float *bsum) {
+    const __m512 cv = _mm512_set1_ps(c);
+    for (long b = 0; 64 * b < n; b++) {
+        const long i0 = 64 * b, nb = n - i0 < 64 ? n - i0 : 64;
+        __m512 s = _mm512_setzero_ps();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const long nj = nb - 16 * j;
+            if (nj <= 0) break;
+            const __mmask16 k = nj >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nj) - 1);
+            __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i0 + 16 * j), cv));
+            e = _mm512_maskz_mov_ps(k, e);
+            _mm512_mask_storeu_ps(y + i0 + 16 * j, k, e);
+            s = _mm512_add_ps(s, e);
+        }
+        const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1));
+        const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+        const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        bsum[b] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+    }
+}
+
 // 16 lanes as two 8-lane halves: lo = lanes 0-7, hi = lanes 8-15
 static T256 float vexp_shift256(const float *x, float c, float *y, long n) {
     const __m256 cv = _mm256_set1_ps(c);
@@ -302,6 +327,16 @@ float tern_vexp_shift(const float *x, float c, float *y, long n) {
 #endif
     default: return vexp_shift_plain(x, c, y, n);
     }
+}
+
+void tern_vexp_shift_blocks64(const float *x, float c, float *y, long n, float *bsum) {
+#ifdef VMATH_X86
+    if (level() == 2) {
+        vexp_shift_blocks512(x, c, y, n, bsum);
+        return;
+    }
+#endif
+    for (long b = 0; 64 * b < n; b++) bsum[b] = tern_vexp_shift(x + 64 * b, c, y + 64 * b, n - 64 * b < 64 ? n - 64 * b : 64);
 }
 
 void tern_vsigmoid(const float *x, float *s, long n) {

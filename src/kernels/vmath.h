@@ -14,6 +14,10 @@
 // y[i] = exp(x[i] - c) for i < n (y may be x, or NULL to only sum); returns sum_i exp(x[i] - c)
 // (float lanes, summed in a fixed order).
 float tern_vexp_shift(const float *x, float c, float *y, long n);
+// The same y, in blocks of 64: bsum[k] = tern_vexp_shift(x + 64k, c, NULL, min(64, n - 64k)), bit
+// for bit (y may be x, not NULL); the AVX-512 level does it in one pass without a call per block
+// (the int8 KV cache's softmax, infer/runtime.c).
+void tern_vexp_shift_blocks64(const float *x, float c, float *y, long n, float *bsum);
 // s[i] = 1 / (1 + exp(-x[i])) for i < n (s may be x)
 void tern_vsigmoid(const float *x, float *s, long n);
 
