@@ -285,6 +285,28 @@ static int bench_depths(const tern_rt_model *m, const long *ds, int nd, long N, 
     return 0;
 }
 
+// a comma-separated list of 1..max integers in [lo, hi] for option opt into out: the count, or
+// -1 after one line on stderr
+static int parse_list(const char *opt, const char *v, long *out, int max, long lo, long hi) {
+    char list[256];
+    if (!v || strlen(v) >= sizeof list) {
+        fprintf(stderr, "tern-bench: %s: expected N[,N...] with at most %d values, each in %ld..%ld\n", opt, max, lo, hi);
+        return -1;
+    }
+    snprintf(list, sizeof list, "%s", v);
+    int n = 0;
+    char *sp = NULL;
+    for (char *tok = strtok_r(list, ",", &sp); tok; tok = strtok_r(NULL, ",", &sp)) {
+        if (n == max || tern_parse_long(tok, &out[n]) || out[n] < lo || out[n] > hi) {
+            fprintf(stderr, "tern-bench: %s: '%s': expected at most %d values, each in %ld..%ld\n", opt, tok, max, lo, hi);
+            return -1;
+        }
+        n++;
+    }
+    if (!n) fprintf(stderr, "tern-bench: %s: empty list\n", opt);
+    return n ? n : -1;
+}
+
 int main(int argc, char **argv) {
     const char *path = NULL, *random_spec = NULL, *save = NULL;
     int save_type = TERN_GGML_TQ2_0;
@@ -343,39 +365,17 @@ int main(int argc, char **argv) {
             i++;
             continue;
         }
-        if (!strcmp(a, "--streams")) {   // 1,2,4,8
-            char list[256];
-            if (!v || strlen(v) >= sizeof list) { fprintf(stderr, "tern-bench: --streams: expected S[,S...] with S in 1..64\n"); return 2; }
-            snprintf(list, sizeof list, "%s", v);
-            n_streams = 0;
-            char *sp = NULL;
-            for (char *tok = strtok_r(list, ",", &sp); tok; tok = strtok_r(NULL, ",", &sp)) {
-                long sv;
-                if (n_streams == 16 || tern_parse_long(tok, &sv) || sv < 1 || sv > 64) {
-                    fprintf(stderr, "tern-bench: --streams: '%s': expected at most 16 counts, each in 1..64\n", tok);
-                    return 2;
-                }
-                streams[n_streams++] = (int)sv;
+        if (!strcmp(a, "--streams") || !strcmp(a, "--depths")) {   // 1,2,4,8 / 64,4080
+            const int is_s = !strcmp(a, "--streams");
+            long vals[16];
+            const int nv = parse_list(a, v, vals, is_s ? 16 : 8, is_s ? 1 : 0, is_s ? 64 : 1048576);
+            if (nv < 0) return 2;
+            for (int j = 0; j < nv; j++) {
+                if (is_s) streams[j] = (int)vals[j];
+                else depths[j] = vals[j];
             }
-            if (!n_streams) { fprintf(stderr, "tern-bench: --streams: empty list\n"); return 2; }
-            i++;
-            continue;
-        }
-        if (!strcmp(a, "--depths")) {   // 64,4080
-            char list[256];
-            if (!v || strlen(v) >= sizeof list) { fprintf(stderr, "tern-bench: --depths: expected D[,D...] with D in 0..1048576\n"); return 2; }
-            snprintf(list, sizeof list, "%s", v);
-            n_depths = 0;
-            char *sp = NULL;
-            for (char *tok = strtok_r(list, ",", &sp); tok; tok = strtok_r(NULL, ",", &sp)) {
-                long dv;
-                if (n_depths == 8 || tern_parse_long(tok, &dv) || dv < 0 || dv > 1048576) {
-                    fprintf(stderr, "tern-bench: --depths: '%s': expected at most 8 depths, each in 0..1048576\n", tok);
-                    return 2;
-                }
-                depths[n_depths++] = dv;
-            }
-            if (!n_depths) { fprintf(stderr, "tern-bench: --depths: empty list\n"); return 2; }
+            if (is_s) n_streams = nv;
+            else n_depths = nv;
             i++;
             continue;
         }
