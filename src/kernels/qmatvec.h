@@ -73,8 +73,9 @@ size_t tern_qvec_bytes(int n);
 void tern_qvec_prepare(tern_qvec *v, int type, const float *x, int n, void *scratch);
 // out[t * ldo + r] = W[r] . x_t for r0 <= r < r1 and t < N. W: the matrix (rows of `type`,
 // row_bytes apart, or the TERN_QMAT_Q8_0X layout), each row holding x[0].n elements; every x_t
-// prepared for `type` with the same n. No threads inside (the caller splits the rows; row ranges
-// on 16-row boundaries let the TERN_QMAT_Q8_0X kernels skip no work).
+// prepared for `type` with the same n. No threads inside (the caller splits the rows; a range
+// that starts or ends inside a 16-row group of TERN_QMAT_Q8_0X computes the whole group and
+// stores only its own rows, so ranges on 16-row boundaries waste nothing).
 void tern_qmat_mul(int type, const void *W, size_t row_bytes, int r0, int r1, const tern_qvec *x, int N, float *out, size_t ldo,
                    tern_kernel_kind k);
 // 1 if the CPU has F16C (x86 CPUID; 0 on other architectures): the runtime's one F16C check
