@@ -441,7 +441,8 @@ int main(int argc, char **argv) {
     const tern_rt_config *c = &m.config;
     if (depth > 0) P = 0;   // decode at depth: the cache is filled, no prompt
     if (depth + P + N > c->seq_len || P + N < 1) {
-        fprintf(stderr, "tern-bench: -d %ld + -p %ld + -n %ld exceeds the context %d\n", depth, P, N, c->seq_len);
+        if (n_depths) fprintf(stderr, "tern-bench: --depths: the deepest %ld + -n %ld exceeds the context %d\n", depth, N, c->seq_len);
+        else fprintf(stderr, "tern-bench: -d %ld + -p %ld + -n %ld exceeds the context %d\n", depth, P, N, c->seq_len);
         free_model(&m);
         return 1;
     }
