@@ -387,74 +387,56 @@ T256 static void rows4_avx2(int type, const uint8_t *const *W, const tern_qvec *
     }
 }
 
-// TERN_QMAT_Q8_0X, T <= 2 tokens: rows 0-7 of a chunk in the low 32 bytes, 8-15 in the high ones.
-// DOT(acc, w, x): acc + the 8 int32 lanes' sums of 4 products of the chunk's biased weights w
-// (u8, w + 128) with the token's 4 activations x broadcast; CORR: 1 where DOT leaves
-// sum (w + 128) * x, so the lanes start at -128 * bsum (AVX-VNNI), 0 where it leaves sum w * x
-// (AVX2). Then each row's block as the scalar code does it.
-#define QX_GROUP_256(DOT, CORR)                                                                                          \
+// TERN_QMAT_Q8_0X, S groups (gs bytes apart) x T tokens with S * T <= 2: one token against two
+// groups (two memory streams, served faster than one) or two tokens against one group. Rows 0-7
+// of a chunk in its low 32 bytes, 8-15 in the high ones. DOT(acc, w, x): acc + the 8 int32
+// lanes' sums of 4 products of the chunk's biased weights w (u8, w + 128) with the token's 4
+// activations x broadcast; CORR: 1 where DOT leaves sum (w + 128) * x, so the lanes start at
+// -128 * bsum (AVX-VNNI), 0 where it leaves sum w * x (AVX2). Then each row's block as the
+// scalar code does it. Group g, token t into out + 16 (t S + g).
+#define QX_GROUPS_256(DOT, CORR)                                                                                         \
     __m256 a[2][2];                                                                                                      \
-    for (int t = 0; t < T; t++) a[t][0] = a[t][1] = _mm256_setzero_ps();                                                 \
+    for (int u = 0; u < S * T; u++) a[u][0] = a[u][1] = _mm256_setzero_ps();                                             \
     for (int b = 0; b < nb; b++) {                                                                                       \
-        const uint8_t *B = G + (size_t)b * TERN_QMAT_Q8_0X_BLOCK;                                                        \
-        for (int l = 0; l < 9; l++) _mm_prefetch((const char *)(B + QX_PREFETCH * TERN_QMAT_Q8_0X_BLOCK + 64 * l), _MM_HINT_T0); \
-        __m256i I[2][2];                                                                                                 \
-        for (int t = 0; t < T; t++) I[t][0] = I[t][1] = _mm256_set1_epi32(CORR ? -128 * (int32_t)v[t].bsum[b] : 0);      \
+        const uint8_t *B[2];                                                                                             \
+        for (int g = 0; g < S; g++) {                                                                                    \
+            B[g] = G + (size_t)g * gs + (size_t)b * TERN_QMAT_Q8_0X_BLOCK;                                               \
+            for (int l = 0; l < 9; l++) _mm_prefetch((const char *)(B[g] + QX_PREFETCH * TERN_QMAT_Q8_0X_BLOCK + 64 * l), _MM_HINT_T0); \
+        }                                                                                                                \
+        __m256i I[2][2];   /* [t S + g][half] */                                                                         \
+        for (int t = 0; t < T; t++)                                                                                      \
+            for (int g = 0; g < S; g++) I[t * S + g][0] = I[t * S + g][1] = _mm256_set1_epi32(CORR ? -128 * (int32_t)v[t].bsum[b] : 0); \
         _Pragma("GCC unroll 8")                                                                                          \
         for (int c = 0; c < 8; c++) {                                                                                    \
-            const __m256i w0 = _mm256_loadu_si256((const __m256i *)(B + 64 * c));                                        \
-            const __m256i w1 = _mm256_loadu_si256((const __m256i *)(B + 64 * c + 32));                                   \
+            __m256i w[2][2];                                                                                             \
+            for (int g = 0; g < S; g++) {                                                                                \
+                w[g][0] = _mm256_loadu_si256((const __m256i *)(B[g] + 64 * c));                                          \
+                w[g][1] = _mm256_loadu_si256((const __m256i *)(B[g] + 64 * c + 32));                                     \
+            }                                                                                                            \
             for (int t = 0; t < T; t++) {                                                                                \
                 int32_t x4;                                                                                              \
                 memcpy(&x4, v[t].q + 32 * b + 4 * c, 4);                                                                 \
                 const __m256i xb = _mm256_set1_epi32(x4);                                                                \
-                I[t][0] = DOT(I[t][0], w0, xb);                                                                          \
-                I[t][1] = DOT(I[t][1], w1, xb);                                                                          \
+                for (int g = 0; g < S; g++) {                                                                            \
+                    I[t * S + g][0] = DOT(I[t * S + g][0], w[g][0], xb);                                                 \
+                    I[t * S + g][1] = DOT(I[t * S + g][1], w[g][1], xb);                                                 \
+                }                                                                                                        \
             }                                                                                                            \
         }                                                                                                                \
-        const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 512)));                                  \
-        const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 528)));                                  \
-        for (int t = 0; t < T; t++) {                                                                                    \
-            const __m256 dx = _mm256_set1_ps(v[t].d[b]);                                                                 \
-            a[t][0] = _mm256_add_ps(a[t][0], _mm256_mul_ps(_mm256_cvtepi32_ps(I[t][0]), _mm256_mul_ps(d0, dx)));         \
-            a[t][1] = _mm256_add_ps(a[t][1], _mm256_mul_ps(_mm256_cvtepi32_ps(I[t][1]), _mm256_mul_ps(d1, dx)));         \
-        }                                                                                                                \
-    }                                                                                                                    \
-    for (int t = 0; t < T; t++) {                                                                                        \
-        _mm256_storeu_ps(out + 16 * t, a[t][0]);                                                                         \
-        _mm256_storeu_ps(out + 16 * t + 8, a[t][1]);                                                                     \
-    }
-
-// One token against two groups at once (gs bytes apart: two memory streams, served faster than
-// one), otherwise as QX_GROUP_256
-#define QX_GROUPS2_256(DOT, CORR)                                                                                        \
-    __m256 a[2][2];                                                                                                      \
-    for (int g = 0; g < 2; g++) a[g][0] = a[g][1] = _mm256_setzero_ps();                                                 \
-    for (int b = 0; b < nb; b++) {                                                                                       \
-        const __m256i c0 = _mm256_set1_epi32(CORR ? -128 * (int32_t)v->bsum[b] : 0);                                    \
-        const __m256 dx = _mm256_set1_ps(v->d[b]);                                                                       \
-        for (int g = 0; g < 2; g++) {                                                                                    \
-            const uint8_t *B = G + (size_t)g * gs + (size_t)b * TERN_QMAT_Q8_0X_BLOCK;                                   \
-            const uint8_t *P = B + QX_PREFETCH * TERN_QMAT_Q8_0X_BLOCK;                                                  \
-            for (int l = 0; l < 9; l++) _mm_prefetch((const char *)(P + 64 * l), _MM_HINT_T0);                           \
-            __m256i I0 = c0, I1 = c0;                                                                                    \
-            _Pragma("GCC unroll 8")                                                                                      \
-            for (int c = 0; c < 8; c++) {                                                                                \
-                int32_t x4;                                                                                              \
-                memcpy(&x4, v->q + 32 * b + 4 * c, 4);                                                                   \
-                const __m256i xb = _mm256_set1_epi32(x4);                                                                \
-                I0 = DOT(I0, _mm256_loadu_si256((const __m256i *)(B + 64 * c)), xb);                                     \
-                I1 = DOT(I1, _mm256_loadu_si256((const __m256i *)(B + 64 * c + 32)), xb);                                \
+        for (int g = 0; g < S; g++) {                                                                                    \
+            const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B[g] + 512)));                           \
+            const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B[g] + 528)));                           \
+            for (int t = 0; t < T; t++) {                                                                                \
+                const __m256 dx = _mm256_set1_ps(v[t].d[b]);                                                             \
+                const int u = t * S + g;                                                                                 \
+                a[u][0] = _mm256_add_ps(a[u][0], _mm256_mul_ps(_mm256_cvtepi32_ps(I[u][0]), _mm256_mul_ps(d0, dx)));     \
+                a[u][1] = _mm256_add_ps(a[u][1], _mm256_mul_ps(_mm256_cvtepi32_ps(I[u][1]), _mm256_mul_ps(d1, dx)));     \
             }                                                                                                            \
-            const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 512)));                              \
-            const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + 528)));                              \
-            a[g][0] = _mm256_add_ps(a[g][0], _mm256_mul_ps(_mm256_cvtepi32_ps(I0), _mm256_mul_ps(d0, dx)));              \
-            a[g][1] = _mm256_add_ps(a[g][1], _mm256_mul_ps(_mm256_cvtepi32_ps(I1), _mm256_mul_ps(d1, dx)));              \
         }                                                                                                                \
     }                                                                                                                    \
-    for (int g = 0; g < 2; g++) {                                                                                        \
-        _mm256_storeu_ps(out + 16 * g, a[g][0]);                                                                         \
-        _mm256_storeu_ps(out + 16 * g + 8, a[g][1]);                                                                     \
+    for (int u = 0; u < S * T; u++) {                                                                                    \
+        _mm256_storeu_ps(out + 16 * u, a[u][0]);                                                                         \
+        _mm256_storeu_ps(out + 16 * u + 8, a[u][1]);                                                                     \
     }
 
 // AVX2 has no u8 x s8 product that cannot saturate on biased weights: the weights are unbiased
@@ -464,12 +446,13 @@ T256 static inline __m256i qx_dot_avx2(__m256i acc, __m256i wb, __m256i x) {
     const __m256i w = _mm256_xor_si256(wb, _mm256_set1_epi8((char)0x80));
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), _mm256_set1_epi16(1)));
 }
-T256 static inline __attribute__((always_inline)) void groupT_avx2(const uint8_t *G, int nb, const tern_qvec *v, float *out, const int T) {
-    QX_GROUP_256(qx_dot_avx2, 0)
+T256 static inline __attribute__((always_inline)) void groupsST_avx2(const uint8_t *G, size_t gs, int nb, const tern_qvec *v, float *out,
+                                                                       const int S, const int T) {
+    QX_GROUPS_256(qx_dot_avx2, 0)
 }
-T256 static void group1_avx2(const uint8_t *G, int nb, const tern_qvec *v, float *out) { groupT_avx2(G, nb, v, out, 1); }
-T256 static void group2_avx2(const uint8_t *G, int nb, const tern_qvec *v, float *out) { groupT_avx2(G, nb, v, out, 2); }
-T256 static void groups2_avx2(const uint8_t *G, size_t gs, int nb, const tern_qvec *v, float *out) { QX_GROUPS2_256(qx_dot_avx2, 0) }
+T256 static void group1_avx2(const uint8_t *G, int nb, const tern_qvec *v, float *out) { groupsST_avx2(G, 0, nb, v, out, 1, 1); }
+T256 static void group2_avx2(const uint8_t *G, int nb, const tern_qvec *v, float *out) { groupsST_avx2(G, 0, nb, v, out, 1, 2); }
+T256 static void groups2_avx2(const uint8_t *G, size_t gs, int nb, const tern_qvec *v, float *out) { groupsST_avx2(G, gs, nb, v, out, 2, 1); }
 
 // ------------------------------------------------------------------ AVX-VNNI (256-bit, VEX)
 // Client x86 cores without AVX-512 (Alder Lake and later, Zen 5 laptops): the Q8_0 products with
@@ -484,12 +467,13 @@ static inline __attribute__((always_inline)) TVNNI __m256i dpbusd_vex(__m256i ac
     __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b));
     return acc;
 }
-static inline __attribute__((always_inline)) TVNNI void groupT_vnni(const uint8_t *G, int nb, const tern_qvec *v, float *out, const int T) {
-    QX_GROUP_256(dpbusd_vex, 1)
+static inline __attribute__((always_inline)) TVNNI void groupsST_vnni(const uint8_t *G, size_t gs, int nb, const tern_qvec *v, float *out,
+                                                                        const int S, const int T) {
+    QX_GROUPS_256(dpbusd_vex, 1)
 }
-TVNNI static void group1_vnni(const uint8_t *G, int nb, const tern_qvec *v, float *out) { groupT_vnni(G, nb, v, out, 1); }
-TVNNI static void group2_vnni(const uint8_t *G, int nb, const tern_qvec *v, float *out) { groupT_vnni(G, nb, v, out, 2); }
-TVNNI static void groups2_vnni(const uint8_t *G, size_t gs, int nb, const tern_qvec *v, float *out) { QX_GROUPS2_256(dpbusd_vex, 1) }
+TVNNI static void group1_vnni(const uint8_t *G, int nb, const tern_qvec *v, float *out) { groupsST_vnni(G, 0, nb, v, out, 1, 1); }
+TVNNI static void group2_vnni(const uint8_t *G, int nb, const tern_qvec *v, float *out) { groupsST_vnni(G, 0, nb, v, out, 1, 2); }
+TVNNI static void groups2_vnni(const uint8_t *G, size_t gs, int nb, const tern_qvec *v, float *out) { groupsST_vnni(G, gs, nb, v, out, 2, 1); }
 
 // ------------------------------------------------------------------ AVX-512
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
