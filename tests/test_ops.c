@@ -243,6 +243,51 @@ static void test_act_quant_naive(void **st) {
     printf("activation quantizer == naive on %ld rows (lengths 1..100, absmax at every position)\n", rows);
 }
 
+// the gradient quantizer (precision=mixed's dx): s = 127 / max|d| with no floor, rint(d * s), at
+// every kernel level against a naive scalar version: ordinary rows, tiny rows (s large), rows whose
+// s overflows (zeros, s returned as 1), all-zero rows, NaN (skipped, converts to 0) and inf (zeros)
+static float naive_grad(const float *d, int n, int8_t *q) {
+    double m = 0.0;
+    for (int i = 0; i < n; i++) if (fabs((double)d[i]) > m) m = fabs((double)d[i]);
+    const float s = m > 0.0 ? 127.0f / (float)m : 0.0f;
+    if (!(s > 0.0f) || isinf(s)) { memset(q, 0, (size_t)n); return 1.0f; }
+    for (int i = 0; i < n; i++) {
+        const float v = rintf(d[i] * s);
+        q[i] = v != v ? 0 : (int8_t)v;   // |v| <= 127 by construction
+        assert_true(v != v || fabsf(v) <= 127.0f);
+    }
+    return s;
+}
+
+static void test_grad_quant_naive(void **st) {
+    (void)st;
+    float d[100];
+    int8_t q[100], qr[100];
+    long rows = 0;
+    const tern_kernel_kind kinds[4] = {TERN_KERNEL_PLAIN, TERN_KERNEL_AVX2, TERN_KERNEL_AVXVNNI, TERN_KERNEL_AVX512VNNI};
+    const float mags[5] = {1.0f, 3e-3f, 1e-30f, 1e-39f /* 127 / max overflows */, 0.0f};
+    for (int k = 0; k < 4; k++) {
+        if (!tern_kernel_available(kinds[k])) continue;
+        assert_int_equal(tern_kernel_force(kinds[k]), 0);
+        for (int mg = 0; mg < 5; mg++)
+            for (int n = 1; n <= 100; n++) {
+                tu_fill_uniform(d, n, (uint64_t)(7000 * mg + n), -1.0f, 1.0f);
+                for (int i = 0; i < n; i++) d[i] *= mags[mg];
+                if (n > 8 && mg < 3) d[n % 7] = (n % 2 ? 1.0f : -1.0f) * mags[mg] * 1.25f;   // the max, either sign
+                if (n > 40 && mg == 0) d[n / 2] = NAN;
+                if (n > 90 && mg == 1) d[n / 3] = -INFINITY;
+                const float sr = naive_grad(d, n, qr), s = tern_grad_quantize_row_i8(d, n, q);
+                if (s != sr) fail_msg("grad at %s: mag %g n %d: s %.9g, naive %.9g", tern_kernel_name(kinds[k]), mags[mg], n, s, sr);
+                for (int i = 0; i < n; i++)
+                    if (q[i] != qr[i]) fail_msg("grad at %s: mag %g n %d elem %d: %d, naive %d", tern_kernel_name(kinds[k]), mags[mg], n, i, q[i], qr[i]);
+                if (mg < 3 && n > 8 && !(n > 90 && mg == 1) && !isnan(d[n % 7]) && abs(q[n % 7]) != 127) fail_msg("mag %g n %d: max elem %d gives %d", mags[mg], n, n % 7, q[n % 7]);   // (inf: zeros)
+                rows++;
+            }
+    }
+    tern_kernel_force(TERN_KERNEL_AUTO);
+    printf("gradient quantizer == naive on %ld rows (every kernel level this CPU has)\n", rows);
+}
+
 // weights: s_w = mean|W| (summed in double), W/s_w rounded half to even and clipped, for sizes
 // 1..100 and sizes past the 64Ki summation chunk and the threaded path
 static void test_weight_quant_naive(void **st) {
@@ -500,7 +545,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_forward),    cmocka_unit_test(test_attention_forward),
         cmocka_unit_test(test_cross_entropy_forward), cmocka_unit_test(test_weight_quant_cases),
-        cmocka_unit_test(test_act_quant_cases), cmocka_unit_test(test_act_quant_naive), cmocka_unit_test(test_weight_quant_naive),   cmocka_unit_test(test_quant_ste),
+        cmocka_unit_test(test_act_quant_cases), cmocka_unit_test(test_act_quant_naive), cmocka_unit_test(test_grad_quant_naive), cmocka_unit_test(test_weight_quant_naive),   cmocka_unit_test(test_quant_ste),
         cmocka_unit_test(test_bitlinear_exact),   cmocka_unit_test(test_bitlinear_shared),   cmocka_unit_test(test_fatal_errors),
         cmocka_unit_test(test_arena_sizing),
     };

@@ -151,26 +151,6 @@ tern_tensor *tern_bitlinear(tern_graph *g, tern_tensor *x, tern_tensor *w, float
     return out;
 }
 
-// A gradient row to int8 for the int8 x ternary kernels: q = round(d * s), s = 127 / max|d|, so
-// that d ~ q / s (error <= 1 / (2 s) per element). Unlike the activation quantizer there is no
-// floor on max|d| (gradients are small); an all-zero row (or one so small that s overflows) is 0.
-static float grad_quantize_row(const float *d, int n, int8_t *q) {
-    float m = 0.0f;
-    for (int i = 0; i < n; i++) {
-        const float a = fabsf(d[i]);
-        m = a > m ? a : m;
-    }
-    const float s = m > 0.0f ? 127.0f / m : 0.0f;
-    if (!(s > 0.0f) || isinf(s)) {
-        memset(q, 0, (size_t)n);
-        return 1.0f;
-    }
-    for (int i = 0; i < n; i++) {
-        q[i] = (int8_t)tern_rint_clamp(d[i] * s, -127, 127);
-    }
-    return s;
-}
-
 // precision=mixed (ternary): dx += (dyq . Wq) * s_w / s_dy on the int8 kernels; dW += bf16 products
 static void bitlinear_backward_mixed(tern_graph *g, tern_node *nd, float *dx, int fresh, float *dw) {
     const long N = tern_rows(nd->src[0]);
@@ -186,7 +166,7 @@ static void bitlinear_backward_mixed(tern_graph *g, tern_node *nd, float *dx, in
         float *sd = (float *)(buf + qb), *t = (float *)(buf + qb + sb);
         #pragma omp parallel for schedule(static) if (N * M > 32768)
         for (long r = 0; r < N; r++) {
-            sd[r] = grad_quantize_row(dy + r * M, M, dq + r * Mp);
+            sd[r] = tern_grad_quantize_row_i8(dy + r * M, M, dq + r * Mp);
             memset(dq + r * Mp + M, 0, (size_t)(Mp - M));
         }
         // a fresh dx takes the kernel's output itself (every element stored)

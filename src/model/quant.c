@@ -3,6 +3,7 @@
 #include "kernels/kernels.h"
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #endif
@@ -49,7 +50,7 @@ void tern_weight_quantize_i8(const float *w, long n, float s, int8_t *wq) {
 
 // max |x| in 16 lanes (vectorizes; max is exact in any order, so the result is the same as a
 // sequential scan: NaNs are skipped either way)
-static inline float act_scale(const float *x, int n) {
+static inline float abs_max(const float *x, int n) {
     float m = 0.0f;
     int i = 0;
 #if defined(__aarch64__)
@@ -69,6 +70,11 @@ static inline float act_scale(const float *x, int n) {
     for (int j = 0; j < 16; j++) m = lane[j] > m ? lane[j] : m;
 #endif
     for (; i < n; i++) { float a = fabsf(x[i]); m = a > m ? a : m; }
+    return m;
+}
+
+static inline float act_scale(const float *x, int n) {
+    const float m = abs_max(x, n);
     return 127.0f / (m > TERN_QUANT_EPS ? m : TERN_QUANT_EPS);
 }
 
@@ -116,8 +122,9 @@ __attribute__((target("avx2"))) static int act_i8_avx2(const float *x, int n, fl
 }
 #endif
 
-float tern_act_quantize_row_i8(const float *x, int n, int8_t *xq) {
-    float s = act_scale(x, n);
+// x * s to int8 (round half to even, clamp to [-128, 127], NaN -> 0), SIMD where the kernel
+// level allows; every path gives the scalar int8_of's integers
+static void quantize_row_i8_with(const float *x, int n, float s, int8_t *xq) {
     int i = 0;
 #if defined(__x86_64__)
     // the kernel level (kernels.h: TERN_KERNEL / tern_kernel_force pick it, as for the products)
@@ -137,5 +144,22 @@ float tern_act_quantize_row_i8(const float *x, int n, int8_t *xq) {
     }
 #endif
     for (; i < n; i++) xq[i] = (int8_t)int8_of(x[i], s);
+}
+
+float tern_act_quantize_row_i8(const float *x, int n, int8_t *xq) {
+    const float s = act_scale(x, n);
+    quantize_row_i8_with(x, n, s, xq);
+    return s;
+}
+
+// |x * s| <= 127 here (s = 127 / max|x| rounded, |x| <= max|x|: the product rounds to at most
+// 127 + 2^-17), so the conversion's clamp at -128 never applies: the integers are in [-127, 127]
+float tern_grad_quantize_row_i8(const float *d, int n, int8_t *q) {
+    const float m = abs_max(d, n), s = m > 0.0f ? 127.0f / m : 0.0f;
+    if (!(s > 0.0f) || isinf(s)) {
+        memset(q, 0, (size_t)(n > 0 ? n : 0));
+        return 1.0f;
+    }
+    quantize_row_i8_with(d, n, s, q);
     return s;
 }

@@ -22,6 +22,10 @@ void tern_weight_quantize_i8(const float *w, long n, float s, int8_t *wq);
 // per-row activation quantizer; returns s_x. xq holds integers in [-128,127]
 float tern_act_quantize_row(const float *x, int n, float *xq);
 float tern_act_quantize_row_i8(const float *x, int n, int8_t *xq);
+// per-row gradient quantizer (precision=mixed's input gradient): s = 127 / max|d| with no floor,
+// q = rint(d * s) in [-127, 127]; a row whose max|d| is 0, infinite, or so small that s overflows
+// gives q = 0 and returns 1. NaN elements are skipped by the maximum and give 0.
+float tern_grad_quantize_row_i8(const float *d, int n, int8_t *q);
 
 // rint(v) clamped to [lo, hi], NaN -> 0. The one float-to-integer conversion for values that a
 // damaged model can make NaN or infinite: converting those straight to an integer type is undefined
