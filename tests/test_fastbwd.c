@@ -115,15 +115,15 @@ static void test_dw_kernels(void **st) {
 // strided B, against the double reference: identical bf16 inputs, so fp32 summation error only.
 static void test_gemm_kernels(void **st) {
     (void)st;
-    const int shapes[][3] = {{7, 19, 33}, {13, 70, 64}, {37, 65, 101}, {1, 1, 2}};
-    for (int s = 0; s < 4; s++)
+    const int shapes[][3] = {{7, 19, 33}, {13, 70, 64}, {37, 65, 101}, {1, 1, 2}, {33, 200, 291}};
+    for (int s = 0; s < 5; s++)
         for (int form = 0; form < 3; form++) {
             const int M = shapes[s][0], Nc = shapes[s][1], K = shapes[s][2];
             float *a = malloc(sizeof(float) * (size_t)M * K), *b = malloc(sizeof(float) * (size_t)K * Nc * 2);
             tu_fill_normal(a, (long)M * K, 300 + s, 1.0f);
             tu_fill_normal(b, (long)K * Nc * 2, 400 + s, 1.0f);
-            // form 0: A row-major [M,K] (sak 1), B [K,Nc]; 1: A stored [K,M] (sam 1); 2: B stored
-            // [Nc,K] (sbn = K, the plain packing) with A row-major
+            // form 0: A row-major [M,K] (sak 1: pairs transposed), B [K,Nc]; 1: A stored [K,M] (sam
+            // 1); 2: B stored [Nc,K] (sbk 1: transposed too) with A row-major (the head's forward)
             const long sam = form == 1 ? 1 : K, sak = form == 1 ? M : 1;
             const long sbk = form == 2 ? 1 : Nc, sbn = form == 2 ? K : 1;
             double *ref = malloc(sizeof(double) * (size_t)M * Nc), *mag = malloc(sizeof(double) * (size_t)M * Nc);
@@ -141,21 +141,24 @@ static void test_gemm_kernels(void **st) {
             const int ldc = Nc + 1;
             float *c = malloc(sizeof(float) * (size_t)M * ldc);
             void *scratch = tern_aligned_alloc(tern_gemm_bf16_scratch(M, Nc, K));
-            for (int kind = TERN_GEMM_PLAIN; kind < TERN_GEMM_NKINDS; kind++) {
-                if (!tern_gemm_available((tern_gemm_kind)kind)) continue;   // reported by test_dw_kernels
-                for (long i = 0; i < (long)M * ldc; i++) c[i] = -0.5f;
-                tern_gemm_bf16(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc, scratch, (tern_gemm_kind)kind);
-                for (int m = 0; m < M; m++) {
-                    for (int n = 0; n < Nc; n++) {
-                        const double want = -0.5 + ref[(size_t)m * Nc + n];
-                        const double tol = (K + 2) * ldexp(1.0, -24) * (mag[(size_t)m * Nc + n] + 0.5) + 1e-30;
-                        if (fabs(c[(size_t)m * ldc + n] - want) > tol)
-                            fail_msg("gemm %s form %d %dx%dx%d: c[%d,%d] = %.9g, want %.9g", tern_gemm_name((tern_gemm_kind)kind), form, M,
-                                     Nc, K, m, n, c[(size_t)m * ldc + n], want);
+            for (int kind = TERN_GEMM_PLAIN; kind < TERN_GEMM_NKINDS; kind++)
+                for (int acc = 0; acc < 2; acc++) {   // accumulate 0 stores: the old NaNs are never read
+                    if (!tern_gemm_available((tern_gemm_kind)kind)) continue;   // reported by test_dw_kernels
+                    for (long i = 0; i < (long)M * ldc; i++) c[i] = acc ? -0.5f : NAN;
+                    c[(size_t)M * ldc - 1] = -0.5f;   // the last row's padding
+                    tern_gemm_bf16(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc, acc, scratch, (tern_gemm_kind)kind);
+                    for (int m = 0; m < M; m++) {
+                        for (int n = 0; n < Nc; n++) {
+                            const double want = (acc ? -0.5 : 0.0) + ref[(size_t)m * Nc + n];
+                            const double tol = (K + 2) * ldexp(1.0, -24) * (mag[(size_t)m * Nc + n] + 0.5) + 1e-30;
+                            if (!(fabs(c[(size_t)m * ldc + n] - want) <= tol))
+                                fail_msg("gemm %s form %d acc %d %dx%dx%d: c[%d,%d] = %.9g, want %.9g", tern_gemm_name((tern_gemm_kind)kind), form,
+                                         acc, M, Nc, K, m, n, c[(size_t)m * ldc + n], want);
+                        }
+                        if (acc || m == M - 1) assert_true(c[(size_t)m * ldc + Nc] == -0.5f);   // padding untouched
+                        else assert_true(isnan(c[(size_t)m * ldc + Nc]));
                     }
-                    assert_true(c[(size_t)m * ldc + Nc] == -0.5f);
                 }
-            }
             free(scratch);
             free(c);
             free(ref);
@@ -165,12 +168,13 @@ static void test_gemm_kernels(void **st) {
         }
 }
 
-// The tied head's product (tern_matmul A B^T): mixed gradients against fp32, each product term
-// within 2 * 2^-8 (+ rounding of the sums) of the exact one (dB in bf16; dA stays sgemm).
+// The tied head's product (tern_matmul A B^T): the mixed forward and gradients against fp32, each
+// product term within 2 * 2^-8 (+ rounding of the sums) of the exact one; with gradients off
+// (evaluation) the forward is fp32 bit for bit.
 static void test_head_mixed(void **st) {
     (void)st;
     const int M = 45, K = 70, N = 131;   // tokens, dim, vocab
-    float *grads[2][2];
+    float *grads[2][2], *outs[2], *evals[2];
     float *seed = malloc(sizeof(float) * (size_t)M * N), *av = NULL, *bv = NULL;
     tu_fill_normal(seed, (long)M * N, 77, 1e-3f);
     for (int prec = 0; prec < 2; prec++) {
@@ -192,6 +196,13 @@ static void test_head_mixed(void **st) {
         tern_graph_init(&g, 16, 0, 0);
         g.precision = prec ? TERN_PREC_MIXED : TERN_PREC_FP32;
         tern_tensor *o = tern_matmul(&g, a, b, 0, 1);
+        outs[prec] = malloc(sizeof(float) * (size_t)o->n);
+        memcpy(outs[prec], o->data, sizeof(float) * (size_t)o->n);
+        g.grad_enabled = 0;   // evaluation: fp32 whatever the precision
+        tern_tensor *oe = tern_matmul(&g, a, b, 0, 1);
+        evals[prec] = malloc(sizeof(float) * (size_t)oe->n);
+        memcpy(evals[prec], oe->data, sizeof(float) * (size_t)oe->n);
+        g.grad_enabled = 1;
         tern_backward_vec(&g, o, seed);
         grads[prec][0] = malloc(sizeof(float) * (size_t)a->n);
         grads[prec][1] = malloc(sizeof(float) * (size_t)b->n);
@@ -201,14 +212,24 @@ static void test_head_mixed(void **st) {
         tern_params_free(&p);
     }
     const double rel = 2 * ldexp(1.0, -8) + ldexp(1.0, -16);
-    double worst = 0, diff = 0;
+    double worst = 0, diff = 0, fdiff = 0, adiff = 0;
+    assert_memory_equal(evals[0], evals[1], sizeof(float) * (size_t)M * N);   // no gradients: fp32 in both
+    assert_memory_equal(evals[0], outs[0], sizeof(float) * (size_t)M * N);
+    for (int m = 0; m < M; m++)   // out[m,n] = sum_k a[m,k] b[n,k]: both inputs rounded to bf16
+        for (int n = 0; n < N; n++) {
+            double mag = 0;
+            for (int k = 0; k < K; k++) mag += fabs((double)av[(size_t)m * K + k] * bv[(size_t)n * K + k]);
+            const double e = fabs((double)outs[1][(size_t)m * N + n] - outs[0][(size_t)m * N + n]);
+            worst = fmax(worst, e / ((rel + 2 * (K + 4) * ldexp(1.0, -24)) * mag + 1e-30));
+            fdiff += e;
+        }
     for (int m = 0; m < M; m++)   // dA[m,k] = sum_n seed[m,n] b[n,k]
         for (int k = 0; k < K; k++) {
             double mag = 0;
             for (int n = 0; n < N; n++) mag += fabs((double)seed[(size_t)m * N + n] * bv[(size_t)n * K + k]);
             const double e = fabs((double)grads[1][0][(size_t)m * K + k] - grads[0][0][(size_t)m * K + k]);
             worst = fmax(worst, e / ((rel + 2 * (N + 4) * ldexp(1.0, -24)) * mag + (N + 4) * ldexp(1.0, -24) * 0.125 + 1e-30));
-            diff += e;
+            adiff += e;
         }
     for (int n = 0; n < N; n++)   // dB[n,k] = sum_m seed[m,n] a[m,k]
         for (int k = 0; k < K; k++) {
@@ -220,8 +241,8 @@ static void test_head_mixed(void **st) {
         }
     printf("head mixed %dx%d . %dx%d^T: worst error / bound %.3f\n", M, K, N, K, worst);
     assert_true(worst <= 1.0);
-    assert_true(diff > 0);   // the bf16 path really ran
-    for (int i = 0; i < 2; i++) { free(grads[i][0]); free(grads[i][1]); }
+    assert_true(diff > 0 && adiff > 0 && fdiff > 0);   // the bf16 paths really ran (dB, dA, forward)
+    for (int i = 0; i < 2; i++) { free(grads[i][0]); free(grads[i][1]); free(outs[i]); free(evals[i]); }
     free(seed); free(av); free(bv);
 }
 

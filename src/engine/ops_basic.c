@@ -30,6 +30,12 @@ static tern_tensor *new_like(tern_graph *g, const char *name, const tern_tensor 
 }
 
 // ---- matmul ----------------------------------------------------------------------------------
+// precision=mixed runs the head's form (A B^T: out[tokens, vocab] = h[tokens, dim] . W[vocab, dim]^T)
+// in bf16 with fp32 sums, forward and both gradients, while gradients are on (training steps)
+static int mixed_head(int precision, int grad_enabled, int ta, int tb) {
+    return precision == TERN_PREC_MIXED && grad_enabled && !ta && tb;
+}
+
 // C[M,N] (+)= op(A) op(B) with row-major storage; lda/ldb are the stored row lengths.
 static void sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                   float beta, float *C, int ldc) {
@@ -49,9 +55,16 @@ tern_tensor *tern_matmul(tern_graph *g, tern_tensor *a, tern_tensor *b, int tran
                    tern_shape_str(b, y, sizeof y), trans_b ? "^T" : "");
     }
     tern_tensor *out = tern_new_2d(g, "matmul", M, N);
-    sgemm(trans_a, trans_b, M, N, K, 1.0f, a->data, a->shape[1], b->data, b->shape[1], 0.0f, out->data, N);
+    if (mixed_head(g->precision, g->grad_enabled, trans_a, trans_b)) {
+        // precision=mixed while training, the head's form out[M,N] = A[M,K] B[N,K]^T: bf16 inputs,
+        // fp32 sums (kernels/gemm_bf16.h); evaluation (no gradients) stays fp32
+        const tern_gemm_kind kind = tern_gemm_best();
+        void *scr = kind == TERN_GEMM_PLAIN ? NULL : tern_graph_scratch(g, tern_gemm_bf16_scratch(M, N, K));
+        tern_gemm_bf16(M, N, K, a->data, a->shape[1], 1, b->data, 1, b->shape[1], out->data, N, 0, scr, kind);
+    } else
+        sgemm(trans_a, trans_b, M, N, K, 1.0f, a->data, a->shape[1], b->data, b->shape[1], 0.0f, out->data, N);
     tern_node *nd = tern_graph_record(g, TERN_OP_MATMUL, out, a, b, NULL);
-    if (nd) { nd->ip[0] = trans_a; nd->ip[1] = trans_b; nd->ip[2] = g->precision; }
+    if (nd) { nd->ip[0] = trans_a; nd->ip[1] = trans_b; nd->ip[2] = mixed_head(g->precision, 1, trans_a, trans_b) ? TERN_PREC_MIXED : TERN_PREC_FP32; }
     tern_prof_end(g, TERN_OP_MATMUL, t0);
     return out;
 }
@@ -61,18 +74,24 @@ void tern_matmul_backward(tern_graph *g, tern_node *nd) {
     int ta = nd->ip[0], tb = nd->ip[1];
     int M = nd->out->shape[0], N = nd->out->shape[1], K = ta ? a->shape[0] : a->shape[1];
     const float *dC = nd->out->grad;
-    // fresh dA: sgemm with beta 0 stores (a == b: zeroed, since the mixed dB below comes first)
+    // fresh dA: the product stores (beta 0); a == b: the gradient exists (zeroed) and both add
     int fa = 0;
     float *dA = a == b ? tern_grad_of(g, a) : tern_grad_for(g, a, &fa), *dB = tern_grad_of(g, b);
     const float ba = fa ? 0.0f : 1.0f;
-    if (nd->ip[2] == TERN_PREC_MIXED && !ta && tb && dB) {
-        // precision=mixed, the head's form out[M,N] = A[M,K] B[N,K]^T: the weight-side product
-        // dB[N,K] += dC^T[N,M] . A[M,K] in bf16 with fp32 sums (kernels/gemm_bf16.h). dA stays
-        // sgemm below: packing dC along its rows for it costs more than the bf16 products save.
+    if (nd->ip[2] == TERN_PREC_MIXED) {
+        // the head's gradients in bf16 with fp32 sums (kernels/gemm_bf16.h), the weight side first
+        // (a == b: its gradient buffer was zeroed, so dA then adds):
+        //   dB[N,K] += dC^T[N,M] . A[M,K],   dA[M,K] (+)= dC[M,N] . B[N,K]
         const tern_gemm_kind kind = tern_gemm_best();
-        void *scr = kind == TERN_GEMM_PLAIN ? NULL : tern_graph_scratch(g, tern_gemm_bf16_scratch(N, K, M));
-        tern_gemm_bf16(N, K, M, dC, 1, N, a->data, a->shape[1], 1, dB, K, scr, kind);
-        dB = NULL;
+        if (dB) {
+            void *scr = kind == TERN_GEMM_PLAIN ? NULL : tern_graph_scratch(g, tern_gemm_bf16_scratch(N, K, M));
+            tern_gemm_bf16(N, K, M, dC, 1, N, a->data, a->shape[1], 1, dB, K, 1, scr, kind);
+        }
+        if (dA) {
+            void *scr = kind == TERN_GEMM_PLAIN ? NULL : tern_graph_scratch(g, tern_gemm_bf16_scratch(M, K, N));
+            tern_gemm_bf16(M, K, N, dC, N, 1, b->data, b->shape[1], 1, dA, K, !fa, scr, kind);
+        }
+        return;
     }
     if (dA) {
         if (!ta) sgemm(0, !tb, M, K, N, 1.0f, dC, N, b->data, b->shape[1], ba, dA, K);   // dA += dC op(B)^T

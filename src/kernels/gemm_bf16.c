@@ -68,10 +68,13 @@ static void dw_plain(int M, int K, int N, const float *dy, int ldy, const float 
     }
 }
 
-static void gemm_plain(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, float *c, int ldc) {
+static void gemm_plain(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, float *c, int ldc,
+                       int acc) {
     #pragma omp parallel for schedule(static) if ((long)M * Nc * K > (1L << 22))
     for (int m = 0; m < M; m++) {
         float *d = c + (size_t)m * ldc;
+        if (!acc)
+            for (int n = 0; n < Nc; n++) d[n] = 0.0f;
         for (int k = 0; k < K; k++) {
             const float x = tern_f32_of_bf16(tern_bf16_of(a[m * sam + k * sak]));
             const float *y = b + k * sbk;
@@ -157,7 +160,7 @@ static void gpack_plain(int M, int Nc, int K, const float *a, long sam, long sak
 #define TB __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 #define MR512 6
 static inline __attribute__((always_inline)) TB void tile512(int mr, int P, int M, const uint32_t *A, const uint32_t *Bp, float *dw, int ldw,
-                                                             int kvalid) {
+                                                             int kvalid, int add) {
     __m512 acc[MR512][4];
     for (int i = 0; i < MR512; i++)
         for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
@@ -179,7 +182,7 @@ static inline __attribute__((always_inline)) TB void tile512(int mr, int P, int 
             if (c >= kvalid) break;
             const __mmask16 mk = kvalid - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (kvalid - c)) - 1);
             float *d = dw + (size_t)i * ldw + c;
-            _mm512_mask_storeu_ps(d, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, d), acc[i][j]));
+            _mm512_mask_storeu_ps(d, mk, add ? _mm512_add_ps(_mm512_maskz_loadu_ps(mk, d), acc[i][j]) : acc[i][j]);
         }
 }
 
@@ -238,65 +241,126 @@ TB static void pairs512(const float *r0, const float *r1, float d0, float d1, in
     }
 }
 
-// The general product's packing with AVX-512 for unit strides (sam == 1 or sak == 1; sbn == 1),
-// else the plain packing. Same bf16 values.
+// 16 rows x 16 pairs along a contiguous contraction: row r (r < rows; the others zero) holds
+// src[r*ld + k0 ..], K - k0 values valid (past them zero). out[j] = pair k0/2 + j of the 16 rows,
+// lane r: bf16(src[r*ld + k0 + 2j]) | bf16(src[r*ld + k0 + 2j + 1]) << 16. A 16x16 dword transpose.
+TB static inline void pairs_t16(const float *src, long ld, int rows, int k0, int K, __m512i out[16]) {
+    const int kv = K - k0;
+    const __mmask16 m0 = kv >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << kv) - 1);
+    const __mmask16 m1 = kv >= 32 ? (__mmask16)0xffff : kv <= 16 ? 0 : (__mmask16)((1u << (kv - 16)) - 1);
+    __m512i r[16], t[16];
+    for (int i = 0; i < 16; i++) {
+        if (i < rows) {
+            const float *x = src + i * ld + k0;
+            r[i] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, x + 16), _mm512_maskz_loadu_ps(m0, x));
+        } else
+            r[i] = _mm512_setzero_si512();
+    }
+    for (int i = 0; i < 16; i += 2) {       // per 128-bit lane: pairs of rows interleaved
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {       // u[i + c] lane l: column 4l + c of rows i..i+3
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int c = 0; c < 4; c++) {           // gather lane l of the four row groups: column 4l + c
+        const __m512i wlo = _mm512_shuffle_i32x4(r[c], r[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512i whi = _mm512_shuffle_i32x4(r[c], r[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
+        const __m512i xlo = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512i xhi = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
+        out[c] = _mm512_shuffle_i32x4(wlo, xlo, _MM_SHUFFLE(2, 0, 2, 0));
+        out[4 + c] = _mm512_shuffle_i32x4(wlo, xlo, _MM_SHUFFLE(3, 1, 3, 1));
+        out[8 + c] = _mm512_shuffle_i32x4(whi, xhi, _MM_SHUFFLE(2, 0, 2, 0));
+        out[12 + c] = _mm512_shuffle_i32x4(whi, xhi, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+
+// The general product's packing with AVX-512 where each operand has a unit stride (A: sam or sak
+// 1; B: sbn or sbk 1), else the plain packing. Same bf16 values. A contiguous contraction (sak 1,
+// sbk 1) goes through 16x16 transposes of pairs.
 TB static void gpack512(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, uint32_t *A,
                         uint32_t *B) {
-    if (sbn != 1 || (sam != 1 && sak != 1)) {
+    if ((sbn != 1 && sbk != 1) || (sam != 1 && sak != 1)) {
         gpack_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B);
         return;
     }
-    const int P = (K + 1) / 2, nkb = (Nc + PANEL - 1) / PANEL;
+    const int P = (K + 1) / 2, nkb = (Nc + PANEL - 1) / PANEL, npb = (P + 15) / 16;
     #pragma omp parallel
     {
         if (sam == 1) {   // rows of the contraction are contiguous in m
             #pragma omp for schedule(static) nowait
             for (int p = 0; p < P; p++)
                 pairs512(a + 2L * p * sak, 2 * p + 1 < K ? a + (2L * p + 1) * sak : NULL, 1.0f, 1.0f, M, A + (size_t)p * M);
-        } else {          // pairs adjacent in memory: 16 pairs of one row m, scattered to 16 p
-            #pragma omp for schedule(static) nowait
-            for (int m = 0; m < M; m++) {
-                const float *r = a + m * sam;
-                int p = 0;
-                for (; 2 * p + 32 <= K; p += 16) {
-                    const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(r + 2 * p + 16), _mm512_loadu_ps(r + 2 * p));
-                    uint32_t t[16];
-                    _mm512_storeu_si512(t, v);
-                    for (int j = 0; j < 16; j++) A[(size_t)(p + j) * M + m] = t[j];
+        } else {          // pairs adjacent in memory: 16 rows m x 16 pairs, transposed
+            const int nmb = (M + 15) / 16;
+            #pragma omp for schedule(static) collapse(2) nowait
+            for (int mb = 0; mb < nmb; mb++)
+                for (int pb = 0; pb < npb; pb++) {
+                    const int m0 = 16 * mb, mr = M - m0 < 16 ? M - m0 : 16, p0 = 16 * pb, np = P - p0 < 16 ? P - p0 : 16;
+                    const __mmask16 mk = mr == 16 ? (__mmask16)0xffff : (__mmask16)((1u << mr) - 1);
+                    __m512i v[16];
+                    pairs_t16(a + m0 * sam, sam, mr, 2 * p0, K, v);
+                    for (int j = 0; j < np; j++) _mm512_mask_storeu_epi32(A + (size_t)(p0 + j) * M + m0, mk, v[j]);
                 }
-                for (; p < P; p++) {
-                    uint32_t lo = tern_bf16_of(r[2 * p]), hi = 2 * p + 1 < K ? tern_bf16_of(r[2 * p + 1]) : 0;
-                    A[(size_t)p * M + m] = lo | hi << 16;
-                }
-            }
         }
-        #pragma omp for schedule(static) collapse(2)
-        for (int kb = 0; kb < nkb; kb++)
-            for (int p = 0; p < P; p++) {
-                const int n0 = kb * PANEL, nv = Nc - n0 < PANEL ? Nc - n0 : PANEL;
-                uint32_t *o = B + ((size_t)kb * P + p) * PANEL;
-                pairs512(b + 2L * p * sbk + n0, 2 * p + 1 < K ? b + (2L * p + 1) * sbk + n0 : NULL, 1.0f, 1.0f, nv, o);
-                for (int c = nv; c < PANEL; c++) o[c] = 0;
-            }
+        if (sbn == 1) {
+            #pragma omp for schedule(static) collapse(2)
+            for (int kb = 0; kb < nkb; kb++)
+                for (int p = 0; p < P; p++) {
+                    const int n0 = kb * PANEL, nv = Nc - n0 < PANEL ? Nc - n0 : PANEL;
+                    uint32_t *o = B + ((size_t)kb * P + p) * PANEL;
+                    pairs512(b + 2L * p * sbk + n0, 2 * p + 1 < K ? b + (2L * p + 1) * sbk + n0 : NULL, 1.0f, 1.0f, nv, o);
+                    for (int c = nv; c < PANEL; c++) o[c] = 0;
+                }
+        } else {          // sbk 1: 16 columns n x 16 pairs, transposed (columns past Nc: zero)
+            #pragma omp for schedule(static) collapse(2)
+            for (int nb = 0; nb < nkb * (PANEL / 16); nb++)
+                for (int pb = 0; pb < npb; pb++) {
+                    const int n0 = 16 * nb, nr = Nc - n0 <= 0 ? 0 : Nc - n0 < 16 ? Nc - n0 : 16, p0 = 16 * pb, np = P - p0 < 16 ? P - p0 : 16;
+                    const int kb = n0 / PANEL, c0 = n0 % PANEL;
+                    __m512i v[16];
+                    pairs_t16(b + n0 * sbn, sbn, nr, 2 * p0, K, v);
+                    for (int j = 0; j < np; j++) _mm512_store_si512(B + ((size_t)kb * P + p0 + j) * PANEL + c0, v[j]);
+                }
+        }
     }
 }
 
-TB static void dw_avx512bf16(int M, int K, int N, const uint32_t *A, const uint32_t *B, float *dw, int ldw) {
-    const int P = (N + 1) / 2, nkb = (K + PANEL - 1) / PANEL, nmb = (M + MR512 - 1) / MR512;
-    #pragma omp parallel for schedule(static) collapse(2)
+// Blocked for the caches: a thread takes a panel and a run of up to MBB tiles, and walks the
+// contraction in chunks of PCH pairs (64 KB of the panel, kept in the core's caches while the run's tiles use it);
+// the tiles add each chunk's sums to their rows (the first chunk stores when add is 0).
+#ifndef PCH
+#define PCH 256
+#endif
+#ifndef MBB
+#define MBB 16
+#endif
+TB static void dw_avx512bf16(int M, int K, int N, const uint32_t *A, const uint32_t *B, float *dw, int ldw, int add) {
+    const int P = (N + 1) / 2, nkb = (K + PANEL - 1) / PANEL, nmb = (M + MR512 - 1) / MR512, nrun = (nmb + MBB - 1) / MBB;
+    #pragma omp parallel for schedule(dynamic, 1) collapse(2)
     for (int kb = 0; kb < nkb; kb++)
-        for (int mb = 0; mb < nmb; mb++) {
-            const int m0 = mb * MR512, mr = M - m0 < MR512 ? M - m0 : MR512, k0 = kb * PANEL;
-            const int kv = K - k0 < PANEL ? K - k0 : PANEL;
-            const uint32_t *a = A + m0, *b = B + (size_t)kb * P * PANEL;
-            float *d = dw + (size_t)m0 * ldw + k0;
-            switch (mr) { // constant row counts: the accumulators stay in registers
-            case 6: tile512(6, P, M, a, b, d, ldw, kv); break;
-            case 5: tile512(5, P, M, a, b, d, ldw, kv); break;
-            case 4: tile512(4, P, M, a, b, d, ldw, kv); break;
-            case 3: tile512(3, P, M, a, b, d, ldw, kv); break;
-            case 2: tile512(2, P, M, a, b, d, ldw, kv); break;
-            default: tile512(1, P, M, a, b, d, ldw, kv); break;
+        for (int run = 0; run < nrun; run++) {
+            const int k0 = kb * PANEL, kv = K - k0 < PANEL ? K - k0 : PANEL;
+            const int mb1 = (run + 1) * MBB < nmb ? (run + 1) * MBB : nmb;
+            for (int p0 = 0; p0 < P; p0 += PCH) {
+                const int pn = P - p0 < PCH ? P - p0 : PCH, ad = p0 ? 1 : add;
+                const uint32_t *b = B + ((size_t)kb * P + p0) * PANEL;
+                for (int mb = run * MBB; mb < mb1; mb++) {
+                    const int m0 = mb * MR512, mr = M - m0 < MR512 ? M - m0 : MR512;
+                    const uint32_t *a = A + (size_t)p0 * M + m0;
+                    float *d = dw + (size_t)m0 * ldw + k0;
+                    switch (mr) { // constant row counts: the accumulators stay in registers
+                    case 6: tile512(6, pn, M, a, b, d, ldw, kv, ad); break;
+                    case 5: tile512(5, pn, M, a, b, d, ldw, kv, ad); break;
+                    case 4: tile512(4, pn, M, a, b, d, ldw, kv, ad); break;
+                    case 3: tile512(3, pn, M, a, b, d, ldw, kv, ad); break;
+                    case 2: tile512(2, pn, M, a, b, d, ldw, kv, ad); break;
+                    default: tile512(1, pn, M, a, b, d, ldw, kv, ad); break;
+                    }
+                }
             }
         }
 }
@@ -305,7 +369,7 @@ TB static void dw_avx512bf16(int M, int K, int N, const uint32_t *A, const uint3
 // bf16 pairs widened to fp32 (row 2p: dword << 16; row 2p+1: dword & 0xffff0000), two FMAs per
 // pair. Micro-tile: 2 rows x 32 columns (half a panel), 8 ymm accumulators.
 #define T2 __attribute__((target("avx2,fma")))
-T2 static void dw_avx2(int M, int K, int N, const uint32_t *A, const uint32_t *B, float *dw, int ldw) {
+T2 static void dw_avx2(int M, int K, int N, const uint32_t *A, const uint32_t *B, float *dw, int ldw, int add) {
     const int P = (N + 1) / 2, nkb = (K + PANEL - 1) / PANEL, nmb = (M + 1) / 2;
     #pragma omp parallel for schedule(static) collapse(3)
     for (int kb = 0; kb < nkb; kb++)
@@ -337,7 +401,7 @@ T2 static void dw_avx2(int M, int K, int N, const uint32_t *A, const uint32_t *B
                     float t[32];
                     for (int j = 0; j < 4; j++) _mm256_storeu_ps(t + 8 * j, acc[i][j]);
                     float *d = dw + (size_t)(m0 + i) * ldw + k0;
-                    for (int c = 0; c < kv; c++) d[c] += t[c];
+                    for (int c = 0; c < kv; c++) d[c] = add ? d[c] + t[c] : t[c];
                 }
             }
 }
@@ -355,10 +419,10 @@ void tern_gemm_dw_bf16(int M, int K, int N, const float *dy, int ldy, const floa
     uint32_t *A = scratch, *B = (uint32_t *)((char *)scratch + a_bytes(M, N));
     if (kind == TERN_GEMM_AVX512BF16) {
         pack512(M, K, N, dy, ldy, sx, xq, ldx, A, B);
-        dw_avx512bf16(M, K, N, A, B, dw, ldw);
+        dw_avx512bf16(M, K, N, A, B, dw, ldw, 1);
     } else {
         pack_plain(M, K, N, dy, ldy, sx, xq, ldx, A, B);
-        dw_avx2(M, K, N, A, B, dw, ldw);
+        dw_avx2(M, K, N, A, B, dw, ldw, 1);
     }
 #else
     (void)scratch;
@@ -370,25 +434,30 @@ void tern_gemm_dw_bf16(int M, int K, int N, const float *dy, int ldy, const floa
 size_t tern_gemm_bf16_scratch(int M, int Nc, int K) { return a_bytes(M, K) + b_bytes(Nc, K); }
 
 void tern_gemm_bf16(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, float *c, int ldc,
-                    void *scratch, tern_gemm_kind kind) {
-    if (M <= 0 || Nc <= 0 || K <= 0) return;
+                    int accumulate, void *scratch, tern_gemm_kind kind) {
+    if (M <= 0 || Nc <= 0) return;
+    if (K <= 0) {   // an empty sum
+        if (!accumulate)
+            for (int m = 0; m < M; m++) memset(c + (size_t)m * ldc, 0, sizeof(float) * (size_t)Nc);
+        return;
+    }
     if (kind == TERN_GEMM_AUTO || !tern_gemm_available(kind)) kind = tern_gemm_best();
     if (kind == TERN_GEMM_PLAIN) {
-        gemm_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc);
+        gemm_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc, accumulate);
         return;
     }
 #ifdef GEMM_X86
     uint32_t *A = scratch, *B = (uint32_t *)((char *)scratch + a_bytes(M, K));
     if (kind == TERN_GEMM_AVX512BF16) {
         gpack512(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B);
-        dw_avx512bf16(M, Nc, K, A, B, c, ldc);
+        dw_avx512bf16(M, Nc, K, A, B, c, ldc, accumulate);
     } else {
         gpack_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B);
-        dw_avx2(M, Nc, K, A, B, c, ldc);
+        dw_avx2(M, Nc, K, A, B, c, ldc, accumulate);
     }
 #else
     (void)scratch;
     (void)gpack_plain;
-    gemm_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc);
+    gemm_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc, accumulate);
 #endif
 }

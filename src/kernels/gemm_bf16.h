@@ -45,13 +45,14 @@ size_t tern_gemm_dw_scratch(int M, int K, int N);
 void tern_gemm_dw_bf16(int M, int K, int N, const float *dy, int ldy, const float *sx, const int8_t *xq, size_t ldx, float *dw,
                        int ldw, void *scratch, tern_gemm_kind kind);
 
-// The general product in bf16 with fp32 sums (the tied head's backward under precision=mixed):
-//   c[m*ldc + n] += sum_k bf16(A(m,k)) * bf16(B(k,n)),  A(m,k) = a[m*sam + k*sak], B(k,n) = b[k*sbk + n*sbn]
-// m < M, n < Nc, k < K. Each input rounded to bf16 (relative error <= 2^-8 each, so <= ~2^-7 per
-// product). Same kinds, scratch (tern_gemm_bf16_scratch bytes; NULL for PLAIN) and threading as
-// above; unit strides (sam or sak 1, sbn 1) pack fastest.
+// The general product in bf16 with fp32 sums (the head's three products under precision=mixed):
+//   c[m*ldc + n] (+)= sum_k bf16(A(m,k)) * bf16(B(k,n)),  A(m,k) = a[m*sam + k*sak], B(k,n) = b[k*sbk + n*sbn]
+// m < M, n < Nc, k < K; accumulate 1: added to c, 0: stored (c's old values unread). Each input
+// rounded to bf16 (relative error <= 2^-8 each, so <= ~2^-7 per product). Same kinds, scratch
+// (tern_gemm_bf16_scratch bytes; NULL for PLAIN) and threading as above; an operand with a unit
+// stride (A: sam or sak 1; B: sbn or sbk 1) packs with SIMD, others with plain loops.
 size_t tern_gemm_bf16_scratch(int M, int Nc, int K);
 void tern_gemm_bf16(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, float *c, int ldc,
-                    void *scratch, tern_gemm_kind kind);
+                    int accumulate, void *scratch, tern_gemm_kind kind);
 
 #endif

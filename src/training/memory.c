@@ -159,8 +159,13 @@ size_t tern_mem_mixed_scratch(const tern_model_config *m, int B, int T, int tern
             need = max_size(need, (N * out_pad + 63) / 64 * 64 + (4 * N + 63) / 64 * 64 + 4 * N * in);
             if (bf16) need = max_size(need, tern_gemm_dw_scratch((int)out, (int)in, (int)N));
         }
-    // the head's weight gradient, out [N, vocab] = h [N, dim] . W [vocab, dim]^T (engine/ops_basic.c)
-    if (bf16) need = max_size(need, tern_gemm_bf16_scratch(m->vocab_size, m->dim, (int)N));
+    // the head's three products, out [N, vocab] = h [N, dim] . W [vocab, dim]^T (engine/ops_basic.c):
+    // the forward, the weight gradient, the input gradient
+    if (bf16) {
+        need = max_size(need, tern_gemm_bf16_scratch((int)N, m->vocab_size, m->dim));
+        need = max_size(need, tern_gemm_bf16_scratch(m->vocab_size, m->dim, (int)N));
+        need = max_size(need, tern_gemm_bf16_scratch((int)N, m->dim, m->vocab_size));
+    }
     return (need + 4095) / 4096 * 4096;
 }
 
