@@ -3,6 +3,7 @@
 // BitLinear's mixed gradients against the exact fp32 path within bounds derived from their rounding.
 #include "testutil.h"
 #include "kernels/gemm_bf16.h"
+#include "engine/ops.h"
 #include "model/config.h"
 #include "model/quant.h"
 #include "util.h"
@@ -142,20 +143,31 @@ static void test_gemm_kernels(void **st) {
             float *c = malloc(sizeof(float) * (size_t)M * ldc);
             void *scratch = tern_aligned_alloc(tern_gemm_bf16_scratch(M, Nc, K));
             for (int kind = TERN_GEMM_PLAIN; kind < TERN_GEMM_NKINDS; kind++)
-                for (int acc = 0; acc < 2; acc++) {   // accumulate 0 stores: the old NaNs are never read
+                for (int acc = 0; acc < 4; acc++) {   // accumulate 0 stores: the old NaNs are never read
                     if (!tern_gemm_available((tern_gemm_kind)kind)) continue;   // reported by test_dw_kernels
-                    for (long i = 0; i < (long)M * ldc; i++) c[i] = acc ? -0.5f : NAN;
+                    // acc 2, 3: the serial entry, scaled by alpha, called from inside a parallel region
+                    const int add = acc & 1, ser = acc >> 1;
+                    const float alpha = ser ? 0.3f : 1.0f;
+                    for (long i = 0; i < (long)M * ldc; i++) c[i] = add ? -0.5f : NAN;
                     c[(size_t)M * ldc - 1] = -0.5f;   // the last row's padding
-                    tern_gemm_bf16(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc, acc, scratch, (tern_gemm_kind)kind);
+                    if (!ser)
+                        tern_gemm_bf16(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc, add, scratch, (tern_gemm_kind)kind);
+                    else {
+                        #pragma omp parallel num_threads(2)
+                        {
+                            #pragma omp single
+                            tern_gemm_bf16_serial(M, Nc, K, alpha, a, sam, sak, b, sbk, sbn, c, ldc, add, scratch, (tern_gemm_kind)kind);
+                        }
+                    }
                     for (int m = 0; m < M; m++) {
                         for (int n = 0; n < Nc; n++) {
-                            const double want = (acc ? -0.5 : 0.0) + ref[(size_t)m * Nc + n];
-                            const double tol = (K + 2) * ldexp(1.0, -24) * (mag[(size_t)m * Nc + n] + 0.5) + 1e-30;
+                            const double want = (add ? -0.5 : 0.0) + alpha * ref[(size_t)m * Nc + n];
+                            const double tol = (K + 4) * ldexp(1.0, -24) * (alpha * mag[(size_t)m * Nc + n] + 0.5) + 1e-30;
                             if (!(fabs(c[(size_t)m * ldc + n] - want) <= tol))
                                 fail_msg("gemm %s form %d acc %d %dx%dx%d: c[%d,%d] = %.9g, want %.9g", tern_gemm_name((tern_gemm_kind)kind), form,
                                          acc, M, Nc, K, m, n, c[(size_t)m * ldc + n], want);
                         }
-                        if (acc || m == M - 1) assert_true(c[(size_t)m * ldc + Nc] == -0.5f);   // padding untouched
+                        if (add || m == M - 1) assert_true(c[(size_t)m * ldc + Nc] == -0.5f);   // padding untouched
                         else assert_true(isnan(c[(size_t)m * ldc + Nc]));
                     }
                 }
@@ -169,8 +181,8 @@ static void test_gemm_kernels(void **st) {
 }
 
 // The tied head's product (tern_matmul A B^T): the mixed forward and gradients against fp32, each
-// product term within 2 * 2^-8 (+ rounding of the sums) of the exact one; with gradients off
-// (evaluation) the forward is fp32 bit for bit.
+// product term within 2 * 2^-8 (+ rounding of the sums) of the exact one; with gradients off the
+// forward gives the same bits (recompute=1 runs a block without, then again with gradients).
 static void test_head_mixed(void **st) {
     (void)st;
     const int M = 45, K = 70, N = 131;   // tokens, dim, vocab
@@ -198,7 +210,7 @@ static void test_head_mixed(void **st) {
         tern_tensor *o = tern_matmul(&g, a, b, 0, 1);
         outs[prec] = malloc(sizeof(float) * (size_t)o->n);
         memcpy(outs[prec], o->data, sizeof(float) * (size_t)o->n);
-        g.grad_enabled = 0;   // evaluation: fp32 whatever the precision
+        g.grad_enabled = 0;   // without gradients (a block recomputed later): the same bits
         tern_tensor *oe = tern_matmul(&g, a, b, 0, 1);
         evals[prec] = malloc(sizeof(float) * (size_t)oe->n);
         memcpy(evals[prec], oe->data, sizeof(float) * (size_t)oe->n);
@@ -213,8 +225,8 @@ static void test_head_mixed(void **st) {
     }
     const double rel = 2 * ldexp(1.0, -8) + ldexp(1.0, -16);
     double worst = 0, diff = 0, fdiff = 0, adiff = 0;
-    assert_memory_equal(evals[0], evals[1], sizeof(float) * (size_t)M * N);   // no gradients: fp32 in both
     assert_memory_equal(evals[0], outs[0], sizeof(float) * (size_t)M * N);
+    assert_memory_equal(evals[1], outs[1], sizeof(float) * (size_t)M * N);
     for (int m = 0; m < M; m++)   // out[m,n] = sum_k a[m,k] b[n,k]: both inputs rounded to bf16
         for (int n = 0; n < N; n++) {
             double mag = 0;
@@ -244,6 +256,138 @@ static void test_head_mixed(void **st) {
     assert_true(diff > 0 && adiff > 0 && fdiff > 0);   // the bf16 paths really ran (dB, dA, forward)
     for (int i = 0; i < 2; i++) { free(grads[i][0]); free(grads[i][1]); free(outs[i]); free(evals[i]); }
     free(seed); free(av); free(bv);
+}
+
+// ---- the attention: mixed (bf16 products) and fp32 against a double reference ----------------
+// The reference: causal softmax attention, grouped-query heads, written out in double (plain
+// loops, no code shared with engine/ops_attention.c), with the "magnitude" of every output (the
+// same sums over absolute values). fp32 must match it to fp32 rounding; mixed within the bound
+// its rounding allows: each product term's inputs rounded to bf16 (relative u = 2^-8 each, so
+// 2u + u^2 per term); a score error E_i = max_j (2u + u^2) scale sum_d |q_id k_jd| changes P_ij by at
+// most a factor exp(2 E_i) - 1; the gradients chain up to three such products, hence
+// |mixed - ref| <= (epsP + 8u) * magnitude + fp32 slack, epsP = max_i exp(2 E_i) - 1.
+typedef struct { double *o, *dq, *dk, *dv, *mo, *mdq, *mdk, *mdv; double epsP; } attn_ref;
+
+static void attention_ref(int B, int T, int H, int Hkv, int D, const float *q, const float *k, const float *v, const float *dO, attn_ref *r) {
+    const int G = H / Hkv, lq = H * D, lk = Hkv * D;
+    const double scale = 1.0 / sqrt((double)D), u = ldexp(1.0, -8), tu = 2 * u + u * u;
+    const size_t nq = (size_t)B * T * lq, nk = (size_t)B * T * lk;
+    double **bufs[8] = {&r->o, &r->dq, &r->dk, &r->dv, &r->mo, &r->mdq, &r->mdk, &r->mdv};
+    for (int i = 0; i < 8; i++) *bufs[i] = calloc(i % 4 == 0 || i % 4 == 1 ? nq : nk, sizeof(double));
+    double *P = malloc(sizeof(double) * (size_t)T * T), *dS = malloc(sizeof(double) * (size_t)T * T), *mdS = malloc(sizeof(double) * (size_t)T * T);
+    r->epsP = 0;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const int kh = h / G;
+#define Q(i, d) ((double)q[((size_t)b * T + (i)) * lq + h * D + (d)])
+#define K(j, d) ((double)k[((size_t)b * T + (j)) * lk + kh * D + (d)])
+#define V(j, d) ((double)v[((size_t)b * T + (j)) * lk + kh * D + (d)])
+#define DO(i, d) ((double)dO[((size_t)b * T + (i)) * lq + h * D + (d)])
+#define IQ(i, d) (((size_t)b * T + (i)) * lq + h * D + (d))
+#define IK(j, d) (((size_t)b * T + (j)) * lk + kh * D + (d))
+            for (int i = 0; i < T; i++) {
+                double mx = -INFINITY, sum = 0, E = 0;
+                for (int j = 0; j <= i; j++) {
+                    double sc = 0, ma = 0;
+                    for (int d = 0; d < D; d++) { sc += Q(i, d) * K(j, d); ma += fabs(Q(i, d) * K(j, d)); }
+                    P[(size_t)i * T + j] = sc * scale;
+                    mx = fmax(mx, sc * scale);
+                    E = fmax(E, tu * scale * ma);
+                }
+                for (int j = 0; j <= i; j++) sum += exp(P[(size_t)i * T + j] - mx);
+                for (int j = 0; j <= i; j++) P[(size_t)i * T + j] = exp(P[(size_t)i * T + j] - mx) / sum;
+                r->epsP = fmax(r->epsP, expm1(2 * E));
+                for (int d = 0; d < D; d++) {
+                    double o = 0, m = 0;
+                    for (int j = 0; j <= i; j++) { o += P[(size_t)i * T + j] * V(j, d); m += P[(size_t)i * T + j] * fabs(V(j, d)); }
+                    r->o[IQ(i, d)] = o;
+                    r->mo[IQ(i, d)] = m;
+                }
+            }
+            for (int i = 0; i < T; i++) {
+                double Di = 0, mDi = 0;
+                for (int d = 0; d < D; d++) { Di += DO(i, d) * r->o[IQ(i, d)]; mDi += fabs(DO(i, d)) * r->mo[IQ(i, d)]; }
+                for (int j = 0; j <= i; j++) {
+                    double dp = 0, mdp = 0;
+                    for (int d = 0; d < D; d++) { dp += DO(i, d) * V(j, d); mdp += fabs(DO(i, d) * V(j, d)); }
+                    dS[(size_t)i * T + j] = P[(size_t)i * T + j] * (dp - Di);
+                    mdS[(size_t)i * T + j] = P[(size_t)i * T + j] * (mdp + mDi);
+                }
+            }
+            for (int i = 0; i < T; i++)
+                for (int d = 0; d < D; d++)
+                    for (int j = 0; j <= i; j++) {
+                        r->dq[IQ(i, d)] += scale * dS[(size_t)i * T + j] * K(j, d);
+                        r->mdq[IQ(i, d)] += scale * mdS[(size_t)i * T + j] * fabs(K(j, d));
+                        r->dk[IK(j, d)] += scale * dS[(size_t)i * T + j] * Q(i, d);
+                        r->mdk[IK(j, d)] += scale * mdS[(size_t)i * T + j] * fabs(Q(i, d));
+                        r->dv[IK(j, d)] += P[(size_t)i * T + j] * DO(i, d);
+                        r->mdv[IK(j, d)] += P[(size_t)i * T + j] * fabs(DO(i, d));
+                    }
+#undef Q
+#undef K
+#undef V
+#undef DO
+#undef IQ
+#undef IK
+        }
+    free(P);
+    free(dS);
+    free(mdS);
+}
+
+static void test_attention_mixed(void **st) {
+    (void)st;
+    // T = 70: two query blocks of the kernel (64 + 6); D = 24: not a multiple of 16 or 64
+    const int B = 2, T = 70, H = 4, Hkv = 2, D = 24;
+    const long nq = (long)B * T * H * D, nk = (long)B * T * Hkv * D;
+    float *q0 = malloc(sizeof(float) * nq), *k0 = malloc(sizeof(float) * nk), *v0 = malloc(sizeof(float) * nk), *seed = malloc(sizeof(float) * nq);
+    tu_fill_normal(q0, nq, 501, 0.5f);   // scores of a few units: a tight bound (epsP ~ 1e-2)
+    tu_fill_normal(k0, nk, 502, 0.5f);
+    tu_fill_normal(v0, nk, 503, 1.0f);
+    tu_fill_normal(seed, nq, 504, 1.0f);
+    attn_ref r;
+    attention_ref(B, T, H, Hkv, D, q0, k0, v0, seed, &r);
+    const double u = ldexp(1.0, -8), slack = 4 * T * ldexp(1.0, -24);
+    double worst[2] = {0, 0}, diff = 0;
+    for (int prec = 0; prec < 2; prec++) {
+        tern_params p;
+        tern_params_init(&p);
+        int qs[2] = {B * T, H * D}, ks[2] = {B * T, Hkv * D};
+        tern_tensor *q = tern_params_add(&p, "q", 2, qs, 0), *k = tern_params_add(&p, "k", 2, ks, 0), *v = tern_params_add(&p, "v", 2, ks, 0);
+        tern_params_alloc(&p);
+        memcpy(q->data, q0, sizeof(float) * nq);
+        memcpy(k->data, k0, sizeof(float) * nk);
+        memcpy(v->data, v0, sizeof(float) * nk);
+        tern_graph g;
+        tern_graph_init(&g, 16, 0, 0);
+        g.precision = prec ? TERN_PREC_MIXED : TERN_PREC_FP32;
+        tern_tensor *o = tern_attention(&g, q, k, v, B, T, H, Hkv);
+        tern_backward_vec(&g, o, seed);
+        g.grad_enabled = 0;   // without gradients (recompute=1's first pass): the same bits
+        tern_tensor *oe = tern_attention(&g, q, k, v, B, T, H, Hkv);
+        assert_memory_equal(o->data, oe->data, sizeof(float) * nq);
+        g.grad_enabled = 1;
+        // fp32: rounding only (relative 1e-5 of the magnitude); mixed: the bound above
+        const double rel = prec ? r.epsP + 8 * u : 1e-5;
+        const struct { const float *got; const double *want, *mag; long n; const char *name; } outs[4] = {
+            {o->data, r.o, r.mo, nq, "out"}, {q->grad, r.dq, r.mdq, nq, "dq"}, {k->grad, r.dk, r.mdk, nk, "dk"}, {v->grad, r.dv, r.mdv, nk, "dv"}};
+        for (int t = 0; t < 4; t++)
+            for (long i = 0; i < outs[t].n; i++) {
+                const double e = fabs(outs[t].got[i] - outs[t].want[i]), bound = (rel + slack) * outs[t].mag[i] + 1e-12;
+                if (!(e <= bound)) fail_msg("attention %s: %s[%ld] = %.9g, reference %.9g (bound %.3g)", prec ? "mixed" : "fp32", outs[t].name, i,
+                                            outs[t].got[i], outs[t].want[i], bound);
+                worst[prec] = fmax(worst[prec], e / bound);
+                if (prec) diff += e;
+            }
+        tern_graph_free(&g);
+        tern_params_free(&p);
+    }
+    printf("attention B%d T%d H%d/%d D%d: worst error / bound: fp32 %.3f, mixed %.3f (epsP %.3g)\n", B, T, H, Hkv, D, worst[0], worst[1], r.epsP);
+    assert_true(diff > 0);   // the bf16 products really ran
+    double *bufs[8] = {r.o, r.dq, r.dk, r.dv, r.mo, r.mdq, r.mdk, r.mdv};
+    for (int i = 0; i < 8; i++) free(bufs[i]);
+    free(q0); free(k0); free(v0); free(seed);
 }
 
 // ---- the BitLinear's gradients: mixed against fp32 -------------------------------------------
@@ -407,6 +551,7 @@ int main(void) {
         cmocka_unit_test(test_dw_kernels),
         cmocka_unit_test(test_gemm_kernels),
         cmocka_unit_test(test_head_mixed),
+        cmocka_unit_test(test_attention_mixed),
         cmocka_unit_test(test_bitlinear_mixed),
         cmocka_unit_test(test_precision_key),
     };

@@ -94,7 +94,8 @@ static void test_activations_exact(void **st) {
 
 // precision = mixed: the graph's scratch buffer after one real step equals tern_mem_mixed_scratch
 // (ternary and full-precision BitLinears, tied and untied heads, GQA, widths that are not
-// multiples of 256, a vocabulary larger than the BitLinears so the head's panels are the largest)
+// multiples of 256, a vocabulary larger than the BitLinears so the head's panels are the largest,
+// a long sequence so the attention's per-thread packs are)
 static void test_mixed_scratch_exact(void **st) {
     (void)st;
     struct { tern_model_config m; int B; } cases[] = {
@@ -104,6 +105,7 @@ static void test_mixed_scratch_exact(void **st) {
         {cfg_of(256, 2, 4, 2, 512, 512, 64, 1, 1), 4},
         {cfg_of(64, 1, 4, 2, 320, 3000, 16, 1, 1), 2},
         {shaped(cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 1), TERN_FFN_RELU2, 1, 0), 2},
+        {cfg_of(32, 1, 2, 2, 64, 50, 256, 1, 0), 1},   // long and narrow: the attention's packs are the largest
     };
     omp_set_num_threads(2);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -118,7 +120,7 @@ static void test_mixed_scratch_exact(void **st) {
         tern_graph_init(&g, tern_model_graph_nodes(mc), 4096, 0);
         g.precision = TERN_PREC_MIXED;
         tern_backward(&g, tern_model_loss(&m, &g, in, tg, cases[i].B, T), 1.0f);
-        size_t est = tern_mem_mixed_scratch(mc, cases[i].B, T, mc->ternary);
+        size_t est = tern_mem_mixed_scratch(mc, cases[i].B, T, mc->ternary, 2);
         printf("  mixed case %zu: scratch %zu bytes, estimate %zu\n", i, g.scratch_bytes, est);
         if (g.scratch_bytes != est) fail_msg("mixed case %zu: the step's scratch is %zu bytes, the estimate says %zu", i, g.scratch_bytes, est);
         tern_graph_free(&g);
@@ -136,7 +138,7 @@ static void test_mixed_scratch_exact(void **st) {
     c.run.precision = TERN_PREC_MIXED;
     assert_int_equal(tern_mem_estimate_run(&c, NULL, &emx), 0);
     assert_int_equal(e32.mixed_scratch, 0);
-    assert_int_equal(emx.mixed_scratch, tern_mem_mixed_scratch(&c.model, c.run.batch, c.model.seq_len, 1));
+    assert_int_equal(emx.mixed_scratch, tern_mem_mixed_scratch(&c.model, c.run.batch, c.model.seq_len, 1, 1));
     assert_int_equal(emx.peak, e32.peak + emx.mixed_scratch);
 }
 

@@ -58,6 +58,31 @@ static void tiny(tern_config *c, const char *run, long steps) {
     if (tern_config_validate(c) != 0) fail_msg("%s", tern_last_error());
 }
 
+// precision=mixed trains with bf16 products, but the trainer evaluates exactly: the validation loss
+// of a mixed trainer equals an fp32 trainer's on the same weights, bit for bit (and the training
+// loss differs, so the bf16 products do run)
+static void test_eval_exact_under_mixed(void **st) {
+    (void)st;
+    tern_config c[2];
+    tern_trainer t[2];
+    float v[2], l[2];
+    for (int i = 0; i < 2; i++) {
+        tiny(&c[i], i ? "evmixed" : "evfp32", 4);
+        c[i].run.steps = 1;   // (validated with 4: the schedule wants warmup < steps / 2)
+        c[i].run.precision = i ? TERN_PREC_MIXED : TERN_PREC_FP32;
+        if (tern_trainer_init(&t[i], &c[i], 0) != 0) fail_msg("%s", tern_last_error());
+        t[i].quiet = 1;
+        v[i] = tern_trainer_eval(&t[i]);
+        assert_int_equal(tern_trainer_run(&t[i]), 0);   // one step: its loss is in the log
+        l[i] = t[i].last_loss;
+    }
+    assert_true(v[0] == v[1]);
+    assert_true(t[1].graph.precision == TERN_PREC_MIXED);   // restored after the evaluation
+    printf("eval under mixed: %.9g == fp32 %.9g; first training loss %.9g vs %.9g\n", v[1], v[0], l[1], l[0]);
+    assert_true(l[0] != l[1]);
+    for (int i = 0; i < 2; i++) tern_trainer_free(&t[i]);
+}
+
 static void test_loss_falls(void **st) {
     (void)st;
     tern_config c;
@@ -424,7 +449,7 @@ int main(int argc, char **argv) {
     if (slash) slash[1] = 0; else snprintf(prog, sizeof prog, "./");
     strncat(prog, "tern-train", sizeof prog - strlen(prog) - 1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_loss_falls),      cmocka_unit_test(test_resume_exact),
+        cmocka_unit_test(test_eval_exact_under_mixed), cmocka_unit_test(test_loss_falls),      cmocka_unit_test(test_resume_exact),
         cmocka_unit_test(test_resume_precision_auto),
         cmocka_unit_test(test_resume_counters), cmocka_unit_test(test_grad_accum),
         cmocka_unit_test(test_finetune_to_ternary), cmocka_unit_test(test_nonfinite_stops),

@@ -29,6 +29,9 @@ tern_tensor *tern_rope(tern_graph *g, tern_tensor *x, int B, int T, int H, int D
 tern_tensor *tern_rope_ex(tern_graph *g, tern_tensor *x, int B, int T, int H, int D, int pos0, float theta, const float *freq_div);
 // q[B*T, H*D], k,v[B*T, Hkv*D] (H % Hkv == 0) -> out[B*T, H*D]; causal, scale 1/sqrt(D)
 tern_tensor *tern_attention(tern_graph *g, tern_tensor *q, tern_tensor *k, tern_tensor *v, int B, int T, int H, int Hkv);
+// precision=mixed: the bytes of the attention's bf16 packing buffers (graph scratch) for sequence
+// length T, head dim D and this many threads
+size_t tern_attention_mixed_scratch(int T, int D, int threads);
 // logits[N,V], targets[N] (ignore_index rows skipped) -> mean NLL [1]; targets are copied
 tern_tensor *tern_cross_entropy(tern_graph *g, tern_tensor *logits, const int *targets, int ignore_index);
 #define TERN_IGNORE_INDEX (-100)

@@ -5,7 +5,11 @@
 // keys the block can see, causal softmax row by row, O = P V.
 // Saves only the row log-sum-exp lse[B, H, T]; backward recomputes P from it (memory O(T) per
 // head instead of O(T^2)). Work is split over (batch, kv head) so threads write disjoint dK/dV.
+// precision=mixed: the products (two forward, five backward) in bf16 with fp32 sums
+// (kernels/gemm_bf16.h, the serial entry, one packing buffer per thread); the softmax, the row
+// sums and the elementwise dS stay fp32 (the trainer evaluates with precision fp32). Else sgemm.
 #include "engine/ops.h"
+#include "kernels/gemm_bf16.h"
 #include "util.h"
 #include "kernels/vmath.h"
 #include <cblas.h>
@@ -28,11 +32,37 @@ static void check_qkv(const tern_tensor *q, const tern_tensor *k, const tern_ten
 // products skip (almost all of) the masked upper triangle.
 #define QB 64
 
+// The products: C[M,N] (+)= alpha op(A) op(B), row-major, in sgemm (mx NULL) or bf16 (mx: the
+// thread's packing buffer and the kernel kind)
+typedef struct { void *pack; tern_gemm_kind kind; } mixed_ctx;
+
+static void product(const mixed_ctx *mx, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                    int ldb, int add, float *C, int ldc) {
+    if (!mx) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
+                    add ? 1.0f : 0.0f, C, ldc);
+        return;
+    }
+    // op(A)(m,k) = A[m*lda + k] or A[k*lda + m]; op(B)(k,n) = B[k*ldb + n] or B[n*ldb + k]
+    tern_gemm_bf16_serial(M, N, K, alpha, A, ta ? 1 : lda, ta ? lda : 1, B, tb ? 1 : ldb, tb ? ldb : 1, C, ldc, add, mx->pack, mx->kind);
+}
+
+// per thread: the largest packing of the products below (QB query rows, T keys, head dim D)
+static size_t pack_bytes(int T, int D) {
+    const int qb = T < QB ? T : QB;
+    size_t a = tern_gemm_bf16_scratch(qb, T, D), b = tern_gemm_bf16_scratch(qb, D, T), c = tern_gemm_bf16_scratch(T, D, qb);
+    size_t m = a > b ? a : b;
+    m = m > c ? m : c;
+    return (m + 63) / 64 * 64;
+}
+
+size_t tern_attention_mixed_scratch(int T, int D, int threads) { return pack_bytes(T, D) * (size_t)(threads > 0 ? threads : 1); }
+
 // P[nr, nc] (row stride ldp) = causal softmax of scale * Q K^T for query rows r0..r0+nr-1 against
 // keys 0..nc-1 (nc = r0 + nr); returns the row lse in lse_out[nr] when lse_out, else uses lse_in
-static void scores_softmax(const float *Q, int ldq, const float *K, int ldk, int r0, int nr, int nc, int D, float scale, float *P,
-                           int ldp, float *lse_out, const float *lse_in) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, nc, D, scale, Q, ldq, K, ldk, 0.0f, P, ldp);
+static void scores_softmax(const mixed_ctx *mx, const float *Q, int ldq, const float *K, int ldk, int r0, int nr, int nc, int D, float scale,
+                           float *P, int ldp, float *lse_out, const float *lse_in) {
+    product(mx, 0, 1, nr, nc, D, scale, Q, ldq, K, ldk, 0, P, ldp);
     for (int i = 0; i < nr; i++) {
         float *p = P + (size_t)i * ldp;
         const int last = r0 + i;   // keys 0..last are visible
@@ -59,23 +89,28 @@ tern_tensor *tern_attention(tern_graph *g, tern_tensor *q, tern_tensor *k, tern_
     float *lse = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)B * H * T); // (B, H, T)
     int nth = omp_get_max_threads();
     float *scratch = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)nth * T * T);
+    const int mixed = g->precision == TERN_PREC_MIXED;   // with or without gradients: a recomputed
+                                                          // block (recompute=1) gets the same bits
+    char *packs = mixed ? tern_graph_scratch(g, tern_attention_mixed_scratch(T, D, nth)) : NULL;
+    const tern_gemm_kind kind = mixed ? tern_gemm_best() : TERN_GEMM_AUTO;
     #pragma omp parallel for schedule(dynamic, 1) collapse(2)
     for (int b = 0; b < B; b++)
         for (int kh = 0; kh < Hkv; kh++) {
             float *P = scratch + (size_t)omp_get_thread_num() * T * T;
+            const mixed_ctx mc = {mixed ? packs + pack_bytes(T, D) * (size_t)omp_get_thread_num() : NULL, kind}, *mx = mixed ? &mc : NULL;
             const float *K = k->data + (size_t)b * T * ldk + kh * D, *V = v->data + (size_t)b * T * ldk + kh * D;
             for (int h = kh * G; h < (kh + 1) * G; h++) {
                 const float *Q = q->data + (size_t)b * T * ldq + h * D;
                 float *O = out->data + (size_t)b * T * ldq + h * D;
                 for (int r0 = 0; r0 < T; r0 += QB) {
                     const int nr = T - r0 < QB ? T - r0 : QB, nc = r0 + nr;
-                    scores_softmax(Q + (size_t)r0 * ldq, ldq, K, ldk, r0, nr, nc, D, scale, P, T, lse + ((size_t)b * H + h) * T + r0, NULL);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, D, nc, 1.0f, P, T, V, ldk, 0.0f, O + (size_t)r0 * ldq, ldq);
+                    scores_softmax(mx, Q + (size_t)r0 * ldq, ldq, K, ldk, r0, nr, nc, D, scale, P, T, lse + ((size_t)b * H + h) * T + r0, NULL);
+                    product(mx, 0, 0, nr, D, nc, 1.0f, P, T, V, ldk, 0, O + (size_t)r0 * ldq, ldq);
                 }
             }
         }
     tern_node *nd = tern_graph_record(g, TERN_OP_ATTENTION, out, q, k, v);
-    if (nd) { nd->saved[0] = lse; nd->ip[0] = B; nd->ip[1] = T; nd->ip[2] = H; nd->ip[3] = Hkv; }
+    if (nd) { nd->saved[0] = lse; nd->ip[0] = B; nd->ip[1] = T; nd->ip[2] = H; nd->ip[3] = Hkv; nd->ip[4] = mixed; }
     tern_prof_end(g, TERN_OP_ATTENTION, t0);
     return out;
 }
@@ -93,10 +128,14 @@ void tern_attention_backward(tern_graph *g, tern_node *nd) {
     if (!dv) dv = tern_arena_calloc(&g->arena, sizeof(float) * (size_t)v->n);
     int nth = omp_get_max_threads();
     float *scratch = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)nth * (2 * T * T + T));
+    const int mixed = nd->ip[4];   // the forward's arithmetic: the recomputed scores are its bits
+    char *packs = mixed ? tern_graph_scratch(g, tern_attention_mixed_scratch(T, D, nth)) : NULL;
+    const tern_gemm_kind kind = mixed ? tern_gemm_best() : TERN_GEMM_AUTO;
     #pragma omp parallel for schedule(dynamic, 1) collapse(2)
     for (int b = 0; b < B; b++)
         for (int kh = 0; kh < Hkv; kh++) {
             float *P = scratch + (size_t)omp_get_thread_num() * (2 * T * T + T), *dP = P + (size_t)T * T, *Di = dP + (size_t)T * T;
+            const mixed_ctx mc = {mixed ? packs + pack_bytes(T, D) * (size_t)omp_get_thread_num() : NULL, kind}, *mx = mixed ? &mc : NULL;
             const float *K = k->data + (size_t)b * T * ldk + kh * D, *V = v->data + (size_t)b * T * ldk + kh * D;
             float *dK = dk + (size_t)b * T * ldk + kh * D, *dV = dv + (size_t)b * T * ldk + kh * D;
             for (int h = kh * G; h < (kh + 1) * G; h++) {
@@ -111,11 +150,11 @@ void tern_attention_backward(tern_graph *g, tern_node *nd) {
                 for (int r0 = 0; r0 < T; r0 += QB) {
                     const int nr = T - r0 < QB ? T - r0 : QB, nc = r0 + nr;
                     const float *Qb = Q + (size_t)r0 * ldq, *dOb = dO + (size_t)r0 * ldq;
-                    scores_softmax(Qb, ldq, K, ldk, r0, nr, nc, D, scale, P, T, NULL, lse + ((size_t)b * H + h) * T + r0);
+                    scores_softmax(mx, Qb, ldq, K, ldk, r0, nr, nc, D, scale, P, T, NULL, lse + ((size_t)b * H + h) * T + r0);
                     // dV[0:nc] += P^T dO
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, D, nr, 1.0f, P, T, dOb, ldq, 1.0f, dV, ldk);
+                    product(mx, 1, 0, nc, D, nr, 1.0f, P, T, dOb, ldq, 1, dV, ldk);
                     // dP = dO V^T
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, nc, D, 1.0f, dOb, ldq, V, ldk, 0.0f, dP, T);
+                    product(mx, 0, 1, nr, nc, D, 1.0f, dOb, ldq, V, ldk, 0, dP, T);
                     // dS = P * (dP - D_i)   (in dP; masked entries: P = 0)
                     for (int i = 0; i < nr; i++) {
                         float *ds = dP + (size_t)i * T;
@@ -124,8 +163,8 @@ void tern_attention_backward(tern_graph *g, tern_node *nd) {
                         for (int j = 0; j < nc; j++) ds[j] = p[j] * (ds[j] - di);
                     }
                     // dQ += scale dS K ; dK[0:nc] += scale dS^T Q
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, D, nc, scale, dP, T, K, ldk, 1.0f, dQ + (size_t)r0 * ldq, ldq);
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, D, nr, scale, dP, T, Qb, ldq, 1.0f, dK, ldk);
+                    product(mx, 0, 0, nr, D, nc, scale, dP, T, K, ldk, 1, dQ + (size_t)r0 * ldq, ldq);
+                    product(mx, 1, 0, nc, D, nr, scale, dP, T, Qb, ldq, 1, dK, ldk);
                 }
             }
         }

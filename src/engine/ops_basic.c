@@ -31,10 +31,8 @@ static tern_tensor *new_like(tern_graph *g, const char *name, const tern_tensor 
 
 // ---- matmul ----------------------------------------------------------------------------------
 // precision=mixed runs the head's form (A B^T: out[tokens, vocab] = h[tokens, dim] . W[vocab, dim]^T)
-// in bf16 with fp32 sums, forward and both gradients, while gradients are on (training steps)
-static int mixed_head(int precision, int grad_enabled, int ta, int tb) {
-    return precision == TERN_PREC_MIXED && grad_enabled && !ta && tb;
-}
+// in bf16 with fp32 sums, forward and both gradients (the trainer evaluates with precision fp32)
+static int mixed_head(int precision, int ta, int tb) { return precision == TERN_PREC_MIXED && !ta && tb; }
 
 // C[M,N] (+)= op(A) op(B) with row-major storage; lda/ldb are the stored row lengths.
 static void sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
@@ -55,16 +53,16 @@ tern_tensor *tern_matmul(tern_graph *g, tern_tensor *a, tern_tensor *b, int tran
                    tern_shape_str(b, y, sizeof y), trans_b ? "^T" : "");
     }
     tern_tensor *out = tern_new_2d(g, "matmul", M, N);
-    if (mixed_head(g->precision, g->grad_enabled, trans_a, trans_b)) {
-        // precision=mixed while training, the head's form out[M,N] = A[M,K] B[N,K]^T: bf16 inputs,
-        // fp32 sums (kernels/gemm_bf16.h); evaluation (no gradients) stays fp32
+    if (mixed_head(g->precision, trans_a, trans_b)) {
+        // precision=mixed, the head's form out[M,N] = A[M,K] B[N,K]^T: bf16 inputs, fp32 sums
+        // (kernels/gemm_bf16.h)
         const tern_gemm_kind kind = tern_gemm_best();
         void *scr = kind == TERN_GEMM_PLAIN ? NULL : tern_graph_scratch(g, tern_gemm_bf16_scratch(M, N, K));
         tern_gemm_bf16(M, N, K, a->data, a->shape[1], 1, b->data, 1, b->shape[1], out->data, N, 0, scr, kind);
     } else
         sgemm(trans_a, trans_b, M, N, K, 1.0f, a->data, a->shape[1], b->data, b->shape[1], 0.0f, out->data, N);
     tern_node *nd = tern_graph_record(g, TERN_OP_MATMUL, out, a, b, NULL);
-    if (nd) { nd->ip[0] = trans_a; nd->ip[1] = trans_b; nd->ip[2] = mixed_head(g->precision, 1, trans_a, trans_b) ? TERN_PREC_MIXED : TERN_PREC_FP32; }
+    if (nd) { nd->ip[0] = trans_a; nd->ip[1] = trans_b; nd->ip[2] = mixed_head(g->precision, trans_a, trans_b) ? TERN_PREC_MIXED : TERN_PREC_FP32; }
     tern_prof_end(g, TERN_OP_MATMUL, t0);
     return out;
 }

@@ -68,17 +68,15 @@ static void dw_plain(int M, int K, int N, const float *dy, int ldy, const float 
     }
 }
 
-static void gemm_plain(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, float *c, int ldc,
-                       int acc) {
-    #pragma omp parallel for schedule(static) if ((long)M * Nc * K > (1L << 22))
+static void gemm_plain(int M, int Nc, int K, float alpha, const float *a, long sam, long sak, const float *b, long sbk, long sbn, float *c,
+                       int ldc, int acc, int par) {
+    #pragma omp parallel for schedule(static) if (par && (long)M * Nc * K > (1L << 22))
     for (int m = 0; m < M; m++) {
         float *d = c + (size_t)m * ldc;
-        if (!acc)
-            for (int n = 0; n < Nc; n++) d[n] = 0.0f;
-        for (int k = 0; k < K; k++) {
-            const float x = tern_f32_of_bf16(tern_bf16_of(a[m * sam + k * sak]));
-            const float *y = b + k * sbk;
-            for (int n = 0; n < Nc; n++) d[n] += x * tern_f32_of_bf16(tern_bf16_of(y[n * sbn]));
+        for (int n = 0; n < Nc; n++) {
+            float t = 0.0f;
+            for (int k = 0; k < K; k++) t += tern_f32_of_bf16(tern_bf16_of(a[m * sam + k * sak])) * tern_f32_of_bf16(tern_bf16_of(b[k * sbk + n * sbn]));
+            d[n] = acc ? d[n] + alpha * t : alpha * t;
         }
     }
 }
@@ -130,9 +128,9 @@ static void pack_plain(int M, int K, int N, const float *dy, int ldy, const floa
 // The general product's packing, plain C: A(m,k) = a[m*sam + k*sak] into [P][M], B(k,n) =
 // b[k*sbk + n*sbn] into [Nc/64][P][64] (P = ceil(K/2) pairs along the contraction).
 static void gpack_plain(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, uint32_t *A,
-                        uint32_t *B) {
+                        uint32_t *B, int par) {
     const int P = (K + 1) / 2, nkb = (Nc + PANEL - 1) / PANEL;
-    #pragma omp parallel
+    #pragma omp parallel if (par)
     {
         #pragma omp for schedule(static) nowait
         for (int p = 0; p < P; p++)
@@ -160,7 +158,7 @@ static void gpack_plain(int M, int Nc, int K, const float *a, long sam, long sak
 #define TB __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 #define MR512 6
 static inline __attribute__((always_inline)) TB void tile512(int mr, int P, int M, const uint32_t *A, const uint32_t *Bp, float *dw, int ldw,
-                                                             int kvalid, int add) {
+                                                             int kvalid, int add, float alpha) {
     __m512 acc[MR512][4];
     for (int i = 0; i < MR512; i++)
         for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
@@ -182,7 +180,8 @@ static inline __attribute__((always_inline)) TB void tile512(int mr, int P, int 
             if (c >= kvalid) break;
             const __mmask16 mk = kvalid - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (kvalid - c)) - 1);
             float *d = dw + (size_t)i * ldw + c;
-            _mm512_mask_storeu_ps(d, mk, add ? _mm512_add_ps(_mm512_maskz_loadu_ps(mk, d), acc[i][j]) : acc[i][j]);
+            const __m512 v = alpha == 1.0f ? acc[i][j] : _mm512_mul_ps(acc[i][j], _mm512_set1_ps(alpha));
+            _mm512_mask_storeu_ps(d, mk, add ? _mm512_add_ps(_mm512_maskz_loadu_ps(mk, d), v) : v);
         }
 }
 
@@ -282,13 +281,13 @@ TB static inline void pairs_t16(const float *src, long ld, int rows, int k0, int
 // 1; B: sbn or sbk 1), else the plain packing. Same bf16 values. A contiguous contraction (sak 1,
 // sbk 1) goes through 16x16 transposes of pairs.
 TB static void gpack512(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, uint32_t *A,
-                        uint32_t *B) {
+                        uint32_t *B, int par) {
     if ((sbn != 1 && sbk != 1) || (sam != 1 && sak != 1)) {
-        gpack_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B);
+        gpack_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B, par);
         return;
     }
     const int P = (K + 1) / 2, nkb = (Nc + PANEL - 1) / PANEL, npb = (P + 15) / 16;
-    #pragma omp parallel
+    #pragma omp parallel if (par)
     {
         if (sam == 1) {   // rows of the contraction are contiguous in m
             #pragma omp for schedule(static) nowait
@@ -338,9 +337,9 @@ TB static void gpack512(int M, int Nc, int K, const float *a, long sam, long sak
 #ifndef MBB
 #define MBB 16
 #endif
-TB static void dw_avx512bf16(int M, int K, int N, const uint32_t *A, const uint32_t *B, float *dw, int ldw, int add) {
+TB static void dw_avx512bf16(int M, int K, int N, const uint32_t *A, const uint32_t *B, float *dw, int ldw, int add, float alpha, int par) {
     const int P = (N + 1) / 2, nkb = (K + PANEL - 1) / PANEL, nmb = (M + MR512 - 1) / MR512, nrun = (nmb + MBB - 1) / MBB;
-    #pragma omp parallel for schedule(dynamic, 1) collapse(2)
+    #pragma omp parallel for schedule(dynamic, 1) collapse(2) if (par)
     for (int kb = 0; kb < nkb; kb++)
         for (int run = 0; run < nrun; run++) {
             const int k0 = kb * PANEL, kv = K - k0 < PANEL ? K - k0 : PANEL;
@@ -353,12 +352,12 @@ TB static void dw_avx512bf16(int M, int K, int N, const uint32_t *A, const uint3
                     const uint32_t *a = A + (size_t)p0 * M + m0;
                     float *d = dw + (size_t)m0 * ldw + k0;
                     switch (mr) { // constant row counts: the accumulators stay in registers
-                    case 6: tile512(6, pn, M, a, b, d, ldw, kv, ad); break;
-                    case 5: tile512(5, pn, M, a, b, d, ldw, kv, ad); break;
-                    case 4: tile512(4, pn, M, a, b, d, ldw, kv, ad); break;
-                    case 3: tile512(3, pn, M, a, b, d, ldw, kv, ad); break;
-                    case 2: tile512(2, pn, M, a, b, d, ldw, kv, ad); break;
-                    default: tile512(1, pn, M, a, b, d, ldw, kv, ad); break;
+                    case 6: tile512(6, pn, M, a, b, d, ldw, kv, ad, alpha); break;
+                    case 5: tile512(5, pn, M, a, b, d, ldw, kv, ad, alpha); break;
+                    case 4: tile512(4, pn, M, a, b, d, ldw, kv, ad, alpha); break;
+                    case 3: tile512(3, pn, M, a, b, d, ldw, kv, ad, alpha); break;
+                    case 2: tile512(2, pn, M, a, b, d, ldw, kv, ad, alpha); break;
+                    default: tile512(1, pn, M, a, b, d, ldw, kv, ad, alpha); break;
                     }
                 }
             }
@@ -369,9 +368,9 @@ TB static void dw_avx512bf16(int M, int K, int N, const uint32_t *A, const uint3
 // bf16 pairs widened to fp32 (row 2p: dword << 16; row 2p+1: dword & 0xffff0000), two FMAs per
 // pair. Micro-tile: 2 rows x 32 columns (half a panel), 8 ymm accumulators.
 #define T2 __attribute__((target("avx2,fma")))
-T2 static void dw_avx2(int M, int K, int N, const uint32_t *A, const uint32_t *B, float *dw, int ldw, int add) {
+T2 static void dw_avx2(int M, int K, int N, const uint32_t *A, const uint32_t *B, float *dw, int ldw, int add, float alpha, int par) {
     const int P = (N + 1) / 2, nkb = (K + PANEL - 1) / PANEL, nmb = (M + 1) / 2;
-    #pragma omp parallel for schedule(static) collapse(3)
+    #pragma omp parallel for schedule(static) collapse(3) if (par)
     for (int kb = 0; kb < nkb; kb++)
         for (int h = 0; h < 2; h++)
             for (int mb = 0; mb < nmb; mb++) {
@@ -401,7 +400,7 @@ T2 static void dw_avx2(int M, int K, int N, const uint32_t *A, const uint32_t *B
                     float t[32];
                     for (int j = 0; j < 4; j++) _mm256_storeu_ps(t + 8 * j, acc[i][j]);
                     float *d = dw + (size_t)(m0 + i) * ldw + k0;
-                    for (int c = 0; c < kv; c++) d[c] = add ? d[c] + t[c] : t[c];
+                    for (int c = 0; c < kv; c++) d[c] = add ? d[c] + alpha * t[c] : alpha * t[c];
                 }
             }
 }
@@ -419,10 +418,10 @@ void tern_gemm_dw_bf16(int M, int K, int N, const float *dy, int ldy, const floa
     uint32_t *A = scratch, *B = (uint32_t *)((char *)scratch + a_bytes(M, N));
     if (kind == TERN_GEMM_AVX512BF16) {
         pack512(M, K, N, dy, ldy, sx, xq, ldx, A, B);
-        dw_avx512bf16(M, K, N, A, B, dw, ldw, 1);
+        dw_avx512bf16(M, K, N, A, B, dw, ldw, 1, 1.0f, 1);
     } else {
         pack_plain(M, K, N, dy, ldy, sx, xq, ldx, A, B);
-        dw_avx2(M, K, N, A, B, dw, ldw, 1);
+        dw_avx2(M, K, N, A, B, dw, ldw, 1, 1.0f, 1);
     }
 #else
     (void)scratch;
@@ -433,8 +432,8 @@ void tern_gemm_dw_bf16(int M, int K, int N, const float *dy, int ldy, const floa
 
 size_t tern_gemm_bf16_scratch(int M, int Nc, int K) { return a_bytes(M, K) + b_bytes(Nc, K); }
 
-void tern_gemm_bf16(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, float *c, int ldc,
-                    int accumulate, void *scratch, tern_gemm_kind kind) {
+static void gemm_bf16(int M, int Nc, int K, float alpha, const float *a, long sam, long sak, const float *b, long sbk, long sbn, float *c,
+                      int ldc, int accumulate, void *scratch, tern_gemm_kind kind, int par) {
     if (M <= 0 || Nc <= 0) return;
     if (K <= 0) {   // an empty sum
         if (!accumulate)
@@ -443,21 +442,31 @@ void tern_gemm_bf16(int M, int Nc, int K, const float *a, long sam, long sak, co
     }
     if (kind == TERN_GEMM_AUTO || !tern_gemm_available(kind)) kind = tern_gemm_best();
     if (kind == TERN_GEMM_PLAIN) {
-        gemm_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc, accumulate);
+        gemm_plain(M, Nc, K, alpha, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, par);
         return;
     }
 #ifdef GEMM_X86
     uint32_t *A = scratch, *B = (uint32_t *)((char *)scratch + a_bytes(M, K));
     if (kind == TERN_GEMM_AVX512BF16) {
-        gpack512(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B);
-        dw_avx512bf16(M, Nc, K, A, B, c, ldc, accumulate);
+        gpack512(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B, par);
+        dw_avx512bf16(M, Nc, K, A, B, c, ldc, accumulate, alpha, par);
     } else {
-        gpack_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B);
-        dw_avx2(M, Nc, K, A, B, c, ldc, accumulate);
+        gpack_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B, par);
+        dw_avx2(M, Nc, K, A, B, c, ldc, accumulate, alpha, par);
     }
 #else
     (void)scratch;
     (void)gpack_plain;
-    gemm_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, c, ldc, accumulate);
+    gemm_plain(M, Nc, K, alpha, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, par);
 #endif
+}
+
+void tern_gemm_bf16(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, float *c, int ldc,
+                    int accumulate, void *scratch, tern_gemm_kind kind) {
+    gemm_bf16(M, Nc, K, 1.0f, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, scratch, kind, 1);
+}
+
+void tern_gemm_bf16_serial(int M, int Nc, int K, float alpha, const float *a, long sam, long sak, const float *b, long sbk, long sbn,
+                           float *c, int ldc, int accumulate, void *scratch, tern_gemm_kind kind) {
+    gemm_bf16(M, Nc, K, alpha, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, scratch, kind, 0);
 }

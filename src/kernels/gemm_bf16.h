@@ -54,5 +54,10 @@ void tern_gemm_dw_bf16(int M, int K, int N, const float *dy, int ldy, const floa
 size_t tern_gemm_bf16_scratch(int M, int Nc, int K);
 void tern_gemm_bf16(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, float *c, int ldc,
                     int accumulate, void *scratch, tern_gemm_kind kind);
+// The same product scaled, c (+)= alpha * product, in the calling thread alone (no OpenMP region):
+// for the small products made inside a parallel region (the attention's, per batch row and head).
+// alpha multiplies the fp32 sums (of each 256-pair chunk of the contraction at the vector levels).
+void tern_gemm_bf16_serial(int M, int Nc, int K, float alpha, const float *a, long sam, long sak, const float *b, long sbk, long sbn,
+                           float *c, int ldc, int accumulate, void *scratch, tern_gemm_kind kind);
 
 #endif

@@ -1,5 +1,6 @@
 // memory.c — the memory estimate of a training run (see memory.h).
 #include "training/memory.h"
+#include "engine/ops.h"
 #include "engine/tensor.h"
 #include "kernels/kernels.h"
 #include "kernels/gemm_bf16.h"
@@ -144,7 +145,7 @@ size_t tern_mem_teacher_arena(const tern_model_config *tc, int T, int threads) {
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
-size_t tern_mem_mixed_scratch(const tern_model_config *m, int B, int T, int ternary) {
+size_t tern_mem_mixed_scratch(const tern_model_config *m, int B, int T, int ternary, int threads) {
     const size_t N = (size_t)B * (size_t)T;
     const int bf16 = tern_gemm_best() != TERN_GEMM_PLAIN;
     const int hd = m->dim / m->n_heads, kv = m->n_kv_heads * hd;
@@ -166,6 +167,8 @@ size_t tern_mem_mixed_scratch(const tern_model_config *m, int B, int T, int tern
         need = max_size(need, tern_gemm_bf16_scratch(m->vocab_size, m->dim, (int)N));
         need = max_size(need, tern_gemm_bf16_scratch((int)N, m->dim, m->vocab_size));
     }
+    // the attention's products, one packing buffer per thread (engine/ops_attention.c)
+    need = max_size(need, tern_attention_mixed_scratch(T, m->dim / m->n_heads, threads));
     return (need + 4095) / 4096 * 4096;
 }
 
@@ -188,8 +191,8 @@ int tern_mem_estimate_run(const tern_config *cfg, const tern_mem_inputs *in, ter
     e->adam = r->zero && ranks > 1 && !(in && in->resuming == 1) ? 2 * (((size_t)e->n_params + (size_t)ranks - 1) / (size_t)ranks + 4096) * 4
                                                                   : 2 * P;
     e->grad_scratch = ranks > 1 || r->grad_accum > 1 ? P : 0;
-    e->mixed_scratch = r->precision == TERN_PREC_MIXED ? tern_mem_mixed_scratch(m, r->batch, m->seq_len, m->ternary) : 0;
     int th = in && in->threads > 0 ? in->threads : 1;
+    e->mixed_scratch = r->precision == TERN_PREC_MIXED ? tern_mem_mixed_scratch(m, r->batch, m->seq_len, m->ternary, th) : 0;
     e->recompute = r->recompute;
     e->activations = tern_mem_activations(m, r->batch, m->seq_len, th, r->recompute);
     e->batch = 2 * sizeof(int) * (size_t)r->batch * (size_t)m->seq_len;

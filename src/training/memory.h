@@ -24,7 +24,8 @@
 //                         tern_graph_scratch, kept for the run), as large as the largest request:
 //                         a ternary BitLinear's input gradient (int8 dy at the weight's padded
 //                         width, row scales, the fp32 product) or, where a bf16 kernel runs, its
-//                         weight gradient's or the head's bf16 panels (tern_mem_mixed_scratch)
+//                         weight gradient's, the head's or the attention's (per thread) bf16
+//                         panels (tern_mem_mixed_scratch)
 //   runtime               fixed: program, libraries, OpenBLAS/OpenMP thread buffers, HDF5
 //   teacher               with a distillation teacher (run key teacher): its fp32 values only (no
 //                         gradients, no AdamW state), the [batch*seq_len, vocab] teacher logits
@@ -80,7 +81,8 @@ typedef struct {
 
 // precision = mixed: the bytes of the graph's scratch buffer after one training step of B
 // sequences of T tokens with BitLinear mode `ternary` (1: the mixed backward; else fp32 products)
-size_t tern_mem_mixed_scratch(const tern_model_config *m, int B, int T, int ternary);
+// on this many threads (the attention packs per thread)
+size_t tern_mem_mixed_scratch(const tern_model_config *m, int B, int T, int ternary, int threads);
 
 // The inputs of a run as tern_trainer_init sees them: threads (threads key, else OpenMP's),
 // the sizes of train_data, val_data and tokenizer, what it loads (resuming: 1 = a

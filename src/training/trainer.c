@@ -702,8 +702,9 @@ int tern_trainer_eval_distill(tern_trainer *t, tern_distill_eval *res) {
     const int B = r->batch, T = t->cfg.model.seq_len, V = t->cfg.model.vocab_size;
     long nwin = (long)tern_loader_eval_count(&t->val), want = (long)r->eval_batches * B;
     if (want <= 0 || want > nwin) want = nwin;
-    int save_grad = t->graph.grad_enabled;
+    int save_grad = t->graph.grad_enabled, save_prec = t->graph.precision;
     t->graph.grad_enabled = 0;
+    t->graph.precision = TERN_PREC_FP32;   // evaluation is exact whatever the training arithmetic
     double ce = 0.0, tce = 0.0, kl = 0.0;
     long agree = 0, done = 0;
     while (done < want) {
@@ -723,6 +724,7 @@ int tern_trainer_eval_distill(tern_trainer *t, tern_distill_eval *res) {
         done += nb;
     }
     t->graph.grad_enabled = save_grad;
+    t->graph.precision = save_prec;
     long n = want * T;
     if (n > 0) {
         res->student_ce = (float)(ce / n);
@@ -744,8 +746,9 @@ float tern_trainer_eval(tern_trainer *t) {
     if (want == 0) return NAN;
     long lo, hi; // this rank's windows
     tern_dist_split(want, t->rank, t->ranks, &lo, &hi);
-    int save_grad = t->graph.grad_enabled;
+    int save_grad = t->graph.grad_enabled, save_prec = t->graph.precision;
     t->graph.grad_enabled = 0;
+    t->graph.precision = TERN_PREC_FP32;   // evaluation is exact whatever the training arithmetic
     double total = 0.0;
     long done = lo;
     while (done < hi && !stop_requested) {
@@ -756,6 +759,7 @@ float tern_trainer_eval(tern_trainer *t) {
         done += nb;
     }
     t->graph.grad_enabled = save_grad;
+    t->graph.precision = save_prec;
     double agg[2] = {total, done < hi ? 1.0 : 0.0};   // a stop signal on any rank cuts the evaluation short
     tern_dist_sum_doubles(agg, 2);
     return agg[1] > 0 ? NAN : (float)(agg[0] / (double)want);
