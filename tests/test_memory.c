@@ -106,6 +106,7 @@ static void test_mixed_scratch_exact(void **st) {
         {cfg_of(64, 1, 4, 2, 320, 3000, 16, 1, 1), 2},
         {shaped(cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 1), TERN_FFN_RELU2, 1, 0), 2},
         {cfg_of(32, 1, 2, 2, 64, 50, 256, 0, 1), 1},   // long and narrow: the attention's packs are the largest
+        {cfg_of(64, 1, 4, 4, 64, 40, 64, 0, 1), 4},    // more tokens than vocabulary: the head's weight gradient is
     };
     omp_set_num_threads(2);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
