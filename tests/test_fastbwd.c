@@ -180,6 +180,41 @@ static void test_gemm_kernels(void **st) {
         }
 }
 
+// B packed once (the attention's keys and values) gives the bits of packing per call, for a
+// product over the first Nc <= Ncp columns and K <= Kp rows, both B layouts (sbk 1: transposed;
+// sbn 1), every level; an odd K < Kp falls back to packing per call
+static void test_gemm_bpack(void **st) {
+    (void)st;
+    const int Ncp = 150, Kp = 90, M = 29;
+    float *a = malloc(sizeof(float) * (size_t)M * Kp), *b = malloc(sizeof(float) * (size_t)Ncp * Kp);
+    tu_fill_normal(a, (long)M * Kp, 601, 1.0f);
+    tu_fill_normal(b, (long)Ncp * Kp, 602, 1.0f);
+    void *bp = tern_aligned_alloc(tern_gemm_bf16_bpack_bytes(Ncp, Kp) + 64), *work = tern_aligned_alloc(tern_gemm_bf16_scratch(M, Ncp, Kp));
+    float *c1 = malloc(sizeof(float) * (size_t)M * Ncp), *c2 = malloc(sizeof(float) * (size_t)M * Ncp);
+    const int cases[][2] = {{150, 90}, {64, 90}, {100, 40}, {7, 2}, {130, 33}};
+    int ran = 0;
+    for (int kind = TERN_GEMM_PLAIN; kind < TERN_GEMM_NKINDS; kind++) {
+        if (!tern_gemm_available((tern_gemm_kind)kind)) continue;
+        for (int lay = 0; lay < 2; lay++) {
+            // lay 0: b stored [Ncp][Kp] (sbk 1, sbn Kp); lay 1: b stored [Kp][Ncp] (sbk Ncp, sbn 1)
+            const long sbk = lay ? Ncp : 1, sbn = lay ? 1 : Kp;
+            tern_gemm_bf16_bpack(Ncp, Kp, b, sbk, sbn, bp, (tern_gemm_kind)kind);
+            for (int ci = 0; ci < 5; ci++) {
+                const int Nc = cases[ci][0], K = cases[ci][1];
+                for (long i = 0; i < (long)M * Ncp; i++) c1[i] = c2[i] = 0.25f;
+                tern_gemm_bf16_serial(M, Nc, K, 0.7f, a, Kp, 1, b, sbk, sbn, c1, Ncp, 1, work, (tern_gemm_kind)kind);
+                tern_gemm_bf16_serial_bp(M, Nc, K, 0.7f, a, Kp, 1, b, sbk, sbn, bp, Kp, c2, Ncp, 1, work, (tern_gemm_kind)kind);
+                if (memcmp(c1, c2, sizeof(float) * (size_t)M * Ncp))
+                    fail_msg("bpack %s layout %d: %d columns x %d rows of %dx%d differ from packing per call", tern_gemm_name((tern_gemm_kind)kind),
+                             lay, Nc, K, Ncp, Kp);
+                ran++;
+            }
+        }
+    }
+    assert_true(ran >= 10);
+    free(c1); free(c2); free(bp); free(work); free(a); free(b);
+}
+
 // The tied head's product (tern_matmul A B^T): the mixed forward and gradients against fp32, each
 // product term within 2 * 2^-8 (+ rounding of the sums) of the exact one; with gradients off the
 // forward gives the same bits (recompute=1 runs a block without, then again with gradients).
@@ -550,6 +585,7 @@ int main(void) {
         cmocka_unit_test(test_bf16_rounding),
         cmocka_unit_test(test_dw_kernels),
         cmocka_unit_test(test_gemm_kernels),
+        cmocka_unit_test(test_gemm_bpack),
         cmocka_unit_test(test_head_mixed),
         cmocka_unit_test(test_attention_mixed),
         cmocka_unit_test(test_bitlinear_mixed),

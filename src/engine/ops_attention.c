@@ -33,27 +33,59 @@ static void check_qkv(const tern_tensor *q, const tern_tensor *k, const tern_ten
 #define QB 64
 
 // The products: C[M,N] (+)= alpha op(A) op(B), row-major, in sgemm (mx NULL) or bf16 (mx: the
-// thread's packing buffer and the kernel kind)
-typedef struct { void *pack; tern_gemm_kind kind; } mixed_ctx;
+// thread's buffers and the kernel kind). The keys and values of a (batch row, kv head) are packed
+// once for the products that read them as B (kt, vt: K^T and V^T for the scores and dP = dO V^T,
+// [T keys] x [D]; kp, vp: K and V for dQ and O = P V, [D] x [T keys]); the rest pack per call in
+// work. The same bits either way.
+typedef struct { char *work, *kt, *vt, *kp, *vp; tern_gemm_kind kind; } mixed_ctx;
 
-static void product(const mixed_ctx *mx, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                    int ldb, int add, float *C, int ldc) {
+// bp: B packed once (or NULL) for a contraction of up to Kp
+static void product(const mixed_ctx *mx, const void *bp, int Kp, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, int add, float *C, int ldc) {
     if (!mx) {
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
                     add ? 1.0f : 0.0f, C, ldc);
         return;
     }
     // op(A)(m,k) = A[m*lda + k] or A[k*lda + m]; op(B)(k,n) = B[k*ldb + n] or B[n*ldb + k]
-    tern_gemm_bf16_serial(M, N, K, alpha, A, ta ? 1 : lda, ta ? lda : 1, B, tb ? 1 : ldb, tb ? ldb : 1, C, ldc, add, mx->pack, mx->kind);
+    if (bp)
+        tern_gemm_bf16_serial_bp(M, N, K, alpha, A, ta ? 1 : lda, ta ? lda : 1, B, tb ? 1 : ldb, tb ? ldb : 1, bp, Kp, C, ldc, add, mx->work,
+                                 mx->kind);
+    else
+        tern_gemm_bf16_serial(M, N, K, alpha, A, ta ? 1 : lda, ta ? lda : 1, B, tb ? 1 : ldb, tb ? ldb : 1, C, ldc, add, mx->work, mx->kind);
 }
 
-// per thread: the largest packing of the products below (QB query rows, T keys, head dim D)
-static size_t pack_bytes(int T, int D) {
+// per thread: the packed keys and values (4 operands) and the largest per-call packing of the
+// products below (QB query rows, T keys, head dim D)
+static size_t work_bytes(int T, int D) {
     const int qb = T < QB ? T : QB;
     size_t a = tern_gemm_bf16_scratch(qb, T, D), b = tern_gemm_bf16_scratch(qb, D, T), c = tern_gemm_bf16_scratch(T, D, qb);
     size_t m = a > b ? a : b;
     m = m > c ? m : c;
     return (m + 63) / 64 * 64;
+}
+static size_t pack_bytes(int T, int D) {
+    return work_bytes(T, D) + 2 * tern_gemm_bf16_bpack_bytes(T, D) + 2 * tern_gemm_bf16_bpack_bytes(D, T);
+}
+
+// the thread's buffers; the keys and values of (K, V) packed as the forward (bwd 0) or the
+// backward (bwd 1) reads them
+static mixed_ctx mixed_for(char *packs, int T, int D, tern_gemm_kind kind, const float *K, const float *V, int ldk, int bwd) {
+    mixed_ctx c;
+    const size_t tb = tern_gemm_bf16_bpack_bytes(T, D), pb = tern_gemm_bf16_bpack_bytes(D, T);
+    c.work = packs + pack_bytes(T, D) * (size_t)omp_get_thread_num();
+    c.kt = c.work + work_bytes(T, D);
+    c.vt = c.kt + tb;
+    c.kp = c.vt + tb;
+    c.vp = c.kp + pb;
+    c.kind = kind;
+    tern_gemm_bf16_bpack(T, D, K, 1, ldk, c.kt, kind);                 // B(d, j) = K[j, d]: the scores
+    if (bwd) {
+        tern_gemm_bf16_bpack(T, D, V, 1, ldk, c.vt, kind);             // B(d, j) = V[j, d]: dP = dO V^T
+        tern_gemm_bf16_bpack(D, T, K, ldk, 1, c.kp, kind);             // B(j, d) = K[j, d]: dQ = dS K
+    } else
+        tern_gemm_bf16_bpack(D, T, V, ldk, 1, c.vp, kind);             // B(j, d) = V[j, d]: O = P V
+    return c;
 }
 
 size_t tern_attention_mixed_scratch(int T, int D, int threads) { return pack_bytes(T, D) * (size_t)(threads > 0 ? threads : 1); }
@@ -62,7 +94,7 @@ size_t tern_attention_mixed_scratch(int T, int D, int threads) { return pack_byt
 // keys 0..nc-1 (nc = r0 + nr); returns the row lse in lse_out[nr] when lse_out, else uses lse_in
 static void scores_softmax(const mixed_ctx *mx, const float *Q, int ldq, const float *K, int ldk, int r0, int nr, int nc, int D, float scale,
                            float *P, int ldp, float *lse_out, const float *lse_in) {
-    product(mx, 0, 1, nr, nc, D, scale, Q, ldq, K, ldk, 0, P, ldp);
+    product(mx, mx ? mx->kt : NULL, D, 0, 1, nr, nc, D, scale, Q, ldq, K, ldk, 0, P, ldp);
     for (int i = 0; i < nr; i++) {
         float *p = P + (size_t)i * ldp;
         const int last = r0 + i;   // keys 0..last are visible
@@ -97,15 +129,17 @@ tern_tensor *tern_attention(tern_graph *g, tern_tensor *q, tern_tensor *k, tern_
     for (int b = 0; b < B; b++)
         for (int kh = 0; kh < Hkv; kh++) {
             float *P = scratch + (size_t)omp_get_thread_num() * T * T;
-            const mixed_ctx mc = {mixed ? packs + pack_bytes(T, D) * (size_t)omp_get_thread_num() : NULL, kind}, *mx = mixed ? &mc : NULL;
             const float *K = k->data + (size_t)b * T * ldk + kh * D, *V = v->data + (size_t)b * T * ldk + kh * D;
+            mixed_ctx mc;
+            if (mixed) mc = mixed_for(packs, T, D, kind, K, V, ldk, 0);
+            const mixed_ctx *mx = mixed ? &mc : NULL;
             for (int h = kh * G; h < (kh + 1) * G; h++) {
                 const float *Q = q->data + (size_t)b * T * ldq + h * D;
                 float *O = out->data + (size_t)b * T * ldq + h * D;
                 for (int r0 = 0; r0 < T; r0 += QB) {
                     const int nr = T - r0 < QB ? T - r0 : QB, nc = r0 + nr;
                     scores_softmax(mx, Q + (size_t)r0 * ldq, ldq, K, ldk, r0, nr, nc, D, scale, P, T, lse + ((size_t)b * H + h) * T + r0, NULL);
-                    product(mx, 0, 0, nr, D, nc, 1.0f, P, T, V, ldk, 0, O + (size_t)r0 * ldq, ldq);
+                    product(mx, mx ? mx->vp : NULL, T, 0, 0, nr, D, nc, 1.0f, P, T, V, ldk, 0, O + (size_t)r0 * ldq, ldq);
                 }
             }
         }
@@ -135,8 +169,10 @@ void tern_attention_backward(tern_graph *g, tern_node *nd) {
     for (int b = 0; b < B; b++)
         for (int kh = 0; kh < Hkv; kh++) {
             float *P = scratch + (size_t)omp_get_thread_num() * (2 * T * T + T), *dP = P + (size_t)T * T, *Di = dP + (size_t)T * T;
-            const mixed_ctx mc = {mixed ? packs + pack_bytes(T, D) * (size_t)omp_get_thread_num() : NULL, kind}, *mx = mixed ? &mc : NULL;
             const float *K = k->data + (size_t)b * T * ldk + kh * D, *V = v->data + (size_t)b * T * ldk + kh * D;
+            mixed_ctx mc;
+            if (mixed) mc = mixed_for(packs, T, D, kind, K, V, ldk, 1);
+            const mixed_ctx *mx = mixed ? &mc : NULL;
             float *dK = dk + (size_t)b * T * ldk + kh * D, *dV = dv + (size_t)b * T * ldk + kh * D;
             for (int h = kh * G; h < (kh + 1) * G; h++) {
                 size_t off = (size_t)b * T * ldq + h * D;
@@ -152,9 +188,9 @@ void tern_attention_backward(tern_graph *g, tern_node *nd) {
                     const float *Qb = Q + (size_t)r0 * ldq, *dOb = dO + (size_t)r0 * ldq;
                     scores_softmax(mx, Qb, ldq, K, ldk, r0, nr, nc, D, scale, P, T, NULL, lse + ((size_t)b * H + h) * T + r0);
                     // dV[0:nc] += P^T dO
-                    product(mx, 1, 0, nc, D, nr, 1.0f, P, T, dOb, ldq, 1, dV, ldk);
+                    product(mx, NULL, 0, 1, 0, nc, D, nr, 1.0f, P, T, dOb, ldq, 1, dV, ldk);
                     // dP = dO V^T
-                    product(mx, 0, 1, nr, nc, D, 1.0f, dOb, ldq, V, ldk, 0, dP, T);
+                    product(mx, mx ? mx->vt : NULL, D, 0, 1, nr, nc, D, 1.0f, dOb, ldq, V, ldk, 0, dP, T);
                     // dS = P * (dP - D_i)   (in dP; masked entries: P = 0)
                     for (int i = 0; i < nr; i++) {
                         float *ds = dP + (size_t)i * T;
@@ -163,8 +199,8 @@ void tern_attention_backward(tern_graph *g, tern_node *nd) {
                         for (int j = 0; j < nc; j++) ds[j] = p[j] * (ds[j] - di);
                     }
                     // dQ += scale dS K ; dK[0:nc] += scale dS^T Q
-                    product(mx, 0, 0, nr, D, nc, scale, dP, T, K, ldk, 1, dQ + (size_t)r0 * ldq, ldq);
-                    product(mx, 1, 0, nc, D, nr, scale, dP, T, Qb, ldq, 1, dK, ldk);
+                    product(mx, mx ? mx->kp : NULL, T, 0, 0, nr, D, nc, scale, dP, T, K, ldk, 1, dQ + (size_t)r0 * ldq, ldq);
+                    product(mx, NULL, 0, 1, 0, nc, D, nr, scale, dP, T, Qb, ldq, 1, dK, ldk);
                 }
             }
         }

@@ -126,21 +126,22 @@ static void pack_plain(int M, int K, int N, const float *dy, int ldy, const floa
 }
 
 // The general product's packing, plain C: A(m,k) = a[m*sam + k*sak] into [P][M], B(k,n) =
-// b[k*sbk + n*sbn] into [Nc/64][P][64] (P = ceil(K/2) pairs along the contraction).
+// b[k*sbk + n*sbn] into [Nc/64][P][64] (P = ceil(K/2) pairs along the contraction). A or B NULL:
+// that operand is not packed.
 static void gpack_plain(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, uint32_t *A,
                         uint32_t *B, int par) {
     const int P = (K + 1) / 2, nkb = (Nc + PANEL - 1) / PANEL;
     #pragma omp parallel if (par)
     {
         #pragma omp for schedule(static) nowait
-        for (int p = 0; p < P; p++)
+        for (int p = 0; p < (A ? P : 0); p++)
             for (int m = 0; m < M; m++) {
                 uint32_t lo = tern_bf16_of(a[m * sam + 2L * p * sak]);
                 uint32_t hi = 2 * p + 1 < K ? tern_bf16_of(a[m * sam + (2L * p + 1) * sak]) : 0;
                 A[(size_t)p * M + m] = lo | hi << 16;
             }
         #pragma omp for schedule(static) collapse(2)
-        for (int kb = 0; kb < nkb; kb++)
+        for (int kb = 0; kb < (B ? nkb : 0); kb++)
             for (int p = 0; p < P; p++)
                 for (int c = 0; c < PANEL; c++) {
                     const int n = kb * PANEL + c;
@@ -279,96 +280,124 @@ TB static inline void pairs_t16(const float *src, long ld, int rows, int k0, int
 
 // The general product's packing with AVX-512 where each operand has a unit stride (A: sam or sak
 // 1; B: sbn or sbk 1), else the plain packing. Same bf16 values. A contiguous contraction (sak 1,
-// sbk 1) goes through 16x16 transposes of pairs.
+// sbk 1) goes through 16x16 transposes of pairs. Work items (the parallel and the serial drivers
+// run the same items): A with sam 1, one pair of rows each, else 16 rows x 16 pairs; B with sbn 1,
+// one pair of a panel each, else 16 columns x 16 pairs.
+static int gpa_items(int M, int K, long sam) {
+    const int P = (K + 1) / 2;
+    return sam == 1 ? P : ((M + 15) / 16) * ((P + 15) / 16);
+}
+TB static inline void gpa_item(int i, int M, int K, const float *a, long sam, long sak, uint32_t *A) {
+    const int P = (K + 1) / 2;
+    if (sam == 1) {   // rows of the contraction are contiguous in m
+        const int p = i;
+        pairs512(a + 2L * p * sak, 2 * p + 1 < K ? a + (2L * p + 1) * sak : NULL, 1.0f, 1.0f, M, A + (size_t)p * M);
+        return;
+    }
+    const int npb = (P + 15) / 16, mb = i / npb, pb = i % npb;
+    const int m0 = 16 * mb, mr = M - m0 < 16 ? M - m0 : 16, p0 = 16 * pb, np = P - p0 < 16 ? P - p0 : 16;
+    const __mmask16 mk = mr == 16 ? (__mmask16)0xffff : (__mmask16)((1u << mr) - 1);
+    __m512i v[16];
+    pairs_t16(a + m0 * sam, sam, mr, 2 * p0, K, v);
+    for (int j = 0; j < np; j++) _mm512_mask_storeu_epi32(A + (size_t)(p0 + j) * M + m0, mk, v[j]);
+}
+static int gpb_items(int Nc, int K, long sbn) {
+    const int P = (K + 1) / 2, nkb = (Nc + PANEL - 1) / PANEL;
+    return sbn == 1 ? nkb * P : nkb * (PANEL / 16) * ((P + 15) / 16);
+}
+TB static inline void gpb_item(int i, int Nc, int K, const float *b, long sbk, long sbn, uint32_t *B) {
+    const int P = (K + 1) / 2;
+    if (sbn == 1) {
+        const int kb = i / P, p = i % P, n0 = kb * PANEL, nv = Nc - n0 < PANEL ? Nc - n0 : PANEL;
+        uint32_t *o = B + ((size_t)kb * P + p) * PANEL;
+        pairs512(b + 2L * p * sbk + n0, 2 * p + 1 < K ? b + (2L * p + 1) * sbk + n0 : NULL, 1.0f, 1.0f, nv, o);
+        for (int c = nv; c < PANEL; c++) o[c] = 0;
+        return;
+    }
+    // sbk 1: 16 columns n x 16 pairs, transposed (columns past Nc: zero)
+    const int npb = (P + 15) / 16, nb = i / npb, pb = i % npb;
+    const int n0 = 16 * nb, nr = Nc - n0 <= 0 ? 0 : Nc - n0 < 16 ? Nc - n0 : 16, p0 = 16 * pb, np = P - p0 < 16 ? P - p0 : 16;
+    const int kb = n0 / PANEL, c0 = n0 % PANEL;
+    __m512i v[16];
+    pairs_t16(b + n0 * sbn, sbn, nr, 2 * p0, K, v);
+    for (int j = 0; j < np; j++) _mm512_store_si512(B + ((size_t)kb * P + p0 + j) * PANEL + c0, v[j]);
+}
+static int gpack512_fits(long sam, long sak, long sbk, long sbn) { return (sbn == 1 || sbk == 1) && (sam == 1 || sak == 1); }
+
 TB static void gpack512(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, uint32_t *A,
                         uint32_t *B, int par) {
-    if ((sbn != 1 && sbk != 1) || (sam != 1 && sak != 1)) {
+    if (!gpack512_fits(sam, sak, sbk, sbn)) {
         gpack_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B, par);
         return;
     }
-    const int P = (K + 1) / 2, nkb = (Nc + PANEL - 1) / PANEL, npb = (P + 15) / 16;
-    #pragma omp parallel if (par)
+    const int na = A ? gpa_items(M, K, sam) : 0, nb = B ? gpb_items(Nc, K, sbn) : 0;
+    if (!par) {   // no OpenMP constructs at all: the attention calls this from its parallel loop
+        for (int i = 0; i < na; i++) gpa_item(i, M, K, a, sam, sak, A);
+        for (int i = 0; i < nb; i++) gpb_item(i, Nc, K, b, sbk, sbn, B);
+        return;
+    }
+    #pragma omp parallel
     {
-        if (sam == 1) {   // rows of the contraction are contiguous in m
-            #pragma omp for schedule(static) nowait
-            for (int p = 0; p < P; p++)
-                pairs512(a + 2L * p * sak, 2 * p + 1 < K ? a + (2L * p + 1) * sak : NULL, 1.0f, 1.0f, M, A + (size_t)p * M);
-        } else {          // pairs adjacent in memory: 16 rows m x 16 pairs, transposed
-            const int nmb = (M + 15) / 16;
-            #pragma omp for schedule(static) collapse(2) nowait
-            for (int mb = 0; mb < nmb; mb++)
-                for (int pb = 0; pb < npb; pb++) {
-                    const int m0 = 16 * mb, mr = M - m0 < 16 ? M - m0 : 16, p0 = 16 * pb, np = P - p0 < 16 ? P - p0 : 16;
-                    const __mmask16 mk = mr == 16 ? (__mmask16)0xffff : (__mmask16)((1u << mr) - 1);
-                    __m512i v[16];
-                    pairs_t16(a + m0 * sam, sam, mr, 2 * p0, K, v);
-                    for (int j = 0; j < np; j++) _mm512_mask_storeu_epi32(A + (size_t)(p0 + j) * M + m0, mk, v[j]);
-                }
-        }
-        if (sbn == 1) {
-            #pragma omp for schedule(static) collapse(2)
-            for (int kb = 0; kb < nkb; kb++)
-                for (int p = 0; p < P; p++) {
-                    const int n0 = kb * PANEL, nv = Nc - n0 < PANEL ? Nc - n0 : PANEL;
-                    uint32_t *o = B + ((size_t)kb * P + p) * PANEL;
-                    pairs512(b + 2L * p * sbk + n0, 2 * p + 1 < K ? b + (2L * p + 1) * sbk + n0 : NULL, 1.0f, 1.0f, nv, o);
-                    for (int c = nv; c < PANEL; c++) o[c] = 0;
-                }
-        } else {          // sbk 1: 16 columns n x 16 pairs, transposed (columns past Nc: zero)
-            #pragma omp for schedule(static) collapse(2)
-            for (int nb = 0; nb < nkb * (PANEL / 16); nb++)
-                for (int pb = 0; pb < npb; pb++) {
-                    const int n0 = 16 * nb, nr = Nc - n0 <= 0 ? 0 : Nc - n0 < 16 ? Nc - n0 : 16, p0 = 16 * pb, np = P - p0 < 16 ? P - p0 : 16;
-                    const int kb = n0 / PANEL, c0 = n0 % PANEL;
-                    __m512i v[16];
-                    pairs_t16(b + n0 * sbn, sbn, nr, 2 * p0, K, v);
-                    for (int j = 0; j < np; j++) _mm512_store_si512(B + ((size_t)kb * P + p0 + j) * PANEL + c0, v[j]);
-                }
-        }
+        #pragma omp for schedule(static) nowait
+        for (int i = 0; i < na; i++) gpa_item(i, M, K, a, sam, sak, A);
+        #pragma omp for schedule(static)
+        for (int i = 0; i < nb; i++) gpb_item(i, Nc, K, b, sbk, sbn, B);
     }
 }
 
 // Blocked for the caches: a thread takes a panel and a run of up to MBB tiles, and walks the
-// contraction in chunks of PCH pairs (64 KB of the panel, kept in the core's caches while the run's tiles use it);
-// the tiles add each chunk's sums to their rows (the first chunk stores when add is 0).
+// contraction in chunks of PCH pairs (64 KB of the panel, kept in the core's caches while the run's
+// tiles use it); the tiles add each chunk's sums to their rows (the first chunk stores when add is
+// 0). B's panels are pstride pairs apart (P, or more for a panel packed once for a longer
+// contraction).
 #ifndef PCH
 #define PCH 256
 #endif
 #ifndef MBB
 #define MBB 16
 #endif
-TB static void dw_avx512bf16(int M, int K, int N, const uint32_t *A, const uint32_t *B, float *dw, int ldw, int add, float alpha, int par) {
-    const int P = (N + 1) / 2, nkb = (K + PANEL - 1) / PANEL, nmb = (M + MR512 - 1) / MR512, nrun = (nmb + MBB - 1) / MBB;
-    #pragma omp parallel for schedule(dynamic, 1) collapse(2) if (par)
-    for (int kb = 0; kb < nkb; kb++)
-        for (int run = 0; run < nrun; run++) {
-            const int k0 = kb * PANEL, kv = K - k0 < PANEL ? K - k0 : PANEL;
-            const int mb1 = (run + 1) * MBB < nmb ? (run + 1) * MBB : nmb;
-            for (int p0 = 0; p0 < P; p0 += PCH) {
-                const int pn = P - p0 < PCH ? P - p0 : PCH, ad = p0 ? 1 : add;
-                const uint32_t *b = B + ((size_t)kb * P + p0) * PANEL;
-                for (int mb = run * MBB; mb < mb1; mb++) {
-                    const int m0 = mb * MR512, mr = M - m0 < MR512 ? M - m0 : MR512;
-                    const uint32_t *a = A + (size_t)p0 * M + m0;
-                    float *d = dw + (size_t)m0 * ldw + k0;
-                    switch (mr) { // constant row counts: the accumulators stay in registers
-                    case 6: tile512(6, pn, M, a, b, d, ldw, kv, ad, alpha); break;
-                    case 5: tile512(5, pn, M, a, b, d, ldw, kv, ad, alpha); break;
-                    case 4: tile512(4, pn, M, a, b, d, ldw, kv, ad, alpha); break;
-                    case 3: tile512(3, pn, M, a, b, d, ldw, kv, ad, alpha); break;
-                    case 2: tile512(2, pn, M, a, b, d, ldw, kv, ad, alpha); break;
-                    default: tile512(1, pn, M, a, b, d, ldw, kv, ad, alpha); break;
-                    }
-                }
+TB static inline void dw_item(int kb, int run, int M, int K, int P, int pstride, const uint32_t *A, const uint32_t *B, float *dw, int ldw,
+                              int add, float alpha) {
+    const int nmb = (M + MR512 - 1) / MR512, k0 = kb * PANEL, kv = K - k0 < PANEL ? K - k0 : PANEL;
+    const int mb1 = (run + 1) * MBB < nmb ? (run + 1) * MBB : nmb;
+    for (int p0 = 0; p0 < P; p0 += PCH) {
+        const int pn = P - p0 < PCH ? P - p0 : PCH, ad = p0 ? 1 : add;
+        const uint32_t *b = B + ((size_t)kb * pstride + p0) * PANEL;
+        for (int mb = run * MBB; mb < mb1; mb++) {
+            const int m0 = mb * MR512, mr = M - m0 < MR512 ? M - m0 : MR512;
+            const uint32_t *a = A + (size_t)p0 * M + m0;
+            float *d = dw + (size_t)m0 * ldw + k0;
+            switch (mr) { // constant row counts: the accumulators stay in registers
+            case 6: tile512(6, pn, M, a, b, d, ldw, kv, ad, alpha); break;
+            case 5: tile512(5, pn, M, a, b, d, ldw, kv, ad, alpha); break;
+            case 4: tile512(4, pn, M, a, b, d, ldw, kv, ad, alpha); break;
+            case 3: tile512(3, pn, M, a, b, d, ldw, kv, ad, alpha); break;
+            case 2: tile512(2, pn, M, a, b, d, ldw, kv, ad, alpha); break;
+            default: tile512(1, pn, M, a, b, d, ldw, kv, ad, alpha); break;
             }
         }
+    }
+}
+
+TB static void dw_avx512bf16(int M, int K, int N, int pstride, const uint32_t *A, const uint32_t *B, float *dw, int ldw, int add, float alpha,
+                             int par) {
+    const int P = (N + 1) / 2, nkb = (K + PANEL - 1) / PANEL, nmb = (M + MR512 - 1) / MR512, nrun = (nmb + MBB - 1) / MBB;
+    if (!par) {
+        for (int kb = 0; kb < nkb; kb++)
+            for (int run = 0; run < nrun; run++) dw_item(kb, run, M, K, P, pstride, A, B, dw, ldw, add, alpha);
+        return;
+    }
+    #pragma omp parallel for schedule(dynamic, 1) collapse(2)
+    for (int kb = 0; kb < nkb; kb++)
+        for (int run = 0; run < nrun; run++) dw_item(kb, run, M, K, P, pstride, A, B, dw, ldw, add, alpha);
 }
 
 // ------------------------------------------------------------------ AVX2 + FMA
 // bf16 pairs widened to fp32 (row 2p: dword << 16; row 2p+1: dword & 0xffff0000), two FMAs per
 // pair. Micro-tile: 2 rows x 32 columns (half a panel), 8 ymm accumulators.
 #define T2 __attribute__((target("avx2,fma")))
-T2 static void dw_avx2(int M, int K, int N, const uint32_t *A, const uint32_t *B, float *dw, int ldw, int add, float alpha, int par) {
+T2 static void dw_avx2(int M, int K, int N, int pstride, const uint32_t *A, const uint32_t *B, float *dw, int ldw, int add, float alpha,
+                       int par) {
     const int P = (N + 1) / 2, nkb = (K + PANEL - 1) / PANEL, nmb = (M + 1) / 2;
     #pragma omp parallel for schedule(static) collapse(3) if (par)
     for (int kb = 0; kb < nkb; kb++)
@@ -377,7 +406,7 @@ T2 static void dw_avx2(int M, int K, int N, const uint32_t *A, const uint32_t *B
                 const int m0 = mb * 2, mr = M - m0 < 2 ? 1 : 2, k0 = kb * PANEL + 32 * h;
                 if (k0 >= K) continue;
                 const int kv = K - k0 < 32 ? K - k0 : 32;
-                const uint32_t *a = A + m0, *b = B + (size_t)kb * P * PANEL + 32 * h;
+                const uint32_t *a = A + m0, *b = B + (size_t)kb * pstride * PANEL + 32 * h;
                 const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
                 __m256 acc[2][4];
                 for (int i = 0; i < 2; i++)
@@ -418,10 +447,10 @@ void tern_gemm_dw_bf16(int M, int K, int N, const float *dy, int ldy, const floa
     uint32_t *A = scratch, *B = (uint32_t *)((char *)scratch + a_bytes(M, N));
     if (kind == TERN_GEMM_AVX512BF16) {
         pack512(M, K, N, dy, ldy, sx, xq, ldx, A, B);
-        dw_avx512bf16(M, K, N, A, B, dw, ldw, 1, 1.0f, 1);
+        dw_avx512bf16(M, K, N, (N + 1) / 2, A, B, dw, ldw, 1, 1.0f, 1);
     } else {
         pack_plain(M, K, N, dy, ldy, sx, xq, ldx, A, B);
-        dw_avx2(M, K, N, A, B, dw, ldw, 1, 1.0f, 1);
+        dw_avx2(M, K, N, (N + 1) / 2, A, B, dw, ldw, 1, 1.0f, 1);
     }
 #else
     (void)scratch;
@@ -449,10 +478,10 @@ static void gemm_bf16(int M, int Nc, int K, float alpha, const float *a, long sa
     uint32_t *A = scratch, *B = (uint32_t *)((char *)scratch + a_bytes(M, K));
     if (kind == TERN_GEMM_AVX512BF16) {
         gpack512(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B, par);
-        dw_avx512bf16(M, Nc, K, A, B, c, ldc, accumulate, alpha, par);
+        dw_avx512bf16(M, Nc, K, (K + 1) / 2, A, B, c, ldc, accumulate, alpha, par);
     } else {
         gpack_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B, par);
-        dw_avx2(M, Nc, K, A, B, c, ldc, accumulate, alpha, par);
+        dw_avx2(M, Nc, K, (K + 1) / 2, A, B, c, ldc, accumulate, alpha, par);
     }
 #else
     (void)scratch;
@@ -469,4 +498,47 @@ void tern_gemm_bf16(int M, int Nc, int K, const float *a, long sam, long sak, co
 void tern_gemm_bf16_serial(int M, int Nc, int K, float alpha, const float *a, long sam, long sak, const float *b, long sbk, long sbn,
                            float *c, int ldc, int accumulate, void *scratch, tern_gemm_kind kind) {
     gemm_bf16(M, Nc, K, alpha, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, scratch, kind, 0);
+}
+
+// ------------------------------------------------------------------ B packed once
+size_t tern_gemm_bf16_bpack_bytes(int Nc, int K) { return Nc > 0 && K > 0 ? b_bytes(Nc, K) : 0; }
+
+void tern_gemm_bf16_bpack(int Nc, int K, const float *b, long sbk, long sbn, void *bp, tern_gemm_kind kind) {
+    if (Nc <= 0 || K <= 0) return;
+    if (kind == TERN_GEMM_AUTO || !tern_gemm_available(kind)) kind = tern_gemm_best();
+    if (kind == TERN_GEMM_PLAIN) return;   // the plain level reads b itself
+#ifdef GEMM_X86
+    if (kind == TERN_GEMM_AVX512BF16) gpack512(0, Nc, K, NULL, 1, 1, b, sbk, sbn, NULL, bp, 0);
+    else gpack_plain(0, Nc, K, NULL, 1, 1, b, sbk, sbn, NULL, bp, 0);
+#else
+    (void)b; (void)sbk; (void)sbn; (void)bp;
+#endif
+}
+
+void tern_gemm_bf16_serial_bp(int M, int Nc, int K, float alpha, const float *a, long sam, long sak, const float *b, long sbk, long sbn,
+                              const void *bp, int Kp, float *c, int ldc, int accumulate, void *scratch, tern_gemm_kind kind) {
+    if (M <= 0 || Nc <= 0) return;
+    if (K <= 0 || (K % 2 && K != Kp) || K > Kp) {   // outside the packed operand's contract: pack here
+        gemm_bf16(M, Nc, K, alpha, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, scratch, kind, 0);
+        return;
+    }
+    if (kind == TERN_GEMM_AUTO || !tern_gemm_available(kind)) kind = tern_gemm_best();
+    if (kind == TERN_GEMM_PLAIN) {
+        gemm_plain(M, Nc, K, alpha, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, 0);
+        return;
+    }
+#ifdef GEMM_X86
+    uint32_t *A = scratch;
+    if (kind == TERN_GEMM_AVX512BF16) {
+        gpack512(M, 0, K, a, sam, sak, NULL, 1, 1, A, NULL, 0);
+        dw_avx512bf16(M, Nc, K, (Kp + 1) / 2, A, bp, c, ldc, accumulate, alpha, 0);
+    } else {
+        gpack_plain(M, 0, K, a, sam, sak, NULL, 1, 1, A, NULL, 0);
+        dw_avx2(M, Nc, K, (Kp + 1) / 2, A, bp, c, ldc, accumulate, alpha, 0);
+    }
+#else
+    (void)bp;
+    (void)scratch;
+    gemm_plain(M, Nc, K, alpha, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, 0);
+#endif
 }

@@ -60,4 +60,16 @@ void tern_gemm_bf16(int M, int Nc, int K, const float *a, long sam, long sak, co
 void tern_gemm_bf16_serial(int M, int Nc, int K, float alpha, const float *a, long sam, long sak, const float *b, long sbk, long sbn,
                            float *c, int ldc, int accumulate, void *scratch, tern_gemm_kind kind);
 
+// B packed once for several serial products (the attention's keys and values, per batch row and
+// kv head): tern_gemm_bf16_bpack packs B(k,n) = b[k*sbk + n*sbn], k < Kp, n < Ncp into bp
+// (tern_gemm_bf16_bpack_bytes(Ncp, Kp) bytes, 64-byte aligned; nothing for PLAIN, which reads b).
+// tern_gemm_bf16_serial_bp is tern_gemm_bf16_serial on the first Nc <= Ncp columns and K <= Kp rows
+// of that B (K even, or K == Kp: a pair is never split) with the same bits as packing B per call;
+// scratch holds A's packing only (tern_gemm_bf16_scratch's bytes suffice). b and its strides are
+// still passed: the plain level and calls outside that contract use them.
+size_t tern_gemm_bf16_bpack_bytes(int Ncp, int Kp);
+void tern_gemm_bf16_bpack(int Ncp, int Kp, const float *b, long sbk, long sbn, void *bp, tern_gemm_kind kind);
+void tern_gemm_bf16_serial_bp(int M, int Nc, int K, float alpha, const float *a, long sam, long sak, const float *b, long sbk, long sbn,
+                              const void *bp, int Kp, float *c, int ldc, int accumulate, void *scratch, tern_gemm_kind kind);
+
 #endif
