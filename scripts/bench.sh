@@ -31,7 +31,7 @@ if want train || want torch; then
       echo "== training step, config small (dim 256, 6 layers, ffn 768, vocab 4096, batch 8 x 256): fwd + bwd + clip + AdamW; OpenBLAS kernels: $ct"
       echo "-- ternary, precision=fp32 (exact backward), per-op profile"
       coretype_env "$ct" "$B/tern-bench_train" configs/small.cfg precision=fp32 --steps 10 --profile | tee -a "$log"
-      echo "-- ternary, precision=mixed (int8 dx, bf16 dW; what precision=auto, the default, picks on CPUs with AVX512-BF16), per-op profile"
+      echo "-- ternary, precision=mixed (int8 dx; bf16 dW, head and attention products; what precision=auto, the default, picks on CPUs with AVX512-BF16), per-op profile"
       coretype_env "$ct" "$B/tern-bench_train" configs/small.cfg precision=mixed --steps 10 --profile | tee -a "$log"
       coretype_env "$ct" "$B/tern-bench_train" configs/small.cfg ternary=0 --steps 10 | tee -a "$log"
     fi
