@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# quality_guard.sh — may precision=mixed (the approximate ternary backward, docs/TRAINING.md)
+# quality_guard.sh — may precision=mixed (the approximate int8/bf16 products, docs/TRAINING.md)
 # become the default? Trains the same model at the same token budget with precision=fp32 (exact)
 # and precision=mixed, over several seeds, on tiny-shakespeare (bundled; 90/10 split) and on
 # WikiText-2 (wiki.train / wiki.valid from ../shared/data; skipped when absent), and compares the
