@@ -1,4 +1,4 @@
-// gemm_bf16.c — bf16 weight-gradient kernels (gemm_bf16.h): plain C reference, AVX2, AVX512-BF16.
+// gemm_bf16.c — bf16 products with fp32 sums (gemm_bf16.h): plain C reference, AVX2, AVX512-BF16.
 #include "kernels/gemm_bf16.h"
 #include "util.h"
 #include <stdio.h>

@@ -1,5 +1,6 @@
-// gemm_bf16.h — the weight gradient of a ternary BitLinear in bf16 with fp32 accumulation
-// (precision=mixed, docs/TRAINING.md "Mixed-precision backward"). Training only (libtern).
+// gemm_bf16.h — products in bf16 with fp32 accumulation for precision=mixed (docs/TRAINING.md
+// "Mixed-precision backward"): the weight gradient of a ternary BitLinear, and a general product
+// (the head's three, the attention's seven). Training only (libtern).
 //
 //   dW[m,k] += sum_n bf16(dy[n,m] / sx[n]) * xq[n,k]        m < M, k < K, n < N
 //
