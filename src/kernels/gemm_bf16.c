@@ -186,6 +186,19 @@ static inline __attribute__((always_inline)) TB void tile512(int mr, int P, int 
         }
 }
 
+// o[j] = bf16(r0[j] / d0) | bf16(r1[j] / d1) << 16, j < n (r1 NULL: high halves zero)
+TB static void pairs512(const float *r0, const float *r1, float d0, float d1, int n, uint32_t *o) {
+    const __m512 s0 = _mm512_set1_ps(d0), s1 = _mm512_set1_ps(d1);
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 mk = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        const __m512 v0 = _mm512_div_ps(_mm512_maskz_loadu_ps(mk, r0 + j), s0);
+        const __m512 v1 = r1 ? _mm512_div_ps(_mm512_maskz_loadu_ps(mk, r1 + j), s1) : _mm512_setzero_ps();
+        const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v0));
+        const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v1));
+        _mm512_mask_storeu_epi32(o + j, mk, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+}
+
 // The packing above with AVX-512: 16 values at a time, the same bf16 (division, then round to
 // nearest even by vcvtneps2bf16).
 TB static void pack512(int M, int K, int N, const float *dy, int ldy, const float *sx, const int8_t *xq, size_t ldx, uint32_t *A,
@@ -196,17 +209,7 @@ TB static void pack512(int M, int K, int N, const float *dy, int ldy, const floa
         #pragma omp for schedule(static) nowait
         for (int p = 0; p < P; p++) {
             const int n0 = 2 * p, n1 = 2 * p + 1;
-            const float *r0 = dy + (size_t)n0 * ldy, *r1 = dy + (size_t)n1 * ldy;
-            const __m512 s0 = _mm512_set1_ps(sx[n0]), s1 = _mm512_set1_ps(n1 < N ? sx[n1] : 1.0f);
-            uint32_t *o = A + (size_t)p * M;
-            for (int m = 0; m < M; m += 16) {
-                const __mmask16 mk = M - m >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (M - m)) - 1);
-                const __m512 v0 = _mm512_div_ps(_mm512_maskz_loadu_ps(mk, r0 + m), s0);
-                const __m512 v1 = n1 < N ? _mm512_div_ps(_mm512_maskz_loadu_ps(mk, r1 + m), s1) : _mm512_setzero_ps();
-                const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v0));
-                const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v1));
-                _mm512_mask_storeu_epi32(o + m, mk, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-            }
+            pairs512(dy + (size_t)n0 * ldy, n1 < N ? dy + (size_t)n1 * ldy : NULL, sx[n0], n1 < N ? sx[n1] : 1.0f, M, A + (size_t)p * M);
         }
         #pragma omp for schedule(static) collapse(2)
         for (int kb = 0; kb < nkb; kb++)
@@ -225,19 +228,6 @@ TB static void pack512(int M, int K, int N, const float *dy, int ldy, const floa
                     _mm512_store_si512(o + c, _mm512_or_si512(_mm512_srli_epi32(f0, 16), _mm512_and_si512(f1, him)));
                 }
             }
-    }
-}
-
-// o[j] = bf16(r0[j] / d0) | bf16(r1[j] / d1) << 16, j < n (r1 NULL: high halves zero)
-TB static void pairs512(const float *r0, const float *r1, float d0, float d1, int n, uint32_t *o) {
-    const __m512 s0 = _mm512_set1_ps(d0), s1 = _mm512_set1_ps(d1);
-    for (int j = 0; j < n; j += 16) {
-        const __mmask16 mk = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
-        const __m512 v0 = _mm512_div_ps(_mm512_maskz_loadu_ps(mk, r0 + j), s0);
-        const __m512 v1 = r1 ? _mm512_div_ps(_mm512_maskz_loadu_ps(mk, r1 + j), s1) : _mm512_setzero_ps();
-        const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v0));
-        const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v1));
-        _mm512_mask_storeu_epi32(o + j, mk, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
     }
 }
 

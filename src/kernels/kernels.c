@@ -351,8 +351,7 @@ void tern_x_pairs(int8_t *dst, const int8_t *src, int N, int cp) {
 // ------------------------------------------------------------------ driver
 // one block of ROW_BLOCK rows, all N tokens (see run). ts: the kind's tiles (NULL: plain C);
 // pairs: x is in the token-pair layout (tiles.h), else N rows of cp bytes.
-// fs[n] = m->scale / sx[n], the output factor of token n (outf only), computed once per product
-static void run_block(const tern_tmat *m, const int8_t *x, int N, const float *fs, float *outf, int32_t *outi,
+static void run_block(const tern_tmat *m, const int8_t *x, int N, const float *sx, float *outf, int32_t *outi,
                       const tern_tile_set *ts, int pairs, const int32_t *sumx, int TT, int rb) {
     const int cp = m->cols_pad, rows = m->rows, nblk = cp / 256;
     const int r_end = rows < (rb + 1) * ROW_BLOCK ? rows : (rb + 1) * ROW_BLOCK;
@@ -371,7 +370,7 @@ static void run_block(const tern_tmat *m, const int8_t *x, int N, const float *f
                 const int n = t0 + t;
                 const int32_t *a = acc + t * TILE_R;
                 if (outf) {
-                    const float f = fs[n];
+                    const float f = m->scale / sx[n];
                     float *o = outf + (size_t)n * rows + r0;
                     for (int r = 0; r < R; r++) o[r] = (float)(a[r] - sumx[n]) * f;
                 } else {
@@ -433,14 +432,9 @@ static void run(const tern_tmat *m, const int8_t *xq, size_t ldx, int N, const f
         x = xbuf;
     }
     int32_t sxs_stack[64];
-    float fs_stack[64];
     int32_t *sumx = N <= 64 ? sxs_stack : tern_xmalloc((size_t)N * sizeof(int32_t));
-    float *fs = N <= 64 ? fs_stack : tern_xmalloc((size_t)N * sizeof(float));
 #pragma omp parallel for schedule(static) if ((long)N * cp >= (1L << 18))
-    for (int n = 0; n < N; n++) {
-        sumx[n] = row_sum(x + (size_t)n * cp, cp);
-        fs[n] = outf ? m->scale / sx[n] : 0.0f;
-    }
+    for (int n = 0; n < N; n++) sumx[n] = row_sum(x + (size_t)n * cp, cp);
     const tern_tile_set *ts = k == TERN_KERNEL_PLAIN ? NULL : tern_tiles_for(k);
     const int TT = ts ? ts->tt : 4;
     // kinds that take token pairs (i8mm) get the activations re-laid once per call
@@ -464,15 +458,14 @@ static void run(const tern_tmat *m, const int8_t *xq, size_t ldx, int N, const f
         split_range rg[MAX_SPLIT];
         split_init(rg, nt, nrb);
 #pragma omp parallel num_threads(nt)
-        for (int rb; (rb = split_next(rg, nt, omp_get_thread_num())) >= 0;) run_block(m, x, N, fs, outf, outi, ts, pairs, sumx, TT, rb);
+        for (int rb; (rb = split_next(rg, nt, omp_get_thread_num())) >= 0;) run_block(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, rb);
     } else if (N <= 2) {
-        for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, fs, outf, outi, ts, pairs, sumx, TT, rb);
+        for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, rb);
     } else {
 #pragma omp parallel for schedule(dynamic, 1) if (par)
-        for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, fs, outf, outi, ts, pairs, sumx, TT, rb);
+        for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, rb);
     }
     if (sumx != sxs_stack) free(sumx);
-    if (fs != fs_stack) free(fs);
     free(xpair);
     free(xbuf);
 }
@@ -486,10 +479,9 @@ void tern_tmat_mul1_team(const tern_tmat *m, tern_split *split, int nt, const in
     k = resolve(k);
     nt = nt < 1 ? 1 : nt > MAX_SPLIT ? MAX_SPLIT : nt;
     const int32_t sumx = row_sum(xq, m->cols_pad);
-    const float fs = outf ? m->scale / sx : 0.0f;
     const int me = omp_get_thread_num() % nt;
     const tern_tile_set *ts = k == TERN_KERNEL_PLAIN ? NULL : tern_tiles_for(k);
-    for (int rb; (rb = split_next(split, nt, me)) >= 0;) run_block(m, xq, 1, &fs, outf, outi, ts, 0, &sumx, 1, rb);
+    for (int rb; (rb = split_next(split, nt, me)) >= 0;) run_block(m, xq, 1, &sx, outf, outi, ts, 0, &sumx, 1, rb);
 }
 
 void tern_tmat_muln_team(const tern_tmat *m, tern_split *split, int nt, const int8_t *xq, int N, const float *sx, float *outf,
@@ -497,11 +489,7 @@ void tern_tmat_muln_team(const tern_tmat *m, tern_split *split, int nt, const in
     k = resolve(k);
     nt = nt < 1 ? 1 : nt > MAX_SPLIT ? MAX_SPLIT : nt;
     int32_t sumx[TERN_TEAM_ROWS];
-    float fs[TERN_TEAM_ROWS];
-    for (int n = 0; n < N; n++) {
-        sumx[n] = row_sum(xq + (size_t)n * m->cols_pad, m->cols_pad);
-        fs[n] = outf ? m->scale / sx[n] : 0.0f;
-    }
+    for (int n = 0; n < N; n++) sumx[n] = row_sum(xq + (size_t)n * m->cols_pad, m->cols_pad);
     const tern_tile_set *ts = k == TERN_KERNEL_PLAIN ? NULL : tern_tiles_for(k);
     const int TT = ts ? ts->tt : 4;
     // kinds that take token pairs (i8mm): each thread re-lays its own copy (at most
@@ -515,7 +503,7 @@ void tern_tmat_muln_team(const tern_tmat *m, tern_split *split, int nt, const in
         x = xpair;
     }
     const int me = omp_get_thread_num() % nt;
-    for (int rb; (rb = split_next(split, nt, me)) >= 0;) run_block(m, x, N, fs, outf, outi, ts, pairs, sumx, TT, rb);
+    for (int rb; (rb = split_next(split, nt, me)) >= 0;) run_block(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, rb);
     free(xpair);
 }
 

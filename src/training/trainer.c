@@ -692,6 +692,20 @@ int tern_trainer_step(tern_trainer *t) {
     return 0;
 }
 
+// Evaluation runs forward only and exact: no gradients recorded, fp32 products whatever the
+// training arithmetic (precision=mixed's bf16 products are for training steps)
+typedef struct { int grad_enabled, precision; } eval_mode;
+static eval_mode eval_mode_enter(tern_graph *g) {
+    const eval_mode m = {g->grad_enabled, g->precision};
+    g->grad_enabled = 0;
+    g->precision = TERN_PREC_FP32;
+    return m;
+}
+static void eval_mode_leave(tern_graph *g, eval_mode m) {
+    g->grad_enabled = m.grad_enabled;
+    g->precision = m.precision;
+}
+
 int tern_trainer_eval_distill(tern_trainer *t, tern_distill_eval *res) {
     memset(res, 0, sizeof *res);
     if (!t->has_val || !t->has_teacher) {
@@ -702,9 +716,7 @@ int tern_trainer_eval_distill(tern_trainer *t, tern_distill_eval *res) {
     const int B = r->batch, T = t->cfg.model.seq_len, V = t->cfg.model.vocab_size;
     long nwin = (long)tern_loader_eval_count(&t->val), want = (long)r->eval_batches * B;
     if (want <= 0 || want > nwin) want = nwin;
-    int save_grad = t->graph.grad_enabled, save_prec = t->graph.precision;
-    t->graph.grad_enabled = 0;
-    t->graph.precision = TERN_PREC_FP32;   // evaluation is exact whatever the training arithmetic
+    const eval_mode saved = eval_mode_enter(&t->graph);
     double ce = 0.0, tce = 0.0, kl = 0.0;
     long agree = 0, done = 0;
     while (done < want) {
@@ -723,8 +735,7 @@ int tern_trainer_eval_distill(tern_trainer *t, tern_distill_eval *res) {
         }
         done += nb;
     }
-    t->graph.grad_enabled = save_grad;
-    t->graph.precision = save_prec;
+    eval_mode_leave(&t->graph, saved);
     long n = want * T;
     if (n > 0) {
         res->student_ce = (float)(ce / n);
@@ -746,9 +757,7 @@ float tern_trainer_eval(tern_trainer *t) {
     if (want == 0) return NAN;
     long lo, hi; // this rank's windows
     tern_dist_split(want, t->rank, t->ranks, &lo, &hi);
-    int save_grad = t->graph.grad_enabled, save_prec = t->graph.precision;
-    t->graph.grad_enabled = 0;
-    t->graph.precision = TERN_PREC_FP32;   // evaluation is exact whatever the training arithmetic
+    const eval_mode saved = eval_mode_enter(&t->graph);
     double total = 0.0;
     long done = lo;
     while (done < hi && !stop_requested) {
@@ -758,8 +767,7 @@ float tern_trainer_eval(tern_trainer *t) {
         total += (double)tern_model_loss(&t->model, &t->graph, t->inputs, t->targets, nb, T)->data[0] * nb;
         done += nb;
     }
-    t->graph.grad_enabled = save_grad;
-    t->graph.precision = save_prec;
+    eval_mode_leave(&t->graph, saved);
     double agg[2] = {total, done < hi ? 1.0 : 0.0};   // a stop signal on any rank cuts the evaluation short
     tern_dist_sum_doubles(agg, 2);
     return agg[1] > 0 ? NAN : (float)(agg[0] / (double)want);
