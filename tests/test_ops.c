@@ -316,6 +316,53 @@ static void test_weight_quant_naive(void **st) {
     free(w); free(q); free(qi);
 }
 
+// Wq packed straight from W (precision=mixed's forward and its Wq^T): every element read back
+// from the packed matrix equals the naive rint-clip, in both orientations, with values planted
+// on the rounding edges (+-0.5 s, +-1.5 s and their neighbours, huge, zero); the whole buffer,
+// padding included, equals tern_tmat_pack_f32 of tern_weight_quantize's floats
+static void test_weight_pack_tmat(void **st) {
+    (void)st;
+    const int shapes[][2] = {{1, 1}, {5, 300}, {17, 256}, {37, 513}, {256, 768}, {768, 256}, {33, 1029}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int M = shapes[si][0], K = shapes[si][1];
+        const long n = (long)M * K;
+        float *w = malloc(sizeof(float) * n), *q = malloc(sizeof(float) * n), *qt = malloc(sizeof(float) * n);
+        tu_fill_normal(w, n, 900 + si, 0.02f);
+        const float s = tern_weight_scale(w, n);
+        const float edge[] = {0.5f, -0.5f, 1.5f, -1.5f, 0.0f, -0.0f, 1e30f, -1e30f, 0.49999997f, 0.50000006f, -0.50000006f, 1.0f, -1.0f};
+        for (long i = 0; i < n; i += 7) w[i] = edge[(i / 7) % 13] * s;
+        tern_weight_quantize(w, n, s, q);
+        for (int m = 0; m < M; m++)
+            for (int k = 0; k < K; k++) qt[(size_t)k * M + m] = q[(size_t)m * K + k];
+        for (int tr = 0; tr < 2; tr++) {
+            const int rows = tr ? K : M, cols = tr ? M : K;
+            const size_t nb = tern_tmat_bytes(rows, cols);
+            uint8_t *b1 = tern_aligned_alloc(nb), *b2 = tern_aligned_alloc(nb);
+            memset(b1, 0xA5, nb);
+            tern_tmat t1, t2;
+            tern_weight_pack_tmat(w, M, K, s, tr, &t1, b1);
+            tern_tmat_pack_f32(&t2, b2, tr ? qt : q, rows, cols, s);
+            assert_int_equal(t1.rows, rows);
+            assert_int_equal(t1.cols, cols);
+            assert_true(t1.scale == s);
+            int8_t *row = malloc((size_t)cols);
+            for (int r = 0; r < rows; r++) {
+                tern_tmat_get_row_i8(&t1, r, row);
+                for (int c = 0; c < cols; c++) {
+                    const float v = tr ? w[(size_t)c * K + r] : w[(size_t)r * K + c];
+                    float e = rintf(v / s);
+                    e = e > 1.0f ? 1.0f : e < -1.0f ? -1.0f : e;
+                    if (row[c] != (int8_t)e) fail_msg("%dx%d transposed %d: [%d][%d] = %g / %g -> %d, naive %g", M, K, tr, r, c, v, s, row[c], e);
+                }
+            }
+            if (memcmp(b1, b2, nb)) fail_msg("%dx%d transposed %d: packed bytes differ from tern_tmat_pack_f32", M, K, tr);
+            free(row);
+            free(b1); free(b2);
+        }
+        free(w); free(q); free(qt);
+    }
+}
+
 // ---- straight-through gradients -------------------------------------------------------------
 static void test_quant_ste(void **st) {
     (void)st;
@@ -545,7 +592,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_forward),    cmocka_unit_test(test_attention_forward),
         cmocka_unit_test(test_cross_entropy_forward), cmocka_unit_test(test_weight_quant_cases),
-        cmocka_unit_test(test_act_quant_cases), cmocka_unit_test(test_act_quant_naive), cmocka_unit_test(test_grad_quant_naive), cmocka_unit_test(test_weight_quant_naive),   cmocka_unit_test(test_quant_ste),
+        cmocka_unit_test(test_act_quant_cases), cmocka_unit_test(test_act_quant_naive), cmocka_unit_test(test_grad_quant_naive), cmocka_unit_test(test_weight_quant_naive), cmocka_unit_test(test_weight_pack_tmat),   cmocka_unit_test(test_quant_ste),
         cmocka_unit_test(test_bitlinear_exact),   cmocka_unit_test(test_bitlinear_shared),   cmocka_unit_test(test_fatal_errors),
         cmocka_unit_test(test_arena_sizing),
     };

@@ -111,24 +111,28 @@ void tern_bitlinear_n(tern_graph *g, tern_tensor *x, tern_tensor *const *w, int 
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, M, K, 1.0f, x->data, K, w[j]->data, K, 0.0f, o->data, M);
         } else {
             s_w = tern_weight_scale(w[j]->data, w[j]->n);
-            w_eff = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)w[j]->n);
-            tern_weight_quantize(w[j]->data, w[j]->n, s_w, w_eff); // Wq (integers)
             if (lambda >= 1.0f) {
                 // integer-exact on the int8 x ternary kernels (kernels.h): out = (int32 sum) *
-                // (s_w / s_x), the very numbers the runtime computes. Wq is repacked into the
-                // kernel's layout in the arena.
+                // (s_w / s_x), the very numbers the runtime computes. Wq goes into the kernel's
+                // layout in the arena; precision=fp32's backward also keeps it as floats (w_eff),
+                // precision=mixed's keeps Wq^T packed for dx on the same kernels.
                 tern_tmat tm;
-                tern_tmat_pack_f32(&tm, tern_arena_alloc(&g->arena, tern_tmat_bytes(M, K)), w_eff, M, K, s_w);
-                tern_tmat_mul_ld(&tm, xi, (size_t)Kp, sx, (int)N, o->data, TERN_KERNEL_AUTO);
-                if (mixed) { // Wq^T packed for the backward's dx
-                    float *wt = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)w[j]->n);
-                    #pragma omp parallel for schedule(static) if (w[j]->n > 32768)
-                    for (int k = 0; k < K; k++)
-                        for (int m = 0; m < M; m++) wt[(size_t)k * M + m] = w_eff[(size_t)m * K + k];
-                    wt_packed = tern_arena_alloc(&g->arena, sizeof *wt_packed);
-                    tern_tmat_pack_f32(wt_packed, tern_arena_alloc(&g->arena, tern_tmat_bytes(K, M)), wt, K, M, s_w);
+                void *tb = tern_arena_alloc(&g->arena, tern_tmat_bytes(M, K));
+                if (mixed || !g->grad_enabled) {
+                    tern_weight_pack_tmat(w[j]->data, M, K, s_w, 0, &tm, tb);
+                    if (mixed) {
+                        wt_packed = tern_arena_alloc(&g->arena, sizeof *wt_packed);
+                        tern_weight_pack_tmat(w[j]->data, M, K, s_w, 1, wt_packed, tern_arena_alloc(&g->arena, tern_tmat_bytes(K, M)));
+                    }
+                } else {
+                    w_eff = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)w[j]->n);
+                    tern_weight_quantize(w[j]->data, w[j]->n, s_w, w_eff); // Wq (integers)
+                    tern_tmat_pack_f32(&tm, tb, w_eff, M, K, s_w);
                 }
-            } else { // ramp: w_mix = l * Wq*s_w + (1-l) * W
+                tern_tmat_mul_ld(&tm, xi, (size_t)Kp, sx, (int)N, o->data, TERN_KERNEL_AUTO);
+            } else {
+                w_eff = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)w[j]->n);
+                tern_weight_quantize(w[j]->data, w[j]->n, s_w, w_eff); // ramp: w_mix = l * Wq*s_w + (1-l) * W
                 const float l = lambda, c = 1.0f - lambda;
                 for (long i = 0; i < w[j]->n; i++) w_eff[i] = l * (w_eff[i] * s_w) + c * w[j]->data[i];
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, M, K, 1.0f, x_eff, K, w_eff, K, 0.0f, o->data, M);

@@ -349,35 +349,49 @@ void tern_x_pairs(int8_t *dst, const int8_t *src, int N, int cp) {
 }
 
 // ------------------------------------------------------------------ driver
-// one block of ROW_BLOCK rows, all N tokens (see run). ts: the kind's tiles (NULL: plain C);
-// pairs: x is in the token-pair layout (tiles.h), else N rows of cp bytes.
+// One tile call: rows r0.. (< r_end, at most TILE_R) x tokens t0.. (at most TT), and its outputs.
+static inline void run_tile(const tern_tmat *m, const int8_t *x, int N, const float *sx, float *outf, int32_t *outi,
+                            const tern_tile_set *ts, int pairs, const int32_t *sumx, int TT, int r0, int r_end, int t0) {
+    const int cp = m->cols_pad, rows = m->rows, nblk = cp / 256;
+    const int R = r_end - r0 < TILE_R ? r_end - r0 : TILE_R, T = N - t0 < TT ? N - t0 : TT;
+    const uint8_t *wr = m->w + (size_t)r0 * m->row_bytes;   // r0 % TILE_R == 0: a tile start
+    const int8_t *xt = x + (size_t)t0 * cp;                 // TT is even when pairs: t0 starts a pair
+    int32_t acc[TILE_R * ACC_T];
+    if (!ts) tile_plain(wr, xt, (size_t)cp, nblk, acc, R, T);
+    else if (N == 1 && !pairs) ts->dec[R - 1](wr, xt, (size_t)cp, nblk, acc);
+    else ts->tiles[R - 1][T - 1](wr, xt, (size_t)cp, nblk, acc);
+    for (int t = 0; t < T; t++) {
+        const int n = t0 + t;
+        const int32_t *a = acc + t * TILE_R;
+        if (outf) {
+            const float f = m->scale / sx[n];
+            float *o = outf + (size_t)n * rows + r0;
+            for (int r = 0; r < R; r++) o[r] = (float)(a[r] - sumx[n]) * f;
+        } else {
+            for (int r = 0; r < R; r++) outi[(size_t)n * rows + r0 + r] = a[r] - sumx[n];
+        }
+    }
+}
+
+// One block of ROW_BLOCK rows, all N tokens (see run). ts: the kind's tiles (NULL: plain C);
+// pairs: x is in the token-pair layout (tiles.h), else N rows of cp bytes. Few tokens (decode, a
+// few streams; memory-bound): a 4-row tile at a time through all token groups, each weight byte
+// read once. Many tokens (prefill, training; compute-bound): a group of TT tokens at a time
+// through all the block's tiles; the block's weights stay in the core's caches, and each token's
+// outputs are written as one contiguous run of the block's rows instead of 4 floats per cache
+// line visit (measured on 2048 tokens: 1.1-1.4x the tile-major order).
+#ifndef TOKEN_MAJOR_MIN
+#define TOKEN_MAJOR_MIN 32
+#endif
 static void run_block(const tern_tmat *m, const int8_t *x, int N, const float *sx, float *outf, int32_t *outi,
                       const tern_tile_set *ts, int pairs, const int32_t *sumx, int TT, int rb) {
-    const int cp = m->cols_pad, rows = m->rows, nblk = cp / 256;
-    const int r_end = rows < (rb + 1) * ROW_BLOCK ? rows : (rb + 1) * ROW_BLOCK;
-    int32_t acc[TILE_R * ACC_T];
-    // a 4-row tile at a time, all token groups of it in turn (its weights stay in L1 meanwhile)
-    for (int r0 = rb * ROW_BLOCK; r0 < r_end; r0 += TILE_R) {
-        const int R = r_end - r0 < TILE_R ? r_end - r0 : TILE_R;
-        const uint8_t *wr = m->w + (size_t)r0 * m->row_bytes;   // r0 % TILE_R == 0: a tile start
-        for (int t0 = 0; t0 < N; t0 += TT) {   // TT is even when pairs: t0 starts a pair
-            const int T = N - t0 < TT ? N - t0 : TT;
-            const int8_t *xt = x + (size_t)t0 * cp;
-            if (!ts) tile_plain(wr, xt, (size_t)cp, nblk, acc, R, T);
-            else if (N == 1 && !pairs) ts->dec[R - 1](wr, xt, (size_t)cp, nblk, acc);
-            else ts->tiles[R - 1][T - 1](wr, xt, (size_t)cp, nblk, acc);
-            for (int t = 0; t < T; t++) {
-                const int n = t0 + t;
-                const int32_t *a = acc + t * TILE_R;
-                if (outf) {
-                    const float f = m->scale / sx[n];
-                    float *o = outf + (size_t)n * rows + r0;
-                    for (int r = 0; r < R; r++) o[r] = (float)(a[r] - sumx[n]) * f;
-                } else {
-                    for (int r = 0; r < R; r++) outi[(size_t)n * rows + r0 + r] = a[r] - sumx[n];
-                }
-            }
-        }
+    const int rows = m->rows, r0b = rb * ROW_BLOCK, r_end = rows < r0b + ROW_BLOCK ? rows : r0b + ROW_BLOCK;
+    if (N >= TOKEN_MAJOR_MIN) {
+        for (int t0 = 0; t0 < N; t0 += TT)
+            for (int r0 = r0b; r0 < r_end; r0 += TILE_R) run_tile(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, r0, r_end, t0);
+    } else {
+        for (int r0 = r0b; r0 < r_end; r0 += TILE_R)
+            for (int t0 = 0; t0 < N; t0 += TT) run_tile(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, r0, r_end, t0);
     }
 }
 

@@ -46,7 +46,7 @@ int tern_kernel_parse(const char *s, tern_kernel_kind *k);  // one of TERN_KERNE
 int tern_kernel_force(tern_kernel_kind k);
 
 // A ternary weight matrix W [rows, cols] (PyTorch [out,in]) repacked into the kernel's layout.
-typedef struct {
+typedef struct tern_tmat {
     int rows, cols;      // logical shape
     float scale;         // s_w; output multiplier (caller may overwrite, e.g. with a .scale tensor)
     int cols_pad;        // cols rounded up to 256

@@ -43,6 +43,47 @@ void tern_weight_quantize(const float *w, long n, float s, float *wq) {
     for (long i = 0; i < n; i++) wq[i] = ternary_of(w[i], s);
 }
 
+// Wq straight into the int8 x ternary kernels' layout, without the float copy: row r of the
+// packed matrix is row r of W (transposed 0: [rows M, cols K]) or column r of W (transposed 1:
+// [rows K, cols M], for the input gradient dy . Wq). Codes rint-clipped like tern_weight_quantize,
+// so the bytes equal tern_tmat_pack_f32 of its output. Rows go in groups of 16: a group of the
+// transposed matrix reads one 64-byte line of each row of W.
+#define PACK_GROUP 16
+// codes (w + 1 in {0,1,2}) of n weights, written with comparisons so that the loop vectorizes:
+// q = rint(w / s) is an integer, so clip(q, -1, 1) + 1 = 1 + (q > 0.5) - (q < -0.5) (NaN: 1)
+static inline void ternary_codes(const float *w, int n, float s, uint8_t *c) {
+    for (int i = 0; i < n; i++) {
+        const float q = rintf(w[i] / s);
+        c[i] = (uint8_t)(1 + (q > 0.5f) - (q < -0.5f));
+    }
+}
+void tern_weight_pack_tmat(const float *w, int M, int K, float s, int transposed, tern_tmat *m, void *buf) {
+    const int rows = transposed ? K : M, cols = transposed ? M : K;
+    tern_tmat_init(m, buf, rows, cols, s);
+    const int ngroup = (rows + PACK_GROUP - 1) / PACK_GROUP;
+    #pragma omp parallel if ((long)M * K >= 65536)
+    {
+        // per thread: one row of codes, and (transposed) the group's codes column by column
+        uint8_t *row = malloc((size_t)cols), *colc = transposed ? malloc((size_t)PACK_GROUP * (size_t)cols) : NULL;
+        if (!row || (transposed && !colc)) abort();
+        #pragma omp for schedule(static)
+        for (int gi = 0; gi < ngroup; gi++) {
+            const int r0 = gi * PACK_GROUP, nr = rows - r0 < PACK_GROUP ? rows - r0 : PACK_GROUP;
+            if (transposed) // column c of the group: W[c][r0 .. r0+nr), one line of W's row c
+                for (int c = 0; c < cols; c++) ternary_codes(w + (size_t)c * K + r0, nr, s, colc + (size_t)c * PACK_GROUP);
+            for (int i = 0; i < nr; i++) {
+                if (transposed)
+                    for (int c = 0; c < cols; c++) row[c] = colc[(size_t)c * PACK_GROUP + i];
+                else
+                    ternary_codes(w + (size_t)(r0 + i) * K, cols, s, row);
+                tern_tmat_set_row_codes(m, r0 + i, row);
+            }
+        }
+        free(row);
+        free(colc);
+    }
+}
+
 void tern_weight_quantize_i8(const float *w, long n, float s, int8_t *wq) {
     #pragma omp parallel for schedule(static) if (n > 65536)
     for (long i = 0; i < n; i++) wq[i] = (int8_t)ternary_of(w[i], s);

@@ -19,6 +19,11 @@
 float tern_weight_scale(const float *w, long n);
 void tern_weight_quantize(const float *w, long n, float s, float *wq);    // wq in {-1,0,1} as float
 void tern_weight_quantize_i8(const float *w, long n, float s, int8_t *wq);
+// Wq of W [M, K] packed for the int8 x ternary kernels (kernels.h, scale s) without a float copy:
+// transposed 0 packs Wq [M, K], 1 packs Wq^T [K, M]; buf holds tern_tmat_bytes(rows, cols).
+// The same bytes as tern_tmat_pack_f32 of tern_weight_quantize's output (or of its transpose).
+typedef struct tern_tmat tern_tmat;
+void tern_weight_pack_tmat(const float *w, int M, int K, float s, int transposed, tern_tmat *m, void *buf);
 // per-row activation quantizer; returns s_x. xq holds integers in [-128,127]
 float tern_act_quantize_row(const float *x, int n, float *xq);
 float tern_act_quantize_row_i8(const float *x, int n, int8_t *xq);
