@@ -3,6 +3,7 @@
 // integer-exact BitLinear, and clear errors for shape mismatches and exhausted capacity.
 #include "testutil.h"
 #include "model/quant.h"
+#include "model/rope.h"
 #include "kernels/kernels.h"
 #include "util.h"
 #include <math.h>
@@ -363,6 +364,50 @@ static void test_weight_pack_tmat(void **st) {
     }
 }
 
+// RoPE's per-step table cache: the same arguments share one table; any other position offset,
+// length, head size, theta or divisor contents (the same array changed in place) gets its own,
+// each equal to the angles computed directly; tables stay valid for the whole step
+static void check_table(const float *cs, int T, int D, int pos0, float theta, const float *div) {
+    float *ref = malloc(sizeof(float) * (size_t)D);
+    for (int t = 0; t < T; t++) {
+        tern_rope_angles_div(pos0 + t, D, theta, div, ref);
+        if (memcmp(ref, cs + (size_t)t * D, sizeof(float) * (size_t)D))
+            fail_msg("rope table T %d D %d pos0 %d theta %g: position %d differs", T, D, pos0, theta, t);
+    }
+    free(ref);
+}
+static void test_rope_table(void **st) {
+    (void)st;
+    tern_graph g;
+    tern_graph_init(&g, 16, 0, 0);
+    for (int step = 0; step < 2; step++) {   // the second step after a reset
+        float div[4] = {1.0f, 2.0f, 4.0f, 8.0f};
+        const float *a = tern_rope_table(&g, 70, 8, 0, 10000.0f, NULL);
+        assert_ptr_equal(a, tern_rope_table(&g, 70, 8, 0, 10000.0f, NULL));
+        const float *b = tern_rope_table(&g, 70, 8, 5, 10000.0f, NULL);
+        const float *c = tern_rope_table(&g, 71, 8, 0, 10000.0f, NULL);
+        const float *d = tern_rope_table(&g, 70, 6, 0, 10000.0f, NULL);
+        const float *e = tern_rope_table(&g, 70, 8, 0, 500000.0f, NULL);
+        const float *f = tern_rope_table(&g, 70, 8, 0, 10000.0f, div);
+        assert_ptr_equal(f, tern_rope_table(&g, 70, 8, 0, 10000.0f, div));
+        div[2] = 3.0f;
+        const float *h = tern_rope_table(&g, 70, 8, 0, 10000.0f, div);
+        const float *all[] = {a, b, c, d, e, f, h};
+        for (int i = 0; i < 7; i++)
+            for (int j = i + 1; j < 7; j++) assert_ptr_not_equal(all[i], all[j]);
+        check_table(a, 70, 8, 0, 10000.0f, NULL);
+        check_table(b, 70, 8, 5, 10000.0f, NULL);
+        check_table(c, 71, 8, 0, 10000.0f, NULL);
+        check_table(d, 70, 6, 0, 10000.0f, NULL);
+        check_table(e, 70, 8, 0, 500000.0f, NULL);
+        check_table(h, 70, 8, 0, 10000.0f, div);
+        div[2] = 4.0f;
+        check_table(f, 70, 8, 0, 10000.0f, div);   // the first divisor table kept its values
+        tern_graph_reset(&g);
+    }
+    tern_graph_free(&g);
+}
+
 // ---- straight-through gradients -------------------------------------------------------------
 static void test_quant_ste(void **st) {
     (void)st;
@@ -592,7 +637,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_forward),    cmocka_unit_test(test_attention_forward),
         cmocka_unit_test(test_cross_entropy_forward), cmocka_unit_test(test_weight_quant_cases),
-        cmocka_unit_test(test_act_quant_cases), cmocka_unit_test(test_act_quant_naive), cmocka_unit_test(test_grad_quant_naive), cmocka_unit_test(test_weight_quant_naive), cmocka_unit_test(test_weight_pack_tmat),   cmocka_unit_test(test_quant_ste),
+        cmocka_unit_test(test_act_quant_cases), cmocka_unit_test(test_act_quant_naive), cmocka_unit_test(test_grad_quant_naive), cmocka_unit_test(test_weight_quant_naive), cmocka_unit_test(test_weight_pack_tmat), cmocka_unit_test(test_rope_table),   cmocka_unit_test(test_quant_ste),
         cmocka_unit_test(test_bitlinear_exact),   cmocka_unit_test(test_bitlinear_shared),   cmocka_unit_test(test_fatal_errors),
         cmocka_unit_test(test_arena_sizing),
     };

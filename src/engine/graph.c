@@ -1,5 +1,6 @@
 // graph.c — node recording, arena-backed tensors, and the reverse-mode backward walk.
 #include "engine/graph.h"
+#include "model/rope.h"
 #include "engine/ops.h"
 #include "util.h"
 #include <stdio.h>
@@ -32,12 +33,49 @@ void tern_graph_init(tern_graph *g, int cap_nodes, size_t arena_initial, size_t 
 #endif
 }
 
+struct tern_rope_table {
+    struct tern_rope_table *next;
+    int T, D, pos0, has_div;
+    float theta;
+    float *div;   // [D/2] copy of freq_div (has_div)
+    float *cs;    // [T * D]
+};
+
+static void rope_tables_free(tern_graph *g) {
+    for (struct tern_rope_table *t = g->rope_tables, *n; t; t = n) {
+        n = t->next;
+        free(t->div);
+        free(t->cs);
+        free(t);
+    }
+    g->rope_tables = NULL;
+}
+
+const float *tern_rope_table(tern_graph *g, int T, int D, int pos0, float theta, const float *freq_div) {
+    for (struct tern_rope_table *t = g->rope_tables; t; t = t->next)
+        if (t->T == T && t->D == D && t->pos0 == pos0 && !memcmp(&t->theta, &theta, sizeof theta) && t->has_div == (freq_div != NULL) &&
+            (!freq_div || !memcmp(t->div, freq_div, sizeof(float) * (size_t)(D / 2))))
+            return t->cs;
+    struct tern_rope_table *t = tern_xmalloc(sizeof *t);
+    t->T = T; t->D = D; t->pos0 = pos0; t->theta = theta; t->has_div = freq_div != NULL;
+    t->div = freq_div ? tern_xmalloc(sizeof(float) * (size_t)(D / 2)) : NULL;
+    if (freq_div) memcpy(t->div, freq_div, sizeof(float) * (size_t)(D / 2));
+    t->cs = tern_aligned_alloc(sizeof(float) * (size_t)T * D);
+    #pragma omp parallel for schedule(static) if (T >= 64)
+    for (int i = 0; i < T; i++) tern_rope_angles_div(pos0 + i, D, theta, freq_div, t->cs + (size_t)i * D);
+    t->next = g->rope_tables;
+    g->rope_tables = t;
+    return t->cs;
+}
+
 void tern_graph_reset(tern_graph *g) {
     g->n_nodes = 0;
     tern_arena_reset(&g->arena);
+    rope_tables_free(g);
 }
 
 void tern_graph_free(tern_graph *g) {
+    rope_tables_free(g);
     tern_arena_free(&g->arena);
     free(g->nodes);
     g->nodes = NULL;

@@ -59,7 +59,7 @@ typedef struct {
     tern_op op;
     tern_tensor *out;
     tern_tensor *src[TERN_NODE_MAX_SRC];
-    void *saved[TERN_NODE_MAX_SAVED]; // op-specific buffers from the arena
+    void *saved[TERN_NODE_MAX_SAVED]; // op-specific buffers from the arena (RoPE: tern_rope_table)
     const int *idx;                   // token ids / targets (copied into the arena)
     int ip[8];                        // op-specific integer params
     float fp[4];                      // op-specific float params
@@ -99,6 +99,7 @@ struct tern_graph {
     void *node_hook_ctx;
     void *scratch;         // tern_graph_scratch's buffer (backward temporaries), freed by tern_graph_free
     size_t scratch_bytes;
+    struct tern_rope_table *rope_tables;   // RoPE's cos/sin tables of this step (tern_rope_table), freed by reset
 };
 
 // cap_nodes: most nodes one step may record (running out is a clear fatal error);
@@ -109,6 +110,10 @@ void tern_graph_free(tern_graph *g);
 // A 64-byte aligned buffer of at least 'bytes' for temporaries of ONE backward function (reused by
 // the next: its contents do not survive the call); grows, never shrinks.
 void *tern_graph_scratch(tern_graph *g, size_t bytes);
+// RoPE's cos/sin table [T][D/2][2] for positions pos0..pos0+T-1 (tern_rope_angles_div): computed
+// on a step's first request and shared by the step's later ones with the same arguments (every
+// layer's q and k); valid until tern_graph_reset.
+const float *tern_rope_table(tern_graph *g, int T, int D, int pos0, float theta, const float *freq_div);
 
 // New tensor with arena storage (uninitialised values), no gradient, no node.
 tern_tensor *tern_new(tern_graph *g, const char *name, int ndim, const int *shape);

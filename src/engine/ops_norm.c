@@ -81,18 +81,17 @@ tern_tensor *tern_rope_ex(tern_graph *g, tern_tensor *x, int B, int T, int H, in
         char a[128];
         tern_fatal("rope: %s does not match B=%d T=%d H=%d D=%d (D must be even)", tern_shape_str(x, a, sizeof a), B, T, H, D);
     }
-    float *cs = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)T * D); // (T, D/2, 2)
-    for (int t = 0; t < T; t++) tern_rope_angles_div(pos0 + t, D, theta, freq_div, cs + (size_t)t * D);
+    const float *cs = tern_rope_table(g, T, D, pos0, theta, freq_div); // (T, D/2, 2)
     tern_tensor *out = tern_new(g, "rope", x->ndim, x->shape);
-    memcpy(out->data, x->data, sizeof(float) * (size_t)x->n);
     long rows = (long)B * T;
     #pragma omp parallel for schedule(static) if (x->n > 32768)
     for (long r = 0; r < rows; r++) {
         const float *c = cs + (size_t)(r % T) * D;
+        memcpy(out->data + r * H * D, x->data + r * H * D, sizeof(float) * (size_t)H * D);
         for (int h = 0; h < H; h++) tern_rope_rotate(out->data + r * H * D + h * D, D, c, 1.0f);
     }
     tern_node *nd = tern_graph_record(g, TERN_OP_ROPE, out, x, NULL, NULL);
-    if (nd) { nd->saved[0] = cs; nd->ip[0] = B; nd->ip[1] = T; nd->ip[2] = H; nd->ip[3] = D; }
+    if (nd) { nd->saved[0] = (void *)cs; nd->ip[0] = B; nd->ip[1] = T; nd->ip[2] = H; nd->ip[3] = D; }
     tern_prof_end(g, TERN_OP_ROPE, t0);
     return out;
 }

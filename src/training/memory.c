@@ -35,7 +35,8 @@ static size_t bitlinear_n(size_t N, size_t K, const size_t *Ms, int n, int terna
     if (ternary) b += A(4 * N) + A(N * (size_t)((K + 255) / 256 * 256)) + (grad ? A(4 * N * K) : 0);   // sx, xi, x_eff
     for (int j = 0; j < n; j++) {
         b += NEWT(N * Ms[j]);
-        if (ternary) b += A(4 * Ms[j] * K) + A(tern_tmat_bytes((int)Ms[j], (int)K));   // w_eff, packed Wq
+        // w_eff (fp32 backward; without gradients Wq is packed straight from W), packed Wq
+        if (ternary) b += (grad ? A(4 * Ms[j] * K) : 0) + A(tern_tmat_bytes((int)Ms[j], (int)K));
     }
     return b;
 }
@@ -54,8 +55,8 @@ static fwd_parts forward_parts(const tern_model_config *m, int B, int T, int thr
     p.emb = A(4 * N) + NEWT(N * d);                                  // embedding: ids copy, output
     p.attn += NEWT(N * d) + A(4 * N);                                // rmsnorm attn_norm (+ rstd)
     p.attn += bitlinear_n(N, d, qkv, 3, tq, grad);                   // q, k, v
-    p.attn += A(4 * Tz * hd) + NEWT(N * H * hd);                     // rope q (+ angles)
-    p.attn += A(4 * Tz * hd) + NEWT(N * kv);                         // rope k
+    p.attn += NEWT(N * H * hd);                                      // rope q (angles: tern_rope_table, one per step)
+    p.attn += NEWT(N * kv);                                          // rope k
     p.attn += NEWT(N * H * hd) + A(4 * (size_t)B * H * Tz) + A(4 * nth * Tz * Tz);   // attention, lse, scores
     if (sub) p.attn += NEWT(N * d) + A(4 * N);                       // rmsnorm attn_sub_norm
     p.attn += bitlinear_n(N, d, dd, 1, tq, grad);                    // attn_output
