@@ -5,6 +5,10 @@
 #   scripts/bench.sh [BUILD_DIR] [section ...]     sections: matmul train torch tokenizer kernels infer mpi
 #                                                  memory threads
 # BENCH_CORETYPES (default "default Haswell"): the OpenBLAS kernel sets train and torch run under.
+# BENCH_ROUNDS (default 3): with train and torch, tern's mixed step and PyTorch's ternary step run
+# alternately this many times per kernel set, and the median of the rounds' ratios is printed (on
+# a shared host whose speed drifts over minutes it is steadier than one ratio of two runs made
+# minutes apart).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -70,6 +74,24 @@ if want train && want torch; then
       }
       if (sg > 0) printf "ratio: tern ternary training GFLOP/s vs OpenBLAS sgemm 1024^3 (the faster of 2 runs): %.0f%%\n", 100 * gt / sg
     }' "$log"
+fi
+if want train && want torch; then
+  rounds=${BENCH_ROUNDS:-3}
+  for ct in $coretypes; do
+    echo "== tern precision=mixed vs PyTorch ternary, alternating, $rounds rounds; OpenBLAS kernels: $ct"
+    rs=""
+    for r in $(seq 1 "$rounds"); do
+      t=$(coretype_env "$ct" "$B/tern-bench_train" configs/small.cfg precision=mixed --steps 10 | awk '/^bench_train ternary mixed:/ { for (i = 1; i <= NF; i++) if ($i == "tokens/s,") print $(i-1) }')
+      p=$(coretype_env "$ct" scripts/bench_torch_ref.sh --which ternary 2>&1 | awk '/torch_ref bench: ternary tokens\/s =/ { print $NF }')
+      if [ -z "$t" ] || [ -z "$p" ]; then echo "round $r: no figure (tern '$t', PyTorch '$p')"; continue; fi
+      ratio=$(awk -v a="$t" -v b="$p" 'BEGIN { printf "%.2f", a / b }')
+      echo "round $r: tern $t tok/s, PyTorch $p tok/s, ratio ${ratio}x"
+      rs="$rs $ratio"
+    done
+    [ -n "$rs" ] && echo "$rs" | tr ' ' '\n' | grep . | sort -n | awk -v ct="$ct" '{ v[NR] = $1 } END {
+      m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+      printf "ratio (OpenBLAS %s): tern mixed / PyTorch ternary training tokens/s, median of %d alternating rounds: %.2fx (range %.2f-%.2f)\n", ct, NR, m, v[1], v[NR] }'
+  done
 fi
 if want tokenizer && [ -x scripts/bench_tokenizer.sh ]; then
   echo "== tokenizer (WikiText-2 train)"
