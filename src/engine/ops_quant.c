@@ -130,9 +130,9 @@ void tern_bitlinear_n(tern_graph *g, tern_tensor *x, tern_tensor *const *w, int 
                     tern_tmat_pack_f32(&tm, tb, w_eff, M, K, s_w);
                 }
                 tern_tmat_mul_ld(&tm, xi, (size_t)Kp, sx, (int)N, o->data, TERN_KERNEL_AUTO);
-            } else {
+            } else { // ramp: w_mix = l * Wq*s_w + (1-l) * W
                 w_eff = tern_arena_alloc(&g->arena, sizeof(float) * (size_t)w[j]->n);
-                tern_weight_quantize(w[j]->data, w[j]->n, s_w, w_eff); // ramp: w_mix = l * Wq*s_w + (1-l) * W
+                tern_weight_quantize(w[j]->data, w[j]->n, s_w, w_eff); // Wq (integers)
                 const float l = lambda, c = 1.0f - lambda;
                 for (long i = 0; i < w[j]->n; i++) w_eff[i] = l * (w_eff[i] * s_w) + c * w[j]->data[i];
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, M, K, 1.0f, x_eff, K, w_eff, K, 0.0f, o->data, M);
