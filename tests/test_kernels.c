@@ -191,36 +191,57 @@ static void test_extremes(void **st) {
 }
 
 // float output: exactly (float)acc * (scale / sx[n]), same bits for every kind
+// the float epilogue, bit for bit, for a few tokens (tile-major) and for many (token-major, in
+// several token chunks of a work item each)
 static void test_float_epilogue(void **st) {
     (void)st;
-    const int rows = 37, cols = 768, N = 9;
-    int8_t *w = malloc((size_t)rows * cols), *x = malloc((size_t)N * cols);
-    fill_ternary(w, (long)rows * cols, 3);
-    fill_i8(x, (long)N * cols, 4);
-    float sx[N], out[N * rows];
-    for (int n = 0; n < N; n++) sx[n] = 3.7f + 11.3f * (float)n;
-    int32_t ref[N * rows];
-    naive(w, x, rows, cols, N, ref);
-    tern_tmat m;
-    const float scale = 0.0371f;
-    assert_int_equal(tern_tmat_from_i8(&m, w, rows, cols, scale), 0);
-    for (int kk = TERN_KERNEL_PLAIN; kk < TERN_KERNEL_NKINDS; kk++) {
-        if (!tern_kernel_available((tern_kernel_kind)kk)) continue;
-        memset(out, 0, sizeof out);
-        tern_tmat_mul(&m, x, sx, N, out, (tern_kernel_kind)kk);
-        for (int n = 0; n < N; n++)
-            for (int r = 0; r < rows; r++) {
-                float want = (float)ref[n * rows + r] * (scale / sx[n]);
-                if (memcmp(&want, &out[n * rows + r], 4) != 0) fail_msg("%s: float out [%d,%d] %.9g vs %.9g",
-                                                                        tern_kernel_name((tern_kernel_kind)kk), n, r, out[n * rows + r], want);
-            }
+    const int rows = 37, cols = 768, Ns[] = {9, 401};
+    for (int ni = 0; ni < 2; ni++) {
+        const int N = Ns[ni];
+        int8_t *w = malloc((size_t)rows * cols), *x = malloc((size_t)N * cols);
+        fill_ternary(w, (long)rows * cols, 3);
+        fill_i8(x, (long)N * cols, 4);
+        float *sx = malloc(sizeof(float) * N), *out = malloc(sizeof(float) * N * rows), *out2 = malloc(sizeof(float) * N * rows);
+        for (int n = 0; n < N; n++) sx[n] = 3.7f + 11.3f * (float)(n % 50);
+        int32_t *ref = malloc(sizeof(int32_t) * N * rows);
+        naive(w, x, rows, cols, N, ref);
+        tern_tmat m;
+        const float scale = 0.0371f;
+        assert_int_equal(tern_tmat_from_i8(&m, w, rows, cols, scale), 0);
+        for (int kk = TERN_KERNEL_PLAIN; kk < TERN_KERNEL_NKINDS; kk++) {
+            if (!tern_kernel_available((tern_kernel_kind)kk)) continue;
+            memset(out, 0, sizeof(float) * N * rows);
+            tern_tmat_mul(&m, x, sx, N, out, (tern_kernel_kind)kk);
+            for (int n = 0; n < N; n++)
+                for (int r = 0; r < rows; r++) {
+                    float want = (float)ref[n * rows + r] * (scale / sx[n]);
+                    if (memcmp(&want, &out[n * rows + r], 4) != 0)
+                        fail_msg("%s N %d: float out [%d,%d] %.9g vs %.9g", tern_kernel_name((tern_kernel_kind)kk), N, n, r, out[n * rows + r], want);
+                }
+        }
+        // AUTO resolves to something that gives the same answer
+        tern_tmat_mul(&m, x, sx, N, out2, TERN_KERNEL_AUTO);
+        assert_memory_equal(out, out2, sizeof(float) * N * rows);
+        tern_tmat_free(&m);
+        free(w); free(x); free(sx); free(out); free(out2); free(ref);
     }
-    // AUTO resolves to something that gives the same answer
-    float out2[N * rows];
-    tern_tmat_mul(&m, x, sx, N, out2, TERN_KERNEL_AUTO);
-    assert_memory_equal(out, out2, sizeof out);
-    tern_tmat_free(&m);
-    free(w); free(x);
+}
+
+// many tokens (the token-major order, in work items of a token chunk x a row block): around the
+// order's threshold (32), around one chunk of each level's token groups, several chunks with a
+// partial last one; 1 to 3 threads
+static void test_many_tokens(void **st) {
+    (void)st;
+    const int Ns[] = {31, 32, 127, 129, 191, 193, 401, 800}, shapes[][2] = {{70, 300}, {129, 512}};
+    const int saved = omp_get_max_threads();
+    int n = 0;
+    for (int th = 1; th <= 3; th++) {
+        omp_set_num_threads(th);
+        for (int a = 0; a < 8; a++)
+            for (int b = 0; b < 2; b++) n += check_shape(shapes[b][0], shapes[b][1], Ns[a], 5000 + 100 * th + 10 * a + b);
+    }
+    omp_set_num_threads(saved);
+    assert_true(n >= 48);
 }
 
 static void test_from_tq(void **st) {
@@ -403,7 +424,7 @@ static void test_bad_input(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kinds),          cmocka_unit_test(test_odd_shapes), cmocka_unit_test(test_padded_cols),
-        cmocka_unit_test(test_extremes),       cmocka_unit_test(test_float_epilogue),
+        cmocka_unit_test(test_extremes),       cmocka_unit_test(test_float_epilogue), cmocka_unit_test(test_many_tokens),
         cmocka_unit_test(test_from_tq),        cmocka_unit_test(test_from_gguf),      cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_decode_split),   cmocka_unit_test(test_x_pairs),
     };

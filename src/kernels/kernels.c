@@ -373,26 +373,42 @@ static inline void run_tile(const tern_tmat *m, const int8_t *x, int N, const fl
     }
 }
 
-// One block of ROW_BLOCK rows, all N tokens (see run). ts: the kind's tiles (NULL: plain C);
-// pairs: x is in the token-pair layout (tiles.h), else N rows of cp bytes. Few tokens (decode, a
-// few streams; memory-bound): a 4-row tile at a time through all token groups, each weight byte
-// read once. Many tokens (prefill, training; compute-bound): a group of TT tokens at a time
-// through all the block's tiles; the block's weights stay in the core's caches, and each token's
-// outputs are written as one contiguous run of the block's rows instead of 4 floats per cache
-// line visit (measured on 2048 tokens: 1.1-1.4x the tile-major order).
+// Rows r0b.. of one block of ROW_BLOCK rows (rb) x tokens t_lo..t_hi-1 (t_lo a multiple of TT),
+// token-major: a group of TT tokens at a time through all the block's 4-row tiles. The block's
+// weights stay in the core's caches, and each token's outputs are written as one contiguous run
+// of the block's rows. Not inlined: inlined into run's OpenMP-outlined loop, its epilogue read
+// the captured variables through the shared-data pointer after every store (the products ran
+// ~30% slower).
+__attribute__((noinline)) static void run_block_tokens(const tern_tmat *m, const int8_t *x, int N, const float *sx, float *outf, int32_t *outi,
+                             const tern_tile_set *ts, int pairs, const int32_t *sumx, int TT, int rb, int t_lo, int t_hi) {
+    const int rows = m->rows, r0b = rb * ROW_BLOCK, r_end = rows < r0b + ROW_BLOCK ? rows : r0b + ROW_BLOCK;
+    for (int t0 = t_lo; t0 < t_hi; t0 += TT)
+        for (int r0 = r0b; r0 < r_end; r0 += TILE_R) run_tile(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, r0, r_end, t0);
+}
+
+// One block of ROW_BLOCK rows, all N tokens. ts: the kind's tiles (NULL: plain C); pairs: x is in
+// the token-pair layout (tiles.h), else N rows of cp bytes. Few tokens (decode, a few streams;
+// memory-bound): a 4-row tile at a time through all token groups, each weight byte read once.
+// Many tokens (prefill, training; compute-bound): token-major (run_block_tokens), which writes
+// the outputs a run per token instead of 16 bytes per cache-line visit.
 #ifndef TOKEN_MAJOR_MIN
 #define TOKEN_MAJOR_MIN 32
 #endif
+#ifndef TOKEN_CHUNK
+#define TOKEN_CHUNK 32   // token groups per work item of a many-token product (run)
+#endif
+#ifndef CHUNK_MAX_WEIGHT_BYTES
+#define CHUNK_MAX_WEIGHT_BYTES (512 * 1024)   // larger matrices: one work item per row block, all tokens
+#endif
 static void run_block(const tern_tmat *m, const int8_t *x, int N, const float *sx, float *outf, int32_t *outi,
                       const tern_tile_set *ts, int pairs, const int32_t *sumx, int TT, int rb) {
-    const int rows = m->rows, r0b = rb * ROW_BLOCK, r_end = rows < r0b + ROW_BLOCK ? rows : r0b + ROW_BLOCK;
     if (N >= TOKEN_MAJOR_MIN) {
-        for (int t0 = 0; t0 < N; t0 += TT)
-            for (int r0 = r0b; r0 < r_end; r0 += TILE_R) run_tile(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, r0, r_end, t0);
-    } else {
-        for (int r0 = r0b; r0 < r_end; r0 += TILE_R)
-            for (int t0 = 0; t0 < N; t0 += TT) run_tile(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, r0, r_end, t0);
+        run_block_tokens(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, rb, 0, N);
+        return;
     }
+    const int rows = m->rows, r0b = rb * ROW_BLOCK, r_end = rows < r0b + ROW_BLOCK ? rows : r0b + ROW_BLOCK;
+    for (int r0 = r0b; r0 < r_end; r0 += TILE_R)
+        for (int t0 = 0; t0 < N; t0 += TT) run_tile(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, r0, r_end, t0);
 }
 
 // Decode's work split. A matvec streams its weights once, so each thread should read one
@@ -476,8 +492,18 @@ static void run(const tern_tmat *m, const int8_t *xq, size_t ldx, int N, const f
     } else if (N <= 2) {
         for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, rb);
     } else {
+        // many tokens and a small matrix (training's shapes): work items of (a chunk of TOKEN_CHUNK
+        // groups of TT tokens) x (a row block), chunk by chunk, so a chunk's activations stay in
+        // the core's L2 while its row blocks run (the matrix is read once per chunk: for large
+        // ones, 2B4T's, that cost more than it saved)
+        const int chunked = N >= TOKEN_MAJOR_MIN && tern_tmat_weight_bytes(m) <= CHUNK_MAX_WEIGHT_BYTES;
+        const int tc = chunked ? TOKEN_CHUNK * TT : N, ntc = (N + tc - 1) / tc;
 #pragma omp parallel for schedule(dynamic, 1) if (par)
-        for (int rb = 0; rb < nrb; rb++) run_block(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, rb);
+        for (int i = 0; i < ntc * nrb; i++) {
+            const int c = i / nrb, rb = i % nrb, lo = c * tc, hi = lo + tc < N ? lo + tc : N;
+            if (N >= TOKEN_MAJOR_MIN) run_block_tokens(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, rb, lo, hi);
+            else run_block(m, x, N, sx, outf, outi, ts, pairs, sumx, TT, rb);
+        }
     }
     if (sumx != sxs_stack) free(sumx);
     free(xpair);
