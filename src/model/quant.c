@@ -1,6 +1,7 @@
 // quant.c — BitNet b1.58 weight (absmean ternary) and activation (absmax int8) quantizers.
 #include "model/quant.h"
 #include "kernels/kernels.h"
+#include "util.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,8 +65,7 @@ void tern_weight_pack_tmat(const float *w, int M, int K, float s, int transposed
     #pragma omp parallel if ((long)M * K >= 65536)
     {
         // per thread: one row of codes, and (transposed) the group's codes column by column
-        uint8_t *row = malloc((size_t)cols), *colc = transposed ? malloc((size_t)PACK_GROUP * (size_t)cols) : NULL;
-        if (!row || (transposed && !colc)) abort();
+        uint8_t *row = tern_xmalloc((size_t)cols), *colc = transposed ? tern_xmalloc((size_t)PACK_GROUP * (size_t)cols) : NULL;
         #pragma omp for schedule(static)
         for (int gi = 0; gi < ngroup; gi++) {
             const int r0 = gi * PACK_GROUP, nr = rows - r0 < PACK_GROUP ? rows - r0 : PACK_GROUP;
