@@ -60,8 +60,9 @@ static void dw_ref(int M, int K, int N, const float *dy, const float *sx, const 
 // (the kernels accumulate into dw).
 static void test_dw_kernels(void **st) {
     (void)st;
-    const int shapes[][3] = {{7, 19, 33}, {13, 70, 64}, {6, 64, 1}, {1, 1, 5}, {25, 130, 101}, {11, 64, 40}, {16, 3, 9}};
-    for (int s = 0; s < 7; s++) {
+    // the last: a contraction of 550 pairs, three of the kernels' 256-pair chunks
+    const int shapes[][3] = {{7, 19, 33}, {13, 70, 64}, {6, 64, 1}, {1, 1, 5}, {25, 130, 101}, {11, 64, 40}, {16, 3, 9}, {9, 70, 1100}};
+    for (int s = 0; s < 8; s++) {
         const int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
         const size_t ldx = (size_t)K + 3;
         float *dy = malloc(sizeof(float) * (size_t)N * M), *sx = malloc(sizeof(float) * (size_t)N);
@@ -116,8 +117,9 @@ static void test_dw_kernels(void **st) {
 // strided B, against the double reference: identical bf16 inputs, so fp32 summation error only.
 static void test_gemm_kernels(void **st) {
     (void)st;
-    const int shapes[][3] = {{7, 19, 33}, {13, 70, 64}, {37, 65, 101}, {1, 1, 2}, {33, 200, 291}};
-    for (int s = 0; s < 5; s++)
+    // M 37, 19: 6-row tiles that straddle A's 16-row blocks; K 1200: 600 pairs, three 256-pair chunks
+    const int shapes[][3] = {{7, 19, 33}, {13, 70, 64}, {37, 65, 101}, {1, 1, 2}, {33, 200, 291}, {19, 70, 1200}};
+    for (int s = 0; s < 6; s++)
         for (int form = 0; form < 3; form++) {
             const int M = shapes[s][0], Nc = shapes[s][1], K = shapes[s][2];
             float *a = malloc(sizeof(float) * (size_t)M * K), *b = malloc(sizeof(float) * (size_t)K * Nc * 2);

@@ -84,11 +84,25 @@ static void gemm_plain(int M, int Nc, int K, float alpha, const float *a, long s
 // ------------------------------------------------------------------ packing (vector kinds)
 // P = ceil(N/2) pairs of rows n = 2p, 2p+1 (a missing last row is zero). One uint32 holds a pair:
 // low half the bf16 of row 2p, high half row 2p+1 (the element order of vdpbf16ps).
-//   A [P][M]:              bf16(dy[n,m] / sx[n])
+//   A:                     bf16(dy[n,m] / sx[n]) in one of two layouts (a_layout below)
 //   B [K/64][P][64]:       bf16(xq[n,k]) in panels of 64 columns (past K: zero)
 #define PANEL 64
 static size_t al64(size_t b) { return (b + 63) / 64 * 64; }
-static size_t a_bytes(int M, int N) { return al64((size_t)M * (size_t)((N + 1) / 2) * 4); }
+// A's layouts: the dword of row m, pair p sits at (m/16)*bs + p*ps + m%16.
+//   rows   [P][M]          bs 16, ps M: what a source contiguous in m packs into with whole-row
+//                          copies (the weight gradient's dy, the head's dC^T);
+//   blocks [M/16][P][16]   bs 16P, ps 16: for a source contiguous along the contraction (packed
+//                          by 16x16 transposes). There the rows layout made every transpose
+//                          store 16 lines M dwords apart, and a tile's pairs M dwords apart: at
+//                          M = 2048 tokens (the head's dh) all of a chunk's pairs in one L1 set;
+//                          blocks keep a tile's pairs one cache line apart (dh 1.5x faster).
+typedef struct { size_t bs, ps; } a_layout;
+static inline a_layout a_rows(int M) { return (a_layout){16, (size_t)M}; }
+static inline a_layout a_blocks(int P) { return (a_layout){16 * (size_t)P, 16}; }
+static inline a_layout a_layout_for(int M, int P, long sam) { return sam == 1 ? a_rows(M) : a_blocks(P); }
+static inline size_t a_at(int m, int p, a_layout l) { return (size_t)(m / 16) * l.bs + (size_t)p * l.ps + (size_t)(m % 16); }
+// bytes for either layout (blocks round M up to 16)
+static size_t a_bytes(int M, int N) { return al64((size_t)((M + 15) / 16) * 16 * (size_t)((N + 1) / 2) * 4); }
 static size_t b_bytes(int K, int N) { return al64((size_t)((K + PANEL - 1) / PANEL) * (size_t)((N + 1) / 2) * PANEL * 4); }
 
 size_t tern_gemm_dw_scratch(int M, int K, int N) { return a_bytes(M, N) + b_bytes(K, N); }
@@ -102,11 +116,10 @@ static void pack_plain(int M, int K, int N, const float *dy, int ldy, const floa
         for (int p = 0; p < P; p++) {
             const int n0 = 2 * p, n1 = 2 * p + 1;
             const float *r0 = dy + (size_t)n0 * ldy, *r1 = dy + (size_t)n1 * ldy;
-            uint32_t *o = A + (size_t)p * M;
             for (int m = 0; m < M; m++) {
                 uint32_t lo = tern_bf16_of(r0[m] / sx[n0]);
                 uint32_t hi = n1 < N ? tern_bf16_of(r1[m] / sx[n1]) : 0;
-                o[m] = lo | hi << 16;
+                A[a_at(m, p, a_rows(M))] = lo | hi << 16;
             }
         }
         #pragma omp for schedule(static) collapse(2)
@@ -125,12 +138,13 @@ static void pack_plain(int M, int K, int N, const float *dy, int ldy, const floa
     }
 }
 
-// The general product's packing, plain C: A(m,k) = a[m*sam + k*sak] into [P][M], B(k,n) =
-// b[k*sbk + n*sbn] into [Nc/64][P][64] (P = ceil(K/2) pairs along the contraction). A or B NULL:
-// that operand is not packed.
+// The general product's packing, plain C: A(m,k) = a[m*sam + k*sak] in the layout
+// a_layout_for(M, P, sam), B(k,n) = b[k*sbk + n*sbn] into [Nc/64][P][64] (P = ceil(K/2) pairs along
+// the contraction). A or B NULL: that operand is not packed.
 static void gpack_plain(int M, int Nc, int K, const float *a, long sam, long sak, const float *b, long sbk, long sbn, uint32_t *A,
                         uint32_t *B, int par) {
     const int P = (K + 1) / 2, nkb = (Nc + PANEL - 1) / PANEL;
+    const a_layout la = a_layout_for(M, P, sam);
     #pragma omp parallel if (par)
     {
         #pragma omp for schedule(static) nowait
@@ -138,7 +152,7 @@ static void gpack_plain(int M, int Nc, int K, const float *a, long sam, long sak
             for (int m = 0; m < M; m++) {
                 uint32_t lo = tern_bf16_of(a[m * sam + 2L * p * sak]);
                 uint32_t hi = 2 * p + 1 < K ? tern_bf16_of(a[m * sam + (2L * p + 1) * sak]) : 0;
-                A[(size_t)p * M + m] = lo | hi << 16;
+                A[a_at(m, p, la)] = lo | hi << 16;
             }
         #pragma omp for schedule(static) collapse(2)
         for (int kb = 0; kb < (B ? nkb : 0); kb++)
@@ -155,10 +169,11 @@ static void gpack_plain(int M, int Nc, int K, const float *a, long sam, long sak
 #ifdef GEMM_X86
 // ------------------------------------------------------------------ AVX512-BF16
 // Micro-tile: MR rows of dw x one 64-column panel, 4 zmm accumulators per row; per pair p one
-// 256-byte panel row of B and one broadcast dword of A per row.
+// 256-byte panel row of B and one broadcast dword of A per row (A[i]: row i's pair p0, ps dwords
+// per pair: the layout's).
 #define TB __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 #define MR512 6
-static inline __attribute__((always_inline)) TB void tile512(int mr, int P, int M, const uint32_t *A, const uint32_t *Bp, float *dw, int ldw,
+static inline __attribute__((always_inline)) TB void tile512(int mr, int P, const uint32_t *const *A, size_t ps, const uint32_t *Bp, float *dw, int ldw,
                                                              int kvalid, int add, float alpha) {
     __m512 acc[MR512][4];
     for (int i = 0; i < MR512; i++)
@@ -168,7 +183,7 @@ static inline __attribute__((always_inline)) TB void tile512(int mr, int P, int 
         __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
         __m512bh b2 = (__m512bh)_mm512_load_si512(b + 32), b3 = (__m512bh)_mm512_load_si512(b + 48);
         for (int i = 0; i < mr; i++) {
-            __m512bh a = (__m512bh)_mm512_set1_epi32((int)A[(size_t)p * M + i]);
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)A[i][(size_t)p * ps]);
             acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
             acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
             acc[i][2] = _mm512_dpbf16_ps(acc[i][2], a, b2);
@@ -186,8 +201,9 @@ static inline __attribute__((always_inline)) TB void tile512(int mr, int P, int 
         }
 }
 
-// o[j] = bf16(r0[j] / d0) | bf16(r1[j] / d1) << 16, j < n (r1 NULL: high halves zero)
-TB static void pairs512(const float *r0, const float *r1, float d0, float d1, int n, uint32_t *o) {
+// o[(j/16)*gs + j%16] = bf16(r0[j] / d0) | bf16(r1[j] / d1) << 16, j < n (r1 NULL: high halves
+// zero); gs: the dwords between groups of 16 (16: contiguous; A's blocks: P*16)
+TB static void pairs512(const float *r0, const float *r1, float d0, float d1, int n, uint32_t *o, size_t gs) {
     const __m512 s0 = _mm512_set1_ps(d0), s1 = _mm512_set1_ps(d1);
     for (int j = 0; j < n; j += 16) {
         const __mmask16 mk = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
@@ -195,7 +211,7 @@ TB static void pairs512(const float *r0, const float *r1, float d0, float d1, in
         const __m512 v1 = r1 ? _mm512_div_ps(_mm512_maskz_loadu_ps(mk, r1 + j), s1) : _mm512_setzero_ps();
         const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v0));
         const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v1));
-        _mm512_mask_storeu_epi32(o + j, mk, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        _mm512_mask_storeu_epi32(o + (size_t)(j / 16) * gs, mk, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
     }
 }
 
@@ -209,7 +225,8 @@ TB static void pack512(int M, int K, int N, const float *dy, int ldy, const floa
         #pragma omp for schedule(static) nowait
         for (int p = 0; p < P; p++) {
             const int n0 = 2 * p, n1 = 2 * p + 1;
-            pairs512(dy + (size_t)n0 * ldy, n1 < N ? dy + (size_t)n1 * ldy : NULL, sx[n0], n1 < N ? sx[n1] : 1.0f, M, A + (size_t)p * M);
+            pairs512(dy + (size_t)n0 * ldy, n1 < N ? dy + (size_t)n1 * ldy : NULL, sx[n0], n1 < N ? sx[n1] : 1.0f, M,
+                     A + a_at(0, p, a_rows(M)), 16);
         }
         #pragma omp for schedule(static) collapse(2)
         for (int kb = 0; kb < nkb; kb++)
@@ -279,9 +296,9 @@ static int gpa_items(int M, int K, long sam) {
 }
 TB static inline void gpa_item(int i, int M, int K, const float *a, long sam, long sak, uint32_t *A) {
     const int P = (K + 1) / 2;
-    if (sam == 1) {   // rows of the contraction are contiguous in m
+    if (sam == 1) {   // rows of the contraction are contiguous in m: the rows layout, one pair
         const int p = i;
-        pairs512(a + 2L * p * sak, 2 * p + 1 < K ? a + (2L * p + 1) * sak : NULL, 1.0f, 1.0f, M, A + (size_t)p * M);
+        pairs512(a + 2L * p * sak, 2 * p + 1 < K ? a + (2L * p + 1) * sak : NULL, 1.0f, 1.0f, M, A + a_at(0, p, a_rows(M)), 16);
         return;
     }
     const int npb = (P + 15) / 16, mb = i / npb, pb = i % npb;
@@ -289,7 +306,7 @@ TB static inline void gpa_item(int i, int M, int K, const float *a, long sam, lo
     const __mmask16 mk = mr == 16 ? (__mmask16)0xffff : (__mmask16)((1u << mr) - 1);
     __m512i v[16];
     pairs_t16(a + m0 * sam, sam, mr, 2 * p0, K, v);
-    for (int j = 0; j < np; j++) _mm512_mask_storeu_epi32(A + (size_t)(p0 + j) * M + m0, mk, v[j]);
+    for (int j = 0; j < np; j++) _mm512_mask_storeu_epi32(A + a_at(m0, p0 + j, a_blocks(P)), mk, v[j]);
 }
 static int gpb_items(int Nc, int K, long sbn) {
     const int P = (K + 1) / 2, nkb = (Nc + PANEL - 1) / PANEL;
@@ -300,7 +317,7 @@ TB static inline void gpb_item(int i, int Nc, int K, const float *b, long sbk, l
     if (sbn == 1) {
         const int kb = i / P, p = i % P, n0 = kb * PANEL, nv = Nc - n0 < PANEL ? Nc - n0 : PANEL;
         uint32_t *o = B + ((size_t)kb * P + p) * PANEL;
-        pairs512(b + 2L * p * sbk + n0, 2 * p + 1 < K ? b + (2L * p + 1) * sbk + n0 : NULL, 1.0f, 1.0f, nv, o);
+        pairs512(b + 2L * p * sbk + n0, 2 * p + 1 < K ? b + (2L * p + 1) * sbk + n0 : NULL, 1.0f, 1.0f, nv, o, 16);
         for (int c = nv; c < PANEL; c++) o[c] = 0;
         return;
     }
@@ -346,7 +363,7 @@ TB static void gpack512(int M, int Nc, int K, const float *a, long sam, long sak
 #ifndef MBB
 #define MBB 16
 #endif
-TB static inline void dw_item(int kb, int run, int M, int K, int P, int pstride, const uint32_t *A, const uint32_t *B, float *dw, int ldw,
+TB static inline void dw_item(int kb, int run, int M, int K, int P, int pstride, const uint32_t *A, a_layout al, const uint32_t *B, float *dw, int ldw,
                               int add, float alpha) {
     const int nmb = (M + MR512 - 1) / MR512, k0 = kb * PANEL, kv = K - k0 < PANEL ? K - k0 : PANEL;
     const int mb1 = (run + 1) * MBB < nmb ? (run + 1) * MBB : nmb;
@@ -355,38 +372,39 @@ TB static inline void dw_item(int kb, int run, int M, int K, int P, int pstride,
         const uint32_t *b = B + ((size_t)kb * pstride + p0) * PANEL;
         for (int mb = run * MBB; mb < mb1; mb++) {
             const int m0 = mb * MR512, mr = M - m0 < MR512 ? M - m0 : MR512;
-            const uint32_t *a = A + (size_t)p0 * M + m0;
+            const uint32_t *a[MR512];
+            for (int i = 0; i < MR512; i++) a[i] = A + a_at(m0 + (i < mr ? i : 0), p0, al);
             float *d = dw + (size_t)m0 * ldw + k0;
             switch (mr) { // constant row counts: the accumulators stay in registers
-            case 6: tile512(6, pn, M, a, b, d, ldw, kv, ad, alpha); break;
-            case 5: tile512(5, pn, M, a, b, d, ldw, kv, ad, alpha); break;
-            case 4: tile512(4, pn, M, a, b, d, ldw, kv, ad, alpha); break;
-            case 3: tile512(3, pn, M, a, b, d, ldw, kv, ad, alpha); break;
-            case 2: tile512(2, pn, M, a, b, d, ldw, kv, ad, alpha); break;
-            default: tile512(1, pn, M, a, b, d, ldw, kv, ad, alpha); break;
+            case 6: tile512(6, pn, a, al.ps, b, d, ldw, kv, ad, alpha); break;
+            case 5: tile512(5, pn, a, al.ps, b, d, ldw, kv, ad, alpha); break;
+            case 4: tile512(4, pn, a, al.ps, b, d, ldw, kv, ad, alpha); break;
+            case 3: tile512(3, pn, a, al.ps, b, d, ldw, kv, ad, alpha); break;
+            case 2: tile512(2, pn, a, al.ps, b, d, ldw, kv, ad, alpha); break;
+            default: tile512(1, pn, a, al.ps, b, d, ldw, kv, ad, alpha); break;
             }
         }
     }
 }
 
-TB static void dw_avx512bf16(int M, int K, int N, int pstride, const uint32_t *A, const uint32_t *B, float *dw, int ldw, int add, float alpha,
+TB static void dw_avx512bf16(int M, int K, int N, int pstride, const uint32_t *A, a_layout al, const uint32_t *B, float *dw, int ldw, int add, float alpha,
                              int par) {
     const int P = (N + 1) / 2, nkb = (K + PANEL - 1) / PANEL, nmb = (M + MR512 - 1) / MR512, nrun = (nmb + MBB - 1) / MBB;
     if (!par) {
         for (int kb = 0; kb < nkb; kb++)
-            for (int run = 0; run < nrun; run++) dw_item(kb, run, M, K, P, pstride, A, B, dw, ldw, add, alpha);
+            for (int run = 0; run < nrun; run++) dw_item(kb, run, M, K, P, pstride, A, al, B, dw, ldw, add, alpha);
         return;
     }
     #pragma omp parallel for schedule(dynamic, 1) collapse(2)
     for (int kb = 0; kb < nkb; kb++)
-        for (int run = 0; run < nrun; run++) dw_item(kb, run, M, K, P, pstride, A, B, dw, ldw, add, alpha);
+        for (int run = 0; run < nrun; run++) dw_item(kb, run, M, K, P, pstride, A, al, B, dw, ldw, add, alpha);
 }
 
 // ------------------------------------------------------------------ AVX2 + FMA
 // bf16 pairs widened to fp32 (row 2p: dword << 16; row 2p+1: dword & 0xffff0000), two FMAs per
 // pair. Micro-tile: 2 rows x 32 columns (half a panel), 8 ymm accumulators.
 #define T2 __attribute__((target("avx2,fma")))
-T2 static void dw_avx2(int M, int K, int N, int pstride, const uint32_t *A, const uint32_t *B, float *dw, int ldw, int add, float alpha,
+T2 static void dw_avx2(int M, int K, int N, int pstride, const uint32_t *A, a_layout al, const uint32_t *B, float *dw, int ldw, int add, float alpha,
                        int par) {
     const int P = (N + 1) / 2, nkb = (K + PANEL - 1) / PANEL, nmb = (M + 1) / 2;
     #pragma omp parallel for schedule(static) collapse(3) if (par)
@@ -396,7 +414,7 @@ T2 static void dw_avx2(int M, int K, int N, int pstride, const uint32_t *A, cons
                 const int m0 = mb * 2, mr = M - m0 < 2 ? 1 : 2, k0 = kb * PANEL + 32 * h;
                 if (k0 >= K) continue;
                 const int kv = K - k0 < 32 ? K - k0 : 32;
-                const uint32_t *a = A + m0, *b = B + (size_t)kb * pstride * PANEL + 32 * h;
+                const uint32_t *a = A + a_at(m0, 0, al), *b = B + (size_t)kb * pstride * PANEL + 32 * h;
                 const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
                 __m256 acc[2][4];
                 for (int i = 0; i < 2; i++)
@@ -409,7 +427,7 @@ T2 static void dw_avx2(int M, int K, int N, int pstride, const uint32_t *A, cons
                         o[j] = _mm256_castsi256_ps(_mm256_and_si256(v, hi));
                     }
                     for (int i = 0; i < mr; i++) {
-                        const uint32_t w = a[(size_t)p * M + i];
+                        const uint32_t w = a[(size_t)p * al.ps + i];
                         const __m256 a0 = _mm256_castsi256_ps(_mm256_set1_epi32((int)(w << 16)));
                         const __m256 a1 = _mm256_castsi256_ps(_mm256_set1_epi32((int)(w & 0xffff0000u)));
                         for (int j = 0; j < 4; j++) acc[i][j] = _mm256_fmadd_ps(a1, o[j], _mm256_fmadd_ps(a0, e[j], acc[i][j]));
@@ -437,10 +455,10 @@ void tern_gemm_dw_bf16(int M, int K, int N, const float *dy, int ldy, const floa
     uint32_t *A = scratch, *B = (uint32_t *)((char *)scratch + a_bytes(M, N));
     if (kind == TERN_GEMM_AVX512BF16) {
         pack512(M, K, N, dy, ldy, sx, xq, ldx, A, B);
-        dw_avx512bf16(M, K, N, (N + 1) / 2, A, B, dw, ldw, 1, 1.0f, 1);
+        dw_avx512bf16(M, K, N, (N + 1) / 2, A, a_rows(M), B, dw, ldw, 1, 1.0f, 1);
     } else {
         pack_plain(M, K, N, dy, ldy, sx, xq, ldx, A, B);
-        dw_avx2(M, K, N, (N + 1) / 2, A, B, dw, ldw, 1, 1.0f, 1);
+        dw_avx2(M, K, N, (N + 1) / 2, A, a_rows(M), B, dw, ldw, 1, 1.0f, 1);
     }
 #else
     (void)scratch;
@@ -468,10 +486,10 @@ static void gemm_bf16(int M, int Nc, int K, float alpha, const float *a, long sa
     uint32_t *A = scratch, *B = (uint32_t *)((char *)scratch + a_bytes(M, K));
     if (kind == TERN_GEMM_AVX512BF16) {
         gpack512(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B, par);
-        dw_avx512bf16(M, Nc, K, (K + 1) / 2, A, B, c, ldc, accumulate, alpha, par);
+        dw_avx512bf16(M, Nc, K, (K + 1) / 2, A, a_layout_for(M, (K + 1) / 2, sam), B, c, ldc, accumulate, alpha, par);
     } else {
         gpack_plain(M, Nc, K, a, sam, sak, b, sbk, sbn, A, B, par);
-        dw_avx2(M, Nc, K, (K + 1) / 2, A, B, c, ldc, accumulate, alpha, par);
+        dw_avx2(M, Nc, K, (K + 1) / 2, A, a_layout_for(M, (K + 1) / 2, sam), B, c, ldc, accumulate, alpha, par);
     }
 #else
     (void)scratch;
@@ -521,10 +539,10 @@ void tern_gemm_bf16_serial_bp(int M, int Nc, int K, float alpha, const float *a,
     uint32_t *A = scratch;
     if (kind == TERN_GEMM_AVX512BF16) {
         gpack512(M, 0, K, a, sam, sak, NULL, 1, 1, A, NULL, 0);
-        dw_avx512bf16(M, Nc, K, (Kp + 1) / 2, A, bp, c, ldc, accumulate, alpha, 0);
+        dw_avx512bf16(M, Nc, K, (Kp + 1) / 2, A, a_layout_for(M, (K + 1) / 2, sam), bp, c, ldc, accumulate, alpha, 0);
     } else {
         gpack_plain(M, 0, K, a, sam, sak, NULL, 1, 1, A, NULL, 0);
-        dw_avx2(M, Nc, K, (Kp + 1) / 2, A, bp, c, ldc, accumulate, alpha, 0);
+        dw_avx2(M, Nc, K, (Kp + 1) / 2, A, a_layout_for(M, (K + 1) / 2, sam), bp, c, ldc, accumulate, alpha, 0);
     }
 #else
     (void)bp;
