@@ -197,7 +197,12 @@ static void print_bandwidth(long mb) {
 // 0..depth-1, then n steps of S rows (each row its sequence's next token, logits for all rows).
 // Each repeat runs every S in turn (a shared machine's drift hits all alike); per S the medians of
 // aggregate tok/s (S * n / wall seconds) and tokens per CPU-second, and the median per-repeat
-// ratio of aggregate tok/s to the first S's.
+// ratio of aggregate tok/s to the first S's. Then the compute ceiling: the VNNI peak (measured
+// before each repeat) over the int8 operations of one row -- the ternary products and, for a
+// Q8_0 logits matrix, the logits (vpdpbusd kernels too; the other logits types run other
+// instructions and are left out, which only raises the ceiling). No number of rows per step can
+// give more aggregate tok/s with vpdpbusd-based products, so ceiling / (first S's tok/s) bounds
+// "vs first".
 static int bench_streams(const tern_rt_model *m, const int *ss, int ns, long N, long R, long depth, int kv, uint64_t seed) {
     int smax = 1;
     for (int i = 0; i < ns; i++) smax = ss[i] > smax ? ss[i] : smax;
@@ -214,13 +219,14 @@ static int bench_streams(const tern_rt_model *m, const int *ss, int ns, long N, 
     int *rows = tern_xmalloc(sizeof(int) * (size_t)smax);
     for (int i = 0; i < smax; i++) rows[i] = i;
     double *agg = tern_xmalloc(sizeof(double) * (size_t)ns * R), *cps = tern_xmalloc(sizeof(double) * (size_t)ns * R);
-    double *ratio = tern_xmalloc(sizeof(double) * (size_t)R);
+    double *ratio = tern_xmalloc(sizeof(double) * (size_t)R), *peak = tern_xcalloc((size_t)R, sizeof(double));
     tern_rng rng;
     tern_rng_seed(&rng, seed);
     printf("streams: forward_multi decode steps, %ld per repeat, each sequence's KV cache (%s) at depth %ld..%ld, logits for every row\n", N,
            rt_kv_name(work.kv_type), depth, depth + N - 1);
     for (long r = -1; r < R; r++)   // r = -1: warm-up (pages the weights in), not counted
         for (int k = 0; k < ns; k++) {
+            if (r >= 0 && k == 0) tern_membench_vnni_peak(omp_get_max_threads(), 1, &peak[r]);
             const int S = ss[k];
             const long steps = r < 0 ? 1 : N;
             double a = tern_time(), ca = cpu_time();
@@ -243,9 +249,18 @@ static int bench_streams(const tern_rt_model *m, const int *ss, int ns, long N, 
         printf("%7d %12.2f %12.2f %14.2f %9.2fx\n", ss[k], am, am / ss[k], median(cps + (size_t)k * R, (int)R), median(ratio, (int)R));
     }
     printf("(medians of %ld repeats; vs first: median per-repeat ratio of aggregate tok/s to %d stream%s)\n", R, ss[0], ss[0] > 1 ? "s" : "");
+    const double pk = median(peak, (int)R);
+    if (pk > 0) {
+        const int q8 = m->weights.output_type == TERN_GGML_Q8_0;
+        const double ot = 2.0 * (double)m->n_ternary, ol = q8 ? 2.0 * m->config.vocab_size * (double)m->config.dim : 0.0;
+        const double ceil_tok = pk * 1e9 / (ot + ol);
+        printf("compute ceiling: %.1f tok/s for any number of streams = the VNNI peak (median %.1f GOPS, measured before each repeat) / "
+               "%.4g G int8 ops per row (ternary %.4g G%s); %.2fx the %d-stream tok/s above\n",
+               ceil_tok, pk, (ot + ol) / 1e9, ot / 1e9, q8 ? " + Q8_0 logits" : ", logits not counted", ceil_tok / median(agg, (int)R), ss[0]);
+    }
     for (int i = 0; i < smax; i++) free_state(&st[i]);
     free_state(&work);
-    free(st); free(kvp); free(tok); free(pos); free(rows); free(agg); free(cps); free(ratio);
+    free(st); free(kvp); free(tok); free(pos); free(rows); free(agg); free(cps); free(ratio); free(peak);
     return 0;
 }
 

@@ -322,6 +322,30 @@ static void test_bench(void **st) {
         assert_int_equal(sscanf(pk, "VNNI peak: %lf GOPS best, %lf median", &best, &med), 2);
         assert_true(best >= med && med > 0);
     }
+    // --streams: a row per stream count; with VNNI, the compute ceiling from the model's int8
+    // operations per row, counted here from the shape: ternary 2 * (4 * 256 * 256 + 3 * 256 * 256),
+    // Q8_0 logits 2 * 300 * 256
+    const int has_vnni = pk != NULL;
+    snprintf(args, sizeof args, "--random dim=256,ffn=256,layers=1,heads=2,vocab=300,head=q8_0 --streams 1,2 -n 2 -r 1");
+    assert_int_equal(run_prog("bench", args, out, sizeof out, err, sizeof err), 0);
+    const char *sl = strstr(out, "streams        tok/s");
+    assert_non_null(sl);
+    long s0, s1;
+    double a0, a1;
+    assert_int_equal(sscanf(strchr(sl, '\n') + 1, "%ld %lf %*f %*f %*fx %ld %lf", &s0, &a0, &s1, &a1), 4);
+    assert_true(s0 == 1 && s1 == 2 && a0 > 0 && a1 > 0);
+    const char *cl = strstr(out, "compute ceiling: ");
+    if (has_vnni) {
+        double ceil_tok, peak, ops, ops_t;
+        assert_non_null(cl);
+        assert_int_equal(sscanf(cl, "compute ceiling: %lf tok/s for any number of streams = the VNNI peak (median %lf GOPS, measured "
+                                    "before each repeat) / %lf G int8 ops per row (ternary %lf G + Q8_0 logits)",
+                                &ceil_tok, &peak, &ops, &ops_t), 4);
+        assert_true(fabs(ops_t - 2.0 * 7 * 256 * 256 / 1e9) < 0.001 * ops_t);
+        assert_true(fabs(ops - (2.0 * 7 * 256 * 256 + 2.0 * 300 * 256) / 1e9) < 0.001 * ops);
+        assert_true(peak > 0 && fabs(ceil_tok - peak / ops) < 0.003 * ceil_tok);
+    } else
+        assert_null(cl);
     // --depths: one line per depth, the first at 100%, the ratio printed for the deeper one
     snprintf(args, sizeof args, "--random dim=256,ffn=256,layers=1,heads=2,vocab=300 --depths 4,40 -n 2 -r 1");
     assert_int_equal(run_prog("bench", args, out, sizeof out, err, sizeof err), 0);
