@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -735,6 +736,72 @@ static void test_repro_files(void **st) {
     tern_params_free(&p);
 }
 
+// Every read of a file without a checksum is rehearsed in a child first (formats/checkpoint.h):
+// a read that crashes there is reported, naming the file, and this process survives and does not
+// read the file again; files with the header are read without a rehearsal. The hook runs in the
+// rehearsing child after its read: it appends the read's return value to a file, or crashes.
+static char rehearsal_mark[300];
+static void hook_mark(int rc) {
+    FILE *f = fopen(rehearsal_mark, "ab");
+    if (f) { fputc('1' + rc, f); fclose(f); }
+}
+static void hook_crash(int rc) { (void)rc; raise(SIGSEGV); }
+static void test_rehearsal(void **st) {
+    (void)st;
+    char src[300], path[300];
+    path_in(src, sizeof src, "reh_sealed.h5");
+    path_in(path, sizeof path, "reh_plain.h5");
+    path_in(rehearsal_mark, sizeof rehearsal_mark, "reh_marks");
+    save_sample(src, 1, 1);
+    copy_from(src, path, 512);   // the same checkpoint without the header
+    tern_model_config m = tiny_model(1), got;
+    tern_params p;
+    register_params(&p, &m);
+    tern_train_state ts;
+    void *tb;
+    size_t tn;
+    int version, sealed;
+    // each reader of the file without the header rehearses once; of the sealed one, never
+    remove(rehearsal_mark);
+    tern_checkpoint_rehearsal_hook = hook_mark;
+    const char *files[2] = {path, src};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(tern_checkpoint_info(files[i], &version, &sealed), 0);
+        assert_int_equal(sealed, i);
+        assert_int_equal(tern_checkpoint_read_config(files[i], &got), 0);
+        assert_int_equal(tern_checkpoint_read_state(files[i], &ts), 1);
+        tern_train_state_free(&ts);
+        assert_int_equal(tern_checkpoint_read_tokenizer(files[i], &tb, &tn), 1);
+        free(tb);
+        assert_int_equal(tern_checkpoint_load(files[i], &m, &p, &ts), 1);
+        tern_train_state_free(&ts);
+        int nm;
+        assert_int_equal(tern_checkpoint_load_partial(files[i], &p, NULL, &nm), 0);
+        // the plain file's 6 reads, rehearsed with the results of the real ones; none of the sealed one
+        size_t mn;
+        char *marks = tern_read_file(rehearsal_mark, &mn);
+        assert_non_null(marks);
+        assert_int_equal(mn, 6);
+        assert_memory_equal(marks, "112221", 6);   // info 0, config 0, state 1, tokenizer 1, load 1, partial 0
+        free(marks);
+    }
+    // a read that crashes in the rehearsal: one line naming the file, this process goes on; the
+    // file is not read again here (not even when the crash would not recur)
+    char src2[300];
+    path_in(src2, sizeof src2, "reh_sealed2.h5");
+    save_sample(src2, 0, 1);     // another checkpoint (untied)
+    copy_from(src2, path, 512);  // another file without the header: verified and rehearsed afresh
+    tern_checkpoint_rehearsal_hook = hook_crash;
+    expect_error("rehearsal crash", tern_checkpoint_read_config(path, &got), "damaged HDF5 structure (the HDF5 library crashed reading it)", path);
+    tern_checkpoint_rehearsal_hook = NULL;
+    expect_error("remembered", tern_checkpoint_load(path, &m, &p, &ts), "damaged HDF5 structure (the HDF5 library crashed", path);
+    // the sealed file is never rehearsed: the crashing hook does not matter to it
+    tern_checkpoint_rehearsal_hook = hook_crash;
+    assert_int_equal(tern_checkpoint_read_config(src, &got), 0);
+    tern_checkpoint_rehearsal_hook = NULL;
+    tern_params_free(&p);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/tern_test_ckpt_XXXXXX");
     if (!mkdtemp(dir)) return 1;
@@ -743,6 +810,7 @@ int main(void) {
         cmocka_unit_test(test_rejects),            cmocka_unit_test(test_save_step_rotation),
         cmocka_unit_test(test_h5dump_layout),      cmocka_unit_test(test_checksum),
         cmocka_unit_test(test_legacy),             cmocka_unit_test(test_repro_files),
+        cmocka_unit_test(test_rehearsal),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

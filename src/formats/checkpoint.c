@@ -577,6 +577,8 @@ static void note_unsealed(int entry, const char *path) {
 
 static int walk_file(hid_t f, const char *path, char *why, size_t why_n);
 static void dry_run_loader(hid_t f, const char *path);
+typedef struct { const char *fdpath, *path; } structure_ctx;
+static int structure_fn(void *ctx, char *why, size_t why_n);
 
 static double now_s(void) {
     struct timespec ts;
@@ -594,23 +596,26 @@ static size_t vm_size_now(void) {
     return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-// The structure check of a file without a checksum: in a forked child (stderr and stdout to
-// /dev/null, address space limited to what it has now + 1 GiB, no core dump, CPU and wall-clock
-// timeouts) open `fdpath`, read every link, object, attribute and dataset, then run the loader's
-// own reads. 0 if the child exits 0; -1 with "path: damaged HDF5 structure (...)" otherwise.
-static int check_structure_child(const char *fdpath, const char *path, off_t size) {
+// Runs fn(ctx, why, why_n) in a forked child (stderr and stdout to /dev/null, address space
+// limited to what it has now + 1 GiB, no core dump, CPU and wall-clock timeouts); fn's return value
+// is the child's exit status (0: fine; 3: damaged, why says how). 0 if the child exits 0; -1 with
+// "path: damaged HDF5 structure (...)" otherwise; -2 when it could not run or was interrupted (not
+// the file's fault). `what` names the work in the messages; extra_vm: address space the work
+// allocates beyond the 1 GiB.
+typedef int (*child_fn)(void *ctx, char *why, size_t why_n);
+static int in_child(const char *path, off_t size, const char *what, size_t extra_vm, child_fn fn, void *ctx) {
     int pfd[2];
-    if (pipe(pfd) != 0) { tern_error("%s: cannot check: pipe failed: %s", path, strerror(errno)); return -1; }
+    if (pipe(pfd) != 0) { tern_error("%s: cannot check: pipe failed: %s", path, strerror(errno)); return -2; }
     double timeout = 30.0 + (double)size / 25e6;   // 25 MB/s covers a slow disk
     size_t vm = vm_size_now();
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
     if (pid < 0) {
-        tern_error("%s: cannot check its structure: fork failed: %s", path, strerror(errno));
+        tern_error("%s: %s: fork failed: %s", path, what, strerror(errno));
         close(pfd[0]);
         close(pfd[1]);
-        return -1;
+        return -2;
     }
     if (pid == 0) {   // child: never returns
         close(pfd[0]);
@@ -623,19 +628,13 @@ static int check_structure_child(const char *fdpath, const char *path, off_t siz
 #endif
         struct rlimit rl = {0, 0};
         setrlimit(RLIMIT_CORE, &rl);
-        if (vm) { rl.rlim_cur = rl.rlim_max = vm + ((size_t)1 << 30); setrlimit(RLIMIT_AS, &rl); }
+        if (vm) { rl.rlim_cur = rl.rlim_max = vm + ((size_t)1 << 30) + extra_vm; setrlimit(RLIMIT_AS, &rl); }
         rl.rlim_cur = rl.rlim_max = (rlim_t)timeout + 1;
         setrlimit(RLIMIT_CPU, &rl);
         alarm((unsigned)timeout + 2);
         quiet_hdf5();
-        char why[256] = "the HDF5 library cannot open it";
-        int rc = 3;
-        hid_t f = H5Fopen(fdpath, H5F_ACC_RDONLY, H5P_DEFAULT);
-        if (f >= 0) {
-            rc = walk_file(f, path, why, sizeof why) == 0 ? 0 : 3;
-            if (rc == 0) dry_run_loader(f, path);
-            H5Fclose(f);
-        }
+        char why[256] = "the HDF5 library failed reading it";
+        int rc = fn(ctx, why, sizeof why);
         if (rc) { ssize_t w = write(pfd[1], why, strlen(why)); (void)w; }
         _exit(rc);
     }
@@ -661,14 +660,16 @@ static int check_structure_child(const char *fdpath, const char *path, off_t siz
     close(pfd[0]);
     if (got > 0) why[got] = 0;
     if (!done) {
-        tern_error("%s: damaged HDF5 structure (checking it took more than %.0f s)", path, timeout);
+        tern_error("%s: damaged HDF5 structure (%s took more than %.0f s)", path, what, timeout);
         return -1;
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)   // Ctrl-C reached the child too: not the file's fault
-        tern_error("%s: checking its HDF5 structure was interrupted (signal %d)", path, sig);
-    else if (sig)
+    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {   // Ctrl-C reached the child too: not the file's fault
+        tern_error("%s: %s was interrupted (signal %d)", path, what, sig);
+        return -2;
+    }
+    if (sig)
         tern_error("%s: damaged HDF5 structure (the HDF5 library %s reading it)", path,
                    sig == SIGXCPU || sig == SIGALRM ? "did not finish" : "crashed");
     else if (WEXITSTATUS(status) == 3 && got > 0)
@@ -676,6 +677,23 @@ static int check_structure_child(const char *fdpath, const char *path, off_t siz
     else
         tern_error("%s: damaged HDF5 structure (the HDF5 library failed reading it)", path);
     return -1;
+}
+
+// The structure check of a file without a checksum (in a child, in_child): open `fdpath`, read
+// every link, object, attribute and dataset, then run the loader's own reads.
+static int structure_fn(void *ctx, char *why, size_t why_n) {
+    const structure_ctx *w = ctx;
+    snprintf(why, why_n, "the HDF5 library cannot open it");
+    hid_t f = H5Fopen(w->fdpath, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return 3;
+    int rc = walk_file(f, w->path, why, why_n) == 0 ? 0 : 3;
+    if (rc == 0) dry_run_loader(f, w->path);
+    H5Fclose(f);
+    return rc;
+}
+static int check_structure_child(const char *fdpath, const char *path, off_t size) {
+    structure_ctx w = {fdpath, path};
+    return in_child(path, size, "checking its structure", 0, structure_fn, &w) != 0 ? -1 : 0;
 }
 
 // Verifies path as described in checkpoint.h. On success returns 1 (checksum) or 0 (no checksum,
@@ -1140,23 +1158,71 @@ int tern_checkpoint_save_step(const char *out_dir, long step, int keep, const te
 
 // ---- load -----------------------------------------------------------------------------------
 
-int tern_checkpoint_info(const char *path, int *version, int *sealed) {
+// ---- rehearsal --------------------------------------------------------------------------------
+// The structure check reads a file without a checksum once, in a child, in its own order. A
+// damaged file can still make libhdf5 read out of bounds on one sequence of calls and not on
+// another, or only with another heap layout (libFuzzer found such a file: the check passed, the
+// next H5Aexists of the parent's config read overflowed a heap buffer). So every read of such a
+// file runs twice: first in a forked child, which starts from the parent's exact state (the same
+// heap, the same HDF5 library state, the same code path), then, if that child ended normally
+// (success or a clean error), in the parent. Whatever the read does to the process, the child
+// meets it first. Files with a checksum header are files tern wrote: they are read once.
+typedef int (*ckpt_op)(const char *path, void *arg);
+typedef struct { ckpt_op op; const char *path; void *arg; } rehearsal_ctx;
+static int g_rehearsing;   // in the rehearsing child: read, do not rehearse again
+void (*tern_checkpoint_rehearsal_hook)(int rc);
+
+static int rehearse_fn(void *ctx, char *why, size_t why_n) {
+    const rehearsal_ctx *r = ctx;
+    (void)why;
+    (void)why_n;
+    g_rehearsing = 1;
+    const int rc = r->op(r->path, r->arg);   // a clean error is the parent's to report
+    if (tern_checkpoint_rehearsal_hook) tern_checkpoint_rehearsal_hook(rc);
+    return 0;
+}
+
+// op(path, arg), rehearsed in a child first when path is an HDF5 file without a checksum header;
+// extra_vm: what op allocates (the child's address space is limited)
+static int with_rehearsal(const char *path, ckpt_op op, void *arg, size_t extra_vm) {
+    if (g_rehearsing) return op(path, arg);
+    quiet_hdf5();
+    int k = -1;
+    const int sealed = verify_file(path, NULL, &k);   // the structure check, once per file
+    if (sealed < 0) return -1;
+    if (sealed == 0) {
+        rehearsal_ctx r = {op, path, arg};
+        const int rc = in_child(path, g_verified[k].size, "reading it", extra_vm, rehearse_fn, &r);
+        if (rc == -1) snprintf(g_failed_msg[k], sizeof g_failed_msg[0], "%s", tern_last_error());   // not read again here
+        if (rc != 0) return -1;
+    }
+    return op(path, arg);
+}
+
+typedef struct { int *version, *sealed; } info_arg;
+static int info_op(const char *path, void *arg) {
+    const info_arg *a = arg;
     ckpt_file cf;
     if (open_ckpt(path, &cf) != 0) return -1;
     tern_model_config mc;
-    int rc = read_config_attrs(cf.f, path, &mc, version);
-    if (sealed) *sealed = cf.entry >= 0 && g_verified[cf.entry].sealed;
+    int rc = read_config_attrs(cf.f, path, &mc, a->version);
+    if (a->sealed) *a->sealed = cf.entry >= 0 && g_verified[cf.entry].sealed;
     close_ckpt(&cf, rc == 0);
     return rc;
+}
+int tern_checkpoint_info(const char *path, int *version, int *sealed) {
+    info_arg a = {version, sealed};
+    return with_rehearsal(path, info_op, &a, 0);
 }
 
-int tern_checkpoint_read_config(const char *path, tern_model_config *mc) {
+static int read_config_op(const char *path, void *arg) {
     ckpt_file cf;
     if (open_ckpt(path, &cf) != 0) return -1;
-    int rc = read_config_attrs(cf.f, path, mc, NULL);
+    int rc = read_config_attrs(cf.f, path, arg, NULL);
     close_ckpt(&cf, rc == 0);
     return rc;
 }
+int tern_checkpoint_read_config(const char *path, tern_model_config *mc) { return with_rehearsal(path, read_config_op, mc, 0); }
 
 static int compare_config(const char *path, const tern_model_config *file, const tern_model_config *want) {
     for (int i = 0; i < NCFG; i++) {
@@ -1191,7 +1257,8 @@ static int open_state_group(hid_t f, const char *path, hid_t *g) {
     return 1;
 }
 
-int tern_checkpoint_read_state(const char *path, tern_train_state *st) {
+static int read_state_op(const char *path, void *arg) {
+    tern_train_state *st = arg;
     memset(st, 0, sizeof *st);
     ckpt_file cf;
     if (open_ckpt(path, &cf) != 0) return -1;
@@ -1209,16 +1276,29 @@ int tern_checkpoint_read_state(const char *path, tern_train_state *st) {
     close_ckpt(&cf, rc >= 0);
     return rc;
 }
+int tern_checkpoint_read_state(const char *path, tern_train_state *st) {
+    memset(st, 0, sizeof *st);
+    return with_rehearsal(path, read_state_op, st, 0);
+}
 
 static int load(const char *path, const tern_model_config *mc, tern_params *p, tern_train_state *st,
                 int (*may_miss)(const char *name), int *n_missing);
+typedef struct { const tern_model_config *mc; tern_params *p; tern_train_state *st; int (*may_miss)(const char *); int *n_missing; } load_arg;
+static int load_op(const char *path, void *arg) {
+    const load_arg *a = arg;
+    return load(path, a->mc, a->p, a->st, a->may_miss, a->n_missing);
+}
 
 int tern_checkpoint_load(const char *path, const tern_model_config *mc, tern_params *p, tern_train_state *st) {
-    return load(path, mc, p, st, NULL, NULL);
+    if (st) memset(st, 0, sizeof *st);
+    load_arg a = {mc, p, st, NULL, NULL};
+    return with_rehearsal(path, load_op, &a, 3 * sizeof(float) * (size_t)p->total);   // load's scratch copies
 }
 
 int tern_checkpoint_load_partial(const char *path, tern_params *p, int (*may_miss)(const char *name), int *n_missing) {
-    return load(path, NULL, p, NULL, may_miss, n_missing);
+    if (n_missing) *n_missing = 0;
+    load_arg a = {NULL, p, NULL, may_miss, n_missing};
+    return with_rehearsal(path, load_op, &a, sizeof(float) * (size_t)p->total);
 }
 
 static int load(const char *path, const tern_model_config *mc, tern_params *p, tern_train_state *st,
@@ -1294,7 +1374,11 @@ done:
     return rc;
 }
 
-int tern_checkpoint_read_tokenizer(const char *path, void **buf, size_t *n) {
+typedef struct { void **buf; size_t *n; } tok_arg;
+static int read_tokenizer_op(const char *path, void *arg) {
+    const tok_arg *a = arg;
+    void **buf = a->buf;
+    size_t *n = a->n;
     *buf = NULL;
     *n = 0;
     ckpt_file cf;
@@ -1303,6 +1387,12 @@ int tern_checkpoint_read_tokenizer(const char *path, void **buf, size_t *n) {
     int rc = read_config_attrs(cf.f, path, &mc, NULL) != 0 ? -1 : read_tokenizer_ds(cf.f, path, buf, n);
     close_ckpt(&cf, rc >= 0);
     return rc;
+}
+int tern_checkpoint_read_tokenizer(const char *path, void **buf, size_t *n) {
+    *buf = NULL;
+    *n = 0;
+    tok_arg a = {buf, n};
+    return with_rehearsal(path, read_tokenizer_op, &a, 0);
 }
 
 void tern_train_state_free(tern_train_state *st) {

@@ -36,8 +36,15 @@
 //   * a file without one (format_version 1, or written by another tool, e.g. h5py): its whole
 //     structure (every link, object, attribute and dataset) is read in a forked child process
 //     with stderr silenced, an address-space limit and a timeout; only if that child exits
-//     cleanly does this process open it ("FILE: damaged HDF5 structure" otherwise). A note that
-//     the file has no checksum is printed once per file.
+//     cleanly does this process open it ("FILE: damaged HDF5 structure" otherwise). Then every
+//     read of it (each function below) is rehearsed: run first in a forked child, which starts
+//     from this process's exact state, and only then here, if the child ended normally (a damaged
+//     file can pass the structure check and still make libhdf5 read out of bounds on another
+//     sequence of calls; the rehearsal meets it first: "FILE: damaged HDF5 structure (the HDF5
+//     library crashed reading it)"). Such a file is read twice; tern's own files (with the
+//     header) once. A note that the file has no checksum is printed once per file.
+//     The header is a checksum, not a signature: it catches damage, not a file crafted with a
+//     matching hash, which reaches libhdf5 unrehearsed.
 // Verified files are remembered (device, inode, size, mtime, ctime), so the several reads a
 // program makes of one checkpoint verify it once. Before reading, every dataset's type (class,
 // size, byte order: exactly IEEE float32 for values, uint8 for the tokenizer), rank, shape and
@@ -126,6 +133,10 @@ void tern_train_state_free(tern_train_state *st);   // frees run_config
 // one). 1 if it has a valid checksum header, 0 if it has none but its structure is sound, -1 with
 // tern_error otherwise.
 int tern_checkpoint_verify(const char *path);
+
+// Test seam: when set, called in the rehearsing child after the read with its return value
+// (tests record it, or crash to check that the parent reports the file and survives).
+extern void (*tern_checkpoint_rehearsal_hook)(int rc);
 // format_version of the file (*version) and whether it has a checksum header (*sealed: 1/0),
 // after verifying it as every reader does. 0 or -1.
 int tern_checkpoint_info(const char *path, int *version, int *sealed);
