@@ -107,6 +107,11 @@ static void test_mixed_scratch_exact(void **st) {
         {shaped(cfg_of(64, 2, 4, 2, 96, 61, 9, 1, 1), TERN_FFN_RELU2, 1, 0), 2},
         {cfg_of(32, 1, 2, 2, 64, 50, 256, 0, 1), 1},   // long and narrow: the attention's packs are the largest
         {cfg_of(64, 1, 4, 4, 64, 40, 64, 0, 1), 4},    // more tokens than vocabulary: the head's weight gradient is
+        // short sequences, many of them (small attention packs): the head's weight gradient (512
+        // tokens x vocabulary 40) is the largest; then, ternary, the down projection's int8 dx
+        // scratch at the padded width (64 rows padded to 256)
+        {cfg_of(64, 1, 4, 4, 64, 40, 8, 0, 1), 64},
+        {cfg_of(64, 1, 4, 4, 96, 40, 8, 1, 1), 64},
     };
     omp_set_num_threads(2);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
