@@ -1156,8 +1156,6 @@ int tern_checkpoint_save_step(const char *out_dir, long step, int keep, const te
     return 0;
 }
 
-// ---- load -----------------------------------------------------------------------------------
-
 // ---- rehearsal --------------------------------------------------------------------------------
 // The structure check reads a file without a checksum once, in a child, in its own order. A
 // damaged file can still make libhdf5 read out of bounds on one sequence of calls and not on
@@ -1166,7 +1164,8 @@ int tern_checkpoint_save_step(const char *out_dir, long step, int keep, const te
 // file runs twice: first in a forked child, which starts from the parent's exact state (the same
 // heap, the same HDF5 library state, the same code path), then, if that child ended normally
 // (success or a clean error), in the parent. Whatever the read does to the process, the child
-// meets it first. Files with a checksum header are files tern wrote: they are read once.
+// meets it first. Files with a checksum header (tern's own) are read once; the header is a
+// checksum, not a signature (checkpoint.h).
 typedef int (*ckpt_op)(const char *path, void *arg);
 typedef struct { ckpt_op op; const char *path; void *arg; } rehearsal_ctx;
 static int g_rehearsing;   // in the rehearsing child: read, do not rehearse again
@@ -1198,6 +1197,8 @@ static int with_rehearsal(const char *path, ckpt_op op, void *arg, size_t extra_
     }
     return op(path, arg);
 }
+
+// ---- load -----------------------------------------------------------------------------------
 
 typedef struct { int *version, *sealed; } info_arg;
 static int info_op(const char *path, void *arg) {
