@@ -746,6 +746,18 @@ static void hook_mark(int rc) {
     if (f) { fputc('1' + rc, f); fclose(f); }
 }
 static void hook_crash(int rc) { (void)rc; raise(SIGSEGV); }
+static int lowest_free_fd(void) {
+    const int fd = dup(0);
+    close(fd);
+    return fd;
+}
+static void hook_fd(int rc) {   // the child's lowest free descriptor after its read, as text
+    (void)rc;
+    char t[32];
+    const int n = snprintf(t, sizeof t, "%d", lowest_free_fd());
+    FILE *f = fopen(rehearsal_mark, "wb");
+    if (f) { fwrite(t, 1, (size_t)n, f); fclose(f); }
+}
 static void test_rehearsal(void **st) {
     (void)st;
     char src[300], path[300];
@@ -784,6 +796,19 @@ static void test_rehearsal(void **st) {
         assert_int_equal(mn, 6);
         assert_memory_equal(marks, "112221", 6);   // info 0, config 0, state 1, tokenizer 1, load 1, partial 0
         free(marks);
+    }
+    // the rehearsing child reads with this process's free descriptors (the file's descriptor
+    // number reaches libhdf5's heap through the path it opens)
+    tern_checkpoint_rehearsal_hook = hook_fd;
+    assert_int_equal(tern_checkpoint_read_config(path, &got), 0);
+    {
+        size_t fn;
+        char *t = tern_read_file(rehearsal_mark, &fn);
+        assert_non_null(t);
+        char want[32];
+        snprintf(want, sizeof want, "%d", lowest_free_fd());
+        if (fn != strlen(want) || memcmp(t, want, fn)) fail_msg("the child's lowest free fd %.*s, this process's %s", (int)fn, t, want);
+        free(t);
     }
     // a read that crashes in the rehearsal: one line naming the file, this process goes on; the
     // file is not read again here (not even when the crash would not recur)
