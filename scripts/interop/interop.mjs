@@ -6,14 +6,17 @@
 //      common prefix reported. llama.cpp quantizes activations per 256-weight block (Q8_K), tern
 //      per token as training does, so logits differ slightly and a near-tie may flip: an earlier
 //      divergence passes only where llama.cpp's own logits for its token and for tern's differ by
-//      at most TIE_REL (0.2%) of its largest logit (a little trained model has many such ties);
+//      at most TIE_REL (1%) of its largest logit (a little trained model has many such ties). The
+//      two quantizations put logits up to ~0.7% apart: the parity model trained under OpenBLAS's
+//      AVX-512 kernels (no OPENBLAS_CORETYPE) flips a tie whose llama.cpp gap is 0.0167 on 2.37;
+//      0.2% held only for the model the Haswell kernels train;
 //   3. perplexity over text.txt with tern-perplexity's windows (ctx 64): |ppl_llama/ppl_tern - 1|
 //      <= PPL_TOL (0.1%); not exact for the same reason (and llama.cpp's f16 KV cache).
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 import {readFileSync} from "node:fs";
 import {execFileSync} from "node:child_process";
 
-const GREEDY_N = 24, GREEDY_MIN = 8, PPL_TOL = 0.001, CTX = 64, TIE_REL = 0.002;
+const GREEDY_N = 24, GREEDY_MIN = 8, PPL_TOL = 0.001, CTX = 64, TIE_REL = 0.01;
 const [buildDir, modelPath, textPath] = process.argv.slice(2);
 if (!buildDir || !modelPath || !textPath) {
     console.error("usage: node interop.mjs BUILD_DIR model.gguf text.txt");
